@@ -1,0 +1,29 @@
+GO        ?= go
+PKGS      := ./...
+BIN       := bin/routelab
+# Tests run with the race detector; CI may add flags through TESTFLAGS.
+TESTFLAGS ?=
+
+.PHONY: all build run test lint bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/routelab
+
+run: build
+	./$(BIN) serve
+
+test:
+	$(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+clean:
+	rm -rf bin

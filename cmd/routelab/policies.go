@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/routelab/routelab/policy"
+	"github.com/spf13/cobra"
+)
+
+// newRegistry builds the policy registry every subcommand uses. It is the
+// one place policies are registered (no init-time side effects).
+func newRegistry() *policy.Registry {
+	return policy.NewBuiltinRegistry()
+}
+
+func newPoliciesCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "policies",
+		Short: "List the routing policies and their parameters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			reg := newRegistry()
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tDESCRIPTION (parameters)")
+			for _, n := range reg.Names() {
+				fmt.Fprintf(w, "%s\t%s\n", n, reg.Doc(n))
+			}
+			return w.Flush()
+		},
+	}
+}

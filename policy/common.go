@@ -1,0 +1,115 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// checkSelect validates the arguments every Select receives.
+func checkSelect(cands []Arm, probs []float64) error {
+	if len(cands) == 0 {
+		return ErrNoCandidates
+	}
+	if len(probs) < len(cands) {
+		return fmt.Errorf("%w: %d probs for %d candidates", ErrProbsTooShort, len(probs), len(cands))
+	}
+	return nil
+}
+
+// checkUpdate validates the arguments every Update receives.
+func checkUpdate(cands []Arm, chosen int, reward float64) error {
+	if len(cands) == 0 {
+		return ErrNoCandidates
+	}
+	if chosen < 0 || chosen >= len(cands) {
+		return fmt.Errorf("%w: %d of %d candidates", ErrBadChosen, chosen, len(cands))
+	}
+	if math.IsNaN(reward) || math.IsInf(reward, 0) {
+		return fmt.Errorf("%w: %v for arm %q", ErrBadReward, reward, cands[chosen].ID)
+	}
+	return nil
+}
+
+// newRand returns a generator seeded from seed. Every policy owns one;
+// there is no package-level random state.
+func newRand(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// oneHot writes a deterministic choice into probs.
+func oneHot(probs []float64, k, chosen int) {
+	for i := 0; i < k; i++ {
+		probs[i] = 0
+	}
+	probs[chosen] = 1
+}
+
+// armStats are running reward statistics for one arm.
+type armStats struct {
+	n     float64 // number of (possibly weighted) rewards seen
+	sum   float64 // sum of rewards
+	sumSq float64 // sum of squared rewards
+}
+
+func (s *armStats) mean() float64 {
+	if s.n == 0 {
+		return 0
+	}
+	return s.sum / s.n
+}
+
+func (s *armStats) add(r float64) {
+	s.n++
+	s.sum += r
+	s.sumSq += r * r
+}
+
+// armTable maps arm IDs to their statistics. Candidate sets may change per
+// request, so statistics are keyed by ID, never by position. Callers hold
+// the owning policy's lock.
+type armTable struct {
+	index map[string]int
+	stats []armStats
+	ids   []string
+}
+
+func newArmTable() armTable { return armTable{index: map[string]int{}} }
+
+// slot returns the index of id, adding it when first seen.
+func (t *armTable) slot(id string) int {
+	if i, ok := t.index[id]; ok {
+		return i
+	}
+	i := len(t.stats)
+	t.index[id] = i
+	t.stats = append(t.stats, armStats{})
+	t.ids = append(t.ids, id)
+	return i
+}
+
+// get returns the statistics of id, or the zero statistics when unseen.
+func (t *armTable) get(id string) armStats {
+	if i, ok := t.index[id]; ok {
+		return t.stats[i]
+	}
+	return armStats{}
+}
+
+// greedy returns the candidate with the highest mean; unseen arms count as
+// best, so each arm is tried once. Ties go to the lowest index, which keeps
+// the choice deterministic and its propensity exact.
+func (t *armTable) greedy(cands []Arm) int {
+	best, bestV := 0, math.Inf(-1)
+	for i := range cands {
+		s := t.get(cands[i].ID)
+		v := math.Inf(1)
+		if s.n > 0 {
+			v = s.mean()
+		}
+		if v > bestV {
+			best, bestV = i, v
+		}
+	}
+	return best
+}

@@ -1,0 +1,124 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+)
+
+// EpsilonGreedy plays the arm with the best mean reward, except with
+// probability Epsilon, when it picks uniformly. Every candidate therefore has
+// probability at least Epsilon/K, and the reported propensities are exact.
+type EpsilonGreedy struct {
+	epsilon float64
+	mu      sync.Mutex
+	rng     *rand.Rand
+	arms    armTable
+}
+
+var _ Policy = (*EpsilonGreedy)(nil)
+
+// NewEpsilonGreedy returns an ε-greedy policy; epsilon must be in [0,1].
+func NewEpsilonGreedy(epsilon float64, seed uint64) (*EpsilonGreedy, error) {
+	if epsilon < 0 || epsilon > 1 || math.IsNaN(epsilon) {
+		return nil, fmt.Errorf("epsilon %v outside [0,1]", epsilon)
+	}
+	return &EpsilonGreedy{epsilon: epsilon, rng: newRand(seed), arms: newArmTable()}, nil
+}
+
+// Name implements Policy.
+func (*EpsilonGreedy) Name() string { return "epsilon-greedy" }
+
+// Select implements Policy.
+func (p *EpsilonGreedy) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+	if err := checkSelect(cands, probs); err != nil {
+		return 0, err
+	}
+	k := len(cands)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := p.arms.greedy(cands)
+	for i := 0; i < k; i++ {
+		probs[i] = p.epsilon / float64(k)
+	}
+	probs[g] += 1 - p.epsilon
+	if p.rng.Float64() < p.epsilon {
+		return p.rng.IntN(k), nil
+	}
+	return g, nil
+}
+
+// Update implements Policy.
+func (p *EpsilonGreedy) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+	if err := checkUpdate(cands, chosen, reward); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.mu.Unlock()
+	return nil
+}
+
+// UCB1 plays the arm maximising mean + C·sqrt(2 ln N / n) (Auer et al.
+// 2002), where N counts the rewards of the current candidates. Unseen arms
+// are played first. It is deterministic: propensities are 1/0, so wrap it
+// in an exploration floor before using its logs for off-policy evaluation.
+type UCB1 struct {
+	c    float64
+	mu   sync.Mutex
+	arms armTable
+}
+
+var _ Policy = (*UCB1)(nil)
+
+// NewUCB1 returns UCB1 with exploration scale c (1 for rewards in [0,1]).
+func NewUCB1(c float64) (*UCB1, error) {
+	if c < 0 || math.IsNaN(c) || math.IsInf(c, 0) {
+		return nil, fmt.Errorf("c %v must be a finite number >= 0", c)
+	}
+	return &UCB1{c: c, arms: newArmTable()}, nil
+}
+
+// Name implements Policy.
+func (*UCB1) Name() string { return "ucb1" }
+
+// Select implements Policy.
+func (p *UCB1) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+	if err := checkSelect(cands, probs); err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var total float64
+	for i := range cands {
+		total += p.arms.get(cands[i].ID).n
+	}
+	logN := math.Log(math.Max(total, 1))
+	best, bestV := 0, math.Inf(-1)
+	for i := range cands {
+		s := p.arms.get(cands[i].ID)
+		if s.n == 0 {
+			best = i
+			break
+		}
+		v := s.mean() + p.c*math.Sqrt(2*logN/s.n)
+		if v > bestV {
+			best, bestV = i, v
+		}
+	}
+	oneHot(probs, len(cands), best)
+	return best, nil
+}
+
+// Update implements Policy.
+func (p *UCB1) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+	if err := checkUpdate(cands, chosen, reward); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.mu.Unlock()
+	return nil
+}

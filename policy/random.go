@@ -1,0 +1,43 @@
+package policy
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+)
+
+// Random picks uniformly among the candidates. It is the baseline every
+// learning policy must beat, and a safe logging policy for off-policy
+// evaluation (every arm has probability 1/K).
+type Random struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+var _ Policy = (*Random)(nil)
+
+// NewRandom returns a uniform policy drawing from its own stream seeded by seed.
+func NewRandom(seed uint64) *Random { return &Random{rng: newRand(seed)} }
+
+// Name implements Policy.
+func (*Random) Name() string { return "random" }
+
+// Select implements Policy.
+func (p *Random) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+	if err := checkSelect(cands, probs); err != nil {
+		return 0, err
+	}
+	k := len(cands)
+	for i := 0; i < k; i++ {
+		probs[i] = 1 / float64(k)
+	}
+	p.mu.Lock()
+	c := p.rng.IntN(k)
+	p.mu.Unlock()
+	return c, nil
+}
+
+// Update implements Policy; Random does not learn.
+func (*Random) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+	return checkUpdate(cands, chosen, reward)
+}

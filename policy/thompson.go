@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+)
+
+// ThompsonModel is the reward model of a Thompson sampler.
+type ThompsonModel int
+
+const (
+	// BetaModel is Beta-Bernoulli for success-like rewards in [0,1]: a
+	// reward r adds r to α and 1−r to β (fractional updates).
+	BetaModel ThompsonModel = iota
+	// GaussianModel is a Normal posterior on the mean of a continuous reward.
+	GaussianModel
+)
+
+// Thompson samples a plausible mean for every candidate from its posterior
+// and plays the best sample (Thompson 1933; Agrawal & Goyal 2012).
+//
+// Propensities: with Draws = 1 the policy reports 1 for the arm whose
+// sample won and 0 elsewhere — the exact probability given its internal
+// draw, which is what off-policy estimators need once an exploration floor
+// guarantees support. With Draws = M > 1 it draws M posterior samples per
+// arm, reports each arm's share of the M wins, and plays one of the M winners
+// uniformly, so the reported propensities are exact and smoother.
+type Thompson struct {
+	model ThompsonModel
+	draws int
+	// prior variance of the Gaussian model's mean; also the noise scale.
+	sigma2 float64
+
+	mu   sync.Mutex
+	rng  *rand.Rand
+	arms armTable
+	wins []int // scratch for Draws > 1, guarded by mu
+}
+
+var _ Policy = (*Thompson)(nil)
+
+// ThompsonOpts configures NewThompson. The zero value is Beta with one draw.
+type ThompsonOpts struct {
+	Model ThompsonModel
+	// Draws per Select; 0 means 1.
+	Draws int
+	// Sigma is the Gaussian model's reward noise scale; 0 means 0.5.
+	Sigma float64
+	Seed  uint64
+}
+
+// NewThompson returns a Thompson sampler.
+func NewThompson(o ThompsonOpts) (*Thompson, error) {
+	if o.Draws < 0 || o.Draws > 4096 {
+		return nil, fmt.Errorf("draws %d outside [1,4096]", o.Draws)
+	}
+	if o.Draws == 0 {
+		o.Draws = 1
+	}
+	if o.Sigma < 0 || math.IsNaN(o.Sigma) || math.IsInf(o.Sigma, 0) {
+		return nil, fmt.Errorf("sigma %v must be a finite number > 0", o.Sigma)
+	}
+	if o.Sigma == 0 {
+		o.Sigma = 0.5
+	}
+	if o.Model != BetaModel && o.Model != GaussianModel {
+		return nil, fmt.Errorf("unknown model %d", o.Model)
+	}
+	return &Thompson{model: o.Model, draws: o.Draws, sigma2: o.Sigma * o.Sigma, rng: newRand(o.Seed), arms: newArmTable()}, nil
+}
+
+// Name implements Policy.
+func (*Thompson) Name() string { return "thompson" }
+
+// sample draws one plausible mean for arm statistics s. Callers hold mu.
+func (p *Thompson) sample(s armStats) float64 {
+	if p.model == BetaModel {
+		return betaRand(p.rng, 1+s.sum, 1+s.n-s.sum)
+	}
+	// Normal prior N(0.5, σ²) on the mean, known noise σ²: the posterior
+	// precision is (1+n)/σ².
+	mean := (0.5 + s.sum) / (1 + s.n)
+	return mean + p.rng.NormFloat64()*math.Sqrt(p.sigma2/(1+s.n))
+}
+
+// Select implements Policy.
+func (p *Thompson) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+	if err := checkSelect(cands, probs); err != nil {
+		return 0, err
+	}
+	k := len(cands)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.draws == 1 {
+		best := p.argmaxSample(cands)
+		oneHot(probs, k, best)
+		return best, nil
+	}
+	if cap(p.wins) < p.draws {
+		p.wins = make([]int, p.draws)
+	}
+	wins := p.wins[:p.draws]
+	for i := 0; i < k; i++ {
+		probs[i] = 0
+	}
+	for m := range wins {
+		w := p.argmaxSample(cands)
+		wins[m] = w
+		probs[w] += 1 / float64(p.draws)
+	}
+	return wins[p.rng.IntN(p.draws)], nil
+}
+
+func (p *Thompson) argmaxSample(cands []Arm) int {
+	best, bestV := 0, math.Inf(-1)
+	for i := range cands {
+		if v := p.sample(p.arms.get(cands[i].ID)); v > bestV {
+			best, bestV = i, v
+		}
+	}
+	return best
+}
+
+// Update implements Policy. The Beta model rejects rewards outside [0,1].
+func (p *Thompson) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+	if err := checkUpdate(cands, chosen, reward); err != nil {
+		return err
+	}
+	if p.model == BetaModel && (reward < 0 || reward > 1) {
+		return fmt.Errorf("%w: beta model needs a reward in [0,1], got %v for arm %q", ErrBadReward, reward, cands[chosen].ID)
+	}
+	p.mu.Lock()
+	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.mu.Unlock()
+	return nil
+}

@@ -90,3 +90,13 @@ var (
 	ErrBadReward     = errors.New("reward is NaN or infinite")
 	ErrBadChosen     = errors.New("chosen index out of range")
 )
+
+// Encoder builds the dense feature vector of a request from its named
+// fields (task, tokens, time of day, tenant, tags) for contextual policies.
+// The decision core calls it before Select when one is configured.
+type Encoder interface {
+	// Dim is the length of the vectors Encode produces.
+	Dim() int
+	// Encode writes f's vector into dst (reusing its capacity) and returns it.
+	Encode(f *Features, dst []float64) []float64
+}

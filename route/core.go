@@ -118,6 +118,7 @@ type Core struct {
 	reward    Reward
 	sink      Sink
 	profiles  *Profiles
+	encoder   policy.Encoder
 	now       func() time.Time
 
 	serving atomic.Pointer[policyBox]
@@ -144,6 +145,9 @@ type CoreOpts struct {
 	// Profiles, optional, tracks live arm profiles and fills them into the
 	// candidates before Select. NewCore makes one when nil.
 	Profiles *Profiles
+	// Encoder, optional, fills Features.Vector before Select (contextual
+	// policies need it).
+	Encoder policy.Encoder
 	// Now, optional, stamps records; defaults to time.Now.
 	Now func() time.Time
 }
@@ -175,6 +179,7 @@ func NewCore(o CoreOpts) (*Core, error) {
 		reward:    o.Reward.orDefault(),
 		sink:      o.Sink,
 		profiles:  o.Profiles,
+		encoder:   o.Encoder,
 		now:       o.Now,
 	}
 	if c.profiles == nil {
@@ -228,6 +233,9 @@ func (c *Core) SetShadow(p policy.Policy) {
 // the gateway — that act between deciding and completing.
 func (c *Core) Decide(ctx context.Context, req *Request, d *Decision) error {
 	f := &req.Features
+	if c.encoder != nil {
+		f.Vector = c.encoder.Encode(f, f.Vector[:0])
+	}
 	d.Candidates = d.Candidates[:0]
 	d.Shadow = Shadow{}
 	if req.Forced != "" {

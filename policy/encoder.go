@@ -1,0 +1,243 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// EncoderOpts configures NewFeatureEncoder. Every block is optional; the
+// vector is the concatenation, in this order, of:
+//
+//	intercept      1 slot, always 1                          (Intercept)
+//	task           len(Tasks)+1 slots, one-hot; the last is "other/unknown"
+//	tokens         len(TokenBuckets)+1 slots, one-hot by prompt size; all 0 when unknown
+//	hour           HourBuckets slots, one-hot by hour of day; all 0 when unknown
+//	cyclic time    2 slots sin, cos of the time of day;      all 0 when unknown (HourCyclic)
+//	tenant         len(Tenants)+1 slots one-hot, last "other/unknown", or
+//	               TenantBuckets slots one-hot by FNV-1a hash of the tenant
+//	tags           len(Tags) slots, 1 when the request carries that exact tag
+//
+// A zero EncoderOpts is invalid (no slot at all).
+type EncoderOpts struct {
+	// Intercept adds a constant-1 slot first, so linear models learn a
+	// per-arm bias.
+	Intercept bool
+	// Tasks are the known task types; any other (or empty) task sets the
+	// extra "other" slot. Nil means no task block.
+	Tasks []string
+	// TokenBuckets are strictly increasing upper bounds in tokens: slot i
+	// is set when tokens <= TokenBuckets[i] (and > the previous bound); the
+	// last slot takes everything larger. Bounds growing geometrically make
+	// the buckets equal-width in log(tokens). Nil means no token block;
+	// DefaultTokenBuckets is a sensible choice.
+	TokenBuckets []int
+	// HourBuckets splits the UTC day into this many equal one-hot slots
+	// (24 = one per hour, 4 = night/morning/afternoon/evening); 0 = none.
+	// Must divide 24.
+	HourBuckets int
+	// HourCyclic adds sin(2πt/24h) and cos(2πt/24h) of the UTC time of day.
+	HourCyclic bool
+	// Tenants are the known tenants (one-hot with an "other" slot).
+	// Mutually exclusive with TenantBuckets.
+	Tenants []string
+	// TenantBuckets hashes every non-empty tenant into this many one-hot
+	// slots (FNV-1a, 32 bit); unknown tenant → all 0. For open tenant sets.
+	TenantBuckets int
+	// Tags are the tags (exact strings, e.g. "tier=gold") with an indicator slot.
+	Tags []string
+}
+
+// DefaultTokenBuckets bound prompt sizes at 4× steps: ≤128, ≤512, ≤2k, ≤8k,
+// ≤32k and larger — six slots, equal-width in log(tokens).
+var DefaultTokenBuckets = []int{128, 512, 2048, 8192, 32768}
+
+// FeatureEncoder is the concrete Encoder: it turns Features' named fields
+// into the dense vector described on EncoderOpts. It is immutable once built
+// and safe for concurrent use.
+type FeatureEncoder struct {
+	o        EncoderOpts
+	dim      int
+	offTask  int
+	offTok   int
+	offHour  int
+	offCyc   int
+	offTen   int
+	offTag   int
+	tasks    map[string]int
+	tenants  map[string]int
+	tags     map[string]int
+	slotName []string
+}
+
+var _ Encoder = (*FeatureEncoder)(nil)
+
+// NewFeatureEncoder validates o and builds an encoder.
+func NewFeatureEncoder(o EncoderOpts) (*FeatureEncoder, error) {
+	e := &FeatureEncoder{o: o}
+	var err error
+	if e.tasks, err = indexOf("tasks", o.Tasks); err != nil {
+		return nil, err
+	}
+	if e.tenants, err = indexOf("tenants", o.Tenants); err != nil {
+		return nil, err
+	}
+	if e.tags, err = indexOf("tags", o.Tags); err != nil {
+		return nil, err
+	}
+	for i, b := range o.TokenBuckets {
+		if b <= 0 || (i > 0 && b <= o.TokenBuckets[i-1]) {
+			return nil, fmt.Errorf("encoder token_buckets[%d] = %d: bounds must be positive and strictly increasing", i, b)
+		}
+	}
+	if o.HourBuckets < 0 || o.HourBuckets > 24 || (o.HourBuckets > 0 && 24%o.HourBuckets != 0) {
+		return nil, fmt.Errorf("encoder hour_buckets %d: must be 0 or divide 24", o.HourBuckets)
+	}
+	if o.TenantBuckets < 0 {
+		return nil, fmt.Errorf("encoder tenant_buckets %d: must be >= 0", o.TenantBuckets)
+	}
+	if o.TenantBuckets > 0 && len(o.Tenants) > 0 {
+		return nil, fmt.Errorf("encoder: tenants and tenant_buckets are mutually exclusive")
+	}
+	name := func(s string) { e.slotName = append(e.slotName, s) }
+	if o.Intercept {
+		name("intercept")
+	}
+	e.offTask = len(e.slotName)
+	if o.Tasks != nil {
+		for _, t := range o.Tasks {
+			name("task=" + t)
+		}
+		name("task=other")
+	}
+	e.offTok = len(e.slotName)
+	if o.TokenBuckets != nil {
+		for _, b := range o.TokenBuckets {
+			name("tokens<=" + strconv.Itoa(b))
+		}
+		name("tokens>" + strconv.Itoa(o.TokenBuckets[len(o.TokenBuckets)-1]))
+	}
+	e.offHour = len(e.slotName)
+	for i := 0; i < o.HourBuckets; i++ {
+		w := 24 / o.HourBuckets
+		name(fmt.Sprintf("hour=%02d-%02d", i*w, (i+1)*w))
+	}
+	e.offCyc = len(e.slotName)
+	if o.HourCyclic {
+		name("time_sin")
+		name("time_cos")
+	}
+	e.offTen = len(e.slotName)
+	if o.Tenants != nil {
+		for _, t := range o.Tenants {
+			name("tenant=" + t)
+		}
+		name("tenant=other")
+	}
+	for i := 0; i < o.TenantBuckets; i++ {
+		name("tenant#" + strconv.Itoa(i))
+	}
+	e.offTag = len(e.slotName)
+	for _, t := range o.Tags {
+		name("tag=" + t)
+	}
+	e.dim = len(e.slotName)
+	if e.dim == 0 {
+		return nil, fmt.Errorf("encoder: no feature block configured (dimension 0)")
+	}
+	return e, nil
+}
+
+func indexOf(field string, xs []string) (map[string]int, error) {
+	m := make(map[string]int, len(xs))
+	for i, x := range xs {
+		if _, dup := m[x]; dup {
+			return nil, fmt.Errorf("encoder %s[%d]: %q listed twice", field, i, x)
+		}
+		m[x] = i
+	}
+	return m, nil
+}
+
+// Dim implements Encoder.
+func (e *FeatureEncoder) Dim() int { return e.dim }
+
+// Names returns a label per slot ("intercept", "task=code", "tokens<=512",
+// ...), in vector order. Do not modify.
+func (e *FeatureEncoder) Names() []string { return e.slotName }
+
+// Options returns the options e was built from.
+func (e *FeatureEncoder) Options() EncoderOpts { return e.o }
+
+// Encode implements Encoder. It allocates only when cap(dst) < Dim(). A nil
+// f encodes as an unknown request (intercept and "other" slots only).
+func (e *FeatureEncoder) Encode(f *Features, dst []float64) []float64 {
+	if cap(dst) < e.dim {
+		dst = make([]float64, e.dim)
+	}
+	v := dst[:e.dim]
+	for i := range v {
+		v[i] = 0
+	}
+	if e.o.Intercept {
+		v[0] = 1
+	}
+	var zero Features
+	if f == nil {
+		f = &zero
+	}
+	if e.o.Tasks != nil {
+		i, ok := e.tasks[f.Task]
+		if !ok {
+			i = len(e.o.Tasks)
+		}
+		v[e.offTask+i] = 1
+	}
+	if e.o.TokenBuckets != nil && f.PromptTokens > 0 {
+		i := len(e.o.TokenBuckets)
+		for j, b := range e.o.TokenBuckets {
+			if f.PromptTokens <= b {
+				i = j
+				break
+			}
+		}
+		v[e.offTok+i] = 1
+	}
+	if !f.Time.IsZero() && (e.o.HourBuckets > 0 || e.o.HourCyclic) {
+		t := f.Time.UTC()
+		if e.o.HourBuckets > 0 {
+			v[e.offHour+t.Hour()*e.o.HourBuckets/24] = 1
+		}
+		if e.o.HourCyclic {
+			sec := float64(t.Hour()*3600+t.Minute()*60+t.Second()) + float64(t.Nanosecond())/1e9
+			a := 2 * math.Pi * sec / 86400
+			v[e.offCyc] = math.Sin(a)
+			v[e.offCyc+1] = math.Cos(a)
+		}
+	}
+	if e.o.Tenants != nil {
+		i, ok := e.tenants[f.Tenant]
+		if !ok {
+			i = len(e.o.Tenants)
+		}
+		v[e.offTen+i] = 1
+	} else if e.o.TenantBuckets > 0 && f.Tenant != "" {
+		v[e.offTen+int(fnv32a(f.Tenant)%uint32(e.o.TenantBuckets))] = 1
+	}
+	for _, tag := range f.Tags {
+		if i, ok := e.tags[tag]; ok {
+			v[e.offTag+i] = 1
+		}
+	}
+	return v
+}
+
+// fnv32a hashes s without allocating (hash/fnv would need a []byte copy).
+func fnv32a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}

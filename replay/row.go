@@ -1,0 +1,132 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/routelab/routelab/route"
+)
+
+// Source yields logged decisions in order. Scan calls fn once per record
+// and stops at the first error fn returns, returning it. The record is valid
+// only during the call (sources reuse it). Scan may be called more than once:
+// the evaluator makes two passes when it fits a reward model, and each pass
+// must yield the same records in the same order.
+type Source interface {
+	Scan(ctx context.Context, fn func(rec *route.Record) error) error
+}
+
+// Records is an in-memory Source.
+type Records []route.Record
+
+// Scan implements Source.
+func (rs Records) Scan(ctx context.Context, fn func(rec *route.Record) error) error {
+	for i := range rs {
+		if i&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := fn(&rs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SourceFunc adapts a function to Source.
+type SourceFunc func(ctx context.Context, fn func(rec *route.Record) error) error
+
+// Scan implements Source.
+func (f SourceFunc) Scan(ctx context.Context, fn func(rec *route.Record) error) error {
+	return f(ctx, fn)
+}
+
+// Errors for logged rows that off-policy evaluation cannot use. They are
+// returned wrapped, naming the row (0-based position in the source) and its
+// request id. The evaluator never skips such a row silently: one bad row
+// stops the evaluation, because an estimate over a log with broken
+// propensities is a wrong number, not a slightly noisier one.
+var (
+	// ErrMissingPropensity: the row has no propensity for some candidate
+	// (fewer probabilities than candidates, or none at all).
+	ErrMissingPropensity = errors.New("missing propensities")
+	// ErrZeroPropensity: the logged probability of the chosen arm is 0,
+	// which no correct logger can produce; importance weights would be
+	// infinite.
+	ErrZeroPropensity = errors.New("zero propensity on the chosen arm")
+	// ErrBadPropensity: a propensity is NaN or outside [0,1], or they do
+	// not sum to 1.
+	ErrBadPropensity = errors.New("invalid propensities")
+	// ErrBadRow: no candidates, chosen index out of range, duplicate arm
+	// ids, or a NaN/infinite reward.
+	ErrBadRow = errors.New("malformed logged row")
+	// ErrTarget: the target policy failed on a logged row (its Select
+	// returned an error, e.g. an arm or feature vector it cannot handle,
+	// or its propensities are invalid).
+	ErrTarget = errors.New("target policy failed")
+)
+
+// probSumTol is how far logged propensities may sum from 1. Logs store
+// float64, but a writer may round (float32 columns): 1e-5 admits rounding
+// of up to ~100 candidates and rejects any real error.
+const probSumTol = 1e-5
+
+// rowErr wraps err with the position and id of the row.
+func rowErr(i int64, rec *route.Record, err error) error {
+	return fmt.Errorf("row %d (request %q): %w", i, rec.Request.ID, err)
+}
+
+// checkRecord validates the logged side of rec: the things every estimator
+// relies on.
+func checkRecord(rec *route.Record) error {
+	d := &rec.Decision
+	k := len(d.Candidates)
+	if k == 0 {
+		return fmt.Errorf("%w: no candidates", ErrBadRow)
+	}
+	if len(d.Probs) == 0 {
+		return fmt.Errorf("%w: none logged for %d candidates", ErrMissingPropensity, k)
+	}
+	if len(d.Probs) != k {
+		return fmt.Errorf("%w: %d propensities for %d candidates", ErrMissingPropensity, len(d.Probs), k)
+	}
+	if d.Chosen < 0 || d.Chosen >= k {
+		return fmt.Errorf("%w: chosen index %d of %d candidates", ErrBadRow, d.Chosen, k)
+	}
+	if math.IsNaN(rec.Reward) || math.IsInf(rec.Reward, 0) {
+		return fmt.Errorf("%w: reward %v", ErrBadRow, rec.Reward)
+	}
+	if err := checkProbs(d.Probs); err != nil {
+		return err
+	}
+	if d.Probs[d.Chosen] <= 0 {
+		return fmt.Errorf("%w: arm %q", ErrZeroPropensity, d.Candidates[d.Chosen].ID)
+	}
+	// Candidate sets are small; a quadratic duplicate check beats a map.
+	for i := 1; i < k; i++ {
+		for j := 0; j < i; j++ {
+			if d.Candidates[i].ID == d.Candidates[j].ID {
+				return fmt.Errorf("%w: arm %q listed twice among the candidates", ErrBadRow, d.Candidates[i].ID)
+			}
+		}
+	}
+	return nil
+}
+
+// checkProbs validates a probability vector over candidates.
+func checkProbs(p []float64) error {
+	sum := 0.0
+	for i, v := range p {
+		if math.IsNaN(v) || v < 0 || v > 1+probSumTol {
+			return fmt.Errorf("%w: probability %v of candidate %d", ErrBadPropensity, v, i)
+		}
+		sum += v
+	}
+	if math.Abs(sum-1) > probSumTol {
+		return fmt.Errorf("%w: probabilities sum to %v, not 1", ErrBadPropensity, sum)
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+// Package decisionlog writes every routing decision, and the reward it
+// earned, to partitioned Parquet files, and reads them back for offline
+// evaluation and training.
+//
+// # Writing
+//
+// A Writer is a route.Sink. Log copies the record into a preallocated row
+// of an in-memory batch (no allocation, no I/O) and returns; one goroutine
+// per writer encodes full batches to Parquet:
+//
+//	w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: "logs"})
+//	core, err := route.NewCore(route.CoreOpts{..., Sink: w})
+//	...
+//	err = w.Close() // flushes everything
+//
+// At most BatchRows×QueueBatches rows wait for the disk. When all batches
+// are waiting, Log drops the record and counts it (WriterOpts.Full =
+// FullDrop, the default: serving never waits for the disk) or waits
+// (FullBlock, for batch jobs). Stats returns the counters for metrics; a
+// JSON sidecar per writer under Root/_stats keeps them after the process
+// is gone.
+//
+// Files are written as name.parquet.tmp, then closed, fsynced, renamed to
+// name.parquet, and their directory fsynced, so a reader (or DuckDB) never
+// sees a half-written file: after a crash only the rows still in memory or
+// in an open .tmp file are lost. A file is finished when it reaches
+// MaxFileRows, when it is MaxFileAge old, when its partition is evicted
+// (MaxOpenFiles), or on Close. File names carry the open time, the writer
+// id (host-pid-random) and a sequence number, so replicas sharing a root
+// never collide.
+//
+// # Layout
+//
+//	ROOT/decisions/dt=YYYY-MM-DD/hour=HH/dec-<time>-<writer>-<seq>.parquet
+//	ROOT/feedback/dt=YYYY-MM-DD/hour=HH/fb-<time>-<writer>-<seq>.parquet
+//	ROOT/_stats/<table>-<writer>.json
+//
+// Partitions are by the record's time in UTC. Each table is a Hive-style
+// dataset that DuckDB reads directly:
+//
+//	SELECT policy, avg(reward) FROM read_parquet('ROOT/decisions/**/*.parquet', hive_partitioning=true) GROUP BY 1
+//
+// # Decisions schema (version 1)
+//
+// One row per decision. Timestamps are INT64 TIMESTAMP(MICROS, UTC);
+// lists are Parquet LIST; "optional" columns are null when absent.
+//
+//	column          type                 from route.Record
+//	schema_version  int32                SchemaVersion (1)
+//	ts              timestamp            Time (decision complete)
+//	request_id      string               Request.ID
+//	tenant_hash     string               HashTenant(salt, Features.Tenant): 16 hex digits of HMAC-SHA256; "" if unknown
+//	task            string               Features.Task
+//	prompt_tokens   int64                Features.PromptTokens
+//	request_ts      timestamp, optional  Features.Time (null when unknown)
+//	hour_of_day     int32                Features.Hour() (-1 when unknown)
+//	tags            list<string>         Features.Tags
+//	vector          list<double>         Features.Vector
+//	candidates      list<string>         Decision.Candidates[i].ID
+//	probs           list<double>         Decision.Probs (propensity of every candidate)
+//	chosen_index    int32                Decision.Chosen
+//	chosen_arm      string               chosen candidate's ID
+//	chosen_prob     double               propensity of the chosen candidate
+//	policy          string               Decision.Policy
+//	policy_version  string               Decision.PolicyVersion
+//	reason          string               Decision.Reason ("policy", "forced")
+//	shadow_policy   string, optional     Decision.Shadow.Policy (null: no shadow)
+//	shadow_arm      string, optional     Decision.Shadow.Arm
+//	shadow_prob     double, optional     Decision.Shadow.Prob
+//	attempts        list<struct>         Outcome.Attempts: arm string, status string, latency_ms double, fallback int32
+//	final_arm       string               Outcome.Arm
+//	status          string               Outcome.Status ("ok", "error", "rate_limited", "timeout")
+//	latency_ms      double               Outcome.Latency
+//	ttft_ms         double               Outcome.TTFT
+//	tokens_in       int64                Outcome.TokensIn
+//	tokens_out      int64                Outcome.TokensOut
+//	cost_usd        double               Outcome.Cost
+//	quality         double, optional     Outcome.Quality (null unless QualityKnown)
+//	reward          double               Reward
+//	reward_source   string               RewardSource ("immediate", "delayed", "default")
+//
+// Prompt text is never logged. Candidate prices and live profiles are not
+// logged either: a read-back candidate is policy.Arm{ID: id}.
+//
+// # Feedback schema (version 1)
+//
+//	schema_version  int32
+//	ts              timestamp            when the feedback arrived
+//	request_id      string               the decision it rates
+//	reward          double, optional     replaces the reward outright
+//	quality         double, optional     becomes the outcome's quality
+//	source          string               free text ("user", "judge", ...)
+//
+// # Reading
+//
+// A Reader streams decisions as route.Record values (fresh, safe to keep)
+// from log roots, directories or files:
+//
+//	r := decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{"logs"}, Feedback: true})
+//	for rec, err := range r.Records(ctx) {
+//		if err != nil { // a *FileError: corrupt or foreign file; the rest still reads
+//			log.Print(err)
+//			continue
+//		}
+//		use(rec)
+//	}
+//
+// It skips .tmp files and "_"/"." directories, reads files in path order
+// (so Hive partitions in time order), decodes a batch of rows at a time,
+// and filters by [From, To) on ts, without opening hour partitions outside
+// the range. A damaged file — parquet-go may panic on one — becomes a
+// *FileError naming the file; reading continues with the next.
+//
+// Schema versions: every file carries routelab.schema_version in its
+// footer and a schema_version column. A reader accepts versions up to its
+// own SchemaVersion and reports newer files as errors. Later versions
+// will only add columns, so older files read with the new fields at their
+// zero values; mixed-version directories read as one stream.
+//
+// # Delayed rewards: the join rule
+//
+// With ReaderOpts.Feedback, the reader first loads every feedback file
+// under Paths into an index (request id → events): feedback is one small
+// row per rated request, so memory grows with the rated requests, not with
+// the decisions, which then stream past the index. For each decision:
+//
+//  1. Of the feedback events with its request id, those stamped later than
+//     ts + JoinWindow are late and ignored (JoinWindow 0: none is late).
+//  2. Of the rest, the latest by timestamp wins; among equal timestamps the
+//     one read last (files in path order, rows in file order). Duplicates
+//     therefore resolve to "last wins".
+//  3. The winner's quality, if any, becomes Outcome.Quality. Its reward, if
+//     any, becomes Reward; otherwise Reward is recomputed from the updated
+//     outcome with ReaderOpts.Reward, as route.Core would (RewardFor).
+//     RewardSource becomes route.RewardDelayed.
+//  4. A decision with no usable feedback keeps its logged reward and
+//     source — unless ReaderOpts.DefaultReward is set and its quality is
+//     unknown: then it gets that reward and route.RewardDefault.
+//
+// JoinStats counts rows, duplicates, applied, late and defaulted records,
+// and unknown feedback ids (ids that matched no decision read — with a
+// time filter, that includes feedback for decisions outside the range).
+package decisionlog

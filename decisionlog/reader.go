@@ -1,0 +1,369 @@
+package decisionlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/routelab/routelab/route"
+)
+
+// ReaderOpts configures NewReader.
+type ReaderOpts struct {
+	// Paths are log roots, directories or single files. Directories are
+	// walked recursively; *.parquet.tmp files, and directories whose name
+	// starts with "_" or ".", are skipped. Files named fb-* (or whose
+	// metadata says so) are feedback, the rest decisions.
+	Paths []string
+	// From and To keep records with From <= Time < To; zero means
+	// unbounded. Whole hour partitions outside the range are not opened.
+	From, To time.Time
+	// Feedback joins the feedback found under Paths into the records
+	// (see the package documentation for the rule).
+	Feedback bool
+	// JoinWindow ignores feedback stamped later than the decision's time
+	// plus the window ("late"); 0 means no limit.
+	JoinWindow time.Duration
+	// Reward recomputes the reward when feedback carries a quality but no
+	// reward; the zero value means route.DefaultReward().
+	Reward route.Reward
+	// DefaultReward, when set and Feedback is on, replaces the reward of
+	// records whose quality was unknown and that got no feedback; their
+	// RewardSource becomes route.RewardDefault.
+	DefaultReward *float64
+	// BatchRows is how many rows are decoded at a time (default 512).
+	BatchRows int
+}
+
+// FileError is a problem with one file: unreadable, corrupt, foreign or of
+// a newer schema. Reading goes on with the next file.
+type FileError struct {
+	Path string
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("decisionlog: %s: %v", e.Path, e.Err) }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// JoinStats count what the feedback join did; see Reader.JoinStats.
+type JoinStats struct {
+	// FeedbackRows read, and the distinct request ids among them.
+	FeedbackRows, FeedbackIDs int64
+	// Duplicates is FeedbackRows minus FeedbackIDs: extra events for an id.
+	Duplicates int64
+	// Applied records got their reward from feedback.
+	Applied int64
+	// Late records had feedback, all of it past the join window.
+	Late int64
+	// Defaulted records got ReaderOpts.DefaultReward.
+	Defaulted int64
+	// Unknown feedback ids matched no record read.
+	Unknown int64
+}
+
+// Reader streams decisions out of log files. Use Records once per Reader.
+type Reader struct {
+	o     ReaderOpts
+	stats JoinStats
+}
+
+// NewReader returns a reader over o.Paths. Nothing is opened until
+// Records runs.
+func NewReader(o ReaderOpts) *Reader {
+	if o.BatchRows <= 0 {
+		o.BatchRows = 512
+	}
+	return &Reader{o: o}
+}
+
+// JoinStats returns the feedback join counters; complete once Records has
+// run to the end.
+func (r *Reader) JoinStats() JoinStats { return r.stats }
+
+// Records yields every decision in the files, in file order (partitions
+// in time order), as a fresh route.Record the caller may keep. A problem
+// with one file is yielded as a *FileError (with a zero Record) and
+// reading goes on with the next file; a cancelled ctx ends the sequence
+// with ctx.Err().
+func (r *Reader) Records(ctx context.Context) iter.Seq2[route.Record, error] {
+	return func(yield func(route.Record, error) bool) {
+		for row, err := range r.rows(ctx) {
+			if err != nil {
+				if !yield(route.Record{}, err) {
+					return
+				}
+				continue
+			}
+			rec, err := row.rec, row.err
+			if err != nil {
+				err = &FileError{Path: row.path, Err: err}
+			}
+			if !yield(rec, err) {
+				return
+			}
+		}
+	}
+}
+
+type rowOut struct {
+	rec  route.Record
+	err  error
+	path string
+}
+
+// rows does the work of Records.
+func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
+	return func(yield func(*rowOut, error) bool) {
+		r.stats = JoinStats{}
+		decs, fbs, errs := listFiles(r.o.Paths)
+		for _, err := range errs {
+			if !yield(nil, err) {
+				return
+			}
+		}
+		var idx *feedbackIndex
+		if r.o.Feedback {
+			idx = newFeedbackIndex()
+			for _, path := range fbs {
+				if err := ctx.Err(); err != nil {
+					yield(nil, err)
+					return
+				}
+				if err := idx.load(path); err != nil {
+					if !yield(nil, err) {
+						return
+					}
+				}
+			}
+			r.stats.FeedbackRows = idx.rows
+			r.stats.FeedbackIDs = int64(len(idx.m))
+			r.stats.Duplicates = idx.rows - int64(len(idx.m))
+		}
+		var from, to int64 = -1 << 63, 1<<63 - 1
+		if !r.o.From.IsZero() {
+			from = toMicros(r.o.From)
+		}
+		if !r.o.To.IsZero() {
+			to = toMicros(r.o.To)
+		}
+		buf := make([]Row, r.o.BatchRows)
+		out := &rowOut{}
+		for _, path := range decs {
+			if !partitionOverlaps(path, from, to) {
+				continue
+			}
+			ok := scanFile(ctx, path, buf, func(rows []Row) bool {
+				for i := range rows {
+					row := &rows[i]
+					if row.Time < from || row.Time >= to {
+						continue
+					}
+					*out = rowOut{path: path}
+					out.err = row.recordInto(&out.rec)
+					if out.err == nil && idx != nil {
+						r.join(idx, &out.rec)
+					}
+					if !yield(out, nil) {
+						return false
+					}
+				}
+				return true
+			}, func(err error) bool { return yield(nil, err) })
+			if !ok {
+				return
+			}
+		}
+		if idx != nil {
+			for _, e := range idx.m {
+				if !e.matched {
+					r.stats.Unknown++
+				}
+			}
+		}
+	}
+}
+
+// scanFile reads path in batches of len(buf) rows and calls fn with each
+// batch. A file-level problem goes to onErr. It returns false when fn or
+// onErr asked to stop. parquet-go may panic on a damaged file: the panic
+// becomes a *FileError.
+func scanFile(ctx context.Context, path string, buf []Row, fn func([]Row) bool, onErr func(error) bool) bool {
+	f, pf, err := openParquet(path, TableDecisions)
+	if err != nil {
+		return onErr(err)
+	}
+	defer f.Close()
+	var rd *parquet.GenericReader[Row]
+	if err := safely(func() error { rd = parquet.NewGenericReader[Row](pf); return nil }); err != nil {
+		return onErr(&FileError{Path: path, Err: err})
+	}
+	defer safely(rd.Close)
+	for {
+		if err := ctx.Err(); err != nil {
+			onErr(err)
+			return false
+		}
+		var n int
+		err := safely(func() error {
+			var err error
+			n, err = rd.Read(buf)
+			return err
+		})
+		if n > 0 && !fn(buf[:n]) {
+			return false
+		}
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return onErr(&FileError{Path: path, Err: fmt.Errorf("read rows: %w", err)})
+		}
+	}
+}
+
+// safely runs fn, turning a panic into an error.
+func safely(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt file (parquet panic: %v)", p)
+		}
+	}()
+	return fn()
+}
+
+// openParquet opens path and checks its footer: table kind (when
+// recorded) and schema version. Errors are *FileError.
+func openParquet(path, table string) (*os.File, *parquet.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, &FileError{Path: path, Err: err}
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, &FileError{Path: path, Err: err}
+	}
+	var pf *parquet.File
+	err = safely(func() error {
+		var err error
+		pf, err = parquet.OpenFile(f, st.Size(), parquet.SkipBloomFilters(true))
+		return err
+	})
+	if err != nil {
+		f.Close()
+		return nil, nil, &FileError{Path: path, Err: fmt.Errorf("open parquet: %w", err)}
+	}
+	if err := checkFooter(pf, table); err != nil {
+		f.Close()
+		return nil, nil, &FileError{Path: path, Err: err}
+	}
+	return f, pf, nil
+}
+
+func checkFooter(pf *parquet.File, table string) error {
+	if t, ok := pf.Lookup(MetaTable); ok && t != table {
+		return fmt.Errorf("table %q, want %q", t, table)
+	}
+	v, ok := pf.Lookup(MetaSchemaVersion)
+	if !ok {
+		return fmt.Errorf("no %s metadata: not a routelab log file", MetaSchemaVersion)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return fmt.Errorf("schema version %q is not a positive integer", v)
+	}
+	if n > SchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this reader (%d)", n, SchemaVersion)
+	}
+	return nil
+}
+
+// listFiles walks paths and returns decision and feedback files, each
+// sorted by path (Hive partitions sort by time).
+func listFiles(paths []string) (decs, fbs []string, errs []error) {
+	seen := map[string]bool{}
+	add := func(path string) {
+		if seen[path] {
+			return
+		}
+		seen[path] = true
+		if isFeedbackFile(path) {
+			fbs = append(fbs, path)
+		} else {
+			decs = append(decs, path)
+		}
+	}
+	for _, root := range paths {
+		st, err := os.Stat(root)
+		if err != nil {
+			errs = append(errs, &FileError{Path: root, Err: err})
+			continue
+		}
+		if !st.IsDir() {
+			add(filepath.Clean(root))
+			continue
+		}
+		err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				errs = append(errs, &FileError{Path: path, Err: err})
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			name := d.Name()
+			if d.IsDir() {
+				if path != root && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if strings.HasSuffix(name, ".parquet") && !strings.HasPrefix(name, ".") {
+				add(path)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, &FileError{Path: root, Err: err})
+		}
+	}
+	slices.Sort(decs)
+	slices.Sort(fbs)
+	return decs, fbs, errs
+}
+
+func isFeedbackFile(path string) bool {
+	if strings.HasPrefix(filepath.Base(path), "fb-") {
+		return true
+	}
+	return filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(path)))) == TableFeedback
+}
+
+// partitionOverlaps reports whether the file's dt=/hour= partition (when
+// its path has one) can hold times in [from, to).
+func partitionOverlaps(path string, from, to int64) bool {
+	hourDir := filepath.Base(filepath.Dir(path))
+	dtDir := filepath.Base(filepath.Dir(filepath.Dir(path)))
+	hs, ok1 := strings.CutPrefix(hourDir, "hour=")
+	ds, ok2 := strings.CutPrefix(dtDir, "dt=")
+	if !ok1 || !ok2 {
+		return true
+	}
+	t, err := time.Parse("2006-01-02 15", ds+" "+hs)
+	if err != nil {
+		return true
+	}
+	start := toMicros(t)
+	end := start + int64(time.Hour/time.Microsecond)
+	return start < to && end > from
+}

@@ -18,23 +18,32 @@ import (
 
 // fixed is a target policy with the same probabilities on every request,
 // keyed by arm id (arms it does not list get 0). It chooses its most
-// probable arm. It fails on arms in fail, to play an unknown-arm error.
+// probable arm. The probabilities are renormalised over the candidates
+// offered, unless raw is set (to play a buggy target). It fails on the arm
+// fail, to play an unknown-arm error.
 type fixed struct {
 	probs map[string]float64
 	fail  string
+	raw   bool
 }
 
 func (*fixed) Name() string { return "fixed" }
 
 func (p *fixed) Select(_ context.Context, _ *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
-	best := 0
+	best, sum := 0, 0.0
 	for i, c := range cands {
 		if c.ID == p.fail {
 			return 0, fmt.Errorf("unknown arm %q", c.ID)
 		}
 		probs[i] = p.probs[c.ID]
+		sum += probs[i]
 		if probs[i] > probs[best] {
 			best = i
+		}
+	}
+	if !p.raw && sum > 0 {
+		for i := range cands {
+			probs[i] /= sum
 		}
 	}
 	return best, nil
@@ -246,7 +255,7 @@ func TestTargetFailsOnUnknownArm(t *testing.T) {
 }
 
 func TestTargetWithBadPropensities(t *testing.T) {
-	target := &fixed{probs: map[string]float64{"a": 0.7, "b": 0.7}}
+	target := &fixed{probs: map[string]float64{"a": 0.7, "b": 0.7}, raw: true}
 	_, err := replay.Evaluate(context.Background(), tinyLog(), []replay.Target{{Policy: target}}, replay.Opts{Bootstrap: -1})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, replay.ErrTarget)

@@ -1,0 +1,61 @@
+package replay_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/routelab/routelab/replay"
+)
+
+// BenchmarkEvaluate runs every estimator (two passes: cross-fitted ridge,
+// then scoring; 200 bootstrap resamples) over b.N synthetic rows streamed
+// from a generator, one target; ns/op is the cost per logged row,
+// generation included.
+func BenchmarkEvaluate(b *testing.B) {
+	b.ReportAllocs()
+	src := synthSource{n: int64(b.N), seed: 1, vector: true}
+	b.ResetTimer()
+	_, err := replay.Evaluate(context.Background(), src, synthTargets(1)[1:], replay.Opts{})
+	require.NoError(b, err)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// TestTenMillionRows is the 10M-row streaming benchmark, gated because it
+// takes seconds: ROUTELAB_REPLAY_10M=1 go test -run TenMillion -v ./replay.
+// It prints the wall time and the peak resident memory (VmHWM).
+func TestTenMillionRows(t *testing.T) {
+	if os.Getenv("ROUTELAB_REPLAY_10M") == "" {
+		t.Skip("set ROUTELAB_REPLAY_10M=1 to run the 10M-row benchmark")
+	}
+	const n = 10_000_000
+	start := time.Now()
+	res, err := replay.Evaluate(context.Background(), synthSource{n: n, seed: 1, vector: true}, synthTargets(1)[1:], replay.Opts{})
+	require.NoError(t, err)
+	el := time.Since(start)
+	for _, r := range res {
+		t.Logf("%-11s %.5f [%.5f, %.5f] truth %.5f", r.Estimator, r.Value, r.CILow, r.CIHigh, synthTruth[r.Policy])
+	}
+	t.Logf("10M rows, %d estimators, 2 passes, 200 bootstrap resamples: %v (%.2f M rows/s); peak RSS %s",
+		len(res), el.Round(time.Millisecond), n/el.Seconds()/1e6, vmHWM(t))
+}
+
+func vmHWM(t *testing.T) string {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return "unknown (" + err.Error() + ")"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}

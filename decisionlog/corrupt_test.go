@@ -1,0 +1,133 @@
+package decisionlog
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// writeGood writes n rows in one file under root and returns its path.
+func writeGood(t testing.TB, root string, n int, seed uint64) string {
+	t.Helper()
+	var path string
+	w := mustWriter(t, WriterOpts{Root: root, Full: FullBlock, OnCommit: func(c CommitInfo) { path = c.Path }})
+	rng := rand.New(rand.NewPCG(seed, seed))
+	for i := range n {
+		rec := genRecord(rng, i, time.Millisecond)
+		w.Log(&rec)
+	}
+	require.NoError(t, w.Close())
+	require.NotEmpty(t, path)
+	return path
+}
+
+func TestCorruptFiles(t *testing.T) {
+	good := writeGood(t, t.TempDir(), 300, 11)
+	goodBytes, err := os.ReadFile(good)
+	require.NoError(t, err)
+
+	foreign := func() []byte {
+		var buf bytes.Buffer
+		type other struct {
+			A int64 `parquet:"a"`
+		}
+		w := parquet.NewGenericWriter[other](&buf)
+		_, err := w.Write([]other{{1}, {2}})
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return buf.Bytes()
+	}()
+	newer := func() []byte {
+		var buf bytes.Buffer
+		w := parquet.NewGenericWriter[Row](&buf, parquet.KeyValueMetadata(MetaSchemaVersion, strconv.Itoa(SchemaVersion+1)))
+		_, err := w.Write([]Row{{SchemaVersion: SchemaVersion + 1, Status: "ok", RewardSource: "immediate"}})
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return buf.Bytes()
+	}()
+	flipped := bytes.Clone(goodBytes)
+	for i := 4; i < len(flipped)-200; i += 37 {
+		flipped[i] ^= 0xff
+	}
+
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "open parquet"},
+		{"garbage", []byte("this is not parquet at all, not even close"), "open parquet"},
+		{"truncated footer", goodBytes[:len(goodBytes)-10], "open parquet"},
+		{"truncated half", goodBytes[:len(goodBytes)/2], "open parquet"},
+		{"foreign parquet", foreign, "not a routelab log file"},
+		{"newer schema", newer, "newer than this reader"},
+		{"flipped bytes", flipped, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, TableDecisions, "dt=2026-11-23", "hour=10")
+			require.NoError(t, os.MkdirAll(dir, 0o755))
+			// A good file on each side of the bad one: both still read.
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "a.parquet"), goodBytes, 0o644))
+			bad := filepath.Join(dir, "b.parquet")
+			require.NoError(t, os.WriteFile(bad, tt.data, 0o644))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "c.parquet"), goodBytes, 0o644))
+			// In-flight files are skipped, whatever they hold.
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "d.parquet.tmp"), goodBytes[:100], 0o644))
+
+			got, errs := readAll(t, ReaderOpts{Paths: []string{root}})
+			require.NotEmpty(t, errs, "the bad file is reported")
+			for _, err := range errs {
+				var fe *FileError
+				require.True(t, errors.As(err, &fe), "error %v is a *FileError", err)
+				assert.Equal(t, bad, fe.Path)
+				assert.Contains(t, err.Error(), tt.want)
+			}
+			assert.GreaterOrEqual(t, len(got), 600, "both good files read")
+		})
+	}
+}
+
+func TestMissingPath(t *testing.T) {
+	_, errs := readAll(t, ReaderOpts{Paths: []string{filepath.Join(t.TempDir(), "nope")}})
+	require.Len(t, errs, 1)
+	assert.ErrorIs(t, errs[0], os.ErrNotExist)
+}
+
+// FuzzReader feeds arbitrary bytes to the reader as a log file (seeded
+// with a valid file and damaged copies of it): errors, never a panic.
+func FuzzReader(f *testing.F) {
+	good, err := os.ReadFile(writeGood(f, f.TempDir(), 20, 12))
+	require.NoError(f, err)
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(good[len(good)/3:])
+	f.Add([]byte("PAR1PAR1"))
+	f.Add([]byte{})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "x.parquet")
+		require.NoError(t, os.WriteFile(path, data, 0o644))
+		n := 0
+		for _, err := range NewReader(ReaderOpts{Paths: []string{path}}).Records(t.Context()) {
+			if err != nil {
+				var fe *FileError
+				require.True(t, errors.As(err, &fe), "error %v is a *FileError", err)
+			}
+			n++
+			if n > 1000 {
+				break
+			}
+		}
+	})
+}

@@ -11,7 +11,9 @@ type Builtin struct {
 }
 
 // Builtins lists every policy this package provides, in display order.
-// Every factory accepts a "seed" parameter where it draws random numbers.
+// Every factory accepts a "seed" parameter (ignored by deterministic
+// policies), and every spec built through a Registry also accepts "floor"
+// (see FloorParam).
 func Builtins() []Builtin {
 	return []Builtin{
 		{"random", "uniform over candidates (seed)", func(p Params) (Policy, error) {
@@ -72,26 +74,8 @@ func Builtins() []Builtin {
 			return NewUCB1(c)
 		}},
 		{"thompson", "Thompson sampling (model=beta|gaussian, draws=1, sigma=0.5, seed)", func(p Params) (Policy, error) {
-			var o ThompsonOpts
-			switch m := p.String("model", "beta"); m {
-			case "beta":
-				o.Model = BetaModel
-			case "gaussian":
-				o.Model = GaussianModel
-			default:
-				return nil, fmt.Errorf("parameter \"model\": %q is not beta or gaussian", m)
-			}
-			var err error
-			if o.Draws, err = p.Int("draws", 1); err != nil {
-				return nil, err
-			}
-			if o.Sigma, err = p.Float("sigma", 0.5); err != nil {
-				return nil, err
-			}
-			if o.Sigma <= 0 {
-				return nil, fmt.Errorf("parameter \"sigma\": %v must be > 0", o.Sigma)
-			}
-			if o.Seed, err = p.Uint64("seed", 1); err != nil {
+			o, err := thompsonOpts(p)
+			if err != nil {
 				return nil, err
 			}
 			if err := p.Check("model", "draws", "sigma", "seed"); err != nil {
@@ -99,7 +83,167 @@ func Builtins() []Builtin {
 			}
 			return NewThompson(o)
 		}},
+		{"sw-ucb", "sliding-window UCB over the last window rewards (c=1, window=5000)", func(p Params) (Policy, error) {
+			c, err := p.Float("c", 1)
+			if err != nil {
+				return nil, err
+			}
+			w, err := p.Int("window", 5000)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Check("c", "window", "seed"); err != nil {
+				return nil, err
+			}
+			return NewSlidingUCB(c, w)
+		}},
+		{"d-ucb", "discounted UCB, statistics decay by gamma per reward (c=1, gamma=0.999)", func(p Params) (Policy, error) {
+			c, err := p.Float("c", 1)
+			if err != nil {
+				return nil, err
+			}
+			g, err := p.Float("gamma", 0.999)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Check("c", "gamma", "seed"); err != nil {
+				return nil, err
+			}
+			return NewDiscountedUCB(c, g)
+		}},
+		{"d-thompson", "discounted Thompson sampling, statistics decay by gamma per reward (gamma=0.999, model=beta|gaussian, draws=1, sigma=0.5, seed)", func(p Params) (Policy, error) {
+			o, err := thompsonOpts(p)
+			if err != nil {
+				return nil, err
+			}
+			if o.Gamma, err = p.Float("gamma", 0.999); err != nil {
+				return nil, err
+			}
+			if o.Gamma <= 0 {
+				return nil, fmt.Errorf("gamma %v outside (0,1]", o.Gamma)
+			}
+			if err := p.Check("model", "draws", "sigma", "gamma", "seed"); err != nil {
+				return nil, err
+			}
+			return NewDiscountedThompson(o)
+		}},
+		{"softmax", "Boltzmann exploration, P ∝ exp(mean/temperature), exact propensities (temperature=0.1, init=1 for unseen arms, seed)", func(p Params) (Policy, error) {
+			t, err := p.Float("temperature", 0.1)
+			if err != nil {
+				return nil, err
+			}
+			init, err := p.Float("init", 1)
+			if err != nil {
+				return nil, err
+			}
+			seed, err := p.Uint64("seed", 1)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Check("temperature", "init", "seed"); err != nil {
+				return nil, err
+			}
+			return NewSoftmax(t, init, seed)
+		}},
+		{"linucb", "disjoint LinUCB on Features.Vector (alpha=1, " + linearDoc + ")", func(p Params) (Policy, error) {
+			o, err := linearOpts(p)
+			if err != nil {
+				return nil, err
+			}
+			alpha, err := p.Float("alpha", 1)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Check("alpha", "dim", "lambda", "refactor", "seed"); err != nil {
+				return nil, err
+			}
+			return NewLinUCB(alpha, o)
+		}},
+		{"lin-thompson", "linear Thompson sampling on Features.Vector (v=0.25 posterior scale, draws=1, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
+			o, err := linearOpts(p)
+			if err != nil {
+				return nil, err
+			}
+			v, err := p.Float("v", 0.25)
+			if err != nil {
+				return nil, err
+			}
+			draws, err := p.Int("draws", 1)
+			if err != nil {
+				return nil, err
+			}
+			seed, err := p.Uint64("seed", 1)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Check("v", "draws", "dim", "lambda", "refactor", "seed"); err != nil {
+				return nil, err
+			}
+			return NewLinThompson(v, draws, seed, o)
+		}},
+		{"egreedy-ridge", "epsilon-greedy over per-arm ridge regressions on Features.Vector (epsilon=0.05, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
+			o, err := linearOpts(p)
+			if err != nil {
+				return nil, err
+			}
+			eps, err := p.Float("epsilon", 0.05)
+			if err != nil {
+				return nil, err
+			}
+			seed, err := p.Uint64("seed", 1)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Check("epsilon", "dim", "lambda", "refactor", "seed"); err != nil {
+				return nil, err
+			}
+			return NewEGreedyRidge(eps, seed, o)
+		}},
 	}
+}
+
+// linearDoc documents the ridge parameters every contextual policy takes.
+const linearDoc = "dim=0 adopts the first vector's length, lambda=1 ridge, refactor=1000 updates between Cholesky re-factorisations"
+
+func linearOpts(p Params) (LinearOpts, error) {
+	var o LinearOpts
+	var err error
+	if o.Dim, err = p.Int("dim", 0); err != nil {
+		return o, err
+	}
+	if o.Lambda, err = p.Float("lambda", 1); err != nil {
+		return o, err
+	}
+	if o.Refactor, err = p.Int("refactor", 1000); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func thompsonOpts(p Params) (ThompsonOpts, error) {
+	var o ThompsonOpts
+	switch m := p.String("model", "beta"); m {
+	case "beta":
+		o.Model = BetaModel
+	case "gaussian":
+		o.Model = GaussianModel
+	default:
+		return o, fmt.Errorf("parameter \"model\": %q is not beta or gaussian", m)
+	}
+	var err error
+	if o.Draws, err = p.Int("draws", 1); err != nil {
+		return o, err
+	}
+	if o.Sigma, err = p.Float("sigma", 0.5); err != nil {
+		return o, err
+	}
+	if o.Sigma <= 0 {
+		return o, fmt.Errorf("parameter \"sigma\": %v must be > 0", o.Sigma)
+	}
+	if o.Seed, err = p.Uint64("seed", 1); err != nil {
+		return o, err
+	}
+	return o, nil
 }
 
 // NewBuiltinRegistry returns a registry holding Builtins(). Programs call it

@@ -31,11 +31,41 @@ func checkUpdate(cands []Arm, chosen int, reward float64) error {
 	return nil
 }
 
-// newRand returns a generator seeded from seed. Every policy owns one;
-// there is no package-level random state.
-func newRand(seed uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+// prng is a policy's own generator. Every policy owns one; there is no
+// package-level random state. Its state can be saved and restored, so a
+// restored policy continues the very same random stream.
+type prng struct {
+	src *rand.PCG
+	*rand.Rand
 }
+
+// newPRNG returns a generator seeded from seed.
+func newPRNG(seed uint64) prng {
+	src := rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)
+	return prng{src: src, Rand: rand.New(src)}
+}
+
+// state returns the generator's state (PCG's binary encoding).
+func (g prng) state() []byte {
+	b, err := g.src.MarshalBinary()
+	if err != nil {
+		// PCG's MarshalBinary cannot fail; keep the invariant visible.
+		return nil
+	}
+	return b
+}
+
+// parsePRNG decodes a state saved by state, without touching g.
+func parsePRNG(b []byte) (rand.PCG, error) {
+	var pcg rand.PCG
+	if err := pcg.UnmarshalBinary(b); err != nil {
+		return pcg, fmt.Errorf("rng state: %w", err)
+	}
+	return pcg, nil
+}
+
+// set installs a state parsed by parsePRNG. Callers hold the owner's lock.
+func (g prng) set(pcg rand.PCG) { *g.src = pcg }
 
 // oneHot writes a deterministic choice into probs.
 func oneHot(probs []float64, k, chosen int) {
@@ -112,4 +142,20 @@ func (t *armTable) greedy(cands []Arm) int {
 		}
 	}
 	return best
+}
+
+// discount multiplies every arm's statistics by gamma. Statistics that have
+// faded below 1e-12 of one observation are reset to exactly zero (the arm
+// counts as unseen again), which also keeps the arithmetic out of the slow
+// subnormal range.
+func (t *armTable) discount(gamma float64) {
+	for i := range t.stats {
+		s := &t.stats[i]
+		s.n *= gamma
+		s.sum *= gamma
+		s.sumSq *= gamma
+		if s.n < 1e-12 {
+			*s = armStats{}
+		}
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"sync"
 )
 
@@ -14,7 +13,7 @@ import (
 type EpsilonGreedy struct {
 	epsilon float64
 	mu      sync.Mutex
-	rng     *rand.Rand
+	rng     prng
 	arms    armTable
 }
 
@@ -25,7 +24,7 @@ func NewEpsilonGreedy(epsilon float64, seed uint64) (*EpsilonGreedy, error) {
 	if epsilon < 0 || epsilon > 1 || math.IsNaN(epsilon) {
 		return nil, fmt.Errorf("epsilon %v outside [0,1]", epsilon)
 	}
-	return &EpsilonGreedy{epsilon: epsilon, rng: newRand(seed), arms: newArmTable()}, nil
+	return &EpsilonGreedy{epsilon: epsilon, rng: newPRNG(seed), arms: newArmTable()}, nil
 }
 
 // Name implements Policy.

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 )
 
@@ -11,13 +10,13 @@ import (
 // evaluation (every arm has probability 1/K).
 type Random struct {
 	mu  sync.Mutex
-	rng *rand.Rand
+	rng prng
 }
 
 var _ Policy = (*Random)(nil)
 
 // NewRandom returns a uniform policy drawing from its own stream seeded by seed.
-func NewRandom(seed uint64) *Random { return &Random{rng: newRand(seed)} }
+func NewRandom(seed uint64) *Random { return &Random{rng: newPRNG(seed)} }
 
 // Name implements Policy.
 func (*Random) Name() string { return "random" }

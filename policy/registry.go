@@ -193,7 +193,9 @@ func (r *Registry) MustRegister(name, doc string, f Factory) {
 	}
 }
 
-// New builds the policy named in s.
+// New builds the policy named in s. Any spec may carry the parameter
+// "floor" (FloorParam): the policy is then wrapped by WithFloor with that
+// epsilon, its coin seeded from the spec's "seed".
 func (r *Registry) New(s Spec) (Policy, error) {
 	e, ok := r.factories[s.Name]
 	if !ok {
@@ -202,7 +204,7 @@ func (r *Registry) New(s Spec) (Policy, error) {
 	if s.Params == nil {
 		s.Params = Params{}
 	}
-	p, err := e.factory(s.Params)
+	p, err := floorFromParams(s, e.factory)
 	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", s.Name, err)
 	}

@@ -3,8 +3,8 @@ package policy
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
-	"math/rand/v2"
 	"sync"
 )
 
@@ -19,6 +19,13 @@ const (
 	GaussianModel
 )
 
+func (m ThompsonModel) String() string {
+	if m == GaussianModel {
+		return "gaussian"
+	}
+	return "beta"
+}
+
 // Thompson samples a plausible mean for every candidate from its posterior
 // and plays the best sample (Thompson 1933; Agrawal & Goyal 2012).
 //
@@ -28,19 +35,29 @@ const (
 // guarantees support. With Draws = M > 1 it draws M posterior samples per
 // arm, reports each arm's share of the M wins, and plays one of the M winners
 // uniformly, so the reported propensities are exact and smoother.
+//
+// Discounted Thompson (NewDiscountedThompson, "d-thompson") multiplies every
+// arm's statistics by Gamma before adding each new reward (Raj & Kalyani
+// 2017), so evidence older than about 1/(1−Gamma) rewards fades and the
+// posterior widens again for arms that stopped being played.
 type Thompson struct {
+	name  string
 	model ThompsonModel
 	draws int
+	gamma float64 // 1 = stationary
 	// prior variance of the Gaussian model's mean; also the noise scale.
 	sigma2 float64
 
 	mu   sync.Mutex
-	rng  *rand.Rand
+	rng  prng
 	arms armTable
 	wins []int // scratch for Draws > 1, guarded by mu
 }
 
-var _ Policy = (*Thompson)(nil)
+var (
+	_ Policy      = (*Thompson)(nil)
+	_ Snapshotter = (*Thompson)(nil)
+)
 
 // ThompsonOpts configures NewThompson. The zero value is Beta with one draw.
 type ThompsonOpts struct {
@@ -49,11 +66,34 @@ type ThompsonOpts struct {
 	Draws int
 	// Sigma is the Gaussian model's reward noise scale; 0 means 0.5.
 	Sigma float64
+	// Gamma is the discount of NewDiscountedThompson, in (0,1]; 0 means
+	// 0.999 there. NewThompson accepts only 0 or 1.
+	Gamma float64
 	Seed  uint64
 }
 
-// NewThompson returns a Thompson sampler.
+// NewThompson returns a stationary Thompson sampler.
 func NewThompson(o ThompsonOpts) (*Thompson, error) {
+	if o.Gamma != 0 && o.Gamma != 1 {
+		return nil, fmt.Errorf("gamma %v: the stationary sampler has no discount (use NewDiscountedThompson)", o.Gamma)
+	}
+	o.Gamma = 1
+	return newThompson("thompson", o)
+}
+
+// NewDiscountedThompson returns a Thompson sampler whose statistics decay by
+// o.Gamma per reward received.
+func NewDiscountedThompson(o ThompsonOpts) (*Thompson, error) {
+	if o.Gamma == 0 {
+		o.Gamma = 0.999
+	}
+	if !(o.Gamma > 0 && o.Gamma <= 1) {
+		return nil, fmt.Errorf("gamma %v outside (0,1]", o.Gamma)
+	}
+	return newThompson("d-thompson", o)
+}
+
+func newThompson(name string, o ThompsonOpts) (*Thompson, error) {
 	if o.Draws < 0 || o.Draws > 4096 {
 		return nil, fmt.Errorf("draws %d outside [1,4096]", o.Draws)
 	}
@@ -69,16 +109,16 @@ func NewThompson(o ThompsonOpts) (*Thompson, error) {
 	if o.Model != BetaModel && o.Model != GaussianModel {
 		return nil, fmt.Errorf("unknown model %d", o.Model)
 	}
-	return &Thompson{model: o.Model, draws: o.Draws, sigma2: o.Sigma * o.Sigma, rng: newRand(o.Seed), arms: newArmTable()}, nil
+	return &Thompson{name: name, model: o.Model, draws: o.Draws, gamma: o.Gamma, sigma2: o.Sigma * o.Sigma, rng: newPRNG(o.Seed), arms: newArmTable()}, nil
 }
 
 // Name implements Policy.
-func (*Thompson) Name() string { return "thompson" }
+func (p *Thompson) Name() string { return p.name }
 
 // sample draws one plausible mean for arm statistics s. Callers hold mu.
 func (p *Thompson) sample(s armStats) float64 {
 	if p.model == BetaModel {
-		return betaRand(p.rng, 1+s.sum, 1+s.n-s.sum)
+		return betaRand(p.rng.Rand, 1+s.sum, 1+s.n-s.sum)
 	}
 	// Normal prior N(0.5, σ²) on the mean, known noise σ²: the posterior
 	// precision is (1+n)/σ².
@@ -133,7 +173,57 @@ func (p *Thompson) Update(_ *Features, cands []Arm, chosen int, reward float64) 
 		return fmt.Errorf("%w: beta model needs a reward in [0,1], got %v for arm %q", ErrBadReward, reward, cands[chosen].ID)
 	}
 	p.mu.Lock()
+	if p.gamma < 1 {
+		p.arms.discount(p.gamma)
+	}
 	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Thompson) spec() Spec {
+	ps := Params{"model": p.model.String(), "draws": fmt.Sprint(p.draws), "sigma": ff(math.Sqrt(p.sigma2))}
+	if p.name == "d-thompson" {
+		ps["gamma"] = ff(p.gamma)
+	}
+	return Spec{Name: p.name, Params: ps}
+}
+
+type thompsonState struct {
+	RNG  []byte    `json:"rng"`
+	Arms []armJSON `json:"arms"`
+}
+
+// Snapshot implements Snapshotter.
+func (p *Thompson) Snapshot(w io.Writer) error {
+	p.mu.Lock()
+	st := thompsonState{RNG: p.rng.state(), Arms: p.arms.export()}
+	p.mu.Unlock()
+	return writeSnapshot(w, p.spec(), st)
+}
+
+// Restore implements Snapshotter.
+func (p *Thompson) Restore(r io.Reader) error {
+	var st thompsonState
+	if err := readSnapshot(r, p.spec(), &st); err != nil {
+		return err
+	}
+	pcg, err := parsePRNG(st.RNG)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	arms, err := importArms(st.Arms, func(s armStats) error {
+		if p.model == BetaModel && (1+s.sum <= 0 || 1+s.n-s.sum <= 0) {
+			return fmt.Errorf("beta posterior (%v, %v) not positive", 1+s.sum, 1+s.n-s.sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.rng.set(pcg)
+	p.arms = arms
 	p.mu.Unlock()
 	return nil
 }

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/replay"
+	"github.com/routelab/routelab/route"
+)
+
+// replayFlags are the inputs of `routelab replay`.
+type replayFlags struct {
+	logs       []string
+	policies   string
+	estimators string
+	bootstrap  int
+	level      float64
+	seed       uint64
+	clip       float64
+	tau        float64
+	lambda     float64
+	folds      int
+	json       bool
+	exportRows string
+	quiet      bool
+	from, to   string
+	feedback   bool
+	skipBad    bool
+}
+
+func newReplayCmd() *cobra.Command {
+	var fl replayFlags
+	cmd := &cobra.Command{
+		Use:   "replay",
+		Short: "Off-policy evaluation: estimate from decision logs how other policies would have done",
+		Long: `Estimate, from decision logs (the gateway's or "routelab sim --log"'s), the
+mean reward other policies would have earned on the same requests, with
+bootstrap confidence intervals: replay (Li et al.), ips, clipped-ips, snips,
+dm, dr, sndr, switch-dr and dr-os (see "go doc ./replay" for the formulas).
+
+Each target policy is a spec as in "routelab policies" (NAME or
+NAME=key:value;key:value; several separated by commas). Targets are
+evaluated frozen: they see each logged request and its candidate set and
+report their probability of every candidate, but never learn from the log.
+Logged candidates carry only their model id, so policies that score live
+profiles (weighted) see none.
+
+The output has one line per target and estimator: policy, estimator, value,
+ci_low, ci_high, ess (effective sample size), n (rows). Warnings (missing
+support, low overlap, default rewards, replay's assumptions) follow the
+table, or are part of each JSON object with --json.
+
+--export-rows FILE.csv writes per logged row the action index, reward,
+pscore and the target's pi_* and the reward model's q_* per action, the
+inputs of Open Bandit Pipeline's estimators (one file per target when there
+are several: FILE.<policy>.csv).
+
+A row without propensities, with propensity 0 on the chosen arm or with an
+arm the target cannot handle stops the evaluation with an error naming it.
+An unreadable or newer-schema log file is an error too, unless
+--skip-bad-files (then it is reported and left out).`,
+		Example: `  routelab replay --logs data/decisions --policy thompson,epsilon-greedy=epsilon:0.05
+  routelab replay --logs logs --policy ucb1 --estimators snips,dr --bootstrap 500 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runReplay(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&fl.logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	f.StringVar(&fl.policies, "policy", "", "target policy specs, comma-separated: NAME or NAME=key:value;key:value")
+	f.StringVar(&fl.estimators, "estimators", "all", "all, or a comma-separated list of: replay, ips, clipped-ips, snips, dm, dr, sndr, switch-dr, dr-os")
+	f.IntVar(&fl.bootstrap, "bootstrap", 200, "bootstrap resamples for the confidence intervals (0 = no intervals)")
+	f.Float64Var(&fl.level, "level", 0.95, "confidence level of the intervals")
+	f.Uint64Var(&fl.seed, "seed", 1, "seed of the bootstrap")
+	f.Float64Var(&fl.clip, "clip", 10, "weight cap of clipped-ips")
+	f.Float64Var(&fl.tau, "tau", 10, "weight threshold of switch-dr")
+	f.Float64Var(&fl.lambda, "lambda", 100, "shrinkage of dr-os")
+	f.IntVar(&fl.folds, "folds", 2, "cross-fitting folds of the reward model (1 = fit and score on the same rows)")
+	f.BoolVar(&fl.json, "json", false, "print a JSON array instead of a table")
+	f.StringVar(&fl.exportRows, "export-rows", "", "write per-row OBP inputs (action, reward, pscore, pi_*, q_*) to this CSV file")
+	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
+	f.StringVar(&fl.from, "from", "", "only decisions at or after this time (RFC 3339)")
+	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
+	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback found under --logs into the rewards")
+	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
+	return cmd
+}
+
+func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if len(fl.logs) == 0 {
+		return fmt.Errorf("--logs: no log directory given")
+	}
+	for _, p := range fl.logs {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("--logs %q: %w", p, err)
+		}
+	}
+	if strings.TrimSpace(fl.policies) == "" {
+		return fmt.Errorf("--policy: no target policy given")
+	}
+	specs, err := policy.ParseSpecs(fl.policies)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	ests, err := replay.ParseEstimators(fl.estimators)
+	if err != nil {
+		return fmt.Errorf("--estimators: %w", err)
+	}
+	if fl.bootstrap < 0 {
+		return fmt.Errorf("--bootstrap %d: must be >= 0", fl.bootstrap)
+	}
+	if fl.level <= 0 || fl.level >= 1 || math.IsNaN(fl.level) {
+		return fmt.Errorf("--level %v: must be in (0,1)", fl.level)
+	}
+	for _, v := range []struct {
+		name string
+		v    float64
+	}{{"clip", fl.clip}, {"tau", fl.tau}, {"lambda", fl.lambda}} {
+		if !(v.v > 0) || math.IsInf(v.v, 0) {
+			return fmt.Errorf("--%s %v: must be a finite number > 0", v.name, v.v)
+		}
+	}
+	if fl.folds < 1 {
+		return fmt.Errorf("--folds %d: must be >= 1", fl.folds)
+	}
+	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback}
+	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
+		return err
+	}
+	if ropts.To, err = parseTimeFlag("to", fl.to); err != nil {
+		return err
+	}
+
+	reg := newRegistry()
+	targets := make([]replay.Target, len(specs))
+	seen := map[string]bool{}
+	for i, s := range specs {
+		p, err := reg.New(s)
+		if err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+		label := s.String()
+		if seen[label] {
+			return fmt.Errorf("--policy: %q named twice", label)
+		}
+		seen[label] = true
+		targets[i] = replay.Target{Name: label, Policy: p}
+	}
+
+	opts := replay.Opts{
+		Estimators: ests, Clip: fl.clip, Tau: fl.tau, Lambda: fl.lambda,
+		Bootstrap: fl.bootstrap, Level: fl.level, Seed: fl.seed, Folds: fl.folds,
+	}
+	if fl.bootstrap == 0 {
+		opts.Bootstrap = -1
+	}
+	var exports []*rowExport
+	if fl.exportRows != "" {
+		exports, err = openExports(fl.exportRows, targets)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			for _, e := range exports {
+				e.abort() // no-op after commit
+			}
+		}()
+		obs := make(replay.Observers, len(exports))
+		for i, e := range exports {
+			obs[i] = e.w
+		}
+		opts.Observer = obs
+	}
+
+	passes := 1
+	for _, e := range ests {
+		if e.NeedsModel() {
+			passes = 2
+		}
+	}
+	if opts.Observer != nil {
+		passes = 2
+	}
+	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, passes: passes, progress: !fl.quiet && isTerminal(errOut)}
+	res, err := replay.Evaluate(ctx, src, targets, opts)
+	if err != nil {
+		return err
+	}
+	for _, e := range exports {
+		if err := e.commit(); err != nil {
+			return err
+		}
+	}
+	if fl.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return writeReplayTable(out, res)
+}
+
+func parseTimeFlag(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %q: not an RFC 3339 time (2026-01-05T00:00:00Z): %w", name, v, err)
+	}
+	return t, nil
+}
+
+func writeReplayTable(out io.Writer, res []replay.Result) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "POLICY\tESTIMATOR\tVALUE\tCI_LOW\tCI_HIGH\tESS\tN\t")
+	num := func(v float64, prec int) string {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return "-"
+		}
+		return fmt.Sprintf("%.*f", prec, v)
+	}
+	for _, r := range res {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Policy, r.Estimator, num(r.Value, 4), num(r.CILow, 4), num(r.CIHigh, 4), num(r.ESS, 1), r.N)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	// Warnings: each once per policy (most are shared by its estimators).
+	type key struct{ policy, text string }
+	seen := map[key]bool{}
+	first := true
+	for _, r := range res {
+		for _, t := range r.Warnings {
+			k := key{r.Policy, t}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if first {
+				fmt.Fprintln(out)
+				first = false
+			}
+			scope := r.Policy
+			if strings.HasPrefix(t, "replay ") || strings.HasPrefix(t, "undefined") {
+				scope += "/" + string(r.Estimator)
+			}
+			fmt.Fprintf(out, "warning: %s: %s\n", scope, t)
+		}
+	}
+	return nil
+}
+
+// logSource reads the decision log as a replay.Source: one fresh
+// decisionlog.Reader per pass, with a progress bar on a terminal.
+type logSource struct {
+	opts     decisionlog.ReaderOpts
+	skipBad  bool
+	warn     io.Writer
+	passes   int
+	pass     int
+	progress bool
+	rows     int64 // rows of the first pass, the second pass's total
+}
+
+func (s *logSource) Scan(ctx context.Context, fn func(*route.Record) error) error {
+	s.pass++
+	var bar *progressbar.ProgressBar
+	if s.progress {
+		total := int64(-1)
+		desc := "reading logs"
+		if s.passes == 2 {
+			desc = "pass 1/2: fit reward model"
+			if s.pass == 2 {
+				desc, total = "pass 2/2: evaluate", s.rows
+			}
+		}
+		bar = progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(s.warn),
+			progressbar.OptionSetDescription(desc),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("rows"),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		defer bar.Finish()
+	}
+	r := decisionlog.NewReader(s.opts)
+	var n, pending int64
+	for rec, err := range r.Records(ctx) {
+		if err != nil {
+			var fe *decisionlog.FileError
+			if errors.As(err, &fe) && s.skipBad {
+				if s.pass == 1 {
+					fmt.Fprintf(s.warn, "warning: skipping log file: %v\n", err)
+				}
+				continue
+			}
+			return fmt.Errorf("read logs: %w", err)
+		}
+		if err := fn(&rec); err != nil {
+			return err
+		}
+		n++
+		if bar != nil {
+			if pending++; pending == 4096 {
+				_ = bar.Add64(pending)
+				pending = 0
+			}
+		}
+	}
+	if bar != nil {
+		_ = bar.Add64(pending)
+	}
+	if s.pass == 1 {
+		s.rows = n
+	}
+	return nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// rowExport is one target's --export-rows file, written to a temporary
+// name and renamed into place only when the evaluation succeeds.
+type rowExport struct {
+	path, tmp string
+	f         *os.File
+	w         *replay.OBPWriter
+	done      bool
+}
+
+var unsafeFileChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func openExports(path string, targets []replay.Target) ([]*rowExport, error) {
+	var out []*rowExport
+	ext := filepath.Ext(path)
+	for i, t := range targets {
+		p := path
+		if len(targets) > 1 {
+			p = strings.TrimSuffix(path, ext) + "." + unsafeFileChars.ReplaceAllString(t.Name, "_") + ext
+		}
+		f, err := os.Create(p + ".tmp")
+		if err != nil {
+			for _, e := range out {
+				e.abort()
+			}
+			return nil, fmt.Errorf("--export-rows: %w", err)
+		}
+		out = append(out, &rowExport{path: p, tmp: p + ".tmp", f: f, w: replay.NewOBPWriter(f, i)})
+	}
+	return out, nil
+}
+
+func (e *rowExport) commit() error {
+	if err := e.w.Flush(); err != nil {
+		return fmt.Errorf("--export-rows %s: %w", e.path, err)
+	}
+	if err := e.f.Close(); err != nil {
+		return fmt.Errorf("--export-rows %s: %w", e.path, err)
+	}
+	if err := os.Rename(e.tmp, e.path); err != nil {
+		return fmt.Errorf("--export-rows: %w", err)
+	}
+	e.done = true
+	return nil
+}
+
+func (e *rowExport) abort() {
+	if e.done {
+		return
+	}
+	e.f.Close()
+	os.Remove(e.tmp)
+}

@@ -1,0 +1,42 @@
+// Package sim is routelab's discrete-event simulator: synthetic LLM traffic
+// served by simulated providers on a virtual clock (no sleeping — time is a
+// value that arrivals and completions advance), routed request by request
+// through the decision core, route.Core, exactly as the gateway routes real
+// traffic.
+//
+// A Scenario (YAML, see docs/scenarios.md; built-ins are embedded and
+// listed by BuiltinScenarios) describes
+//
+//   - traffic: Poisson arrivals with a diurnal rate curve and bursts, a task
+//     mix, tenants, and log-normal prompt and completion lengths;
+//   - providers (the arms): log-normal latency plus per-token time, a
+//     capacity beyond which requests queue (FIFO over Capacity servers), a
+//     token-bucket rate limit answering 429s, an error rate, a price per 1k
+//     tokens, a quality per task type (the probability that an answer is
+//     right), and modifiers that change any of these by time window, hour
+//     of day, task, tenant or prompt length (outages, drift, night prices).
+//
+// The main call:
+//
+//	sc, err := sim.LoadScenario("steady") // or a path to a YAML file
+//	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: 100_000})
+//	fmt.Println(res.MeanReward, res.OracleMeanReward, res.Regret)
+//
+// Each request is decided by route.Core.Decide, acted on by the simulator's
+// route.Actor on the virtual clock, and completed (reward → policy.Update →
+// log sink) by route.Core.Complete at its virtual completion time, so the
+// policy learns only from requests that have finished, as in production;
+// Options.ImmediateFeedback completes each request before the next one.
+//
+// The simulator knows every arm's true expected reward for every request
+// given the providers' state at that moment (queue, rate limit, outage,
+// price, quality, latency distribution), so a Result reports the oracle's
+// mean reward and the regret of the policy against it. See oracle.go for
+// the model and the numerical approximation.
+//
+// Randomness: Options.Seed drives a traffic stream and counter-based
+// per-(request, arm) noise, separate from the policy's own seed
+// (PolicySeed derives one), so two policies on one seed see the same
+// requests and the same latent latency, error and quality draws (common
+// random numbers), and one policy on one seed gives byte-identical results.
+package sim

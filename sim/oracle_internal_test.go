@@ -1,0 +1,123 @@
+package sim
+
+import (
+	"math"
+	"testing"
+
+	"github.com/routelab/routelab/route"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestQuadratureMatchesMonteCarlo checks the oracle's expectation over the
+// log-normal latency against the mean of the actor's own draws, on arms
+// with and without errors, with a timeout that cuts the tail, and with
+// custom reward weights whose clamp binds.
+func TestQuadratureMatchesMonteCarlo(t *testing.T) {
+	const src = `
+name: mc
+timeout: 4s
+traffic: {rate: 1, prompt_tokens: {median: 800, sigma: 0, max: 800}, completion_tokens: {median: 300, sigma: 0, max: 300}}
+providers:
+  - {name: smooth, price_in: 0.001, price_out: 0.002, latency: {median: 500ms, sigma: 0.5, per_output_token: 5ms}, quality: {"*": 0.7}}
+  - {name: narrow, price_in: 0.001, price_out: 0.002, latency: {median: 500ms, sigma: 0.2, per_output_token: 5ms}, error_rate: 0.05, quality: {"*": 0.8}}
+  - {name: wide, price_in: 0.01, price_out: 0.03, latency: {median: 1s, sigma: 1.2, per_prompt_token: 1ms}, error_rate: 0.2, quality: {"*": 0.9}}
+`
+	sc, err := ParseScenario("mc", []byte(src))
+	require.NoError(t, err)
+	for _, rw := range []route.Reward{sc.RewardFunc(), {Quality: 0.7, Cost: 0.3, Latency: 0.5, Failure: 0.1, CostRef: 0.01, LatencyRef: 1e9, UnknownQuality: 0.5}} {
+		coef := newRewardCoef(rw)
+		w := compile(sc)
+		for ai := range w.arms {
+			a := &w.arms[ai]
+			r := request{task: 0, tenant: -1, prompt: 800, compl: 300}
+			p := a.params(&r)
+			// narrow stays on the Gauss–Hermite path; the others reach the
+			// timeout and take the split path.
+			assert.Equal(t, a.id == "narrow", a.nodeMax+1.5 <= w.timeout, a.id)
+			want := coef.expected(w, a, &p, &r)
+			const n = 200_000
+			var sum, sumSq float64
+			var o route.Outcome
+			for i := 0; i < n; i++ {
+				r.idx = i
+				w.act(99, ai, &p, &r, &o)
+				v := rw.Of(&o)
+				sum += v
+				sumSq += v * v
+			}
+			mean := sum / n
+			se := math.Sqrt((sumSq/n - mean*mean) / n)
+			assert.InDelta(t, want, mean, 4*se+5e-4, "arm %s, reward %+v: quadrature %.5f, Monte Carlo %.5f ± %.5f", a.id, rw, want, mean, se)
+		}
+	}
+}
+
+func TestNoiseIsUniformAndNormal(t *testing.T) {
+	const n = 200_000
+	var s, s2, zs, zs2 float64
+	for i := 0; i < n; i++ {
+		u := u01(1, i, 3, drawError)
+		require.True(t, u > 0 && u < 1)
+		s += u
+		s2 += u * u
+		z := normal(1, i, 3)
+		zs += z
+		zs2 += z * z
+	}
+	assert.InDelta(t, 0.5, s/n, 0.003)
+	assert.InDelta(t, 1.0/12, s2/n-(s/n)*(s/n), 0.002)
+	assert.InDelta(t, 0, zs/n, 0.01)
+	assert.InDelta(t, 1, zs2/n, 0.01)
+	assert.NotEqual(t, u01(1, 5, 0, drawError), u01(1, 5, 1, drawError), "arms draw independently")
+	assert.NotEqual(t, u01(1, 5, 0, drawError), u01(2, 5, 0, drawError), "seeds draw independently")
+}
+
+func TestTrafficRateAndMix(t *testing.T) {
+	const src = `
+name: tr
+traffic:
+  rate: 10
+  bursts: [{from: 1000s, to: 2000s, multiplier: 3}]
+  diurnal: {amplitude: 0.5, peak_hour: 12}
+  tasks: {a: 3, b: 1}
+  tenants: {x: 1, y: 1}
+providers:
+  - {name: p, latency: {median: 1s}, quality: {"*": 0.5}}
+`
+	sc, err := ParseScenario("tr", []byte(src))
+	require.NoError(t, err)
+	w := compile(sc)
+	g := newTraffic(w, 1)
+	var r request
+	var inBurst, before, taskA, tenantX int
+	const n = 200_000
+	for i := 0; i < n; i++ {
+		g.next(&r)
+		switch {
+		case r.t < 1000:
+			before++
+		case r.t < 2000:
+			inBurst++
+		}
+		if r.task == 0 {
+			taskA++
+		}
+		if r.tenant == 0 {
+			tenantX++
+		}
+	}
+	// Start at 00:00 UTC with the peak at 12:00: the first 2000s run at
+	// about rate·(1−0.5·cos(small)) ≈ 5/s, tripled in the burst.
+	lam := func(t0, t1 float64) float64 {
+		var s float64
+		for t := t0; t < t1; t++ {
+			s += 10 * (1 + 0.5*math.Cos(2*math.Pi*(t/3600-12)/24))
+		}
+		return s
+	}
+	assert.InDelta(t, lam(0, 1000), float64(before), 4*math.Sqrt(lam(0, 1000)))
+	assert.InDelta(t, 3*lam(1000, 2000), float64(inBurst), 4*math.Sqrt(3*lam(1000, 2000)))
+	assert.InDelta(t, 0.75, float64(taskA)/n, 0.005)
+	assert.InDelta(t, 0.5, float64(tenantX)/n, 0.005)
+}

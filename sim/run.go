@@ -1,0 +1,477 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/route"
+)
+
+// Options configure one simulation run.
+type Options struct {
+	Scenario *Scenario
+	// Policy routes the requests; it is used as given (a fresh one per run
+	// unless you mean to carry learning over).
+	Policy policy.Policy
+	// Shadow, optional, runs beside Policy in the decision core.
+	Shadow policy.Policy
+	// Seed drives the traffic and the providers' noise. The policy has its
+	// own seed (see PolicySeed), so that two policies run on one Seed see
+	// the same requests and the same latent draws.
+	Seed uint64
+	// Requests is the run length; 0 means the scenario's default.
+	Requests int
+	// Window is the number of requests per time-series window; 0 means
+	// Requests/50 (at least 1).
+	Window int
+	// Encoder, optional, fills Features.Vector for contextual policies;
+	// without one the vector stays empty.
+	Encoder policy.Encoder
+	// Sink, optional, receives every finished record (in completion order,
+	// stamped with the request's virtual arrival time). With a sink, each
+	// request also gets an id "r<index>".
+	Sink route.Sink
+	// Reward, optional, replaces the scenario's reward function.
+	Reward *route.Reward
+	// Rules run after the context-window rule, which is always on.
+	Rules []route.Rule
+	// ImmediateFeedback makes the policy learn each reward before the next
+	// request. By default rewards arrive at the request's virtual
+	// completion time, as they would in production: a policy deciding at
+	// time t knows only the outcomes of requests finished by t.
+	ImmediateFeedback bool
+}
+
+// Result summarises a run. All fields but DecisionsPerSecond are a
+// deterministic function of the scenario, the seed and the policy (with
+// its own seed).
+type Result struct {
+	Policy        string `json:"policy"`
+	PolicyVersion string `json:"policy_version"`
+	Scenario      string `json:"scenario"`
+	Seed          uint64 `json:"seed"`
+	Requests      int    `json:"requests"`
+	// VirtualSeconds is the virtual time from the start to the last completion.
+	VirtualSeconds float64 `json:"virtual_seconds"`
+	// MeanReward is the mean realised reward; ExpectedMeanReward the mean
+	// of the chosen arms' expected rewards (the same without the outcome
+	// noise); OracleMeanReward the mean of the best candidate's expected
+	// reward per request.
+	MeanReward         float64 `json:"mean_reward"`
+	ExpectedMeanReward float64 `json:"expected_mean_reward"`
+	OracleMeanReward   float64 `json:"oracle_mean_reward"`
+	// Regret is Σ (oracle expected reward − chosen arm's expected reward).
+	Regret    float64 `json:"regret"`
+	CostTotal float64 `json:"cost_total"`
+	// Latency percentiles are over answered (status ok) requests.
+	LatencyP50MS float64 `json:"latency_p50_ms"`
+	LatencyP99MS float64 `json:"latency_p99_ms"`
+	FailureRate  float64 `json:"failure_rate"`
+	// StatusCounts counts requests by final status ("ok", "error", ...).
+	StatusCounts map[string]int `json:"status_counts"`
+	// ArmShares is the fraction of requests routed to each arm;
+	// OracleArmShares where the oracle would have sent them.
+	ArmShares       map[string]float64 `json:"arm_shares"`
+	OracleArmShares map[string]float64 `json:"oracle_arm_shares"`
+	// DecisionsPerSecond is the wall-clock throughput of the run.
+	DecisionsPerSecond float64 `json:"decisions_per_second"`
+	// Windows is the time series, one entry per Window requests in
+	// arrival order.
+	Windows []Window `json:"windows"`
+}
+
+// Window aggregates consecutive requests (by arrival order).
+type Window struct {
+	// First is the index of the window's first request; StartSeconds its
+	// virtual arrival time.
+	First              int     `json:"first"`
+	Requests           int     `json:"requests"`
+	StartSeconds       float64 `json:"start_seconds"`
+	MeanReward         float64 `json:"mean_reward"`
+	ExpectedMeanReward float64 `json:"expected_mean_reward"`
+	OracleMeanReward   float64 `json:"oracle_mean_reward"`
+	FailureRate        float64 `json:"failure_rate"`
+	// CumulativeRegret is the regret of all requests up to this window's end.
+	CumulativeRegret float64            `json:"cumulative_regret"`
+	ArmShares        map[string]float64 `json:"arm_shares"`
+}
+
+// PolicySeed derives a policy's seed from a run seed, for callers that
+// build the policy (the CLI does when the spec sets no seed): the policy's
+// stream is then distinct from the traffic and provider streams.
+func PolicySeed(runSeed uint64) uint64 { return mix64(runSeed ^ 0x706f6c6963790000) }
+
+// slot is one request in flight: its record and what the oracle knew.
+type slot struct {
+	rec       route.Record
+	idx       int
+	done      float64
+	expected  float64
+	oracle    float64
+	chosenArm int
+	oracleArm int
+}
+
+// actor is the simulator's route.Actor: it serves the chosen candidate on
+// the virtual clock. Run sets req, candArm and params before each Act.
+type actor struct {
+	w       *world
+	seed    uint64
+	req     *request
+	candArm []int
+	params  []params
+	done    float64
+}
+
+var _ route.Actor = (*actor)(nil)
+
+// Act implements route.Actor.
+func (a *actor) Act(_ context.Context, _ *route.Request, d *route.Decision, o *route.Outcome) error {
+	a.done = a.w.act(a.seed, a.candArm[d.Chosen], &a.params[d.Chosen], a.req, o)
+	return nil
+}
+
+// runner holds one run's state.
+type runner struct {
+	w       *world
+	core    *route.Core
+	coef    rewardCoef
+	act     actor
+	free    []*slot
+	pending []*slot // min-heap on (done, idx)
+	win     int
+	k       int
+
+	// accumulators
+	n                      int
+	reward, expected, orcl float64
+	cost                   float64
+	lastDone               float64
+	statuses               [4]int
+	armN, oracleN          []int
+	lat                    []float32
+	wN, wFail              []int
+	wReward, wExp, wOrcl   []float64
+	wStart                 []float64
+	wArm                   []int // window-major, k per window
+}
+
+// Run simulates o.Requests requests of o.Scenario routed by o.Policy
+// through the decision core (route.Core) and reports the result.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Scenario == nil {
+		return nil, fmt.Errorf("sim: no scenario")
+	}
+	if o.Policy == nil {
+		return nil, fmt.Errorf("sim: no policy")
+	}
+	sc := o.Scenario
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	n := o.Requests
+	if n == 0 {
+		n = sc.Requests
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("sim: requests %d must be > 0", n)
+	}
+	win := o.Window
+	if win < 0 {
+		return nil, fmt.Errorf("sim: window %d must be >= 0", win)
+	}
+	if win == 0 {
+		win = max(1, n/50)
+	}
+	reward := sc.RewardFunc()
+	if o.Reward != nil {
+		if err := o.Reward.Validate(); err != nil {
+			return nil, fmt.Errorf("sim: %w", err)
+		}
+		reward = *o.Reward
+		if reward == (route.Reward{}) {
+			reward = route.DefaultReward()
+		}
+	}
+	w := compile(sc)
+	var now float64
+	start := sc.StartTime()
+	core, err := route.NewCore(route.CoreOpts{
+		Catalogue: w.catalogue,
+		Policy:    o.Policy,
+		Shadow:    o.Shadow,
+		Rules:     append([]route.Rule{route.ContextWindowRule{}}, o.Rules...),
+		Reward:    reward,
+		Sink:      o.Sink,
+		Profiles:  route.NewProfiles(route.ProfileOpts{Priors: w.catalogue}),
+		Encoder:   o.Encoder,
+		Now:       func() time.Time { return start.Add(secs(now)) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sim: scenario %q: %w", sc.Name, err)
+	}
+	k := len(w.arms)
+	nw := (n + win - 1) / win
+	r := &runner{
+		w: w, core: core, coef: newRewardCoef(reward), win: win, k: k,
+		act:     actor{w: w, seed: o.Seed, candArm: make([]int, k), params: make([]params, k)},
+		armN:    make([]int, k),
+		oracleN: make([]int, k),
+		lat:     make([]float32, 0, n),
+		wN:      make([]int, nw), wFail: make([]int, nw),
+		wReward: make([]float64, nw), wExp: make([]float64, nw), wOrcl: make([]float64, nw),
+		wStart: make([]float64, nw), wArm: make([]int, nw*k),
+	}
+	tr := newTraffic(w, o.Seed)
+	var req request
+	r.act.req = &req
+	var idBuf []byte
+	began := time.Now()
+	for i := 0; i < n; i++ {
+		if i&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("sim: %w", err)
+			}
+		}
+		tr.next(&req)
+		req.idx = i
+		now = req.t
+		for len(r.pending) > 0 && r.pending[0].done <= req.t {
+			if err := r.complete(r.pop()); err != nil {
+				return nil, err
+			}
+		}
+		if i%win == 0 {
+			r.wStart[i/win] = req.t
+		}
+		s := r.slot()
+		s.idx = i
+		rec := &s.rec
+		f := &rec.Request.Features
+		f.Tenant, f.Task, f.PromptTokens = "", w.tasks[req.task], req.prompt
+		if req.tenant >= 0 {
+			f.Tenant = w.tenants[req.tenant]
+		}
+		f.Time = start.Add(secs(req.t))
+		f.Vector = f.Vector[:0]
+		rec.Request.Forced = ""
+		if o.Sink != nil {
+			idBuf = strconv.AppendInt(append(idBuf[:0], 'r'), int64(i), 10)
+			rec.Request.ID = string(idBuf)
+		}
+		rec.Time = f.Time
+		d := &rec.Decision
+		if err := core.Decide(ctx, &rec.Request, d); err != nil {
+			return nil, fmt.Errorf("sim: request %d: %w", i, err)
+		}
+		r.judge(s, &req)
+		out := &rec.Outcome
+		*out = route.Outcome{Attempts: out.Attempts[:0]}
+		if err := r.act.Act(ctx, &rec.Request, d, out); err != nil {
+			return nil, fmt.Errorf("sim: request %d: act: %w", i, err)
+		}
+		s.done = r.act.done
+		if o.ImmediateFeedback {
+			if err := r.complete(s); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		r.push(s)
+	}
+	for len(r.pending) > 0 {
+		s := r.pop()
+		now = s.done
+		if err := r.complete(s); err != nil {
+			return nil, err
+		}
+	}
+	wall := time.Since(began).Seconds()
+	res := r.result(o, n)
+	res.DecisionsPerSecond = float64(n) / math.Max(wall, 1e-9)
+	return res, nil
+}
+
+// judge maps the decision's candidates to arms, computes every
+// candidate's effective parameters and expected reward, and records the
+// oracle's choice and the chosen arm's expectation in s.
+func (r *runner) judge(s *slot, req *request) {
+	d := &s.rec.Decision
+	w := r.w
+	j := 0
+	best, bestV := -1, math.Inf(-1)
+	for ci := range d.Candidates {
+		// Candidates keep catalogue order, so one forward walk finds them.
+		for j < len(w.arms) && w.arms[j].id != d.Candidates[ci].ID {
+			j++
+		}
+		a := &w.arms[j]
+		r.act.candArm[ci] = j
+		p := a.params(req)
+		r.act.params[ci] = p
+		v := r.coef.expected(w, a, &p, req)
+		if v > bestV {
+			best, bestV = j, v
+		}
+		if ci == d.Chosen {
+			s.expected = v
+		}
+		j++
+	}
+	s.oracle, s.oracleArm = bestV, best
+	s.chosenArm = r.act.candArm[d.Chosen]
+}
+
+// complete hands s to the decision core (reward, update, log) and folds
+// it into the statistics.
+func (r *runner) complete(s *slot) error {
+	rec := &s.rec
+	if err := r.core.Complete(rec); err != nil {
+		return fmt.Errorf("sim: request %d: %w", s.idx, err)
+	}
+	o := &rec.Outcome
+	r.n++
+	r.reward += rec.Reward
+	r.expected += s.expected
+	r.orcl += s.oracle
+	r.cost += o.Cost
+	r.lastDone = math.Max(r.lastDone, s.done)
+	if int(o.Status) < len(r.statuses) {
+		r.statuses[o.Status]++
+	}
+	if o.Status == route.StatusOK {
+		r.lat = append(r.lat, float32(o.Latency.Seconds()*1000))
+	}
+	r.armN[s.chosenArm]++
+	r.oracleN[s.oracleArm]++
+	wi := s.idx / r.win
+	r.wN[wi]++
+	r.wReward[wi] += rec.Reward
+	r.wExp[wi] += s.expected
+	r.wOrcl[wi] += s.oracle
+	if o.Status.Failed() {
+		r.wFail[wi]++
+	}
+	r.wArm[wi*r.k+s.chosenArm]++
+	r.free = append(r.free, s)
+	return nil
+}
+
+func (r *runner) slot() *slot {
+	if n := len(r.free); n > 0 {
+		s := r.free[n-1]
+		r.free = r.free[:n-1]
+		return s
+	}
+	return &slot{}
+}
+
+func less(a, b *slot) bool { return a.done < b.done || (a.done == b.done && a.idx < b.idx) }
+
+func (r *runner) push(s *slot) {
+	h := append(r.pending, s)
+	i := len(h) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(h[i], h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+	r.pending = h
+}
+
+func (r *runner) pop() *slot {
+	h := r.pending
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = nil
+	h = h[:last]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		c := l
+		if rr := l + 1; rr < len(h) && less(h[rr], h[l]) {
+			c = rr
+		}
+		if !less(h[c], h[i]) {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+	r.pending = h
+	return top
+}
+
+func (r *runner) result(o Options, n int) *Result {
+	w := r.w
+	fn := float64(n)
+	res := &Result{
+		Policy:             o.Policy.Name(),
+		PolicyVersion:      policy.VersionOf(o.Policy),
+		Scenario:           w.sc.Name,
+		Seed:               o.Seed,
+		Requests:           n,
+		VirtualSeconds:     r.lastDone,
+		MeanReward:         r.reward / fn,
+		ExpectedMeanReward: r.expected / fn,
+		OracleMeanReward:   r.orcl / fn,
+		Regret:             r.orcl - r.expected,
+		CostTotal:          r.cost,
+		FailureRate:        float64(n-r.statuses[route.StatusOK]) / fn,
+		StatusCounts:       map[string]int{},
+		ArmShares:          shares(w, r.armN, n),
+		OracleArmShares:    shares(w, r.oracleN, n),
+	}
+	for st, c := range r.statuses {
+		res.StatusCounts[route.Status(st).String()] = c
+	}
+	if len(r.lat) > 0 {
+		slices.Sort(r.lat)
+		res.LatencyP50MS = quantile(r.lat, 0.50)
+		res.LatencyP99MS = quantile(r.lat, 0.99)
+	}
+	var cum float64
+	for i := range r.wN {
+		wn := float64(r.wN[i])
+		cum += r.wOrcl[i] - r.wExp[i]
+		res.Windows = append(res.Windows, Window{
+			First:              i * r.win,
+			Requests:           r.wN[i],
+			StartSeconds:       r.wStart[i],
+			MeanReward:         r.wReward[i] / wn,
+			ExpectedMeanReward: r.wExp[i] / wn,
+			OracleMeanReward:   r.wOrcl[i] / wn,
+			FailureRate:        float64(r.wFail[i]) / wn,
+			CumulativeRegret:   cum,
+			ArmShares:          shares(w, r.wArm[i*r.k:(i+1)*r.k], r.wN[i]),
+		})
+	}
+	return res
+}
+
+func shares(w *world, counts []int, n int) map[string]float64 {
+	m := make(map[string]float64, len(counts))
+	for i, c := range counts {
+		m[w.arms[i].id] = float64(c) / float64(n)
+	}
+	return m
+}
+
+// quantile of sorted xs by the nearest-rank method, rounded to 0.001 ms.
+func quantile(xs []float32, q float64) float64 {
+	i := int(math.Ceil(q*float64(len(xs)))) - 1
+	i = max(0, min(i, len(xs)-1))
+	return math.Round(float64(xs[i])*1000) / 1000
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/spf13/cobra"
+)
+
+func newLogsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "logs",
+		Short: "Work with decision logs (Parquet written by the gateway or `routelab sim --log`)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newLogsInspectCmd())
+	return cmd
+}
+
+func newLogsInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect DIR [DIR|FILE ...]",
+		Short: "Summarise decision logs: rows, time range, policies, arms, drops, schema versions, corrupt files",
+		Long: `Summarise the decision logs under each DIR (a log root as written by the
+gateway or "routelab sim --log", a partition directory, or single Parquet
+files): row count, time range, rows per policy and chosen arm, schema
+versions, feedback rows, unfinished .tmp files, the drop count from the
+writers' stats sidecars (DIR/_stats), and the files that could not be read.
+
+Corrupt files are listed and make the command exit non-zero after printing
+the summary.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := decisionlog.Inspect(cmd.Context(), args...)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(s); err != nil {
+					return err
+				}
+			} else if err := writeLogSummary(out, s); err != nil {
+				return err
+			}
+			if len(s.Corrupt) > 0 {
+				return fmt.Errorf("logs inspect: %d unreadable file(s) or path(s)", len(s.Corrupt))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
+	return cmd
+}
+
+func writeLogSummary(out io.Writer, s *decisionlog.Summary) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "files\t%d decisions, %d feedback, %d unfinished (.tmp)\n", s.Files, s.FeedbackFiles, s.TmpFiles)
+	fmt.Fprintf(w, "rows\t%d decisions, %d feedback\n", s.Rows, s.FeedbackRows)
+	if s.Rows > 0 {
+		fmt.Fprintf(w, "time range\t%s .. %s\n", s.First.Format(time.RFC3339Nano), s.Last.Format(time.RFC3339Nano))
+	}
+	versions := make([]string, 0, len(s.SchemaVersions))
+	for v, n := range s.SchemaVersions {
+		versions = append(versions, fmt.Sprintf("v%d (%d rows)", v, n))
+	}
+	sort.Strings(versions)
+	fmt.Fprintf(w, "schema versions\t%v\n", versions)
+	fmt.Fprintf(w, "dropped\t%d (from %d writer sidecar(s))\n", s.Dropped, len(s.Writers))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		title  string
+		counts map[string]int64
+	}{{"POLICY@VERSION", s.Policies}, {"CHOSEN ARM", s.Arms}} {
+		fmt.Fprintln(out)
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "%s\tROWS\tSHARE\n", t.title)
+		keys := make([]string, 0, len(t.counts))
+		for k := range t.counts {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "%s\t%d\t%s\n", k, t.counts[k], strconv.FormatFloat(float64(t.counts[k])/float64(s.Rows), 'f', 3, 64))
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(s.Corrupt) > 0 {
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "UNREADABLE FILES")
+		for _, c := range s.Corrupt {
+			fmt.Fprintf(out, "%s: %s\n", c.Path, c.Error)
+		}
+	}
+	return nil
+}

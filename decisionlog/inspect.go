@@ -1,0 +1,220 @@
+package decisionlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Summary describes a log directory; see Inspect.
+type Summary struct {
+	Paths []string `json:"paths"`
+	// Files and Rows of the decisions table (readable files only).
+	Files int   `json:"files"`
+	Rows  int64 `json:"rows"`
+	// First and Last are the earliest and latest decision times (zero when
+	// there are no rows).
+	First time.Time `json:"first"`
+	Last  time.Time `json:"last"`
+	// Policies counts rows per serving policy (name@version); Arms per
+	// chosen arm.
+	Policies map[string]int64 `json:"policies"`
+	Arms     map[string]int64 `json:"arms"`
+	// SchemaVersions counts rows per schema version.
+	SchemaVersions map[int32]int64 `json:"schema_versions"`
+	FeedbackFiles  int             `json:"feedback_files"`
+	FeedbackRows   int64           `json:"feedback_rows"`
+	// TmpFiles are unfinished files: being written, or left by a crash.
+	TmpFiles int `json:"tmp_files"`
+	// Dropped sums the drop counters of the writers' stats sidecars.
+	Dropped uint64            `json:"dropped"`
+	Writers []WriterStatsFile `json:"writers"`
+	// Corrupt lists the files that could not be read, with the reason.
+	Corrupt []CorruptFile `json:"corrupt"`
+}
+
+// CorruptFile is one unreadable file in a Summary.
+type CorruptFile struct {
+	Path  string `json:"path"`
+	Error string `json:"error"`
+}
+
+// inspectRow is the projection Inspect reads: parquet-go decodes only
+// these columns.
+type inspectRow struct {
+	SchemaVersion int32  `parquet:"schema_version"`
+	Time          int64  `parquet:"ts,timestamp(microsecond)"`
+	ChosenArm     string `parquet:"chosen_arm"`
+	Policy        string `parquet:"policy"`
+	PolicyVersion string `parquet:"policy_version"`
+}
+
+// Inspect summarises the logs under paths (log roots, directories or
+// files): row count, time range, policies, arms, schema versions, drop
+// counts from the writers' sidecars (ROOT/_stats), unfinished and corrupt
+// files. Corrupt files are listed, not returned as errors; the error is
+// for ctx cancellation only.
+func Inspect(ctx context.Context, paths ...string) (*Summary, error) {
+	s := &Summary{Paths: paths, Policies: map[string]int64{}, Arms: map[string]int64{}, SchemaVersions: map[int32]int64{},
+		Writers: []WriterStatsFile{}, Corrupt: []CorruptFile{}}
+	decs, fbs, errs := listFiles(paths)
+	for _, err := range errs {
+		s.addCorrupt(err)
+	}
+	buf := make([]inspectRow, 1024)
+	for _, path := range decs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := s.inspectFile(path, buf); err != nil {
+			s.addCorrupt(err)
+			continue
+		}
+		s.Files++
+	}
+	for _, path := range fbs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f, pf, err := openParquet(path, TableFeedback)
+		if err != nil {
+			s.addCorrupt(err)
+			continue
+		}
+		s.FeedbackFiles++
+		s.FeedbackRows += pf.NumRows()
+		f.Close()
+	}
+	for _, root := range paths {
+		s.TmpFiles += countTmp(root)
+		ws, err := readSidecars(filepath.Join(root, StatsDir))
+		if err != nil {
+			s.addCorrupt(err)
+		}
+		for _, w := range ws {
+			s.Dropped += w.Dropped
+			s.Writers = append(s.Writers, w)
+		}
+	}
+	return s, nil
+}
+
+func (s *Summary) addCorrupt(err error) {
+	var fe *FileError
+	if errors.As(err, &fe) {
+		s.Corrupt = append(s.Corrupt, CorruptFile{Path: fe.Path, Error: fe.Err.Error()})
+		return
+	}
+	s.Corrupt = append(s.Corrupt, CorruptFile{Error: err.Error()})
+}
+
+// inspectFile reads the projection of one file; the summary changes only
+// if the whole file reads.
+func (s *Summary) inspectFile(path string, buf []inspectRow) error {
+	f, pf, err := openParquet(path, TableDecisions)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var rd *parquet.GenericReader[inspectRow]
+	if err := safely(func() error { rd = parquet.NewGenericReader[inspectRow](pf); return nil }); err != nil {
+		return &FileError{Path: path, Err: err}
+	}
+	defer safely(rd.Close)
+	type key struct{ a, b string }
+	var (
+		rows        int64
+		first, last int64 = 1<<63 - 1, -1 << 63
+		policies          = map[key]int64{}
+		arms              = map[string]int64{}
+		versions          = map[int32]int64{}
+	)
+	for {
+		var n int
+		err := safely(func() error {
+			var err error
+			n, err = rd.Read(buf)
+			return err
+		})
+		for i := range buf[:n] {
+			r := &buf[i]
+			rows++
+			first, last = min(first, r.Time), max(last, r.Time)
+			policies[key{r.Policy, r.PolicyVersion}]++
+			arms[r.ChosenArm]++
+			versions[r.SchemaVersion]++
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return &FileError{Path: path, Err: fmt.Errorf("read rows: %w", err)}
+		}
+	}
+	if rows == 0 {
+		return nil
+	}
+	if s.Rows == 0 || fromMicros(first).Before(s.First) {
+		s.First = fromMicros(first)
+	}
+	if s.Rows == 0 || fromMicros(last).After(s.Last) {
+		s.Last = fromMicros(last)
+	}
+	s.Rows += rows
+	for k, v := range policies {
+		s.Policies[k.a+"@"+k.b] += v
+	}
+	for k, v := range arms {
+		s.Arms[k] += v
+	}
+	for k, v := range versions {
+		s.SchemaVersions[k] += v
+	}
+	return nil
+}
+
+func countTmp(root string) int {
+	n := 0
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), ".parquet.tmp") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// readSidecars reads every writer stats file in dir (absent dir: none).
+func readSidecars(dir string) ([]WriterStatsFile, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []WriterStatsFile
+	var errs []error
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			errs = append(errs, &FileError{Path: name, Err: err})
+			continue
+		}
+		var w WriterStatsFile
+		if err := json.Unmarshal(b, &w); err != nil {
+			errs = append(errs, &FileError{Path: name, Err: fmt.Errorf("stats sidecar: %w", err)})
+			continue
+		}
+		out = append(out, w)
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/gateway"
+)
+
+func newServeCmd() *cobra.Command {
+	var cfgPath, listen, logDir string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the OpenAI-compatible routing gateway",
+		Long: `Run the gateway. Without --config it uses the embedded development
+configuration: simulated models that stream in real time, policy thompson,
+no API key, decisions logged to ./data/decisions. See docs/config.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			cfg, err := gateway.LoadConfig(cfgPath)
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			if cmd.Flags().Changed("log-dir") {
+				cfg.Log.Dir = logDir
+			}
+			return serve(cmd, cfg, cfgPath, log)
+		},
+	}
+	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config file (default: the embedded development config)")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address, overrides the config's listen (default :8080)")
+	cmd.Flags().StringVar(&logDir, "log-dir", "", "decision log root, overrides the config's log.dir (\"\" disables logging)")
+	return cmd
+}
+
+// feedbackLog adapts a decisionlog.FeedbackWriter to gateway.FeedbackLogger.
+type feedbackLog struct{ w *decisionlog.FeedbackWriter }
+
+func (f feedbackLog) LogFeedback(id string, at time.Time, reward, quality *float64, source string) error {
+	fb := decisionlog.Feedback{RequestID: id, Time: at, Source: source}
+	if reward != nil {
+		fb.Reward, fb.HasReward = *reward, true
+	}
+	if quality != nil {
+		fb.Quality, fb.HasQuality = *quality, true
+	}
+	return f.w.Log(&fb)
+}
+
+func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Logger) (err error) {
+	opts := gateway.Options{Config: cfg, Registry: newRegistry(), Logger: log}
+	if cfg.Log.Dir != "" {
+		wo := decisionlog.WriterOpts{Root: cfg.Log.Dir, QueueBatches: cfg.Log.QueueSize, MaxFileRows: int64(cfg.Log.RotateRows), MaxFileAge: cfg.Log.RotateEvery}
+		if wo.QueueBatches > 0 {
+			// queue_size is in rows; the writer counts batches of 1024.
+			wo.QueueBatches = max(2, (wo.QueueBatches+1023)/1024)
+		}
+		dw, err := decisionlog.NewWriter(wo)
+		if err != nil {
+			return fmt.Errorf("open decision log %s: %w", cfg.Log.Dir, err)
+		}
+		fw, err := decisionlog.NewFeedbackWriter(wo)
+		if err != nil {
+			_ = dw.Close()
+			return fmt.Errorf("open feedback log %s: %w", cfg.Log.Dir, err)
+		}
+		defer func() {
+			// Flush the log after the server has drained.
+			err = errors.Join(err, dw.Close(), fw.Close())
+			st := dw.Stats()
+			log.Info("decision log closed", "dir", cfg.Log.Dir, "committed", st.Committed, "dropped", st.Dropped, "files", st.Files)
+		}()
+		opts.Sink = dw
+		opts.SinkStats = func() (int, uint64) { st := dw.Stats(); return st.QueueDepth, st.Dropped }
+		opts.Feedback = feedbackLog{fw}
+	} else {
+		log.Warn("decision logging disabled (log.dir is empty)")
+	}
+	srv, err := gateway.New(opts)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	src := cfgPath
+	if src == "" {
+		src = "embedded default"
+	}
+	if len(cfg.Auth.Keys) == 0 {
+		log.Warn("no API key required: anyone who can reach this port can use the gateway (development mode)")
+	}
+	if cfg.Auth.AdminTokenSHA256 == "" {
+		log.Warn("no admin token: /admin/* is open (development mode)")
+	}
+	models := make([]string, len(cfg.Models))
+	for i, m := range cfg.Models {
+		models[i] = m.ID
+	}
+	log.Info("routelab gateway listening", "addr", ln.Addr().String(), "config", src, "mode", cfg.Mode,
+		"policy", cfg.Policy.Name, "models", strings.Join(models, ","), "decision_log", cfg.Log.Dir)
+	host := ln.Addr().String()
+	if h, port, err := net.SplitHostPort(host); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
+		host = "localhost:" + port
+	}
+	auth := ""
+	if len(cfg.Auth.Keys) > 0 {
+		auth = ` -H "Authorization: Bearer $ROUTELAB_KEY"`
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "\nTry it:\n  curl -s http://%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a haiku about routing\"}]}'\n\n",
+		host, auth, cfg.Aliases[0])
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("gateway stopped")
+	return nil
+}

@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/route"
+)
+
+type modelEntry struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func (s *Server) modelList() []byte {
+	var data []modelEntry
+	for _, a := range s.cfg.Aliases {
+		data = append(data, modelEntry{ID: a, Object: "model", Created: s.created, OwnedBy: "routelab"})
+	}
+	for _, m := range s.cfg.Models {
+		data = append(data, modelEntry{ID: m.ID, Object: "model", Created: s.created, OwnedBy: m.Provider})
+	}
+	b, _ := json.Marshal(struct { // plain strings always marshal
+		Object string       `json:"object"`
+		Data   []modelEntry `json:"data"`
+	}{"list", data})
+	return b
+}
+
+func (s *Server) handleModels(c *gin.Context) {
+	if _, aerr := s.keys.authenticate(c.Request); aerr != nil {
+		writeAPIError(c.Writer, aerr)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", s.models)
+}
+
+// ModelStatus is one row of GET /admin/models: the live profile plus the
+// resilience state of the model.
+type ModelStatus struct {
+	route.Profile
+	Provider   string  `json:"provider"`
+	Breaker    string  `json:"breaker"`
+	ProviderUp bool    `json:"provider_up"`
+	InRotation bool    `json:"in_rotation"`
+	Group      string  `json:"fallback_group,omitempty"`
+	QPS        float64 `json:"qps"`
+}
+
+func (s *Server) handleAdminModels(c *gin.Context) {
+	out := make([]ModelStatus, 0, len(s.armList))
+	for _, a := range s.armList {
+		st := ModelStatus{Profile: s.core.Profiles().Get(a.id), Provider: a.up.name, Breaker: a.breaker.State().String(),
+			ProviderUp: !a.up.down.Load(), InRotation: a.available(), QPS: a.qps()}
+		if a.group != nil {
+			st.Group = a.group.name
+		}
+		out = append(out, st)
+	}
+	c.JSON(http.StatusOK, gin.H{"models": out, "policy": s.policyInfo()})
+}
+
+type policyInfo struct {
+	Policy        string `json:"policy"`
+	Version       string `json:"version"`
+	Shadow        string `json:"shadow,omitempty"`
+	ShadowVersion string `json:"shadow_version,omitempty"`
+}
+
+func (s *Server) policyInfo() policyInfo {
+	p := s.core.Policy()
+	pi := policyInfo{Policy: p.Name(), Version: policy.VersionOf(p)}
+	if sp := s.core.ShadowPolicy(); sp != nil {
+		pi.Shadow, pi.ShadowVersion = sp.Name(), policy.VersionOf(sp)
+	}
+	return pi
+}
+
+func (s *Server) handleGetPolicy(c *gin.Context) { c.JSON(http.StatusOK, s.policyInfo()) }
+
+// policyChange is the body of POST /admin/policy and /admin/shadow.
+type policyChange struct {
+	Policy string                     `json:"policy"`
+	Params map[string]json.RawMessage `json:"params"`
+}
+
+// handleSetPolicy builds the named policy through the registry and swaps
+// it in atomically: requests past Select finish with the old policy.
+func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var pc policyChange
+		dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pc); err != nil {
+			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_json", "body must be {\"policy\": NAME, \"params\": {...}}: "+err.Error()))
+			return
+		}
+		if pc.Policy == "" && !shadow {
+			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_request", "policy: required").withParam("policy"))
+			return
+		}
+		params := policy.Params{}
+		for k, raw := range pc.Params {
+			v, err := paramString(raw)
+			if err != nil {
+				writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_request", err.Error()).withParam("params."+k))
+				return
+			}
+			params[k] = v
+		}
+		s.policyMu.Lock()
+		defer s.policyMu.Unlock()
+		if shadow && pc.Policy == "" {
+			s.core.SetShadow(nil)
+			s.log.Info("shadow policy removed")
+			c.JSON(http.StatusOK, s.policyInfo())
+			return
+		}
+		p, err := s.reg.New(policy.Spec{Name: pc.Policy, Params: params})
+		if err != nil {
+			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
+			return
+		}
+		if shadow {
+			s.core.SetShadow(p)
+		} else {
+			s.core.SetPolicy(p)
+		}
+		s.log.Info("policy swapped", "shadow", shadow, "policy", policy.Spec{Name: pc.Policy, Params: params}.String())
+		c.JSON(http.StatusOK, s.policyInfo())
+	}
+}
+
+// paramString renders a JSON parameter value as the string policy.Params holds.
+func paramString(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", fmt.Errorf("empty value")
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", err
+		}
+		return s, nil
+	case '{', '[', 'n':
+		return "", fmt.Errorf("value %s must be a string, number or boolean", raw)
+	}
+	return strings.TrimSpace(string(raw)), nil
+}

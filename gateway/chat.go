@@ -1,0 +1,468 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/gin-gonic/gin"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/routelab/routelab/gateway/provider"
+	"github.com/routelab/routelab/route"
+)
+
+// errNotCounted marks attempt failures that say nothing about the model's
+// health (the client left, the request was bad): the breaker ignores them.
+var errNotCounted = errors.New("not the model's fault")
+
+func codeString(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 400:
+		return "400"
+	case 429:
+		return "429"
+	case 502:
+		return "502"
+	case 503:
+		return "503"
+	case 504:
+		return "504"
+	}
+	return strconv.Itoa(code)
+}
+
+// reject answers a request that never reached routing.
+func (s *Server) reject(w http.ResponseWriter, e *APIError) {
+	writeAPIError(w, e)
+	s.m.requests.WithLabelValues("", codeString(e.Status)).Inc()
+}
+
+func (s *Server) readBody(r *http.Request) ([]byte, *APIError) {
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+			fmt.Sprintf("request body of %d bytes exceeds the %d byte limit", r.ContentLength, limit))
+	}
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err == nil && int64(len(body)) > limit {
+			return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+				fmt.Sprintf("request body exceeds the %d byte limit", limit))
+		}
+	}
+	if err != nil {
+		return nil, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_body", "could not read request body: "+err.Error())
+	}
+	return body, nil
+}
+
+func (s *Server) requestTimeout(r *http.Request) time.Duration {
+	t := s.cfg.RequestTimeout
+	if h := r.Header.Get(HeaderTimeout); h != "" {
+		d, err := time.ParseDuration(h)
+		if err != nil {
+			if sec, err2 := strconv.ParseFloat(h, 64); err2 == nil {
+				d, err = time.Duration(sec*float64(time.Second)), nil
+			}
+		}
+		if err == nil && d > 0 && d < t {
+			t = d
+		}
+	}
+	return t
+}
+
+func (s *Server) handleChat(c *gin.Context) {
+	t0 := time.Now()
+	w, r := c.Writer, c.Request
+	id := s.nextID()
+	h := w.Header()
+	h.Set(HeaderRequestID, id)
+	cl, aerr := s.keys.authenticate(r)
+	if aerr != nil {
+		s.reject(w, aerr)
+		return
+	}
+	if cl.lim != nil && !cl.lim.Allow() {
+		s.m.rateLimited.WithLabelValues("key").Inc()
+		h.Set("Retry-After", "1")
+		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"))
+		return
+	}
+	body, aerr := s.readBody(r)
+	if aerr != nil {
+		s.reject(w, aerr)
+		return
+	}
+	req, err := provider.ParseRequest(body)
+	if err != nil {
+		var re *provider.RequestError
+		e := apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_request", err.Error())
+		if errors.As(err, &re) {
+			e = e.withParam(re.Param)
+		}
+		s.reject(w, e)
+		return
+	}
+	tenant := s.tenantOf(cl, r, req)
+	if l := s.tenants.limiter(tenant); l != nil && !l.Allow() {
+		s.m.rateLimited.WithLabelValues("tenant").Inc()
+		h.Set("Retry-After", "1")
+		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"))
+		return
+	}
+	forced := ""
+	if !s.aliases[req.Model] {
+		a := s.arms[req.Model]
+		if a == nil {
+			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
+				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", req.Model, s.cfg.Aliases[0])).withParam("model"))
+			return
+		}
+		if set, ok := s.allowed[tenant]; ok && !set[a.id] {
+			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
+				fmt.Sprintf("the model %q is not available to tenant %q", req.Model, tenant)).withParam("model"))
+			return
+		}
+		forced = a.id
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout(r))
+	defer cancel()
+	rec := s.recs.Get().(*route.Record)
+	defer s.recs.Put(rec)
+	rec.Time = time.Time{}
+	rec.Request.ID, rec.Request.Forced = id, forced
+	s.fillFeatures(&rec.Request.Features, r, req, tenant)
+	if err := s.core.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
+		e := apiErr(http.StatusInternalServerError, typeServer, "routing_failed", "routing failed: "+err.Error())
+		if errors.Is(err, route.ErrNoCandidates) {
+			e = apiErr(http.StatusServiceUnavailable, typeUnavailable, "no_model_available", "no model is available for this request: "+err.Error())
+		}
+		s.reject(w, e)
+		return
+	}
+	d := &rec.Decision
+	h.Set(HeaderPolicy, d.Policy)
+	chosen := s.arms[d.Arm().ID]
+	o := &rec.Outcome
+	*o = route.Outcome{Attempts: o.Attempts[:0]}
+	s.budget.deposit(t0)
+	s.m.inflight.Inc()
+
+	var (
+		final *arm
+		res   provider.Result
+		perr  *provider.Error
+		wait  time.Duration
+		code  int
+	)
+	if req.Stream {
+		final, res, perr, wait, code = s.serveStream(ctx, w, req, rec, chosen, t0)
+	} else {
+		final, res, perr, wait, code = s.serveComplete(ctx, w, req, rec, chosen)
+	}
+	s.m.inflight.Dec()
+
+	o.Arm = final.id
+	o.Latency = time.Since(t0)
+	if perr == nil {
+		o.Status = route.StatusOK
+		if !req.Stream {
+			o.TTFT = o.Latency
+		}
+		o.TokensIn, o.TokensOut = res.Usage.PromptTokens, res.Usage.CompletionTokens
+		o.Cost = (final.priceIn*float64(o.TokensIn) + final.priceOut*float64(o.TokensOut)) / 1000
+		o.Quality, o.QualityKnown = res.Quality, res.QualityKnown
+	} else {
+		o.Status = perr.Status
+	}
+	if err := s.core.Complete(rec); err != nil {
+		s.log.Warn("policy update failed", "request_id", id, "err", err)
+	}
+	now := s.now()
+	s.pending.put(rec, now)
+
+	m := s.m
+	m.requests.WithLabelValues(final.id, codeString(code)).Inc()
+	if perr == nil {
+		m.latency.WithLabelValues(final.id).Observe(o.Latency.Seconds())
+		if req.Stream {
+			m.ttft.WithLabelValues(final.id).Observe(o.TTFT.Seconds())
+		}
+	}
+	m.decisions.WithLabelValues(d.Policy, chosen.id, d.Reason).Inc()
+	m.success.observe(d.Reason, perr == nil)
+	m.overhead.Observe((time.Since(t0) - wait).Seconds())
+}
+
+// attemptFn makes one upstream call for arm a.
+type attemptFn func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error)
+
+// run walks the fallback chain of chosen, with same-model retries inside
+// the retry budget, recording every attempt in rec.Outcome.Attempts. It
+// returns the arm that answered (or was tried last), its result, the
+// final error (nil on success) and the time spent waiting on upstreams and
+// backoffs. started reports whether a stream has reached the client, after
+// which nothing can be retried.
+func (s *Server) run(ctx context.Context, rec *route.Record, req *provider.Request, chosen *arm, started func() bool, fn attemptFn) (*arm, provider.Result, *provider.Error, time.Duration) {
+	o := &rec.Outcome
+	call := provider.Call{Req: req, ID: rec.Request.ID, Task: rec.Request.Features.Task}
+	var (
+		last    = chosen
+		lastErr *provider.Error
+		wait    time.Duration
+		tried   int
+	)
+	for i, a := range chosen.chain {
+		if i > 0 {
+			if chosen.group == nil || !chosen.group.fallsBackOn(lastErr) {
+				break
+			}
+			if !a.available() || !s.fallbackAllowed(rec, a) {
+				continue
+			}
+			s.m.fallbacks.WithLabelValues(last.id, a.id).Inc()
+		}
+		var bo *backoff.ExponentialBackOff
+		for try := 0; ; try++ {
+			call.Model = a.upstream
+			res, perr, lat := s.attempt(ctx, a, &call, fn)
+			wait += lat
+			st := route.StatusOK
+			if perr != nil {
+				st = perr.Status
+			}
+			o.Attempts = append(o.Attempts, route.Attempt{Arm: a.id, Status: st, Latency: lat, Fallback: tried})
+			s.m.attempts.WithLabelValues(a.id, st.String()).Inc()
+			last = a
+			if perr == nil {
+				return a, res, nil, wait
+			}
+			lastErr = perr
+			if perr.Client || started() || ctx.Err() != nil {
+				return a, res, perr, wait
+			}
+			if !perr.Retryable || try >= s.cfg.Retries.Max || !s.budget.take() {
+				break
+			}
+			if bo == nil {
+				bo = &backoff.ExponentialBackOff{InitialInterval: s.cfg.Retries.InitialBackoff, RandomizationFactor: s.cfg.Retries.Jitter,
+					Multiplier: 2, MaxInterval: s.cfg.Retries.MaxBackoff}
+				bo.Reset()
+			}
+			dl := bo.NextBackOff()
+			if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < dl {
+				break // no time left to wait and retry; fall back at once
+			}
+			t := time.NewTimer(dl)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return a, res, perr, wait + dl
+			}
+			wait += dl
+			s.m.retries.Inc()
+		}
+		tried++
+	}
+	return last, provider.Result{}, lastErr, wait
+}
+
+// fallbackAllowed applies the request-specific rules (tenant allowlist,
+// context window) to a fallback target.
+func (s *Server) fallbackAllowed(rec *route.Record, a *arm) bool {
+	f := &rec.Request.Features
+	if set, ok := s.allowed[f.Tenant]; ok && !set[a.id] {
+		return false
+	}
+	for i := range s.core.Catalogue() {
+		c := &s.core.Catalogue()[i]
+		if c.ID == a.id {
+			return c.ContextWindow == 0 || f.PromptTokens <= c.ContextWindow
+		}
+	}
+	return true
+}
+
+// attempt makes one call through the breaker and the provider's
+// concurrency limit and timeout.
+func (s *Server) attempt(ctx context.Context, a *arm, call *provider.Call, fn attemptFn) (provider.Result, *provider.Error, time.Duration) {
+	done, err := a.breaker.Allow()
+	if err != nil {
+		return provider.Result{}, &provider.Error{Status: route.StatusError, Message: "circuit breaker open for model " + a.id, Err: err}, 0
+	}
+	t := time.Now()
+	if err := a.up.acquire(ctx); err != nil {
+		done(errNotCounted)
+		pe := &provider.Error{Status: route.StatusRateLimited, HTTPStatus: 0, Message: "provider " + a.up.name + ": " + err.Error(), Err: err}
+		if ctx.Err() != nil {
+			pe.Status = route.StatusTimeout
+		}
+		return provider.Result{}, pe, time.Since(t)
+	}
+	actx, cancel := context.WithTimeout(ctx, a.up.timeout)
+	res, err := fn(actx, a, call)
+	cancel()
+	a.up.release()
+	lat := time.Since(t)
+	if err == nil {
+		done(nil)
+		return res, nil, lat
+	}
+	var pe *provider.Error
+	switch {
+	case errors.Is(err, provider.ErrClientGone):
+		done(errNotCounted)
+		return res, &provider.Error{Status: route.StatusError, Message: "client disconnected", Err: err}, lat
+	case errors.As(err, &pe):
+	default:
+		pe = provider.TransportError(actx, err)
+	}
+	if pe.Client || errors.Is(ctx.Err(), context.Canceled) {
+		done(errNotCounted)
+	} else {
+		done(pe)
+	}
+	return res, pe, lat
+}
+
+func isBreakerErr(err error) bool {
+	return errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests)
+}
+
+// failure maps the final error of a request to the client's answer.
+func failure(ctx context.Context, pe *provider.Error) *APIError {
+	switch {
+	case pe.Client:
+		code := pe.HTTPStatus
+		if code == 0 {
+			code = http.StatusBadRequest
+		}
+		return apiErr(code, typeInvalidRequest, "upstream_rejected_request", "the upstream rejected the request: "+pe.Message)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || pe.Status == route.StatusTimeout:
+		return apiErr(http.StatusGatewayTimeout, typeTimeout, "upstream_timeout", "upstream timed out: "+pe.Error())
+	case pe.Status == route.StatusRateLimited && pe.HTTPStatus == http.StatusTooManyRequests:
+		return apiErr(http.StatusTooManyRequests, typeRateLimit, "upstream_rate_limited", "every upstream tried is rate limited: "+pe.Error())
+	case pe.HTTPStatus == 0 && (errors.Is(pe.Err, errQueueFull) || pe.Err != nil && isBreakerErr(pe.Err)):
+		return apiErr(http.StatusServiceUnavailable, typeUnavailable, "upstream_unavailable", pe.Error())
+	}
+	return apiErr(http.StatusBadGateway, typeUpstream, "upstream_error", "upstream failed: "+pe.Error())
+}
+
+func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm) (*arm, provider.Result, *provider.Error, time.Duration, int) {
+	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return false },
+		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
+			return a.up.p.Complete(ctx, call)
+		})
+	h := w.Header()
+	h.Set(HeaderModel, final.id)
+	if perr != nil {
+		e := failure(ctx, perr)
+		if e.Status == http.StatusTooManyRequests {
+			h.Set("Retry-After", "1")
+		}
+		writeAPIError(w, e)
+		return final, res, perr, wait, e.Status
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.Body)
+	return final, res, nil, wait, http.StatusOK
+}
+
+// sse writes chat.completion.chunk events to the client.
+type sse struct {
+	w       gin.ResponseWriter
+	arm     *arm
+	started bool
+	first   time.Duration
+	t0      time.Time
+	buf     []byte
+}
+
+var (
+	sseData = []byte("data: ")
+	sseEnd  = []byte("\n\n")
+	sseDone = []byte("data: [DONE]\n\n")
+)
+
+func (e *sse) start() {
+	h := e.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set(HeaderModel, e.arm.id)
+	e.w.WriteHeader(http.StatusOK)
+	e.started = true
+}
+
+func (e *sse) emit(chunk []byte) error {
+	if !e.started {
+		e.start()
+		e.first = time.Since(e.t0)
+	}
+	e.buf = append(append(append(e.buf[:0], sseData...), chunk...), sseEnd...)
+	if _, err := e.w.Write(e.buf); err != nil {
+		return provider.ErrClientGone
+	}
+	e.w.Flush()
+	return nil
+}
+
+func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm, t0 time.Time) (*arm, provider.Result, *provider.Error, time.Duration, int) {
+	e := &sse{w: w, t0: t0}
+	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return e.started },
+		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
+			e.arm = a
+			return a.up.p.Stream(ctx, call, e.emit)
+		})
+	rec.Outcome.TTFT = e.first
+	if perr != nil {
+		ae := failure(ctx, perr)
+		if !e.started {
+			w.Header().Set(HeaderModel, final.id)
+			writeAPIError(w, ae)
+			return final, res, perr, wait, ae.Status
+		}
+		// Headers are gone: end the stream with an error event (the OpenAI
+		// SDKs raise it) and no [DONE].
+		_, _ = w.Write(append(append(append(e.buf[:0], sseData...), ae.body()...), sseEnd...))
+		w.Flush()
+		return final, res, perr, wait, http.StatusOK
+	}
+	if !e.started {
+		e.arm = final
+		e.start()
+		e.first = time.Since(t0)
+		rec.Outcome.TTFT = e.first
+	}
+	if req.IncludeUsage {
+		u := res.Usage
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		b, _ := json.Marshal(provider.Completion{ID: "chatcmpl-" + rec.Request.ID, Object: "chat.completion.chunk",
+			Created: s.now().Unix(), Model: final.upstream, Choices: []provider.Choice{}, Usage: &u})
+		if err := e.emit(b); err != nil {
+			return final, res, &provider.Error{Status: route.StatusError, Message: "client disconnected", Err: err}, wait, http.StatusOK
+		}
+	}
+	_, _ = w.Write(sseDone)
+	w.Flush()
+	return final, res, nil, wait, http.StatusOK
+}

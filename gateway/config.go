@@ -1,0 +1,631 @@
+package gateway
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/routelab/routelab/route"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultConfigYAML returns the embedded development configuration.
+func DefaultConfigYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// Config is the gateway's YAML configuration; docs/config.md is its
+// reference. Load fills defaults and validates.
+type Config struct {
+	// Mode is "development" (API keys optional, a warning at start-up) or
+	// "production" (API keys and an admin token required).
+	Mode   string `yaml:"mode"`
+	Listen string `yaml:"listen"`
+	// MaxBodyBytes limits a request body (413 above it).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// RequestTimeout bounds a whole request, fallbacks included. A client's
+	// X-Routelab-Timeout header may shorten it, never lengthen it.
+	RequestTimeout  time.Duration `yaml:"request_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Aliases are model names that mean "route with the policy".
+	Aliases []string `yaml:"aliases"`
+	// OpenPaths are served without any credential.
+	OpenPaths []string `yaml:"open_paths"`
+
+	Auth       AuthConfig       `yaml:"auth"`
+	RateLimits RateLimitsConfig `yaml:"rate_limits"`
+	Policy     PolicyConfig     `yaml:"policy"`
+	Shadow     *PolicyConfig    `yaml:"shadow"`
+	Reward     RewardConfig     `yaml:"reward"`
+	Providers  []ProviderConfig `yaml:"providers"`
+	Models     []ModelConfig    `yaml:"models"`
+	Tenants    []TenantConfig   `yaml:"tenants"`
+	Fallbacks  []FallbackConfig `yaml:"fallbacks"`
+	Retries    RetryConfig      `yaml:"retries"`
+	Breaker    BreakerConfig    `yaml:"breaker"`
+	Health     HealthConfig     `yaml:"health"`
+	Conditions ConditionsConfig `yaml:"conditions"`
+	Feedback   FeedbackConfig   `yaml:"feedback"`
+	Log        LogConfig        `yaml:"log"`
+}
+
+// AuthConfig holds credentials, stored as SHA-256 hex digests only.
+type AuthConfig struct {
+	Keys []KeyConfig `yaml:"keys"`
+	// AdminTokenSHA256 guards /admin/*.
+	AdminTokenSHA256 string `yaml:"admin_token_sha256"`
+	// TrustTenantHeader lets a caller name its tenant with X-Routelab-Tenant
+	// even when its key carries one.
+	TrustTenantHeader bool `yaml:"trust_tenant_header"`
+}
+
+// KeyConfig is one API key.
+type KeyConfig struct {
+	Name   string      `yaml:"name"`
+	SHA256 string      `yaml:"sha256"`
+	Tenant string      `yaml:"tenant"`
+	Limit  *LimitConfig `yaml:"rate_limit"`
+}
+
+// LimitConfig is a token bucket: RPS tokens per second, Burst capacity.
+type LimitConfig struct {
+	RPS   float64 `yaml:"rps"`
+	Burst int     `yaml:"burst"`
+}
+
+// RateLimitsConfig sets the default buckets; keys and tenants may override.
+type RateLimitsConfig struct {
+	// PerKey applies to keys without their own rate_limit; nil = unlimited.
+	PerKey *LimitConfig `yaml:"per_key"`
+	// PerTenant applies to tenants without their own rate_limit.
+	PerTenant *LimitConfig `yaml:"per_tenant"`
+}
+
+// PolicyConfig names a registered policy and its parameters.
+type PolicyConfig struct {
+	Name   string            `yaml:"name"`
+	Params map[string]string `yaml:"params"`
+}
+
+// RewardConfig mirrors route.Reward; zero fields take route.DefaultReward.
+type RewardConfig struct {
+	Quality        *float64      `yaml:"quality"`
+	Cost           *float64      `yaml:"cost"`
+	Latency        *float64      `yaml:"latency"`
+	Failure        *float64      `yaml:"failure"`
+	CostRef        float64       `yaml:"cost_ref"`
+	LatencyRef     time.Duration `yaml:"latency_ref"`
+	UnknownQuality *float64      `yaml:"unknown_quality"`
+}
+
+// ProviderConfig is one upstream.
+type ProviderConfig struct {
+	Name string `yaml:"name"`
+	// Type is "openai" (any OpenAI-compatible API), "anthropic" or "sim".
+	Type    string `yaml:"type"`
+	BaseURL string `yaml:"base_url"`
+	// APIKeyEnv names the environment variable holding the upstream key.
+	APIKeyEnv string            `yaml:"api_key_env"`
+	Headers   map[string]string `yaml:"headers"`
+	// Timeout bounds one attempt (the request deadline may cut it shorter).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConcurrency bounds in-flight calls; 0 = unlimited.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// QueueTimeout is how long a call waits for a concurrency slot.
+	QueueTimeout time.Duration `yaml:"queue_timeout"`
+	// HealthCheck turns active probing of this provider on or off (default on).
+	HealthCheck *bool `yaml:"health_check"`
+	// Sim only.
+	Seed      uint64  `yaml:"seed"`
+	TimeScale float64 `yaml:"time_scale"`
+	// Anthropic only.
+	DefaultMaxTokens int `yaml:"default_max_tokens"`
+}
+
+// ModelConfig is one catalogue entry (a routing arm).
+type ModelConfig struct {
+	ID       string `yaml:"id"`
+	Provider string `yaml:"provider"`
+	// Upstream is the provider's name for the model; "" means ID.
+	Upstream      string  `yaml:"upstream"`
+	PriceIn       float64 `yaml:"price_in"`
+	PriceOut      float64 `yaml:"price_out"`
+	ContextWindow int     `yaml:"context_window"`
+	// Quality and LatencyMS are priors for the profile library.
+	Quality   float64 `yaml:"quality"`
+	LatencyMS float64 `yaml:"latency_ms"`
+	// Sim describes the model's behaviour on a sim provider.
+	Sim *SimModelConfig `yaml:"sim"`
+}
+
+// SimModelConfig mirrors provider.SimModel.
+type SimModelConfig struct {
+	TTFTMS       float64            `yaml:"ttft_ms"`
+	TTFTSigma    float64            `yaml:"ttft_sigma"`
+	TokensPerSec float64            `yaml:"tokens_per_sec"`
+	OutputTokens int                `yaml:"output_tokens"`
+	ErrorRate    float64            `yaml:"error_rate"`
+	RateLimitRPS float64            `yaml:"rate_limit_rps"`
+	Quality      map[string]float64 `yaml:"quality"`
+}
+
+// TenantConfig restricts and limits one tenant.
+type TenantConfig struct {
+	Name string `yaml:"name"`
+	// Models, when set, is the tenant's allowlist.
+	Models []string     `yaml:"models"`
+	Limit  *LimitConfig `yaml:"rate_limit"`
+}
+
+// FallbackConfig is an ordered model group with its fallback conditions.
+type FallbackConfig struct {
+	Name   string   `yaml:"name"`
+	Models []string `yaml:"models"`
+	// When lists conditions: status ones ("status == 429", "status == 5xx",
+	// "status == timeout", "status == error") move a failed request on to the
+	// next model; profile ones ("error_rate > 0.05", "latency > 3000ms",
+	// "ttft > 1s") take a model out of rotation while they hold.
+	When []string `yaml:"when"`
+}
+
+// RetryConfig is the same-model retry policy.
+type RetryConfig struct {
+	// Max retries of one model per request; 0 = no retries.
+	Max            int           `yaml:"max"`
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	// Jitter is the randomisation factor in [0,1].
+	Jitter float64 `yaml:"jitter"`
+	// BudgetRatio caps retries at this fraction of requests; BudgetMin
+	// retries per second are always allowed.
+	BudgetRatio float64 `yaml:"budget_ratio"`
+	BudgetMin   float64 `yaml:"budget_min_per_sec"`
+}
+
+// BreakerConfig configures one circuit breaker per model.
+type BreakerConfig struct {
+	// ConsecutiveFailures opens the breaker; 0 = 5.
+	ConsecutiveFailures uint32 `yaml:"consecutive_failures"`
+	// FailureRatio over MinRequests in Interval also opens it.
+	FailureRatio float64       `yaml:"failure_ratio"`
+	MinRequests  uint32        `yaml:"min_requests"`
+	Interval     time.Duration `yaml:"interval"`
+	// OpenTimeout is how long it stays open before half-open probes.
+	OpenTimeout      time.Duration `yaml:"open_timeout"`
+	HalfOpenRequests uint32        `yaml:"half_open_requests"`
+}
+
+// HealthConfig configures active health checks.
+type HealthConfig struct {
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	// UnhealthyAfter consecutive failed probes marks a provider down.
+	UnhealthyAfter int `yaml:"unhealthy_after"`
+}
+
+// ConditionsConfig tunes profile conditions.
+type ConditionsConfig struct {
+	// Every is how often profile conditions are evaluated.
+	Every time.Duration `yaml:"every"`
+	// Cooldown is how long a model stays out once a condition holds;
+	// ProbeRequests are then let through before it is judged again.
+	Cooldown      time.Duration `yaml:"cooldown"`
+	ProbeRequests int64         `yaml:"probe_requests"`
+}
+
+// FeedbackConfig bounds the decisions kept for delayed rewards.
+type FeedbackConfig struct {
+	TTL        time.Duration `yaml:"ttl"`
+	MaxEntries int           `yaml:"max_entries"`
+}
+
+// LogConfig says where decisions are logged (the serve command opens it).
+type LogConfig struct {
+	// Dir is the decision log's root directory; "" disables logging.
+	Dir string `yaml:"dir"`
+	// QueueSize bounds the writer's queue (rows dropped when full).
+	QueueSize int `yaml:"queue_size"`
+	// RotateRows / RotateEvery close a file after so many rows or so long.
+	RotateRows  int           `yaml:"rotate_rows"`
+	RotateEvery time.Duration `yaml:"rotate_every"`
+}
+
+// LoadConfig reads path ("" = the embedded default) and returns a
+// validated configuration with defaults filled in.
+func LoadConfig(path string) (*Config, error) {
+	data := defaultYAML
+	name := "embedded default config"
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		data, name = b, path
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes YAML strictly (unknown fields are errors), fills
+// defaults and validates.
+func ParseConfig(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("empty config")
+		}
+		return nil, err
+	}
+	c.fillDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) fillDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Mode == "" {
+		c.Mode = "development"
+	}
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	def(&c.RequestTimeout, 120*time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.Aliases == nil {
+		c.Aliases = []string{"auto"}
+	}
+	if c.OpenPaths == nil {
+		c.OpenPaths = []string{"/healthz", "/readyz", "/metrics"}
+	}
+	if c.Policy.Name == "" {
+		c.Policy.Name = "thompson"
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		def(&p.Timeout, 60*time.Second)
+		def(&p.QueueTimeout, time.Second)
+	}
+	def(&c.Retries.InitialBackoff, 50*time.Millisecond)
+	def(&c.Retries.MaxBackoff, 2*time.Second)
+	if c.Retries.Jitter == 0 {
+		c.Retries.Jitter = 0.5
+	}
+	if c.Retries.BudgetRatio == 0 {
+		c.Retries.BudgetRatio = 0.2
+	}
+	if c.Retries.BudgetMin == 0 {
+		c.Retries.BudgetMin = 10
+	}
+	b := &c.Breaker
+	if b.ConsecutiveFailures == 0 {
+		b.ConsecutiveFailures = 5
+	}
+	if b.FailureRatio == 0 {
+		b.FailureRatio = 0.5
+	}
+	if b.MinRequests == 0 {
+		b.MinRequests = 20
+	}
+	def(&b.Interval, 10*time.Second)
+	def(&b.OpenTimeout, 10*time.Second)
+	if b.HalfOpenRequests == 0 {
+		b.HalfOpenRequests = 3
+	}
+	def(&c.Health.Interval, 10*time.Second)
+	def(&c.Health.Timeout, 2*time.Second)
+	if c.Health.UnhealthyAfter == 0 {
+		c.Health.UnhealthyAfter = 2
+	}
+	def(&c.Conditions.Every, time.Second)
+	def(&c.Conditions.Cooldown, 15*time.Second)
+	if c.Conditions.ProbeRequests == 0 {
+		c.Conditions.ProbeRequests = 20
+	}
+	def(&c.Feedback.TTL, 15*time.Minute)
+	if c.Feedback.MaxEntries == 0 {
+		c.Feedback.MaxEntries = 100_000
+	}
+}
+
+var (
+	hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@-]*$`)
+)
+
+// Validate reports the first problem, naming its field path.
+func (c *Config) Validate() error {
+	if c.Mode != "development" && c.Mode != "production" {
+		return fmt.Errorf("mode: %q is not development or production", c.Mode)
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("max_body_bytes: %d must be > 0", c.MaxBodyBytes)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"request_timeout", c.RequestTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
+		{"retries.initial_backoff", c.Retries.InitialBackoff}, {"retries.max_backoff", c.Retries.MaxBackoff},
+		{"breaker.interval", c.Breaker.Interval}, {"breaker.open_timeout", c.Breaker.OpenTimeout},
+		{"health.interval", c.Health.Interval}, {"health.timeout", c.Health.Timeout},
+		{"conditions.every", c.Conditions.Every}, {"conditions.cooldown", c.Conditions.Cooldown},
+		{"feedback.ttl", c.Feedback.TTL}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s: %v must be positive", d.name, d.v)
+		}
+	}
+	if c.Mode == "production" {
+		if len(c.Auth.Keys) == 0 {
+			return fmt.Errorf("auth.keys: production mode needs at least one API key")
+		}
+		if c.Auth.AdminTokenSHA256 == "" {
+			return fmt.Errorf("auth.admin_token_sha256: production mode needs an admin token")
+		}
+	}
+	if t := c.Auth.AdminTokenSHA256; t != "" && !hexDigest.MatchString(strings.ToLower(t)) {
+		return fmt.Errorf("auth.admin_token_sha256: must be 64 hex digits (sha256 of the token)")
+	}
+	seenKey := map[string]bool{}
+	for i, k := range c.Auth.Keys {
+		p := fmt.Sprintf("auth.keys[%d]", i)
+		if k.Name == "" {
+			return fmt.Errorf("%s.name: required", p)
+		}
+		h := strings.ToLower(k.SHA256)
+		if !hexDigest.MatchString(h) {
+			return fmt.Errorf("%s.sha256: must be 64 hex digits (printf %%s KEY | sha256sum)", p)
+		}
+		if seenKey[h] {
+			return fmt.Errorf("%s.sha256: duplicate key", p)
+		}
+		seenKey[h] = true
+		if err := k.Limit.validate(p + ".rate_limit"); err != nil {
+			return err
+		}
+	}
+	if err := c.RateLimits.PerKey.validate("rate_limits.per_key"); err != nil {
+		return err
+	}
+	if err := c.RateLimits.PerTenant.validate("rate_limits.per_tenant"); err != nil {
+		return err
+	}
+	if _, err := c.Reward.toRoute(); err != nil {
+		return fmt.Errorf("reward: %w", err)
+	}
+	provs := map[string]*ProviderConfig{}
+	if len(c.Providers) == 0 {
+		return fmt.Errorf("providers: at least one provider is required")
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		path := fmt.Sprintf("providers[%d]", i)
+		if !validName.MatchString(p.Name) {
+			return fmt.Errorf("%s.name: %q must be a non-empty name of letters, digits and ._:/@-", path, p.Name)
+		}
+		if provs[p.Name] != nil {
+			return fmt.Errorf("%s.name: duplicate provider %q", path, p.Name)
+		}
+		provs[p.Name] = p
+		switch p.Type {
+		case "openai":
+			if p.BaseURL == "" {
+				return fmt.Errorf("%s.base_url: required for type openai", path)
+			}
+		case "anthropic", "sim":
+		default:
+			return fmt.Errorf("%s.type: %q is not openai, anthropic or sim", path, p.Type)
+		}
+		if p.BaseURL != "" && !strings.HasPrefix(p.BaseURL, "http://") && !strings.HasPrefix(p.BaseURL, "https://") {
+			return fmt.Errorf("%s.base_url: %q must start with http:// or https://", path, p.BaseURL)
+		}
+		if p.APIKeyEnv != "" && os.Getenv(p.APIKeyEnv) == "" && c.Mode == "production" {
+			return fmt.Errorf("%s.api_key_env: environment variable %s is empty", path, p.APIKeyEnv)
+		}
+		if p.Timeout < 0 || p.QueueTimeout < 0 {
+			return fmt.Errorf("%s.timeout/queue_timeout: must be positive", path)
+		}
+		if p.MaxConcurrency < 0 {
+			return fmt.Errorf("%s.max_concurrency: %d must be >= 0", path, p.MaxConcurrency)
+		}
+		if p.TimeScale < 0 || math.IsNaN(p.TimeScale) {
+			return fmt.Errorf("%s.time_scale: %v must be >= 0", path, p.TimeScale)
+		}
+	}
+	if len(c.Models) == 0 {
+		return fmt.Errorf("models: at least one model is required")
+	}
+	models := map[string]bool{}
+	for i := range c.Models {
+		m := &c.Models[i]
+		path := fmt.Sprintf("models[%d]", i)
+		if !validName.MatchString(m.ID) {
+			return fmt.Errorf("%s.id: %q must be a non-empty name of letters, digits and ._:/@-", path, m.ID)
+		}
+		if models[m.ID] {
+			return fmt.Errorf("%s.id: duplicate model %q", path, m.ID)
+		}
+		models[m.ID] = true
+		for _, a := range c.Aliases {
+			if a == m.ID {
+				return fmt.Errorf("%s.id: %q is also a routing alias", path, m.ID)
+			}
+		}
+		p := provs[m.Provider]
+		if p == nil {
+			return fmt.Errorf("%s.provider: %q is not a defined provider", path, m.Provider)
+		}
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"price_in", m.PriceIn}, {"price_out", m.PriceOut}, {"latency_ms", m.LatencyMS}} {
+			if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+				return fmt.Errorf("%s.%s: %v must be a finite number >= 0", path, f.name, f.v)
+			}
+		}
+		if m.Quality < 0 || m.Quality > 1 || math.IsNaN(m.Quality) {
+			return fmt.Errorf("%s.quality: %v outside [0,1]", path, m.Quality)
+		}
+		if m.ContextWindow < 0 {
+			return fmt.Errorf("%s.context_window: %d must be >= 0", path, m.ContextWindow)
+		}
+		if p.Type == "sim" {
+			if m.Sim == nil {
+				return fmt.Errorf("%s.sim: required for a model on sim provider %q", path, p.Name)
+			}
+			s := m.Sim
+			if s.ErrorRate < 0 || s.ErrorRate > 1 || math.IsNaN(s.ErrorRate) {
+				return fmt.Errorf("%s.sim.error_rate: %v outside [0,1]", path, s.ErrorRate)
+			}
+			for _, f := range []struct {
+				name string
+				v    float64
+			}{{"ttft_ms", s.TTFTMS}, {"ttft_sigma", s.TTFTSigma}, {"tokens_per_sec", s.TokensPerSec}, {"rate_limit_rps", s.RateLimitRPS}, {"output_tokens", float64(s.OutputTokens)}} {
+				if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+					return fmt.Errorf("%s.sim.%s: %v must be a finite number >= 0", path, f.name, f.v)
+				}
+			}
+			for task, q := range s.Quality {
+				if q < 0 || q > 1 || math.IsNaN(q) {
+					return fmt.Errorf("%s.sim.quality[%q]: %v outside [0,1]", path, task, q)
+				}
+			}
+		} else if m.Sim != nil {
+			return fmt.Errorf("%s.sim: only models on a sim provider take sim settings", path)
+		}
+	}
+	for i, a := range c.Aliases {
+		if a == "" {
+			return fmt.Errorf("aliases[%d]: empty alias", i)
+		}
+	}
+	seenTenant := map[string]bool{}
+	for i, t := range c.Tenants {
+		path := fmt.Sprintf("tenants[%d]", i)
+		if t.Name == "" {
+			return fmt.Errorf("%s.name: required", path)
+		}
+		if seenTenant[t.Name] {
+			return fmt.Errorf("%s.name: duplicate tenant %q", path, t.Name)
+		}
+		seenTenant[t.Name] = true
+		for j, m := range t.Models {
+			if !models[m] {
+				return fmt.Errorf("%s.models[%d]: %q is not a catalogued model", path, j, m)
+			}
+		}
+		if err := t.Limit.validate(path + ".rate_limit"); err != nil {
+			return err
+		}
+	}
+	inGroup := map[string]string{}
+	for i, g := range c.Fallbacks {
+		path := fmt.Sprintf("fallbacks[%d]", i)
+		if len(g.Models) == 0 {
+			return fmt.Errorf("%s.models: at least one model", path)
+		}
+		for j, m := range g.Models {
+			if !models[m] {
+				return fmt.Errorf("%s.models[%d]: %q is not a catalogued model", path, j, m)
+			}
+			if other, dup := inGroup[m]; dup {
+				return fmt.Errorf("%s.models[%d]: %q is already in fallback group %s", path, j, m, other)
+			}
+			inGroup[m] = fmt.Sprintf("%d (%s)", i, g.Name)
+		}
+		for j, w := range g.When {
+			if _, err := ParseCondition(w); err != nil {
+				return fmt.Errorf("%s.when[%d]: %w", path, j, err)
+			}
+		}
+	}
+	r := c.Retries
+	if r.Max < 0 || r.Max > 10 {
+		return fmt.Errorf("retries.max: %d outside [0,10]", r.Max)
+	}
+	if r.Jitter < 0 || r.Jitter > 1 {
+		return fmt.Errorf("retries.jitter: %v outside [0,1]", r.Jitter)
+	}
+	if r.BudgetRatio < 0 || r.BudgetMin < 0 {
+		return fmt.Errorf("retries.budget_ratio/budget_min_per_sec: must be >= 0")
+	}
+	if c.Breaker.FailureRatio <= 0 || c.Breaker.FailureRatio > 1 {
+		return fmt.Errorf("breaker.failure_ratio: %v outside (0,1]", c.Breaker.FailureRatio)
+	}
+	if c.Health.UnhealthyAfter < 0 {
+		return fmt.Errorf("health.unhealthy_after: %d must be >= 1", c.Health.UnhealthyAfter)
+	}
+	if c.Conditions.ProbeRequests < 0 {
+		return fmt.Errorf("conditions.probe_requests: %d must be >= 1", c.Conditions.ProbeRequests)
+	}
+	if c.Feedback.MaxEntries < 0 {
+		return fmt.Errorf("feedback.max_entries: %d must be >= 0", c.Feedback.MaxEntries)
+	}
+	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 {
+		return fmt.Errorf("log: queue_size, rotate_rows and rotate_every must be >= 0")
+	}
+	return nil
+}
+
+func (l *LimitConfig) validate(path string) error {
+	if l == nil {
+		return nil
+	}
+	if l.RPS <= 0 || math.IsNaN(l.RPS) || math.IsInf(l.RPS, 0) {
+		return fmt.Errorf("%s.rps: %v must be > 0", path, l.RPS)
+	}
+	if l.Burst < 0 {
+		return fmt.Errorf("%s.burst: %d must be >= 0", path, l.Burst)
+	}
+	return nil
+}
+
+func (r RewardConfig) toRoute() (route.Reward, error) {
+	w := route.DefaultReward()
+	set := func(dst *float64, v *float64) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&w.Quality, r.Quality)
+	set(&w.Cost, r.Cost)
+	set(&w.Latency, r.Latency)
+	set(&w.Failure, r.Failure)
+	set(&w.UnknownQuality, r.UnknownQuality)
+	if r.CostRef != 0 {
+		w.CostRef = r.CostRef
+	}
+	if r.LatencyRef != 0 {
+		w.LatencyRef = r.LatencyRef
+	}
+	return w, w.Validate()
+}
+
+// HashKey returns the lowercase hex SHA-256 of key, the form the config
+// stores API keys and the admin token in.
+func HashKey(key string) string {
+	h := sha256Sum(key)
+	return hex.EncodeToString(h[:])
+}

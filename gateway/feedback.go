@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/routelab/routelab/route"
+)
+
+// FeedbackRequest is the body of POST /v1/feedback: a request id and
+// exactly one of quality (in [0,1]), thumbs ("up"/"down" or true/false) or
+// reward (in [0,1], used as is).
+type FeedbackRequest struct {
+	RequestID string          `json:"request_id"`
+	Quality   *float64        `json:"quality"`
+	Thumbs    json.RawMessage `json:"thumbs"`
+	Reward    *float64        `json:"reward"`
+	// Source says who rated ("user", "judge", ...); default "user".
+	Source string `json:"source"`
+}
+
+// FeedbackResponse answers POST /v1/feedback.
+type FeedbackResponse struct {
+	RequestID string  `json:"request_id"`
+	Model     string  `json:"model"`
+	Reward    float64 `json:"reward"`
+	Learned   bool    `json:"learned"`
+}
+
+func parseThumbs(raw json.RawMessage) (float64, error) {
+	raw = bytes.TrimSpace(raw)
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		if b {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		switch s {
+		case "up", "+1", "1":
+			return 1, nil
+		case "down", "-1", "0":
+			return 0, nil
+		}
+	}
+	return 0, fmt.Errorf("thumbs: %s is not \"up\", \"down\", true or false", raw)
+}
+
+func unit(name string, v float64) error {
+	if math.IsNaN(v) || v < 0 || v > 1 {
+		return fmt.Errorf("%s: %v outside [0,1]", name, v)
+	}
+	return nil
+}
+
+// handleFeedback turns a rating into a delayed reward: the stored decision
+// is credited through core.Learn (the deciding policy, and the shadow when
+// it agreed), the model's quality profile is updated, and the feedback is
+// written to the decision log, which joins it by request id.
+func (s *Server) handleFeedback(c *gin.Context) {
+	w := c.Writer
+	if _, aerr := s.keys.authenticate(c.Request); aerr != nil {
+		writeAPIError(w, aerr)
+		return
+	}
+	bad := func(param, msg string) {
+		s.m.feedback.WithLabelValues("invalid").Inc()
+		writeAPIError(w, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_feedback", msg).withParam(param))
+	}
+	var fr FeedbackRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, c.Request.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fr); err != nil {
+		bad("", "invalid feedback JSON: "+err.Error())
+		return
+	}
+	if fr.RequestID == "" {
+		bad("request_id", "request_id: required")
+		return
+	}
+	n := 0
+	var quality *float64
+	if fr.Quality != nil {
+		n++
+		if err := unit("quality", *fr.Quality); err != nil {
+			bad("quality", err.Error())
+			return
+		}
+		quality = fr.Quality
+	}
+	if len(fr.Thumbs) > 0 && string(fr.Thumbs) != "null" {
+		n++
+		q, err := parseThumbs(fr.Thumbs)
+		if err != nil {
+			bad("thumbs", err.Error())
+			return
+		}
+		quality = &q
+	}
+	if fr.Reward != nil {
+		n++
+		if err := unit("reward", *fr.Reward); err != nil {
+			bad("reward", err.Error())
+			return
+		}
+	}
+	if n != 1 {
+		bad("", "give exactly one of quality, thumbs or reward")
+		return
+	}
+	if fr.Source == "" {
+		fr.Source = "user"
+	}
+	now := s.now()
+	d := s.pending.take(fr.RequestID, now)
+	if d == nil {
+		s.m.feedback.WithLabelValues("unknown").Inc()
+		writeAPIError(w, apiErr(http.StatusNotFound, typeNotFound, "unknown_request_id",
+			fmt.Sprintf("request %q is unknown, older than %v, or already rated", fr.RequestID, s.cfg.Feedback.TTL)).withParam("request_id"))
+		return
+	}
+	var reward float64
+	if fr.Reward != nil {
+		reward = *fr.Reward
+	} else {
+		o := d.outcome
+		o.Quality, o.QualityKnown = *quality, true
+		reward = s.core.RewardFor(&d.decision, &o)
+		s.core.Profiles().ObserveQuality(o.Arm, *quality)
+	}
+	learned := false
+	if d.decision.Reason == route.ReasonPolicy {
+		if err := s.core.Learn(&d.features, &d.decision, reward); err != nil {
+			s.log.Warn("delayed reward update failed", "request_id", fr.RequestID, "err", err)
+		} else {
+			learned = true
+		}
+	}
+	if s.feedback != nil {
+		if err := s.feedback.LogFeedback(fr.RequestID, now, fr.Reward, quality, fr.Source); err != nil {
+			s.log.Warn("feedback not logged", "request_id", fr.RequestID, "err", err)
+		}
+	}
+	s.m.feedback.WithLabelValues("applied").Inc()
+	c.JSON(http.StatusOK, FeedbackResponse{RequestID: fr.RequestID, Model: d.outcome.Arm, Reward: reward, Learned: learned})
+}

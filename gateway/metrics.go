@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"math"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// SinkStats reports a decision log writer's queue depth and dropped rows
+// for the metrics; the serve command adapts the decisionlog writer to it.
+type SinkStats func() (queueDepth int, dropped uint64)
+
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	ttft        *prometheus.HistogramVec
+	success     *successRates
+	decisions   *prometheus.CounterVec
+	attempts    *prometheus.CounterVec
+	fallbacks   *prometheus.CounterVec
+	retries     prometheus.Counter
+	breaker     *prometheus.GaugeVec
+	health      *prometheus.GaugeVec
+	rateLimited *prometheus.CounterVec
+	overhead    prometheus.Histogram
+	feedback    *prometheus.CounterVec
+	inflight    prometheus.Gauge
+}
+
+func newMetrics(stats SinkStats) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{reg: reg}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_requests_total", Help: "Chat completion requests by answering model and HTTP status code.",
+	}, []string{"model", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "model_latency_seconds", Help: "End-to-end latency of answered requests by answering model.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5, 10, 20, 40, 80},
+	}, []string{"model"})
+	m.ttft = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "routelab_ttft_seconds", Help: "Time to first token of streamed answers by model.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2, 5, 10},
+	}, []string{"model"})
+	m.success = newSuccessRates()
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_decisions_total", Help: "Routing decisions by policy, chosen arm and reason (policy or forced).",
+	}, []string{"policy", "arm", "reason"})
+	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_upstream_attempts_total", Help: "Upstream calls by model and status.",
+	}, []string{"model", "status"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_fallbacks_total", Help: "Moves from a failed model to the next in its fallback group.",
+	}, []string{"from", "to"})
+	m.retries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "routelab_retries_total", Help: "Same-model retries (within the retry budget).",
+	})
+	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "routelab_breaker_state", Help: "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
+	}, []string{"model"})
+	m.health = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "routelab_provider_up", Help: "Active health check result per provider (1 up, 0 down).",
+	}, []string{"provider"})
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_rate_limited_total", Help: "Requests refused by a local rate limit, by scope (key, tenant).",
+	}, []string{"scope"})
+	m.overhead = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "routelab_gateway_overhead_seconds", Help: "Time per request spent in the gateway outside upstream calls and backoff waits.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+	})
+	m.feedback = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_feedback_total", Help: "Delayed feedback by result (applied, unknown, invalid).",
+	}, []string{"result"})
+	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "routelab_inflight_requests", Help: "Chat completion requests in flight.",
+	})
+	reg.MustRegister(m.requests, m.latency, m.ttft, m.success, m.decisions, m.attempts, m.fallbacks, m.retries,
+		m.breaker, m.health, m.rateLimited, m.overhead, m.feedback, m.inflight,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if stats != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "routelab_log_queue_depth", Help: "Decision log rows waiting for the disk.",
+			}, func() float64 { d, _ := stats(); return float64(d) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "routelab_log_dropped_total", Help: "Decision log rows dropped because the queue was full.",
+			}, func() float64 { _, n := stats(); return float64(n) }),
+		)
+	}
+	return m
+}
+
+// successRates is route_success_rate{source}: an exponentially weighted
+// success rate (weight 0.01 per request, so roughly the last 100
+// requests) per decision source ("policy", "forced").
+type successRates struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	rate map[string]float64
+}
+
+func newSuccessRates() *successRates {
+	return &successRates{
+		desc: prometheus.NewDesc("route_success_rate", "EWMA (weight 0.01) of request success by decision source.", []string{"source"}, nil),
+		rate: map[string]float64{},
+	}
+}
+
+func (s *successRates) observe(source string, ok bool) {
+	x := 0.0
+	if ok {
+		x = 1
+	}
+	s.mu.Lock()
+	r, seen := s.rate[source]
+	if !seen {
+		r = x
+	} else {
+		r += 0.01 * (x - r)
+	}
+	s.rate[source] = r
+	s.mu.Unlock()
+}
+
+func (s *successRates) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+
+func (s *successRates) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for src, r := range s.rate {
+		if !math.IsNaN(r) {
+			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, r, src)
+		}
+	}
+}

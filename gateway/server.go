@@ -1,0 +1,368 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/routelab/routelab/gateway/provider"
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/route"
+)
+
+// Response headers set on every chat completion.
+const (
+	HeaderRequestID = "X-Routelab-Request-Id"
+	HeaderModel     = "X-Routelab-Model"
+	HeaderPolicy    = "X-Routelab-Policy"
+	// Request headers the gateway reads.
+	HeaderTenant  = "X-Routelab-Tenant"
+	HeaderTask    = "X-Routelab-Task"
+	HeaderTags    = "X-Routelab-Tags"
+	HeaderTimeout = "X-Routelab-Timeout"
+)
+
+// FeedbackLogger writes delayed feedback to the decision log. quality and
+// reward are nil when not given.
+type FeedbackLogger interface {
+	LogFeedback(requestID string, at time.Time, reward, quality *float64, source string) error
+}
+
+// Options configures New. Config and Registry are required.
+type Options struct {
+	Config   *Config
+	Registry *policy.Registry
+	// Sink receives every decision record (the decision log); optional.
+	Sink route.Sink
+	// SinkStats, optional, feeds the log queue metrics.
+	SinkStats SinkStats
+	// Feedback, optional, logs delayed feedback beside the decisions.
+	Feedback FeedbackLogger
+	// Providers overrides or adds providers by name (tests inject fakes).
+	Providers map[string]provider.Provider
+	// HTTPClient is shared by the HTTP providers; nil = a pooled default.
+	HTTPClient *http.Client
+	// Encoder, optional, builds feature vectors for contextual policies.
+	Encoder policy.Encoder
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Server is the gateway: an http.Handler plus its background loops.
+type Server struct {
+	cfg       *Config
+	reg       *policy.Registry
+	core      *route.Core
+	log       *slog.Logger
+	m         *metrics
+	now       func() time.Time
+	feedback  FeedbackLogger
+	arms      map[string]*arm
+	armList   []*arm
+	groups    []*group
+	upstreams []*upstream
+	aliases   map[string]bool
+	allowed   map[string]map[string]bool
+	keys      *keyring
+	tenants   *tenantLimits
+	budget    *retryBudget
+	pending   *pendingStore
+	engine    *gin.Engine
+	idPrefix  string
+	idSeq     atomic.Uint64
+	draining  atomic.Bool
+	recs      sync.Pool
+	policyMu  sync.Mutex // serialises admin swaps
+	created   int64
+	lastTick  time.Time // condition loop only
+	models    []byte // GET /v1/models body
+}
+
+// New builds the gateway from a validated config.
+func New(o Options) (*Server, error) {
+	if o.Config == nil {
+		return nil, fmt.Errorf("gateway: no config")
+	}
+	if o.Registry == nil {
+		return nil, fmt.Errorf("gateway: no policy registry")
+	}
+	c := o.Config
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	s := &Server{cfg: c, reg: o.Registry, log: o.Logger, now: o.Now, feedback: o.Feedback,
+		arms: map[string]*arm{}, aliases: map[string]bool{}, allowed: map[string]map[string]bool{}}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.created = s.now().Unix()
+	var pfx [4]byte
+	if _, err := rand.Read(pfx[:]); err != nil {
+		return nil, fmt.Errorf("gateway: request id prefix: %w", err)
+	}
+	s.idPrefix = "rl-" + hex.EncodeToString(pfx[:]) + "-"
+	s.m = newMetrics(o.SinkStats)
+	for _, a := range c.Aliases {
+		s.aliases[a] = true
+	}
+
+	// Providers.
+	client := o.HTTPClient
+	if client == nil {
+		client = provider.NewHTTPClient(provider.HTTPOpts{})
+	}
+	ups := map[string]*upstream{}
+	for i := range c.Providers {
+		pc := &c.Providers[i]
+		p := o.Providers[pc.Name]
+		if p == nil {
+			var err error
+			if p, err = buildProvider(pc, c.Models, client, s.now); err != nil {
+				return nil, fmt.Errorf("providers[%d]: %w", i, err)
+			}
+		}
+		u := &upstream{name: pc.Name, p: p, timeout: pc.Timeout, queueTimeout: pc.QueueTimeout, checked: pc.HealthCheck == nil || *pc.HealthCheck}
+		if pc.MaxConcurrency > 0 {
+			u.sem = make(chan struct{}, pc.MaxConcurrency)
+		}
+		ups[pc.Name] = u
+		s.upstreams = append(s.upstreams, u)
+		s.m.health.WithLabelValues(u.name).Set(1)
+	}
+
+	// Catalogue.
+	cat := make([]policy.Arm, 0, len(c.Models))
+	for _, mc := range c.Models {
+		a := &arm{id: mc.ID, upstream: mc.Upstream, up: ups[mc.Provider], priceIn: mc.PriceIn, priceOut: mc.PriceOut}
+		if a.upstream == "" {
+			a.upstream = mc.ID
+		}
+		a.breaker = newBreaker(mc.ID, c.Breaker, func(name string, st gobreaker.State) {
+			s.m.breaker.WithLabelValues(name).Set(breakerValue(st))
+			s.log.Warn("circuit breaker", "model", name, "state", st.String())
+		})
+		s.m.breaker.WithLabelValues(mc.ID).Set(0)
+		a.chain = []*arm{a}
+		s.arms[mc.ID] = a
+		s.armList = append(s.armList, a)
+		cat = append(cat, policy.Arm{ID: mc.ID, Provider: mc.Provider, PriceIn: mc.PriceIn, PriceOut: mc.PriceOut,
+			ContextWindow: mc.ContextWindow, Quality: mc.Quality, LatencyMS: mc.LatencyMS})
+	}
+	for _, fc := range c.Fallbacks {
+		g := &group{name: fc.Name}
+		for _, w := range fc.When {
+			cond, _ := ParseCondition(w) // validated
+			if cond.IsStatus() {
+				g.statuses = append(g.statuses, cond)
+			} else {
+				g.profile = append(g.profile, cond)
+			}
+		}
+		for _, id := range fc.Models {
+			g.arms = append(g.arms, s.arms[id])
+		}
+		for _, a := range g.arms {
+			a.group = g
+			for _, b := range g.arms {
+				if b != a {
+					a.chain = append(a.chain, b)
+				}
+			}
+		}
+		s.groups = append(s.groups, g)
+	}
+	for _, t := range c.Tenants {
+		if len(t.Models) > 0 {
+			set := map[string]bool{}
+			for _, m := range t.Models {
+				set[m] = true
+			}
+			s.allowed[t.Name] = set
+		}
+	}
+
+	// Decision core.
+	pol, err := o.Registry.New(policy.Spec{Name: c.Policy.Name, Params: policy.Params(c.Policy.Params)})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	var shadow policy.Policy
+	if c.Shadow != nil && c.Shadow.Name != "" {
+		if shadow, err = o.Registry.New(policy.Spec{Name: c.Shadow.Name, Params: policy.Params(c.Shadow.Params)}); err != nil {
+			return nil, fmt.Errorf("shadow: %w", err)
+		}
+	}
+	rw, _ := c.Reward.toRoute() // validated
+	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
+	if len(s.allowed) > 0 {
+		rules = append(rules, allowlistRule{allowed: s.allowed})
+	}
+	s.core, err = route.NewCore(route.CoreOpts{
+		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: o.Sink,
+		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: o.Encoder, Now: s.now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("decision core: %w", err)
+	}
+	s.keys = newKeyring(c)
+	s.tenants = newTenantLimits(c)
+	s.budget = newRetryBudget(c.Retries, s.now())
+	s.pending = newPendingStore(c.Feedback.TTL, c.Feedback.MaxEntries)
+	s.recs.New = func() any { return new(route.Record) }
+	s.models = s.modelList()
+	s.engine = s.routes()
+	return s, nil
+}
+
+func buildProvider(pc *ProviderConfig, models []ModelConfig, client *http.Client, now func() time.Time) (provider.Provider, error) {
+	key := ""
+	if pc.APIKeyEnv != "" {
+		key = os.Getenv(pc.APIKeyEnv)
+	}
+	switch pc.Type {
+	case "openai":
+		return provider.NewOpenAI(provider.OpenAIOpts{Name: pc.Name, BaseURL: pc.BaseURL, APIKey: key, Headers: pc.Headers, Client: client})
+	case "anthropic":
+		return provider.NewAnthropic(provider.AnthropicOpts{Name: pc.Name, BaseURL: pc.BaseURL, APIKey: key, DefaultMaxTokens: pc.DefaultMaxTokens, Client: client, Now: now})
+	case "sim":
+		sm := map[string]provider.SimModel{}
+		for _, m := range models {
+			if m.Provider != pc.Name || m.Sim == nil {
+				continue
+			}
+			up := m.Upstream
+			if up == "" {
+				up = m.ID
+			}
+			sm[up] = provider.SimModel{TTFTMS: m.Sim.TTFTMS, TTFTSigma: m.Sim.TTFTSigma, TokensPerSec: m.Sim.TokensPerSec,
+				OutputTokens: m.Sim.OutputTokens, ErrorRate: m.Sim.ErrorRate, RateLimitRPS: m.Sim.RateLimitRPS, Quality: m.Sim.Quality}
+		}
+		return provider.NewSim(provider.SimOpts{Name: pc.Name, Models: sm, Seed: pc.Seed, TimeScale: pc.TimeScale, Now: now})
+	}
+	return nil, fmt.Errorf("type %q is not openai, anthropic or sim", pc.Type)
+}
+
+// Core returns the decision core (policy swaps, profiles).
+func (s *Server) Core() *route.Core { return s.core }
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Start runs the background loops (health checks, profile conditions)
+// until ctx is done.
+func (s *Server) Start(ctx context.Context) {
+	go loop(ctx, s.cfg.Conditions.Every, s.evalConditions)
+	go func() {
+		s.checkHealth(ctx)
+		loop(ctx, s.cfg.Health.Interval, func(time.Time) { s.checkHealth(ctx) })
+	}()
+}
+
+// Serve accepts connections on ln until ctx is done, then shuts down
+// gracefully: /readyz turns 503, new connections are refused, in-flight
+// requests (streams included) finish within the shutdown timeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	bg, stop := context.WithCancel(context.Background())
+	defer stop()
+	s.Start(bg)
+	hs := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	s.log.Info("shutting down: draining in-flight requests", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) nextID() string {
+	return s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
+}
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
+		s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", err)
+		writeAPIError(c.Writer, apiErr(http.StatusInternalServerError, typeServer, "internal_error", "internal error"))
+	}))
+	open := map[string]bool{}
+	for _, p := range s.cfg.OpenPaths {
+		open[p] = true
+	}
+	guard := func(path string, h gin.HandlerFunc) gin.HandlerFunc {
+		if open[path] {
+			return h
+		}
+		return func(c *gin.Context) {
+			if !s.keys.adminOK(c.Request) {
+				writeAPIError(c.Writer, apiErr(http.StatusUnauthorized, typeAuth, "invalid_admin_token", "missing or invalid admin token"))
+				return
+			}
+			h(c)
+		}
+	}
+	e.POST("/v1/chat/completions", s.handleChat)
+	e.GET("/v1/models", s.handleModels)
+	e.POST("/v1/feedback", s.handleFeedback)
+	e.GET("/healthz", guard("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") }))
+	e.GET("/readyz", guard("/readyz", s.handleReady))
+	mh := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{})
+	e.GET("/metrics", guard("/metrics", func(c *gin.Context) { mh.ServeHTTP(c.Writer, c.Request) }))
+	e.GET("/admin/models", guard("/admin/models", s.handleAdminModels))
+	e.GET("/admin/policy", guard("/admin/policy", s.handleGetPolicy))
+	e.POST("/admin/policy", guard("/admin/policy", s.handleSetPolicy(false)))
+	e.POST("/admin/shadow", guard("/admin/shadow", s.handleSetPolicy(true)))
+	e.NoRoute(func(c *gin.Context) {
+		writeAPIError(c.Writer, apiErr(http.StatusNotFound, typeNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeAPIError(c.Writer, apiErr(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "method "+c.Request.Method+" not allowed on "+c.Request.URL.Path))
+	})
+	return e
+}
+
+func (s *Server) handleReady(c *gin.Context) {
+	if s.draining.Load() {
+		c.String(http.StatusServiceUnavailable, "draining\n")
+		return
+	}
+	for _, a := range s.armList {
+		if a.available() {
+			c.String(http.StatusOK, "ready\n")
+			return
+		}
+	}
+	c.String(http.StatusServiceUnavailable, "no model available\n")
+}

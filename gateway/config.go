@@ -71,9 +71,9 @@ type AuthConfig struct {
 
 // KeyConfig is one API key.
 type KeyConfig struct {
-	Name   string      `yaml:"name"`
-	SHA256 string      `yaml:"sha256"`
-	Tenant string      `yaml:"tenant"`
+	Name   string       `yaml:"name"`
+	SHA256 string       `yaml:"sha256"`
+	Tenant string       `yaml:"tenant"`
 	Limit  *LimitConfig `yaml:"rate_limit"`
 }
 

@@ -90,7 +90,7 @@ type Server struct {
 	policyMu  sync.Mutex // serialises admin swaps
 	created   int64
 	lastTick  time.Time // condition loop only
-	models    []byte // GET /v1/models body
+	models    []byte    // GET /v1/models body
 }
 
 // New builds the gateway from a validated config.

@@ -153,9 +153,9 @@ type anthUsage struct {
 }
 
 type anthResponse struct {
-	ID         string `json:"id"`
-	Type       string `json:"type"`
-	Content    []struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	Content []struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
 	} `json:"content"`

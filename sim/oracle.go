@@ -24,11 +24,13 @@ import (
 //     Failed requests cost nothing.
 //
 // The expectation over X uses 16-node Gauss–Hermite quadrature (nodes
-// cached per arm) while no node reaches the timeout: accurate to ~1e-6 for
-// the smooth latency term. When the timeout cuts the distribution (a long
-// queue, a heavy tail), the tail beyond the cut is the exact normal tail
-// probability and the body is 32-node Gauss–Legendre, slower but equally
-// accurate (TestQuadratureMatchesMonteCarlo checks both). Everything
+// cached per arm) while the timeout lies more than 5 sigma out: accurate to
+// ~1e-6 for the smooth latency term, the mass past the timeout (< 3e-7)
+// counted at the nodes beyond it. When the timeout cuts the distribution
+// closer in (a long queue, a heavy tail), the tail beyond the cut is the
+// exact normal tail probability and the body is 32-node Gauss–Legendre,
+// slower but equally accurate (TestQuadratureMatchesMonteCarlo checks both
+// paths). Everything
 // else — queue wait, bucket, outage, quality, price — is a known function
 // of the state at arrival, so the expectation is otherwise exact. The
 // oracle is myopic: it values each request against the providers' state at
@@ -39,10 +41,17 @@ import (
 type rewardCoef struct {
 	wq, wc, wl, wf float64
 	cref, lref     float64 // dollars, seconds
+	invLref        float64
+	// linear: the weights keep an answer's reward within [0,1] unclamped
+	// and a failure's at 0, as the default weights do.
+	linear bool
 }
 
 func newRewardCoef(r route.Reward) rewardCoef {
-	return rewardCoef{wq: r.Quality, wc: r.Cost, wl: r.Latency, wf: r.Failure, cref: r.CostRef, lref: r.LatencyRef.Seconds()}
+	c := rewardCoef{wq: r.Quality, wc: r.Cost, wl: r.Latency, wf: r.Failure, cref: r.CostRef, lref: r.LatencyRef.Seconds()}
+	c.invLref = 1 / c.lref
+	c.linear = c.wq+c.wc+c.wl <= 1 && c.wf >= c.wc+c.wl
+	return c
 }
 
 func clamp01(v float64) float64 {
@@ -87,12 +96,28 @@ func (c *rewardCoef) expected(w *world, a *arm, p *params, r *request) float64 {
 	cost := (float64(r.prompt)*a.priceIn + float64(r.compl)*a.priceOut) * p.priceMul
 	costTerm := c.wc / (1 + cost/c.cref)
 	q, e := p.quality, p.errRate
-	if wait+p.latMul*(a.nodeMax+b) <= w.timeout || a.sigma == 0 {
-		// No quadrature node reaches the timeout: Gauss–Hermite on the
-		// smooth integrand. (With sigma 0 all nodes coincide: exact.)
+	if wait+p.latMul*(a.tail5+b) <= w.timeout || a.sigma == 0 {
+		// The timeout lies beyond 5 sigma of the latency (probability
+		// < 3e-7): Gauss–Hermite on the integrand, where the far nodes
+		// past the timeout count as timeouts. (With sigma 0 all nodes
+		// coincide: exact.)
+		shift := wait + p.latMul*b
+		if c.linear {
+			// No clamp can bind and a failure earns 0: the reward is
+			// linear in the latency term, so only that is integrated.
+			var pOK, lat float64
+			for i := range a.nodes {
+				l := shift + p.latMul*a.nodes[i]
+				if l <= w.timeout {
+					pOK += w.qw[i]
+					lat += w.qw[i] / (1 + l*c.invLref)
+				}
+			}
+			return (1 - e) * ((q*c.wq+costTerm)*pOK + c.wl*lat)
+		}
 		var sum float64
 		for i := range a.nodes {
-			l := wait + p.latMul*(a.nodes[i]+b)
+			l := shift + p.latMul*a.nodes[i]
 			var v float64
 			if l > w.timeout {
 				v = c.fail(w.timeout)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/routelab/routelab/route"
@@ -34,7 +35,7 @@ providers:
 			p := a.params(&r)
 			// narrow stays on the Gauss–Hermite path; the others reach the
 			// timeout and take the split path.
-			assert.Equal(t, a.id == "narrow", a.nodeMax+1.5 <= w.timeout, a.id)
+			assert.Equal(t, a.id == "narrow", a.tail5+1.5 <= w.timeout, a.id)
 			want := coef.expected(w, a, &p, &r)
 			const n = 200_000
 			var sum, sumSq float64
@@ -120,4 +121,11 @@ providers:
 	assert.InDelta(t, 3*lam(1000, 2000), float64(inBurst), 4*math.Sqrt(3*lam(1000, 2000)))
 	assert.InDelta(t, 0.75, float64(taskA)/n, 0.005)
 	assert.InDelta(t, 0.5, float64(tenantX)/n, 0.005)
+}
+
+func TestSortLatencies(t *testing.T) {
+	xs := []float32{3.5, 0.001, 1e6, 2, 2, 0, 77.25, 1e-3, 65536, 65535.5}
+	sortLatencies(xs)
+	assert.True(t, slices.IsSorted(xs), "%v", xs)
+	assert.Equal(t, []float32{0, 0.001, 1e-3, 2, 2, 3.5, 77.25, 65535.5, 65536, 1e6}, xs)
 }

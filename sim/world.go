@@ -52,9 +52,9 @@ type arm struct {
 	tokens, lastRefill float64
 	// busy is a min-heap of the free times of the servers used so far (at
 	// most capacity); servers never used are free.
-	busy    []float64
-	nodes   [quadNodes]float64 // base service times at the Gauss–Hermite nodes
-	nodeMax float64
+	busy  []float64
+	nodes [quadNodes]float64 // base service times at the Gauss–Hermite nodes
+	tail5 float64            // base service time 5 sigma above the median
 }
 
 // world is a compiled scenario: the arms, the task and tenant tables, and
@@ -104,9 +104,9 @@ func compile(sc *Scenario) *world {
 		if rl := p.RateLimit; rl != nil {
 			a.rl, a.rps, a.burst = true, rl.RPS, rl.Burst
 		}
+		a.tail5 = math.Exp(a.mu + 5*a.sigma)
 		for j := range x {
 			a.nodes[j] = math.Exp(a.mu + math.Sqrt2*a.sigma*x[j])
-			a.nodeMax = math.Max(a.nodeMax, a.nodes[j])
 		}
 		for _, m := range p.Modifiers {
 			a.mods = append(a.mods, compileModifier(&m, w.tasks, taskIdx, tenantIdx))

@@ -203,7 +203,7 @@ func Builtins() []Builtin {
 }
 
 // linearDoc documents the ridge parameters every contextual policy takes.
-const linearDoc = "dim=0 adopts the first vector's length, lambda=1 ridge, refactor=1000 updates between Cholesky re-factorisations"
+const linearDoc = "dim=0 takes the first vector's length, lambda=1 ridge, refactor=1000 updates between Cholesky re-factorisations"
 
 func linearOpts(p Params) (LinearOpts, error) {
 	var o LinearOpts

@@ -1,6 +1,7 @@
 // Package policy holds routelab's routing policies: the Policy interface,
-// the registry that builds policies by name, and the policies themselves
-// (random, the seed's weighted score, ε-greedy, UCB1, Thompson sampling).
+// the registry that builds policies by name, the policies themselves, the
+// feature encoder for contextual ones, the exploration floor, a buffer for
+// delayed rewards, and versioned snapshots of learned state.
 //
 // A policy sees a request's Features and the candidate Arms that survived
 // the rule filter, fills the probability of every candidate, and returns the
@@ -14,6 +15,115 @@
 // Policies key what they learn by Arm.ID, so candidate sets may change from
 // one request to the next. Every policy is safe for concurrent use and owns
 // its random stream (seeded, never global), so runs are reproducible.
+//
+// # Policies
+//
+// Build them by spec through a Registry ("NAME" or "NAME=key:value;..."):
+//
+//	reg := policy.NewBuiltinRegistry()
+//	p, err := reg.NewFromString("linucb=alpha:0.5;floor:0.05")
+//
+//	random          uniform; the safest logging policy
+//	weighted        the seed's weighted score on live profiles (deterministic)
+//	epsilon-greedy  best mean, uniform with probability epsilon
+//	ucb1            UCB1 (deterministic)
+//	thompson        Beta-Bernoulli or Gaussian Thompson sampling
+//	softmax         Boltzmann exploration; exact, smooth propensities
+//	sw-ucb          sliding-window UCB (non-stationary, deterministic)
+//	d-ucb           discounted UCB (non-stationary, deterministic)
+//	d-thompson      discounted Thompson, Beta or Gaussian (non-stationary)
+//	linucb          disjoint LinUCB on Features.Vector (deterministic)
+//	lin-thompson    linear Thompson sampling on Features.Vector
+//	egreedy-ridge   ε-greedy over per-arm ridge regressions
+//
+// `routelab policies` lists their parameters and defaults. The
+// sliding-window and discounted policies count time in rewards received,
+// not decisions. Every factory takes "seed"; every spec also takes "floor".
+//
+// The contextual policies keep, per arm, A = λI + Σxxᵀ, b = Σrx, A⁻¹ and
+// θ = A⁻¹b. An update changes A⁻¹ by Sherman–Morrison and θ by the matching
+// O(d) correction; every "refactor" updates (default 1000) A⁻¹ and θ are
+// recomputed from A and b through a Cholesky factorisation (gonum), so
+// rounding cannot accumulate over millions of updates. Select reads only
+// the non-zero entries of x (one-hot encodings are sparse); for d = 32,
+// K = 8 it costs well under the 5 µs budget (see the benchmarks). Linear
+// Thompson sampling draws the scalar θ̃ₐ·x ~ N(θₐ·x, v²xᵀAₐ⁻¹x) per arm,
+// which has exactly the decision distribution of drawing θ̃ₐ from its
+// multivariate posterior, without a Cholesky factor of A⁻¹ (see
+// LinThompson). A vector of the wrong length, or with NaN/Inf entries, is an
+// ErrBadVector error naming both dimensions; the dimension is fixed by the
+// "dim" parameter or by the first vector seen.
+//
+// # Propensities and the exploration floor
+//
+// Select reports the probability of every candidate. Deterministic policies
+// report 1/0; randomised ones report exact probabilities (ε-greedy, softmax,
+// Thompson with draws > 1) or, for one-draw Thompson, the probability given
+// their internal posterior draw. Any spec with "floor:EPS" (or WithFloor in
+// code) wraps the policy so that every candidate has probability at least
+// EPS/K: with probability EPS it plays uniformly, otherwise the inner
+// policy's choice, and reports pᵢ = EPS/K + (1−EPS)·qᵢ. Floor explains why
+// the inner's conditional q is valid for inverse propensity scoring. The
+// wrapped policy keeps its Name; its Version gains "+floor:EPS".
+//
+// # Changing candidate sets
+//
+// The rule filter or a tripped breaker may remove arms from one request to
+// the next. Every policy keys its statistics by Arm.ID, never by position,
+// and its propensities always cover exactly the candidates passed in (UCB's
+// "total plays" are those of the current candidates). Arms seen for the
+// first time start from the prior.
+//
+// # Delayed rewards
+//
+// Update may be called late, out of order, or never. Pending holds the
+// decisions awaiting their reward by request id (copying features and
+// candidates), delivers rewards as they arrive, applies a configured
+// default reward after a timeout (injected clock), and evicts the oldest
+// when full, counting each case. The stationary and linear policies'
+// statistics are sums, so their state does not depend on arrival order.
+//
+// # Snapshots
+//
+// Every policy implements Snapshotter. Snapshot writes one JSON object:
+//
+//	{
+//	  "format":  "routelab/policy-snapshot",
+//	  "version": 1,
+//	  "policy":  "linucb",                 // registry name
+//	  "params":  {"alpha": "1", ...},      // registry parameters, without seed
+//	  "state":   { ... }                   // per policy, below
+//	}
+//
+// The state objects are:
+//
+//	random                 {"rng"}
+//	weighted               {}
+//	epsilon-greedy,softmax {"rng", "arms"}
+//	ucb1, d-ucb            {"arms"}
+//	thompson, d-thompson   {"rng", "arms"}
+//	sw-ucb                 {"arms", "window": [[arm index, reward], ...] oldest first, "since"}
+//	linucb                 {"model"}
+//	lin-thompson,
+//	egreedy-ridge          {"rng", "model"}
+//	any with floor         {"rng", "inner": <the inner policy's complete snapshot>}
+//
+// where "rng" is the policy's PCG generator state (math/rand/v2
+// MarshalBinary, base64), "arms" is [{"id", "n", "sum", "sum_sq"}] (counts
+// and sums, discounted for d-ucb/d-thompson, windowed for sw-ucb), and
+// "model" is {"dim", "arms": [{"id", "n", "since", "a", "a_inv", "b",
+// "theta"}]} with A and A⁻¹ as full row-major d×d arrays. Floats are written
+// in Go's shortest exact form, so a snapshot restores bit for bit: the
+// restored policy makes the same decisions as the original would have.
+//
+// Restore rejects — with an error wrapping ErrSnapshot and naming the
+// problem — another format or version, another policy, different parameters,
+// unknown fields, trailing data, non-finite or negative statistics, matrices
+// of the wrong size, an A⁻¹ that is not the inverse of A, and an invalid
+// generator state. It validates everything before touching the policy, so a
+// failed Restore changes nothing. Load (and LoadFile) build the named policy
+// from a registry with the snapshot's parameters and restore it; SaveFile
+// writes atomically (temporary file, fsync, rename).
 //
 // # Features for contextual policies
 //

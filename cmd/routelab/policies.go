@@ -26,7 +26,12 @@ func newPoliciesCmd() *cobra.Command {
 			for _, n := range reg.Names() {
 				fmt.Fprintf(w, "%s\t%s\n", n, reg.Doc(n))
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "\nSpecs read NAME=key:value;key:value. Every policy also takes %s:EPS (exploration floor:\n"+
+				"every candidate keeps probability >= EPS/K, exact propensities for off-policy evaluation).\n", policy.FloorParam)
+			return err
 		},
 	}
 }

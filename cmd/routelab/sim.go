@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
@@ -22,6 +23,7 @@ type simFlags struct {
 	seed     uint64
 	requests int
 	json     bool
+	log      string
 }
 
 func newSimCmd() *cobra.Command {
@@ -40,9 +42,22 @@ same --seed and policy give byte-identical output (apart from the
 wall-clock decisions_per_second).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// A decision log writer, when wired, is passed here.
-			var sink route.Sink
-			return runSim(cmd.Context(), fl, sink, cmd.OutOrStdout())
+			if fl.log == "" {
+				return runSim(cmd.Context(), fl, nil, cmd.OutOrStdout())
+			}
+			// The simulator's decisions go through the same writer as the
+			// gateway's; FullBlock because a batch job must not drop rows.
+			w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: fl.log, Full: decisionlog.FullBlock})
+			if err != nil {
+				return fmt.Errorf("--log: %w", err)
+			}
+			err = runSim(cmd.Context(), fl, w, cmd.OutOrStdout())
+			if cerr := w.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("--log: %w", cerr)
+			}
+			st := w.Stats()
+			fmt.Fprintf(cmd.ErrOrStderr(), "logged %d decisions to %s (%d files)\n", st.Committed, fl.log, st.Files)
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -51,6 +66,7 @@ wall-clock decisions_per_second).`,
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the traffic and provider noise (and of the policy unless its spec sets one)")
 	f.IntVar(&fl.requests, "requests", 0, "number of requests (0 = the scenario's default)")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
+	f.StringVar(&fl.log, "log", "", "write every decision to this decision-log root (Parquet, see `routelab logs inspect`)")
 	return cmd
 }
 

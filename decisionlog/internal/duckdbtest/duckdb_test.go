@@ -1,0 +1,113 @@
+package duckdbtest
+
+import (
+	"database/sql"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/route"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDuckDBReadsLogs writes decisions across several hour partitions and
+// checks DuckDB's view of them: count, mean reward, Hive partition columns,
+// the nested attempts list of structs, nullable columns and propensities.
+func TestDuckDBReadsLogs(t *testing.T) {
+	root := t.TempDir()
+	w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: root, Full: decisionlog.FullBlock, MaxFileRows: 700})
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 11, 23, 22, 0, 0, 0, time.UTC)
+	const n = 3000
+	var sumReward, sumQuality float64
+	var withQuality, attempts, shadows int
+	for i := range n {
+		arms := []policy.Arm{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+		chosen := rng.IntN(3)
+		rec := route.Record{
+			Time:    base.Add(time.Duration(i) * 2 * time.Second), // 22:00 .. 23:40
+			Request: route.Request{ID: fmt.Sprintf("r%d", i), Features: policy.Features{Task: "chat", Tags: []string{"x=1"}}},
+			Decision: route.Decision{Policy: "thompson", PolicyVersion: "1", Reason: route.ReasonPolicy,
+				Candidates: arms, Probs: []float64{0.5, 0.3, 0.2}, Chosen: chosen},
+			Outcome: route.Outcome{Arm: arms[chosen].ID, Latency: time.Duration(rng.IntN(1000)) * time.Millisecond},
+			Reward:  rng.Float64(),
+		}
+		for j := range 1 + i%3 {
+			rec.Outcome.Attempts = append(rec.Outcome.Attempts, route.Attempt{Arm: arms[(chosen+j)%3].ID, Status: route.StatusError, Latency: time.Millisecond, Fallback: j})
+			attempts++
+		}
+		if i%4 == 0 {
+			rec.Outcome.Quality, rec.Outcome.QualityKnown = rng.Float64(), true
+			sumQuality += rec.Outcome.Quality
+			withQuality++
+		}
+		if i%5 == 0 {
+			rec.Decision.Shadow = route.Shadow{Policy: "ucb1", Arm: "b", Prob: 1}
+			shadows++
+		}
+		sumReward += rec.Reward
+		w.Log(&rec)
+	}
+	require.NoError(t, w.Close())
+
+	db, err := sql.Open("duckdb", "")
+	require.NoError(t, err)
+	defer db.Close()
+	glob := filepath.Join(root, decisionlog.TableDecisions, "**", "*.parquet")
+	from := fmt.Sprintf("read_parquet('%s', hive_partitioning=true)", glob)
+
+	var count int64
+	var avgReward float64
+	require.NoError(t, db.QueryRow("SELECT count(*), avg(reward) FROM "+from).Scan(&count, &avgReward))
+	assert.Equal(t, int64(n), count)
+	assert.InDelta(t, sumReward/n, avgReward, 1e-9)
+
+	var nq int64
+	var avgQ float64
+	var nShadow, nAttempts int64
+	require.NoError(t, db.QueryRow("SELECT count(quality), avg(quality), count(shadow_policy), sum(len(attempts)) FROM "+from).Scan(&nq, &avgQ, &nShadow, &nAttempts))
+	assert.Equal(t, int64(withQuality), nq, "null quality when unknown")
+	assert.InDelta(t, sumQuality/float64(withQuality), avgQ, 1e-9)
+	assert.Equal(t, int64(shadows), nShadow, "null shadow when none ran")
+	assert.Equal(t, int64(attempts), nAttempts)
+
+	rows, err := db.Query("SELECT CAST(dt AS VARCHAR), CAST(hour AS INTEGER), count(*), min(hour_of_day) FROM " + from + " GROUP BY ALL ORDER BY 1, 2")
+	require.NoError(t, err)
+	type part struct {
+		dt        string
+		hour, n   int
+		hourOfDay int
+	}
+	var parts []part
+	for rows.Next() {
+		var p part
+		require.NoError(t, rows.Scan(&p.dt, &p.hour, &p.n, &p.hourOfDay))
+		parts = append(parts, p)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []part{{"2026-11-23", 22, 1800, -1}, {"2026-11-23", 23, 1200, -1}}, parts)
+
+	var arm, status string
+	var lat float64
+	var fb int
+	var p1, chosenProb float64
+	var ts time.Time
+	require.NoError(t, db.QueryRow("SELECT attempts[2].arm, attempts[2].status, attempts[2].latency_ms, attempts[2].fallback, probs[1], chosen_prob, ts FROM "+from+" WHERE request_id = 'r1'").
+		Scan(&arm, &status, &lat, &fb, &p1, &chosenProb, &ts))
+	assert.Equal(t, "error", status)
+	assert.Equal(t, 1.0, lat)
+	assert.Equal(t, 1, fb)
+	assert.NotEmpty(t, arm)
+	assert.Equal(t, 0.5, p1)
+	assert.Contains(t, []float64{0.5, 0.3, 0.2}, chosenProb)
+	assert.True(t, base.Add(2*time.Second).Equal(ts), "ts %v", ts)
+	assert.False(t, math.IsNaN(avgReward))
+}

@@ -26,6 +26,11 @@ func newRoot() *cobra.Command {
 	// Subcommands are wired here explicitly, one per file.
 	root.AddCommand(
 		newPoliciesCmd(),
+		newServeCmd(),
+		newSimCmd(),
+		newScenariosCmd(),
+		newReplayCmd(),
+		newLogsCmd(),
 	)
 	return root
 }

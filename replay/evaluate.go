@@ -234,6 +234,31 @@ func value(e Estimator, s *sums) float64 {
 	return math.NaN()
 }
 
+// uses reports whether estimator e reads sum k.
+func uses(e Estimator, k int) bool {
+	switch k {
+	case sN:
+		return true
+	case sWR:
+		return e == IPS || e == SNIPS
+	case sW:
+		return e == SNIPS || e == SNDR
+	case sCR:
+		return e == ClippedIPS
+	case sDM:
+		return e.NeedsModel()
+	case sWRes:
+		return e == DR || e == SNDR
+	case sSwRes:
+		return e == SwitchDR
+	case sShRes:
+		return e == DROS
+	case sAR, sA:
+		return e == Replay
+	}
+	return false
+}
+
 // kish accumulates Σw and Σw² for an effective sample size.
 type kish struct{ s, s2 float64 }
 
@@ -637,6 +662,16 @@ func bootstrap(accs []*acc, rows int64, o *Opts) [][][]float64 {
 			out[t][e] = make([]float64, o.Bootstrap)
 		}
 	}
+	// Only the sums the requested estimators read are resampled.
+	var need []int
+	for k := 0; k < nStats; k++ {
+		for _, e := range o.Estimators {
+			if uses(e, k) {
+				need = append(need, k)
+				break
+			}
+		}
+	}
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed0b007))
 	counts := make([]float64, nb)
 	for b := 0; b < o.Bootstrap; b++ {
@@ -651,7 +686,7 @@ func bootstrap(accs []*acc, rows int64, o *Opts) [][][]float64 {
 					continue
 				}
 				bs := &a.buckets[j]
-				for k := range s {
+				for _, k := range need {
 					s[k] += c * bs[k]
 				}
 			}

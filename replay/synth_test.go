@@ -188,6 +188,7 @@ var synthTruth = map[string]float64{"oracle": trueValue(oracleTable()), "soft": 
 // within 2%. The reward model is the default ridge (cross-fitted, two
 // folds) on the one-hot task vector.
 func TestSyntheticAccuracy(t *testing.T) {
+	t.Parallel() // long under -race: overlap with the other statistical tests
 	for _, vector := range []bool{true, false} {
 		t.Run(fmt.Sprintf("vector=%v", vector), func(t *testing.T) {
 			res, err := replay.Evaluate(context.Background(), synthSource{n: 100_000, seed: 7, vector: vector}, synthTargets(3), replay.Opts{Bootstrap: 50, Clip: 100, Tau: 100, Lambda: 1e4})
@@ -219,6 +220,7 @@ func TestSyntheticAccuracy(t *testing.T) {
 // the 95% bootstrap intervals of the DR family and of IPS/SNIPS cover the
 // exact value in 90–98% of repetitions.
 func TestBootstrapCoverage(t *testing.T) {
+	t.Parallel() // long under -race: overlap with the other statistical tests
 	const reps = 100
 	ests := []replay.Estimator{replay.IPS, replay.SNIPS, replay.DR, replay.SNDR}
 	covered := map[string]int{}

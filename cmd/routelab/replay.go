@@ -41,6 +41,7 @@ type replayFlags struct {
 	from, to   string
 	feedback   bool
 	skipBad    bool
+	snapshots  []string
 }
 
 func newReplayCmd() *cobra.Command {
@@ -54,7 +55,8 @@ bootstrap confidence intervals: replay (Li et al.), ips, clipped-ips, snips,
 dm, dr, sndr, switch-dr and dr-os (see "go doc ./replay" for the formulas).
 
 Each target policy is a spec as in "routelab policies" (NAME or
-NAME=key:value;key:value; several separated by commas). Targets are
+NAME=key:value;key:value; several separated by commas), or a policy
+snapshot (--snapshot FILE, e.g. from "routelab train"). Targets are
 evaluated frozen: they see each logged request and its candidate set and
 report their probability of every candidate, but never learn from the log.
 Logged candidates carry only their model id, so policies that score live
@@ -99,6 +101,7 @@ An unreadable or newer-schema log file is an error too, unless
 	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
 	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback found under --logs into the rewards")
 	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
+	f.StringSliceVar(&fl.snapshots, "snapshot", nil, "also evaluate the policy restored from this snapshot file (repeatable)")
 	return cmd
 }
 
@@ -114,12 +117,15 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 			return fmt.Errorf("--logs %q: %w", p, err)
 		}
 	}
-	if strings.TrimSpace(fl.policies) == "" {
-		return fmt.Errorf("--policy: no target policy given")
+	if strings.TrimSpace(fl.policies) == "" && len(fl.snapshots) == 0 {
+		return fmt.Errorf("--policy: no target policy given (nor --snapshot)")
 	}
-	specs, err := policy.ParseSpecs(fl.policies)
-	if err != nil {
-		return fmt.Errorf("--policy: %w", err)
+	var specs []policy.Spec
+	var err error
+	if strings.TrimSpace(fl.policies) != "" {
+		if specs, err = policy.ParseSpecs(fl.policies); err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
 	}
 	ests, err := replay.ParseEstimators(fl.estimators)
 	if err != nil {
@@ -151,9 +157,9 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	}
 
 	reg := newRegistry()
-	targets := make([]replay.Target, len(specs))
+	var targets []replay.Target
 	seen := map[string]bool{}
-	for i, s := range specs {
+	for _, s := range specs {
 		p, err := reg.New(s)
 		if err != nil {
 			return fmt.Errorf("--policy: %w", err)
@@ -163,7 +169,19 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 			return fmt.Errorf("--policy: %q named twice", label)
 		}
 		seen[label] = true
-		targets[i] = replay.Target{Name: label, Policy: p}
+		targets = append(targets, replay.Target{Name: label, Policy: p})
+	}
+	for _, path := range fl.snapshots {
+		p, err := policy.LoadFile(reg, path)
+		if err != nil {
+			return fmt.Errorf("--snapshot: %w", err)
+		}
+		label := p.Name() + "@" + filepath.Base(path)
+		if seen[label] {
+			return fmt.Errorf("--snapshot: %q named twice", label)
+		}
+		seen[label] = true
+		targets = append(targets, replay.Target{Name: label, Policy: p})
 	}
 
 	opts := replay.Opts{
@@ -200,7 +218,10 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if opts.Observer != nil {
 		passes = 2
 	}
-	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, passes: passes, progress: !fl.quiet && isTerminal(errOut)}
+	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
+	if passes == 2 {
+		src.desc = []string{"pass 1/2: fit reward model", "pass 2/2: evaluate"}
+	}
 	res, err := replay.Evaluate(ctx, src, targets, opts)
 	if err != nil {
 		return err
@@ -272,10 +293,12 @@ func writeReplayTable(out io.Writer, res []replay.Result) error {
 // logSource reads the decision log as a replay.Source: one fresh
 // decisionlog.Reader per pass, with a progress bar on a terminal.
 type logSource struct {
-	opts     decisionlog.ReaderOpts
-	skipBad  bool
-	warn     io.Writer
-	passes   int
+	opts    decisionlog.ReaderOpts
+	skipBad bool
+	warn    io.Writer
+	// desc labels the progress bar of each pass; a pass past its end is
+	// labelled "reading logs". Pass 2 knows pass 1's row count.
+	desc     []string
 	pass     int
 	progress bool
 	rows     int64 // rows of the first pass, the second pass's total
@@ -287,11 +310,11 @@ func (s *logSource) Scan(ctx context.Context, fn func(*route.Record) error) erro
 	if s.progress {
 		total := int64(-1)
 		desc := "reading logs"
-		if s.passes == 2 {
-			desc = "pass 1/2: fit reward model"
-			if s.pass == 2 {
-				desc, total = "pass 2/2: evaluate", s.rows
-			}
+		if s.pass <= len(s.desc) {
+			desc = s.desc[s.pass-1]
+		}
+		if s.pass > 1 {
+			total = s.rows
 		}
 		bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(s.warn),

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/sim"
+)
+
+// writeSimLogs logs n decisions of the tasks scenario, routed by ε-greedy
+// (ε 0.3), through the decision-log writer into a fresh directory.
+func writeSimLogs(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: dir, Full: decisionlog.FullBlock})
+	require.NoError(t, err)
+	sc, err := sim.LoadScenario("tasks")
+	require.NoError(t, err)
+	logger, err := policy.NewEpsilonGreedy(0.3, 9)
+	require.NoError(t, err)
+	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: logger, Seed: 3, Requests: n, Sink: w})
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return dir
+}
+
+func TestReplayCommand(t *testing.T) {
+	dir := writeSimLogs(t, 5000)
+	export := filepath.Join(t.TempDir(), "rows.csv")
+	var out, errOut bytes.Buffer
+	fl := replayFlags{
+		logs: []string{dir}, policies: "random,epsilon-greedy=epsilon:0.5", estimators: "ips,snips,dr",
+		bootstrap: 50, level: 0.95, seed: 1, clip: 10, tau: 10, lambda: 100, folds: 2, feedback: true, json: true,
+		exportRows: export,
+	}
+	require.NoError(t, runReplay(context.Background(), fl, &out, &errOut))
+	var res []map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &res), out.String())
+	require.Len(t, res, 6)
+	for _, r := range res {
+		for _, k := range []string{"policy", "estimator", "value", "ci_low", "ci_high", "ess", "n"} {
+			assert.Contains(t, r, k)
+		}
+		assert.EqualValues(t, 5000, r["n"])
+		v := r["value"].(float64)
+		assert.True(t, v > 0.3 && v < 1, "%v/%v value %v", r["policy"], r["estimator"], v)
+		assert.LessOrEqual(t, r["ci_low"].(float64), r["ci_high"].(float64))
+	}
+	assert.Equal(t, "random", res[0]["policy"])
+	assert.Equal(t, "epsilon-greedy=epsilon:0.5", res[3]["policy"])
+
+	// One export per target; the header maps the five arms.
+	for _, name := range []string{"rows.random.csv", "rows.epsilon-greedy_epsilon_0.5.csv"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(export), name))
+		require.NoError(t, err, name)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		require.Len(t, lines, 1+5+1+5000, name)
+		assert.Equal(t, `# action 0 = "chatty"`, lines[1])
+		assert.Equal(t, "action,reward,pscore,pi_0,pi_1,pi_2,pi_3,pi_4,q_0,q_1,q_2,q_3,q_4", lines[6])
+		assert.Len(t, strings.Split(lines[7], ","), 13)
+	}
+	_, err := os.Stat(export)
+	assert.True(t, os.IsNotExist(err), "with two targets there is no un-suffixed file")
+
+	// The table form.
+	out.Reset()
+	fl.json, fl.exportRows, fl.policies = false, "", "random"
+	require.NoError(t, runReplay(context.Background(), fl, &out, &errOut))
+	t.Log("\n" + out.String())
+	assert.Contains(t, out.String(), "POLICY")
+	assert.Contains(t, out.String(), "CI_LOW")
+	assert.Equal(t, 4, strings.Count(strings.TrimSpace(out.String()), "\n")+1-countWarnings(out.String()), out.String())
+}
+
+func countWarnings(s string) int {
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.HasPrefix(l, "warning:") || l == "" {
+			n++
+		}
+	}
+	return n
+}
+
+func TestReplayCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	base := replayFlags{logs: []string{dir}, policies: "random", estimators: "all", bootstrap: 10, level: 0.95, clip: 10, tau: 10, lambda: 100, folds: 2}
+	cases := []struct {
+		name string
+		mod  func(f *replayFlags)
+		msg  string
+	}{
+		{"no logs", func(f *replayFlags) { f.logs = nil }, "--logs"},
+		{"missing dir", func(f *replayFlags) { f.logs = []string{filepath.Join(dir, "nope")} }, "--logs"},
+		{"no policy", func(f *replayFlags) { f.policies = " " }, "--policy"},
+		{"unknown policy", func(f *replayFlags) { f.policies = "magic" }, `unknown policy "magic"`},
+		{"bad params", func(f *replayFlags) { f.policies = "epsilon-greedy=epsilon:2" }, "epsilon"},
+		{"twice", func(f *replayFlags) { f.policies = "random,random" }, "named twice"},
+		{"unknown estimator", func(f *replayFlags) { f.estimators = "ips,nope" }, "--estimators"},
+		{"negative bootstrap", func(f *replayFlags) { f.bootstrap = -1 }, "--bootstrap"},
+		{"bad level", func(f *replayFlags) { f.level = 1.5 }, "--level"},
+		{"bad clip", func(f *replayFlags) { f.clip = 0 }, "--clip"},
+		{"bad folds", func(f *replayFlags) { f.folds = 0 }, "--folds"},
+		{"bad from", func(f *replayFlags) { f.from = "yesterday" }, "--from"},
+		{"empty log", func(f *replayFlags) {}, "no rows"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := base
+			tc.mod(&fl)
+			err := runReplay(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.msg)
+		})
+	}
+}
+
+func TestReplayCorruptFile(t *testing.T) {
+	dir := writeSimLogs(t, 500)
+	bad := filepath.Join(dir, "decisions", "dt=2026-01-05", "hour=00", "zz-corrupt.parquet")
+	require.NoError(t, os.MkdirAll(filepath.Dir(bad), 0o755))
+	require.NoError(t, os.WriteFile(bad, []byte("PAR1 this is not parquet"), 0o644))
+	fl := replayFlags{logs: []string{dir}, policies: "random", estimators: "ips", bootstrap: 0, level: 0.95, clip: 10, tau: 10, lambda: 100, folds: 2}
+	err := runReplay(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "zz-corrupt.parquet")
+
+	fl.skipBad = true
+	var out, errOut bytes.Buffer
+	require.NoError(t, runReplay(context.Background(), fl, &out, &errOut))
+	assert.Contains(t, errOut.String(), "skipping log file")
+	assert.Contains(t, out.String(), "500")
+}
+
+func TestTrainThenReplaySnapshot(t *testing.T) {
+	dir := writeSimLogs(t, 4000)
+	snap := filepath.Join(t.TempDir(), "eg.json")
+	var out bytes.Buffer
+	fl := trainFlags{logs: []string{dir}, policy: "epsilon-greedy=epsilon:0.05;seed:3", out: snap, seed: 1, feedback: true}
+	require.NoError(t, runTrain(context.Background(), fl, &out, &bytes.Buffer{}))
+	assert.Contains(t, out.String(), "trained epsilon-greedy on 4000 rows (importance-weighted")
+	_, err := os.Stat(snap)
+	require.NoError(t, err)
+
+	// Continue from the snapshot, unweighted, into a second file.
+	snap2 := filepath.Join(t.TempDir(), "eg2.json")
+	out.Reset()
+	require.NoError(t, runTrain(context.Background(), trainFlags{logs: []string{dir}, init: snap, out: snap2, unweighted: true, feedback: true}, &out, &bytes.Buffer{}))
+	assert.Contains(t, out.String(), "4000 rows (unweighted: 4000 updates")
+
+	out.Reset()
+	rf := replayFlags{logs: []string{dir}, snapshots: []string{snap}, estimators: "snips,dr", bootstrap: 20, level: 0.95, clip: 10, tau: 10, lambda: 100, folds: 2, json: true}
+	require.NoError(t, runReplay(context.Background(), rf, &out, &bytes.Buffer{}))
+	var res []map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
+	require.Len(t, res, 2)
+	assert.Equal(t, "epsilon-greedy@eg.json", res[0]["policy"])
+}
+
+func TestTrainCommandErrors(t *testing.T) {
+	dir := writeSimLogs(t, 100)
+	base := trainFlags{logs: []string{dir}, policy: "thompson", out: filepath.Join(t.TempDir(), "x.json")}
+	cases := []struct {
+		name string
+		mod  func(f *trainFlags)
+		msg  string
+	}{
+		{"no logs", func(f *trainFlags) { f.logs = nil }, "--logs"},
+		{"no out", func(f *trainFlags) { f.out = "" }, "--out"},
+		{"neither", func(f *trainFlags) { f.policy = "" }, "exactly one"},
+		{"both", func(f *trainFlags) { f.init = "x.json" }, "exactly one"},
+		{"unknown policy", func(f *trainFlags) { f.policy = "magic" }, `unknown policy "magic"`},
+		{"bad clip", func(f *trainFlags) { f.clip = -2 }, "--clip"},
+		{"missing init", func(f *trainFlags) { f.policy, f.init = "", "/nonexistent/snap.json" }, "--init"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fl := base
+			tc.mod(&fl)
+			err := runTrain(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.msg)
+		})
+	}
+}

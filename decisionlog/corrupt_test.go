@@ -3,6 +3,7 @@ package decisionlog
 import (
 	"bytes"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/routelab/routelab/route"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -130,4 +132,27 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestReaderOptsErrors(t *testing.T) {
+	inf := math.Inf(1)
+	tests := []struct {
+		name string
+		o    ReaderOpts
+		want string
+	}{
+		{"no paths", ReaderOpts{}, "paths"},
+		{"negative window", ReaderOpts{Paths: []string{"x"}, JoinWindow: -time.Second}, "join_window"},
+		{"empty range", ReaderOpts{Paths: []string{"x"}, From: testBase, To: testBase}, "time range"},
+		{"infinite default", ReaderOpts{Paths: []string{"x"}, DefaultReward: &inf}, "default_reward"},
+		{"bad reward", ReaderOpts{Paths: []string{"x"}, Reward: route.Reward{Quality: -1}}, "quality"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, errs := readAll(t, tt.o)
+			assert.Empty(t, recs)
+			require.Len(t, errs, 1)
+			assert.ErrorContains(t, errs[0], tt.want)
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,20 @@ type ReaderOpts struct {
 	DefaultReward *float64
 	// BatchRows is how many rows are decoded at a time (default 512).
 	BatchRows int
+}
+
+func (o *ReaderOpts) validate() error {
+	switch {
+	case len(o.Paths) == 0:
+		return fmt.Errorf("reader paths: none given")
+	case o.JoinWindow < 0:
+		return fmt.Errorf("reader join_window: %v must be >= 0", o.JoinWindow)
+	case !o.From.IsZero() && !o.To.IsZero() && !o.To.After(o.From):
+		return fmt.Errorf("reader time range: to %v is not after from %v", o.To, o.From)
+	case o.DefaultReward != nil && (math.IsNaN(*o.DefaultReward) || math.IsInf(*o.DefaultReward, 0)):
+		return fmt.Errorf("reader default_reward: %v is not finite", *o.DefaultReward)
+	}
+	return o.Reward.Validate()
 }
 
 // FileError is a problem with one file: unreadable, corrupt, foreign or of
@@ -125,6 +140,10 @@ type rowOut struct {
 func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 	return func(yield func(*rowOut, error) bool) {
 		r.stats = JoinStats{}
+		if err := r.o.validate(); err != nil {
+			yield(nil, err)
+			return
+		}
 		decs, fbs, errs := listFiles(r.o.Paths)
 		for _, err := range errs {
 			if !yield(nil, err) {

@@ -638,8 +638,16 @@ func (p *pipeline[R]) fileFor(hour int64) (*partFile[R], error) {
 	}
 	t := time.Unix(hour*3600, 0).UTC()
 	dir := filepath.Join(p.dir, "dt="+t.Format("2006-01-02"), "hour="+t.Format("15"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("partition %s: %w", dir, err)
+	if _, err := os.Stat(dir); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("partition %s: %w", dir, err)
+		}
+		// Make the new directories' entries durable too.
+		for _, d := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
+			if err := syncDir(d); err != nil {
+				return nil, fmt.Errorf("partition %s: sync %s: %w", dir, d, err)
+			}
+		}
 	}
 	now := p.o.Now()
 	p.seq++

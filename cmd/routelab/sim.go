@@ -94,7 +94,11 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	if err != nil {
 		return fmt.Errorf("--policy: %w", err)
 	}
-	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: fl.seed, Requests: fl.requests, Sink: sink})
+	enc, err := simEncoder(sc)
+	if err != nil {
+		return fmt.Errorf("--scenario: feature encoder: %w", err)
+	}
+	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: fl.seed, Requests: fl.requests, Sink: sink, Encoder: enc})
 	if err != nil {
 		return err
 	}
@@ -103,6 +107,21 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 		return enc.Encode(res)
 	}
 	return writeSimTable(out, res)
+}
+
+// simEncoder builds the feature vector of a scenario's requests: an
+// intercept, one-hot task (the scenario's tasks), prompt-size buckets,
+// four six-hour buckets of the day, and one-hot tenant. Every run gets it,
+// so contextual policies work and decision logs of any policy carry the
+// vectors that offline training needs.
+func simEncoder(sc *sim.Scenario) (policy.Encoder, error) {
+	return policy.NewFeatureEncoder(policy.EncoderOpts{
+		Intercept:    true,
+		Tasks:        sc.Tasks(),
+		TokenBuckets: policy.DefaultTokenBuckets,
+		HourBuckets:  4,
+		Tenants:      sc.Tenants(),
+	})
 }
 
 func writeSimTable(out io.Writer, r *sim.Result) error {

@@ -129,3 +129,30 @@ func TestSortLatencies(t *testing.T) {
 	assert.True(t, slices.IsSorted(xs), "%v", xs)
 	assert.Equal(t, []float32{0, 0.001, 1e-3, 2, 2, 3.5, 77.25, 65535.5, 65536, 1e6}, xs)
 }
+
+func TestDriftContextualRemapsTasks(t *testing.T) {
+	sc, err := LoadScenario("drift-contextual")
+	require.NoError(t, err)
+	w := compile(sc)
+	coef := newRewardCoef(sc.RewardFunc())
+	best := func(task string, at float64) string {
+		r := request{t: at, task: slices.Index(w.tasks, task), tenant: 0, prompt: 600, compl: 200}
+		bi, bv := -1, -1.0
+		for i := range w.arms {
+			p := w.arms[i].params(&r)
+			if v := coef.expected(w, &w.arms[i], &p, &r); v > bv {
+				bi, bv = i, v
+			}
+		}
+		return w.arms[bi].id
+	}
+	for _, tc := range []struct{ task, before, after string }{
+		{"code", "coder", "chatty"},
+		{"math", "mathlete", "coder"},
+		{"summarize", "summarizer", "mathlete"},
+		{"chat", "chatty", "summarizer"},
+	} {
+		assert.Equal(t, tc.before, best(tc.task, 30*60), "%s before 40m", tc.task)
+		assert.Equal(t, tc.after, best(tc.task, 50*60), "%s after 40m", tc.task)
+	}
+}

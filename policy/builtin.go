@@ -83,8 +83,8 @@ func Builtins() []Builtin {
 			}
 			return NewThompson(o)
 		}},
-		{"sw-ucb", "sliding-window UCB over the last window rewards (c=1, window=5000)", func(p Params) (Policy, error) {
-			c, err := p.Float("c", 1)
+		{"sw-ucb", "sliding-window UCB over the last window rewards (c=0.5, window=5000)", func(p Params) (Policy, error) {
+			c, err := p.Float("c", 0.5)
 			if err != nil {
 				return nil, err
 			}
@@ -97,12 +97,12 @@ func Builtins() []Builtin {
 			}
 			return NewSlidingUCB(c, w)
 		}},
-		{"d-ucb", "discounted UCB, statistics decay by gamma per reward (c=1, gamma=0.999)", func(p Params) (Policy, error) {
-			c, err := p.Float("c", 1)
+		{"d-ucb", "discounted UCB, statistics decay by gamma per reward (c=0.5, gamma=0.9998)", func(p Params) (Policy, error) {
+			c, err := p.Float("c", 0.5)
 			if err != nil {
 				return nil, err
 			}
-			g, err := p.Float("gamma", 0.999)
+			g, err := p.Float("gamma", 0.9998)
 			if err != nil {
 				return nil, err
 			}

@@ -193,3 +193,28 @@ func TestTrainCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCalibrateCommand(t *testing.T) {
+	dir := writeSimLogs(t, 3000)
+	out := filepath.Join(t.TempDir(), "fitted.yaml")
+	var buf bytes.Buffer
+	require.NoError(t, runCalibrate(context.Background(), calibrateFlags{logs: []string{dir}, out: out, seed: 1, feedback: true}, &buf, &bytes.Buffer{}))
+	t.Log("\n" + buf.String())
+	assert.Contains(t, buf.String(), `scenario "fitted" written`)
+	assert.Contains(t, buf.String(), "KS_LATENCY")
+	for _, arm := range []string{"chatty", "coder", "mathlete", "summarizer", "generalist"} {
+		assert.Contains(t, buf.String(), arm)
+	}
+	// The written scenario loads and runs.
+	sc, err := sim.LoadScenario(out)
+	require.NoError(t, err)
+	assert.Equal(t, "fitted", sc.Name)
+	assert.Len(t, sc.Providers, 5)
+	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(1), Seed: 1, Requests: 500})
+	require.NoError(t, err)
+
+	err = runCalibrate(context.Background(), calibrateFlags{logs: []string{dir}}, &buf, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "--out")
+	err = runCalibrate(context.Background(), calibrateFlags{out: out}, &buf, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "--logs")
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/replay"
+)
+
+// calibrateFlags are the inputs of `routelab calibrate`.
+type calibrateFlags struct {
+	logs     []string
+	out      string
+	name     string
+	seed     uint64
+	json     bool
+	from, to string
+	feedback bool
+	skipBad  bool
+	quiet    bool
+}
+
+func newCalibrateCmd() *cobra.Command {
+	var fl calibrateFlags
+	cmd := &cobra.Command{
+		Use:   "calibrate",
+		Short: "Fit a simulator scenario (provider profiles and traffic) to decision logs",
+		Long: `Fit a simulator scenario to decision logs, so that "routelab sim" reproduces
+what production saw: per provider the latency model (log-normal time to first
+token plus per prompt- and completion-token times), error/429/timeout rates
+overall and by hour of day, prices per 1k tokens (with hourly multipliers),
+and quality per task type; for the traffic the arrival rate, diurnal curve,
+task and tenant mix and token lengths.
+
+The scenario is written as YAML to --out. The report gives, per provider,
+the fitted parameters and the Kolmogorov–Smirnov distance between the
+logged latency (and TTFT) distribution and the fitted model's, followed by
+notes on what the fit cannot capture (queueing capacity, token-bucket rate
+limits, the reward function).`,
+		Example: `  routelab calibrate --logs data/decisions --out fitted.yaml
+  routelab sim --scenario fitted.yaml --policy thompson`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCalibrate(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&fl.logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	f.StringVar(&fl.out, "out", "", "write the fitted scenario YAML to this file")
+	f.StringVar(&fl.name, "name", "", "scenario name (default: the --out file's base name)")
+	f.Uint64Var(&fl.seed, "seed", 1, "seed of the sampling behind the goodness-of-fit report")
+	f.BoolVar(&fl.json, "json", false, "print the report as JSON")
+	f.StringVar(&fl.from, "from", "", "only decisions at or after this time (RFC 3339)")
+	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
+	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback (quality) found under --logs")
+	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
+	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
+	return cmd
+}
+
+func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if len(fl.logs) == 0 {
+		return fmt.Errorf("--logs: no log directory given")
+	}
+	for _, p := range fl.logs {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("--logs %q: %w", p, err)
+		}
+	}
+	if fl.out == "" {
+		return fmt.Errorf("--out: no scenario file given")
+	}
+	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback}
+	var err error
+	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
+		return err
+	}
+	if ropts.To, err = parseTimeFlag("to", fl.to); err != nil {
+		return err
+	}
+	name := fl.name
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(fl.out), filepath.Ext(fl.out))
+	}
+	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
+	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: name, Seed: fl.seed})
+	if err != nil {
+		return err
+	}
+	y, err := yaml.Marshal(cal.Scenario)
+	if err != nil {
+		return fmt.Errorf("encode scenario: %w", err)
+	}
+	header := "# Fitted by routelab calibrate. " + strings.Join(cal.Notes, "; ") + "\n"
+	tmp := fl.out + ".tmp"
+	if err := os.WriteFile(tmp, append([]byte(wrapComment(header)), y...), 0o644); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if err := os.Rename(tmp, fl.out); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("--out: %w", err)
+	}
+	if fl.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Scenario string          `json:"scenario"`
+			Out      string          `json:"out"`
+			Arms     []replay.ArmFit `json:"arms"`
+			Notes    []string        `json:"notes"`
+			Traffic  map[string]any  `json:"traffic"`
+		}{name, fl.out, cal.Arms, cal.Notes, map[string]any{
+			"rate": cal.Scenario.Traffic.Rate, "tasks": cal.Scenario.Traffic.Tasks, "requests": cal.Scenario.Requests,
+		}})
+	}
+	fmt.Fprintf(out, "scenario %q written to %s (%d requests, %.3g req/s)\n\n", name, fl.out, cal.Scenario.Requests, cal.Scenario.Traffic.Rate)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ARM\tATTEMPTS\tOK\tTTFT_MEDIAN_MS\tSIGMA\tMS/OUT_TOK\tERROR\t429\tTIMEOUT\tPRICE_IN\tPRICE_OUT\tKS_LATENCY\tKS_TTFT")
+	for _, a := range cal.Arms {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.4f\t%.4f\t%.4f\t%.5f\t%.5f\t%.4f\t%.4f\n", a.Arm, a.Attempts, a.OK, a.MedianMS, a.Sigma,
+			a.PerOutputTokenMS, a.ErrorRate, a.RateLimitedRate, a.TimeoutRate, a.PriceIn, a.PriceOut, a.KSLatency, a.KSTTFT)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	for _, a := range cal.Arms {
+		if len(a.HourlyFailure) > 0 {
+			hours := make([]int, 0, len(a.HourlyFailure))
+			for h := range a.HourlyFailure {
+				hours = append(hours, h)
+			}
+			sort.Ints(hours)
+			parts := make([]string, len(hours))
+			for i, h := range hours {
+				parts[i] = fmt.Sprintf("%02d:00 %.3f", h, a.HourlyFailure[h])
+			}
+			fmt.Fprintf(out, "%s: failure rate by hour (UTC) where it differs: %s\n", a.Arm, strings.Join(parts, ", "))
+		}
+	}
+	for _, n := range cal.Notes {
+		fmt.Fprintln(out, "note:", n)
+	}
+	return nil
+}
+
+// wrapComment keeps a long YAML header comment readable.
+func wrapComment(s string) string {
+	var b strings.Builder
+	line := 0
+	for _, word := range strings.Fields(strings.TrimPrefix(s, "# ")) {
+		if line > 0 && line+len(word) > 76 {
+			b.WriteString("\n#")
+			line = 1
+		} else if line == 0 {
+			b.WriteString("#")
+			line = 1
+		}
+		b.WriteString(" " + word)
+		line += len(word) + 1
+	}
+	b.WriteString("\n")
+	return b.String()
+}

@@ -1,0 +1,547 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/sim"
+)
+
+// CalibrateOpts configures Calibrate.
+type CalibrateOpts struct {
+	// Name of the fitted scenario; empty means "calibrated".
+	Name string
+	// Seed drives the reservoir samples and the model draws of the
+	// goodness-of-fit report.
+	Seed uint64
+	// Reservoir is how many answered requests per arm are kept to fit the
+	// latency shape and to compute KS distances; 0 means 20,000. Everything
+	// else is fitted from running sums, so memory does not grow with the log.
+	Reservoir int
+}
+
+// Calibration is a scenario fitted to logs, with its goodness of fit.
+type Calibration struct {
+	Scenario *sim.Scenario
+	Arms     []ArmFit
+	// Notes say what the fit could not capture.
+	Notes []string
+}
+
+// ArmFit is the fit of one provider (arm) and how well it matches the log.
+type ArmFit struct {
+	Arm string `json:"arm"`
+	// Attempts on the arm in the log, and those answered (status ok).
+	Attempts int64 `json:"attempts"`
+	OK       int64 `json:"ok"`
+	// The latency model: TTFT = LogNormal(median, sigma) + PerPromptToken ×
+	// prompt tokens; latency = TTFT + PerOutputToken × completion tokens.
+	MedianMS         float64 `json:"ttft_base_median_ms"`
+	Sigma            float64 `json:"ttft_base_sigma"`
+	PerPromptTokenMS float64 `json:"per_prompt_token_ms"`
+	PerOutputTokenMS float64 `json:"per_output_token_ms"`
+	// Failure rates over attempts, by status.
+	ErrorRate       float64 `json:"error_rate"`
+	RateLimitedRate float64 `json:"rate_limited_rate"`
+	TimeoutRate     float64 `json:"timeout_rate"`
+	// HourlyFailure holds the hours (UTC) whose failure rate differs
+	// significantly from the arm's overall rate, with their rate.
+	HourlyFailure map[int]float64 `json:"hourly_failure,omitempty"`
+	// Prices in dollars per 1k tokens, and hours with a price multiplier.
+	PriceIn     float64         `json:"price_in"`
+	PriceOut    float64         `json:"price_out"`
+	HourlyPrice map[int]float64 `json:"hourly_price_multiplier,omitempty"`
+	// Quality is the mean known quality by task ("*": all tasks).
+	Quality map[string]float64 `json:"quality"`
+	// KS distances between the logged and the fitted distributions of
+	// latency and TTFT of answered requests (0 = identical, 1 = disjoint).
+	KSLatency float64 `json:"ks_latency"`
+	KSTTFT    float64 `json:"ks_ttft"`
+	// Samples is the number of answered requests behind the KS distances.
+	Samples int `json:"ks_samples"`
+}
+
+// armCal accumulates one arm's statistics in one pass.
+type armCal struct {
+	attempts, ok             int64
+	errs, limited, timeouts  int64
+	hourAttempts, hourFailed [24]int64
+	timeoutLatency           float64
+	limitedLatency           []float64 // capped sample of fail-fast latencies
+
+	// Least squares of TTFT on prompt tokens: Σp, Σp², Σt, Σp·t.
+	sp, spp, st, spt float64
+	// Per-output-token time: Σ(latency−ttft)·c and Σc² (regression through 0).
+	sdc, scc float64
+	// Price least squares on (tokens_in, tokens_out): normal equations.
+	aa, ab, bb, ac, bc float64
+	hourCost           [24]float64
+	hourTokIn          [24]float64
+	hourTokOut         [24]float64
+	hourPriced         [24]int64
+
+	qSum map[string]float64
+	qN   map[string]float64
+
+	res  []sample // reservoir of answered requests
+	seen int64
+}
+
+type sample struct {
+	latency, ttft float64 // seconds
+	prompt, compl float64
+}
+
+// Calibrate fits a simulator scenario to logged decisions, so that the
+// simulator reproduces what production saw, and reports the goodness of fit.
+//
+// Per arm (provider) it fits, from the attempts answered by that arm: the
+// latency model of the simulator — TTFT = LogNormal(median, σ) + a per
+// prompt-token time, latency = TTFT + a per completion-token time (least
+// squares for the per-token times, then the log-normal from the residual
+// TTFT); the error, rate-limit and timeout rates overall and by hour of day
+// (hours that differ significantly become modifiers); prices per 1k input
+// and output tokens by least squares on the logged costs (with hourly price
+// multipliers where they differ by more than 2%); and the mean known quality
+// per task type. Traffic: the mean arrival rate, a diurnal curve (when the
+// log spans at least a day), the task and tenant mix, and log-normal prompt
+// and completion token lengths.
+//
+// What it cannot see, it leaves out and says so in Notes: load-dependent
+// queueing (capacity) and token-bucket rate limits — logged 429s become an
+// error rate, so the fitted simulator fails as often but not with the same
+// status — context windows, the reward function (the logs carry rewards, not
+// its weights), and outages at absolute times (they are averaged into hourly
+// rates).
+func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, error) {
+	if o.Name == "" {
+		o.Name = "calibrated"
+	}
+	if o.Reservoir <= 0 {
+		o.Reservoir = 20_000
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0xca11b))
+	arms := map[string]*armCal{}
+	get := func(id string) *armCal {
+		a := arms[id]
+		if a == nil {
+			a = &armCal{qSum: map[string]float64{}, qN: map[string]float64{}}
+			arms[id] = a
+		}
+		return a
+	}
+	tasks := map[string]float64{}
+	tenants := map[string]float64{}
+	var (
+		n                        int64
+		first, last              time.Time
+		hourArrivals             [24]float64
+		lp, lpp, lc, lcc         float64 // log prompt and completion tokens
+		nc                       float64
+		minP, maxP, minC, maxC   = math.MaxInt, 0, math.MaxInt, 0
+		sawRateLimit, sawTimeout bool
+	)
+	err := src.Scan(ctx, func(rec *route.Record) error {
+		i := n
+		n++
+		if i&8191 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		f := &rec.Request.Features
+		t := f.Time
+		if t.IsZero() {
+			t = rec.Time
+		}
+		if t.IsZero() {
+			return rowErr(i, rec, fmt.Errorf("%w: no request time (needed for the arrival rate)", ErrBadRow))
+		}
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+		if t.After(last) {
+			last = t
+		}
+		hourArrivals[t.UTC().Hour()]++
+		task := f.Task
+		if task == "" {
+			task = sim.DefaultTask
+		}
+		tasks[task]++
+		if f.Tenant != "" {
+			tenants[f.Tenant]++
+		}
+		if f.PromptTokens > 0 {
+			lp += math.Log(float64(f.PromptTokens))
+			lpp += math.Log(float64(f.PromptTokens)) * math.Log(float64(f.PromptTokens))
+			minP, maxP = min(minP, f.PromptTokens), max(maxP, f.PromptTokens)
+		}
+		out := &rec.Outcome
+		attempts := out.Attempts
+		if len(attempts) == 0 {
+			// A log without an attempt chain: the outcome is the one attempt.
+			attempts = []route.Attempt{{Arm: out.Arm, Status: out.Status, Latency: out.Latency}}
+		}
+		hour := t.UTC().Hour()
+		for _, at := range attempts {
+			if at.Arm == "" {
+				return rowErr(i, rec, fmt.Errorf("%w: attempt without an arm", ErrBadRow))
+			}
+			a := get(at.Arm)
+			a.attempts++
+			a.hourAttempts[hour]++
+			switch at.Status {
+			case route.StatusOK:
+			case route.StatusRateLimited:
+				a.limited++
+				a.hourFailed[hour]++
+				sawRateLimit = true
+				if len(a.limitedLatency) < 1000 {
+					a.limitedLatency = append(a.limitedLatency, at.Latency.Seconds())
+				}
+			case route.StatusTimeout:
+				a.timeouts++
+				a.hourFailed[hour]++
+				sawTimeout = true
+				a.timeoutLatency = math.Max(a.timeoutLatency, at.Latency.Seconds())
+			default:
+				a.errs++
+				a.hourFailed[hour]++
+			}
+		}
+		// The answer's own measurements belong to the arm that gave it.
+		if out.Status != route.StatusOK || out.Arm == "" {
+			return nil
+		}
+		a := get(out.Arm)
+		a.ok++
+		p, c := float64(f.PromptTokens), float64(out.TokensOut)
+		lat, ttft := out.Latency.Seconds(), out.TTFT.Seconds()
+		a.sp += p
+		a.spp += p * p
+		a.st += ttft
+		a.spt += p * ttft
+		a.sdc += (lat - ttft) * c
+		a.scc += c * c
+		if c > 0 {
+			lc += math.Log(c)
+			lcc += math.Log(c) * math.Log(c)
+			nc++
+			minC, maxC = min(minC, out.TokensOut), max(maxC, out.TokensOut)
+		}
+		in, ou := float64(out.TokensIn)/1000, float64(out.TokensOut)/1000
+		a.aa += in * in
+		a.ab += in * ou
+		a.bb += ou * ou
+		a.ac += in * out.Cost
+		a.bc += ou * out.Cost
+		a.hourCost[hour] += out.Cost
+		a.hourTokIn[hour] += in
+		a.hourTokOut[hour] += ou
+		a.hourPriced[hour]++
+		if out.QualityKnown {
+			a.qSum[task] += out.Quality
+			a.qN[task]++
+		}
+		// Reservoir sampling (algorithm R) of answered requests.
+		s := sample{latency: lat, ttft: ttft, prompt: p, compl: c}
+		a.seen++
+		if len(a.res) < o.Reservoir {
+			a.res = append(a.res, s)
+		} else if j := rng.Int64N(a.seen); j < int64(o.Reservoir) {
+			a.res[j] = s
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("calibrate: the log has no rows")
+	}
+	span := last.Sub(first).Seconds()
+	if span <= 0 {
+		return nil, fmt.Errorf("calibrate: all %d requests have the same time; cannot fit an arrival rate", n)
+	}
+
+	cal := &Calibration{}
+	sc := &sim.Scenario{
+		Name:        o.Name,
+		Description: fmt.Sprintf("fitted by routelab calibrate to %d logged requests from %s to %s", n, first.UTC().Format(time.RFC3339), last.UTC().Format(time.RFC3339)),
+		Requests:    int(min(n, math.MaxInt32)),
+		Start:       first.UTC().Format(time.RFC3339),
+	}
+	// The mean gap between n arrivals over span is span/(n−1).
+	sc.Traffic.Rate = float64(n-1) / span
+	if span >= 86400 {
+		if d := fitDiurnal(hourArrivals); d != nil {
+			sc.Traffic.Diurnal = d
+		}
+	} else {
+		cal.Notes = append(cal.Notes, fmt.Sprintf("the log spans %.0f s, less than a day: no diurnal curve fitted", span))
+	}
+	sc.Traffic.Tasks = tasks
+	if len(tasks) > sim.MaxTasks {
+		return nil, fmt.Errorf("calibrate: %d task types, the simulator takes at most %d", len(tasks), sim.MaxTasks)
+	}
+	if len(tenants) > 0 && len(tenants) <= sim.MaxTenants {
+		sc.Traffic.Tenants = tenants
+	} else if len(tenants) > sim.MaxTenants {
+		cal.Notes = append(cal.Notes, fmt.Sprintf("%d tenants, more than the simulator's %d: tenant mix left out", len(tenants), sim.MaxTenants))
+	}
+	sc.Traffic.PromptTokens = tokenDist(lp, lpp, float64(n), minP, maxP)
+	sc.Traffic.CompletionTokens = tokenDist(lc, lcc, nc, minC, maxC)
+
+	ids := make([]string, 0, len(arms))
+	for id := range arms {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var timeout float64
+	for _, id := range ids {
+		a := arms[id]
+		fit, prov := a.fit(id, rng)
+		if len(prov.Quality) == 0 {
+			prov.Quality = map[string]float64{"*": 0}
+			cal.Notes = append(cal.Notes, fmt.Sprintf("arm %q: no answer of known quality in the log; quality set to 0", id))
+		}
+		if a.ok == 0 {
+			cal.Notes = append(cal.Notes, fmt.Sprintf("arm %q: never answered; its latency model is a placeholder", id))
+		}
+		cal.Arms = append(cal.Arms, fit)
+		sc.Providers = append(sc.Providers, prov)
+		timeout = math.Max(timeout, a.timeoutLatency)
+	}
+	if sawTimeout && timeout > 0 {
+		sc.Timeout = sim.Duration(time.Duration(timeout * float64(time.Second)).Round(time.Millisecond))
+	}
+	if sawRateLimit {
+		cal.Notes = append(cal.Notes, "rate-limited (429) attempts are fitted as an error rate: the simulator's rate limits depend on load, which the log does not identify")
+	}
+	cal.Notes = append(cal.Notes,
+		"not fitted: provider capacity (load-dependent queueing), context windows, provider labels, the reward function (scenario default), outages at absolute times (averaged into hourly failure rates)")
+	if err := sc.Validate(); err != nil {
+		return nil, fmt.Errorf("calibrate: fitted scenario is invalid: %w", err)
+	}
+	cal.Scenario = sc
+	return cal, nil
+}
+
+// fit turns an arm's sums into its ArmFit and simulator Provider.
+func (a *armCal) fit(id string, rng *rand.Rand) (ArmFit, sim.Provider) {
+	f := ArmFit{Arm: id, Attempts: a.attempts, OK: a.ok, Quality: map[string]float64{}}
+	p := sim.Provider{Name: id}
+	if a.attempts > 0 {
+		f.ErrorRate = float64(a.errs) / float64(a.attempts)
+		f.RateLimitedRate = float64(a.limited) / float64(a.attempts)
+		f.TimeoutRate = float64(a.timeouts) / float64(a.attempts)
+	}
+	// Timeouts come from the latency model; errors and 429s are drawn.
+	fail := f.ErrorRate + f.RateLimitedRate
+	p.ErrorRate = clamp01(fail)
+	if len(a.limitedLatency) > 0 {
+		p.FailFast = sim.Duration(time.Duration(median(a.limitedLatency) * float64(time.Second)).Round(time.Millisecond))
+	}
+
+	// Per-token times.
+	ok := float64(a.ok)
+	perIn := 0.0
+	if ok > 1 {
+		if v := a.spp - a.sp*a.sp/ok; v > 1e-9*a.spp {
+			perIn = math.Max(0, (a.spt-a.sp*a.st/ok)/v)
+		}
+	}
+	perOut := 0.0
+	if a.scc > 0 {
+		perOut = math.Max(0, a.sdc/a.scc)
+	}
+	f.PerPromptTokenMS, f.PerOutputTokenMS = 1000*perIn, 1000*perOut
+	// The log-normal base of the TTFT, from the reservoir's residuals.
+	var ls, lss, m float64
+	for _, s := range a.res {
+		x := s.ttft - perIn*s.prompt
+		if x <= 0 {
+			continue
+		}
+		ls += math.Log(x)
+		lss += math.Log(x) * math.Log(x)
+		m++
+	}
+	mu, sigma := math.Log(0.001), 0.0
+	if m > 0 {
+		mu = ls / m
+		if m > 1 {
+			sigma = math.Sqrt(math.Max(0, (lss-ls*ls/m)/(m-1)))
+		}
+	}
+	sigma = math.Min(sigma, sim.MaxSigma)
+	f.MedianMS, f.Sigma = 1000*math.Exp(mu), sigma
+	p.Latency = sim.Latency{
+		Median:         sim.Duration(time.Duration(math.Exp(mu) * float64(time.Second))),
+		Sigma:          sigma,
+		PerPromptToken: sim.Duration(time.Duration(perIn * float64(time.Second))),
+		PerOutputToken: sim.Duration(time.Duration(perOut * float64(time.Second))),
+	}
+
+	// Prices: least squares of cost on (tokens_in/1000, tokens_out/1000).
+	if det := a.aa*a.bb - a.ab*a.ab; det > 1e-12*(a.aa*a.bb) && det > 0 {
+		f.PriceIn = math.Max(0, (a.ac*a.bb-a.bc*a.ab)/det)
+		f.PriceOut = math.Max(0, (a.bc*a.aa-a.ac*a.ab)/det)
+	}
+	p.PriceIn, p.PriceOut = f.PriceIn, f.PriceOut
+
+	// Quality per task, and "*" over all tasks.
+	var qs, qn float64
+	for task, s := range a.qSum {
+		f.Quality[task] = s / a.qN[task]
+		qs += s
+		qn += a.qN[task]
+	}
+	if qn > 0 {
+		f.Quality["*"] = qs / qn
+	}
+	p.Quality = f.Quality
+
+	// Hourly failure modifiers: hours whose failure rate differs clearly
+	// from the typical (median) hour get their own rate; the base rate is
+	// pooled over the other hours, so a few bad hours do not inflate it.
+	var hourRates []float64
+	for h := 0; h < 24; h++ {
+		if a.hourAttempts[h] >= 30 {
+			hourRates = append(hourRates, float64(a.hourFailed[h])/float64(a.hourAttempts[h]))
+		}
+	}
+	if len(hourRates) > 1 {
+		base := median(hourRates)
+		var restN, restF int64
+		for h := 0; h < 24; h++ {
+			nh := float64(a.hourAttempts[h])
+			rate := 0.0
+			if nh > 0 {
+				rate = float64(a.hourFailed[h]) / nh
+			}
+			se := math.Sqrt(math.Max(base*(1-base), 1/nh) / nh)
+			if nh < 30 || math.Abs(rate-base) <= 3*se || math.Abs(rate-base) <= 0.01 {
+				restN += a.hourAttempts[h]
+				restF += a.hourFailed[h]
+				continue
+			}
+			// Timeouts are in the hourly count but come from latency in the
+			// simulator: subtract the arm's timeout share.
+			drawn := clamp01(rate - f.TimeoutRate)
+			if f.HourlyFailure == nil {
+				f.HourlyFailure = map[int]float64{}
+			}
+			f.HourlyFailure[h] = drawn
+			p.Modifiers = append(p.Modifiers, sim.Modifier{When: sim.When{Hours: []int{h, (h + 1) % 24}}, ErrorRate: &drawn})
+		}
+		if restN > 0 {
+			p.ErrorRate = clamp01(float64(restF)/float64(restN) - f.TimeoutRate)
+		}
+	}
+	// Hourly price multipliers where an hour's prices differ by over 2%.
+	for h := 0; h < 24; h++ {
+		if a.hourPriced[h] >= 30 {
+			pred := f.PriceIn*a.hourTokIn[h] + f.PriceOut*a.hourTokOut[h]
+			if pred > 0 {
+				mul := a.hourCost[h] / pred
+				if math.Abs(mul-1) > 0.02 {
+					if f.HourlyPrice == nil {
+						f.HourlyPrice = map[int]float64{}
+					}
+					f.HourlyPrice[h] = mul
+					m := mul
+					p.Modifiers = append(p.Modifiers, sim.Modifier{When: sim.When{Hours: []int{h, (h + 1) % 24}}, PriceMultiplier: &m})
+				}
+			}
+		}
+	}
+
+	// Goodness of fit: the logged latencies against draws from the fitted
+	// model on the same requests' token counts.
+	if len(a.res) > 0 {
+		obsL := make([]float64, len(a.res))
+		obsT := make([]float64, len(a.res))
+		modL := make([]float64, len(a.res))
+		modT := make([]float64, len(a.res))
+		for i, s := range a.res {
+			x := math.Exp(mu + sigma*rng.NormFloat64())
+			t := x + perIn*s.prompt
+			obsL[i], obsT[i] = s.latency, s.ttft
+			modT[i], modL[i] = t, t+perOut*s.compl
+		}
+		f.KSLatency = ks(obsL, modL)
+		f.KSTTFT = ks(obsT, modT)
+		f.Samples = len(a.res)
+	}
+	return f, p
+}
+
+// fitDiurnal fits rate ∝ 1 + A·cos(2π(h − peak)/24) to hourly arrival
+// counts by their first Fourier component; nil when the curve is flat.
+func fitDiurnal(counts [24]float64) *sim.Diurnal {
+	var total, c, s float64
+	for h, n := range counts {
+		ang := 2 * math.Pi * (float64(h) + 0.5) / 24
+		total += n
+		c += n * math.Cos(ang)
+		s += n * math.Sin(ang)
+	}
+	if total == 0 {
+		return nil
+	}
+	amp := 2 * math.Hypot(c, s) / total
+	if amp < 0.02 {
+		return nil
+	}
+	peak := math.Mod(math.Atan2(s, c)*24/(2*math.Pi)+24, 24)
+	return &sim.Diurnal{Amplitude: math.Min(amp, 1), PeakHour: peak}
+}
+
+// tokenDist is the log-normal with the logs' mean and deviation, clamped
+// to the observed range.
+func tokenDist(s, ss, n float64, lo, hi int) sim.TokenDist {
+	if n == 0 || hi == 0 {
+		return sim.TokenDist{}
+	}
+	mu := s / n
+	sigma := 0.0
+	if n > 1 {
+		sigma = math.Sqrt(math.Max(0, (ss-s*s/n)/(n-1)))
+	}
+	return sim.TokenDist{Median: math.Exp(mu), Sigma: math.Min(sigma, sim.MaxSigma), Min: max(lo, 1), Max: min(max(hi, 1), sim.MaxTokens)}
+}
+
+// ks is the two-sample Kolmogorov–Smirnov distance; it sorts its inputs.
+func ks(a, b []float64) float64 {
+	slices.Sort(a)
+	slices.Sort(b)
+	var i, j int
+	d := 0.0
+	for i < len(a) && j < len(b) {
+		x := math.Min(a[i], b[j])
+		for i < len(a) && a[i] <= x {
+			i++
+		}
+		for j < len(b) && b[j] <= x {
+			j++
+		}
+		d = math.Max(d, math.Abs(float64(i)/float64(len(a))-float64(j)/float64(len(b))))
+	}
+	return d
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return quantile(s, 0.5)
+}
+
+func clamp01(v float64) float64 { return math.Min(1, math.Max(0, v)) }

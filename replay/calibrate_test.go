@@ -1,0 +1,167 @@
+package replay_test
+
+import (
+	"context"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/replay"
+	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/sim"
+)
+
+// calScenario: three providers that differ in latency shape, per-token
+// times, error rates (one with a bad night), prices and quality per task.
+// 40k requests at 1.5/s span about 7.4 hours, so hourly effects show.
+const calScenario = `
+name: cal-source
+requests: 40000
+start: "2026-01-05T00:00:00Z"
+traffic:
+  rate: 1.5
+  tasks: {chat: 2, code: 1, math: 1}
+  prompt_tokens: {median: 800, sigma: 0.6, max: 16000}
+  completion_tokens: {median: 250, sigma: 0.5, max: 3000}
+providers:
+  - name: fast
+    price_in: 0.0002
+    price_out: 0.0006
+    latency: {median: 150ms, sigma: 0.25, per_prompt_token: 0.05ms, per_output_token: 4ms}
+    error_rate: 0.01
+    quality: {"*": 0.55, chat: 0.7}
+  - name: smart
+    price_in: 0.003
+    price_out: 0.015
+    latency: {median: 600ms, sigma: 0.4, per_prompt_token: 0.2ms, per_output_token: 20ms}
+    error_rate: 0.03
+    quality: {"*": 0.9, chat: 0.85}
+    modifiers:
+      - when: {hours: [3, 5]}
+        error_rate: 0.25
+  - name: mid
+    price_in: 0.001
+    price_out: 0.003
+    latency: {median: 350ms, sigma: 0.6, per_output_token: 10ms}
+    error_rate: 0.05
+    quality: {"*": 0.75, math: 0.6}
+`
+
+// armMetrics are the per-provider figures the round trip must reproduce.
+type armMetrics struct {
+	p50, p99, failRate, quality float64
+}
+
+func perArm(recs replay.Records) map[string]armMetrics {
+	lat := map[string][]float64{}
+	att, fail, qs, qn := map[string]float64{}, map[string]float64{}, map[string]float64{}, map[string]float64{}
+	for i := range recs {
+		o := &recs[i].Outcome
+		attempts := o.Attempts
+		if len(attempts) == 0 {
+			attempts = []route.Attempt{{Arm: o.Arm, Status: o.Status}}
+		}
+		for _, a := range attempts {
+			att[a.Arm]++
+			if a.Status.Failed() {
+				fail[a.Arm]++
+			}
+		}
+		if o.Status == route.StatusOK {
+			lat[o.Arm] = append(lat[o.Arm], o.Latency.Seconds()*1000)
+			if o.QualityKnown {
+				qs[o.Arm] += o.Quality
+				qn[o.Arm]++
+			}
+		}
+	}
+	out := map[string]armMetrics{}
+	for arm, l := range lat {
+		slices.Sort(l)
+		out[arm] = armMetrics{p50: l[len(l)/2], p99: l[len(l)*99/100], failRate: fail[arm] / att[arm], quality: qs[arm] / qn[arm]}
+	}
+	return out
+}
+
+func simRecords(t *testing.T, sc *sim.Scenario, seed uint64) replay.Records {
+	t.Helper()
+	sink := &collect{cands: map[string][]policy.Arm{}}
+	sinkAttempts := &attemptsSink{inner: sink}
+	_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(seed), Seed: seed, Sink: sinkAttempts})
+	require.NoError(t, err)
+	return sink.recs
+}
+
+// attemptsSink keeps the attempt chain, which collect drops.
+type attemptsSink struct{ inner *collect }
+
+func (s *attemptsSink) Log(rec *route.Record) {
+	s.inner.Log(rec)
+	last := &s.inner.recs[len(s.inner.recs)-1]
+	last.Outcome.Attempts = append([]route.Attempt(nil), rec.Outcome.Attempts...)
+}
+
+// TestCalibrationRoundTrip: logs from scenario S → Calibrate → simulate the
+// fitted scenario → per-provider latency p50/p99, failure rate and quality
+// within stated tolerances of S's logs; the fitted YAML parses back.
+func TestCalibrationRoundTrip(t *testing.T) {
+	t.Parallel()
+	src, err := sim.ParseScenario("cal-source", []byte(calScenario))
+	require.NoError(t, err)
+	orig := simRecords(t, src, 11)
+	cal, err := replay.Calibrate(context.Background(), orig, replay.CalibrateOpts{Seed: 1})
+	require.NoError(t, err)
+	for _, f := range cal.Arms {
+		t.Logf("fit %-5s ok %5d median %.0fms sigma %.3f in %.3fms/tok out %.2fms/tok err %.3f price %.4f/%.4f KS lat %.3f ttft %.3f q %v hourly %v",
+			f.Arm, f.OK, f.MedianMS, f.Sigma, f.PerPromptTokenMS, f.PerOutputTokenMS, f.ErrorRate, f.PriceIn, f.PriceOut, f.KSLatency, f.KSTTFT, f.Quality, f.HourlyFailure)
+		assert.Less(t, f.KSLatency, 0.03, "%s: KS distance of latency", f.Arm)
+		assert.Less(t, f.KSTTFT, 0.03, "%s: KS distance of TTFT", f.Arm)
+	}
+	for _, n := range cal.Notes {
+		t.Log("note:", n)
+	}
+	// The fitted scenario round-trips through YAML.
+	y, err := yaml.Marshal(cal.Scenario)
+	require.NoError(t, err)
+	back, err := sim.ParseScenario("fitted", y)
+	require.NoError(t, err, string(y))
+
+	// Another seed: the fitted world must match in distribution, not by
+	// sharing the source run's latent draws.
+	fitted := simRecords(t, back, 12)
+	want, got := perArm(orig), perArm(fitted)
+	require.Len(t, got, 3)
+	for arm, w := range want {
+		g := got[arm]
+		t.Logf("%-5s p50 %6.0f/%6.0f ms  p99 %6.0f/%6.0f ms  fail %.4f/%.4f  quality %.3f/%.3f (source/fitted)", arm, w.p50, g.p50, w.p99, g.p99, w.failRate, g.failRate, w.quality, g.quality)
+		assert.InDelta(t, 1, g.p50/w.p50, 0.05, "%s latency p50", arm)
+		assert.InDelta(t, 1, g.p99/w.p99, 0.10, "%s latency p99", arm)
+		assert.InDelta(t, w.failRate, g.failRate, 0.01, "%s failure rate", arm)
+		assert.InDelta(t, w.quality, g.quality, 0.02, "%s quality", arm)
+	}
+	// The bad hours of "smart" are found.
+	for _, f := range cal.Arms {
+		if f.Arm == "smart" {
+			assert.InDelta(t, 0.25, f.HourlyFailure[3], 0.05)
+			assert.InDelta(t, 0.25, f.HourlyFailure[4], 0.05)
+			assert.NotContains(t, f.HourlyFailure, 1)
+			assert.InDelta(t, 0.003, f.PriceIn, 1e-6)
+			assert.InDelta(t, 0.015, f.PriceOut, 1e-6)
+		}
+	}
+	assert.InDelta(t, 1.5, cal.Scenario.Traffic.Rate, 0.05)
+	assert.InDelta(t, 0.5, cal.Scenario.Traffic.Tasks["chat"]/float64(len(orig)), 0.02)
+	assert.False(t, math.IsNaN(cal.Scenario.Traffic.PromptTokens.Median))
+}
+
+func TestCalibrateErrors(t *testing.T) {
+	_, err := replay.Calibrate(context.Background(), replay.Records{}, replay.CalibrateOpts{})
+	assert.ErrorContains(t, err, "no rows")
+	_, err = replay.Calibrate(context.Background(), tinyLog(), replay.CalibrateOpts{})
+	assert.ErrorContains(t, err, "no request time")
+}

@@ -156,3 +156,81 @@ func TestDriftContextualRemapsTasks(t *testing.T) {
 		assert.Equal(t, tc.after, best(tc.task, 50*60), "%s after 40m", tc.task)
 	}
 }
+
+func TestModifiersMatch(t *testing.T) {
+	const src = `
+name: m
+traffic: {rate: 1, tasks: {chat: 1, code: 1}, tenants: {x: 1, y: 1}}
+providers:
+  - name: p
+    latency: {median: 1s}
+    quality: {"*": 0.5}
+    price_in: 1
+    modifiers:
+      - {when: {hours: [22, 6]}, price_multiplier: 0.5}
+      - {when: {tasks: [code], min_prompt_tokens: 100, max_prompt_tokens: 200}, quality: {code: 0.9}}
+      - {when: {tenants: [y], from: 1h, to: 2h}, outage: timeout, error_rate: 0.3}
+      - {when: {from: 90m}, latency_multiplier: 2, price_multiplier: 3}
+`
+	sc, err := ParseScenario("m", []byte(src))
+	require.NoError(t, err)
+	w := compile(sc)
+	a := &w.arms[0]
+	code, chat := slices.Index(w.tasks, "code"), slices.Index(w.tasks, "chat")
+	x, y := slices.Index(w.tenants, "x"), slices.Index(w.tenants, "y")
+	for _, tc := range []struct {
+		name string
+		r    request
+		want params
+	}{
+		{"nothing", request{t: 10, hour: 12, task: chat, tenant: x, prompt: 150}, params{quality: 0.5, priceMul: 1, latMul: 1}},
+		{"night", request{t: 10, hour: 23, task: chat, tenant: x, prompt: 150}, params{quality: 0.5, priceMul: 0.5, latMul: 1}},
+		{"early morning", request{t: 10, hour: 5, task: chat, tenant: x, prompt: 150}, params{quality: 0.5, priceMul: 0.5, latMul: 1}},
+		{"6am is day", request{t: 10, hour: 6, task: chat, tenant: x, prompt: 150}, params{quality: 0.5, priceMul: 1, latMul: 1}},
+		{"code in range", request{t: 10, hour: 12, task: code, tenant: x, prompt: 200}, params{quality: 0.9, priceMul: 1, latMul: 1}},
+		{"code too long", request{t: 10, hour: 12, task: code, tenant: x, prompt: 201}, params{quality: 0.5, priceMul: 1, latMul: 1}},
+		{"tenant y in window", request{t: 3700, hour: 1, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, errRate: 0.3, priceMul: 0.5, latMul: 1, outage: route.StatusTimeout, hasOutage: true}},
+		{"tenant x in window", request{t: 3700, hour: 12, task: chat, tenant: x, prompt: 150}, params{quality: 0.5, priceMul: 1, latMul: 1}},
+		{"late: both windows", request{t: 5500, hour: 12, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, errRate: 0.3, priceMul: 3, latMul: 2, outage: route.StatusTimeout, hasOutage: true}},
+		{"after the outage", request{t: 7300, hour: 23, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, priceMul: 1.5, latMul: 2}},
+	} {
+		assert.Equal(t, tc.want, a.params(&tc.r), tc.name)
+	}
+}
+
+func TestRateLimitBucketOnVirtualTime(t *testing.T) {
+	const src = `
+name: rl
+traffic: {rate: 1}
+providers:
+  - {name: p, latency: {median: 100ms}, rate_limit: {rps: 2, burst: 3}, fail_fast: 20ms, quality: {"*": 0.5}}
+`
+	sc, err := ParseScenario("rl", []byte(src))
+	require.NoError(t, err)
+	w := compile(sc)
+	coef := newRewardCoef(sc.RewardFunc())
+	a := &w.arms[0]
+	var o route.Outcome
+	status := func(at float64, i int) (route.Status, float64) {
+		r := request{idx: i, t: at, tenant: -1, prompt: 10, compl: 10}
+		p := a.params(&r)
+		exp := coef.expected(w, a, &p, &r)
+		done := w.act(1, 0, &p, &r, &o)
+		if o.Status == route.StatusRateLimited {
+			assert.InDelta(t, at+0.02, done, 1e-12, "a 429 comes back after fail_fast")
+		}
+		return o.Status, exp
+	}
+	for i, at := range []float64{0, 0, 0} {
+		st, exp := status(at, i)
+		assert.Equal(t, route.StatusOK, st, "request %d within the burst", i)
+		assert.Positive(t, exp)
+	}
+	st, exp := status(0.1, 3)
+	assert.Equal(t, route.StatusRateLimited, st, "burst spent; 0.2 tokens refilled")
+	assert.Zero(t, exp, "the oracle knows the bucket is empty: a 429 earns 0")
+	st, _ = status(0.5, 4)
+	assert.Equal(t, route.StatusOK, st, "one token refilled by t=0.5")
+	st, _ = status(0.6, 5)
+	assert.Equal(t, route.StatusRateLimited, st)
+}

@@ -594,7 +594,7 @@ func (m *Modifier) validate(path string, t *Traffic) error {
 				return fieldErr(path+".when.hours", "%d outside [0,24]", h)
 			}
 		}
-		if w.Hours[0]%24 == w.Hours[1]%24 {
+		if w.Hours[0] == w.Hours[1] {
 			return fieldErr(path+".when.hours", "[%d, %d] is empty", w.Hours[0], w.Hours[1])
 		}
 	}

@@ -65,6 +65,8 @@ func TestParseScenarioErrorsNameTheField(t *testing.T) {
 		{"bad outage", "error_rate: 0.1", "error_rate: 0.1\n    modifiers: [{outage: down}]", `providers[2].modifiers[0].outage: "down" is not error, timeout or rate_limited`},
 		{"empty modifier", "error_rate: 0.1", "error_rate: 0.1\n    modifiers: [{when: {from: 1m}}]", "providers[2].modifiers[0]: changes nothing"},
 		{"window backwards", "error_rate: 0.1", "error_rate: 0.1\n    modifiers: [{when: {from: 2m, to: 1m}, outage: error}]", "providers[2].modifiers[0].when.to: 1m0s must be after from 2m0s"},
+		{"empty hours", "error_rate: 0.1", "error_rate: 0.1\n    modifiers: [{when: {hours: [5, 5]}, outage: error}]", "providers[2].modifiers[0].when.hours: [5, 5] is empty"},
+		{"whole day", "error_rate: 0.1", "error_rate: 0.1\n    modifiers: [{when: {hours: [0, 24]}, outage: error}]", ""},
 		{"bad hours", "error_rate: 0.1", "error_rate: 0.1\n    modifiers: [{when: {hours: [3, 27]}, outage: error}]", "providers[2].modifiers[0].when.hours: 27 outside [0,24]"},
 		{"burst multiplier", "rate: 5", "rate: 5\n  bursts: [{from: 1m, to: 2m, multiplier: 0}]", "traffic.bursts[0].multiplier: 0 must be a finite number > 0"},
 		{"rate limit", "error_rate: 0.1", "error_rate: 0.1\n    rate_limit: {rps: 0, burst: 3}", "providers[2].rate_limit.rps: 0 must be a finite number > 0"},
@@ -81,7 +83,7 @@ func TestParseScenarioErrorsNameTheField(t *testing.T) {
 			require.NotEqual(t, minimal, src, "the case must change the scenario")
 			_, err := sim.ParseScenario("x", []byte(src))
 			if tc.want == "" {
-				assert.NoError(t, err, "one provider still fits every prompt")
+				assert.NoError(t, err, "a valid edit")
 				return
 			}
 			require.Error(t, err)

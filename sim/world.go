@@ -165,6 +165,8 @@ func compileModifier(m *Modifier, tasks []string, taskIdx, tenantIdx map[string]
 		c.to = m.When.To.D().Seconds()
 	}
 	if h := m.When.Hours; len(h) == 2 {
+		// [a, b) wrapping past midnight; [0, 24] (or [7, 31 mod 24]) is the
+		// whole day, which the zero mask also means.
 		for x := h[0] % 24; x != h[1]%24; x = (x + 1) % 24 {
 			c.hourMask |= 1 << x
 		}

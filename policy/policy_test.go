@@ -393,7 +393,7 @@ func TestChangingCandidateSets(t *testing.T) {
 			p := build(t, spec, 2)
 			rng := rand.New(rand.NewPCG(9, 9))
 			best, played := 0, 0
-			for i := 0; i < 3000; i++ {
+			for i := 0; i < 2000; i++ {
 				perm := rng.Perm(len(all))
 				k := 1 + rng.IntN(len(all))
 				cs := make([]policy.Arm, k)
@@ -420,7 +420,7 @@ func TestChangingCandidateSets(t *testing.T) {
 					r = 1
 				}
 				require.NoError(t, p.Update(f, cs, c, r))
-				if i >= 2000 && k >= 2 && containsID(cs, "m4") {
+				if i >= 1300 && k >= 2 && containsID(cs, "m4") {
 					played++
 					if cs[c].ID == "m4" {
 						best++
@@ -464,7 +464,7 @@ func TestSnapshotRoundTripIsExact(t *testing.T) {
 	for _, spec := range specs(t) {
 		t.Run(spec, func(t *testing.T) {
 			orig := build(t, spec, 7)
-			train(t, orig, e, 400, rand.New(rand.NewPCG(1, 1)))
+			train(t, orig, e, 250, rand.New(rand.NewPCG(1, 1)))
 			data := snapshot(t, orig)
 
 			restored := build(t, spec, 99)
@@ -482,7 +482,7 @@ func TestSnapshotRoundTripIsExact(t *testing.T) {
 			for i := range probs {
 				probs[i] = make([]float64, len(cands))
 			}
-			for step := 0; step < 300; step++ {
+			for step := 0; step < 200; step++ {
 				f := feat(e, 1000+step)
 				cs := cands[:2+step%4]
 				var chosen [3]int

@@ -1,0 +1,60 @@
+package policy_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/routelab/routelab/policy"
+)
+
+// ExampleLinUCB routes by task: an encoder turns the request into a vector,
+// and LinUCB learns which model answers which task best.
+func ExampleLinUCB() {
+	enc, _ := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: []string{"code", "chat"}})
+	p, _ := policy.NewLinUCB(0.5, policy.LinearOpts{Dim: enc.Dim()})
+	cands := []policy.Arm{{ID: "coder"}, {ID: "chatter"}}
+	quality := map[string]map[string]float64{
+		"coder":   {"code": 0.9, "chat": 0.4},
+		"chatter": {"code": 0.3, "chat": 0.8},
+	}
+	probs := make([]float64, len(cands))
+	for i := 0; i < 200; i++ {
+		f := &policy.Features{Task: []string{"code", "chat"}[i%2]}
+		f.Vector = enc.Encode(f, nil)
+		c, _ := p.Select(context.Background(), f, cands, probs)
+		_ = p.Update(f, cands, c, quality[cands[c].ID][f.Task])
+	}
+	for _, task := range []string{"code", "chat"} {
+		f := &policy.Features{Task: task}
+		f.Vector = enc.Encode(f, nil)
+		c, _ := p.Select(context.Background(), f, cands, probs)
+		mean, _, _ := p.Predict(f, cands[c].ID)
+		fmt.Printf("%s -> %s (predicted %.1f)\n", task, cands[c].ID, mean)
+	}
+	// Output:
+	// code -> coder (predicted 0.9)
+	// chat -> chatter (predicted 0.8)
+}
+
+// ExamplePending delivers rewards that arrive late, or not at all.
+func ExamplePending() {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p, _ := policy.NewUCB1(1)
+	q, _ := policy.NewPending(p, policy.PendingOpts{
+		Timeout:       time.Hour,
+		DefaultReward: 0.5, // no feedback within an hour counts as neutral
+		Now:           func() time.Time { return now },
+	})
+	cands := []policy.Arm{{ID: "a"}, {ID: "b"}}
+	_ = q.Add("req-1", &policy.Features{}, cands, 0)
+	_ = q.Add("req-2", &policy.Features{}, cands, 1)
+	_ = q.Complete("req-2", 1) // user feedback for req-2 arrives first
+	now = now.Add(2 * time.Hour)
+	n, _ := q.Expire() // req-1 never got feedback
+	fmt.Println("expired:", n)
+	fmt.Printf("%+v\n", q.Stats())
+	// Output:
+	// expired: 1
+	// {Added:2 Completed:1 Expired:1 Evicted:0 Unknown:0 UpdateErrors:0 Waiting:0}
+}

@@ -166,6 +166,7 @@ type rec struct {
 	status       route.Status
 	quality      float64
 	vectorLen    int
+	shadow       string
 }
 
 func (r *recorder) Log(x *route.Record) {
@@ -176,7 +177,8 @@ func (r *recorder) Log(x *route.Record) {
 	}
 	f := &x.Request.Features
 	r.recs[x.Request.ID] = rec{task: f.Task, tenant: f.Tenant, prompt: f.PromptTokens, at: x.Time, arm: x.Decision.Arm().ID,
-		latency: x.Outcome.Latency, status: x.Outcome.Status, quality: x.Outcome.Quality, vectorLen: len(f.Vector)}
+		latency: x.Outcome.Latency, status: x.Outcome.Status, quality: x.Outcome.Quality, vectorLen: len(f.Vector),
+		shadow: x.Decision.Shadow.Policy + ":" + x.Decision.Shadow.Arm}
 	r.seq = append(r.seq, x.Time.Add(x.Outcome.Latency))
 }
 
@@ -330,4 +332,18 @@ providers:
 	assert.Positive(t, busy.StatusCounts["timeout"], "the queue outgrows the 30s timeout")
 	assert.Less(t, busy.Windows[3].ExpectedMeanReward, busy.Windows[0].ExpectedMeanReward, "expected reward falls as the queue builds")
 	assert.Less(t, busy.Windows[3].MeanReward, busy.Windows[0].MeanReward, "reward falls as the queue builds")
+}
+
+func TestShadowPolicyRunsBeside(t *testing.T) {
+	var rec recorder
+	r := run(t, sim.Options{Scenario: load(t, "steady"), Policy: newPolicy(t, "random", 1), Shadow: newPolicy(t, "ucb1", 1), Seed: 1, Requests: 2000, Sink: &rec})
+	assert.Equal(t, "random", r.Policy, "the shadow does not serve")
+	agree := 0
+	for id, x := range rec.recs {
+		require.Contains(t, x.shadow, "ucb1:", id)
+		if x.shadow == "ucb1:"+x.arm {
+			agree++
+		}
+	}
+	assert.Greater(t, agree, 100, "the shadow agrees with random on about a quarter of requests")
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/sim"
 )
 
 // replayFlags are the inputs of `routelab replay`.
@@ -42,6 +44,9 @@ type replayFlags struct {
 	feedback   bool
 	skipBad    bool
 	snapshots  []string
+	resimulate bool
+	scenario   string
+	requests   int
 }
 
 func newReplayCmd() *cobra.Command {
@@ -75,7 +80,14 @@ are several: FILE.<policy>.csv).
 A row without propensities, with propensity 0 on the chosen arm or with an
 arm the target cannot handle stops the evaluation with an error naming it.
 An unreadable or newer-schema log file is an error too, unless
---skip-bad-files (then it is reported and left out).`,
+--skip-bad-files (then it is reported and left out).
+
+--resimulate runs each policy through the simulator instead, learning
+online as in "routelab sim", and reports the same metrics as "routelab sim".
+The traffic is the logs' traffic as "routelab calibrate" fits it — arrival
+rate, diurnal curve, task and tenant mix, token lengths, start time — not
+the exact logged arrivals (the simulator takes no request trace); the
+providers are fitted to the logs too, or taken from --scenario.`,
 		Example: `  routelab replay --logs data/decisions --policy thompson,epsilon-greedy=epsilon:0.05
   routelab replay --logs logs --policy ucb1 --estimators snips,dr --bootstrap 500 --json`,
 		Args: cobra.NoArgs,
@@ -102,6 +114,9 @@ An unreadable or newer-schema log file is an error too, unless
 	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback found under --logs into the rewards")
 	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
 	f.StringSliceVar(&fl.snapshots, "snapshot", nil, "also evaluate the policy restored from this snapshot file (repeatable)")
+	f.BoolVar(&fl.resimulate, "resimulate", false, "run the policies through the simulator on the logs' traffic instead of estimating off-policy")
+	f.StringVar(&fl.scenario, "scenario", "", "with --resimulate: take the providers from this scenario (name or YAML) instead of fitting them to the logs")
+	f.IntVar(&fl.requests, "requests", 0, "with --resimulate: number of requests (0 = as many as the logs hold)")
 	return cmd
 }
 
@@ -160,11 +175,16 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	var targets []replay.Target
 	seen := map[string]bool{}
 	for _, s := range specs {
+		label := s.String()
+		if _, ok := s.Params["seed"]; !ok && fl.resimulate {
+			// As in "routelab sim": the policy's stream derives from the run
+			// seed, distinct from the traffic's.
+			s.Params["seed"] = strconv.FormatUint(sim.PolicySeed(fl.seed), 10)
+		}
 		p, err := reg.New(s)
 		if err != nil {
 			return fmt.Errorf("--policy: %w", err)
 		}
-		label := s.String()
 		if seen[label] {
 			return fmt.Errorf("--policy: %q named twice", label)
 		}
@@ -182,6 +202,13 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		}
 		seen[label] = true
 		targets = append(targets, replay.Target{Name: label, Policy: p})
+	}
+
+	if fl.resimulate {
+		return runResimulate(ctx, fl, ropts, targets, out, errOut)
+	}
+	if fl.scenario != "" || fl.requests != 0 {
+		return fmt.Errorf("--scenario and --requests go with --resimulate")
 	}
 
 	opts := replay.Opts{
@@ -252,7 +279,7 @@ func parseTimeFlag(name, v string) (time.Time, error) {
 
 func writeReplayTable(out io.Writer, res []replay.Result) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "POLICY\tESTIMATOR\tVALUE\tCI_LOW\tCI_HIGH\tESS\tN\t")
+	fmt.Fprintln(w, "POLICY\tESTIMATOR\tVALUE\tCI_LOW\tCI_HIGH\tESS\tN")
 	num := func(v float64, prec int) string {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return "-"
@@ -260,7 +287,7 @@ func writeReplayTable(out io.Writer, res []replay.Result) error {
 		return fmt.Sprintf("%.*f", prec, v)
 	}
 	for _, r := range res {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Policy, r.Estimator, num(r.Value, 4), num(r.CILow, 4), num(r.CIHigh, 4), num(r.ESS, 1), r.N)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Policy, r.Estimator, num(r.Value, 4), num(r.CILow, 4), num(r.CIHigh, 4), num(r.ESS, 1), r.N)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -421,4 +448,65 @@ func (e *rowExport) abort() {
 	}
 	e.f.Close()
 	os.Remove(e.tmp)
+}
+
+// runResimulate fits the logs' traffic (and, without --scenario, their
+// providers), then runs every target through the simulator on it.
+func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.ReaderOpts, targets []replay.Target, out, errOut io.Writer) error {
+	if fl.requests < 0 {
+		return fmt.Errorf("--requests %d: must be >= 0", fl.requests)
+	}
+	var providers *sim.Scenario
+	if fl.scenario != "" {
+		var err error
+		if providers, err = sim.LoadScenario(fl.scenario); err != nil {
+			return fmt.Errorf("--scenario: %w", err)
+		}
+	}
+	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
+	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "resimulated", Seed: fl.seed})
+	if err != nil {
+		return err
+	}
+	sc := cal.Scenario
+	if providers != nil {
+		fitted := *sc
+		fitted.Name = providers.Name + "+logged-traffic"
+		fitted.Providers, fitted.Timeout, fitted.Reward = providers.Providers, providers.Timeout, providers.Reward
+		if err := fitted.Validate(); err != nil {
+			return fmt.Errorf("--scenario %s with the logs' traffic: %w", fl.scenario, err)
+		}
+		sc = &fitted
+	}
+	var results []*sim.Result
+	for _, t := range targets {
+		res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: t.Policy, Seed: fl.seed, Requests: fl.requests})
+		if err != nil {
+			return fmt.Errorf("resimulate %s: %w", t.Name, err)
+		}
+		res.Policy = t.Name
+		results = append(results, res)
+	}
+	if fl.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	for i, r := range results {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		if err := writeSimTable(out, r); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out)
+	if providers != nil {
+		fmt.Fprintf(out, "note: providers from scenario %s; traffic fitted to the logs (%d requests logged, %.3g req/s)\n", providers.Name, cal.Scenario.Requests, sc.Traffic.Rate)
+		return nil
+	}
+	for _, n := range cal.Notes {
+		fmt.Fprintln(out, "note:", n)
+	}
+	return nil
 }

@@ -218,3 +218,41 @@ func TestCalibrateCommand(t *testing.T) {
 	err = runCalibrate(context.Background(), calibrateFlags{out: out}, &buf, &bytes.Buffer{})
 	assert.ErrorContains(t, err, "--logs")
 }
+
+func TestReplayResimulate(t *testing.T) {
+	dir := writeSimLogs(t, 3000)
+	base := replayFlags{logs: []string{dir}, policies: "random,thompson", seed: 5, resimulate: true, requests: 2000, json: true,
+		estimators: "all", level: 0.95, clip: 10, tau: 10, lambda: 100, folds: 2}
+	var out bytes.Buffer
+	require.NoError(t, runReplay(context.Background(), base, &out, &bytes.Buffer{}))
+	var res []map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &res), out.String())
+	require.Len(t, res, 2)
+	assert.Equal(t, "random", res[0]["policy"])
+	assert.Equal(t, "thompson", res[1]["policy"])
+	for _, r := range res {
+		assert.EqualValues(t, 2000, r["requests"])
+		assert.Contains(t, r, "latency_p99_ms")
+		assert.Contains(t, r, "arm_shares")
+		assert.Len(t, r["arm_shares"], 5)
+	}
+	// The same seed gives the same run.
+	var again bytes.Buffer
+	require.NoError(t, runReplay(context.Background(), base, &again, &bytes.Buffer{}))
+	var res2 []map[string]any
+	require.NoError(t, json.Unmarshal(again.Bytes(), &res2))
+	assert.Equal(t, res[1]["mean_reward"], res2[1]["mean_reward"])
+
+	// Providers from a scenario, traffic from the logs; table output.
+	fl := base
+	fl.scenario, fl.json, fl.policies = "tasks", false, "random"
+	out.Reset()
+	require.NoError(t, runReplay(context.Background(), fl, &out, &bytes.Buffer{}))
+	assert.Contains(t, out.String(), "tasks+logged-traffic")
+	assert.Contains(t, out.String(), "providers from scenario tasks")
+
+	fl.scenario = "nope-not-a-scenario"
+	assert.ErrorContains(t, runReplay(context.Background(), fl, &out, &bytes.Buffer{}), "--scenario")
+	fl.resimulate, fl.scenario = false, "tasks"
+	assert.ErrorContains(t, runReplay(context.Background(), fl, &out, &bytes.Buffer{}), "go with --resimulate")
+}

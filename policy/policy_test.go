@@ -879,3 +879,25 @@ func BenchmarkUpdate(b *testing.B) {
 		})
 	}
 }
+
+func FuzzParseSpec(f *testing.F) {
+	for _, s := range []string{"ucb1", "thompson=model:gaussian;seed:7", "linucb=alpha:0.5;floor:0.05", "a=b:c;;d:e", "=x", "x=y"} {
+		f.Add(s)
+	}
+	reg := policy.NewBuiltinRegistry()
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, err := policy.ParseSpec(s)
+		if err != nil {
+			return
+		}
+		again, err := policy.ParseSpec(sp.String())
+		if err != nil {
+			t.Fatalf("%q: String() %q does not parse: %v", s, sp.String(), err)
+		}
+		if again.String() != sp.String() {
+			t.Fatalf("%q: round trip %q -> %q", s, sp.String(), again.String())
+		}
+		// Building never panics, whatever the parameters.
+		_, _ = reg.New(sp)
+	})
+}

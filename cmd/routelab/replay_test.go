@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/sim"
@@ -255,4 +257,33 @@ func TestReplayResimulate(t *testing.T) {
 	assert.ErrorContains(t, runReplay(context.Background(), fl, &out, &bytes.Buffer{}), "--scenario")
 	fl.resimulate, fl.scenario = false, "tasks"
 	assert.ErrorContains(t, runReplay(context.Background(), fl, &out, &bytes.Buffer{}), "go with --resimulate")
+}
+
+// A log directory mixing schema versions: a file from a newer writer is a
+// clear error naming the file (or, with --skip-bad-files, left out and
+// reported), never read as if it were the current schema.
+func TestReplayNewerSchemaFile(t *testing.T) {
+	dir := writeSimLogs(t, 300)
+	newer := filepath.Join(dir, "decisions", "dt=2026-01-05", "hour=00", "zz-v2.parquet")
+	f, err := os.Create(newer)
+	require.NoError(t, err)
+	w := parquet.NewGenericWriter[decisionlog.Row](f,
+		parquet.KeyValueMetadata(decisionlog.MetaSchemaVersion, "2"),
+		parquet.KeyValueMetadata(decisionlog.MetaTable, decisionlog.TableDecisions))
+	_, err = w.Write([]decisionlog.Row{{SchemaVersion: 2, RequestID: "v2", Candidates: []string{"a"}, Probs: []float64{1}}})
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, f.Close())
+
+	fl := replayFlags{logs: []string{dir}, policies: "random", estimators: "ips", level: 0.95, clip: 10, tau: 10, lambda: 100, folds: 2}
+	err = runReplay(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "zz-v2.parquet")
+	assert.Contains(t, err.Error(), "schema version 2 is newer")
+
+	fl.skipBad = true
+	var out, errOut bytes.Buffer
+	require.NoError(t, runReplay(context.Background(), fl, &out, &errOut))
+	assert.Contains(t, errOut.String(), "schema version 2")
+	assert.Contains(t, out.String(), " 300")
 }

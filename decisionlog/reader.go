@@ -272,6 +272,10 @@ func openParquet(path, table string) (*os.File, *parquet.File, error) {
 		f.Close()
 		return nil, nil, &FileError{Path: path, Err: err}
 	}
+	if err := checkFooterBytes(f, st.Size()); err != nil {
+		f.Close()
+		return nil, nil, &FileError{Path: path, Err: fmt.Errorf("open parquet: %w", err)}
+	}
 	var pf *parquet.File
 	err = safely(func() error {
 		var err error
@@ -285,6 +289,10 @@ func openParquet(path, table string) (*os.File, *parquet.File, error) {
 	if err := checkFooter(pf, table); err != nil {
 		f.Close()
 		return nil, nil, &FileError{Path: path, Err: err}
+	}
+	if err := checkPages(pf, f, st.Size()); err != nil {
+		f.Close()
+		return nil, nil, &FileError{Path: path, Err: fmt.Errorf("damaged: %w", err)}
 	}
 	return f, pf, nil
 }

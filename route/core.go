@@ -355,9 +355,9 @@ func (c *Core) Learn(f *policy.Features, d *Decision, reward float64) error {
 // arm's own latency) when a fallback had to answer instead.
 func (c *Core) RewardFor(d *Decision, o *Outcome) float64 {
 	if len(o.Attempts) > 1 && o.Attempts[0].Arm == d.Arm().ID && o.Attempts[0].Status.Failed() {
-		return c.reward.Terms(0, 0, o.Attempts[0].Latency, 1)
+		return c.reward.terms(0, 0, o.Attempts[0].Latency, 1)
 	}
-	return c.reward.Of(o)
+	return c.reward.of(o)
 }
 
 // Run takes req through the whole decision path with actor and fills rec,

@@ -157,6 +157,12 @@ func (r Reward) Validate() error {
 // Of returns the reward of o.
 func (r Reward) Of(o *Outcome) float64 {
 	r = r.orDefault()
+	return r.of(o)
+}
+
+// of is Of for a Reward already resolved by orDefault; the decision core
+// calls it on every request, so it skips the zero check and the copies.
+func (r *Reward) of(o *Outcome) float64 {
 	q := r.UnknownQuality
 	if o.QualityKnown {
 		q = o.Quality
@@ -165,7 +171,7 @@ func (r Reward) Of(o *Outcome) float64 {
 	if o.Status.Failed() {
 		q, failed = 0, 1
 	}
-	return r.Terms(q, o.Cost, o.Latency, failed)
+	return r.terms(q, o.Cost, o.Latency, failed)
 }
 
 // Terms is the reward formula on its inputs; failed is 0 or 1 (or, for an
@@ -173,9 +179,20 @@ func (r Reward) Of(o *Outcome) float64 {
 // approximation).
 func (r Reward) Terms(quality, cost float64, latency time.Duration, failed float64) float64 {
 	r = r.orDefault()
+	return r.terms(quality, cost, latency, failed)
+}
+
+func (r *Reward) terms(quality, cost float64, latency time.Duration, failed float64) float64 {
 	v := r.Quality*quality +
 		r.Cost/(1+cost/r.CostRef) +
 		r.Latency/(1+latency.Seconds()/r.LatencyRef.Seconds()) -
 		r.Failure*failed
-	return math.Min(1, math.Max(0, v))
+	// Clamp to [0,1]; NaN passes through as math.Min/Max would pass it.
+	if v <= 0 {
+		return 0
+	}
+	if v > 1 {
+		return 1
+	}
+	return v
 }

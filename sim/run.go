@@ -311,9 +311,9 @@ func (r *runner) judge(s *slot, req *request) {
 		}
 		a := &w.arms[j]
 		r.act.candArm[ci] = j
-		p := a.params(req)
-		r.act.params[ci] = p
-		v := r.coef.expected(w, a, &p, req)
+		p := &r.act.params[ci]
+		a.paramsInto(req, p)
+		v := r.coef.expected(w, a, p, req)
 		if v > bestV {
 			best, bestV = j, v
 		}

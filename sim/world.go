@@ -218,7 +218,14 @@ type params struct {
 }
 
 func (a *arm) params(r *request) params {
-	p := params{quality: a.quality[r.task], errRate: a.errRate, priceMul: 1, latMul: 1}
+	var p params
+	a.paramsInto(r, &p)
+	return p
+}
+
+// paramsInto is params writing into p (the simulator's hot path).
+func (a *arm) paramsInto(r *request, p *params) {
+	*p = params{quality: a.quality[r.task], errRate: a.errRate, priceMul: 1, latMul: 1}
 	for i := range a.mods {
 		m := &a.mods[i]
 		if !m.matches(r) {
@@ -236,7 +243,6 @@ func (a *arm) params(r *request) params {
 		p.priceMul *= m.priceMul
 		p.latMul *= m.latMul
 	}
-	return p
 }
 
 func (m *modifier) matches(r *request) bool {

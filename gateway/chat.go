@@ -456,8 +456,12 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 	if req.IncludeUsage {
 		u := res.Usage
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
-		b, _ := json.Marshal(provider.Completion{ID: "chatcmpl-" + rec.Request.ID, Object: "chat.completion.chunk",
-			Created: s.now().Unix(), Model: final.upstream, Choices: []provider.Choice{}, Usage: &u})
+		uc := provider.Completion{ID: res.ChunkID, Object: "chat.completion.chunk", Created: res.Created, Model: res.ChunkModel,
+			Choices: []provider.Choice{}, Usage: &u}
+		if uc.ID == "" {
+			uc.ID, uc.Created, uc.Model = "chatcmpl-"+rec.Request.ID, s.now().Unix(), final.upstream
+		}
+		b, _ := json.Marshal(uc) // plain fields always marshal
 		if err := e.emit(b); err != nil {
 			return final, res, &provider.Error{Status: route.StatusError, Message: "client disconnected", Err: err}, wait, http.StatusOK
 		}

@@ -233,6 +233,7 @@ func (p *Anthropic) Stream(ctx context.Context, c *Call, emit func([]byte) error
 		if err != nil {
 			return fmt.Errorf("encode chunk: %w", err)
 		}
+		r.ChunkID, r.ChunkModel, r.Created = ch.ID, ch.Model, ch.Created
 		return emit(b)
 	}
 	sc := bufio.NewScanner(res.Body)

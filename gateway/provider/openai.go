@@ -213,6 +213,9 @@ func (p *OpenAI) Stream(ctx context.Context, c *Call, emit func([]byte) error) (
 			return r, nil
 		}
 		var v struct {
+			ID      string            `json:"id"`
+			Model   string            `json:"model"`
+			Created int64             `json:"created"`
 			Choices []json.RawMessage `json:"choices"`
 			Usage   *Usage            `json:"usage"`
 			Error   json.RawMessage   `json:"error"`
@@ -231,6 +234,7 @@ func (p *OpenAI) Stream(ctx context.Context, c *Call, emit func([]byte) error) (
 		}
 		if r.TTFT == 0 {
 			r.TTFT = time.Since(start)
+			r.ChunkID, r.ChunkModel, r.Created = v.ID, v.Model, v.Created
 		}
 		if err := emit(data); err != nil {
 			return r, err

@@ -60,6 +60,11 @@ type Result struct {
 	Usage Usage
 	// TTFT is the time to the first content chunk (streaming calls).
 	TTFT time.Duration
+	// ChunkID, ChunkModel and Created repeat the stream's id, model and
+	// creation time, for the gateway's closing usage chunk.
+	ChunkID    string
+	ChunkModel string
+	Created    int64
 	// Quality is a judged answer quality in [0,1], valid when QualityKnown;
 	// only the simulated provider knows it at answer time.
 	Quality      float64

@@ -249,6 +249,7 @@ func (s *Sim) Stream(ctx context.Context, c *Call, emit func([]byte) error) (Res
 		if err != nil {
 			return fmt.Errorf("encode chunk: %w", err)
 		}
+		r.ChunkID, r.ChunkModel, r.Created = ch.ID, ch.Model, ch.Created
 		return emit(b)
 	}
 	if err := send(Delta{Role: "assistant"}, ""); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -169,7 +170,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Policy == nil {
 		return nil, fmt.Errorf("sim: no policy")
 	}
-	sc := o.Scenario
+	// Validate fills defaults: do it on a copy, so that concurrent runs may
+	// share one *Scenario.
+	scCopy := *o.Scenario
+	scCopy.Providers = slices.Clone(o.Scenario.Providers)
+	sc := &scCopy
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}

@@ -347,3 +347,24 @@ func TestShadowPolicyRunsBeside(t *testing.T) {
 	}
 	assert.Greater(t, agree, 100, "the shadow agrees with random on about a quarter of requests")
 }
+
+func TestConcurrentRunsShareAScenario(t *testing.T) {
+	sc := load(t, "outage")
+	var wg sync.WaitGroup
+	res := make([]*sim.Result, 4)
+	for i := range res {
+		p := newPolicy(t, "thompson", 6)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 6, Requests: 2000})
+			assert.NoError(t, err)
+			res[i] = r
+		}()
+	}
+	wg.Wait()
+	for _, r := range res[1:] {
+		assert.Equal(t, res[0].ArmShares, r.ArmShares, "runs are independent and deterministic")
+		assert.Equal(t, res[0].Regret, r.Regret)
+	}
+}

@@ -80,9 +80,20 @@ type Result struct {
 	OracleArmShares map[string]float64 `json:"oracle_arm_shares"`
 	// DecisionsPerSecond is the wall-clock throughput of the run.
 	DecisionsPerSecond float64 `json:"decisions_per_second"`
+	// Tasks breaks the run down by task type.
+	Tasks map[string]TaskResult `json:"tasks"`
 	// Windows is the time series, one entry per Window requests in
 	// arrival order.
 	Windows []Window `json:"windows"`
+}
+
+// TaskResult summarises the requests of one task type.
+type TaskResult struct {
+	Requests           int                `json:"requests"`
+	MeanReward         float64            `json:"mean_reward"`
+	ExpectedMeanReward float64            `json:"expected_mean_reward"`
+	OracleMeanReward   float64            `json:"oracle_mean_reward"`
+	ArmShares          map[string]float64 `json:"arm_shares"`
 }
 
 // Window aggregates consecutive requests (by arrival order).
@@ -99,6 +110,7 @@ type Window struct {
 	// CumulativeRegret is the regret of all requests up to this window's end.
 	CumulativeRegret float64            `json:"cumulative_regret"`
 	ArmShares        map[string]float64 `json:"arm_shares"`
+	OracleArmShares  map[string]float64 `json:"oracle_arm_shares"`
 }
 
 // PolicySeed derives a policy's seed from a run seed, for callers that
@@ -115,6 +127,14 @@ type slot struct {
 	oracle    float64
 	chosenArm int
 	oracleArm int
+	task      int
+}
+
+// taskAcc accumulates one task type's statistics.
+type taskAcc struct {
+	n                        int
+	reward, expected, oracle float64
+	arm                      []int
 }
 
 // actor is the simulator's route.Actor: it serves the chosen candidate on
@@ -159,6 +179,8 @@ type runner struct {
 	wReward, wExp, wOrcl   []float64
 	wStart                 []float64
 	wArm                   []int // window-major, k per window
+	wOracleArm             []int
+	task                   []taskAcc
 }
 
 // Run simulates o.Requests requests of o.Scenario routed by o.Policy
@@ -229,7 +251,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		lat:     make([]float32, 0, n),
 		wN:      make([]int, nw), wFail: make([]int, nw),
 		wReward: make([]float64, nw), wExp: make([]float64, nw), wOrcl: make([]float64, nw),
-		wStart: make([]float64, nw), wArm: make([]int, nw*k),
+		wStart: make([]float64, nw), wArm: make([]int, nw*k), wOracleArm: make([]int, nw*k),
+		task: make([]taskAcc, len(w.tasks)),
 	}
 	tr := newTraffic(w, o.Seed)
 	var req request
@@ -328,6 +351,7 @@ func (r *runner) judge(s *slot, req *request) {
 		j++
 	}
 	s.oracle, s.oracleArm = bestV, best
+	s.task = req.task
 	s.chosenArm = r.act.candArm[d.Chosen]
 }
 
@@ -362,6 +386,16 @@ func (r *runner) complete(s *slot) error {
 		r.wFail[wi]++
 	}
 	r.wArm[wi*r.k+s.chosenArm]++
+	r.wOracleArm[wi*r.k+s.oracleArm]++
+	ta := &r.task[s.task]
+	if ta.arm == nil {
+		ta.arm = make([]int, r.k)
+	}
+	ta.n++
+	ta.reward += rec.Reward
+	ta.expected += s.expected
+	ta.oracle += s.oracle
+	ta.arm[s.chosenArm]++
 	r.free = append(r.free, s)
 	return nil
 }
@@ -460,7 +494,17 @@ func (r *runner) result(o Options, n int) *Result {
 			FailureRate:        float64(r.wFail[i]) / wn,
 			CumulativeRegret:   cum,
 			ArmShares:          shares(w, r.wArm[i*r.k:(i+1)*r.k], r.wN[i]),
+			OracleArmShares:    shares(w, r.wOracleArm[i*r.k:(i+1)*r.k], r.wN[i]),
 		})
+	}
+	res.Tasks = map[string]TaskResult{}
+	for i, ta := range r.task {
+		if ta.n == 0 {
+			continue
+		}
+		tn := float64(ta.n)
+		res.Tasks[w.tasks[i]] = TaskResult{Requests: ta.n, MeanReward: ta.reward / tn, ExpectedMeanReward: ta.expected / tn,
+			OracleMeanReward: ta.oracle / tn, ArmShares: shares(w, ta.arm, ta.n)}
 	}
 	return res
 }

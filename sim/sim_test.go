@@ -244,6 +244,20 @@ func TestResultFields(t *testing.T) {
 	assert.Greater(t, r.LatencyP99MS, r.LatencyP50MS)
 	assert.Positive(t, r.CostTotal)
 	assert.Greater(t, r.VirtualSeconds, 500.0)
+	tasks := 0
+	for name, tr := range r.Tasks {
+		assert.Contains(t, []string{"chat", "code", "summarize"}, name)
+		tasks += tr.Requests
+		assert.LessOrEqual(t, tr.ExpectedMeanReward, tr.OracleMeanReward)
+	}
+	assert.Equal(t, 12_000, tasks, "every request belongs to one task")
+	for _, w := range r.Windows {
+		var s float64
+		for _, v := range w.OracleArmShares {
+			s += v
+		}
+		assert.InDelta(t, 1, s, 1e-9)
+	}
 	b, err := json.Marshal(r)
 	require.NoError(t, err)
 	var m map[string]any
@@ -367,4 +381,14 @@ func TestConcurrentRunsShareAScenario(t *testing.T) {
 		assert.Equal(t, res[0].ArmShares, r.ArmShares, "runs are independent and deterministic")
 		assert.Equal(t, res[0].Regret, r.Regret)
 	}
+}
+
+func TestDriftMovesTheOracle(t *testing.T) {
+	// drift: balanced's quality drops at 40m (2400s); sage is best after.
+	r := run(t, sim.Options{Scenario: load(t, "drift"), Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 60_000, Window: 6000})
+	first, last := r.Windows[0], r.Windows[len(r.Windows)-1]
+	require.Less(t, first.StartSeconds, 2400.0)
+	require.Greater(t, last.StartSeconds, 2400.0)
+	assert.Greater(t, first.OracleArmShares["balanced"], 0.99)
+	assert.Greater(t, last.OracleArmShares["sage"], 0.95)
 }

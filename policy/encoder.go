@@ -17,6 +17,7 @@ import (
 //	tenant         len(Tenants)+1 slots one-hot, last "other/unknown", or
 //	               TenantBuckets slots one-hot by FNV-1a hash of the tenant
 //	tags           len(Tags) slots, 1 when the request carries that exact tag
+//	crosses        per Crosses entry, one-hot over the product of its blocks
 //
 // A zero EncoderOpts is invalid (no slot at all).
 type EncoderOpts struct {
@@ -46,7 +47,18 @@ type EncoderOpts struct {
 	TenantBuckets int
 	// Tags are the tags (exact strings, e.g. "tier=gold") with an indicator slot.
 	Tags []string
+	// Crosses adds, for each entry, a one-hot block over the Cartesian
+	// product of the named one-hot blocks — any two or more of "task",
+	// "tokens", "hour", "tenant", each of which must be configured — so a
+	// linear model can learn interactions (the best model for long code
+	// prompts at night) that additive features cannot express. A cross
+	// block is all 0 when one of its blocks is (unknown size, time or
+	// hashed tenant). Its size is the product of the blocks' sizes.
+	Crosses [][]string
 }
+
+// crossable are the one-hot blocks Crosses may combine, in slot order.
+var crossable = []string{"task", "tokens", "hour", "tenant"}
 
 // DefaultTokenBuckets bound prompt sizes at 4× steps: ≤128, ≤512, ≤2k, ≤8k,
 // ≤32k and larger — six slots, equal-width in log(tokens).
@@ -68,6 +80,14 @@ type FeatureEncoder struct {
 	tenants  map[string]int
 	tags     map[string]int
 	slotName []string
+	crosses  []crossBlock
+}
+
+// crossBlock is one Crosses entry: the blocks (indices into crossable) and
+// the offset of its first slot.
+type crossBlock struct {
+	blocks []int
+	off    int
 }
 
 var _ Encoder = (*FeatureEncoder)(nil)
@@ -141,11 +161,93 @@ func NewFeatureEncoder(o EncoderOpts) (*FeatureEncoder, error) {
 	for _, t := range o.Tags {
 		name("tag=" + t)
 	}
+	if err := e.buildCrosses(name); err != nil {
+		return nil, err
+	}
 	e.dim = len(e.slotName)
 	if e.dim == 0 {
 		return nil, fmt.Errorf("encoder: no feature block configured (dimension 0)")
 	}
 	return e, nil
+}
+
+// blockSlots returns the slot labels of one-hot block b (an index into
+// crossable), or nil when it is not configured.
+func (e *FeatureEncoder) blockSlots(b int) []string {
+	var start, end int
+	switch crossable[b] {
+	case "task":
+		if e.o.Tasks == nil {
+			return nil
+		}
+		start, end = e.offTask, e.offTok
+	case "tokens":
+		start, end = e.offTok, e.offHour
+	case "hour":
+		start, end = e.offHour, e.offCyc
+	case "tenant":
+		start, end = e.offTen, e.offTag
+	}
+	if start == end {
+		return nil
+	}
+	return e.slotName[start:end]
+}
+
+func (e *FeatureEncoder) buildCrosses(name func(string)) error {
+	const maxCross = 1 << 16
+	for ci, c := range e.o.Crosses {
+		if len(c) < 2 {
+			return fmt.Errorf("encoder crosses[%d]: %v names fewer than two blocks", ci, c)
+		}
+		cb := crossBlock{off: len(e.slotName)}
+		size := 1
+		for _, bn := range c {
+			b := -1
+			for i, n := range crossable {
+				if n == bn {
+					b = i
+				}
+			}
+			if b < 0 {
+				return fmt.Errorf("encoder crosses[%d]: unknown block %q (known: task, tokens, hour, tenant)", ci, bn)
+			}
+			for _, prev := range cb.blocks {
+				if prev == b {
+					return fmt.Errorf("encoder crosses[%d]: block %q twice", ci, bn)
+				}
+			}
+			slots := e.blockSlots(b)
+			if slots == nil {
+				return fmt.Errorf("encoder crosses[%d]: block %q is not configured", ci, bn)
+			}
+			size *= len(slots)
+			if size > maxCross {
+				return fmt.Errorf("encoder crosses[%d]: %v has more than %d slots", ci, c, maxCross)
+			}
+			cb.blocks = append(cb.blocks, b)
+		}
+		// Labels in row-major order: the last block varies fastest.
+		labels := []string{""}
+		for _, b := range cb.blocks {
+			var next []string
+			for _, l := range labels {
+				for _, sl := range e.blockSlots(b) {
+					if l == "" {
+						next = append(next, sl)
+					} else {
+						next = append(next, l+"&"+sl)
+					}
+				}
+			}
+			labels = next
+		}
+		for _, l := range labels {
+			name(l)
+		}
+		e.crosses = append(e.crosses, cb)
+	}
+	return nil
 }
 
 func indexOf(field string, xs []string) (map[string]int, error) {
@@ -186,11 +288,14 @@ func (e *FeatureEncoder) Encode(f *Features, dst []float64) []float64 {
 	if f == nil {
 		f = &zero
 	}
+	// active[b] is the set slot of one-hot block b (see crossable), or -1.
+	active := [4]int{-1, -1, -1, -1}
 	if e.o.Tasks != nil {
 		i, ok := e.tasks[f.Task]
 		if !ok {
 			i = len(e.o.Tasks)
 		}
+		active[0] = i
 		v[e.offTask+i] = 1
 	}
 	if e.o.TokenBuckets != nil && f.PromptTokens > 0 {
@@ -201,12 +306,15 @@ func (e *FeatureEncoder) Encode(f *Features, dst []float64) []float64 {
 				break
 			}
 		}
+		active[1] = i
 		v[e.offTok+i] = 1
 	}
 	if !f.Time.IsZero() && (e.o.HourBuckets > 0 || e.o.HourCyclic) {
 		t := f.Time.UTC()
 		if e.o.HourBuckets > 0 {
-			v[e.offHour+t.Hour()*e.o.HourBuckets/24] = 1
+			i := t.Hour() * e.o.HourBuckets / 24
+			active[2] = i
+			v[e.offHour+i] = 1
 		}
 		if e.o.HourCyclic {
 			sec := float64(t.Hour()*3600+t.Minute()*60+t.Second()) + float64(t.Nanosecond())/1e9
@@ -220,16 +328,47 @@ func (e *FeatureEncoder) Encode(f *Features, dst []float64) []float64 {
 		if !ok {
 			i = len(e.o.Tenants)
 		}
+		active[3] = i
 		v[e.offTen+i] = 1
 	} else if e.o.TenantBuckets > 0 && f.Tenant != "" {
-		v[e.offTen+int(fnv32a(f.Tenant)%uint32(e.o.TenantBuckets))] = 1
+		i := int(fnv32a(f.Tenant) % uint32(e.o.TenantBuckets))
+		active[3] = i
+		v[e.offTen+i] = 1
 	}
 	for _, tag := range f.Tags {
 		if i, ok := e.tags[tag]; ok {
 			v[e.offTag+i] = 1
 		}
 	}
+cross:
+	for _, c := range e.crosses {
+		idx := 0
+		for _, b := range c.blocks {
+			if active[b] < 0 {
+				continue cross
+			}
+			idx = idx*e.blockSize(b) + active[b]
+		}
+		v[c.off+idx] = 1
+	}
 	return v
+}
+
+// blockSize is the number of slots of one-hot block b.
+func (e *FeatureEncoder) blockSize(b int) int {
+	switch b {
+	case 0:
+		return len(e.o.Tasks) + 1
+	case 1:
+		return len(e.o.TokenBuckets) + 1
+	case 2:
+		return e.o.HourBuckets
+	default:
+		if e.o.Tenants != nil {
+			return len(e.o.Tenants) + 1
+		}
+		return e.o.TenantBuckets
+	}
 }
 
 // fnv32a hashes s without allocating (hash/fnv would need a []byte copy).

@@ -126,3 +126,47 @@ func ExampleFeatureEncoder() {
 	// tokens<=512  0
 	// tokens>512   1
 }
+
+func TestFeatureEncoderCrosses(t *testing.T) {
+	e, err := policy.NewFeatureEncoder(policy.EncoderOpts{
+		Tasks:        []string{"code"},
+		TokenBuckets: []int{1000},
+		HourBuckets:  2,
+		Crosses:      [][]string{{"task", "tokens", "hour"}, {"task", "hour"}},
+	})
+	require.NoError(t, err)
+	// 2 task + 2 tokens + 2 hours + 8 + 4 crossed slots.
+	require.Equal(t, 18, e.Dim())
+	names := e.Names()
+	assert.Equal(t, "task=code&tokens<=1000&hour=00-12", names[6])
+	assert.Equal(t, "task=other&tokens>1000&hour=12-24", names[13])
+	assert.Equal(t, "task=code&hour=00-12", names[14])
+
+	night := time.Date(2026, 1, 1, 20, 0, 0, 0, time.UTC)
+	v := e.Encode(&policy.Features{Task: "code", PromptTokens: 5000, Time: night}, nil)
+	want := make([]float64, 18)
+	want[0], want[3], want[5] = 1, 1, 1 // code, >1000, 12-24
+	want[6+0*4+1*2+1] = 1               // code & >1000 & 12-24
+	want[14+0*2+1] = 1                  // code & 12-24
+	assert.Equal(t, want, v)
+
+	// Unknown time: the hour block and every cross with it stay 0.
+	v = e.Encode(&policy.Features{Task: "code", PromptTokens: 5000}, v[:0])
+	assert.Equal(t, []float64{1, 0, 0, 1, 0, 0}, v[:6])
+	assert.Equal(t, make([]float64, 12), v[6:])
+	assert.Zero(t, testing.AllocsPerRun(50, func() { v = e.Encode(&policy.Features{Task: "x", PromptTokens: 1, Time: night}, v[:0]) }))
+
+	for _, tc := range []struct {
+		c    [][]string
+		want string
+	}{
+		{[][]string{{"task"}}, "fewer than two blocks"},
+		{[][]string{{"task", "moon"}}, `unknown block "moon"`},
+		{[][]string{{"task", "task"}}, `block "task" twice`},
+		{[][]string{{"task", "tenant"}}, `block "tenant" is not configured`},
+	} {
+		_, err := policy.NewFeatureEncoder(policy.EncoderOpts{Tasks: []string{"a"}, HourBuckets: 2, Crosses: tc.c})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}

@@ -23,6 +23,17 @@ const simRequests = 100_000
 
 func simRun(t *testing.T, scenario, spec string, contextual bool) *sim.Result {
 	t.Helper()
+	var crosses [][]string
+	if contextual {
+		crosses = [][]string{}
+	}
+	return simRunEnc(t, scenario, spec, crosses)
+}
+
+// simRunEnc runs spec on scenario; crosses nil means no encoder, otherwise
+// the encoder has intercept, task, tenant and token blocks plus crosses.
+func simRunEnc(t *testing.T, scenario, spec string, crosses [][]string) *sim.Result {
+	t.Helper()
 	sc, err := sim.LoadScenario(scenario)
 	require.NoError(t, err)
 	s, err := policy.ParseSpec(spec)
@@ -33,13 +44,18 @@ func simRun(t *testing.T, scenario, spec string, contextual bool) *sim.Result {
 	p, err := policy.NewBuiltinRegistry().New(s)
 	require.NoError(t, err)
 	o := sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: simRequests}
-	if contextual {
-		enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{
+	if crosses != nil {
+		eo := policy.EncoderOpts{
 			Intercept:    true,
 			Tasks:        sc.Tasks(),
 			Tenants:      sc.Tenants(),
 			TokenBuckets: policy.DefaultTokenBuckets,
-		})
+		}
+		if len(crosses) > 0 {
+			// tasks-nonlinear's cells: prompt > 2048 tokens, night 18-06 UTC.
+			eo.TokenBuckets, eo.HourBuckets, eo.Crosses = []int{2048}, 4, crosses
+		}
+		enc, err := policy.NewFeatureEncoder(eo)
 		require.NoError(t, err)
 		o.Encoder = enc
 	}
@@ -116,4 +132,16 @@ func TestSimNonStationaryPoliciesTrackDrift(t *testing.T) {
 		assert.Greater(t, res[pr[0]].ExpectedMeanReward, res[pr[1]].ExpectedMeanReward, "%s must beat %s on drift", pr[0], pr[1])
 		assert.Less(t, res[pr[0]].Regret, 0.7*res[pr[1]].Regret, "%s regret vs %s", pr[0], pr[1])
 	}
+}
+
+// TestSimCrossedFeaturesLearnInteractions: on tasks-nonlinear the best model
+// is a parity of task, prompt length and time of day, which additive
+// features cannot express; crossing those blocks in the encoder lets the
+// same linear policy learn it.
+func TestSimCrossedFeaturesLearnInteractions(t *testing.T) {
+	additive := simRunEnc(t, "tasks-nonlinear", "linucb", [][]string{})
+	crossed := simRunEnc(t, "tasks-nonlinear", "linucb", [][]string{{"task", "tokens", "hour"}})
+	t.Logf("linucb additive %.4f, crossed %.4f, oracle %.4f", additive.ExpectedMeanReward, crossed.ExpectedMeanReward, crossed.OracleMeanReward)
+	assert.Less(t, additive.ExpectedMeanReward, 0.9*additive.OracleMeanReward, "additive features cannot express the parity")
+	assert.GreaterOrEqual(t, crossed.ExpectedMeanReward, 0.95*crossed.OracleMeanReward, "crossed features can")
 }

@@ -30,6 +30,8 @@ func newRoot() *cobra.Command {
 		newSimCmd(),
 		newScenariosCmd(),
 		newReplayCmd(),
+		newTrainCmd(),
+		newCalibrateCmd(),
 		newLogsCmd(),
 	)
 	return root

@@ -50,6 +50,10 @@ type ArmFit struct {
 	ErrorRate       float64 `json:"error_rate"`
 	RateLimitedRate float64 `json:"rate_limited_rate"`
 	TimeoutRate     float64 `json:"timeout_rate"`
+	// Outages are windows where the arm failed at least 90% of at least 10
+	// attempts; they become outage modifiers and are left out of the
+	// hourly rates.
+	Outages []OutageFit `json:"outages,omitempty"`
 	// HourlyFailure holds the hours (UTC) whose failure rate differs
 	// significantly from the arm's overall rate, with their rate.
 	HourlyFailure map[int]float64 `json:"hourly_failure,omitempty"`
@@ -69,11 +73,11 @@ type ArmFit struct {
 
 // armCal accumulates one arm's statistics in one pass.
 type armCal struct {
-	attempts, ok             int64
-	errs, limited, timeouts  int64
-	hourAttempts, hourFailed [24]int64
-	timeoutLatency           float64
-	limitedLatency           []float64 // capped sample of fail-fast latencies
+	attempts, ok            int64
+	errs, limited, timeouts int64
+	bins                    map[int64]*binStat // by binSeconds of Unix time
+	timeoutLatency          float64
+	limitedLatency          []float64 // capped sample of fail-fast latencies
 
 	// Least squares of TTFT on prompt tokens: Σp, Σp², Σt, Σp·t.
 	sp, spp, st, spt float64
@@ -91,6 +95,25 @@ type armCal struct {
 
 	res  []sample // reservoir of answered requests
 	seen int64
+}
+
+// binSeconds is the time resolution of outage detection.
+const binSeconds = 10
+
+// binStat counts one arm's attempts in one time bin.
+type binStat struct {
+	attempts, failed, errs, limited, timeouts int64
+}
+
+// OutageFit is a window in which an arm failed (almost) every attempt.
+type OutageFit struct {
+	// From and To are offsets in seconds from the first logged request.
+	From   float64 `json:"from_s"`
+	To     float64 `json:"to_s"`
+	Status string  `json:"status"`
+	// Attempts and Failed count the attempts inside the window.
+	Attempts int64 `json:"attempts"`
+	Failed   int64 `json:"failed"`
 }
 
 type sample struct {
@@ -116,9 +139,10 @@ type sample struct {
 // What it cannot see, it leaves out and says so in Notes: load-dependent
 // queueing (capacity) and token-bucket rate limits — logged 429s become an
 // error rate, so the fitted simulator fails as often but not with the same
-// status — context windows, the reward function (the logs carry rewards, not
-// its weights), and outages at absolute times (they are averaged into hourly
-// rates).
+// status — context windows, and the reward function (the logs carry
+// rewards, not its weights). Outages at absolute times are found at 10 s
+// resolution (windows where an arm failed at least 90% of at least 10
+// attempts) and become outage modifiers.
 func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, error) {
 	if o.Name == "" {
 		o.Name = "calibrated"
@@ -131,7 +155,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 	get := func(id string) *armCal {
 		a := arms[id]
 		if a == nil {
-			a = &armCal{qSum: map[string]float64{}, qN: map[string]float64{}}
+			a = &armCal{qSum: map[string]float64{}, qN: map[string]float64{}, bins: map[int64]*binStat{}}
 			arms[id] = a
 		}
 		return a
@@ -190,30 +214,39 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 			attempts = []route.Attempt{{Arm: out.Arm, Status: out.Status, Latency: out.Latency}}
 		}
 		hour := t.UTC().Hour()
+		binKey := floorDiv(t.Unix(), binSeconds)
 		for _, at := range attempts {
 			if at.Arm == "" {
 				return rowErr(i, rec, fmt.Errorf("%w: attempt without an arm", ErrBadRow))
 			}
 			a := get(at.Arm)
 			a.attempts++
-			a.hourAttempts[hour]++
+			b := a.bins[binKey]
+			if b == nil {
+				b = &binStat{}
+				a.bins[binKey] = b
+			}
+			b.attempts++
 			switch at.Status {
 			case route.StatusOK:
 			case route.StatusRateLimited:
 				a.limited++
-				a.hourFailed[hour]++
+				b.failed++
+				b.limited++
 				sawRateLimit = true
 				if len(a.limitedLatency) < 1000 {
 					a.limitedLatency = append(a.limitedLatency, at.Latency.Seconds())
 				}
 			case route.StatusTimeout:
 				a.timeouts++
-				a.hourFailed[hour]++
+				b.failed++
+				b.timeouts++
 				sawTimeout = true
 				a.timeoutLatency = math.Max(a.timeoutLatency, at.Latency.Seconds())
 			default:
 				a.errs++
-				a.hourFailed[hour]++
+				b.failed++
+				b.errs++
 			}
 		}
 		// The answer's own measurements belong to the arm that gave it.
@@ -307,7 +340,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 	var timeout float64
 	for _, id := range ids {
 		a := arms[id]
-		fit, prov := a.fit(id, rng)
+		fit, prov := a.fit(id, rng, first)
 		if len(prov.Quality) == 0 {
 			prov.Quality = map[string]float64{"*": 0}
 			cal.Notes = append(cal.Notes, fmt.Sprintf("arm %q: no answer of known quality in the log; quality set to 0", id))
@@ -326,7 +359,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 		cal.Notes = append(cal.Notes, "rate-limited (429) attempts are fitted as an error rate: the simulator's rate limits depend on load, which the log does not identify")
 	}
 	cal.Notes = append(cal.Notes,
-		"not fitted: provider capacity (load-dependent queueing), context windows, provider labels, the reward function (scenario default), outages at absolute times (averaged into hourly failure rates)")
+		"not fitted: provider capacity (load-dependent queueing), context windows, provider labels, the reward function (scenario default)")
 	if err := sc.Validate(); err != nil {
 		return nil, fmt.Errorf("calibrate: fitted scenario is invalid: %w", err)
 	}
@@ -335,7 +368,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 }
 
 // fit turns an arm's sums into its ArmFit and simulator Provider.
-func (a *armCal) fit(id string, rng *rand.Rand) (ArmFit, sim.Provider) {
+func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Provider) {
 	f := ArmFit{Arm: id, Attempts: a.attempts, OK: a.ok, Quality: map[string]float64{}}
 	p := sim.Provider{Name: id}
 	if a.attempts > 0 {
@@ -409,28 +442,74 @@ func (a *armCal) fit(id string, rng *rand.Rand) (ArmFit, sim.Provider) {
 	}
 	p.Quality = f.Quality
 
+	// Outages at absolute times, then hourly rates over the other bins.
+	var hourAttempts, hourFailed [24]int64
+	inOutage := map[int64]bool{}
+	for _, run := range outageRuns(a.bins) {
+		o := OutageFit{
+			From: math.Max(0, float64(run.from*binSeconds)-float64(first.Unix())),
+			To:   float64((run.to+1)*binSeconds) - float64(first.Unix()),
+		}
+		var errs, limited, timeouts int64
+		for k := run.from; k <= run.to; k++ {
+			if b := a.bins[k]; b != nil {
+				inOutage[k] = true
+				o.Attempts += b.attempts
+				o.Failed += b.failed
+				errs, limited, timeouts = errs+b.errs, limited+b.limited, timeouts+b.timeouts
+			}
+		}
+		switch {
+		case timeouts > errs && timeouts > limited:
+			o.Status = route.StatusTimeout.String()
+		case limited > errs:
+			o.Status = route.StatusRateLimited.String()
+		default:
+			o.Status = route.StatusError.String()
+		}
+		f.Outages = append(f.Outages, o)
+		p.Modifiers = append(p.Modifiers, sim.Modifier{
+			When:   sim.When{From: sim.Duration(time.Duration(o.From * float64(time.Second))), To: sim.Duration(time.Duration(o.To * float64(time.Second)))},
+			Outage: o.Status,
+		})
+	}
+	var restAll, failAll int64
+	for k, b := range a.bins {
+		if inOutage[k] {
+			continue
+		}
+		h := time.Unix(k*binSeconds, 0).UTC().Hour()
+		hourAttempts[h] += b.attempts
+		hourFailed[h] += b.failed
+		restAll += b.attempts
+		failAll += b.failed
+	}
+	if restAll > 0 && len(f.Outages) > 0 {
+		p.ErrorRate = clamp01(float64(failAll)/float64(restAll) - f.TimeoutRate)
+	}
+
 	// Hourly failure modifiers: hours whose failure rate differs clearly
 	// from the typical (median) hour get their own rate; the base rate is
 	// pooled over the other hours, so a few bad hours do not inflate it.
 	var hourRates []float64
 	for h := 0; h < 24; h++ {
-		if a.hourAttempts[h] >= 30 {
-			hourRates = append(hourRates, float64(a.hourFailed[h])/float64(a.hourAttempts[h]))
+		if hourAttempts[h] >= 30 {
+			hourRates = append(hourRates, float64(hourFailed[h])/float64(hourAttempts[h]))
 		}
 	}
 	if len(hourRates) > 1 {
 		base := median(hourRates)
 		var restN, restF int64
 		for h := 0; h < 24; h++ {
-			nh := float64(a.hourAttempts[h])
+			nh := float64(hourAttempts[h])
 			rate := 0.0
 			if nh > 0 {
-				rate = float64(a.hourFailed[h]) / nh
+				rate = float64(hourFailed[h]) / nh
 			}
 			se := math.Sqrt(math.Max(base*(1-base), 1/nh) / nh)
 			if nh < 30 || math.Abs(rate-base) <= 3*se || math.Abs(rate-base) <= 0.01 {
-				restN += a.hourAttempts[h]
-				restF += a.hourFailed[h]
+				restN += hourAttempts[h]
+				restF += hourFailed[h]
 				continue
 			}
 			// Timeouts are in the hourly count but come from latency in the
@@ -482,6 +561,57 @@ func (a *armCal) fit(id string, rng *rand.Rand) (ArmFit, sim.Provider) {
 		f.Samples = len(a.res)
 	}
 	return f, p
+}
+
+// binRun is a run of bins [from, to] (inclusive bin keys).
+type binRun struct{ from, to int64 }
+
+// outageRuns finds runs of bins in which nearly every attempt failed:
+// consecutive "down" bins (≥ 80% failed), bridging gaps of up to 3 empty
+// bins, whose attempts together number at least 10 and failed at least 90%.
+func outageRuns(bins map[int64]*binStat) []binRun {
+	keys := make([]int64, 0, len(bins))
+	for k := range bins {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out []binRun
+	var cur binRun
+	var att, failed int64
+	open := false
+	flush := func() {
+		if open && att >= 10 && float64(failed) >= 0.9*float64(att) {
+			out = append(out, cur)
+		}
+		open, att, failed = false, 0, 0
+	}
+	for _, k := range keys {
+		b := bins[k]
+		down := float64(b.failed) >= 0.8*float64(b.attempts)
+		if !down {
+			flush()
+			continue
+		}
+		if open && k-cur.to > 4 {
+			flush()
+		}
+		if !open {
+			cur, open = binRun{from: k, to: k}, true
+		}
+		cur.to = k
+		att += b.attempts
+		failed += b.failed
+	}
+	flush()
+	return out
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 // fitDiurnal fits rate ∝ 1 + A·cos(2π(h − peak)/24) to hourly arrival

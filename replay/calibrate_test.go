@@ -88,11 +88,13 @@ func perArm(recs replay.Records) map[string]armMetrics {
 	return out
 }
 
-func simRecords(t *testing.T, sc *sim.Scenario, seed uint64) replay.Records {
+// simRecords logs n requests (0: the scenario's default) of sc routed
+// uniformly at random.
+func simRecords(t *testing.T, sc *sim.Scenario, seed uint64, n int) replay.Records {
 	t.Helper()
 	sink := &collect{cands: map[string][]policy.Arm{}}
 	sinkAttempts := &attemptsSink{inner: sink}
-	_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(seed), Seed: seed, Sink: sinkAttempts})
+	_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(seed), Seed: seed, Requests: n, Sink: sinkAttempts})
 	require.NoError(t, err)
 	return sink.recs
 }
@@ -113,7 +115,7 @@ func TestCalibrationRoundTrip(t *testing.T) {
 	t.Parallel()
 	src, err := sim.ParseScenario("cal-source", []byte(calScenario))
 	require.NoError(t, err)
-	orig := simRecords(t, src, 11)
+	orig := simRecords(t, src, 11, 0)
 	cal, err := replay.Calibrate(context.Background(), orig, replay.CalibrateOpts{Seed: 1})
 	require.NoError(t, err)
 	for _, f := range cal.Arms {
@@ -133,7 +135,7 @@ func TestCalibrationRoundTrip(t *testing.T) {
 
 	// Another seed: the fitted world must match in distribution, not by
 	// sharing the source run's latent draws.
-	fitted := simRecords(t, back, 12)
+	fitted := simRecords(t, back, 12, 0)
 	want, got := perArm(orig), perArm(fitted)
 	require.Len(t, got, 3)
 	for arm, w := range want {
@@ -164,4 +166,40 @@ func TestCalibrateErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "no rows")
 	_, err = replay.Calibrate(context.Background(), tinyLog(), replay.CalibrateOpts{})
 	assert.ErrorContains(t, err, "no request time")
+}
+
+// TestCalibrateFindsOutage: on the built-in outage scenario ("balanced"
+// fails every request from 10 to 20 minutes), calibration finds the window
+// to within a bin or two and the fitted simulator reproduces the failure
+// rate per provider. 20k requests at 10/s cover the first 33 minutes.
+func TestCalibrateFindsOutage(t *testing.T) {
+	t.Parallel()
+	src, err := sim.LoadScenario("outage")
+	require.NoError(t, err)
+	orig := simRecords(t, src, 21, 20_000)
+	cal, err := replay.Calibrate(context.Background(), orig, replay.CalibrateOpts{Seed: 1})
+	require.NoError(t, err)
+	for _, f := range cal.Arms {
+		t.Logf("%-8s err %.4f outages %+v hourly %v", f.Arm, f.ErrorRate, f.Outages, f.HourlyFailure)
+		if f.Arm != "balanced" {
+			assert.Empty(t, f.Outages, f.Arm)
+			continue
+		}
+		require.Len(t, f.Outages, 1)
+		o := f.Outages[0]
+		assert.InDelta(t, 600, o.From, 20)
+		assert.InDelta(t, 1200, o.To, 20)
+		assert.Equal(t, "error", o.Status)
+	}
+	y, err := yaml.Marshal(cal.Scenario)
+	require.NoError(t, err)
+	back, err := sim.ParseScenario("fitted", y)
+	require.NoError(t, err)
+	want, got := perArm(orig), perArm(simRecords(t, back, 22, 20_000))
+	for arm, w := range want {
+		g := got[arm]
+		t.Logf("%-8s fail %.4f/%.4f p50 %.0f/%.0f (source/fitted)", arm, w.failRate, g.failRate, w.p50, g.p50)
+		assert.InDelta(t, w.failRate, g.failRate, 0.01, "%s failure rate", arm)
+		assert.InDelta(t, 1, g.p50/w.p50, 0.05, "%s latency p50", arm)
+	}
 }

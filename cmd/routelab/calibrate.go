@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -39,7 +40,7 @@ func newCalibrateCmd() *cobra.Command {
 		Long: `Fit a simulator scenario to decision logs, so that "routelab sim" reproduces
 what production saw: per provider the latency model (log-normal time to first
 token plus per prompt- and completion-token times), error/429/timeout rates
-overall and by hour of day, prices per 1k tokens (with hourly multipliers),
+overall, by hour of day and in outage windows, prices per 1k tokens (with hourly multipliers),
 and quality per task type; for the traffic the arrival rate, diurnal curve,
 task and tenant mix and token lengths.
 
@@ -149,6 +150,12 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 				parts[i] = fmt.Sprintf("%02d:00 %.3f", h, a.HourlyFailure[h])
 			}
 			fmt.Fprintf(out, "%s: failure rate by hour (UTC) where it differs: %s\n", a.Arm, strings.Join(parts, ", "))
+		}
+	}
+	for _, a := range cal.Arms {
+		for _, o := range a.Outages {
+			fmt.Fprintf(out, "%s: outage (%s) from %s to %s after the first request (%d of %d attempts failed)\n",
+				a.Arm, o.Status, time.Duration(o.From*float64(time.Second)), time.Duration(o.To*float64(time.Second)), o.Failed, o.Attempts)
 		}
 	}
 	for _, n := range cal.Notes {

@@ -97,4 +97,27 @@
 // An Observer sees every row of the evaluation pass with π and q̂; OBPWriter
 // writes them as CSV (action, reward, pscore, pi_*, q_*) for cross-checking
 // with Open Bandit Pipeline.
+//
+// # Offline training
+//
+// Train warm-starts a learning policy from the same logs by calling its
+// Update with every logged reward, importance-weighted by the inverse
+// logged propensity (normalised per arm, realised as a seeded number of
+// Update calls), so that bandit statistics estimate population means and
+// linear policies fit weighted least squares:
+//
+//	st, err := replay.Train(ctx, src, p, replay.TrainOpts{Seed: 1})
+//	err = policy.SaveFile(p, "warm.json")
+//
+// # Calibration
+//
+// Calibrate fits a simulator scenario (package sim) to logs — per provider
+// the latency model, failure rates by hour and outage windows, prices and
+// quality per task; the traffic's rate, diurnal curve, task and tenant mix
+// and token lengths — and reports the Kolmogorov–Smirnov distance between
+// logged and fitted latencies, so that the simulator reproduces what
+// production saw:
+//
+//	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "prod"})
+//	res, err := sim.Run(ctx, sim.Options{Scenario: cal.Scenario, Policy: p, Seed: 1})
 package replay

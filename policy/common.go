@@ -17,6 +17,11 @@ func checkSelect(cands []Arm, probs []float64) error {
 	return nil
 }
 
+// maxMagnitude bounds rewards and feature values: squares and sums of
+// larger numbers could overflow the statistics to Inf, which would corrupt
+// a policy silently.
+const maxMagnitude = 1e100
+
 // checkUpdate validates the arguments every Update receives.
 func checkUpdate(cands []Arm, chosen int, reward float64) error {
 	if len(cands) == 0 {
@@ -25,7 +30,7 @@ func checkUpdate(cands []Arm, chosen int, reward float64) error {
 	if chosen < 0 || chosen >= len(cands) {
 		return fmt.Errorf("%w: %d of %d candidates", ErrBadChosen, chosen, len(cands))
 	}
-	if math.IsNaN(reward) || math.IsInf(reward, 0) {
+	if math.IsNaN(reward) || math.IsInf(reward, 0) || math.Abs(reward) > maxMagnitude {
 		return fmt.Errorf("%w: %v for arm %q", ErrBadReward, reward, cands[chosen].ID)
 	}
 	return nil

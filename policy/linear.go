@@ -12,7 +12,7 @@ import (
 )
 
 // ErrBadVector is wrapped when a contextual policy gets no feature vector,
-// one of the wrong length, or one with NaN/Inf entries.
+// one of the wrong length, or one with NaN/Inf entries (or beyond ±1e100).
 var ErrBadVector = errors.New("bad feature vector")
 
 // LinearOpts are the ridge-regression settings shared by the contextual
@@ -119,7 +119,7 @@ func (m *linModel) vector(f *Features) ([]float64, error) {
 		return nil, fmt.Errorf("%w: policy %s: %d dims exceed 4096", ErrBadVector, m.name, len(x))
 	}
 	for i, v := range x {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > maxMagnitude {
 			return nil, fmt.Errorf("%w: policy %s: Vector[%d] = %v", ErrBadVector, m.name, i, v)
 		}
 	}

@@ -88,7 +88,7 @@ func NewPending(p Policy, o PendingOpts) (*Pending, error) {
 	if o.Timeout <= 0 {
 		return nil, fmt.Errorf("pending: timeout %v must be > 0", o.Timeout)
 	}
-	if math.IsNaN(o.DefaultReward) || math.IsInf(o.DefaultReward, 0) {
+	if math.IsNaN(o.DefaultReward) || math.IsInf(o.DefaultReward, 0) || math.Abs(o.DefaultReward) > maxMagnitude {
 		return nil, fmt.Errorf("pending: default reward %v must be finite", o.DefaultReward)
 	}
 	if o.MaxSize < 0 {
@@ -144,10 +144,11 @@ func (q *Pending) Add(id string, f *Features, cands []Arm, chosen int) error {
 	return q.apply(due)
 }
 
-// Complete delivers the reward of request id to the policy. A NaN or
-// infinite reward is an error and leaves the decision waiting.
+// Complete delivers the reward of request id to the policy. A reward the
+// policies would reject (NaN, infinite, beyond ±1e100) is an error and
+// leaves the decision waiting.
 func (q *Pending) Complete(id string, reward float64) error {
-	if math.IsNaN(reward) || math.IsInf(reward, 0) {
+	if math.IsNaN(reward) || math.IsInf(reward, 0) || math.Abs(reward) > maxMagnitude {
 		return fmt.Errorf("pending complete %q: %w: %v", id, ErrBadReward, reward)
 	}
 	q.mu.Lock()

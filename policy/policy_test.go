@@ -235,6 +235,8 @@ func TestContextualPoliciesRejectBadVectors(t *testing.T) {
 			assert.ErrorIs(t, p.Update(nan, cands, 0, 1), policy.ErrBadVector)
 			nan.Vector[4] = math.Inf(-1)
 			assert.ErrorIs(t, p.Update(nan, cands, 0, 1), policy.ErrBadVector)
+			nan.Vector[4] = 1e200
+			assert.ErrorIs(t, p.Update(nan, cands, 0, 1), policy.ErrBadVector)
 
 			assert.Equal(t, before, snapshot(t, p), "rejected input changed the learned state")
 		})
@@ -900,4 +902,18 @@ func FuzzParseSpec(f *testing.F) {
 		// Building never panics, whatever the parameters.
 		_, _ = reg.New(sp)
 	})
+}
+
+func TestSoftmaxExtremeTemperatureStaysFinite(t *testing.T) {
+	p, err := policy.NewSoftmax(1e-310, 1, 1)
+	require.NoError(t, err)
+	cands := arms(3)
+	require.NoError(t, p.Update(nil, cands, 0, -1e100))
+	require.NoError(t, p.Update(nil, cands, 1, 1e100))
+	assert.ErrorIs(t, p.Update(nil, cands, 1, 1e101), policy.ErrBadReward, "would overflow sums")
+	probs := make([]float64, 3)
+	c, err := p.Select(context.Background(), nil, cands, probs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, c)
+	assert.Equal(t, []float64{0, 1, 0}, probs)
 }

@@ -56,13 +56,14 @@ func (p *Softmax) Select(_ context.Context, _ *Features, cands []Arm, probs []fl
 		if s := p.arms.get(cands[i].ID); s.n > 0 {
 			v = s.mean()
 		}
-		probs[i] = v / p.temp
-		hi = math.Max(hi, probs[i])
+		probs[i] = v
+		hi = math.Max(hi, v)
 	}
-	// Subtracting the maximum keeps exp in range; the best arm weighs 1.
+	// Subtracting the maximum before dividing keeps every exponent in
+	// [-Inf, 0] whatever the temperature: the best arm weighs exactly 1.
 	var sum float64
 	for i := 0; i < k; i++ {
-		probs[i] = math.Exp(probs[i] - hi)
+		probs[i] = math.Exp((probs[i] - hi) / p.temp)
 		sum += probs[i]
 	}
 	for i := 0; i < k; i++ {

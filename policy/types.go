@@ -87,7 +87,7 @@ func VersionOf(p Policy) string {
 var (
 	ErrNoCandidates  = errors.New("no candidates")
 	ErrProbsTooShort = errors.New("probs buffer shorter than candidates")
-	ErrBadReward     = errors.New("reward is NaN or infinite")
+	ErrBadReward     = errors.New("reward is NaN, infinite or beyond ±1e100")
 	ErrBadChosen     = errors.New("chosen index out of range")
 )
 

@@ -219,6 +219,7 @@ func TestBadRows(t *testing.T) {
 		{"no propensities", func(r *route.Record) { r.Decision.Probs = nil }, replay.ErrMissingPropensity, "none logged"},
 		{"too few propensities", func(r *route.Record) { r.Decision.Probs = []float64{1} }, replay.ErrMissingPropensity, "1 propensities for 2"},
 		{"zero on chosen", func(r *route.Record) { r.Decision.Probs = []float64{0, 1} }, replay.ErrZeroPropensity, `arm "a"`},
+		{"denormal on chosen", func(r *route.Record) { r.Decision.Probs = []float64{1e-300, 1} }, replay.ErrZeroPropensity, "1e-300"},
 		{"sum not one", func(r *route.Record) { r.Decision.Probs = []float64{0.5, 0.6} }, replay.ErrBadPropensity, "sum to"},
 		{"negative", func(r *route.Record) { r.Decision.Probs = []float64{1.5, -0.5} }, replay.ErrBadPropensity, "probability"},
 		{"NaN propensity", func(r *route.Record) { r.Decision.Probs = []float64{math.NaN(), 0.5} }, replay.ErrBadPropensity, "NaN"},
@@ -364,6 +365,37 @@ func FuzzParseEstimators(f *testing.F) {
 		for _, e := range es {
 			require.False(t, seen[e], "duplicate %q", e)
 			seen[e] = true
+		}
+	})
+}
+
+// FuzzEvaluateRow: whatever a logged row holds, Evaluate returns an error
+// or finite estimates — never a panic, never a silent NaN without warning.
+func FuzzEvaluateRow(f *testing.F) {
+	f.Add(0.5, 0.5, 0, 1.0, 0.8)
+	f.Add(0.0, 1.0, 0, 1.0, 0.5)
+	f.Add(1.0, 0.0, 1, 0.3, 1.0)
+	f.Add(math.NaN(), 0.5, 0, 0.0, 0.2)
+	f.Add(0.3, 0.7, 5, math.Inf(1), 0.0)
+	f.Add(1e-320, 1.0, 0, 0.0, 1.0)
+	f.Add(1e-300, 1.0, 0, 1e300, 1.0)
+	f.Add(0.5, 0.5, 0, 1e308, 0.5)
+	f.Fuzz(func(t *testing.T, p0, p1 float64, chosen int, reward, target float64) {
+		if math.IsNaN(target) || target < 0 || target > 1 {
+			target = 0.5
+		}
+		log := append(tinyLog(), rec("fuzz", []float64{p0, p1}, chosen, reward))
+		pol := &fixed{probs: map[string]float64{"a": target, "b": 1 - target}}
+		res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: pol}}, replay.Opts{Folds: 1, Bootstrap: 5})
+		if err != nil {
+			return
+		}
+		for _, r := range res {
+			if math.IsNaN(r.Value) {
+				require.Contains(t, fmt.Sprint(r.Warnings), "undefined", "%s: NaN without a warning", r.Estimator)
+				continue
+			}
+			require.False(t, math.IsInf(r.Value, 0), "%s: infinite value", r.Estimator)
 		}
 	})
 }

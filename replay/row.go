@@ -53,9 +53,9 @@ var (
 	// ErrMissingPropensity: the row has no propensity for some candidate
 	// (fewer probabilities than candidates, or none at all).
 	ErrMissingPropensity = errors.New("missing propensities")
-	// ErrZeroPropensity: the logged probability of the chosen arm is 0,
-	// which no correct logger can produce; importance weights would be
-	// infinite.
+	// ErrZeroPropensity: the logged probability of the chosen arm is 0 (or
+	// below 1e-12), which no correct logger can produce; importance weights
+	// would be infinite.
 	ErrZeroPropensity = errors.New("zero propensity on the chosen arm")
 	// ErrBadPropensity: a propensity is NaN or outside [0,1], or they do
 	// not sum to 1.
@@ -73,6 +73,12 @@ var (
 // float64, but a writer may round (float32 columns): 1e-5 admits rounding
 // of up to ~100 candidates and rejects any real error.
 const probSumTol = 1e-5
+
+// minPropensity is the smallest logged propensity of a chosen arm taken as
+// non-zero. Below it the importance weight (up to 10¹² here) would swamp
+// any estimate and its square overflow; no real logger explores that
+// rarely, so such a value is a logging bug.
+const minPropensity = 1e-12
 
 // rowErr wraps err with the position and id of the row.
 func rowErr(i int64, rec *route.Record, err error) error {
@@ -102,8 +108,8 @@ func checkRecord(rec *route.Record) error {
 	if err := checkProbs(d.Probs); err != nil {
 		return err
 	}
-	if d.Probs[d.Chosen] <= 0 {
-		return fmt.Errorf("%w: arm %q", ErrZeroPropensity, d.Candidates[d.Chosen].ID)
+	if d.Probs[d.Chosen] < minPropensity {
+		return fmt.Errorf("%w: arm %q has propensity %v", ErrZeroPropensity, d.Candidates[d.Chosen].ID, d.Probs[d.Chosen])
 	}
 	// Candidate sets are small; a quadratic duplicate check beats a map.
 	for i := 1; i < k; i++ {

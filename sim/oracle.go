@@ -23,19 +23,19 @@ import (
 //     cost (prompt·price_in + completion·price_out)/1000·price_multiplier.
 //     Failed requests cost nothing.
 //
-// The expectation over X uses 16-node Gauss–Hermite quadrature (nodes
+// The expectation over X uses 12-node Gauss–Hermite quadrature (nodes
 // cached per arm) while the timeout lies more than 5 sigma out: accurate to
-// ~1e-6 for the smooth latency term, the mass past the timeout (< 3e-7)
-// counted at the nodes beyond it. When the timeout cuts the distribution
-// closer in (a long queue, a heavy tail), the tail beyond the cut is the
-// exact normal tail probability and the body is 32-node Gauss–Legendre,
-// slower but equally accurate (TestQuadratureMatchesMonteCarlo checks both
-// paths). Everything
-// else — queue wait, bucket, outage, quality, price — is a known function
-// of the state at arrival, so the expectation is otherwise exact. The
-// oracle is myopic: it values each request against the providers' state at
-// that moment (which earlier choices shaped), not against a counterfactual
-// history.
+// 1e-9 (sigma <= 1) or 1e-6 (sigma 1.5) for the smooth latency term, with
+// the mass past the timeout (< 3e-7) counted at the nodes beyond it. When
+// the timeout cuts the distribution closer in (a long queue, a heavy
+// tail), the tail beyond the cut is the exact normal tail probability and
+// the body is 32-node Gauss–Legendre: slower, equally accurate.
+// TestQuadratureIsPrecise and TestQuadratureMatchesMonteCarlo check both
+// paths. Everything else — queue wait, bucket, outage, quality, price — is
+// a known function of the state at arrival, so the expectation is
+// otherwise exact. The oracle is myopic: it values each request against
+// the providers' state at that moment (which earlier choices shaped), not
+// against a counterfactual history.
 
 // rewardCoef is a route.Reward unpacked for the inner loops.
 type rewardCoef struct {

@@ -8,6 +8,7 @@ import (
 	"github.com/routelab/routelab/route"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/integrate/quad"
 )
 
 // TestQuadratureMatchesMonteCarlo checks the oracle's expectation over the
@@ -26,6 +27,22 @@ providers:
 `
 	sc, err := ParseScenario("mc", []byte(src))
 	require.NoError(t, err)
+	checkMonteCarlo(t, sc, "narrow")
+	// A heavy tail far from a long timeout stays on the Gauss–Hermite path.
+	heavy, err := ParseScenario("heavy", []byte(`
+name: heavy
+timeout: 10h
+traffic: {rate: 1, prompt_tokens: {median: 800, sigma: 0, max: 800}, completion_tokens: {median: 300, sigma: 0, max: 300}}
+providers:
+  - {name: heavy, price_in: 0.001, price_out: 0.002, latency: {median: 1s, sigma: 1.5}, error_rate: 0.1, quality: {"*": 0.7}}
+`))
+	require.NoError(t, err)
+	checkMonteCarlo(t, heavy, "heavy")
+}
+
+// checkMonteCarlo compares every arm's expected reward with the mean of
+// the actor's draws; arms named in gh must take the Gauss–Hermite path.
+func checkMonteCarlo(t *testing.T, sc *Scenario, gh ...string) {
 	for _, rw := range []route.Reward{sc.RewardFunc(), {Quality: 0.7, Cost: 0.3, Latency: 0.5, Failure: 0.1, CostRef: 0.01, LatencyRef: 1e9, UnknownQuality: 0.5}} {
 		coef := newRewardCoef(rw)
 		w := compile(sc)
@@ -35,7 +52,7 @@ providers:
 			p := a.params(&r)
 			// narrow stays on the Gauss–Hermite path; the others reach the
 			// timeout and take the split path.
-			assert.Equal(t, a.id == "narrow", a.tail5+1.5 <= w.timeout, a.id)
+			assert.Equal(t, slices.Contains(gh, a.id), a.tail5+1.5 <= w.timeout, a.id)
 			want := coef.expected(w, a, &p, &r)
 			const n = 200_000
 			var sum, sumSq float64
@@ -49,6 +66,7 @@ providers:
 			}
 			mean := sum / n
 			se := math.Sqrt((sumSq/n - mean*mean) / n)
+			t.Logf("%s: quadrature %.5f, Monte Carlo %.5f ± %.5f", a.id, want, mean, se)
 			assert.InDelta(t, want, mean, 4*se+5e-4, "arm %s, reward %+v: quadrature %.5f, Monte Carlo %.5f ± %.5f", a.id, rw, want, mean, se)
 		}
 	}
@@ -233,4 +251,44 @@ providers:
 	assert.Equal(t, route.StatusOK, st, "one token refilled by t=0.5")
 	st, _ = status(0.6, 5)
 	assert.Equal(t, route.StatusRateLimited, st)
+}
+
+// TestQuadratureIsPrecise compares the oracle's Gauss–Hermite expectation
+// with a 150-node reference of the same integrand, for latency shapes from
+// narrow to heavy-tailed, with the default (linear) and a clamping reward.
+func TestQuadratureIsPrecise(t *testing.T) {
+	sc, err := ParseScenario("p", []byte(`
+name: p
+timeout: 100h
+traffic: {rate: 1}
+providers:
+  - {name: s02, latency: {median: 300ms, sigma: 0.2, per_output_token: 5ms}, error_rate: 0.05, price_in: 0.001, quality: {"*": 0.7}}
+  - {name: s06, latency: {median: 1s, sigma: 0.6, per_output_token: 10ms}, quality: {"*": 0.9}}
+  - {name: s10, latency: {median: 2s, sigma: 1.0}, error_rate: 0.2, quality: {"*": 0.5}}
+  - {name: s15, latency: {median: 1s, sigma: 1.5}, quality: {"*": 0.6}}
+`))
+	require.NoError(t, err)
+	w := compile(sc)
+	for _, rw := range []route.Reward{sc.RewardFunc(), {Quality: 0.7, Cost: 0.3, Latency: 0.5, Failure: 0.1, CostRef: 0.01, LatencyRef: 1e9, UnknownQuality: 0.5}} {
+		c := newRewardCoef(rw)
+		for ai := range w.arms {
+			a := &w.arms[ai]
+			r := request{tenant: -1, prompt: 500, compl: 200}
+			p := a.params(&r)
+			b := float64(r.prompt)*a.perIn + float64(r.compl)*a.perOut
+			cost := float64(r.prompt)*a.priceIn + float64(r.compl)*a.priceOut
+			costTerm := c.wc / (1 + cost/c.cref)
+			ref := quad.Fixed(func(x float64) float64 {
+				l := math.Exp(a.mu+a.sigma*math.Sqrt2*x) + b
+				return c.answered(l, p.quality, p.errRate, costTerm) / math.SqrtPi
+			}, math.Inf(-1), math.Inf(1), 150, quad.Hermite{}, 0)
+			got := c.expected(w, a, &p, &r)
+			tol := 1e-6
+			if a.sigma > 1 {
+				tol = 1e-5 // 12 nodes resolve a very wide log-normal less finely
+			}
+			assert.InDelta(t, ref, got, tol, "arm %s reward %+v", a.id, rw)
+			t.Logf("%s: %.9f vs reference %.9f", a.id, got, ref)
+		}
+	}
 }

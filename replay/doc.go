@@ -43,7 +43,8 @@
 //     choice with features.
 //   - sndr: (1/n) Σ q̂_π(x_i) + Σ w_i·(r_i − q̂(x_i, a_i)) / Σ w_i. DR with
 //     the correction self-normalised (as in Open Bandit Pipeline); more
-//     stable than dr under large weights.
+//     stable than dr under large weights. When no logged choice has positive
+//     target probability (Σ w_i = 0) it is dm.
 //   - switch-dr (Wang et al. 2017): (1/n) Σ [q̂_π(x_i) + 1{w_i ≤ τ}·w_i·(r_i
 //     − q̂(x_i, a_i))] with τ = Opts.Tau (default 10): trusts the model
 //     alone where the weight is too large to be useful.
@@ -90,7 +91,9 @@
 // id; so does a target whose Select fails or returns invalid probabilities
 // (ErrTarget), e.g. on an arm it does not know. Rows are never skipped
 // silently. Schema versions are the log reader's business: it must convert
-// or reject them before rows reach this package.
+// or reject them before rows reach this package. Forced decisions (the
+// caller named the model: one candidate, propensity 1) count with weight 1,
+// since the target would have been forced the same way.
 //
 // # Exports
 //

@@ -149,3 +149,36 @@ func peakRSS(t testing.TB) string {
 	}
 	return "unknown"
 }
+
+// BenchmarkRead measures Records over one 100k-row file: decode, convert to
+// route.Record (fresh slices per record), yield.
+func BenchmarkRead(b *testing.B) {
+	const n = 100_000
+	root := b.TempDir()
+	rng := rand.New(rand.NewPCG(1, 5))
+	pool := make([]route.Record, 256)
+	for i := range pool {
+		pool[i] = genRecord(rng, i, 0)
+	}
+	w := mustWriter(b, WriterOpts{Root: root, Full: FullBlock})
+	for i := range n {
+		w.Log(&pool[i&255])
+	}
+	require.NoError(b, w.Close())
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		rows := 0
+		for _, err := range NewReader(ReaderOpts{Paths: []string{root}}).Records(context.Background()) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows++
+		}
+		if rows != n {
+			b.Fatalf("read %d rows, want %d", rows, n)
+		}
+	}
+	b.ReportMetric(float64(b.N*n)/time.Since(start).Seconds(), "rows/s")
+}

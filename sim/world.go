@@ -284,8 +284,9 @@ func (a *arm) occupy(start, d float64) {
 	if a.capacity == 0 {
 		return
 	}
-	if len(a.busy) < a.capacity {
-		// A server never used before: push.
+	if len(a.busy) < a.capacity && (len(a.busy) == 0 || a.busy[0] > start) {
+		// Every server used so far is busy: open a new one. (The heap thus
+		// holds as many servers as were ever busy at once, not capacity.)
 		h := append(a.busy, start+d)
 		for i := len(h) - 1; i > 0; {
 			p := (i - 1) / 2

@@ -66,7 +66,7 @@ wall-clock decisions_per_second).`,
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the traffic and provider noise (and of the policy unless its spec sets one)")
 	f.IntVar(&fl.requests, "requests", 0, "number of requests (0 = the scenario's default)")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
-	f.StringVar(&fl.log, "log", "", "write every decision to this decision-log root (Parquet, see `routelab logs inspect`)")
+	f.StringVar(&fl.log, "log", "", "write every decision to this decision-log `DIR` (Parquet; read it with \"routelab logs inspect\")")
 	return cmd
 }
 

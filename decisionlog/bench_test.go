@@ -3,6 +3,7 @@ package decisionlog
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -151,8 +152,14 @@ func peakRSS(t testing.TB) string {
 }
 
 // BenchmarkRead measures Records over one 100k-row file: decode, convert to
-// route.Record (fresh slices per record), yield.
+// route.Record, yield; fresh records and reused ones.
 func BenchmarkRead(b *testing.B) {
+	for _, reuse := range []bool{false, true} {
+		b.Run(fmt.Sprintf("reuse=%v", reuse), func(b *testing.B) { benchRead(b, reuse) })
+	}
+}
+
+func benchRead(b *testing.B, reuse bool) {
 	const n = 100_000
 	root := b.TempDir()
 	rng := rand.New(rand.NewPCG(1, 5))
@@ -170,7 +177,7 @@ func BenchmarkRead(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		rows := 0
-		for _, err := range NewReader(ReaderOpts{Paths: []string{root}}).Records(context.Background()) {
+		for _, err := range NewReader(ReaderOpts{Paths: []string{root}, Reuse: reuse}).Records(context.Background()) {
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -105,11 +105,17 @@
 //		use(rec)
 //	}
 //
-// It skips .tmp files and "_"/"." directories, reads files in path order
+// With ReaderOpts.Reuse the record's slices are reused by the next
+// iteration instead (fewer allocations for callers that do not keep
+// records). It skips .tmp files and "_"/"." directories, reads files in path order
 // (so Hive partitions in time order), decodes a batch of rows at a time,
 // and filters by [From, To) on ts, without opening hour partitions outside
 // the range. A damaged file — parquet-go may panic on one — becomes a
-// *FileError naming the file; reading continues with the next.
+// *FileError naming the file; reading continues with the next. Before
+// parquet-go decodes a file, the reader checks the Thrift structure of its
+// footer and every page header against the file's size (parquet-go
+// allocates what a header claims: a damaged one could ask for gigabytes)
+// and rejects pages over 64 MiB or 16M values.
 //
 // Schema versions: every file carries routelab.schema_version in its
 // footer and a schema_version column. A reader accepts versions up to its

@@ -44,6 +44,10 @@ type ReaderOpts struct {
 	DefaultReward *float64
 	// BatchRows is how many rows are decoded at a time (default 512).
 	BatchRows int
+	// Reuse makes Records yield records whose slices (candidates, probs,
+	// attempts, tags, vector) are reused by the next iteration: fewer
+	// allocations for callers that do not keep records.
+	Reuse bool
 }
 
 func (o *ReaderOpts) validate() error {
@@ -106,7 +110,8 @@ func NewReader(o ReaderOpts) *Reader {
 func (r *Reader) JoinStats() JoinStats { return r.stats }
 
 // Records yields every decision in the files, in file order (partitions
-// in time order), as a fresh route.Record the caller may keep. A problem
+// in time order), as a fresh route.Record the caller may keep (unless
+// ReaderOpts.Reuse). A problem
 // with one file is yielded as a *FileError (with a zero Record) and
 // reading goes on with the next file; a cancelled ctx ends the sequence
 // with ctx.Err().
@@ -187,7 +192,11 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 					if row.Time < from || row.Time >= to {
 						continue
 					}
-					*out = rowOut{path: path}
+					if r.o.Reuse {
+						out.path, out.err = path, nil
+					} else {
+						*out = rowOut{path: path}
+					}
 					out.err = row.recordInto(&out.rec)
 					if out.err == nil && idx != nil {
 						r.join(idx, &out.rec)

@@ -51,6 +51,23 @@ func TestRoundTrip(t *testing.T) {
 			for i := range want {
 				require.Equal(t, expectRead(want[i], o.TenantSalt), got[i], "row %d", i)
 			}
+
+			// With Reuse, each record is right while it is current.
+			i := 0
+			for rec, err := range NewReader(ReaderOpts{Paths: []string{o.Root}, Reuse: true, BatchRows: 7}).Records(t.Context()) {
+				require.NoError(t, err)
+				// Reused empty slices are empty, not nil.
+				f := &rec.Request.Features
+				if len(f.Tags) == 0 {
+					f.Tags = nil
+				}
+				if len(f.Vector) == 0 {
+					f.Vector = nil
+				}
+				require.Equal(t, expectRead(want[i], o.TenantSalt), rec, "reused row %d", i)
+				i++
+			}
+			assert.Equal(t, tt.n, i)
 		})
 	}
 }

@@ -154,7 +154,7 @@ func Builtins() []Builtin {
 			if err != nil {
 				return nil, err
 			}
-			if err := p.Check("alpha", "dim", "lambda", "refactor", "seed"); err != nil {
+			if err := p.Check("alpha", "dim", "lambda", "refactor", "gamma", "seed"); err != nil {
 				return nil, err
 			}
 			return NewLinUCB(alpha, o)
@@ -176,7 +176,7 @@ func Builtins() []Builtin {
 			if err != nil {
 				return nil, err
 			}
-			if err := p.Check("v", "draws", "dim", "lambda", "refactor", "seed"); err != nil {
+			if err := p.Check("v", "draws", "dim", "lambda", "refactor", "gamma", "seed"); err != nil {
 				return nil, err
 			}
 			return NewLinThompson(v, draws, seed, o)
@@ -194,7 +194,7 @@ func Builtins() []Builtin {
 			if err != nil {
 				return nil, err
 			}
-			if err := p.Check("epsilon", "dim", "lambda", "refactor", "seed"); err != nil {
+			if err := p.Check("epsilon", "dim", "lambda", "refactor", "gamma", "seed"); err != nil {
 				return nil, err
 			}
 			return NewEGreedyRidge(eps, seed, o)
@@ -203,7 +203,7 @@ func Builtins() []Builtin {
 }
 
 // linearDoc documents the ridge parameters every contextual policy takes.
-const linearDoc = "dim=0 takes the first vector's length, lambda=1 ridge, refactor=1000 updates between Cholesky re-factorisations"
+const linearDoc = "dim=0 takes the first vector's length, lambda=1 ridge, gamma=1 discount of past data per reward (<1 for drift), refactor=1000 updates between Cholesky re-factorisations (fewer with gamma<1)"
 
 func linearOpts(p Params) (LinearOpts, error) {
 	var o LinearOpts
@@ -214,8 +214,14 @@ func linearOpts(p Params) (LinearOpts, error) {
 	if o.Lambda, err = p.Float("lambda", 1); err != nil {
 		return o, err
 	}
-	if o.Refactor, err = p.Int("refactor", 1000); err != nil {
+	if o.Refactor, err = p.Int("refactor", 0); err != nil {
 		return o, err
+	}
+	if o.Gamma, err = p.Float("gamma", 1); err != nil {
+		return o, err
+	}
+	if o.Gamma <= 0 {
+		return o, fmt.Errorf("gamma %v outside (0,1]", o.Gamma)
 	}
 	return o, nil
 }

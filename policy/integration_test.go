@@ -145,3 +145,22 @@ func TestSimCrossedFeaturesLearnInteractions(t *testing.T) {
 	assert.Less(t, additive.ExpectedMeanReward, 0.9*additive.OracleMeanReward, "additive features cannot express the parity")
 	assert.GreaterOrEqual(t, crossed.ExpectedMeanReward, 0.95*crossed.OracleMeanReward, "crossed features can")
 }
+
+// TestSimDiscountedLinearPoliciesTrackContextualDrift: on drift-contextual
+// the task → best model mapping changes mid-run; forgetting past data
+// (gamma < 1) lets the linear policies re-learn it.
+func TestSimDiscountedLinearPoliciesTrackContextualDrift(t *testing.T) {
+	pairs := [][2]string{{"linucb=gamma:0.9998", "linucb"}, {"lin-thompson=gamma:0.9998", "lin-thompson"}}
+	if raceEnabled {
+		pairs = pairs[1:]
+	}
+	var specs []string
+	for _, pr := range pairs {
+		specs = append(specs, pr[0], pr[1])
+	}
+	res := runAll(t, "drift-contextual", specs, func(string) bool { return true })
+	for _, pr := range pairs {
+		assert.Greater(t, res[pr[0]].ExpectedMeanReward, res[pr[1]].ExpectedMeanReward, "%s must beat %s", pr[0], pr[1])
+		assert.Less(t, res[pr[0]].Regret, 0.7*res[pr[1]].Regret, "%s regret vs %s", pr[0], pr[1])
+	}
+}

@@ -53,3 +53,81 @@ func TestLinearModelStaysAccurateOverManyUpdates(t *testing.T) {
 	assert.InDelta(t, 0.3, a.theta[1], 0.01)
 	assert.NoError(t, checkInverse(full, a.ainv, d))
 }
+
+// TestDiscountedLinearModelStaysExactlyDescribed checks the forgetting
+// model: after many updates spread over arms (some idle for long), each
+// arm's A⁻¹ is the inverse of D + lamEff·I, and A = D + λI with D the
+// discounted data.
+func TestDiscountedLinearModelStaysExactlyDescribed(t *testing.T) {
+	const d, n, gamma, lambda = 6, 30_000, 0.999, 0.5
+	m, err := newLinModel("linucb", LinearOpts{Dim: d, Lambda: lambda, Gamma: gamma})
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := make([]float64, d)
+	f := &Features{Vector: x}
+	// The exact discounted data of arm "a", kept naively.
+	data := make([]float64, d*d)
+	bExact := make([]float64, d)
+	for i := 0; i < n; i++ {
+		for j := range x {
+			x[j] = rng.NormFloat64()
+		}
+		id := "a"
+		if i%3 != 0 || (i > 10_000 && i < 14_000) {
+			id = "b" // "a" idles for a while in the middle
+		}
+		_, err := m.vector(f)
+		require.NoError(t, err)
+		r := x[0] - 0.5*x[2] + 0.1*rng.NormFloat64()
+		for k := range data {
+			data[k] *= gamma
+		}
+		for k := range bExact {
+			bExact[k] *= gamma
+		}
+		if id == "a" {
+			for p := 0; p < d; p++ {
+				for q := 0; q < d; q++ {
+					data[p*d+q] += x[p] * x[q]
+				}
+				bExact[p] += r * x[p]
+			}
+		}
+		m.update(id, x, r)
+	}
+	// Bring "a" up to the model clock, as its next update would.
+	m.clock++
+	a := m.arms[m.index["a"]]
+	m.discount(a)
+	a.clock = m.clock
+	for k := range data {
+		data[k] *= gamma
+	}
+	for k := range bExact {
+		bExact[k] *= gamma
+	}
+	for p := 0; p < d; p++ {
+		for q := p; q < d; q++ {
+			want := data[p*d+q]
+			if p == q {
+				want += lambda
+			}
+			assert.InDelta(t, want, a.a[p*d+q], 1e-9*(1+math.Abs(want)), "A[%d,%d]", p, q)
+		}
+		assert.InDelta(t, bExact[p], a.b[p], 1e-9*(1+math.Abs(bExact[p])), "b[%d]", p)
+	}
+	assert.GreaterOrEqual(t, a.lamEff, 0.5*lambda, "regulariser decays at most by half before a re-factorisation")
+	assert.Greater(t, m.refacts, int64(n/800), "re-factorisations triggered by the decay")
+	shifted := make([]float64, d*d)
+	for p := 0; p < d; p++ {
+		for q := 0; q < d; q++ {
+			shifted[p*d+q] = data[p*d+q]
+			if p == q {
+				shifted[p*d+q] += a.lamEff
+			}
+		}
+	}
+	assert.NoError(t, checkInverse(shifted, a.ainv, d))
+	assert.InDelta(t, 1, a.theta[0], 0.05)
+	assert.InDelta(t, -0.5, a.theta[2], 0.05)
+}

@@ -64,7 +64,7 @@ func specs(t testing.TB) []string {
 	out := policy.NewBuiltinRegistry().Names()
 	return append(out,
 		"thompson=draws:8", "thompson=model:gaussian", "d-thompson=model:gaussian;draws:4",
-		"lin-thompson=draws:8", "ucb1=floor:0.1", "weighted=floor:0.2", "linucb=floor:0.1", "thompson=floor:0.05")
+		"lin-thompson=draws:8", "linucb=gamma:0.999", "lin-thompson=gamma:0.995;draws:4", "ucb1=floor:0.1", "weighted=floor:0.2", "linucb=floor:0.1", "thompson=floor:0.05")
 }
 
 func build(t testing.TB, spec string, seed uint64) policy.Policy {
@@ -541,7 +541,9 @@ func TestBadSnapshotsAreClearErrorsAndChangeNothing(t *testing.T) {
 		{"other params", replace(`"alpha":"1"`, `"alpha":"2"`), `parameter "alpha": snapshot has "2", policy has "1"`},
 		{"unknown field", replace(`"state":{`, `"state":{"extra":1,`), `unknown field "extra"`},
 		{"trailing", good + "{}", "trailing data"},
-		{"dim", replace(`"dim":32,"arms"`, `"dim":31,"arms"`), "matrix sizes do not match dim 31"},
+		{"dim", replace(`"dim":32,"clock"`, `"dim":31,"clock"`), "matrix sizes do not match dim 31"},
+		{"lambda_eff", replace(`"lambda_eff":1,`, `"lambda_eff":0.25,`), "lambda_eff 0.25 (lambda 1) invalid"},
+		{"clock", replace(`"clock":0,`, `"clock":1000000,`), "clock 1000000"},
 		{"asymmetric", replace(`"a":[`, `"a":[7,`), "matrix sizes"},
 		{"not inverse", replace(`"a_inv":[`, `"a_inv":[3`), "A·A⁻¹ differs from I"},
 		{"negative n", replace(`"n":`, `"n":-`), "counts n=-"},

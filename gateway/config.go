@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -268,6 +269,10 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("empty config")
+		}
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("%s", namePaths(data, te))
 		}
 		return nil, err
 	}
@@ -628,4 +633,58 @@ func (r RewardConfig) toRoute() (route.Reward, error) {
 func HashKey(key string) string {
 	h := sha256Sum(key)
 	return hex.EncodeToString(h[:])
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
+
+// namePaths rewrites "line N: ..." decoding errors as "PATH (line N): ...",
+// so that a type error names the field like the validation errors do.
+func namePaths(data []byte, te *yaml.TypeError) string {
+	var root yaml.Node
+	paths := map[int]string{}
+	if yaml.Unmarshal(data, &root) == nil {
+		walkPaths(&root, "", paths)
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		msgs[i] = e
+		if m := yamlLine.FindStringSubmatch(e); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			if p, ok := paths[n]; ok {
+				msgs[i] = p + " (line " + m[1] + "): " + e[len(m[0]):]
+			}
+		}
+	}
+	return "config: " + strings.Join(msgs, "; ")
+}
+
+func walkPaths(n *yaml.Node, path string, out map[int]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			walkPaths(c, path, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if _, seen := out[k.Line]; !seen {
+				out[k.Line] = p
+			}
+			walkPaths(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if _, seen := out[c.Line]; !seen || c.Kind != yaml.ScalarNode {
+				if c.Kind == yaml.ScalarNode {
+					out[c.Line] = p
+				}
+			}
+			walkPaths(c, p, out)
+		}
+	}
 }

@@ -171,7 +171,7 @@ retries: {max: 1, initial_backoff: 1ms}
 breaker: {consecutive_failures: 5, open_timeout: 200ms}
 log: {dir: ""}
 `, a.url(), b.url(), deadURL(t)))
-	const n, workers = 3000, 16
+	const n, workers = 2000, 16
 	var ok, failed atomic.Int64
 	var next atomic.Int64
 	var wg sync.WaitGroup

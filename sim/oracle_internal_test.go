@@ -146,6 +146,15 @@ func TestSortLatencies(t *testing.T) {
 	sortLatencies(xs)
 	assert.True(t, slices.IsSorted(xs), "%v", xs)
 	assert.Equal(t, []float32{0, 0.001, 1e-3, 2, 2, 3.5, 77.25, 65535.5, 65536, 1e6}, xs)
+	// Long inputs take the radix path.
+	long := make([]float32, 100_000)
+	for i := range long {
+		long[i] = float32(u01(5, i, 0, 0) * 30000)
+	}
+	want := slices.Clone(long)
+	slices.Sort(want)
+	sortLatencies(long)
+	assert.Equal(t, want, long)
 }
 
 func TestDriftContextualRemapsTasks(t *testing.T) {

@@ -529,6 +529,11 @@ func quantile(xs []float32, q float64) float64 {
 // linear time, where a comparison sort of a million latencies would cost
 // more than the simulation of them.
 func sortLatencies(xs []float32) {
+	if len(xs) < 1<<15 {
+		// The radix sort's two 64k-entry count tables cost more than this.
+		slices.Sort(xs)
+		return
+	}
 	tmp := make([]float32, len(xs))
 	src, dst := xs, tmp
 	for shift := 0; shift < 32; shift += 16 {

@@ -33,3 +33,29 @@ func ExampleRun() {
 	// ucb1 routes most to balanced: true
 	// ucb1 within 5% of the oracle: true
 }
+
+// Scenarios are YAML; validation names the offending field.
+func ExampleParseScenario() {
+	src := []byte(`
+name: two-models
+traffic:
+  rate: 5
+  tasks: {chat: 2, code: 1}
+providers:
+  - name: small
+    price_in: 0.0002
+    price_out: 0.0006
+    latency: {median: 300ms, sigma: 0.4, per_output_token: 5ms}
+    quality: {chat: 0.8, code: 0.5}
+  - name: large
+    price_in: 0.003
+    price_out: 0.012
+    latency: {median: 700ms, sigma: 0.5, per_output_token: 12ms}
+    error_rate: 1.5
+    quality: {"*": 0.9}
+`)
+	_, err := sim.ParseScenario("mine", src)
+	fmt.Println(err)
+	// Output:
+	// scenario "two-models": providers[1].error_rate: 1.5 outside [0,1]
+}

@@ -203,7 +203,7 @@ func Builtins() []Builtin {
 }
 
 // linearDoc documents the ridge parameters every contextual policy takes.
-const linearDoc = "dim=0 takes the first vector's length, lambda=1 ridge, gamma=1 discount of past data per reward (<1 for drift), refactor=1000 updates between Cholesky re-factorisations (fewer with gamma<1)"
+const linearDoc = "dim=0 (first vector's length), lambda=1 ridge, gamma=1 (<1 forgets past data, for drift), refactor=1000 updates between re-factorisations"
 
 func linearOpts(p Params) (LinearOpts, error) {
 	var o LinearOpts

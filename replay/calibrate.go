@@ -20,9 +20,10 @@ type CalibrateOpts struct {
 	// Seed drives the reservoir samples and the model draws of the
 	// goodness-of-fit report.
 	Seed uint64
-	// Reservoir is how many answered requests per arm are kept to fit the
-	// latency shape and to compute KS distances; 0 means 20,000. Everything
-	// else is fitted from running sums, so memory does not grow with the log.
+	// Reservoir is how many answered requests per arm are sampled (uniformly,
+	// algorithm R) to fit the latency model and to compute KS distances; 0
+	// means 20,000. Everything else is fitted from running sums, so memory
+	// does not grow with the log (bar 10 s outage bins).
 	Reservoir int
 }
 
@@ -54,6 +55,9 @@ type ArmFit struct {
 	// attempts; they become outage modifiers and are left out of the
 	// hourly rates.
 	Outages []OutageFit `json:"outages,omitempty"`
+	// HourlyLatency holds the hours (UTC) whose latency differs by more
+	// than 5% from the typical hour, with their multiplier.
+	HourlyLatency map[int]float64 `json:"hourly_latency_multiplier,omitempty"`
 	// HourlyFailure holds the hours (UTC) whose failure rate differs
 	// significantly from the arm's overall rate, with their rate.
 	HourlyFailure map[int]float64 `json:"hourly_failure,omitempty"`
@@ -79,16 +83,12 @@ type armCal struct {
 	timeoutLatency          float64
 	limitedLatency          []float64 // capped sample of fail-fast latencies
 
-	// Least squares of TTFT on prompt tokens: Σp, Σp², Σt, Σp·t.
-	sp, spp, st, spt float64
-	// Per-output-token time: Σ(latency−ttft)·c and Σc² (regression through 0).
-	sdc, scc float64
 	// Price least squares on (tokens_in, tokens_out): normal equations.
-	aa, ab, bb, ac, bc float64
-	hourCost           [24]float64
-	hourTokIn          [24]float64
-	hourTokOut         [24]float64
-	hourPriced         [24]int64
+	price      [24]priceSums
+	hourCost   [24]float64
+	hourTokIn  [24]float64
+	hourTokOut [24]float64
+	hourPriced [24]int64
 
 	qSum map[string]float64
 	qN   map[string]float64
@@ -119,6 +119,7 @@ type OutageFit struct {
 type sample struct {
 	latency, ttft float64 // seconds
 	prompt, compl float64
+	hour          int // UTC hour of the request
 }
 
 // Calibrate fits a simulator scenario to logged decisions, so that the
@@ -128,7 +129,9 @@ type sample struct {
 // latency model of the simulator — TTFT = LogNormal(median, σ) + a per
 // prompt-token time, latency = TTFT + a per completion-token time (least
 // squares for the per-token times, then the log-normal from the residual
-// TTFT); the error, rate-limit and timeout rates overall and by hour of day
+// TTFT), with latency multipliers for hours of the day that are more than 5%
+// slower or faster than the typical hour (which also absorbs queueing under
+// daily load peaks); the error, rate-limit and timeout rates overall and by hour of day
 // (hours that differ significantly become modifiers); prices per 1k input
 // and output tokens by least squares on the logged costs (with hourly price
 // multipliers where they differ by more than 2%); and the mean known quality
@@ -257,12 +260,6 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 		a.ok++
 		p, c := float64(f.PromptTokens), float64(out.TokensOut)
 		lat, ttft := out.Latency.Seconds(), out.TTFT.Seconds()
-		a.sp += p
-		a.spp += p * p
-		a.st += ttft
-		a.spt += p * ttft
-		a.sdc += (lat - ttft) * c
-		a.scc += c * c
 		if c > 0 {
 			lc += math.Log(c)
 			lcc += math.Log(c) * math.Log(c)
@@ -270,11 +267,12 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 			minC, maxC = min(minC, out.TokensOut), max(maxC, out.TokensOut)
 		}
 		in, ou := float64(out.TokensIn)/1000, float64(out.TokensOut)/1000
-		a.aa += in * in
-		a.ab += in * ou
-		a.bb += ou * ou
-		a.ac += in * out.Cost
-		a.bc += ou * out.Cost
+		ps := &a.price[hour]
+		ps.aa += in * in
+		ps.ab += in * ou
+		ps.bb += ou * ou
+		ps.ac += in * out.Cost
+		ps.bc += ou * out.Cost
 		a.hourCost[hour] += out.Cost
 		a.hourTokIn[hour] += in
 		a.hourTokOut[hour] += ou
@@ -284,7 +282,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 			a.qN[task]++
 		}
 		// Reservoir sampling (algorithm R) of answered requests.
-		s := sample{latency: lat, ttft: ttft, prompt: p, compl: c}
+		s := sample{latency: lat, ttft: ttft, prompt: p, compl: c, hour: hour}
 		a.seen++
 		if len(a.res) < o.Reservoir {
 			a.res = append(a.res, s)
@@ -314,8 +312,32 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 	// The mean gap between n arrivals over span is span/(n−1).
 	sc.Traffic.Rate = float64(n-1) / span
 	if span >= 86400 {
-		if d := fitDiurnal(hourArrivals); d != nil {
+		// Arrivals per second of each hour of day: a log that does not
+		// cover whole days sees some hours more often than others.
+		var exposure [24]float64
+		for t := first; t.Before(last); {
+			next := t.Truncate(time.Hour).Add(time.Hour)
+			if next.After(last) {
+				next = last
+			}
+			exposure[t.UTC().Hour()] += next.Sub(t).Seconds()
+			t = next
+		}
+		var rates [24]float64
+		for h := range rates {
+			if exposure[h] > 0 {
+				rates[h] = hourArrivals[h] / exposure[h]
+			}
+		}
+		if d := fitDiurnal(rates); d != nil {
 			sc.Traffic.Diurnal = d
+			// The curve's mean over a day is the base rate; n/span
+			// over-weights the hours the log covers twice.
+			mean := 0.0
+			for _, r := range rates {
+				mean += r / 24
+			}
+			sc.Traffic.Rate = mean
 		}
 	} else {
 		cal.Notes = append(cal.Notes, fmt.Sprintf("the log spans %.0f s, less than a day: no diurnal curve fitted", span))
@@ -383,38 +405,33 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 		p.FailFast = sim.Duration(time.Duration(median(a.limitedLatency) * float64(time.Second)).Round(time.Millisecond))
 	}
 
-	// Per-token times.
-	ok := float64(a.ok)
-	perIn := 0.0
-	if ok > 1 {
-		if v := a.spp - a.sp*a.sp/ok; v > 1e-9*a.spp {
-			perIn = math.Max(0, (a.spt-a.sp*a.st/ok)/v)
+	// The latency model, from the reservoir of answered requests: fit on
+	// all hours, find the hours whose latency differs (latency multipliers:
+	// slow office hours, or queueing under load), then refit the base on
+	// the samples with those hours' multipliers divided out.
+	mult := [24]float64{}
+	for h := range mult {
+		mult[h] = 1
+	}
+	lm := fitLatency(a.res, &mult)
+	hourMult := hourlyLatency(a.res, lm)
+	if len(hourMult) > 0 {
+		for h, m := range hourMult {
+			mult[h] = m
 		}
+		lm = fitLatency(a.res, &mult)
+		// Re-estimate the multipliers against the refitted base, keeping
+		// the same hours.
+		again := hourlyLatencyAll(a.res, lm)
+		for h := range hourMult {
+			if m, ok := again[h]; ok {
+				hourMult[h], mult[h] = m, m
+			}
+		}
+		f.HourlyLatency = hourMult
 	}
-	perOut := 0.0
-	if a.scc > 0 {
-		perOut = math.Max(0, a.sdc/a.scc)
-	}
+	perIn, perOut, mu, sigma := lm.perIn, lm.perOut, lm.mu, lm.sigma
 	f.PerPromptTokenMS, f.PerOutputTokenMS = 1000*perIn, 1000*perOut
-	// The log-normal base of the TTFT, from the reservoir's residuals.
-	var ls, lss, m float64
-	for _, s := range a.res {
-		x := s.ttft - perIn*s.prompt
-		if x <= 0 {
-			continue
-		}
-		ls += math.Log(x)
-		lss += math.Log(x) * math.Log(x)
-		m++
-	}
-	mu, sigma := math.Log(0.001), 0.0
-	if m > 0 {
-		mu = ls / m
-		if m > 1 {
-			sigma = math.Sqrt(math.Max(0, (lss-ls*ls/m)/(m-1)))
-		}
-	}
-	sigma = math.Min(sigma, sim.MaxSigma)
 	f.MedianMS, f.Sigma = 1000*math.Exp(mu), sigma
 	p.Latency = sim.Latency{
 		Median:         sim.Duration(time.Duration(math.Exp(mu) * float64(time.Second))),
@@ -422,12 +439,23 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 		PerPromptToken: sim.Duration(time.Duration(perIn * float64(time.Second))),
 		PerOutputToken: sim.Duration(time.Duration(perOut * float64(time.Second))),
 	}
-
-	// Prices: least squares of cost on (tokens_in/1000, tokens_out/1000).
-	if det := a.aa*a.bb - a.ab*a.ab; det > 1e-12*(a.aa*a.bb) && det > 0 {
-		f.PriceIn = math.Max(0, (a.ac*a.bb-a.bc*a.ab)/det)
-		f.PriceOut = math.Max(0, (a.bc*a.aa-a.ac*a.ab)/det)
+	hours := make([]int, 0, len(hourMult))
+	for h := range hourMult {
+		hours = append(hours, h)
 	}
+	sort.Ints(hours)
+	for _, h := range hours {
+		m := hourMult[h]
+		p.Modifiers = append(p.Modifiers, sim.Modifier{When: sim.When{Hours: []int{h, (h + 1) % 24}}, LatencyMultiplier: &m})
+	}
+
+	// Prices: least squares of cost on (tokens_in/1000, tokens_out/1000)
+	// over all hours first; refitted below on the typical hours.
+	var all priceSums
+	for h := range a.price {
+		all.add(&a.price[h])
+	}
+	f.PriceIn, f.PriceOut = all.solve()
 	p.PriceIn, p.PriceOut = f.PriceIn, f.PriceOut
 
 	// Quality per task, and "*" over all tasks.
@@ -525,21 +553,48 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 			p.ErrorRate = clamp01(float64(restF)/float64(restN) - f.TimeoutRate)
 		}
 	}
-	// Hourly price multipliers where an hour's prices differ by over 2%.
+	// Hourly price multipliers: each hour's cost over the cost the fitted
+	// prices predict, relative to the typical (median) hour, whose prices
+	// become the base; hours more than 2% off get a multiplier.
+	priceMul := map[int]float64{}
+	var muls []float64
 	for h := 0; h < 24; h++ {
-		if a.hourPriced[h] >= 30 {
-			pred := f.PriceIn*a.hourTokIn[h] + f.PriceOut*a.hourTokOut[h]
-			if pred > 0 {
-				mul := a.hourCost[h] / pred
-				if math.Abs(mul-1) > 0.02 {
-					if f.HourlyPrice == nil {
-						f.HourlyPrice = map[int]float64{}
-					}
-					f.HourlyPrice[h] = mul
-					m := mul
-					p.Modifiers = append(p.Modifiers, sim.Modifier{When: sim.When{Hours: []int{h, (h + 1) % 24}}, PriceMultiplier: &m})
-				}
+		if a.hourPriced[h] < 30 {
+			continue
+		}
+		if pred := f.PriceIn*a.hourTokIn[h] + f.PriceOut*a.hourTokOut[h]; pred > 0 {
+			priceMul[h] = a.hourCost[h] / pred
+			muls = append(muls, priceMul[h])
+		}
+	}
+	if len(muls) > 1 {
+		ref := median(muls)
+		typical := map[int]bool{}
+		var base priceSums
+		for h, m := range priceMul {
+			if math.Abs(m/ref-1) <= 0.02 {
+				typical[h] = true
+				base.add(&a.price[h])
 			}
+		}
+		if pi, po := base.solve(); pi+po > 0 {
+			f.PriceIn, f.PriceOut = pi, po
+			p.PriceIn, p.PriceOut = pi, po
+		}
+		for h := 0; h < 24; h++ {
+			if _, ok := priceMul[h]; !ok || typical[h] {
+				continue
+			}
+			pred := f.PriceIn*a.hourTokIn[h] + f.PriceOut*a.hourTokOut[h]
+			if pred <= 0 {
+				continue
+			}
+			m := a.hourCost[h] / pred
+			if f.HourlyPrice == nil {
+				f.HourlyPrice = map[int]float64{}
+			}
+			f.HourlyPrice[h] = m
+			p.Modifiers = append(p.Modifiers, sim.Modifier{When: sim.When{Hours: []int{h, (h + 1) % 24}}, PriceMultiplier: &m})
 		}
 	}
 
@@ -552,15 +607,145 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 		modT := make([]float64, len(a.res))
 		for i, s := range a.res {
 			x := math.Exp(mu + sigma*rng.NormFloat64())
-			t := x + perIn*s.prompt
+			m := mult[s.hour]
+			t := m * (x + perIn*s.prompt)
 			obsL[i], obsT[i] = s.latency, s.ttft
-			modT[i], modL[i] = t, t+perOut*s.compl
+			modT[i], modL[i] = t, t+m*perOut*s.compl
 		}
 		f.KSLatency = ks(obsL, modL)
 		f.KSTTFT = ks(obsT, modT)
 		f.Samples = len(a.res)
 	}
 	return f, p
+}
+
+// priceSums are the normal equations of cost ≈ in·PriceIn + out·PriceOut
+// (tokens in thousands).
+type priceSums struct{ aa, ab, bb, ac, bc float64 }
+
+func (p *priceSums) add(q *priceSums) {
+	p.aa, p.ab, p.bb, p.ac, p.bc = p.aa+q.aa, p.ab+q.ab, p.bb+q.bb, p.ac+q.ac, p.bc+q.bc
+}
+
+// solve returns the least-squares prices, or zeros when the tokens do not
+// determine them.
+func (p *priceSums) solve() (in, out float64) {
+	det := p.aa*p.bb - p.ab*p.ab
+	if !(det > 1e-12*(p.aa*p.bb)) || det <= 0 {
+		return 0, 0
+	}
+	return math.Max(0, (p.ac*p.bb-p.bc*p.ab)/det), math.Max(0, (p.bc*p.aa-p.ac*p.ab)/det)
+}
+
+// latModel is the fitted latency model of an arm.
+type latModel struct{ perIn, perOut, mu, sigma float64 }
+
+// fitLatency fits the latency model to samples whose latencies are divided
+// by their hour's multiplier: per-output-token time by least squares
+// through the origin on latency − TTFT, per-prompt-token time as the slope
+// of TTFT on prompt tokens, and the log-normal from TTFT minus that.
+func fitLatency(res []sample, mult *[24]float64) latModel {
+	var lm latModel
+	var n, sp, spp, st, spt, sdc, scc float64
+	for _, s := range res {
+		m := mult[s.hour]
+		t, d := s.ttft/m, (s.latency-s.ttft)/m
+		n++
+		sp += s.prompt
+		spp += s.prompt * s.prompt
+		st += t
+		spt += s.prompt * t
+		sdc += d * s.compl
+		scc += s.compl * s.compl
+	}
+	if n > 1 {
+		if v := spp - sp*sp/n; v > 1e-9*spp {
+			lm.perIn = math.Max(0, (spt-sp*st/n)/v)
+		}
+	}
+	if scc > 0 {
+		lm.perOut = math.Max(0, sdc/scc)
+	}
+	var ls, lss, k float64
+	for _, s := range res {
+		x := s.ttft/mult[s.hour] - lm.perIn*s.prompt
+		if x <= 0 {
+			continue
+		}
+		ls += math.Log(x)
+		lss += math.Log(x) * math.Log(x)
+		k++
+	}
+	lm.mu = math.Log(0.001)
+	if k > 0 {
+		lm.mu = ls / k
+		if k > 1 {
+			lm.sigma = math.Sqrt(math.Max(0, (lss-ls*ls/k)/(k-1)))
+		}
+	}
+	lm.sigma = math.Min(lm.sigma, sim.MaxSigma)
+	return lm
+}
+
+// hourlyLatencyAll returns, per hour with at least 30 samples, the
+// geometric-mean ratio of logged latency to the model's median latency for
+// the same tokens, relative to the typical (median) hour, with the
+// standard error of its log.
+func hourlyLatencyAll(res []sample, lm latModel) map[int]float64 {
+	out, _ := hourlyRatios(res, lm)
+	return out
+}
+
+func hourlyRatios(res []sample, lm latModel) (map[int]float64, map[int]float64) {
+	var sum, sumSq, n [24]float64
+	base := math.Exp(lm.mu)
+	for _, s := range res {
+		med := base + lm.perIn*s.prompt + lm.perOut*s.compl
+		if med <= 0 || s.latency <= 0 {
+			continue
+		}
+		r := math.Log(s.latency / med)
+		sum[s.hour] += r
+		sumSq[s.hour] += r * r
+		n[s.hour]++
+	}
+	var means []float64
+	for h := 0; h < 24; h++ {
+		if n[h] >= 30 {
+			means = append(means, sum[h]/n[h])
+		}
+	}
+	if len(means) < 2 {
+		return nil, nil
+	}
+	ref := median(means)
+	mult, se := map[int]float64{}, map[int]float64{}
+	for h := 0; h < 24; h++ {
+		if n[h] < 30 {
+			continue
+		}
+		m := sum[h] / n[h]
+		v := math.Max(0, (sumSq[h]-sum[h]*sum[h]/n[h])/(n[h]-1))
+		mult[h] = math.Exp(m - ref)
+		se[h] = math.Sqrt(v / n[h])
+	}
+	return mult, se
+}
+
+// hourlyLatency keeps the hours whose multiplier differs from 1 by more
+// than 5% and by more than three standard errors.
+func hourlyLatency(res []sample, lm latModel) map[int]float64 {
+	mult, se := hourlyRatios(res, lm)
+	out := map[int]float64{}
+	for h, m := range mult {
+		if l := math.Abs(math.Log(m)); m > 0 && math.Abs(m-1) > 0.05 && l > 3*se[h] {
+			out[h] = math.Min(m, sim.MaxMultiplier)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // binRun is a run of bins [from, to] (inclusive bin keys).
@@ -615,7 +800,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 // fitDiurnal fits rate ∝ 1 + A·cos(2π(h − peak)/24) to hourly arrival
-// counts by their first Fourier component; nil when the curve is flat.
+// rates by their first Fourier component; nil when the curve is flat.
 func fitDiurnal(counts [24]float64) *sim.Diurnal {
 	var total, c, s float64
 	for h, n := range counts {

@@ -3,8 +3,10 @@ package replay_test
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,7 +19,8 @@ import (
 )
 
 // calScenario: three providers that differ in latency shape, per-token
-// times, error rates (one with a bad night), prices and quality per task.
+// times, error rates (one with bad hours), slow hours (another), prices and
+// quality per task.
 // 40k requests at 1.5/s span about 7.4 hours, so hourly effects show.
 const calScenario = `
 name: cal-source
@@ -50,6 +53,9 @@ providers:
     latency: {median: 350ms, sigma: 0.6, per_output_token: 10ms}
     error_rate: 0.05
     quality: {"*": 0.75, math: 0.6}
+    modifiers:
+      - when: {hours: [1, 3]}
+        latency_multiplier: 1.5
 `
 
 // armMetrics are the per-provider figures the round trip must reproduce.
@@ -119,8 +125,8 @@ func TestCalibrationRoundTrip(t *testing.T) {
 	cal, err := replay.Calibrate(context.Background(), orig, replay.CalibrateOpts{Seed: 1})
 	require.NoError(t, err)
 	for _, f := range cal.Arms {
-		t.Logf("fit %-5s ok %5d median %.0fms sigma %.3f in %.3fms/tok out %.2fms/tok err %.3f price %.4f/%.4f KS lat %.3f ttft %.3f q %v hourly %v",
-			f.Arm, f.OK, f.MedianMS, f.Sigma, f.PerPromptTokenMS, f.PerOutputTokenMS, f.ErrorRate, f.PriceIn, f.PriceOut, f.KSLatency, f.KSTTFT, f.Quality, f.HourlyFailure)
+		t.Logf("fit %-5s ok %5d median %.0fms sigma %.3f in %.3fms/tok out %.2fms/tok err %.3f price %.4f/%.4f KS lat %.3f ttft %.3f q %v hourly failure %v latency %v",
+			f.Arm, f.OK, f.MedianMS, f.Sigma, f.PerPromptTokenMS, f.PerOutputTokenMS, f.ErrorRate, f.PriceIn, f.PriceOut, f.KSLatency, f.KSTTFT, f.Quality, f.HourlyFailure, f.HourlyLatency)
 		assert.Less(t, f.KSLatency, 0.03, "%s: KS distance of latency", f.Arm)
 		assert.Less(t, f.KSTTFT, 0.03, "%s: KS distance of TTFT", f.Arm)
 	}
@@ -146,8 +152,16 @@ func TestCalibrationRoundTrip(t *testing.T) {
 		assert.InDelta(t, w.failRate, g.failRate, 0.01, "%s failure rate", arm)
 		assert.InDelta(t, w.quality, g.quality, 0.02, "%s quality", arm)
 	}
-	// The bad hours of "smart" are found.
+	// The bad hours of "smart" and the slow hours of "mid" are found.
 	for _, f := range cal.Arms {
+		if f.Arm == "mid" {
+			assert.InDelta(t, 1.5, f.HourlyLatency[1], 0.05)
+			assert.InDelta(t, 1.5, f.HourlyLatency[2], 0.05)
+			assert.Len(t, f.HourlyLatency, 2, "only hours 1 and 2 are slow: %v", f.HourlyLatency)
+			assert.InDelta(t, 350, f.MedianMS, 15, "base median of the typical hour")
+		} else {
+			assert.Empty(t, f.HourlyLatency, f.Arm)
+		}
 		if f.Arm == "smart" {
 			assert.InDelta(t, 0.25, f.HourlyFailure[3], 0.05)
 			assert.InDelta(t, 0.25, f.HourlyFailure[4], 0.05)
@@ -202,4 +216,57 @@ func TestCalibrateFindsOutage(t *testing.T) {
 		assert.InDelta(t, w.failRate, g.failRate, 0.01, "%s failure rate", arm)
 		assert.InDelta(t, 1, g.p50/w.p50, 0.05, "%s latency p50", arm)
 	}
+}
+
+// TestCalibrateDiurnalAndPrices: synthetic logs over 2 days and 5 hours
+// (a partial day, so some hours are seen three times) of a diurnal arrival
+// process (base 0.3/s, amplitude 0.5, peak 15:00) from an arm sold at half
+// price from 22:00 to 06:00. The fit recovers the curve, the base rate and
+// the day prices with the night multiplier.
+func TestCalibrateDiurnalAndPrices(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	end := start.Add(53 * time.Hour)
+	const base, amp, peak = 0.3, 0.5, 15.0
+	var log replay.Records
+	cands := arms("a")
+	for ts := 0.0; ; {
+		ts += rng.ExpFloat64() / (base * (1 + amp))
+		at := start.Add(time.Duration(ts * float64(time.Second)))
+		if !at.Before(end) {
+			break
+		}
+		h := float64(at.Hour()) + float64(at.Minute())/60
+		if rng.Float64()*(1+amp) >= 1+amp*math.Cos(2*math.Pi*(h-peak)/24) {
+			continue
+		}
+		in, out := 100+rng.IntN(900), 50+rng.IntN(400)
+		mul := 1.0
+		if at.Hour() >= 22 || at.Hour() < 6 {
+			mul = 0.5
+		}
+		lat := 200*time.Millisecond + time.Duration(out)*5*time.Millisecond
+		log = append(log, route.Record{
+			Request:  route.Request{ID: "x", Features: policy.Features{Task: "chat", PromptTokens: in, Time: at}},
+			Decision: route.Decision{Candidates: cands, Probs: []float64{1}},
+			Outcome: route.Outcome{Arm: "a", Latency: lat, TTFT: 200 * time.Millisecond, TokensIn: in, TokensOut: out,
+				Cost: mul * (float64(in)*0.001 + float64(out)*0.002) / 1000, Quality: 1, QualityKnown: true},
+			Reward: 1,
+		})
+	}
+	cal, err := replay.Calibrate(context.Background(), log, replay.CalibrateOpts{})
+	require.NoError(t, err)
+	d := cal.Scenario.Traffic.Diurnal
+	require.NotNil(t, d)
+	assert.InDelta(t, amp, d.Amplitude, 0.03)
+	assert.InDelta(t, peak, d.PeakHour, 0.3)
+	assert.InDelta(t, base, cal.Scenario.Traffic.Rate, 0.01)
+	f := cal.Arms[0]
+	assert.InDelta(t, 0.001, f.PriceIn, 1e-9)
+	assert.InDelta(t, 0.002, f.PriceOut, 1e-9)
+	assert.Len(t, f.HourlyPrice, 8, "%v", f.HourlyPrice)
+	assert.InDelta(t, 0.5, f.HourlyPrice[23], 1e-9)
+	assert.InDelta(t, 0.5, f.HourlyPrice[3], 1e-9)
+	assert.InDelta(t, 5, f.PerOutputTokenMS, 1e-6)
+	assert.InDelta(t, 1, f.Quality["chat"], 0)
 }

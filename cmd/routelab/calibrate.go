@@ -40,7 +40,8 @@ func newCalibrateCmd() *cobra.Command {
 		Long: `Fit a simulator scenario to decision logs, so that "routelab sim" reproduces
 what production saw: per provider the latency model (log-normal time to first
 token plus per prompt- and completion-token times), error/429/timeout rates
-overall, by hour of day and in outage windows, prices per 1k tokens (with hourly multipliers),
+overall, by hour of day and in outage windows, latency multipliers by hour
+of day, prices per 1k tokens (with hourly multipliers),
 and quality per task type; for the traffic the arrival rate, diurnal curve,
 task and tenant mix and token lengths.
 
@@ -140,16 +141,15 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 	}
 	for _, a := range cal.Arms {
 		if len(a.HourlyFailure) > 0 {
-			hours := make([]int, 0, len(a.HourlyFailure))
-			for h := range a.HourlyFailure {
-				hours = append(hours, h)
-			}
-			sort.Ints(hours)
-			parts := make([]string, len(hours))
-			for i, h := range hours {
-				parts[i] = fmt.Sprintf("%02d:00 %.3f", h, a.HourlyFailure[h])
-			}
-			fmt.Fprintf(out, "%s: failure rate by hour (UTC) where it differs: %s\n", a.Arm, strings.Join(parts, ", "))
+			fmt.Fprintf(out, "%s: failure rate by hour (UTC) where it differs: %s\n", a.Arm, hourList(a.HourlyFailure, "%.3f"))
+		}
+	}
+	for _, a := range cal.Arms {
+		if len(a.HourlyLatency) > 0 {
+			fmt.Fprintf(out, "%s: latency multiplier by hour (UTC) where it differs: %s\n", a.Arm, hourList(a.HourlyLatency, "%.2fx"))
+		}
+		if len(a.HourlyPrice) > 0 {
+			fmt.Fprintf(out, "%s: price multiplier by hour (UTC) where it differs: %s\n", a.Arm, hourList(a.HourlyPrice, "%.2fx"))
 		}
 	}
 	for _, a := range cal.Arms {
@@ -181,4 +181,18 @@ func wrapComment(s string) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// hourList renders an hour → value map in hour order.
+func hourList(m map[int]float64, format string) string {
+	hours := make([]int, 0, len(m))
+	for h := range m {
+		hours = append(hours, h)
+	}
+	sort.Ints(hours)
+	parts := make([]string, len(hours))
+	for i, h := range hours {
+		parts[i] = fmt.Sprintf("%02d:00 "+format, h, m[h])
+	}
+	return strings.Join(parts, ", ")
 }

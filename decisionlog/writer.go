@@ -419,38 +419,41 @@ func newPipeline[R any](o WriterOpts, table, prefix string, timeOf func(*R) int6
 // dropped, lock released). The caller fills the row, then calls release.
 func (p *pipeline[R]) acquire() *R {
 	p.mu.Lock()
-	for p.cur == nil {
+	for {
 		if p.closed {
 			p.mu.Unlock()
 			p.dropped.Add(1)
 			return nil
 		}
+		if p.cur != nil {
+			return &p.cur.rows[p.cur.n]
+		}
 		select {
 		case b := <-p.free:
 			p.cur = b
+			continue
 		default:
-			if p.o.Full == FullDrop {
-				p.mu.Unlock()
-				p.dropped.Add(1)
-				return nil
-			}
-			// Wait without the lock: the disk goroutine needs it to hand
-			// over partial batches.
+		}
+		if p.o.Full == FullDrop {
 			p.mu.Unlock()
-			select {
-			case b := <-p.free:
-				p.mu.Lock()
-				if p.cur == nil {
-					p.cur = b
-				} else {
-					p.free <- b // cannot block: free holds every batch
-				}
-			case <-p.closing:
-				p.mu.Lock()
+			p.dropped.Add(1)
+			return nil
+		}
+		// Wait without the lock: the disk goroutine needs it to hand over
+		// partial batches.
+		p.mu.Unlock()
+		select {
+		case b := <-p.free:
+			p.mu.Lock()
+			if p.cur == nil && !p.closed {
+				p.cur = b
+			} else {
+				p.free <- b // cannot block: free holds every batch
 			}
+		case <-p.closing:
+			p.mu.Lock()
 		}
 	}
-	return &p.cur.rows[p.cur.n]
 }
 
 // release publishes the row filled after acquire and unlocks.

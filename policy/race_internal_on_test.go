@@ -1,0 +1,6 @@
+//go:build race
+
+package policy
+
+// raceOn shortens the long numerical tests under the race detector.
+const raceOn = true

@@ -1,0 +1,422 @@
+// Command gateway-bench measures the routelab gateway against a bare
+// reverse-proxy floor on loopback (make bench-gateway).
+//
+// It starts three processes from its own binary — a zero-latency mock
+// OpenAI upstream, the floor (httputil.ReverseProxy that decodes and
+// re-encodes the JSON request body, the least any LLM gateway must do) and
+// the gateway (routing policy on, decision logging on) — and attacks, at
+// each open-loop rate, the mock directly, then the floor, then the gateway,
+// with vegeta from this process. Per target and rate it reports latency
+// percentiles, the latency added over the direct call, the achieved rate,
+// errors, and the proxy process's CPU time per request (from
+// /proc/PID/stat), then the gateway/floor ratios the issue sets targets on.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/policy"
+)
+
+func main() {
+	role := flag.String("role", "", "internal: mock|floor|gateway")
+	addr := flag.String("addr", "", "internal: listen address")
+	upstream := flag.String("upstream", "", "internal: upstream base URL")
+	logDir := flag.String("log-dir", "", "internal: decision log root for the gateway")
+	rates := flag.String("rates", "1000,2000,3000,5000", "comma-separated request rates per second")
+	dur := flag.Duration("duration", 10*time.Second, "attack duration per target and rate")
+	warm := flag.Duration("warmup", 2*time.Second, "warm-up attack per target before the measured runs")
+	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	flag.Parse()
+	var err error
+	switch *role {
+	case "mock":
+		err = serveMock(*addr)
+	case "floor":
+		err = serveFloor(*addr, *upstream)
+	case "gateway":
+		err = serveGateway(*addr, *upstream, *logDir)
+	case "":
+		err = run(*rates, *dur, *warm, *jsonOut)
+	default:
+		err = fmt.Errorf("unknown role %q", *role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// mockBody is a typical short chat.completion answer.
+var mockBody = []byte(`{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"The capital of France is Paris. It has been the capital since the 10th century."},"finish_reason":"stop"}],"usage":{"prompt_tokens":62,"completion_tokens":19,"total_tokens":81}}`)
+
+// requestBody is a typical chat request.
+var requestBody = []byte(`{"model":"auto","messages":[{"role":"system","content":"You are a helpful assistant. Answer briefly and accurately."},{"role":"user","content":"What is the capital of France, and since when has it been the capital? Please answer in one sentence."}],"temperature":0.2,"max_tokens":128,"user":"bench-user"}`)
+
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func serveUntilSignal(h http.Handler, addr string) error {
+	ln, err := listen(addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func serveMock(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(mockBody)))
+		_, _ = w.Write(mockBody)
+	})
+	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, `{"object":"list","data":[{"id":"mock","object":"model"}]}`)
+	})
+	return serveUntilSignal(mux, addr)
+}
+
+// serveFloor is the floor: a bare httputil.ReverseProxy that decodes the
+// JSON request body into a generic map, sets the model, and re-encodes it.
+// It shares the gateway's pooled transport settings, so the difference is
+// what the gateway does on top.
+func serveFloor(addr, upstream string) error {
+	u, err := url.Parse(upstream)
+	if err != nil {
+		return fmt.Errorf("upstream %q: %w", upstream, err)
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.URL.Path = u.Path + strings.TrimPrefix(pr.In.URL.Path, "/v1")
+			body, err := io.ReadAll(pr.In.Body)
+			var m map[string]any
+			if err == nil {
+				err = json.Unmarshal(body, &m)
+			}
+			if err == nil {
+				m["model"] = "mock"
+				body, err = json.Marshal(m)
+			}
+			if err != nil {
+				body = nil
+			}
+			pr.Out.Body = io.NopCloser(bytes.NewReader(body))
+			pr.Out.ContentLength = int64(len(body))
+			pr.Out.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		},
+		Transport: &http.Transport{MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second, DisableCompression: true, ForceAttemptHTTP2: true},
+	}
+	return serveUntilSignal(rp, addr)
+}
+
+func serveGateway(addr, upstream, logDir string) error {
+	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
+mode: development
+listen: %q
+policy: {name: thompson, params: {seed: "1"}}
+providers:
+  - {name: mock, type: openai, base_url: %q, max_concurrency: 4096}
+models:
+  - {id: mock-small, provider: mock, upstream: mock, price_in: 0.00015, price_out: 0.0006}
+  - {id: mock-medium, provider: mock, upstream: mock, price_in: 0.0005, price_out: 0.0015}
+  - {id: mock-large, provider: mock, upstream: mock, price_in: 0.003, price_out: 0.015}
+fallbacks:
+  - {name: all, models: [mock-medium, mock-small, mock-large], when: ["status in (429, 5xx, timeout)", "error_rate > 0.05"]}
+log: {dir: %q}
+`, addr, upstream, logDir)))
+	if err != nil {
+		return err
+	}
+	dw, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: logDir})
+	if err != nil {
+		return err
+	}
+	srv, err := gateway.New(gateway.Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: dw,
+		SinkStats: func() (int, uint64) { st := dw.Stats(); return st.QueueDepth, st.Dropped },
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return err
+	}
+	ln, err := listen(addr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err = srv.Serve(ctx, ln)
+	st := dw.Stats()
+	fmt.Fprintf(os.Stderr, "gateway decision log: %d enqueued, %d dropped\n", st.Enqueued, st.Dropped)
+	return errors.Join(err, dw.Close())
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	url  string
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func start(self, role, upstream, logDir string) (*proc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-role", role, "-addr", addr, "-upstream", upstream, "-log-dir", logDir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", role, err)
+	}
+	p := &proc{name: role, cmd: cmd, url: "http://" + addr}
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.stop()
+	return nil, fmt.Errorf("%s did not start listening on %s", role, addr)
+}
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// cpu returns the process's user+system CPU time from /proc/PID/stat.
+func (p *proc) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read cpu of %s: %w", p.name, err)
+	}
+	// Fields after the ")" that ends the command name: state is field 3,
+	// utime field 14, stime field 15.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse /proc stat of %s", p.name)
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / hz, nil
+}
+
+// Result is one target at one rate.
+type Result struct {
+	Target     string         `json:"target"`
+	Rate       int            `json:"rate"`
+	Requests   uint64         `json:"requests"`
+	Achieved   float64        `json:"achieved_rate"`
+	Throughput float64        `json:"throughput"`
+	Errors     uint64         `json:"errors"`
+	Codes      map[string]int `json:"status_codes"`
+	P50        time.Duration  `json:"p50_ns"`
+	P90        time.Duration  `json:"p90_ns"`
+	P99        time.Duration  `json:"p99_ns"`
+	AddedP50   time.Duration  `json:"added_p50_ns"`
+	CPUPerReq  time.Duration  `json:"cpu_per_request_ns"`
+}
+
+func attack(target string, rate int, d time.Duration) vegeta.Metrics {
+	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodPost, URL: target + "/v1/chat/completions", Body: requestBody,
+		Header: http.Header{"Content-Type": {"application/json"}}})
+	a := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Connections(10000), vegeta.MaxConnections(10000),
+		vegeta.Timeout(10*time.Second), vegeta.Workers(64), vegeta.HTTP2(false))
+	var m vegeta.Metrics
+	for res := range a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "bench") {
+		m.Add(res)
+	}
+	m.Close()
+	return m
+}
+
+func run(rateList string, d, warm time.Duration, jsonOut string) error {
+	var rates []int
+	for _, s := range strings.Split(rateList, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || r <= 0 {
+			return fmt.Errorf("-rates: %q is not a positive integer", s)
+		}
+		rates = append(rates, r)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logDir, err := os.MkdirTemp("", "routelab-bench-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(logDir)
+	mock, err := start(self, "mock", "", "")
+	if err != nil {
+		return err
+	}
+	defer mock.stop()
+	floor, err := start(self, "floor", mock.url+"/v1", "")
+	if err != nil {
+		return err
+	}
+	defer floor.stop()
+	gw, err := start(self, "gateway", mock.url+"/v1", logDir)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+	targets := []struct {
+		name string
+		url  string
+		p    *proc
+	}{{"direct", mock.url, nil}, {"floor", floor.url, floor}, {"gateway", gw.url, gw}}
+	fmt.Fprintf(os.Stderr, "warming up (%v per target)…\n", warm)
+	for _, t := range targets {
+		attack(t.url, 500, warm)
+	}
+	var results []Result
+	for _, rate := range rates {
+		var directP50 time.Duration
+		for _, t := range targets {
+			fmt.Fprintf(os.Stderr, "%-8s %5d/s for %v…\n", t.name, rate, d)
+			var c0 time.Duration
+			if t.p != nil {
+				if c0, err = t.p.cpu(); err != nil {
+					return err
+				}
+			}
+			m := attack(t.url, rate, d)
+			r := Result{Target: t.name, Rate: rate, Requests: m.Requests, Achieved: m.Rate, Throughput: m.Throughput,
+				Codes: m.StatusCodes, P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99}
+			r.Errors = m.Requests - uint64(m.StatusCodes["200"])
+			if t.p != nil {
+				c1, err := t.p.cpu()
+				if err != nil {
+					return err
+				}
+				if m.Requests > 0 {
+					r.CPUPerReq = (c1 - c0) / time.Duration(m.Requests)
+				}
+			}
+			if t.name == "direct" {
+				directP50 = r.P50
+			} else {
+				r.AddedP50 = r.P50 - directP50
+			}
+			results = append(results, r)
+			time.Sleep(500 * time.Millisecond) // let connections settle between targets
+		}
+	}
+	report(os.Stdout, results, d)
+	if jsonOut != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", jsonOut, err)
+		}
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
+
+func report(w io.Writer, rs []Result, d time.Duration) {
+	fmt.Fprintf(w, "\n## Gateway benchmark (%v per target and rate, loopback, vegeta open loop)\n\n", d)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\trate/s\tachieved/s\terrors\tp50 ms\tp90 ms\tp99 ms\tadded p50 ms\tCPU µs/req\t")
+	for _, r := range rs {
+		cpu, added := "-", "-"
+		if r.Target != "direct" {
+			cpu, added = us(r.CPUPerReq), ms(r.AddedP50)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s\t\n", r.Target, r.Rate, r.Achieved, r.Errors, ms(r.P50), ms(r.P90), ms(r.P99), added, cpu)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\n## Gateway / floor (targets: CPU ≤ 1.25×, added p50 ≤ 1.25×, sustained rate ≥ floor's)")
+	by := map[string]map[int]Result{}
+	for _, r := range rs {
+		if by[r.Target] == nil {
+			by[r.Target] = map[int]Result{}
+		}
+		by[r.Target][r.Rate] = r
+	}
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rate/s\tCPU ratio\tadded p50 ratio\t")
+	sustained := map[string]int{}
+	for _, r := range rs {
+		if r.Errors == 0 && r.P99 < 50*time.Millisecond && r.Rate > sustained[r.Target] {
+			sustained[r.Target] = r.Rate
+		}
+	}
+	seen := map[int]bool{}
+	for _, r := range rs {
+		if seen[r.Rate] {
+			continue
+		}
+		seen[r.Rate] = true
+		f, g := by["floor"][r.Rate], by["gateway"][r.Rate]
+		cpu, added := "-", "-"
+		if f.CPUPerReq > 0 {
+			cpu = fmt.Sprintf("%.2f", float64(g.CPUPerReq)/float64(f.CPUPerReq))
+		}
+		if f.AddedP50 > 0 {
+			added = fmt.Sprintf("%.2f", float64(g.AddedP50)/float64(f.AddedP50))
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", r.Rate, cpu, added)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nhighest rate with 0 errors and p99 < 50 ms: direct %d/s, floor %d/s, gateway %d/s\n",
+		sustained["direct"], sustained["floor"], sustained["gateway"])
+}

@@ -1,0 +1,31 @@
+// Package gateway is routelab's live router: an OpenAI-compatible HTTP
+// server (gin) that routes every chat completion through the decision core
+// (package route) and logs the decision for learning.
+//
+// Build it from a validated config and a policy registry, then serve:
+//
+//	cfg, err := gateway.LoadConfig("")            // "" = embedded development config
+//	srv, err := gateway.New(gateway.Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: logWriter})
+//	err = srv.Serve(ctx, listener)                // graceful drain when ctx ends
+//
+// One request takes this path:
+//
+//	auth (hashed API keys) → per-key and per-tenant token buckets →
+//	decode (provider.ParseRequest) → features (tenant, task, prompt tokens,
+//	time, tags) → core.Decide (rule filter: context window, breakers,
+//	health checks, profile conditions, tenant allowlist; then the policy, or
+//	Forced for an explicit model) → act: the chosen model, retried within a
+//	retry budget with jittered backoff, then its fallback group in order
+//	while the failure matches the group's status conditions → core.Complete
+//	(reward, policy update, profiles, log sink) → metrics.
+//
+// Every attempt is recorded in route.Outcome.Attempts. Streams are relayed
+// chunk by chunk as Server-Sent Events; once a chunk has reached the client
+// nothing is retried, and a later failure ends the stream with an OpenAI
+// error event. Delayed rewards arrive at POST /v1/feedback and reach the
+// deciding policy through core.Learn.
+//
+// Endpoints: POST /v1/chat/completions, GET /v1/models, POST /v1/feedback,
+// GET /admin/models, GET|POST /admin/policy, POST /admin/shadow, /healthz,
+// /readyz, /metrics. docs/config.md is the configuration reference.
+package gateway

@@ -86,7 +86,8 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 	if fl.out == "" {
 		return fmt.Errorf("--out: no scenario file given")
 	}
-	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback}
+	// Calibrate keeps no record past its callback: the reader may reuse them.
+	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback, Reuse: true}
 	var err error
 	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
 		return err

@@ -163,7 +163,9 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if fl.folds < 1 {
 		return fmt.Errorf("--folds %d: must be >= 1", fl.folds)
 	}
-	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback}
+	// Evaluate keeps no record past its callback (and frozen targets only
+	// read them in Select): the reader may reuse them.
+	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback, Reuse: true}
 	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
 		return err
 	}

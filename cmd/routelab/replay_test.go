@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -73,6 +74,31 @@ func TestReplayCommand(t *testing.T) {
 	}
 	_, err := os.Stat(export)
 	assert.True(t, os.IsNotExist(err), "with two targets there is no un-suffixed file")
+
+	// The exported rows are enough to recompute the estimates outside
+	// routelab, as Open Bandit Pipeline would: DR = mean(Σ_a π_a q_a +
+	// π_action/pscore · (reward − q_action)), IPS = mean(π_action/pscore · reward).
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(export), "rows.random.csv"))
+	require.NoError(t, err)
+	var dr, ips float64
+	var n int
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[7:] {
+		var v []float64
+		for _, f := range strings.Split(line, ",") {
+			x, err := strconv.ParseFloat(f, 64)
+			require.NoError(t, err)
+			v = append(v, x)
+		}
+		a, r, ps, pi, q := int(v[0]), v[1], v[2], v[3:8], v[8:13]
+		for j := range pi {
+			dr += pi[j] * q[j]
+		}
+		dr += pi[a] / ps * (r - q[a])
+		ips += pi[a] / ps * r
+		n++
+	}
+	assert.InDelta(t, res[2]["value"].(float64), dr/float64(n), 1e-9, "dr from the exported rows")
+	assert.InDelta(t, res[0]["value"].(float64), ips/float64(n), 1e-9, "ips from the exported rows")
 
 	// The table form.
 	out.Reset()

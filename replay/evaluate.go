@@ -319,7 +319,7 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 		if name == "" {
 			name = t.Policy.Name()
 		}
-		accs[i] = &acc{name: name, p: t.Policy, buckets: make([]sums, o.Buckets), maxW: 0, firstK: -1}
+		accs[i] = &acc{name: name, p: t.Policy, buckets: make([]sums, o.Buckets), firstK: -1}
 	}
 	needModel := false
 	for _, e := range o.Estimators {

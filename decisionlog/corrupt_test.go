@@ -156,3 +156,60 @@ func TestReaderOptsErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSchemaSubsetAndMismatch: a file lacking some columns (as an older
+// schema version would) reads with those fields at zero; a column of the
+// wrong physical type is a *FileError naming it.
+func TestSchemaSubsetAndMismatch(t *testing.T) {
+	type subset struct {
+		SchemaVersion int32     `parquet:"schema_version"`
+		Time          int64     `parquet:"ts,timestamp(microsecond)"`
+		RequestID     string    `parquet:"request_id"`
+		Candidates    []string  `parquet:"candidates,list"`
+		Probs         []float64 `parquet:"probs,list"`
+		Status        string    `parquet:"status"`
+		RewardSource  string    `parquet:"reward_source"`
+		Reward        float64   `parquet:"reward"`
+	}
+	type mismatch struct {
+		SchemaVersion int32  `parquet:"schema_version"`
+		Time          int64  `parquet:"ts,timestamp(microsecond)"`
+		Reward        string `parquet:"reward"`
+	}
+	write := func(t *testing.T, path string, rows any) {
+		var buf bytes.Buffer
+		opts := []parquet.WriterOption{parquet.KeyValueMetadata(MetaSchemaVersion, "1"), parquet.KeyValueMetadata(MetaTable, TableDecisions)}
+		switch rows := rows.(type) {
+		case []subset:
+			w := parquet.NewGenericWriter[subset](&buf, opts...)
+			_, err := w.Write(rows)
+			require.NoError(t, err)
+			require.NoError(t, w.Close())
+		case []mismatch:
+			w := parquet.NewGenericWriter[mismatch](&buf, opts...)
+			_, err := w.Write(rows)
+			require.NoError(t, err)
+			require.NoError(t, w.Close())
+		}
+		require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	}
+	dir := t.TempDir()
+	ts := testBase.UnixMicro()
+	write(t, filepath.Join(dir, "a.parquet"), []subset{{SchemaVersion: 1, Time: ts, RequestID: "x", Candidates: []string{"m1", "m2"}, Probs: []float64{0.25, 0.75}, Status: "timeout", RewardSource: "delayed", Reward: 0.5}})
+	write(t, filepath.Join(dir, "b.parquet"), []mismatch{{SchemaVersion: 1, Time: ts, Reward: "high"}})
+	recs, errs := readAll(t, ReaderOpts{Paths: []string{dir}})
+	require.Len(t, recs, 1)
+	rec := recs[0]
+	assert.Equal(t, "x", rec.Request.ID)
+	assert.Equal(t, testBase, rec.Time)
+	assert.Equal(t, []float64{0.25, 0.75}, rec.Decision.Probs)
+	assert.Equal(t, "m2", rec.Decision.Candidates[1].ID)
+	assert.Equal(t, route.StatusTimeout, rec.Outcome.Status)
+	assert.Equal(t, route.RewardDelayed, rec.RewardSource)
+	assert.Equal(t, 0.5, rec.Reward)
+	assert.Empty(t, rec.Decision.Policy)
+	assert.False(t, rec.Outcome.QualityKnown)
+	require.Len(t, errs, 1)
+	assert.ErrorContains(t, errs[0], "column reward is BYTE_ARRAY, want DOUBLE")
+	assert.ErrorContains(t, errs[0], "b.parquet")
+}

@@ -2,9 +2,7 @@ package decisionlog
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"iter"
 	"math"
@@ -181,12 +179,13 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 			to = toMicros(r.o.To)
 		}
 		buf := make([]Row, r.o.BatchRows)
+		intern := map[string]string{}
 		out := &rowOut{}
 		for _, path := range decs {
 			if !partitionOverlaps(path, from, to) {
 				continue
 			}
-			ok := scanFile(ctx, path, buf, func(rows []Row) bool {
+			ok := scanFile(ctx, path, buf, intern, func(rows []Row) bool {
 				for i := range rows {
 					row := &rows[i]
 					if row.Time < from || row.Time >= to {
@@ -225,38 +224,27 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 // batch. A file-level problem goes to onErr. It returns false when fn or
 // onErr asked to stop. parquet-go may panic on a damaged file: the panic
 // becomes a *FileError.
-func scanFile(ctx context.Context, path string, buf []Row, fn func([]Row) bool, onErr func(error) bool) bool {
+func scanFile(ctx context.Context, path string, buf []Row, intern map[string]string, fn func([]Row) bool, onErr func(error) bool) bool {
 	f, pf, err := openParquet(path, TableDecisions)
 	if err != nil {
 		return onErr(err)
 	}
 	defer f.Close()
-	var rd *parquet.GenericReader[Row]
-	if err := safely(func() error { rd = parquet.NewGenericReader[Row](pf); return nil }); err != nil {
+	var ctxErr error
+	more, err := readRowGroups(pf, buf, intern, func(rows []Row) bool {
+		if ctxErr = ctx.Err(); ctxErr != nil {
+			return false
+		}
+		return fn(rows)
+	})
+	if ctxErr != nil {
+		onErr(ctxErr)
+		return false
+	}
+	if err != nil {
 		return onErr(&FileError{Path: path, Err: err})
 	}
-	defer safely(rd.Close)
-	for {
-		if err := ctx.Err(); err != nil {
-			onErr(err)
-			return false
-		}
-		var n int
-		err := safely(func() error {
-			var err error
-			n, err = rd.Read(buf)
-			return err
-		})
-		if n > 0 && !fn(buf[:n]) {
-			return false
-		}
-		if errors.Is(err, io.EOF) {
-			return true
-		}
-		if err != nil {
-			return onErr(&FileError{Path: path, Err: fmt.Errorf("read rows: %w", err)})
-		}
-	}
+	return more
 }
 
 // safely runs fn, turning a panic into an error.

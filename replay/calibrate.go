@@ -23,7 +23,7 @@ type CalibrateOpts struct {
 	// Reservoir is how many answered requests per arm are sampled (uniformly,
 	// algorithm R) to fit the latency model and to compute KS distances; 0
 	// means 20,000. Everything else is fitted from running sums, so memory
-	// does not grow with the log (bar 10 s outage bins).
+	// does not grow with the log (outage bins are capped too).
 	Reservoir int
 }
 
@@ -79,7 +79,8 @@ type ArmFit struct {
 type armCal struct {
 	attempts, ok            int64
 	errs, limited, timeouts int64
-	bins                    map[int64]*binStat // by binSeconds of Unix time
+	bins                    map[int64]*binStat // by binWidth seconds of Unix time
+	binWidth                int64
 	timeoutLatency          float64
 	limitedLatency          []float64 // capped sample of fail-fast latencies
 
@@ -97,8 +98,43 @@ type armCal struct {
 	seen int64
 }
 
-// binSeconds is the time resolution of outage detection.
-const binSeconds = 10
+// binSeconds is the finest time resolution of outage detection; maxBins
+// bounds the bins kept per arm (a few MB): past it, bins merge pairwise
+// (the width doubles), so a year of logs is binned at 160 s.
+const (
+	binSeconds = 10
+	maxBins    = 200_000
+)
+
+// bin returns the bin of Unix time sec, creating it (and coarsening the
+// bins when there are too many).
+func (a *armCal) bin(sec int64) *binStat {
+	key := floorDiv(sec, a.binWidth)
+	if b := a.bins[key]; b != nil {
+		return b
+	}
+	if len(a.bins) >= maxBins {
+		merged := make(map[int64]*binStat, len(a.bins)/2+1)
+		for k, b := range a.bins {
+			nk := floorDiv(k, 2)
+			if m := merged[nk]; m != nil {
+				m.attempts += b.attempts
+				m.failed += b.failed
+				m.errs += b.errs
+				m.limited += b.limited
+				m.timeouts += b.timeouts
+			} else {
+				merged[nk] = b
+			}
+		}
+		a.bins = merged
+		a.binWidth *= 2
+		return a.bin(sec)
+	}
+	b := &binStat{}
+	a.bins[key] = b
+	return b
+}
 
 // binStat counts one arm's attempts in one time bin.
 type binStat struct {
@@ -144,8 +180,8 @@ type sample struct {
 // error rate, so the fitted simulator fails as often but not with the same
 // status — context windows, and the reward function (the logs carry
 // rewards, not its weights). Outages at absolute times are found at 10 s
-// resolution (windows where an arm failed at least 90% of at least 10
-// attempts) and become outage modifiers.
+// resolution (coarser for logs longer than 23 days: windows where an arm
+// failed at least 90% of at least 10 attempts) and become outage modifiers.
 func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, error) {
 	if o.Name == "" {
 		o.Name = "calibrated"
@@ -158,7 +194,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 	get := func(id string) *armCal {
 		a := arms[id]
 		if a == nil {
-			a = &armCal{qSum: map[string]float64{}, qN: map[string]float64{}, bins: map[int64]*binStat{}}
+			a = &armCal{qSum: map[string]float64{}, qN: map[string]float64{}, bins: map[int64]*binStat{}, binWidth: binSeconds}
 			arms[id] = a
 		}
 		return a
@@ -217,18 +253,13 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 			attempts = []route.Attempt{{Arm: out.Arm, Status: out.Status, Latency: out.Latency}}
 		}
 		hour := t.UTC().Hour()
-		binKey := floorDiv(t.Unix(), binSeconds)
 		for _, at := range attempts {
 			if at.Arm == "" {
 				return rowErr(i, rec, fmt.Errorf("%w: attempt without an arm", ErrBadRow))
 			}
 			a := get(at.Arm)
 			a.attempts++
-			b := a.bins[binKey]
-			if b == nil {
-				b = &binStat{}
-				a.bins[binKey] = b
-			}
+			b := a.bin(t.Unix())
 			b.attempts++
 			switch at.Status {
 			case route.StatusOK:
@@ -475,8 +506,8 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 	inOutage := map[int64]bool{}
 	for _, run := range outageRuns(a.bins) {
 		o := OutageFit{
-			From: math.Max(0, float64(run.from*binSeconds)-float64(first.Unix())),
-			To:   float64((run.to+1)*binSeconds) - float64(first.Unix()),
+			From: math.Max(0, float64(run.from*a.binWidth)-float64(first.Unix())),
+			To:   float64((run.to+1)*a.binWidth) - float64(first.Unix()),
 		}
 		var errs, limited, timeouts int64
 		for k := run.from; k <= run.to; k++ {
@@ -506,7 +537,7 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 		if inOutage[k] {
 			continue
 		}
-		h := time.Unix(k*binSeconds, 0).UTC().Hour()
+		h := time.Unix(k*a.binWidth, 0).UTC().Hour()
 		hourAttempts[h] += b.attempts
 		hourFailed[h] += b.failed
 		restAll += b.attempts

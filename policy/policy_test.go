@@ -919,3 +919,19 @@ func TestSoftmaxExtremeTemperatureStaysFinite(t *testing.T) {
 	assert.Equal(t, 1, c)
 	assert.Equal(t, []float64{0, 1, 0}, probs)
 }
+
+func TestWeightedAvoidsFailingProvider(t *testing.T) {
+	w := policy.NewWeighted()
+	cands := []policy.Arm{
+		{ID: "good", LatencyMS: 500, Quality: 0.8, PriceIn: 0.001, PriceOut: 0.002},
+		{ID: "better", LatencyMS: 400, Quality: 0.85, PriceIn: 0.001, PriceOut: 0.002},
+	}
+	probs := make([]float64, 2)
+	c, err := w.Select(context.Background(), &policy.Features{}, cands, probs)
+	require.NoError(t, err)
+	assert.Equal(t, 1, c, "healthy: the faster, more accurate arm wins")
+	cands[1].ErrorRate = 0.9
+	c, err = w.Select(context.Background(), &policy.Features{}, cands, probs)
+	require.NoError(t, err)
+	assert.Equal(t, 0, c, "failing 90%%: the accuracy share moves to the healthy arm")
+}

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"math"
 )
 
 // Weighted is the seed's weighted-score formula: each candidate scores
@@ -79,11 +80,14 @@ func (w *Weighted) Score(f *Features, cands []Arm, scores []float64) {
 		}
 		return latSum / latN
 	}
+	// A failed request answers nothing, so the accuracy that counts is the
+	// quality of an answer times the chance of getting one.
 	qual := func(a *Arm) float64 {
+		q := qSum / qN
 		if a.Quality > 0 {
-			return a.Quality
+			q = a.Quality
 		}
-		return qSum / qN
+		return q * (1 - math.Min(1, math.Max(0, a.ErrorRate)))
 	}
 	var invLatTot, qTot, invCostTot float64
 	for i := range cands {

@@ -182,11 +182,11 @@ func NewCore(o CoreOpts) (*Core, error) {
 		encoder:   o.Encoder,
 		now:       o.Now,
 	}
-	if c.profiles == nil {
-		c.profiles = NewProfiles(ProfileOpts{})
-	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.profiles == nil {
+		c.profiles = NewProfiles(ProfileOpts{Now: c.now})
 	}
 	c.SetPolicy(o.Policy)
 	c.SetShadow(o.Shadow)

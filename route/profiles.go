@@ -15,6 +15,7 @@ import (
 // serves them at /admin/models. Safe for concurrent use.
 type Profiles struct {
 	alpha float64
+	now   func() time.Time
 	mu    sync.RWMutex
 	arms  map[string]*profile
 }
@@ -23,6 +24,9 @@ type Profiles struct {
 type ProfileOpts struct {
 	// Alpha is the EWMA weight of a new observation; 0 means 0.05.
 	Alpha float64
+	// Now stamps LastSeenAt; nil means time.Now (the simulator passes its
+	// virtual clock).
+	Now func() time.Time
 	// Priors seed the quality (and, when set, latency) of known arms, from
 	// the catalogue, so that the weighted policy has something to go on.
 	Priors []policy.Arm
@@ -53,7 +57,10 @@ func NewProfiles(o ProfileOpts) *Profiles {
 	if o.Alpha <= 0 || o.Alpha > 1 {
 		o.Alpha = 0.05
 	}
-	p := &Profiles{alpha: o.Alpha, arms: map[string]*profile{}}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	p := &Profiles{alpha: o.Alpha, now: o.Now, arms: map[string]*profile{}}
 	for _, a := range o.Priors {
 		pr := p.get(a.ID)
 		pr.Quality, pr.LatencyMS, pr.ErrorRate = a.Quality, a.LatencyMS, a.ErrorRate
@@ -124,6 +131,7 @@ func (p *Profiles) observe(arm string, st Status, lat, ttft time.Duration, in, o
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	first := pr.Requests == 0
+	pr.LastSeenAt = p.now()
 	pr.Requests++
 	failed := 0.0
 	if st.Failed() {

@@ -227,6 +227,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	w := compile(sc)
 	var now float64
 	start := sc.StartTime()
+	virtualNow := func() time.Time { return start.Add(secs(now)) }
 	core, err := route.NewCore(route.CoreOpts{
 		Catalogue: w.catalogue,
 		Policy:    o.Policy,
@@ -234,9 +235,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Rules:     append([]route.Rule{route.ContextWindowRule{}}, o.Rules...),
 		Reward:    reward,
 		Sink:      o.Sink,
-		Profiles:  route.NewProfiles(route.ProfileOpts{Priors: w.catalogue}),
+		Profiles:  route.NewProfiles(route.ProfileOpts{Priors: w.catalogue, Now: virtualNow}),
 		Encoder:   o.Encoder,
-		Now:       func() time.Time { return start.Add(secs(now)) },
+		Now:       virtualNow,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sim: scenario %q: %w", sc.Name, err)

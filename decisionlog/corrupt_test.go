@@ -197,8 +197,13 @@ func TestSchemaSubsetAndMismatch(t *testing.T) {
 	ts := testBase.UnixMicro()
 	write(t, filepath.Join(dir, "a.parquet"), []subset{{SchemaVersion: 1, Time: ts, RequestID: "x", Candidates: []string{"m1", "m2"}, Probs: []float64{0.25, 0.75}, Status: "timeout", RewardSource: "delayed", Reward: 0.5}})
 	write(t, filepath.Join(dir, "b.parquet"), []mismatch{{SchemaVersion: 1, Time: ts, Reward: "high"}})
+	write(t, filepath.Join(dir, "c.parquet"), []subset{
+		{SchemaVersion: 1, Time: ts, RequestID: "bad", Status: "weird", RewardSource: "immediate"},
+		{SchemaVersion: 1, Time: ts, RequestID: "y", Status: "ok", RewardSource: "immediate"},
+	})
 	recs, errs := readAll(t, ReaderOpts{Paths: []string{dir}})
-	require.Len(t, recs, 1)
+	require.Len(t, recs, 2, "a bad row does not stop the file")
+	assert.Equal(t, "y", recs[1].Request.ID)
 	rec := recs[0]
 	assert.Equal(t, "x", rec.Request.ID)
 	assert.Equal(t, testBase, rec.Time)
@@ -209,7 +214,9 @@ func TestSchemaSubsetAndMismatch(t *testing.T) {
 	assert.Equal(t, 0.5, rec.Reward)
 	assert.Empty(t, rec.Decision.Policy)
 	assert.False(t, rec.Outcome.QualityKnown)
-	require.Len(t, errs, 1)
+	require.Len(t, errs, 2)
 	assert.ErrorContains(t, errs[0], "column reward is BYTE_ARRAY, want DOUBLE")
 	assert.ErrorContains(t, errs[0], "b.parquet")
+	assert.ErrorContains(t, errs[1], `request "bad": unknown status "weird"`)
+	assert.ErrorContains(t, errs[1], "c.parquet")
 }

@@ -109,10 +109,9 @@ func (r *Reader) JoinStats() JoinStats { return r.stats }
 
 // Records yields every decision in the files, in file order (partitions
 // in time order), as a fresh route.Record the caller may keep (unless
-// ReaderOpts.Reuse). A problem
-// with one file is yielded as a *FileError (with a zero Record) and
-// reading goes on with the next file; a cancelled ctx ends the sequence
-// with ctx.Err().
+// ReaderOpts.Reuse). A problem with one file — or one undecodable row —
+// is yielded as a *FileError with a zero Record, and reading goes on; a
+// cancelled ctx ends the sequence with ctx.Err().
 func (r *Reader) Records(ctx context.Context) iter.Seq2[route.Record, error] {
 	return func(yield func(route.Record, error) bool) {
 		for row, err := range r.rows(ctx) {
@@ -122,11 +121,13 @@ func (r *Reader) Records(ctx context.Context) iter.Seq2[route.Record, error] {
 				}
 				continue
 			}
-			rec, err := row.rec, row.err
-			if err != nil {
-				err = &FileError{Path: row.path, Err: err}
+			if row.err != nil {
+				if !yield(route.Record{}, &FileError{Path: row.path, Err: row.err}) {
+					return
+				}
+				continue
 			}
-			if !yield(rec, err) {
+			if !yield(row.rec, nil) {
 				return
 			}
 		}

@@ -144,8 +144,5 @@ func (r *Reader) join(idx *feedbackIndex, rec *route.Record) {
 // reward, or a failure's when the chosen arm failed and a fallback
 // answered. The zero Reward means route.DefaultReward().
 func RewardFor(rw route.Reward, d *route.Decision, o *route.Outcome) float64 {
-	if len(o.Attempts) > 1 && len(d.Candidates) > 0 && o.Attempts[0].Arm == d.Arm().ID && o.Attempts[0].Status.Failed() {
-		return rw.Terms(0, 0, o.Attempts[0].Latency, 1)
-	}
-	return rw.Of(o)
+	return rw.ForDecision(d, o)
 }

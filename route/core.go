@@ -353,12 +353,7 @@ func (c *Core) Learn(f *policy.Features, d *Decision, reward float64) error {
 // RewardFor is the reward credited to the chosen arm: the outcome's reward
 // when the chosen arm answered, and a failure's reward (with the chosen
 // arm's own latency) when a fallback had to answer instead.
-func (c *Core) RewardFor(d *Decision, o *Outcome) float64 {
-	if len(o.Attempts) > 1 && o.Attempts[0].Arm == d.Arm().ID && o.Attempts[0].Status.Failed() {
-		return c.reward.terms(0, 0, o.Attempts[0].Latency, 1)
-	}
-	return c.reward.of(o)
-}
+func (c *Core) RewardFor(d *Decision, o *Outcome) float64 { return c.reward.forDecision(d, o) }
 
 // Run takes req through the whole decision path with actor and fills rec,
 // reusing its slices: with a reused Record, Run does not allocate.

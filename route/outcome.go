@@ -196,3 +196,20 @@ func (r *Reward) terms(quality, cost float64, latency time.Duration, failed floa
 	}
 	return v
 }
+
+// ForDecision is the reward credited to d's chosen arm for outcome o: the
+// outcome's reward when the chosen arm answered, and a failure's reward
+// (with the chosen arm's own latency) when a fallback had to answer instead.
+// The decision core and the log reader's delayed-reward join both use it.
+func (r Reward) ForDecision(d *Decision, o *Outcome) float64 {
+	r = r.orDefault()
+	return r.forDecision(d, o)
+}
+
+// forDecision is ForDecision on a Reward whose defaults are resolved.
+func (r *Reward) forDecision(d *Decision, o *Outcome) float64 {
+	if len(o.Attempts) > 1 && len(d.Candidates) > 0 && o.Attempts[0].Arm == d.Arm().ID && o.Attempts[0].Status.Failed() {
+		return r.terms(0, 0, o.Attempts[0].Latency, 1)
+	}
+	return r.of(o)
+}

@@ -22,6 +22,8 @@ import (
 // health (the client left, the request was bad): the breaker ignores them.
 var errNotCounted = errors.New("not the model's fault")
 
+var jsonContentType = []string{"application/json"}
+
 func codeString(code int) string {
 	switch code {
 	case 200:
@@ -91,7 +93,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	w, r := c.Writer, c.Request
 	id := s.nextID()
 	h := w.Header()
-	h.Set(HeaderRequestID, id)
+	h[HeaderRequestID] = []string{id}
 	cl, aerr := s.keys.authenticate(r)
 	if aerr != nil {
 		s.reject(w, aerr)
@@ -157,7 +159,7 @@ func (s *Server) handleChat(c *gin.Context) {
 		return
 	}
 	d := &rec.Decision
-	h.Set(HeaderPolicy, d.Policy)
+	h[HeaderPolicy] = []string{d.Policy}
 	chosen := s.arms[d.Arm().ID]
 	o := &rec.Outcome
 	*o = route.Outcome{Attempts: o.Attempts[:0]}
@@ -198,14 +200,18 @@ func (s *Server) handleChat(c *gin.Context) {
 	s.pending.put(rec, now)
 
 	m := s.m
-	m.requests.WithLabelValues(final.id, codeString(code)).Inc()
+	if code == http.StatusOK {
+		final.m.ok.Inc()
+	} else {
+		m.requests.WithLabelValues(final.id, codeString(code)).Inc()
+	}
 	if perr == nil {
-		m.latency.WithLabelValues(final.id).Observe(o.Latency.Seconds())
+		final.m.latency.Observe(o.Latency.Seconds())
 		if req.Stream {
 			m.ttft.WithLabelValues(final.id).Observe(o.TTFT.Seconds())
 		}
 	}
-	m.decisions.WithLabelValues(d.Policy, chosen.id, d.Reason).Inc()
+	chosen.decided(m, d.Policy, d.Reason).Inc()
 	m.success.observe(d.Reason, perr == nil)
 	m.overhead.Observe((time.Since(t0) - wait).Seconds())
 }
@@ -248,7 +254,11 @@ func (s *Server) run(ctx context.Context, rec *route.Record, req *provider.Reque
 				st = perr.Status
 			}
 			o.Attempts = append(o.Attempts, route.Attempt{Arm: a.id, Status: st, Latency: lat, Fallback: tried})
-			s.m.attempts.WithLabelValues(a.id, st.String()).Inc()
+			if st == route.StatusOK {
+				a.m.attemptOK.Inc()
+			} else {
+				s.m.attempts.WithLabelValues(a.id, st.String()).Inc()
+			}
 			last = a
 			if perr == nil {
 				return a, res, nil, wait
@@ -316,9 +326,14 @@ func (s *Server) attempt(ctx context.Context, a *arm, call *provider.Call, fn at
 		}
 		return provider.Result{}, pe, time.Since(t)
 	}
-	actx, cancel := context.WithTimeout(ctx, a.up.timeout)
+	// A per-attempt deadline only when it is earlier than the request's.
+	actx := ctx
+	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > a.up.timeout {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, a.up.timeout)
+		defer cancel()
+	}
 	res, err := fn(actx, a, call)
-	cancel()
 	a.up.release()
 	lat := time.Since(t)
 	if err == nil {
@@ -371,7 +386,7 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 			return a.up.p.Complete(ctx, call)
 		})
 	h := w.Header()
-	h.Set(HeaderModel, final.id)
+	h[HeaderModel] = final.idHdr
 	if perr != nil {
 		e := failure(ctx, perr)
 		if e.Status == http.StatusTooManyRequests {
@@ -380,7 +395,7 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 		writeAPIError(w, e)
 		return final, res, perr, wait, e.Status
 	}
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(res.Body)
 	return final, res, nil, wait, http.StatusOK

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -66,49 +65,99 @@ func (s *Server) fillFeatures(f *policy.Features, r *http.Request, req *provider
 	}
 }
 
-var (
-	codeHints      = []string{"```", "func ", "def ", "class ", "stack trace", "traceback", "compile", "bug", "python", "golang", "javascript", "typescript", "rust", "sql", "regex", "function", "refactor", "unit test", "exception"}
-	mathHints      = []string{"solve", "equation", "integral", "derivative", "prove", "calculate", "compute", "probability", "theorem", "algebra"}
-	summarizeHints = []string{"summarize", "summarise", "summary", "tl;dr", "tldr", "key points"}
-	translateHints = []string{"translate", "translation", "in french", "in german", "in spanish", "into english"}
-	extractHints   = []string{"extract", "json schema", "parse the following", "fill the fields"}
-	arithmetic     = regexp.MustCompile(`\d\s*[-+*/^=]\s*\d`)
+// Task words, by priority: a request is "code" if any code word occurs,
+// else "math", and so on; anything else is "chat".
+const (
+	taskChat uint8 = iota
+	taskExtract
+	taskTranslate
+	taskSummarize
+	taskMath
+	taskCode
 )
 
-// GuessTask is the cheap task heuristic used when the caller names none:
-// keywords in the last user message (its first 4 KiB) select "code",
-// "math", "summarize", "translate" or "extract"; anything else is "chat".
+var taskNames = [...]string{"chat", "extract", "translate", "summarize", "math", "code"}
+
+var taskWords = map[string]uint8{
+	"func": taskCode, "def": taskCode, "class": taskCode, "traceback": taskCode, "stacktrace": taskCode,
+	"compile": taskCode, "compiler": taskCode, "bug": taskCode, "debug": taskCode, "python": taskCode,
+	"golang": taskCode, "javascript": taskCode, "typescript": taskCode, "rust": taskCode, "sql": taskCode,
+	"regex": taskCode, "function": taskCode, "refactor": taskCode, "exception": taskCode, "code": taskCode,
+	"solve": taskMath, "equation": taskMath, "integral": taskMath, "derivative": taskMath, "prove": taskMath,
+	"calculate": taskMath, "compute": taskMath, "probability": taskMath, "theorem": taskMath, "algebra": taskMath,
+	"summarize": taskSummarize, "summarise": taskSummarize, "summary": taskSummarize, "tldr": taskSummarize,
+	"translate": taskTranslate, "translation": taskTranslate,
+	"extract": taskExtract,
+}
+
+// GuessTask is the cheap task heuristic used when the caller names none.
+// It scans the raw content of the last user message (its first 2 KiB) once,
+// without allocating: whole words from a small list select "code", "math",
+// "summarize", "translate" or "extract" (in that priority), as do a code
+// fence (code) and digit-operator-digit arithmetic (math); anything else
+// is "chat".
 func GuessTask(msgs []provider.Message) string {
-	var text string
+	var c []byte
 	for i := len(msgs) - 1; i >= 0; i-- {
 		if msgs[i].Role == "user" {
-			text = msgs[i].Text()
+			c = msgs[i].Content
 			break
 		}
 	}
-	if len(text) > 4096 {
-		text = text[:4096]
+	if len(c) > 2048 {
+		c = c[:2048]
 	}
-	t := strings.ToLower(text)
-	has := func(hints []string) bool {
-		for _, h := range hints {
-			if strings.Contains(t, h) {
-				return true
+	best := taskChat
+	var word [16]byte
+	n := 0
+	lastDigit, opAfterDigit := false, false
+	flush := func() {
+		if n > 0 && n <= len(word) {
+			if t, ok := taskWords[string(word[:n])]; ok && t > best {
+				best = t
 			}
 		}
-		return false
+		n = 0
 	}
-	switch {
-	case has(codeHints):
-		return "code"
-	case has(mathHints) || arithmetic.MatchString(t):
-		return "math"
-	case has(summarizeHints):
-		return "summarize"
-	case has(translateHints):
-		return "translate"
-	case has(extractHints):
-		return "extract"
+	for i := 0; i < len(c); i++ {
+		ch := c[i]
+		switch {
+		case ch >= 'A' && ch <= 'Z':
+			ch += 'a' - 'A'
+			fallthrough
+		case ch >= 'a' && ch <= 'z', ch == ';' && n == 2 && word[0] == 't' && word[1] == 'l':
+			if ch == ';' {
+				continue // "tl;dr" reads as "tldr"
+			}
+			if n < len(word) {
+				word[n] = ch
+			}
+			n++
+			lastDigit, opAfterDigit = false, false
+		case ch >= '0' && ch <= '9':
+			flush()
+			if opAfterDigit && best < taskMath {
+				best = taskMath
+			}
+			lastDigit, opAfterDigit = true, false
+		case ch == '\\':
+			flush()
+			i++ // a JSON escape: skip its letter
+			lastDigit, opAfterDigit = false, false
+		case ch == ' ':
+			flush()
+		case ch == '+' || ch == '-' || ch == '*' || ch == '/' || ch == '^' || ch == '=':
+			flush()
+			opAfterDigit = lastDigit || opAfterDigit
+			lastDigit = false
+		case ch == '`' && i+2 < len(c) && c[i+1] == '`' && c[i+2] == '`':
+			flush()
+			best = taskCode
+		default:
+			flush()
+			lastDigit, opAfterDigit = false, false
+		}
 	}
-	return "chat"
+	flush()
+	return taskNames[best]
 }

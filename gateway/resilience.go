@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/routelab/routelab/gateway/provider"
@@ -60,6 +61,8 @@ func (u *upstream) release() {
 // arm is one catalogue model as the gateway serves it.
 type arm struct {
 	id       string
+	idHdr    []string // id as a header value
+	m        armMetrics
 	upstream string // the provider's model name
 	up       *upstream
 	priceIn  float64
@@ -78,6 +81,29 @@ type arm struct {
 	// live request rate, updated by the condition loop
 	qpsBits  atomic.Uint64
 	lastReqs int64
+}
+
+// armMetrics caches the arm's most used metric children.
+type armMetrics struct {
+	ok        prometheus.Counter
+	latency   prometheus.Observer
+	attemptOK prometheus.Counter
+	// dec caches the decisions counter of the last (policy, reason) seen.
+	dec atomic.Pointer[decCounter]
+}
+
+type decCounter struct {
+	policy, reason string
+	c              prometheus.Counter
+}
+
+func (a *arm) decided(m *metrics, pol, reason string) prometheus.Counter {
+	if d := a.m.dec.Load(); d != nil && d.policy == pol && d.reason == reason {
+		return d.c
+	}
+	d := &decCounter{policy: pol, reason: reason, c: m.decisions.WithLabelValues(pol, a.id, reason)}
+	a.m.dec.Store(d)
+	return d.c
 }
 
 func (a *arm) qps() float64 { return math.Float64frombits(a.qpsBits.Load()) }

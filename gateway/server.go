@@ -151,7 +151,10 @@ func New(o Options) (*Server, error) {
 	// Catalogue.
 	cat := make([]policy.Arm, 0, len(c.Models))
 	for _, mc := range c.Models {
-		a := &arm{id: mc.ID, upstream: mc.Upstream, up: ups[mc.Provider], priceIn: mc.PriceIn, priceOut: mc.PriceOut}
+		a := &arm{id: mc.ID, idHdr: []string{mc.ID}, upstream: mc.Upstream, up: ups[mc.Provider], priceIn: mc.PriceIn, priceOut: mc.PriceOut}
+		a.m.ok = s.m.requests.WithLabelValues(mc.ID, "200")
+		a.m.latency = s.m.latency.WithLabelValues(mc.ID)
+		a.m.attemptOK = s.m.attempts.WithLabelValues(mc.ID, route.StatusOK.String())
 		if a.upstream == "" {
 			a.upstream = mc.ID
 		}

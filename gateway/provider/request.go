@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
 // Request is a client's OpenAI chat-completion request: the fields the
-// gateway reads, and every top-level field raw, so that an OpenAI-format
-// upstream receives the request exactly as sent but for the model name.
+// gateway reads, and the body itself, so that an OpenAI-format upstream
+// receives the request exactly as sent but for the model name.
 type Request struct {
 	Model        string
 	Messages     []Message
@@ -24,10 +25,33 @@ type Request struct {
 	Stop        []string
 	// Metadata is OpenAI's string→string metadata map.
 	Metadata map[string]string
-	// Fields holds every top-level field of the body, raw and valid JSON.
-	Fields map[string]json.RawMessage
+	// Body is the request as received (valid JSON); Members are the byte
+	// spans of its top-level members, in order.
+	Body    []byte
+	Members []Member
 	// Size is the body's length in bytes.
 	Size int
+}
+
+// Member is one top-level "key": value of a request body: Key unescaped,
+// and Body[Start:End] the member's bytes from the key's opening quote to
+// the end of its value.
+type Member struct {
+	Key        string
+	Start, End int
+	ValueStart int
+}
+
+// Field returns the raw value of the top-level member key (the last one
+// when repeated), or nil.
+func (r *Request) Field(key string) json.RawMessage {
+	var v json.RawMessage
+	for _, m := range r.Members {
+		if m.Key == key {
+			v = r.Body[m.ValueStart:m.End]
+		}
+	}
+	return v
 }
 
 // Message is one chat message. Content is raw: a JSON string, an array of
@@ -88,36 +112,75 @@ func reqErr(param, format string, a ...any) error {
 	return &RequestError{Param: param, Message: fmt.Sprintf(format, a...)}
 }
 
+// wireRequest is the part of the body the gateway reads, decoded in one
+// pass.
+type wireRequest struct {
+	Model         *string   `json:"model"`
+	Messages      []Message `json:"messages"`
+	Stream        *bool     `json:"stream"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+	MaxTokens     *int              `json:"max_tokens"`
+	MaxCompTokens *int              `json:"max_completion_tokens"`
+	Temperature   *float64          `json:"temperature"`
+	TopP          *float64          `json:"top_p"`
+	Stop          json.RawMessage   `json:"stop"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+// fieldProblems says what each top-level field must be, for type errors.
+var fieldProblems = map[string]string{
+	"model":                 "must be a string",
+	"messages":              "must be an array of {role, content} objects",
+	"stream":                "must be a boolean",
+	"stream_options":        "must be an object {include_usage: bool}",
+	"max_tokens":            "must be a non-negative integer",
+	"max_completion_tokens": "must be a non-negative integer",
+	"temperature":           "must be a number",
+	"top_p":                 "must be a number",
+	"metadata":              "must be an object of string values",
+}
+
 // ParseRequest decodes and validates an OpenAI chat-completion body. Every
-// rejection is a *RequestError naming the field.
+// rejection is a *RequestError naming the field. The body is kept (not
+// copied): the caller must not modify it afterwards.
 func ParseRequest(body []byte) (*Request, error) {
-	r := &Request{Size: len(body)}
-	if err := json.Unmarshal(body, &r.Fields); err != nil {
+	r := &Request{Size: len(body), Body: body}
+	var w wireRequest
+	if err := json.Unmarshal(body, &w); err != nil {
 		var se *json.SyntaxError
-		if errors.As(err, &se) {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
 			return nil, reqErr("", "invalid JSON body at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te) && te.Field != "":
+			top, _, _ := strings.Cut(te.Field, ".")
+			if msg, ok := fieldProblems[top]; ok {
+				if top == "messages" && te.Field != top {
+					return nil, reqErr(top, "%s (%s is not a %s)", msg, te.Field, te.Type)
+				}
+				return nil, reqErr(top, "%s", msg)
+			}
+			return nil, reqErr(te.Field, "must be a %s", te.Type)
 		}
 		return nil, reqErr("", "request body must be a JSON object: %v", err)
 	}
-	if r.Fields == nil {
-		return nil, reqErr("", "request body must be a JSON object, got null")
+	members, ok := scanMembers(body, make([]Member, 0, 16))
+	if !ok {
+		return nil, reqErr("", "request body must be a JSON object")
 	}
-	f := r.Fields
-	if raw, ok := f["model"]; ok {
-		if err := json.Unmarshal(raw, &r.Model); err != nil {
-			return nil, reqErr("model", "must be a string")
-		}
+	r.Members = members
+	if w.Model != nil {
+		r.Model = *w.Model
 	}
 	if r.Model == "" {
 		return nil, reqErr("model", "is required")
 	}
-	raw, ok := f["messages"]
-	if !ok {
+	if w.Messages == nil {
 		return nil, reqErr("messages", "is required")
 	}
-	if err := json.Unmarshal(raw, &r.Messages); err != nil {
-		return nil, reqErr("messages", "must be an array of {role, content} objects: %v", err)
-	}
+	r.Messages = w.Messages
 	if len(r.Messages) == 0 {
 		return nil, reqErr("messages", "must contain at least one message")
 	}
@@ -130,49 +193,30 @@ func ParseRequest(body []byte) (*Request, error) {
 		default:
 			return nil, reqErr("messages["+strconv.Itoa(i)+"].role", "%q is not one of system, developer, user, assistant, tool", m.Role)
 		}
-		if c := bytes.TrimSpace(m.Content); len(c) > 0 && c[0] != '"' && c[0] != '[' && c[0] != 'n' {
+		if c := m.Content; len(c) > 0 && c[0] != '"' && c[0] != '[' && c[0] != 'n' {
 			return nil, reqErr("messages["+strconv.Itoa(i)+"].content", "must be a string, an array of content parts or null")
 		}
 	}
-	if raw, ok := f["stream"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &r.Stream); err != nil {
-			return nil, reqErr("stream", "must be a boolean")
-		}
+	if w.Stream != nil {
+		r.Stream = *w.Stream
 	}
-	if raw, ok := f["stream_options"]; ok && !isNull(raw) {
-		var so struct {
-			IncludeUsage bool `json:"include_usage"`
-		}
-		if err := json.Unmarshal(raw, &so); err != nil {
-			return nil, reqErr("stream_options", "must be an object {include_usage: bool}")
-		}
-		r.IncludeUsage = so.IncludeUsage
+	if w.StreamOptions != nil {
+		r.IncludeUsage = w.StreamOptions.IncludeUsage
 	}
-	for _, k := range []string{"max_tokens", "max_completion_tokens"} {
-		if raw, ok := f[k]; ok && !isNull(raw) {
-			var n int
-			if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
-				return nil, reqErr(k, "must be a non-negative integer")
-			}
-			if k == "max_completion_tokens" || r.MaxTokens == 0 {
-				r.MaxTokens = n
-			}
+	if w.MaxTokens != nil {
+		if *w.MaxTokens < 0 {
+			return nil, reqErr("max_tokens", "must be a non-negative integer")
 		}
+		r.MaxTokens = *w.MaxTokens
 	}
-	for _, k := range []string{"temperature", "top_p"} {
-		if raw, ok := f[k]; ok && !isNull(raw) {
-			var v float64
-			if err := json.Unmarshal(raw, &v); err != nil {
-				return nil, reqErr(k, "must be a number")
-			}
-			if k == "temperature" {
-				r.Temperature = &v
-			} else {
-				r.TopP = &v
-			}
+	if w.MaxCompTokens != nil {
+		if *w.MaxCompTokens < 0 {
+			return nil, reqErr("max_completion_tokens", "must be a non-negative integer")
 		}
+		r.MaxTokens = *w.MaxCompTokens
 	}
-	if raw, ok := f["stop"]; ok && !isNull(raw) {
+	r.Temperature, r.TopP, r.Metadata = w.Temperature, w.TopP, w.Metadata
+	if raw := w.Stop; len(raw) > 0 && !isNull(raw) {
 		var one string
 		if json.Unmarshal(raw, &one) == nil {
 			r.Stop = []string{one}
@@ -180,12 +224,106 @@ func ParseRequest(body []byte) (*Request, error) {
 			return nil, reqErr("stop", "must be a string or an array of strings")
 		}
 	}
-	if raw, ok := f["metadata"]; ok && !isNull(raw) {
-		if err := json.Unmarshal(raw, &r.Metadata); err != nil {
-			return nil, reqErr("metadata", "must be an object of string values")
+	return r, nil
+}
+
+// scanMembers finds the top-level members of body, which must be valid
+// JSON (ParseRequest validates it first); ok is false when body is not an
+// object. It is a plain byte loop: strings are skipped escape-aware and
+// nested values by depth.
+func scanMembers(b []byte, out []Member) ([]Member, bool) {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return out, false
+	}
+	i++
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return out, false
+		}
+		if b[i] == '}' {
+			return out, true
+		}
+		if b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+		if i >= len(b) || b[i] != '"' {
+			return out, false
+		}
+		m := Member{Start: i}
+		ke := skipString(b, i)
+		key := b[i+1 : ke-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(b[i:ke], &k) != nil {
+				return out, false
+			}
+			m.Key = k
+		} else {
+			m.Key = string(key)
+		}
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return out, false
+		}
+		i = skipWS(b, i+1)
+		m.ValueStart = i
+		i = skipValue(b, i)
+		m.End = i
+		out = append(out, m)
+	}
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
 		}
 	}
-	return r, nil
+	return len(b)
+}
+
+// skipValue returns the index just past the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t' {
+		i++
+	}
+	return i
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -193,21 +331,20 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // AppendBody appends r's body with the given top-level fields replaced
-// (or added) to dst. Values in override must be valid JSON. The other
-// fields are copied raw: they were validated when the body was parsed.
+// (or added) to dst. Values in override must be valid JSON; a nil value
+// removes the field. The other members are copied byte for byte.
 func (r *Request) AppendBody(dst []byte, override map[string][]byte) []byte {
 	dst = append(dst, '{')
 	first := true
-	for k, v := range r.Fields {
-		if _, ok := override[k]; ok {
+	for _, m := range r.Members {
+		if _, ok := override[m.Key]; ok {
 			continue
 		}
 		if !first {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendKey(dst, k)
-		dst = append(dst, v...)
+		dst = append(dst, r.Body[m.Start:m.End]...)
 	}
 	for k, v := range override {
 		if v == nil {

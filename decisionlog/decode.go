@@ -39,6 +39,7 @@ const (
 	fShadowPolicy
 	fShadowArm
 	fShadowProb
+	fShadowLoggedProb
 	fAttArm
 	fAttStatus
 	fAttLatency
@@ -82,6 +83,7 @@ var decodeColumns = []struct {
 	{"shadow_policy", parquet.ByteArray, fShadowPolicy},
 	{"shadow_arm", parquet.ByteArray, fShadowArm},
 	{"shadow_prob", parquet.Double, fShadowProb},
+	{"shadow_logged_prob", parquet.Double, fShadowLoggedProb},
 	{"attempts.list.element.arm", parquet.ByteArray, fAttArm},
 	{"attempts.list.element.status", parquet.ByteArray, fAttStatus},
 	{"attempts.list.element.latency_ms", parquet.Double, fAttLatency},
@@ -149,7 +151,7 @@ func (d *rowDecoder) str(b []byte) string {
 // decode fills r from one row's values, reusing r's slices.
 func (d *rowDecoder) decode(vals parquet.Row, r *Row) {
 	r.Tags, r.Vector, r.Candidates, r.Probs, r.Attempts = r.Tags[:0], r.Vector[:0], r.Candidates[:0], r.Probs[:0], r.Attempts[:0]
-	r.RequestTime, r.ShadowPolicy, r.ShadowArm, r.ShadowProb, r.Quality = nil, nil, nil, nil, nil
+	r.RequestTime, r.ShadowPolicy, r.ShadowArm, r.ShadowProb, r.ShadowLoggedProb, r.Quality = nil, nil, nil, nil, nil, nil
 	d.attIdx = [4]int{}
 	for _, v := range vals {
 		c := v.Column()
@@ -207,6 +209,9 @@ func (d *rowDecoder) decode(vals parquet.Row, r *Row) {
 		case fShadowProb:
 			r.shadowProb = v.Double()
 			r.ShadowProb = &r.shadowProb
+		case fShadowLoggedProb:
+			r.shadowLoggedProb = v.Double()
+			r.ShadowLoggedProb = &r.shadowLoggedProb
 		case fAttArm:
 			d.attempt(r, 0).Arm = d.str(v.ByteArray())
 		case fAttStatus:

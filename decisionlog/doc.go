@@ -67,6 +67,7 @@
 //	shadow_policy   string, optional     Decision.Shadow.Policy (null: no shadow)
 //	shadow_arm      string, optional     Decision.Shadow.Arm
 //	shadow_prob     double, optional     Decision.Shadow.Prob
+//	shadow_logged_prob double, optional  Decision.Shadow.LoggedProb: the shadow's probability of chosen_arm
 //	attempts        list<struct>         Outcome.Attempts: arm string, status string, latency_ms double, fallback int32
 //	final_arm       string               Outcome.Arm
 //	status          string               Outcome.Status ("ok", "error", "rate_limited", "timeout")

@@ -69,6 +69,9 @@ func genRecord(rng *rand.Rand, i int, step time.Duration) route.Record {
 	}
 	if i%4 == 0 {
 		rec.Decision.Shadow = route.Shadow{Policy: "ucb1", Arm: arms[rng.IntN(k)], Prob: rng.Float64()}
+		if i%3 != 0 { // some rows from before the column existed: unknown
+			rec.Decision.Shadow.LoggedProb, rec.Decision.Shadow.LoggedProbKnown = rng.Float64(), true
+		}
 	}
 	if i%3 == 1 {
 		rec.Outcome.Quality, rec.Outcome.QualityKnown = rng.Float64(), true

@@ -68,6 +68,8 @@ type Row struct {
 	ShadowPolicy  *string   `parquet:"shadow_policy,optional"`
 	ShadowArm     *string   `parquet:"shadow_arm,optional"`
 	ShadowProb    *float64  `parquet:"shadow_prob,optional"`
+	// ShadowLoggedProb is the shadow's probability of the chosen arm.
+	ShadowLoggedProb *float64 `parquet:"shadow_logged_prob,optional"`
 
 	Attempts     []AttemptRow `parquet:"attempts,list"`
 	FinalArm     string       `parquet:"final_arm"`
@@ -86,6 +88,7 @@ type Row struct {
 	reqTime                 int64
 	shadowPolicy, shadowArm string
 	shadowProb, quality     float64
+	shadowLoggedProb        float64
 	// rawTenant holds the tenant until the writer goroutine hashes it, so
 	// the caller does not pay for the hash.
 	rawTenant string
@@ -203,10 +206,15 @@ func (r *Row) fill(rec *route.Record) {
 	}
 	r.Policy, r.PolicyVersion, r.Reason = d.Policy, d.PolicyVersion, d.Reason
 	if d.Shadow.Policy == "" {
-		r.ShadowPolicy, r.ShadowArm, r.ShadowProb = nil, nil, nil
+		r.ShadowPolicy, r.ShadowArm, r.ShadowProb, r.ShadowLoggedProb = nil, nil, nil, nil
 	} else {
 		r.shadowPolicy, r.shadowArm, r.shadowProb = d.Shadow.Policy, d.Shadow.Arm, d.Shadow.Prob
 		r.ShadowPolicy, r.ShadowArm, r.ShadowProb = &r.shadowPolicy, &r.shadowArm, &r.shadowProb
+		r.ShadowLoggedProb = nil
+		if d.Shadow.LoggedProbKnown {
+			r.shadowLoggedProb = d.Shadow.LoggedProb
+			r.ShadowLoggedProb = &r.shadowLoggedProb
+		}
 	}
 
 	r.Attempts = r.Attempts[:0]
@@ -283,6 +291,9 @@ func (r *Row) recordInto(rec *route.Record) error {
 		}
 		if r.ShadowProb != nil {
 			d.Shadow.Prob = *r.ShadowProb
+		}
+		if r.ShadowLoggedProb != nil {
+			d.Shadow.LoggedProb, d.Shadow.LoggedProbKnown = *r.ShadowLoggedProb, true
 		}
 	}
 

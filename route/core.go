@@ -51,8 +51,14 @@ var ErrNoCandidates = errors.New("no candidate model left after the rule filter"
 // Shadow is a candidate policy's choice on the same request.
 type Shadow struct {
 	Policy string
-	Arm    string
-	Prob   float64
+	// Arm is the shadow's choice and Prob its probability of that choice.
+	Arm  string
+	Prob float64
+	// LoggedProb is the shadow's probability of the arm the serving policy
+	// chose (the logged action): what an off-policy estimate of the shadow
+	// needs. LoggedProbKnown is false in logs written before it existed.
+	LoggedProb      float64
+	LoggedProbKnown bool
 }
 
 // Decision is the output of the select step: the candidate set, the
@@ -287,7 +293,7 @@ func (c *Core) Decide(ctx context.Context, req *Request, d *Decision) error {
 		sp := d.Probs[k : 2*k]
 		sc, err := sb.p.Select(ctx, f, d.Candidates, sp)
 		if err == nil && sc >= 0 && sc < k {
-			d.Shadow = Shadow{Policy: sb.p.Name(), Arm: d.Candidates[sc].ID, Prob: sp[sc]}
+			d.Shadow = Shadow{Policy: sb.p.Name(), Arm: d.Candidates[sc].ID, Prob: sp[sc], LoggedProb: sp[chosen], LoggedProbKnown: true}
 		}
 		d.Probs = d.Probs[:k]
 	}

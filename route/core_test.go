@@ -215,7 +215,8 @@ func TestShadowLoggedAndLearnsOnlyOnAgreement(t *testing.T) {
 	var rec route.Record
 	act := &scripted{out: okOutcome()}
 	require.NoError(t, core.Run(context.Background(), &route.Request{}, act, &rec))
-	assert.Equal(t, route.Shadow{Policy: "shadow", Arm: "c", Prob: 1}, rec.Decision.Shadow)
+	assert.Equal(t, route.Shadow{Policy: "shadow", Arm: "c", Prob: 1, LoggedProb: 0, LoggedProbKnown: true}, rec.Decision.Shadow,
+		"the shadow's probability of the served arm b is logged for off-policy evaluation")
 	assert.Len(t, rec.Decision.Probs, 3, "shadow propensities do not leak into the serving ones")
 	assert.Equal(t, []float64{0, 1, 0}, rec.Decision.Probs)
 	upd, _ := shadow.seen()

@@ -24,8 +24,18 @@ type Options struct {
 	// own seed (see PolicySeed), so that two policies run on one Seed see
 	// the same requests and the same latent draws.
 	Seed uint64
-	// Requests is the run length; 0 means the scenario's default.
+	// Requests is the run length; 0 means the scenario's default, or the
+	// whole trace with a Trace (which must then hold at least Requests).
 	Requests int
+	// Trace, optional, replaces the scenario's traffic generator: the run
+	// serves the trace's requests at their recorded arrival times, with
+	// their task, tenant, tags and token counts (see TraceRequest). The
+	// providers, the reward and the oracle still come from the scenario,
+	// and the per-request noise is drawn by request index as without a
+	// trace, so two policies on one Seed and one trace see the same latent
+	// draws. The scenario's traffic section then only supplies the task
+	// and tenant tables and the token distributions for unknown counts.
+	Trace Trace
 	// Window is the number of requests per time-series window; 0 means
 	// Requests/50 (at least 1).
 	Window int
@@ -203,9 +213,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	n := o.Requests
 	if n == 0 {
 		n = sc.Requests
+		if o.Trace != nil {
+			n = o.Trace.Len()
+			if n == 0 {
+				return nil, fmt.Errorf("sim: the trace is empty")
+			}
+		}
 	}
 	if n < 1 {
 		return nil, fmt.Errorf("sim: requests %d must be > 0", n)
+	}
+	if o.Trace != nil && n > o.Trace.Len() {
+		return nil, fmt.Errorf("sim: requests %d but the trace holds %d", n, o.Trace.Len())
 	}
 	win := o.Window
 	if win < 0 {
@@ -255,7 +274,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		wStart: make([]float64, nw), wArm: make([]int, nw*k), wOracleArm: make([]int, nw*k),
 		task: make([]taskAcc, len(w.tasks)),
 	}
-	tr := newTraffic(w, o.Seed)
+	var tr *traffic
+	var feed *traceFeed
+	if o.Trace != nil {
+		feed = newTraceFeed(w, o.Trace, o.Seed)
+	} else {
+		tr = newTraffic(w, o.Seed)
+	}
 	var req request
 	r.act.req = &req
 	var idBuf []byte
@@ -266,7 +291,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				return nil, fmt.Errorf("sim: %w", err)
 			}
 		}
-		tr.next(&req)
+		if feed != nil {
+			if err := feed.next(i, &req); err != nil {
+				return nil, err
+			}
+		} else {
+			tr.next(&req)
+		}
 		req.idx = i
 		now = req.t
 		for len(r.pending) > 0 && r.pending[0].done <= req.t {
@@ -286,6 +317,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			f.Tenant = w.tenants[req.tenant]
 		}
 		f.Time = start.Add(secs(req.t))
+		f.Tags = f.Tags[:0]
+		if feed != nil {
+			// Keep the trace's tenant even when the scenario does not
+			// list it, its exact arrival time, and its tags.
+			f.Tenant = feed.cur.Features.Tenant
+			f.Time = start.Add(feed.cur.At)
+			f.Tags = append(f.Tags, feed.cur.Features.Tags...)
+		}
 		f.Vector = f.Vector[:0]
 		rec.Request.Forced = ""
 		if o.Sink != nil {

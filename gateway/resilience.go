@@ -73,6 +73,9 @@ type arm struct {
 
 	// condOut is set while a profile condition holds (condition loop).
 	condOut atomic.Bool
+	// tripped mirrors "breaker not closed" (set by its state changes), so
+	// the hot path reads an atomic instead of the breaker's mutex and clock.
+	tripped atomic.Bool
 	// condition state machine, condition loop only
 	cond      condState
 	condUntil time.Time
@@ -143,7 +146,12 @@ func (g *group) fallsBackOn(e *provider.Error) bool {
 // available reports whether a is worth calling now: breaker not open,
 // provider not down, no profile condition holding.
 func (a *arm) available() bool {
-	return a.breaker.State() != gobreaker.StateOpen && !a.up.down.Load() && !a.condOut.Load()
+	if a.up.down.Load() || a.condOut.Load() {
+		return false
+	}
+	// Only a tripped breaker needs asking: State moves it from open to
+	// half-open once its timeout has passed.
+	return !a.tripped.Load() || a.breaker.State() != gobreaker.StateOpen
 }
 
 // healthRule is the rule filter step fed by the circuit breakers, the

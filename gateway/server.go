@@ -159,6 +159,7 @@ func New(o Options) (*Server, error) {
 			a.upstream = mc.ID
 		}
 		a.breaker = newBreaker(mc.ID, c.Breaker, func(name string, st gobreaker.State) {
+			a.tripped.Store(st != gobreaker.StateClosed)
 			s.m.breaker.WithLabelValues(name).Set(breakerValue(st))
 			s.log.Warn("circuit breaker", "model", name, "state", st.String())
 		})

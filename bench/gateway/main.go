@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "attack duration per target and rate")
 	warm := flag.Duration("warmup", 2*time.Second, "warm-up attack per target before the measured runs")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
+	targetsFlag := flag.String("targets", "direct,floor,gateway", "comma-separated targets to attack, in turn")
 	flag.Parse()
 	var err error
 	switch *role {
@@ -60,7 +62,7 @@ func main() {
 	case "gateway":
 		err = serveGateway(*addr, *upstream, *logDir)
 	case "":
-		err = run(*rates, *dur, *warm, *jsonOut)
+		err = run(*rates, *targetsFlag, *dur, *warm, *jsonOut)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -148,6 +150,16 @@ func serveFloor(addr, upstream string) error {
 }
 
 func serveGateway(addr, upstream, logDir string) error {
+	if path := os.Getenv("ROUTELAB_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
 mode: development
 listen: %q
@@ -264,6 +276,7 @@ type Result struct {
 	Throughput float64        `json:"throughput"`
 	Errors     uint64         `json:"errors"`
 	Codes      map[string]int `json:"status_codes"`
+	ErrorTexts []string       `json:"error_texts,omitempty"`
 	P50        time.Duration  `json:"p50_ns"`
 	P90        time.Duration  `json:"p90_ns"`
 	P99        time.Duration  `json:"p99_ns"`
@@ -284,7 +297,7 @@ func attack(target string, rate int, d time.Duration) vegeta.Metrics {
 	return m
 }
 
-func run(rateList string, d, warm time.Duration, jsonOut string) error {
+func run(rateList, targetList string, d, warm time.Duration, jsonOut string) error {
 	var rates []int
 	for _, s := range strings.Split(rateList, ",") {
 		r, err := strconv.Atoi(strings.TrimSpace(s))
@@ -317,11 +330,20 @@ func run(rateList string, d, warm time.Duration, jsonOut string) error {
 		return err
 	}
 	defer gw.stop()
-	targets := []struct {
+	type target struct {
 		name string
 		url  string
 		p    *proc
-	}{{"direct", mock.url, nil}, {"floor", floor.url, floor}, {"gateway", gw.url, gw}}
+	}
+	all := map[string]target{"direct": {"direct", mock.url, nil}, "floor": {"floor", floor.url, floor}, "gateway": {"gateway", gw.url, gw}}
+	var targets []target
+	for _, n := range strings.Split(targetList, ",") {
+		t, ok := all[strings.TrimSpace(n)]
+		if !ok {
+			return fmt.Errorf("-targets: %q is not direct, floor or gateway", n)
+		}
+		targets = append(targets, t)
+	}
 	fmt.Fprintf(os.Stderr, "warming up (%v per target)…\n", warm)
 	for _, t := range targets {
 		attack(t.url, 500, warm)
@@ -341,6 +363,10 @@ func run(rateList string, d, warm time.Duration, jsonOut string) error {
 			r := Result{Target: t.name, Rate: rate, Requests: m.Requests, Achieved: m.Rate, Throughput: m.Throughput,
 				Codes: m.StatusCodes, P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99}
 			r.Errors = m.Requests - uint64(m.StatusCodes["200"])
+			if len(m.Errors) > 5 {
+				m.Errors = m.Errors[:5]
+			}
+			r.ErrorTexts = m.Errors
 			if t.p != nil {
 				c1, err := t.p.cpu()
 				if err != nil {

@@ -112,6 +112,27 @@
 //	st, err := replay.Train(ctx, src, p, replay.TrainOpts{Seed: 1})
 //	err = policy.SaveFile(p, "warm.json")
 //
+// # Counterfactual re-simulation
+//
+// Resimulate runs other policies through the simulator on exactly the
+// logged traffic: BuildTrace reads the log into a Trace (per decision its
+// arrival time, task, tenant, tags, prompt length and, when answered,
+// completion length; sorted by arrival, about 32 bytes per request in
+// memory, at most DefaultMaxTraceRows unless TraceOpts.MaxRows says
+// otherwise), and each target learns online, as in sim.Run, on those
+// requests served by a scenario's providers — a named scenario, or one
+// fitted to the same logs by Calibrate:
+//
+//	tr, err := replay.BuildTrace(ctx, src, replay.TraceOpts{})
+//	res, err := replay.Resimulate(ctx, tr, sc, targets, replay.ResimulateOpts{Seed: 1})
+//
+// The scenario must know every logged task type (an error lists those it
+// does not). Logged tenants are hashes; TraceOpts.Tenants maps them back to
+// a scenario's names. The Clock option lays the logged times on the
+// scenario's clock (its own start, or the first logged request). What the
+// log does not know — the completion length of a failed request — is
+// drawn from the scenario, seeded.
+//
 // # Calibration
 //
 // Calibrate fits a simulator scenario (package sim) to logs — per provider

@@ -165,3 +165,18 @@ func finite(xs ...float64) bool {
 	}
 	return true
 }
+
+// headPrior returns arm a's head as a prior mean for its regression on
+// φ = [z; 1], or nil when the network has no head for a yet.
+func (m *mlp) headPrior(a int) []float64 {
+	if a >= m.arms {
+		return nil
+	}
+	r := m.rep()
+	out := make([]float64, r+1)
+	for i := 0; i < r; i++ {
+		out[i] = m.headW[i*m.arms+a]
+	}
+	out[r] = m.headB[a]
+	return out
+}

@@ -78,6 +78,9 @@ const (
 
 var taskNames = [...]string{"chat", "extract", "translate", "summarize", "math", "code"}
 
+// TaskNames lists the task types GuessTask produces.
+func TaskNames() []string { return append([]string(nil), taskNames[:]...) }
+
 var taskWords = map[string]uint8{
 	"func": taskCode, "def": taskCode, "class": taskCode, "traceback": taskCode, "stacktrace": taskCode,
 	"compile": taskCode, "compiler": taskCode, "bug": taskCode, "debug": taskCode, "python": taskCode,

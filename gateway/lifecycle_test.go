@@ -382,3 +382,19 @@ func TestGuessTask(t *testing.T) {
 		assert.Equal(t, want, GuessTask([]provider.Message{{Role: "user", Content: raw}}), text)
 	}
 }
+
+func TestContextualPolicyServes(t *testing.T) {
+	gw := startGateway(t, strings.Replace(fastSim, "log: {dir: \"\"}", "policy: {name: linucb}\nlog: {dir: \"\"}", 1))
+	for _, task := range []string{"code", "math", "chat", "code"} {
+		code, hdr, body := post(t, gw.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""), HeaderTask, task)
+		require.Equal(t, 200, code, "%s", body)
+		rec, ok := gw.sink.get(hdr.Get(HeaderRequestID))
+		require.True(t, ok)
+		assert.Equal(t, "linucb", rec.Decision.Policy)
+		assert.NotEmpty(t, rec.Request.Features.Vector, "the default encoder fills the vector")
+	}
+	code, _, body := post(t, gw.url+"/admin/policy", `{"policy":"lin-thompson","params":{"seed":3}}`)
+	require.Equal(t, 200, code, "%s", body)
+	code, _, body = post(t, gw.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""))
+	assert.Equal(t, 200, code, "%s", body)
+}

@@ -57,7 +57,9 @@ type Options struct {
 	Providers map[string]provider.Provider
 	// HTTPClient is shared by the HTTP providers; nil = a pooled default.
 	HTTPClient *http.Client
-	// Encoder, optional, builds feature vectors for contextual policies.
+	// Encoder, optional, builds feature vectors for contextual policies;
+	// nil means intercept, task one-hot (TaskNames), prompt-size buckets,
+	// four hour-of-day buckets and eight hashed tenant buckets.
 	Encoder policy.Encoder
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -214,6 +216,15 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("shadow: %w", err)
 		}
 	}
+	enc := o.Encoder
+	if enc == nil {
+		// Contextual policies (linucb, lin-thompson, …) need a vector; the
+		// default describes what the gateway knows of every request.
+		if enc, err = policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: TaskNames(),
+			TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: 8}); err != nil {
+			return nil, fmt.Errorf("feature encoder: %w", err)
+		}
+	}
 	rw, _ := c.Reward.toRoute() // validated
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
 	if len(s.allowed) > 0 {
@@ -221,7 +232,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: o.Sink,
-		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: o.Encoder, Now: s.now,
+		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decision core: %w", err)

@@ -1,0 +1,27 @@
+// Package experiments runs routing-policy experiments on the simulator: a
+// YAML spec names policies, scenarios and seeds; every (policy, scenario,
+// seed) cell is an independent sim.Run on a worker pool; the results are
+// summarised across seeds with Student-t confidence intervals, every policy
+// is compared with a baseline by paired differences over the same seeds
+// (common random numbers), and a report (Markdown, and HTML with SVG
+// figures) plus Parquet tables of cells and time-series windows are written
+// to a directory. See docs/experiments.md for the spec format.
+//
+// The main calls:
+//
+//	spec, err := experiments.LoadSpec("examples/experiments/bandits.yaml")
+//	res, err := experiments.Run(ctx, spec, experiments.Options{Registry: policy.NewBuiltinRegistry()})
+//	analysis, err := experiments.Write("out/bandits", res)
+//
+// Each cell builds a fresh policy from its spec, seeded with
+// sim.PolicySeed(seed) unless the spec sets a seed, so a cell is a
+// deterministic function of the spec and its seed and the results do not
+// depend on Options.Parallel. The policy registry is injected (the program
+// builds it), so this package knows nothing of which policies exist.
+//
+// Statistics: MeanCI is the mean with a two-sided Student-t interval over
+// seeds; Compare is the paired t interval of the per-seed difference from
+// the baseline, with a two-sided p-value and a verdict (significantly
+// better, significantly worse, no evidence) oriented by the metric's
+// direction. No correction is made for multiple comparisons.
+package experiments

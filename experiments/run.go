@@ -1,0 +1,203 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/sim"
+)
+
+// Options configure Run.
+type Options struct {
+	// Registry builds the policies from their specs; required. The program
+	// builds it (cmd/routelab), so that this package needs no knowledge of
+	// which policies exist.
+	Registry *policy.Registry
+	// Parallel is the number of cells simulated at once; 0 means
+	// GOMAXPROCS. Results do not depend on it.
+	Parallel int
+	// Encoder builds the feature encoder of a scenario's requests, for
+	// contextual policies; nil means DefaultEncoder.
+	Encoder func(*sim.Scenario) (policy.Encoder, error)
+	// Progress, optional, is called after each finished cell with the
+	// number done so far and the total. Calls are serialised.
+	Progress func(done, total int)
+}
+
+// DefaultEncoder is the feature encoder `routelab sim` uses: an intercept,
+// one-hot task over the scenario's tasks, prompt-size buckets
+// (policy.DefaultTokenBuckets), four six-hour buckets of the day, and
+// one-hot tenant.
+func DefaultEncoder(sc *sim.Scenario) (policy.Encoder, error) {
+	return policy.NewFeatureEncoder(policy.EncoderOpts{
+		Intercept:    true,
+		Tasks:        sc.Tasks(),
+		TokenBuckets: policy.DefaultTokenBuckets,
+		HourBuckets:  4,
+		Tenants:      sc.Tenants(),
+	})
+}
+
+// Cell is one simulation of the grid: a policy on a scenario with a seed.
+type Cell struct {
+	Scenario string
+	// Policy is the policy's label; PolicySpec the spec it was built from,
+	// including the seed it ran with.
+	Policy     string
+	PolicySpec string
+	Seed       uint64
+	PolicySeed uint64
+	Result     *sim.Result
+}
+
+// Results are an experiment's cells, in spec order: scenario, then policy,
+// then seed.
+type Results struct {
+	Spec  *Spec
+	Cells []Cell
+	// Started and Elapsed are wall-clock facts of the run, for the report.
+	Started time.Time
+	Elapsed time.Duration
+	// Workers is the number of cells that ran at once.
+	Workers int
+}
+
+type cellKey struct {
+	scenario, policy, seed int
+}
+
+// Run validates spec and simulates every (scenario, policy, seed) cell as an
+// independent sim.Run on a pool of o.Parallel workers. A cell's policy is
+// built fresh from its spec with seed sim.PolicySeed(seed) unless the spec
+// sets one, so every cell is a deterministic function of the spec and its
+// seed, and all policies on one seed see the same traffic and latent draws
+// (common random numbers): differences between policies on a seed are
+// paired. The first failing cell, or ctx's cancellation, stops the run and
+// is returned.
+func Run(ctx context.Context, spec *Spec, o Options) (*Results, error) {
+	if spec == nil {
+		return nil, errors.New("experiments: no spec")
+	}
+	if err := spec.Validate(o.Registry); err != nil {
+		return nil, err
+	}
+	newEnc := o.Encoder
+	if newEnc == nil {
+		newEnc = DefaultEncoder
+	}
+	workers := o.Parallel
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	seeds := spec.Seeds.Values()
+	nSc, nPol, nSeed := len(spec.scenarios), len(spec.policies), len(seeds)
+	total := nSc * nPol * nSeed
+	workers = min(workers, total)
+
+	res := &Results{Spec: spec, Cells: make([]Cell, total), Started: time.Now(), Workers: workers}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	jobs := make(chan cellKey)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		done     int
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel(err)
+	}
+	for range workers {
+		wg.Go(func() {
+			for k := range jobs {
+				idx := (k.scenario*nPol+k.policy)*nSeed + k.seed
+				c, err := runCell(ctx, spec, newEnc, k, seeds[k.seed])
+				if err != nil {
+					fail(err)
+					continue
+				}
+				res.Cells[idx] = c
+				if o.Progress != nil {
+					mu.Lock()
+					done++
+					o.Progress(done, total)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+feed:
+	for s := range nSc {
+		for p := range nPol {
+			for i := range nSeed {
+				select {
+				case jobs <- cellKey{s, p, i}:
+				case <-ctx.Done():
+					break feed
+				}
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	res.Elapsed = time.Since(res.Started)
+	if firstErr != nil {
+		return nil, fmt.Errorf("experiment %q: %w", spec.Name, firstErr)
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, fmt.Errorf("experiment %q: %w", spec.Name, err)
+	}
+	return res, nil
+}
+
+// runCell simulates one cell with a fresh policy and encoder.
+func runCell(ctx context.Context, spec *Spec, newEnc func(*sim.Scenario) (policy.Encoder, error), k cellKey, seed uint64) (Cell, error) {
+	sc := spec.scenarios[k.scenario]
+	label := spec.Policies[k.policy].Label
+	where := fmt.Sprintf("cell (scenario %q, policy %q, seed %d)", sc.Name, label, seed)
+	ps := policy.Spec{Name: spec.policies[k.policy].Name, Params: maps.Clone(spec.policies[k.policy].Params)}
+	if ps.Params == nil {
+		ps.Params = policy.Params{}
+	}
+	if _, ok := ps.Params["seed"]; !ok {
+		ps.Params["seed"] = strconv.FormatUint(sim.PolicySeed(seed), 10)
+	}
+	pseed, err := ps.Params.Uint64("seed", 0)
+	if err != nil {
+		return Cell{}, fmt.Errorf("%s: %w", where, err)
+	}
+	p, err := spec.registry.New(ps)
+	if err != nil {
+		return Cell{}, fmt.Errorf("%s: build policy: %w", where, err)
+	}
+	enc, err := newEnc(sc)
+	if err != nil {
+		return Cell{}, fmt.Errorf("%s: feature encoder: %w", where, err)
+	}
+	r, err := sim.Run(ctx, sim.Options{
+		Scenario:          sc,
+		Policy:            p,
+		Seed:              seed,
+		Requests:          spec.Requests,
+		Window:            spec.Window,
+		Encoder:           enc,
+		ImmediateFeedback: spec.ImmediateFeedback,
+	})
+	if err != nil {
+		return Cell{}, fmt.Errorf("%s: %w", where, err)
+	}
+	return Cell{Scenario: sc.Name, Policy: label, PolicySpec: ps.String(), Seed: seed, PolicySeed: pseed, Result: r}, nil
+}

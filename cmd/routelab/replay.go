@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -47,6 +48,9 @@ type replayFlags struct {
 	resimulate bool
 	scenario   string
 	requests   int
+	traffic    string
+	clock      string
+	tenantSalt string
 }
 
 func newReplayCmd() *cobra.Command {
@@ -82,14 +86,28 @@ arm the target cannot handle stops the evaluation with an error naming it.
 An unreadable or newer-schema log file is an error too, unless
 --skip-bad-files (then it is reported and left out).
 
---resimulate runs each policy through the simulator instead, learning
-online as in "routelab sim", and reports the same metrics as "routelab sim".
-The traffic is the logs' traffic as "routelab calibrate" fits it — arrival
-rate, diurnal curve, task and tenant mix, token lengths, start time — not
-the exact logged arrivals (the simulator takes no request trace); the
-providers are fitted to the logs too, or taken from --scenario.`,
+--resimulate runs each policy through the simulator instead (counterfactual
+re-simulation), learning online as in "routelab sim", and reports the same
+metrics as "routelab sim" (a table per policy, or with --json an array with
+one object per policy). By default (--traffic logged) the simulator replays
+the logged requests themselves, in arrival order: their arrival times, task
+mix, tenants, tags, prompt lengths and, for answered requests, completion
+lengths (a failed request's is drawn from the scenario). The providers come
+from --scenario (its latency, queueing, rate limits, outages, prices and
+quality; it must know every logged task type), or are fitted to the same
+logs as "routelab calibrate" does. --clock says where the run's clock
+starts: at the scenario's start (auto picks it when the logs begin within
+a day after it, as logs of "routelab sim --log" of that scenario do), or
+at the first logged request ("logs"). Logged tenants are hashes; with
+--scenario, its tenants are recognised by hashing their names with
+--tenant-salt (the log writer's salt; empty for "routelab sim --log").
+The trace is held in memory, about 32 bytes per request (20 million
+requests at most; select fewer with --from/--to or --requests).
+--traffic fitted instead simulates fresh traffic from the logs' fitted
+arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 		Example: `  routelab replay --logs data/decisions --policy thompson,epsilon-greedy=epsilon:0.05
-  routelab replay --logs logs --policy ucb1 --estimators snips,dr --bootstrap 500 --json`,
+  routelab replay --logs logs --policy ucb1 --estimators snips,dr --bootstrap 500 --json
+  routelab replay --resimulate --logs logs --policy thompson,linucb --scenario tasks`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runReplay(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -116,7 +134,10 @@ providers are fitted to the logs too, or taken from --scenario.`,
 	f.StringSliceVar(&fl.snapshots, "snapshot", nil, "also evaluate the policy restored from this snapshot file (repeatable)")
 	f.BoolVar(&fl.resimulate, "resimulate", false, "run the policies through the simulator on the logs' traffic instead of estimating off-policy")
 	f.StringVar(&fl.scenario, "scenario", "", "with --resimulate: take the providers from this scenario (name or YAML) instead of fitting them to the logs")
-	f.IntVar(&fl.requests, "requests", 0, "with --resimulate: number of requests (0 = as many as the logs hold)")
+	f.IntVar(&fl.requests, "requests", 0, "with --resimulate: number of requests (0 = as many as the logs hold; with logged traffic, the first N)")
+	f.StringVar(&fl.traffic, "traffic", "logged", "with --resimulate: logged (replay the logged requests) or fitted (fresh traffic fitted to the logs)")
+	f.StringVar(&fl.clock, "clock", "auto", "with --resimulate and logged traffic: where the run's clock starts: auto, scenario (its start) or logs (the first logged request)")
+	f.StringVar(&fl.tenantSalt, "tenant-salt", "", "with --resimulate and --scenario: the log writer's tenant salt, to recognise the scenario's tenants in the logs")
 	return cmd
 }
 
@@ -211,6 +232,9 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	}
 	if fl.scenario != "" || fl.requests != 0 {
 		return fmt.Errorf("--scenario and --requests go with --resimulate")
+	}
+	if (fl.traffic != "" && fl.traffic != "logged") || (fl.clock != "" && fl.clock != "auto") || fl.tenantSalt != "" {
+		return fmt.Errorf("--traffic, --clock and --tenant-salt go with --resimulate")
 	}
 
 	opts := replay.Opts{
@@ -452,19 +476,131 @@ func (e *rowExport) abort() {
 	os.Remove(e.tmp)
 }
 
-// runResimulate fits the logs' traffic (and, without --scenario, their
-// providers), then runs every target through the simulator on it.
+// runResimulate runs every target through the simulator on the logs'
+// traffic: the logged requests themselves (--traffic logged) or traffic
+// fitted to them; the providers come from --scenario or are fitted to the
+// logs.
 func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.ReaderOpts, targets []replay.Target, out, errOut io.Writer) error {
 	if fl.requests < 0 {
 		return fmt.Errorf("--requests %d: must be >= 0", fl.requests)
 	}
+	switch fl.traffic {
+	case "", "logged":
+	case "fitted":
+		if fl.clock != "" && fl.clock != "auto" {
+			return fmt.Errorf("--clock goes with --traffic logged")
+		}
+		if fl.tenantSalt != "" {
+			return fmt.Errorf("--tenant-salt goes with --traffic logged")
+		}
+	default:
+		return fmt.Errorf("--traffic %q: want logged or fitted", fl.traffic)
+	}
+	clock, err := replay.ParseClock(fl.clock)
+	if err != nil {
+		return fmt.Errorf("--clock: %w", err)
+	}
 	var providers *sim.Scenario
 	if fl.scenario != "" {
-		var err error
 		if providers, err = sim.LoadScenario(fl.scenario); err != nil {
 			return fmt.Errorf("--scenario: %w", err)
 		}
 	}
+	if fl.traffic == "fitted" {
+		return runResimulateFitted(ctx, fl, ropts, providers, targets, out, errOut)
+	}
+
+	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
+	var sc *sim.Scenario
+	var notes []string
+	var topts replay.TraceOpts
+	if providers == nil {
+		src.desc = []string{"pass 1/2: fit providers", "pass 2/2: read requests"}
+		cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "calibrated+logged-traffic", Seed: fl.seed})
+		if err != nil {
+			return err
+		}
+		sc, notes = cal.Scenario, cal.Notes
+	} else {
+		src.desc = []string{"reading requests"}
+		cp := *providers
+		cp.Name = providers.Name + "+logged-traffic"
+		sc = &cp
+		if tenants := providers.Tenants(); len(tenants) > 0 {
+			topts.Tenants = make(map[string]string, len(tenants))
+			for _, name := range tenants {
+				topts.Tenants[decisionlog.HashTenant(fl.tenantSalt, name)] = name
+			}
+		}
+	}
+	tr, err := replay.BuildTrace(ctx, src, topts)
+	if err != nil {
+		return fmt.Errorf("--logs: %w", err)
+	}
+	if fl.requests > tr.Len() {
+		return fmt.Errorf("--requests %d: the logs hold %d requests", fl.requests, tr.Len())
+	}
+	run, _, err := tr.Anchor(sc, clock)
+	if err != nil {
+		if fl.scenario != "" {
+			return fmt.Errorf("--scenario %s: %w", fl.scenario, err)
+		}
+		return fmt.Errorf("resimulate: %w", err)
+	}
+	enc, err := simEncoder(run)
+	if err != nil {
+		return fmt.Errorf("resimulate: feature encoder: %w", err)
+	}
+	results, err := replay.Resimulate(ctx, tr, sc, targets, replay.ResimulateOpts{Seed: fl.seed, Requests: fl.requests, Encoder: enc, Clock: clock})
+	if err != nil {
+		return err
+	}
+	// Requests whose tenant the scenario does not list: with --scenario,
+	// most likely a wrong --tenant-salt.
+	unknownTenants := 0
+	if providers != nil && len(providers.Tenants()) > 0 {
+		for name, c := range tr.Tenants() {
+			if name != "" && !slices.Contains(providers.Tenants(), name) {
+				unknownTenants += c
+			}
+		}
+	}
+	var tenantNote string
+	if unknownTenants > 0 {
+		tenantNote = fmt.Sprintf("%d requests have a tenant scenario %s does not list (wrong --tenant-salt?); no tenant modifier applies to them", unknownTenants, providers.Name)
+	}
+	if err := writeResimResults(out, fl.json, results); err != nil {
+		return err
+	}
+	if fl.json {
+		if unknownTenants > 0 {
+			fmt.Fprintln(errOut, "warning:", tenantNote)
+		}
+		return nil
+	}
+	n := tr.Len()
+	if fl.requests > 0 {
+		n = fl.requests
+	}
+	fmt.Fprintf(out, "note: traffic: %d of the %d logged requests, %s to %s, replayed in arrival order; the run's clock starts at %s\n",
+		n, tr.Len(), tr.First().Format(time.RFC3339), tr.Last().Format(time.RFC3339), run.StartTime().Format(time.RFC3339Nano))
+	if providers != nil {
+		fmt.Fprintf(out, "note: providers from scenario %s\n", providers.Name)
+		if unknownTenants > 0 {
+			fmt.Fprintln(out, "note:", tenantNote)
+		}
+		return nil
+	}
+	fmt.Fprintln(out, "note: providers fitted to the logs (as \"routelab calibrate\" fits them)")
+	for _, n := range notes {
+		fmt.Fprintln(out, "note:", n)
+	}
+	return nil
+}
+
+// runResimulateFitted is --traffic fitted: fresh traffic from the logs'
+// fitted arrival process (and, without --scenario, fitted providers).
+func runResimulateFitted(ctx context.Context, fl replayFlags, ropts decisionlog.ReaderOpts, providers *sim.Scenario, targets []replay.Target, out, errOut io.Writer) error {
 	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
 	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "resimulated", Seed: fl.seed})
 	if err != nil {
@@ -473,23 +609,46 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 	sc := cal.Scenario
 	if providers != nil {
 		fitted := *sc
-		fitted.Name = providers.Name + "+logged-traffic"
+		fitted.Name = providers.Name + "+fitted-traffic"
 		fitted.Providers, fitted.Timeout, fitted.Reward = providers.Providers, providers.Timeout, providers.Reward
 		if err := fitted.Validate(); err != nil {
 			return fmt.Errorf("--scenario %s with the logs' traffic: %w", fl.scenario, err)
 		}
 		sc = &fitted
 	}
+	enc, err := simEncoder(sc)
+	if err != nil {
+		return fmt.Errorf("resimulate: feature encoder: %w", err)
+	}
 	var results []*sim.Result
 	for _, t := range targets {
-		res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: t.Policy, Seed: fl.seed, Requests: fl.requests})
+		res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: t.Policy, Seed: fl.seed, Requests: fl.requests, Encoder: enc})
 		if err != nil {
 			return fmt.Errorf("resimulate %s: %w", t.Name, err)
 		}
 		res.Policy = t.Name
 		results = append(results, res)
 	}
+	if err := writeResimResults(out, fl.json, results); err != nil {
+		return err
+	}
 	if fl.json {
+		return nil
+	}
+	if providers != nil {
+		fmt.Fprintf(out, "note: providers from scenario %s; traffic fitted to the logs (%d requests logged, %.3g req/s)\n", providers.Name, cal.Scenario.Requests, sc.Traffic.Rate)
+		return nil
+	}
+	for _, n := range cal.Notes {
+		fmt.Fprintln(out, "note:", n)
+	}
+	return nil
+}
+
+// writeResimResults writes one "routelab sim" table per result, or a JSON
+// array of them, and a blank line before the notes.
+func writeResimResults(out io.Writer, asJSON bool, results []*sim.Result) error {
+	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(results)
@@ -503,12 +662,5 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 		}
 	}
 	fmt.Fprintln(out)
-	if providers != nil {
-		fmt.Fprintf(out, "note: providers from scenario %s; traffic fitted to the logs (%d requests logged, %.3g req/s)\n", providers.Name, cal.Scenario.Requests, sc.Traffic.Rate)
-		return nil
-	}
-	for _, n := range cal.Notes {
-		fmt.Fprintln(out, "note:", n)
-	}
 	return nil
 }

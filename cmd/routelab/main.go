@@ -27,12 +27,14 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newPoliciesCmd(),
 		newServeCmd(),
+		newLoadgenCmd(),
 		newSimCmd(),
 		newScenariosCmd(),
 		newReplayCmd(),
 		newTrainCmd(),
 		newCalibrateCmd(),
 		newLogsCmd(),
+		newExperimentCmd(),
 	)
 	return root
 }

@@ -22,6 +22,14 @@
 //	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: 100_000})
 //	fmt.Println(res.MeanReward, res.OracleMeanReward, res.Regret)
 //
+// Options.Trace replaces the generated traffic by a recorded request
+// sequence (arrival offsets, features, completion lengths when known), for
+// counterfactual re-simulation of logged traffic (package replay builds
+// traces from decision logs); the providers, reward and oracle still come
+// from the scenario:
+//
+//	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: 1, Trace: sim.TraceSlice(reqs)})
+//
 // Each request is decided by route.Core.Decide, acted on by the simulator's
 // route.Actor on the virtual clock, and completed (reward → policy.Update →
 // log sink) by route.Core.Complete at its virtual completion time, so the

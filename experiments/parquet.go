@@ -118,7 +118,7 @@ func writeParquet[T any](path string, rows []T) (err error) {
 			_ = os.Remove(tmp)
 		}
 	}()
-	w := parquet.NewGenericWriter[T](f, parquet.MaxRowsPerRowGroup(rowGroupRows))
+	w := parquet.NewGenericWriter[T](f, parquet.MaxRowsPerRowGroup(rowGroupRows), parquet.Compression(&parquet.Zstd))
 	for len(rows) > 0 {
 		n := min(len(rows), rowGroupRows)
 		if _, err = w.Write(rows[:n]); err != nil {

@@ -17,6 +17,8 @@ import (
 type table struct {
 	head []string
 	rows [][]cell
+	// text is the number of leading text (left-aligned) columns.
+	text int
 }
 
 type cell struct {
@@ -110,7 +112,7 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 		r.Started.UTC().Format(time.RFC3339), r.Workers, r.Elapsed.Round(time.Millisecond)))
 
 	// Overview: reward/oracle, policies × scenarios, best in bold.
-	ov := table{head: append([]string{"policy"}, a.Scenarios...)}
+	ov := table{head: append([]string{"policy"}, a.Scenarios...), text: 1}
 	ratio, _ := MetricByName("oracle_ratio")
 	for _, pol := range a.Policies {
 		row := []cell{{text: pol}}
@@ -134,7 +136,7 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 		if d := s.scenarios[i].Description; d != "" {
 			sec.paras = append(sec.paras, d)
 		}
-		mt := table{head: []string{"policy"}}
+		mt := table{head: []string{"policy"}, text: 1}
 		for _, m := range a.Metrics {
 			mt.head = append(mt.head, m.Title)
 		}
@@ -149,7 +151,7 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 		sec.tables = append(sec.tables, mt)
 		sec.paras = append(sec.paras, fmt.Sprintf("Metrics: mean ± %s half-width over %d seeds (baseline in bold). Then paired differences from the baseline %s.", conf, n, a.Baseline))
 		if len(a.Policies) > 1 {
-			ct := table{head: []string{"policy", "metric", "Δ (policy − " + a.Baseline + ")", conf + " CI", "p", "verdict"}}
+			ct := table{head: []string{"policy", "metric", "Δ (policy − " + a.Baseline + ")", conf + " CI", "p", "verdict"}, text: 2}
 			for _, pol := range a.Policies {
 				if pol == a.Baseline {
 					continue
@@ -219,7 +221,7 @@ func WriteMarkdown(w io.Writer, r *Results, a *Analysis, figs []Figure) error {
 			}
 			b.WriteString("\n|")
 			for i := range t.head {
-				if i == 0 {
+				if i < t.text || i == len(t.head)-1 && t.text == 2 {
 					b.WriteString("---|")
 				} else {
 					b.WriteString("---:|")
@@ -359,7 +361,7 @@ func WriteHTML(w io.Writer, r *Results, a *Analysis, figs []Figure) error {
 				var hr []htmlCell
 				for i, c := range row {
 					class := ""
-					if i > 0 {
+					if i >= t.text {
 						class = "num"
 					}
 					switch c.verdict {

@@ -77,7 +77,7 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 	taskIdx := map[string]uint16{"": 0}
 	tenantIdx := map[string]uint32{"": 0}
 	tagIdx := map[string]uint32{"": 0}
-	var key strings.Builder
+	var key []byte
 	var n int64
 	err := src.Scan(ctx, func(rec *route.Record) error {
 		i := n
@@ -125,16 +125,14 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 		r.tenant = tn
 		t.tenantN[tn]++
 		if len(f.Tags) > 0 {
-			key.Reset()
+			key = key[:0]
 			for _, tag := range f.Tags {
-				key.WriteString(tag)
-				key.WriteByte(0)
+				key = append(append(key, tag...), 0)
 			}
-			k := key.String()
-			tg, ok := tagIdx[k]
+			tg, ok := tagIdx[string(key)] // no allocation for the lookup
 			if !ok {
 				tg = uint32(len(t.tagSets))
-				tagIdx[k] = tg
+				tagIdx[string(key)] = tg
 				t.tagSets = append(t.tagSets, slices.Clone(f.Tags))
 			}
 			r.tags = tg

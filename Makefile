@@ -4,7 +4,7 @@ BIN       := bin/routelab
 # Tests run with the race detector; CI may add flags through TESTFLAGS.
 TESTFLAGS ?=
 
-.PHONY: all build run test lint bench clean
+.PHONY: all build run test lint bench check-alerts clean
 
 all: build
 
@@ -21,6 +21,11 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# promtool checks (and unit-tests) the Prometheus alert rules; the script
+# installs Debian's prometheus package when promtool is missing.
+check-alerts:
+	sh scripts/check-alerts.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

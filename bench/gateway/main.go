@@ -287,14 +287,29 @@ type Result struct {
 func attack(target string, rate int, d time.Duration) vegeta.Metrics {
 	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodPost, URL: target + "/v1/chat/completions", Body: requestBody,
 		Header: http.Header{"Content-Type": {"application/json"}}})
-	a := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Connections(10000), vegeta.MaxConnections(10000),
-		vegeta.Timeout(10*time.Second), vegeta.Workers(64), vegeta.HTTP2(false))
+	// One client per attack whose connections are closed afterwards, so
+	// the targets never inherit each other's sockets.
+	tp := &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 4096, IdleConnTimeout: 30 * time.Second, DisableCompression: true,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext}
+	defer tp.CloseIdleConnections()
+	a := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: tp, Timeout: 10 * time.Second}),
+		vegeta.Workers(64), vegeta.MaxWorkers(4096))
 	var m vegeta.Metrics
 	for res := range a.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "bench") {
 		m.Add(res)
 	}
 	m.Close()
 	return m
+}
+
+// raiseFileLimit lifts the open-file soft limit to the hard limit (the
+// children inherit it): open-loop overload opens many sockets.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
 }
 
 func run(rateList, targetList string, d, warm time.Duration, jsonOut string) error {
@@ -306,6 +321,7 @@ func run(rateList, targetList string, d, warm time.Duration, jsonOut string) err
 		}
 		rates = append(rates, r)
 	}
+	raiseFileLimit()
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -356,7 +372,7 @@ func run(rateList, targetList string, d, warm time.Duration, jsonOut string) err
 			var c0 time.Duration
 			if t.p != nil {
 				if c0, err = t.p.cpu(); err != nil {
-					return err
+					fmt.Fprintln(os.Stderr, "warning:", err)
 				}
 			}
 			m := attack(t.url, rate, d)
@@ -370,9 +386,8 @@ func run(rateList, targetList string, d, warm time.Duration, jsonOut string) err
 			if t.p != nil {
 				c1, err := t.p.cpu()
 				if err != nil {
-					return err
-				}
-				if m.Requests > 0 {
+					fmt.Fprintln(os.Stderr, "warning:", err)
+				} else if m.Requests > 0 && c0 > 0 {
 					r.CPUPerReq = (c1 - c0) / time.Duration(m.Requests)
 				}
 			}
@@ -386,6 +401,7 @@ func run(rateList, targetList string, d, warm time.Duration, jsonOut string) err
 		}
 	}
 	report(os.Stdout, results, d)
+	gatewayCounters(os.Stdout, gw.url)
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
 		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
@@ -445,4 +461,22 @@ func report(w io.Writer, rs []Result, d time.Duration) {
 	tw.Flush()
 	fmt.Fprintf(w, "\nhighest rate with 0 errors and p99 < 50 ms: direct %d/s, floor %d/s, gateway %d/s\n",
 		sustained["direct"], sustained["floor"], sustained["gateway"])
+}
+
+// gatewayCounters prints the gateway's attempt, fallback and retry counters.
+func gatewayCounters(w io.Writer, base string) {
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		fmt.Fprintln(w, "gateway metrics:", err)
+		return
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	fmt.Fprintln(w, "\ngateway counters:")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "routelab_upstream_attempts_total") || strings.HasPrefix(l, "routelab_fallbacks_total") ||
+			strings.HasPrefix(l, "routelab_retries_total") || strings.HasPrefix(l, "routelab_log_dropped_total") {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
 }

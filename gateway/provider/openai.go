@@ -141,9 +141,11 @@ func (p *OpenAI) post(ctx context.Context, c *Call, stream bool) (*http.Response
 	return res, nil
 }
 
+// completionView is what the gateway checks of an answer: that it has
+// choices (decoded as empty structs: validated, not copied) and its usage.
 type completionView struct {
-	Choices []json.RawMessage `json:"choices"`
-	Usage   *Usage            `json:"usage"`
+	Choices []struct{} `json:"choices"`
+	Usage   *Usage     `json:"usage"`
 }
 
 // Complete implements Provider.

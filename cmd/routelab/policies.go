@@ -5,13 +5,20 @@ import (
 	"text/tabwriter"
 
 	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/policy/neural"
 	"github.com/spf13/cobra"
 )
 
 // newRegistry builds the policy registry every subcommand uses. It is the
-// one place policies are registered (no init-time side effects).
+// one place policies are registered (no init-time side effects): package
+// policy's builtins and the neural ones (policy/neural, which policy
+// cannot import).
 func newRegistry() *policy.Registry {
-	return policy.NewBuiltinRegistry()
+	reg := policy.NewBuiltinRegistry()
+	for _, b := range neural.Builtins() {
+		reg.MustRegister(b.Name, b.Doc, b.Factory)
+	}
+	return reg
 }
 
 func newPoliciesCmd() *cobra.Command {

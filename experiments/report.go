@@ -70,14 +70,17 @@ func fmtP(p float64) string {
 	}
 }
 
-// diffFormat prints a difference with one more digit than the metric, as
-// differences are usually much smaller than the values.
+// diffFormat prints a difference with the metric's precision and a sign.
 func diffFormat(m Metric) string {
-	var prec int
-	if _, err := fmt.Sscanf(m.Format, "%%.%df", &prec); err != nil {
-		return "%+g"
+	return strings.Replace(m.Format, "%", "%+", 1)
+}
+
+// fmtRelative prints a difference relative to the baseline's mean.
+func fmtRelative(diff, base float64) string {
+	if base == 0 || math.IsNaN(diff) || math.IsNaN(base) {
+		return "n/a"
 	}
-	return fmt.Sprintf("%%+.%df", prec+1)
+	return fmt.Sprintf("%+.1f%%", 100*diff/math.Abs(base))
 }
 
 func buildDocument(r *Results, a *Analysis, figs []Figure) document {
@@ -88,16 +91,13 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 	}
 	conf := pct(a.Confidence)
 	n := len(a.Seeds)
-	reqs := "each scenario's default"
-	if s.Requests > 0 {
-		reqs = fmt.Sprintf("%d", s.Requests)
-	}
+	reqs := cellSizes(r, a)
 	doc := document{title: title}
 	if s.Description != "" {
 		doc.intro = append(doc.intro, s.Description)
 	}
 	doc.intro = append(doc.intro,
-		fmt.Sprintf("%d policies × %d scenarios × %d seeds = %d independent simulations of %s requests each (seeds %s).",
+		fmt.Sprintf("%d policies × %d scenarios × %d seeds = %d independent simulations of %s (seeds %s).",
 			len(a.Policies), len(a.Scenarios), n, len(r.Cells), reqs, seedList(a.Seeds)),
 		fmt.Sprintf("Every figure is a mean over seeds with a %s Student-t interval (shown as mean ± half-width). "+
 			"Comparisons are paired: every policy ran on the same seeds, which give every policy the same requests and the same latent latency, error and quality draws (common random numbers), "+
@@ -149,18 +149,19 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 			mt.rows = append(mt.rows, row)
 		}
 		sec.tables = append(sec.tables, mt)
-		sec.paras = append(sec.paras, fmt.Sprintf("Metrics: mean ± %s half-width over %d seeds (baseline in bold). Then paired differences from the baseline %s.", conf, n, a.Baseline))
+		sec.paras = append(sec.paras, fmt.Sprintf("Metrics: mean ± %s half-width over %d seeds (baseline in bold). Then paired differences from the baseline %s: the mean per-seed difference, its %s interval, the difference relative to the baseline's mean, the two-sided paired-t p-value, and the verdict (significant when the interval excludes 0; better or worse by the metric's direction: reward and reward/oracle higher, the rest lower).", conf, n, a.Baseline, conf))
 		if len(a.Policies) > 1 {
-			ct := table{head: []string{"policy", "metric", "Δ (policy − " + a.Baseline + ")", conf + " CI", "p", "verdict"}, text: 2}
+			ct := table{head: []string{"policy", "metric", "Δ (policy − " + a.Baseline + ")", conf + " CI", "Δ / baseline", "p", "verdict"}, text: 2}
 			for _, pol := range a.Policies {
 				if pol == a.Baseline {
 					continue
 				}
 				for _, m := range a.Metrics {
 					c, _ := a.Comparison(sc, pol, m.Name)
+					bs, _ := a.Summary(sc, a.Baseline, m.Name)
 					df := diffFormat(m)
 					ct.rows = append(ct.rows, []cell{{text: pol}, {text: m.Title}, {text: fmt.Sprintf(df, c.Diff.Mean)},
-						{text: fmtRange(df, c.Diff)}, {text: fmtP(c.P)}, {text: string(c.Verdict), verdict: c.Verdict}})
+						{text: fmtRange(df, c.Diff)}, {text: fmtRelative(c.Diff.Mean, bs.Mean)}, {text: fmtP(c.P)}, {text: string(c.Verdict), verdict: c.Verdict}})
 				}
 			}
 			sec.tables = append(sec.tables, ct)
@@ -173,6 +174,28 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 		doc.sections = append(doc.sections, sec)
 	}
 	return doc
+}
+
+// cellSizes describes the cells' run lengths: "20000 requests each" or
+// per scenario.
+func cellSizes(r *Results, a *Analysis) string {
+	per := make([]int, len(a.Scenarios))
+	nPerScenario := len(r.Cells) / max(1, len(a.Scenarios))
+	same := true
+	for i := range per {
+		if c := r.Cells[i*nPerScenario]; c.Result != nil {
+			per[i] = c.Result.Requests
+		}
+		same = same && per[i] == per[0]
+	}
+	if same {
+		return fmt.Sprintf("%d requests each", per[0])
+	}
+	parts := make([]string, len(per))
+	for i, n := range per {
+		parts[i] = fmt.Sprintf("%s %d", a.Scenarios[i], n)
+	}
+	return "requests per cell: " + strings.Join(parts, ", ")
 }
 
 func seedList(seeds []uint64) string {

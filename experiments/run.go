@@ -191,7 +191,7 @@ func runCell(ctx context.Context, spec *Spec, newEnc func(*sim.Scenario) (policy
 		Scenario:          sc,
 		Policy:            p,
 		Seed:              seed,
-		Requests:          spec.Requests,
+		Requests:          spec.RequestsFor(k.scenario),
 		Window:            spec.Window,
 		Encoder:           enc,
 		ImmediateFeedback: spec.ImmediateFeedback,

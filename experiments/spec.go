@@ -36,11 +36,11 @@ type Spec struct {
 	Description string `yaml:"description,omitempty"`
 	// Policies are the policies compared, in report order.
 	Policies []PolicyEntry `yaml:"policies"`
-	// Scenarios are built-in scenario names or paths of scenario YAML files
-	// (relative paths are resolved against the spec file's directory).
-	Scenarios []string `yaml:"scenarios"`
-	Seeds     Seeds    `yaml:"seeds"`
-	// Requests per cell; 0 means each scenario's default.
+	// Scenarios are the worlds the policies run in, in report order.
+	Scenarios []ScenarioEntry `yaml:"scenarios"`
+	Seeds     Seeds           `yaml:"seeds"`
+	// Requests per cell unless a scenario entry sets its own; 0 means each
+	// scenario's default.
 	Requests int `yaml:"requests,omitempty"`
 	// Window is the number of requests per time-series window; 0 means
 	// requests/50.
@@ -71,6 +71,52 @@ type PolicyEntry struct {
 	Label string
 	// Spec is a registry spec, "NAME" or "NAME=key:value;...".
 	Spec string
+}
+
+// ScenarioEntry is one scenario of an experiment. In YAML it is either the
+// scenario reference (a built-in name or a file) or a mapping {scenario,
+// requests}.
+type ScenarioEntry struct {
+	// Scenario is a built-in scenario name or the path of a scenario YAML
+	// file (relative paths resolve against the spec file's directory).
+	Scenario string
+	// Requests per cell on this scenario; 0 means the spec's requests.
+	Requests int
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (e *ScenarioEntry) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*e = ScenarioEntry{Scenario: n.Value}
+		return nil
+	case yaml.MappingNode:
+		if err := checkKeys(n, "scenario", "requests"); err != nil {
+			return err
+		}
+		var m struct {
+			Scenario string `yaml:"scenario"`
+			Requests int    `yaml:"requests"`
+		}
+		if err := n.Decode(&m); err != nil {
+			return fmt.Errorf("line %d: scenario: %w", n.Line, err)
+		}
+		*e = ScenarioEntry{Scenario: m.Scenario, Requests: m.Requests}
+		return nil
+	default:
+		return fmt.Errorf("line %d: scenario: want a name or file, or {scenario, requests}", n.Line)
+	}
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (e ScenarioEntry) MarshalYAML() (any, error) {
+	if e.Requests == 0 {
+		return e.Scenario, nil
+	}
+	return struct {
+		Scenario string `yaml:"scenario"`
+		Requests int    `yaml:"requests"`
+	}{e.Scenario, e.Requests}, nil
 }
 
 // Seeds are the run seeds of every (policy, scenario) pair: either an
@@ -287,12 +333,15 @@ func (s *Spec) validate(reg *policy.Registry) error {
 	}
 	s.scenarios = make([]*sim.Scenario, len(s.Scenarios))
 	names := map[string]int{}
-	for i, ref := range s.Scenarios {
+	for i, e := range s.Scenarios {
 		path := fmt.Sprintf("scenarios[%d]", i)
-		if ref == "" {
+		if e.Scenario == "" {
 			return fmt.Errorf("%s: empty", path)
 		}
-		sc, err := loadScenario(ref, s.dir)
+		if e.Requests < 0 || e.Requests > sim.MaxTokens {
+			return fmt.Errorf("%s.requests: %d outside [0, %d] (0 = the spec's requests)", path, e.Requests, sim.MaxTokens)
+		}
+		sc, err := loadScenario(e.Scenario, s.dir)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -402,6 +451,25 @@ func (s *Spec) ScenarioNames() []string {
 	return out
 }
 
+// RequestsFor returns the run length of the i-th scenario's cells as the
+// spec sets it: the entry's requests, else the spec's, else 0 (the
+// scenario's default).
+func (s *Spec) RequestsFor(i int) int {
+	if r := s.Scenarios[i].Requests; r > 0 {
+		return r
+	}
+	return s.Requests
+}
+
+// SetRequests makes every cell n requests long, overriding the spec's and
+// every scenario entry's requests (for quick runs).
+func (s *Spec) SetRequests(n int) {
+	s.Requests = n
+	for i := range s.Scenarios {
+		s.Scenarios[i].Requests = 0
+	}
+}
+
 // MetricList returns the reported metrics in order. Valid after Validate.
 func (s *Spec) MetricList() []Metric { return slices.Clone(s.metrics) }
 
@@ -414,18 +482,18 @@ func (r ReportOpts) plots() bool { return r.Plots == nil || *r.Plots }
 func (s *Spec) Marshal() ([]byte, error) {
 	c := *s
 	c.Scenarios = slices.Clone(s.Scenarios)
-	for i, ref := range c.Scenarios {
-		if slices.Contains(sim.BuiltinScenarios(), ref) {
+	for i, e := range c.Scenarios {
+		if slices.Contains(sim.BuiltinScenarios(), e.Scenario) {
 			continue
 		}
-		p := ref
+		p := e.Scenario
 		if !filepath.IsAbs(p) && s.dir != "" {
 			p = filepath.Join(s.dir, p)
 		}
 		if abs, err := filepath.Abs(p); err == nil {
 			p = abs
 		}
-		c.Scenarios[i] = p
+		c.Scenarios[i].Scenario = p
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

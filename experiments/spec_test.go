@@ -43,6 +43,9 @@ func TestSpecValidationErrors(t *testing.T) {
 		{"unknown scenario", "name: t\npolicies: [random]\nscenarios: [steady, nowhere]\nseeds: [1]\n", "scenarios[1]: unknown scenario"},
 		{"invalid scenario file", "name: t\npolicies: [random]\nscenarios: [bad.yaml]\nseeds: [1]\n", "scenarios[0]: scenario \"bad\""},
 		{"duplicate scenario", "name: t\npolicies: [random]\nscenarios: [steady, steady]\nseeds: [1]\n", "scenarios[1]: scenario name \"steady\" already used by scenarios[0]"},
+		{"unknown scenario field", "name: t\npolicies: [random]\nscenarios: [{scenario: steady, reqs: 5}]\nseeds: [1]\n", "field reqs not found"},
+		{"negative scenario requests", "name: t\npolicies: [random]\nscenarios: [steady, {scenario: tasks, requests: -1}]\nseeds: [1]\n", "scenarios[1].requests: -1 outside"},
+		{"empty scenario", "name: t\npolicies: [random]\nscenarios: [{requests: 5}]\nseeds: [1]\n", "scenarios[0]: empty"},
 		{"no seeds", "name: t\npolicies: [random]\nscenarios: [steady]\n", "seeds.count: 0 outside"},
 		{"duplicate seed", "name: t\npolicies: [random]\nscenarios: [steady]\nseeds: [1, 2, 1]\n", "seeds[2]: seed 1 repeats seeds[0]"},
 		{"seed count too big", "name: t\npolicies: [random]\nscenarios: [steady]\nseeds: {count: 20000}\n", "seeds.count: 20000 outside"},
@@ -76,8 +79,9 @@ policies:
   - random
   - {label: TS, spec: thompson}
   - {name: epsilon-greedy, params: {epsilon: "0.2"}}
-scenarios: [steady, outage]
+scenarios: [steady, {scenario: outage, requests: 1234}]
 seeds: {count: 3, base: 7}
+requests: 999
 `), "")
 	require.NoError(t, err)
 	require.NoError(t, s.Validate(policy.NewBuiltinRegistry()))
@@ -88,6 +92,11 @@ seeds: {count: 3, base: 7}
 	assert.Equal(t, DefaultConfidence, s.Report.Confidence)
 	assert.Equal(t, []string{"steady", "outage"}, s.ScenarioNames())
 	assert.True(t, s.Report.plots())
+	assert.Equal(t, 999, s.RequestsFor(0), "spec's requests")
+	assert.Equal(t, 1234, s.RequestsFor(1), "the entry's own")
+	s.SetRequests(50)
+	assert.Equal(t, 50, s.RequestsFor(0))
+	assert.Equal(t, 50, s.RequestsFor(1), "an override wins over the entry")
 }
 
 // TestSpecMarshalRoundTrip: the written spec reruns the same experiment.
@@ -97,7 +106,7 @@ func TestSpecMarshalRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	// A file scenario needs its own name not to clash with the built-in.
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "mine.yaml"), []byte(replaceName(string(b), "mine")), 0o644))
-	s, err := ParseSpec([]byte("name: rt\npolicies: [random, {label: u, spec: ucb1=c:2}]\nscenarios: [steady, mine.yaml]\nseeds: {count: 2, base: 5}\nrequests: 1000\nreport: {plots: false}\n"), dir)
+	s, err := ParseSpec([]byte("name: rt\npolicies: [random, {label: u, spec: ucb1=c:2}]\nscenarios: [steady, {scenario: mine.yaml, requests: 700}]\nseeds: {count: 2, base: 5}\nrequests: 1000\nreport: {plots: false}\n"), dir)
 	require.NoError(t, err)
 	reg := policy.NewBuiltinRegistry()
 	require.NoError(t, s.Validate(reg))
@@ -111,6 +120,7 @@ func TestSpecMarshalRoundTrip(t *testing.T) {
 	assert.Equal(t, s.Seeds.Values(), s2.Seeds.Values())
 	assert.Equal(t, s.ScenarioNames(), s2.ScenarioNames())
 	assert.Equal(t, s.Requests, s2.Requests)
+	assert.Equal(t, 700, s2.RequestsFor(1))
 	assert.Equal(t, s.Baseline, s2.Baseline)
 	assert.False(t, s2.Report.plots())
 	for i := range s.Policies {

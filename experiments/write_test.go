@@ -58,7 +58,7 @@ func TestWriteOutputs(t *testing.T) {
 	ts, _ := a.Summary("steady", "TS", "oracle_ratio")
 	assert.Contains(t, m, fmtInterval("%.4f", ts.Interval))
 	c, _ := a.Comparison("tasks", "TS", "regret")
-	assert.Contains(t, m, fmtRange("%+.2f", c.Diff))
+	assert.Contains(t, m, fmtRange("%+.1f", c.Diff))
 
 	// spec.yaml reruns the same experiment.
 	s2, err := LoadSpec(filepath.Join(dir, FileSpec))
@@ -123,7 +123,7 @@ func TestWriteWithoutPlotsAndOneSeed(t *testing.T) {
 	s, err := ParseSpec([]byte(`
 name: one
 policies: [random, ucb1]
-scenarios: [steady]
+scenarios: [steady, {scenario: tasks, requests: 700}]
 seeds: [3]
 requests: 1000
 report: {plots: false, title: "One seed"}
@@ -143,6 +143,8 @@ report: {plots: false, title: "One seed"}
 	require.NoError(t, err)
 	assert.Contains(t, string(md), "# One seed")
 	assert.Contains(t, string(md), "With a single seed there are no intervals")
+	assert.Contains(t, string(md), "requests per cell: steady 1000, tasks 700")
+	assert.Equal(t, 700, res.Cells[len(res.Cells)-1].Result.Requests)
 	c, ok := a.Comparison("steady", "ucb1", "regret")
 	require.True(t, ok)
 	assert.Equal(t, NotAvailable, c.Verdict)

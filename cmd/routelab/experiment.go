@@ -76,7 +76,7 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 		spec.Seeds = experiments.Seeds{Count: fl.seeds, Base: first}
 	}
 	if fl.requests > 0 {
-		spec.Requests = fl.requests
+		spec.SetRequests(fl.requests)
 	}
 	reg := newRegistry()
 	if err := spec.Validate(reg); err != nil {

@@ -327,6 +327,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		f.Vector = f.Vector[:0]
 		rec.Request.Forced = ""
+		if feed != nil {
+			rec.Request.Forced = feed.cur.Forced
+		}
 		if o.Sink != nil {
 			idBuf = strconv.AppendInt(append(idBuf[:0], 'r'), int64(i), 10)
 			rec.Request.ID = string(idBuf)

@@ -26,6 +26,10 @@ type TraceRequest struct {
 	// CompletionTokens is the answer's length when known; 0 draws it from
 	// the scenario's completion_tokens (a logged failure has none).
 	CompletionTokens int
+	// Forced, when not empty, names the provider that serves the request
+	// without asking the policy (the caller named the model, as
+	// route.Request.Forced); it must be one of the scenario's providers.
+	Forced string
 }
 
 // Trace is a recorded sequence of requests, in arrival order, that
@@ -59,20 +63,26 @@ type traceFeed struct {
 	rng       *rand.Rand
 	taskIdx   map[string]int
 	tenantIdx map[string]int
+	armIdx    map[string]int
 	startSec  float64
 	last      time.Duration
 	cur       TraceRequest
 }
 
 func newTraceFeed(w *world, tr Trace, seed uint64) *traceFeed {
-	return &traceFeed{
+	g := &traceFeed{
 		tr:        tr,
 		sc:        w.sc,
 		rng:       rand.New(rand.NewPCG(seed, 0x7472616365000001)), // "trace" stream
 		taskIdx:   index(w.tasks),
 		tenantIdx: index(w.tenants),
+		armIdx:    map[string]int{},
 		startSec:  w.startSec,
 	}
+	for i := range w.arms {
+		g.armIdx[w.arms[i].id] = i
+	}
+	return g
 }
 
 // next reads trace request i into r (and g.cur, which keeps its tenant
@@ -101,6 +111,11 @@ func (g *traceFeed) next(i int, r *request) error {
 	}
 	if c.CompletionTokens < 0 || c.CompletionTokens > MaxTokens {
 		return fmt.Errorf("sim: trace request %d: completion tokens %d outside [0, %d]", i, c.CompletionTokens, MaxTokens)
+	}
+	if c.Forced != "" {
+		if _, ok := g.armIdx[c.Forced]; !ok {
+			return fmt.Errorf("sim: trace request %d: forced model %q is not one of scenario %q's providers", i, c.Forced, g.sc.Name)
+		}
 	}
 	r.t = c.At.Seconds()
 	r.hour = hourOf(g.startSec, r.t)

@@ -241,3 +241,29 @@ func BenchmarkRunTrace(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 }
+
+// A forced trace request is served by the named provider whatever the
+// policy; an unknown provider is an error.
+func TestTraceForced(t *testing.T) {
+	sc := load(t, "tasks")
+	var tr sim.TraceSlice
+	for i := range 50 {
+		r := sim.TraceRequest{At: time.Duration(i) * time.Second}
+		r.Features.Task = "math"
+		if i%2 == 0 {
+			r.Forced = "coder"
+		}
+		tr = append(tr, r)
+	}
+	sink := newTraceSink(len(tr), sc.StartTime())
+	res := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr, Sink: sink})
+	for i := range tr {
+		if i%2 == 0 {
+			assert.Equal(t, "coder", sink.arm[i], "request %d is forced", i)
+		}
+	}
+	assert.GreaterOrEqual(t, res.ArmShares["coder"], 0.5)
+	tr[3].Forced = "nobody"
+	_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr})
+	assert.ErrorContains(t, err, `trace request 3: forced model "nobody" is not one of scenario "tasks"'s providers`)
+}

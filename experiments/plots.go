@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -62,6 +63,7 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.Add(plotter.NewGrid())
+	p.X.Tick.Marker = countTicks{}
 	return p
 }
 
@@ -97,7 +99,7 @@ func regretFigure(a *Analysis, scenario string, idx int) (Figure, error) {
 		for w, x := range s.End {
 			mean = append(mean, plotter.XY{X: x, Y: s.Regret[w].Mean})
 		}
-		col := plotutil.Color(i)
+		col := color10(i)
 		if s.Regret[0].Defined() {
 			band := make(plotter.XYs, 0, 2*len(s.End)+1)
 			band = append(band, plotter.XY{})
@@ -151,7 +153,7 @@ func sharesFigure(a *Analysis, scenario string, idx int) (Figure, error) {
 	p.Y.Tick.Marker = plot.ConstantTicks([]plot.Tick{{Value: 0, Label: "0"}, {Value: 0.25}, {Value: 0.5, Label: "0.5"}, {Value: 0.75}, {Value: 1, Label: "1"}})
 	if ok {
 		for i, arm := range s.Arms {
-			col := plotutil.Color(i)
+			col := color10(i)
 			for oracle, shares := range []map[string][]float64{s.ArmShares, s.OracleArmShares} {
 				xy := make(plotter.XYs, len(s.End))
 				for w, x := range s.Mid {
@@ -215,7 +217,7 @@ func ratioFigure(a *Analysis) (Figure, error) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	for i, pol := range a.Policies {
-		p.Legend.Add(pol, swatch{plotutil.Color(i)})
+		p.Legend.Add(pol, swatch{color10(i)})
 	}
 	svg, err := render(p)
 	if err != nil {
@@ -253,7 +255,7 @@ func (g *groupedBars) Plot(c draw.Canvas, plt *plot.Plot) {
 	trX, trY := plt.Transforms(&c)
 	errStyle := draw.LineStyle{Color: color.Black, Width: vg.Points(1)}
 	for s, row := range g.values {
-		col := plotutil.Color(s)
+		col := color10(s)
 		for grp, iv := range row {
 			if math.IsNaN(iv.Mean) {
 				continue
@@ -303,6 +305,31 @@ func (s swatch) Thumbnail(c *draw.Canvas) {
 		{X: c.Min.X, Y: c.Min.Y}, {X: c.Max.X, Y: c.Min.Y},
 		{X: c.Max.X, Y: c.Max.Y}, {X: c.Min.X, Y: c.Max.Y},
 	})
+}
+
+// tab10 is the Tableau 10 palette: ten colours that stay distinct from
+// one another, in print and for common colour-vision deficiencies.
+var tab10 = [...]color.NRGBA{
+	{0x1f, 0x77, 0xb4, 0xff}, {0xff, 0x7f, 0x0e, 0xff}, {0x2c, 0xa0, 0x2c, 0xff}, {0xd6, 0x27, 0x28, 0xff},
+	{0x94, 0x67, 0xbd, 0xff}, {0x8c, 0x56, 0x4b, 0xff}, {0xe3, 0x77, 0xc2, 0xff}, {0x7f, 0x7f, 0x7f, 0xff},
+	{0xbc, 0xbd, 0x22, 0xff}, {0x17, 0xbe, 0xcf, 0xff},
+}
+
+func color10(i int) color.Color { return tab10[i%len(tab10)] }
+
+// countTicks are the default ticks labelled as plain numbers (request
+// counts), without the trailing zeros the default labels get.
+type countTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (countTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
 }
 
 func pct(level float64) string {

@@ -131,7 +131,8 @@
 // a scenario's names. The Clock option lays the logged times on the
 // scenario's clock (its own start, or the first logged request). What the
 // log does not know — the completion length of a failed request — is
-// drawn from the scenario, seeded.
+// drawn from the scenario, seeded. Requests the caller forced to a model
+// stay forced unless TraceOpts.RouteForced.
 //
 // # Calibration
 //

@@ -33,6 +33,10 @@ type TraceOpts struct {
 	// MaxRows is the most requests the trace holds; more is an error
 	// wrapping ErrTraceTooLong. 0 means DefaultMaxTraceRows.
 	MaxRows int
+	// RouteForced hands requests whose caller named the model (logged as
+	// forced) to the policy too. By default they stay forced to the
+	// logged model, as they would be whatever the policy.
+	RouteForced bool
 }
 
 // Trace is the request sequence of a decision log, in arrival order: per
@@ -41,13 +45,16 @@ type TraceOpts struct {
 // simulator replays (sim.Options.Trace) under another policy. It is held
 // in memory compactly (about 32 bytes per request, strings interned), so
 // that it can be sorted by arrival: the log is in completion order.
+// Requests the caller forced to a model stay forced (TraceOpts.RouteForced).
 type Trace struct {
 	rows    []traceRow
 	tasks   []string // interned names; index 0 is ""
 	tenants []string // index 0 is ""
 	tagSets [][]string
+	forced  []string // index 0 is "" (routed by the policy)
 	taskN   []int
 	tenantN []int
+	forcedN []int
 }
 
 type traceRow struct {
@@ -58,6 +65,7 @@ type traceRow struct {
 	tags   uint32 // index into tagSets; 0 = none
 	seq    uint32 // position in the log, to keep ties in log order
 	task   uint16
+	forced uint16 // index into forced; 0 = routed by the policy
 }
 
 // BuildTrace reads every decision of src and returns their requests in
@@ -73,7 +81,9 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 		maxRows = DefaultMaxTraceRows
 	}
 	maxRows = min(maxRows, math.MaxUint32)
-	t := &Trace{tasks: []string{""}, tenants: []string{""}, tagSets: [][]string{nil}, taskN: []int{0}, tenantN: []int{0}}
+	t := &Trace{tasks: []string{""}, tenants: []string{""}, tagSets: [][]string{nil}, forced: []string{""},
+		taskN: []int{0}, tenantN: []int{0}, forcedN: []int{0}}
+	forcedIdx := map[string]uint16{"": 0}
 	taskIdx := map[string]uint16{"": 0}
 	tenantIdx := map[string]uint32{"": 0}
 	tagIdx := map[string]uint32{"": 0}
@@ -137,6 +147,20 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 			}
 			r.tags = tg
 		}
+		if arm := rec.Request.Forced; arm != "" && !o.RouteForced {
+			fi, ok := forcedIdx[arm]
+			if !ok {
+				if len(t.forced) > math.MaxUint16 {
+					return rowErr(i, rec, fmt.Errorf("%w: more than %d forced models", ErrBadRow, math.MaxUint16))
+				}
+				fi = uint16(len(t.forced))
+				forcedIdx[strings.Clone(arm)] = fi
+				t.forced = append(t.forced, strings.Clone(arm))
+				t.forcedN = append(t.forcedN, 0)
+			}
+			r.forced = fi
+			t.forcedN[fi]++
+		}
 		out := &rec.Outcome
 		p := f.PromptTokens
 		if p <= 0 && out.TokensIn > 0 {
@@ -180,6 +204,13 @@ func (t *Trace) Tasks() map[string]int { return counts(t.tasks, t.taskN) }
 // Tenants counts the requests by tenant ("" = none), after TraceOpts.Tenants.
 func (t *Trace) Tenants() map[string]int { return counts(t.tenants, t.tenantN) }
 
+// Forced counts the requests forced to a model, by model.
+func (t *Trace) Forced() map[string]int {
+	m := counts(t.forced, t.forcedN)
+	delete(m, "")
+	return m
+}
+
 func counts(names []string, n []int) map[string]int {
 	m := map[string]int{}
 	for i, c := range n {
@@ -192,7 +223,8 @@ func counts(names []string, n []int) map[string]int {
 
 // Check reports whether sc can serve every request of the trace: an error
 // listing the logged task types the scenario has no quality for (with
-// their request counts and the scenario's tasks). An unknown task is the
+// their request counts and the scenario's tasks), or the models requests
+// were forced to that are not among its providers. An unknown task is the
 // simulator's DefaultTask.
 func (t *Trace) Check(sc *sim.Scenario) error {
 	known := map[string]bool{}
@@ -217,6 +249,22 @@ func (t *Trace) Check(sc *sim.Scenario) error {
 		sort.Strings(missing)
 		return fmt.Errorf("scenario %q does not serve the logged task types %s (its tasks: %s)",
 			sc.Name, strings.Join(missing, ", "), strings.Join(sc.Tasks(), ", "))
+	}
+	arms := map[string]bool{}
+	var names []string
+	for _, p := range sc.Providers {
+		arms[p.Name] = true
+		names = append(names, p.Name)
+	}
+	for i, arm := range t.forced {
+		if i > 0 && t.forcedN[i] > 0 && !arms[arm] {
+			missing = append(missing, fmt.Sprintf("%q (%d requests)", arm, t.forcedN[i]))
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		return fmt.Errorf("scenario %q has no provider for the models logged requests were forced to: %s (its providers: %s; or let the policy route them)",
+			sc.Name, strings.Join(missing, ", "), strings.Join(names, ", "))
 	}
 	return nil
 }
@@ -249,4 +297,5 @@ func (v traceView) Request(i int, r *sim.TraceRequest) {
 		Tags:         v.t.tagSets[row.tags],
 	}
 	r.CompletionTokens = int(row.compl)
+	r.Forced = v.t.forced[row.forced]
 }

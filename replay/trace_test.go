@@ -123,6 +123,7 @@ func metricsClose(t *testing.T, label string, want, got *sim.Result) {
 // seed-to-seed spread (on ratelimit, 8k requests, swift's share ranged
 // 0.16–0.23 over three seeds), which is why it is not in this table.
 func TestResimulateReproducesTheRun(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		scenario, spec string
 		n              int
@@ -161,6 +162,7 @@ func TestResimulateReproducesTheRun(t *testing.T) {
 // runs on the same seed — on tasks (nothing fails) and on outage (where
 // the log lacks the completion lengths of the random router's failures).
 func TestResimulateKeepsTheRanking(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		scenario    string
 		n           int
@@ -339,4 +341,37 @@ func TestTraceBadInput(t *testing.T) {
 	_, err = replay.BuildTrace(cctx, recs, replay.TraceOpts{})
 	assert.True(t, errors.Is(err, context.Canceled), "got %v", err)
 	assert.True(t, strings.HasPrefix(err.Error(), "build trace"))
+}
+
+// Requests the caller forced to a model stay forced in the re-simulation
+// (unless RouteForced); a scenario without that model is an error.
+func TestTraceForcedRequests(t *testing.T) {
+	ctx := context.Background()
+	sc, err := sim.LoadScenario("tasks")
+	require.NoError(t, err)
+	_, recs := logRun(t, sc, "random", 1, 400, nil)
+	forced := append(replay.Records(nil), recs...)
+	for i := range forced {
+		if i%4 == 0 {
+			forced[i].Request.Forced = "coder"
+		}
+	}
+	tr, err := replay.BuildTrace(ctx, forced, replay.TraceOpts{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int{"coder": 100}, tr.Forced())
+	res, err := replay.Resimulate(ctx, tr, sc, []replay.Target{{Policy: newSpec(t, "linucb", 1)}}, replay.ResimulateOpts{Seed: 1, Encoder: taskEncoder(t, sc)})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, res[0].ArmShares["coder"], 0.25, "a quarter of the requests are forced to coder")
+
+	routed, err := replay.BuildTrace(ctx, forced, replay.TraceOpts{RouteForced: true})
+	require.NoError(t, err)
+	assert.Empty(t, routed.Forced())
+
+	renamed := *sc
+	renamed.Providers = append([]sim.Provider(nil), sc.Providers...)
+	renamed.Providers[1].Name = "coder-v2"
+	_, err = replay.Resimulate(ctx, tr, &renamed, []replay.Target{{Policy: newSpec(t, "random", 1)}}, replay.ResimulateOpts{Seed: 1})
+	assert.ErrorContains(t, err, `has no provider for the models logged requests were forced to: "coder" (100 requests)`)
+	_, err = replay.Resimulate(ctx, routed, &renamed, []replay.Target{{Policy: newSpec(t, "random", 1)}}, replay.ResimulateOpts{Seed: 1})
+	assert.NoError(t, err, "routed by the policy, the renamed provider is fine")
 }

@@ -51,6 +51,7 @@ type replayFlags struct {
 	traffic    string
 	clock      string
 	tenantSalt string
+	routeForce bool
 }
 
 func newReplayCmd() *cobra.Command {
@@ -101,6 +102,8 @@ a day after it, as logs of "routelab sim --log" of that scenario do), or
 at the first logged request ("logs"). Logged tenants are hashes; with
 --scenario, its tenants are recognised by hashing their names with
 --tenant-salt (the log writer's salt; empty for "routelab sim --log").
+Requests whose caller named the model stay on that model unless
+--route-forced.
 The trace is held in memory, about 32 bytes per request (20 million
 requests at most; select fewer with --from/--to or --requests).
 --traffic fitted instead simulates fresh traffic from the logs' fitted
@@ -119,7 +122,7 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 	f.StringVar(&fl.estimators, "estimators", "all", "all, or a comma-separated list of: replay, ips, clipped-ips, snips, dm, dr, sndr, switch-dr, dr-os")
 	f.IntVar(&fl.bootstrap, "bootstrap", 200, "bootstrap resamples for the confidence intervals (0 = no intervals)")
 	f.Float64Var(&fl.level, "level", 0.95, "confidence level of the intervals")
-	f.Uint64Var(&fl.seed, "seed", 1, "seed of the bootstrap")
+	f.Uint64Var(&fl.seed, "seed", 1, "seed of the bootstrap; with --resimulate, of the simulation (as \"routelab sim --seed\": the same seed reproduces a logged run)")
 	f.Float64Var(&fl.clip, "clip", 10, "weight cap of clipped-ips")
 	f.Float64Var(&fl.tau, "tau", 10, "weight threshold of switch-dr")
 	f.Float64Var(&fl.lambda, "lambda", 100, "shrinkage of dr-os")
@@ -137,6 +140,7 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 	f.IntVar(&fl.requests, "requests", 0, "with --resimulate: number of requests (0 = as many as the logs hold; with logged traffic, the first N)")
 	f.StringVar(&fl.traffic, "traffic", "logged", "with --resimulate: logged (replay the logged requests) or fitted (fresh traffic fitted to the logs)")
 	f.StringVar(&fl.clock, "clock", "auto", "with --resimulate and logged traffic: where the run's clock starts: auto, scenario (its start) or logs (the first logged request)")
+	f.BoolVar(&fl.routeForce, "route-forced", false, "with --resimulate and logged traffic: let the policies route the requests whose caller named the model too (by default they stay forced)")
 	f.StringVar(&fl.tenantSalt, "tenant-salt", "", "with --resimulate and --scenario: the log writer's tenant salt, to recognise the scenario's tenants in the logs")
 	return cmd
 }
@@ -233,8 +237,8 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if fl.scenario != "" || fl.requests != 0 {
 		return fmt.Errorf("--scenario and --requests go with --resimulate")
 	}
-	if (fl.traffic != "" && fl.traffic != "logged") || (fl.clock != "" && fl.clock != "auto") || fl.tenantSalt != "" {
-		return fmt.Errorf("--traffic, --clock and --tenant-salt go with --resimulate")
+	if (fl.traffic != "" && fl.traffic != "logged") || (fl.clock != "" && fl.clock != "auto") || fl.tenantSalt != "" || fl.routeForce {
+		return fmt.Errorf("--traffic, --clock, --tenant-salt and --route-forced go with --resimulate")
 	}
 
 	opts := replay.Opts{
@@ -490,8 +494,8 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 		if fl.clock != "" && fl.clock != "auto" {
 			return fmt.Errorf("--clock goes with --traffic logged")
 		}
-		if fl.tenantSalt != "" {
-			return fmt.Errorf("--tenant-salt goes with --traffic logged")
+		if fl.tenantSalt != "" || fl.routeForce {
+			return fmt.Errorf("--tenant-salt and --route-forced go with --traffic logged")
 		}
 	default:
 		return fmt.Errorf("--traffic %q: want logged or fitted", fl.traffic)
@@ -513,7 +517,7 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
 	var sc *sim.Scenario
 	var notes []string
-	var topts replay.TraceOpts
+	topts := replay.TraceOpts{RouteForced: fl.routeForce}
 	if providers == nil {
 		src.desc = []string{"pass 1/2: fit providers", "pass 2/2: read requests"}
 		cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "calibrated+logged-traffic", Seed: fl.seed})

@@ -150,7 +150,7 @@ func TestResimulateBadInput(t *testing.T) {
 		{"scenario clock before the logs", func(f *replayFlags) {
 			f.scenario, f.clock = writeLateScenario(t), "scenario"
 		}, "is before the start"},
-		{"no resimulate", func(f *replayFlags) { f.resimulate, f.clock = false, "logs" }, "--traffic, --clock and --tenant-salt go with --resimulate"},
+		{"no resimulate", func(f *replayFlags) { f.resimulate, f.clock = false, "logs" }, "--traffic, --clock, --tenant-salt and --route-forced go with --resimulate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fl := resimFlags(dir, "random", 1)

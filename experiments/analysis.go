@@ -48,7 +48,11 @@ type Series struct {
 type Analysis struct {
 	Name       string
 	Confidence float64
-	Baseline   string
+	// ComparisonLevel is the level of the paired comparisons' intervals:
+	// Confidence, or Confidence adjusted by the spec's correction.
+	ComparisonLevel float64
+	Correction      string
+	Baseline        string
 	// Metrics are the reported metrics (the spec's); Summaries and
 	// Comparisons cover every metric of MetricNames.
 	Metrics   []Metric
@@ -71,6 +75,7 @@ func Analyze(r *Results) (*Analysis, error) {
 	a := &Analysis{
 		Name:       s.Name,
 		Confidence: s.Report.Confidence,
+		Correction: s.Report.Correction,
 		Baseline:   s.Baseline,
 		Metrics:    s.MetricList(),
 		Scenarios:  s.ScenarioNames(),
@@ -84,6 +89,10 @@ func Analyze(r *Results) (*Analysis, error) {
 	base := slices.Index(a.Policies, a.Baseline)
 	if base < 0 {
 		return nil, fmt.Errorf("analyze: baseline %q is not a policy", a.Baseline)
+	}
+	a.ComparisonLevel = a.Confidence
+	if a.Correction == CorrectionBonferroni && nPol > 2 {
+		a.ComparisonLevel = 1 - (1-a.Confidence)/float64(nPol-1)
 	}
 	cells := func(sc, p int) []Cell {
 		i := (sc*nPol + p) * nSeed
@@ -103,7 +112,7 @@ func Analyze(r *Results) (*Analysis, error) {
 				if pi == base {
 					continue
 				}
-				cmp, err := Compare(xs, values(cells(si, base), m), a.Confidence, m.HigherIsBetter)
+				cmp, err := Compare(xs, values(cells(si, base), m), a.ComparisonLevel, m.HigherIsBetter)
 				if err != nil {
 					return nil, fmt.Errorf("analyze: %s: %w", m.Name, err)
 				}

@@ -102,7 +102,7 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 		fmt.Sprintf("Every figure is a mean over seeds with a %s Student-t interval (shown as mean ± half-width). "+
 			"Comparisons are paired: every policy ran on the same seeds, which give every policy the same requests and the same latent latency, error and quality draws (common random numbers), "+
 			"so the interval of the per-seed difference policy − baseline (baseline: %s) is much narrower than the two policies' separate intervals. "+
-			"A difference is significant when its interval excludes 0; no correction is made for the number of comparisons.", conf, a.Baseline),
+			"A difference is significant when its interval excludes 0. %s", conf, a.Baseline, correctionNote(a)),
 		"reward / oracle is the chosen models' expected reward over the oracle's (the best candidate's expected reward per request); regret is Σ over requests of that gap.",
 	)
 	if n < 2 {
@@ -149,9 +149,9 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 			mt.rows = append(mt.rows, row)
 		}
 		sec.tables = append(sec.tables, mt)
-		sec.paras = append(sec.paras, fmt.Sprintf("Metrics: mean ± %s half-width over %d seeds (baseline in bold). Then paired differences from the baseline %s: the mean per-seed difference, its %s interval, the difference relative to the baseline's mean, the two-sided paired-t p-value, and the verdict (significant when the interval excludes 0; better or worse by the metric's direction: reward and reward/oracle higher, the rest lower).", conf, n, a.Baseline, conf))
+		sec.paras = append(sec.paras, fmt.Sprintf("Metrics: mean ± %s half-width over %d seeds (baseline in bold). Then paired differences from the baseline %s: the mean per-seed difference, its %s interval, the difference relative to the baseline's mean, the two-sided paired-t p-value (unadjusted), and the verdict (significant when the interval excludes 0; better or worse by the metric's direction: reward and reward/oracle higher, the rest lower).", conf, n, a.Baseline, pct(a.ComparisonLevel)))
 		if len(a.Policies) > 1 {
-			ct := table{head: []string{"policy", "metric", "Δ (policy − " + a.Baseline + ")", conf + " CI", "Δ / baseline", "p", "verdict"}, text: 2}
+			ct := table{head: []string{"policy", "metric", "Δ (policy − " + a.Baseline + ")", pct(a.ComparisonLevel) + " CI", "Δ / baseline", "p", "verdict"}, text: 2}
 			for _, pol := range a.Policies {
 				if pol == a.Baseline {
 					continue
@@ -174,6 +174,18 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 		doc.sections = append(doc.sections, sec)
 	}
 	return doc
+}
+
+func correctionNote(a *Analysis) string {
+	k := len(a.Policies) - 1
+	if a.Correction == CorrectionBonferroni && k > 1 {
+		return fmt.Sprintf("Bonferroni correction: the %d comparisons of each scenario and metric use %s intervals, so the chance of any false verdict among them is at most %s.",
+			k, pct(a.ComparisonLevel), pct(1-a.Confidence))
+	}
+	if k > 1 {
+		return fmt.Sprintf("No correction is made for the number of comparisons (%d per scenario and metric; set report.correction: bonferroni for one).", k)
+	}
+	return ""
 }
 
 // cellSizes describes the cells' run lengths: "20000 requests each" or

@@ -138,6 +138,38 @@ metrics: [oracle_ratio, regret, mean_reward]
 	assert.Less(t, cm.Diff.SD, ts.SD+rnd.SD)
 }
 
+// TestBonferroni: with the correction, the comparisons of three policies
+// with the baseline use 1 − 0.05/2 = 97.5% intervals, exactly Compare's at
+// that level.
+func TestBonferroni(t *testing.T) {
+	s, err := ParseSpec([]byte(`
+name: bonf
+policies: [random, thompson, ucb1]
+scenarios: [steady]
+seeds: {count: 4}
+requests: 1500
+metrics: [regret]
+report: {correction: bonferroni}
+`), "")
+	require.NoError(t, err)
+	res, err := Run(context.Background(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	require.NoError(t, err)
+	a, err := Analyze(res)
+	require.NoError(t, err)
+	assert.InDelta(t, 0.975, a.ComparisonLevel, 1e-12)
+	m, _ := MetricByName("regret")
+	want, err := Compare(values(res.Cells[4:8], m), values(res.Cells[0:4], m), 0.975, false)
+	require.NoError(t, err)
+	got, ok := a.Comparison("steady", "thompson", "regret")
+	require.True(t, ok)
+	assert.Equal(t, want, got.Paired)
+	plain, err := Compare(values(res.Cells[4:8], m), values(res.Cells[0:4], m), 0.95, false)
+	require.NoError(t, err)
+	assert.Greater(t, got.Diff.HalfWidth(), plain.Diff.HalfWidth(), "corrected intervals are wider")
+	sm, _ := a.Summary("steady", "thompson", "regret")
+	assert.Equal(t, 0.95, sm.Level, "summaries keep the stated level")
+}
+
 func TestRunErrors(t *testing.T) {
 	reg := policy.NewBuiltinRegistry()
 	_, err := Run(context.Background(), smallSpec(t), Options{})
@@ -146,6 +178,16 @@ func TestRunErrors(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err = Run(ctx, smallSpec(t), Options{Registry: reg})
+	assert.ErrorIs(t, err, context.Canceled)
+
+	// Cancelled mid-run, from the progress callback after the first cell.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	_, err = Run(ctx, smallSpec(t), Options{Registry: reg, Parallel: 1, Progress: func(done, _ int) {
+		if done == 1 {
+			cancel()
+		}
+	}})
 	assert.ErrorIs(t, err, context.Canceled)
 
 	boom := errors.New("boom")

@@ -27,6 +27,12 @@ const (
 // spec's report.confidence says otherwise.
 const DefaultConfidence = 0.95
 
+// Multiple-comparison corrections (ReportOpts.Correction).
+const (
+	CorrectionNone       = "none"
+	CorrectionBonferroni = "bonferroni"
+)
+
 // Spec is an experiment: every policy run on every scenario with every seed,
 // each (policy, scenario, seed) cell an independent simulation. It is what an
 // experiment YAML file decodes into (see docs/experiments.md); call Validate
@@ -136,6 +142,12 @@ type ReportOpts struct {
 	// Confidence is the level of every interval, in [0.5, 0.9999]; 0 means
 	// DefaultConfidence.
 	Confidence float64 `yaml:"confidence,omitempty"`
+	// Correction adjusts the paired comparisons for their number:
+	// "none" (default) or "bonferroni" (each of the P−1 comparisons of a
+	// scenario and metric at level 1 − (1 − Confidence)/(P−1), so that
+	// the chance of any false verdict among them is at most
+	// 1 − Confidence).
+	Correction string `yaml:"correction,omitempty"`
 	// Plots set to false leaves the figures out (faster, smaller report).
 	Plots *bool `yaml:"plots,omitempty"`
 }
@@ -389,6 +401,13 @@ func (s *Spec) validate(reg *policy.Registry) error {
 	}
 	if c := s.Report.Confidence; math.IsNaN(c) || c < 0.5 || c > 0.9999 {
 		return fmt.Errorf("report.confidence: %v outside [0.5, 0.9999]", c)
+	}
+	switch s.Report.Correction {
+	case "":
+		s.Report.Correction = CorrectionNone
+	case CorrectionNone, CorrectionBonferroni:
+	default:
+		return fmt.Errorf("report.correction: %q is not %q or %q", s.Report.Correction, CorrectionNone, CorrectionBonferroni)
 	}
 	return nil
 }

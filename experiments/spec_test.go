@@ -55,6 +55,7 @@ func TestSpecValidationErrors(t *testing.T) {
 		{"unknown metric", validSpec + "metrics: [regret, rgret]\n", "metrics[1]: unknown metric \"rgret\""},
 		{"duplicate metric", validSpec + "metrics: [regret, regret]\n", "metrics[1]: \"regret\" listed twice"},
 		{"confidence", validSpec + "report: {confidence: 1.5}\n", "report.confidence: 1.5 outside"},
+		{"correction", validSpec + "report: {correction: holm}\n", "report.correction: \"holm\" is not"},
 		{"unknown report field", validSpec + "report: {confidnce: 0.9}\n", "field confidnce not found"},
 		{"two documents", validSpec + "---\nname: u\n", "more than one YAML document"},
 		{"empty", "", "empty document"},

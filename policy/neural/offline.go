@@ -278,7 +278,21 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 	if p.gen != gen || (p.dim != 0 && p.dim != dim) {
 		return st, fmt.Errorf("policy %s fit: the policy was restored or changed during the fit", Name)
 	}
+	// Rewards that arrived online during the fit (the policy may already
+	// serve) are kept after the logged rows; check first that their arms
+	// fit beside the log's, so that a failure changes nothing.
 	online, onlineIDs := p.buf, p.ids
+	late := online.since(seenStart)
+	extra := map[string]bool{}
+	for _, r := range late {
+		id := onlineIDs[online.arm[r]]
+		if _, ok := idx[id]; !ok {
+			extra[id] = true
+		}
+	}
+	if len(ids)+len(extra) > maxArms {
+		return st, fmt.Errorf("policy %s fit: the log's %d arms and %d arms first seen online exceed %d", Name, len(ids), len(extra), maxArms)
+	}
 	p.dim, p.net, p.ids, p.idx, p.blr = dim, net, ids, idx, blr
 	p.buf = newRing(p.o.Buffer, dim)
 	for i := 0; i < rows.len(); i++ {
@@ -286,13 +300,8 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 	}
 	p.buf.seen = seenStart + int64(n)
 	p.scratch()
-	// Rewards that arrived online during the fit (the policy may already
-	// serve) are kept: they follow the logged rows.
-	for _, r := range online.since(seenStart) {
-		a, err := p.arm(onlineIDs[online.arm[r]])
-		if err != nil {
-			continue // only past maxArms, which the online path refused too
-		}
+	for _, r := range late {
+		a, _ := p.arm(onlineIDs[online.arm[r]]) // cannot fail: checked above
 		x := online.x(r)
 		p.buf.add(x, a, online.y[r], online.w[r])
 		p.represent(x)

@@ -75,6 +75,12 @@ type Opts struct {
 	// Buffer is the replay buffer: the last Buffer rewards are kept for
 	// training and for rebuilding the regressions. 0 means 20000.
 	Buffer int
+	// Async runs training rounds in a background goroutine instead of in
+	// the Update that reaches the schedule, so no caller waits for one (a
+	// 200-step round takes a few hundred milliseconds). Rounds then install
+	// whenever they finish, so runs are no longer reproducible to the bit;
+	// Wait blocks until the running round is done.
+	Async bool
 	// Seed drives the initial weights, the minibatches and Thompson's
 	// draws (separate streams derived from it).
 	Seed uint64
@@ -181,7 +187,7 @@ func (o Opts) params() policy.Params {
 		"dim": strconv.Itoa(o.Dim), "hidden": hiddenString(o.Hidden), "explore": o.Explore.String(),
 		"scale": ff(o.Scale), "lambda": ff(o.Lambda), "retrain": strconv.Itoa(o.Retrain),
 		"retrain_max": strconv.Itoa(o.RetrainMax), "steps": strconv.Itoa(o.Steps), "batch": strconv.Itoa(o.Batch),
-		"lr": ff(o.LR), "l2": ff(o.L2), "buffer": strconv.Itoa(o.Buffer),
+		"lr": ff(o.LR), "l2": ff(o.L2), "buffer": strconv.Itoa(o.Buffer), "async": strconv.FormatBool(o.Async),
 	}
 }
 
@@ -211,10 +217,13 @@ type NeuralLinear struct {
 	trng *rand.Rand // initial weights and per-round training seeds
 	tsrc *rand.PCG
 
-	sinceTrain int   // rewards since the last round started
-	interval   int   // rewards between rounds (doubling up to RetrainMax)
-	rounds     int   // training rounds completed
-	training   bool  // a round is running outside the lock
+	sinceTrain int           // rewards since the last round started
+	interval   int           // rewards between rounds (doubling up to RetrainMax)
+	rounds     int           // training rounds completed
+	training   bool          // a round is running outside the lock
+	done       chan struct{} // closed when the running round ends
+	trainErrs  int
+	lastErr    error
 	gen        int64 // bumped by Restore and offline fits: stale rounds are dropped
 	last       TrainStats
 
@@ -407,10 +416,31 @@ func (p *NeuralLinear) Update(f *policy.Features, cands []policy.Arm, chosen int
 	}
 	job := p.startRound()
 	p.mu.Unlock()
+	if p.o.Async {
+		go func() { _ = p.runRound(context.Background(), job) }()
+		return nil
+	}
 	if err := p.runRound(context.Background(), job); err != nil {
 		return fmt.Errorf("policy %s: reward recorded, training round failed: %w", Name, err)
 	}
 	return nil
+}
+
+// Wait blocks until no training round is running (rounds of Async
+// policies, or one started by another goroutine's Update), or ctx ends.
+func (p *NeuralLinear) Wait(ctx context.Context) error {
+	p.mu.Lock()
+	ch := p.done
+	p.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // round is one training round's inputs, taken under the lock.
@@ -426,6 +456,7 @@ type round struct {
 // startRound snapshots what a round needs. Callers hold mu.
 func (p *NeuralLinear) startRound() *round {
 	p.training = true
+	p.done = make(chan struct{})
 	p.sinceTrain = 0
 	return &round{
 		gen: p.gen, seen: p.buf.seen, net: p.net.withArms(len(p.ids)), data: p.buf.dataset(),
@@ -445,8 +476,15 @@ func (p *NeuralLinear) runRound(ctx context.Context, job *round) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.training = false
-	if err != nil || job.gen != p.gen {
+	close(p.done)
+	p.done = nil
+	if err != nil {
+		p.trainErrs++
+		p.lastErr = err
 		return err
+	}
+	if job.gen != p.gen {
+		return nil
 	}
 	p.install(net, blr, job.seen)
 	p.interval = job.next
@@ -525,13 +563,17 @@ type Stats struct {
 	Seen     int64
 	// Arms are the arm IDs the policy has learnt about, in head order.
 	Arms []string
+	// TrainErrors counts failed rounds (the previous network stays);
+	// LastError is the latest failure.
+	TrainErrors int
+	LastError   error
 }
 
 // Stats returns the policy's learning statistics.
 func (p *NeuralLinear) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Rounds: p.rounds, Last: p.last, Buffered: p.buf.size, Seen: p.buf.seen, Arms: append([]string(nil), p.ids...)}
+	return Stats{Rounds: p.rounds, Last: p.last, Buffered: p.buf.size, Seen: p.buf.seen, Arms: append([]string(nil), p.ids...), TrainErrors: p.trainErrs, LastError: p.lastErr}
 }
 
 // Train runs a training round now on the replay buffer, whatever the

@@ -303,7 +303,7 @@ func TestFitFromLogs(t *testing.T) {
 	for _, w := range []neural.Weighting{neural.IPS, neural.DR, neural.Unweighted} {
 		t.Run(w.String(), func(t *testing.T) {
 			p := small(t, "explore:ucb")
-			st, err := p.Fit(context.Background(), log, neural.FitOpts{Weighting: w})
+			st, err := p.Fit(context.Background(), log, neural.FitOpts{Weighting: w, Epochs: 4})
 			require.NoError(t, err)
 			assert.Equal(t, 4000, st.Rows)
 			assert.Equal(t, []string{"a", "b", "c"}, st.Arms)
@@ -366,4 +366,70 @@ func TestFitRejectsBadRecords(t *testing.T) {
 	assert.Error(t, err, "empty log")
 	_, err = p.Fit(context.Background(), records(logs(10, 1)), neural.FitOpts{Clip: 0.5})
 	assert.Error(t, err, "clip below 1")
+}
+
+func TestAsyncTraining(t *testing.T) {
+	p := small(t, "async:true")
+	rng := rand.New(rand.NewPCG(1, 1))
+	// Traffic here is far faster than training; pause between bursts so
+	// that rounds finish, as they would under real request rates.
+	for i := 0; i < 15; i++ {
+		drive(t, p, rng, 100)
+		require.NoError(t, p.Wait(context.Background()))
+	}
+	st := p.Stats()
+	assert.GreaterOrEqual(t, st.Rounds, 3, "background rounds completed")
+	assert.Zero(t, st.TrainErrors)
+	assert.NoError(t, st.LastError)
+	hits := 0
+	for c := 0; c < 8; c++ {
+		f := policy.Features{Vector: context8(c)}
+		bestID, bestM := "", math.Inf(-1)
+		for _, a := range arms {
+			m, _, err := p.Predict(&f, a.ID)
+			require.NoError(t, err)
+			if m > bestM {
+				bestID, bestM = a.ID, m
+			}
+		}
+		if bestID == arms[best(c)].ID {
+			hits++
+		}
+	}
+	assert.Equal(t, 8, hits, "greedy arm right in every context")
+	// Snapshots of async policies record the flag.
+	var buf bytes.Buffer
+	require.NoError(t, p.Snapshot(&buf))
+	assert.Contains(t, buf.String(), `"async":"true"`)
+}
+
+// FuzzRestore: whatever the bytes, Restore returns (an error or nil) and
+// never panics, and a failed Restore leaves the policy as it was.
+func FuzzRestore(f *testing.F) {
+	p := small(f, "")
+	drive(f, p, rand.New(rand.NewPCG(6, 6)), 60)
+	var buf bytes.Buffer
+	require.NoError(f, p.Snapshot(&buf))
+	good := buf.String()
+	f.Add(good)
+	f.Add(strings.Replace(good, `"a_inv":[`, `"a_inv":[1e308,`, 1))
+	f.Add(strings.Replace(good, `"arm":0`, `"arm":-1`, 1))
+	f.Add(`{"format":"routelab/policy-snapshot","version":1,"policy":"neural-linear","params":{},"state":{}}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		q := small(t, "")
+		var before bytes.Buffer
+		require.NoError(t, q.Snapshot(&before))
+		if err := q.Restore(strings.NewReader(s)); err != nil {
+			var after bytes.Buffer
+			require.NoError(t, q.Snapshot(&after))
+			require.Equal(t, before.String(), after.String())
+			return
+		}
+		// A restored policy must serve.
+		probs := make([]float64, 3)
+		fv := policy.Features{Vector: context8(1)}
+		if _, err := q.Select(context.Background(), &fv, arms, probs); err != nil {
+			require.ErrorIs(t, err, policy.ErrBadVector)
+		}
+	})
 }

@@ -3,10 +3,12 @@ package neural_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/policy/neural"
+	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,4 +74,66 @@ func TestSimBeatsLinUCBOnInteractions(t *testing.T) {
 		assert.GreaterOrEqual(t, nl.ExpectedMeanReward, 0.97*nl.OracleMeanReward, "%s vs oracle", spec)
 		assert.Less(t, nl.Regret, 0.1*lin.Regret, "%s regret vs linucb", spec)
 	}
+}
+
+// collect is a route.Sink keeping deep copies of the records it needs.
+type collect struct{ recs []route.Record }
+
+func (c *collect) Log(rec *route.Record) {
+	r := *rec
+	r.Request.Features.Vector = slices.Clone(rec.Request.Features.Vector)
+	r.Request.Features.Tags = slices.Clone(rec.Request.Features.Tags)
+	r.Decision.Candidates = slices.Clone(rec.Decision.Candidates)
+	r.Decision.Probs = slices.Clone(rec.Decision.Probs)
+	r.Outcome.Attempts = nil
+	c.recs = append(c.recs, r)
+}
+
+// TestSimWarmStartFromLogs: a NeuralLinear fitted offline on the logs of a
+// uniformly random router serves tasks-nonlinear near the oracle from its
+// first request, where a fresh one still has to explore.
+func TestSimWarmStartFromLogs(t *testing.T) {
+	sc, err := sim.LoadScenario("tasks-nonlinear")
+	require.NoError(t, err)
+	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{
+		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants(),
+	})
+	require.NoError(t, err)
+	logged := &collect{}
+	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(3), Seed: 3, Requests: 8000, Encoder: enc, Sink: logged})
+	require.NoError(t, err)
+	require.Len(t, logged.recs, 8000)
+
+	serve := func(p policy.Policy) *sim.Result {
+		// Another day of traffic (seed 4) than the logs (seed 3).
+		res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 4, Requests: 2000, Encoder: enc})
+		require.NoError(t, err)
+		return res
+	}
+	fresh := serve(newPolicy(t, "neural-linear"))
+	weightings := []neural.Weighting{neural.IPS, neural.DR}
+	if raceEnabled {
+		weightings = weightings[:1]
+	}
+	for _, w := range weightings {
+		p := newPolicy(t, "neural-linear").(*neural.NeuralLinear)
+		st, err := p.Fit(context.Background(), records(logged.recs), neural.FitOpts{Weighting: w, Epochs: 5})
+		require.NoError(t, err)
+		warm := serve(p)
+		t.Logf("%s fit on %d logged rows (loss %.4f → %.4f): first 2000 requests %.4f (%.1f%% of oracle, regret %.1f) vs fresh %.4f (%.1f%%, regret %.1f)",
+			w, st.Rows, st.Final.LossBefore, st.Final.LossAfter, warm.ExpectedMeanReward, 100*warm.ExpectedMeanReward/warm.OracleMeanReward, warm.Regret,
+			fresh.ExpectedMeanReward, 100*fresh.ExpectedMeanReward/fresh.OracleMeanReward, fresh.Regret)
+		assert.GreaterOrEqual(t, warm.ExpectedMeanReward, 0.97*warm.OracleMeanReward, "%s warm start vs oracle", w)
+		assert.Less(t, warm.Regret, 0.25*fresh.Regret, "%s warm start's regret vs a fresh policy's", w)
+	}
+}
+
+func newPolicy(t testing.TB, spec string) policy.Policy {
+	t.Helper()
+	s, err := policy.ParseSpec(spec)
+	require.NoError(t, err)
+	s.Params["seed"] = fmt.Sprint(sim.PolicySeed(4))
+	p, err := registry().New(s)
+	require.NoError(t, err)
+	return p
 }

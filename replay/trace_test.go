@@ -128,7 +128,7 @@ func TestResimulateReproducesTheRun(t *testing.T) {
 		scenario, spec string
 		n              int
 	}{
-		{"outage", "thompson", 10_000},
+		{"outage", "thompson", 8_000},
 		{"ratelimit", "thompson", 8_000},
 		{"ratelimit", "random", 8_000},
 		{"tasks", "linucb", 5_000},
@@ -169,8 +169,8 @@ func TestResimulateKeepsTheRanking(t *testing.T) {
 		specs       []string
 		best, worst string
 	}{
-		{"tasks", 8000, []string{"random", "epsilon-greedy", "thompson", "linucb"}, "linucb", "random"},
-		{"outage", 10000, []string{"random", "epsilon-greedy=epsilon:0.3", "d-thompson", "sw-ucb"}, "", "random"},
+		{"tasks", 5000, []string{"random", "epsilon-greedy", "thompson", "linucb"}, "linucb", "random"},
+		{"outage", 8000, []string{"random", "epsilon-greedy=epsilon:0.3", "d-thompson", "sw-ucb"}, "", "random"},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
 			sc, err := sim.LoadScenario(tc.scenario)

@@ -70,6 +70,28 @@ func TestWriteOutputs(t *testing.T) {
 	}
 }
 
+// TestHTMLEscapesLabels: labels reach the HTML in tables and inside the
+// SVG figures; neither may inject markup.
+func TestHTMLEscapesLabels(t *testing.T) {
+	s, err := ParseSpec([]byte(`
+name: esc
+policies: [random, {label: "<script>x</script>&", spec: ucb1}]
+scenarios: [steady]
+seeds: [1, 2]
+requests: 500
+`), "")
+	require.NoError(t, err)
+	res, err := Run(context.Background(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	_, err = Write(dir, res)
+	require.NoError(t, err)
+	html, err := os.ReadFile(filepath.Join(dir, FileReportHTML))
+	require.NoError(t, err)
+	assert.NotContains(t, string(html), "<script>")
+	assert.Contains(t, string(html), "&lt;script&gt;x&lt;/script&gt;&amp;")
+}
+
 func TestParquetReadBack(t *testing.T) {
 	res := smallResults(t)
 	dir := t.TempDir()

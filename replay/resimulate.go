@@ -58,6 +58,9 @@ func (c Clock) String() string {
 // checks that the scenario serves every logged task type (Check). The
 // returned scenario is a validated copy; sc is not modified.
 func (t *Trace) Anchor(sc *sim.Scenario, c Clock) (*sim.Scenario, sim.Trace, error) {
+	if t.Len() == 0 {
+		return nil, nil, fmt.Errorf("the trace is empty")
+	}
 	// Validate fills defaults: work on a copy, which callers may share.
 	cp := *sc
 	cp.Providers = slices.Clone(sc.Providers)

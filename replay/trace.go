@@ -192,11 +192,22 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 // Len is the number of requests.
 func (t *Trace) Len() int { return len(t.rows) }
 
-// First and Last are the arrival times of the first and the last request.
-func (t *Trace) First() time.Time { return time.Unix(0, t.rows[0].at).UTC() }
+// First is the arrival time of the first request (zero for an empty
+// Trace, which only the zero value is: BuildTrace refuses empty logs).
+func (t *Trace) First() time.Time {
+	if len(t.rows) == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.rows[0].at).UTC()
+}
 
-// Last is the arrival time of the last request.
-func (t *Trace) Last() time.Time { return time.Unix(0, t.rows[len(t.rows)-1].at).UTC() }
+// Last is the arrival time of the last request (zero for an empty Trace).
+func (t *Trace) Last() time.Time {
+	if len(t.rows) == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.rows[len(t.rows)-1].at).UTC()
+}
 
 // Tasks counts the requests by task type as logged ("" = unknown).
 func (t *Trace) Tasks() map[string]int { return counts(t.tasks, t.taskN) }
@@ -273,6 +284,9 @@ func (t *Trace) Check(sc *sim.Scenario) error {
 // start: the scenario's start of the run that replays it. A request
 // before start is an error.
 func (t *Trace) Since(start time.Time) (sim.Trace, error) {
+	if len(t.rows) == 0 {
+		return nil, fmt.Errorf("the trace is empty")
+	}
 	if first := t.First(); first.Before(start) {
 		return nil, fmt.Errorf("the first logged request (%s) is before the start %s", first.Format(time.RFC3339Nano), start.UTC().Format(time.RFC3339Nano))
 	}

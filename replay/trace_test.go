@@ -335,6 +335,10 @@ func TestTraceBadInput(t *testing.T) {
 	_, err = replay.Resimulate(ctx, tr2, tasks, target, replay.ResimulateOpts{})
 	assert.ErrorContains(t, err, `(none, i.e. "general") (1 requests)`)
 
+	// The zero Trace is empty, not a panic.
+	_, err = replay.Resimulate(ctx, &replay.Trace{}, tasks, target, replay.ResimulateOpts{})
+	assert.ErrorContains(t, err, "the trace is empty")
+
 	// A cancelled context stops the read.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

@@ -64,6 +64,26 @@ type Analysis struct {
 	Summaries   []Summary
 	Comparisons []Comparison
 	Series      []Series
+
+	summaryIdx, comparisonIdx map[akey]int
+	seriesIdx                 map[akey]int
+}
+
+type akey struct{ scenario, policy, metric string }
+
+func (a *Analysis) index() {
+	a.summaryIdx = make(map[akey]int, len(a.Summaries))
+	for i, s := range a.Summaries {
+		a.summaryIdx[akey{s.Scenario, s.Policy, s.Metric}] = i
+	}
+	a.comparisonIdx = make(map[akey]int, len(a.Comparisons))
+	for i, c := range a.Comparisons {
+		a.comparisonIdx[akey{c.Scenario, c.Policy, c.Metric}] = i
+	}
+	a.seriesIdx = make(map[akey]int, len(a.Series))
+	for i, s := range a.Series {
+		a.seriesIdx[akey{s.Scenario, s.Policy, ""}] = i
+	}
 }
 
 // Analyze computes the intervals, paired comparisons and series of r.
@@ -121,6 +141,7 @@ func Analyze(r *Results) (*Analysis, error) {
 			a.Series = append(a.Series, series(scName, pol, cs, a.Confidence))
 		}
 	}
+	a.index()
 	return a, nil
 }
 
@@ -179,33 +200,30 @@ func series(scenario, pol string, cs []Cell, level float64) Series {
 
 // Summary returns the summary of metric for policy on scenario.
 func (a *Analysis) Summary(scenario, policy, metric string) (Summary, bool) {
-	for _, s := range a.Summaries {
-		if s.Scenario == scenario && s.Policy == policy && s.Metric == metric {
-			return s, true
-		}
+	i, ok := a.summaryIdx[akey{scenario, policy, metric}]
+	if !ok {
+		return Summary{}, false
 	}
-	return Summary{}, false
+	return a.Summaries[i], true
 }
 
 // Comparison returns policy's comparison with the baseline on scenario and
 // metric; false for the baseline itself.
 func (a *Analysis) Comparison(scenario, policy, metric string) (Comparison, bool) {
-	for _, c := range a.Comparisons {
-		if c.Scenario == scenario && c.Policy == policy && c.Metric == metric {
-			return c, true
-		}
+	i, ok := a.comparisonIdx[akey{scenario, policy, metric}]
+	if !ok {
+		return Comparison{}, false
 	}
-	return Comparison{}, false
+	return a.Comparisons[i], true
 }
 
 // SeriesOf returns policy's series on scenario.
 func (a *Analysis) SeriesOf(scenario, policy string) (Series, bool) {
-	for _, s := range a.Series {
-		if s.Scenario == scenario && s.Policy == policy {
-			return s, true
-		}
+	i, ok := a.seriesIdx[akey{scenario, policy, ""}]
+	if !ok {
+		return Series{}, false
 	}
-	return Series{}, false
+	return a.Series[i], true
 }
 
 // Best returns the policy with the highest mean reward/oracle ratio on

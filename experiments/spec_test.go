@@ -164,3 +164,25 @@ func FuzzParseSpec(f *testing.F) {
 		assert.Equal(t, s.Seeds.Values(), s2.Seeds.Values())
 	})
 }
+
+// TestLoadSpecFile: a file scenario resolves against the spec's directory
+// and the cells follow the entries' run lengths.
+func TestLoadSpecFile(t *testing.T) {
+	s, err := LoadSpec(filepath.Join("testdata", "spec.yaml"))
+	require.NoError(t, err)
+	res, err := Run(t.Context(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"two-models", "steady"}, s.ScenarioNames())
+	require.Len(t, res.Cells, 2*2*3)
+	assert.Equal(t, 1200, res.Cells[0].Result.Requests, "spec's requests")
+	assert.Equal(t, 800, res.Cells[len(res.Cells)-1].Result.Requests, "the entry's requests")
+	a, err := Analyze(res)
+	require.NoError(t, err)
+	assert.Equal(t, 0.9, a.Confidence)
+	c, ok := a.Comparison("two-models", "ucb", "oracle_ratio")
+	require.True(t, ok)
+	assert.Equal(t, Better, c.Verdict, "UCB finds the better of two models: Δ %v [%v, %v]", c.Diff.Mean, c.Diff.Lo, c.Diff.Hi)
+
+	_, err = LoadSpec(filepath.Join("testdata", "missing.yaml"))
+	assert.Error(t, err)
+}

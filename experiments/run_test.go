@@ -93,8 +93,7 @@ func TestRunParallelismInvariant(t *testing.T) {
 // paired — while different seeds differ. (Equal up to summation rounding:
 // the oracle is summed in completion order, which depends on the policy.)
 func TestRunCommonRandomNumbers(t *testing.T) {
-	res, err := Run(context.Background(), smallSpec(t), Options{Registry: policy.NewBuiltinRegistry()})
-	require.NoError(t, err)
+	res := smallResults(t)
 	steadyRandom, steadyTS := res.Cells[0:3], res.Cells[3:6]
 	for i := range 3 {
 		assert.InDelta(t, steadyRandom[i].Result.OracleMeanReward, steadyTS[i].Result.OracleMeanReward, 1e-12, "seed %d", steadyRandom[i].Seed)

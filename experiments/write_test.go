@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/routelab/routelab/policy"
@@ -13,12 +14,23 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func smallResults(t *testing.T) *Results {
-	t.Helper()
-	res, err := Run(context.Background(), smallSpec(t), Options{Registry: policy.NewBuiltinRegistry()})
-	require.NoError(t, err)
-	return res
-}
+// smallResults runs smallSpec once for the tests that only read the
+// results (under -race a run costs about a second).
+var smallResults = func() func(t *testing.T) *Results {
+	var (
+		once sync.Once
+		res  *Results
+		err  error
+	)
+	return func(t *testing.T) *Results {
+		t.Helper()
+		once.Do(func() {
+			res, err = Run(context.Background(), smallSpec(t), Options{Registry: policy.NewBuiltinRegistry()})
+		})
+		require.NoError(t, err)
+		return res
+	}
+}()
 
 func TestWriteOutputs(t *testing.T) {
 	res := smallResults(t)

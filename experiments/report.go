@@ -99,7 +99,7 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 	doc.intro = append(doc.intro,
 		fmt.Sprintf("%d policies × %d scenarios × %d seeds = %d independent simulations of %s (seeds %s).",
 			len(a.Policies), len(a.Scenarios), n, len(r.Cells), reqs, seedList(a.Seeds)),
-		fmt.Sprintf("Every figure is a mean over seeds with a %s Student-t interval (shown as mean ± half-width). "+
+		fmt.Sprintf("Every number is a mean over seeds with a %s Student-t interval (shown as mean ± half-width). "+
 			"Comparisons are paired: every policy ran on the same seeds, which give every policy the same requests and the same latent latency, error and quality draws (common random numbers), "+
 			"so the interval of the per-seed difference policy − baseline (baseline: %s) is much narrower than the two policies' separate intervals. "+
 			"A difference is significant when its interval excludes 0. %s", conf, a.Baseline, correctionNote(a)),
@@ -311,7 +311,7 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 {{range .Paras}}<p>{{.}}</p>
 {{end}}{{range .Tables}}<table>
 <tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr>
-{{range .Rows}}<tr>{{range .}}<td class="{{.Class}}">{{if .Strong}}<strong>{{.Text}}</strong>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
+{{range .Rows}}<tr>{{range .}}<td{{if .Class}} class="{{.Class}}"{{end}}>{{if .Strong}}<strong>{{.Text}}</strong>{{else}}{{.Text}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
 {{end}}{{range .Figures}}<figure>
 {{.SVG}}

@@ -398,3 +398,41 @@ func TestContextualPolicyServes(t *testing.T) {
 	code, _, body = post(t, gw.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""))
 	assert.Equal(t, 200, code, "%s", body)
 }
+
+func TestMetricsExposeTheSeedNames(t *testing.T) {
+	gw := startGateway(t, fastSim)
+	for range 3 {
+		code, _, _ := post(t, gw.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""))
+		require.Equal(t, 200, code)
+	}
+	code, _, _ := post(t, gw.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "nope", ""))
+	require.Equal(t, 404, code)
+	res, err := http.Get(gw.url + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	text := string(b)
+	for _, want := range []string{
+		`http_requests_total{code="404",model=""} 1`,
+		`model_latency_seconds_bucket{model="s`,
+		`route_success_rate{source="policy"} 1`,
+		`routelab_decisions_total{arm="s`,
+		`routelab_breaker_state{model="s1"} 0`,
+		`routelab_gateway_overhead_seconds_count 3`,
+		`routelab_provider_up{provider="sim"} 1`,
+		`go_goroutines`,
+	} {
+		assert.Contains(t, text, want)
+	}
+	ok := 0
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, `http_requests_total{code="200"`) {
+			var n int
+			_, err := fmt.Sscanf(l[strings.LastIndexByte(l, ' ')+1:], "%d", &n)
+			require.NoError(t, err)
+			ok += n
+		}
+	}
+	assert.Equal(t, 3, ok, "three answered requests counted by model")
+}

@@ -125,6 +125,10 @@ func (p *Floor) spec() Spec {
 		for k, v := range sp.spec().Params {
 			s.Params[k] = v
 		}
+	} else if sp, ok := p.inner.(SpecReporter); ok {
+		for k, v := range sp.Spec().Params {
+			s.Params[k] = v
+		}
 	}
 	s.Params[FloorParam] = ff(p.eps)
 	return s

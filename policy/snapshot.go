@@ -53,6 +53,15 @@ type speccer interface {
 	spec() Spec
 }
 
+// SpecReporter is implemented by policies defined outside this package
+// (such as policy/neural's) that report the registry spec — name and
+// parameters without seed — their snapshots record. Floor records it in
+// its own envelope, so that Load rebuilds a floor-wrapped policy with its
+// parameters; this package's policies report theirs internally.
+type SpecReporter interface {
+	Spec() Spec
+}
+
 // ff formats a float parameter so that it parses back exactly.
 func ff(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 

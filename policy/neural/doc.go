@@ -52,7 +52,11 @@
 // regressions in and replays into them the rewards that arrived meanwhile.
 // Concurrent Selects and Updates therefore keep going on the previous
 // network, at most one round runs at a time, and a single-threaded caller
-// (the simulator) gets byte-identical runs for a seed.
+// (the simulator) gets byte-identical runs for a seed. With Opts.Async
+// ("async:true") the round runs in a background goroutine instead, so no
+// Update waits the few hundred milliseconds a round takes (the gateway's
+// choice); rounds then install whenever they finish, Wait blocks until the
+// running one is done, and failures are counted in Stats.
 //
 // # Serving path
 //
@@ -78,7 +82,8 @@
 // NeuralLinear implements policy.Snapshotter with policy's envelope
 // (format routelab/policy-snapshot, version 1, policy "neural-linear",
 // params without seed), so policy.Load and policy.SaveFile work with a
-// registry that holds Builtins(). The state is
+// registry that holds Builtins(), floor-wrapped specs included (NeuralLinear
+// reports its parameters through policy.SpecReporter). The state is
 //
 //	{"dim", "rng", "train_rng", "net": {"in", "layers": [{"in", "out", "w", "b"}], "arms", "head_w", "head_b"},
 //	 "arms": [{"id", "n", "a", "a_inv", "b", "theta"}], "seen", "buffer": [{"x", "arm", "r", "w"}],

@@ -233,9 +233,10 @@ type NeuralLinear struct {
 }
 
 var (
-	_ policy.Policy      = (*NeuralLinear)(nil)
-	_ policy.Snapshotter = (*NeuralLinear)(nil)
-	_ policy.Versioner   = (*NeuralLinear)(nil)
+	_ policy.Policy       = (*NeuralLinear)(nil)
+	_ policy.Snapshotter  = (*NeuralLinear)(nil)
+	_ policy.Versioner    = (*NeuralLinear)(nil)
+	_ policy.SpecReporter = (*NeuralLinear)(nil)
 )
 
 // NewNeuralLinear validates o and returns an untrained policy.

@@ -134,6 +134,13 @@ func (p *NeuralLinear) Snapshot(w io.Writer) error {
 	return nil
 }
 
+// Spec implements policy.SpecReporter: the registry name and parameters
+// (without seed) that snapshots record, so that a floor-wrapped
+// NeuralLinear's snapshot loads with its parameters.
+func (p *NeuralLinear) Spec() policy.Spec {
+	return policy.Spec{Name: Name, Params: p.o.params()}
+}
+
 // strictJSON decodes exactly one JSON value with no unknown fields.
 func strictJSON(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/policy/neural"
+)
+
+// neuralFitFlags are the inputs of `routelab neural fit`.
+type neuralFitFlags struct {
+	logs      []string
+	policy    string
+	init      string
+	out       string
+	weighting string
+	clip      float64
+	epochs    float64
+	from, to  string
+	feedback  bool
+	skipBad   bool
+	quiet     bool
+}
+
+func newNeuralCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "neural",
+		Short: "Neural contextual policies: fit neural-linear offline from decision logs",
+		Args:  cobra.NoArgs,
+	}
+	var fl neuralFitFlags
+	fit := &cobra.Command{
+		Use:   "fit",
+		Short: "Train a neural-linear policy's reward network from decision logs and write its snapshot",
+		Long: `Train a neural-linear policy offline from decision logs and write its snapshot.
+
+The reward network (gorgonia) is fitted to the logged rewards corrected for
+the logging policy: --weighting ips weights each row by min(1/propensity,
+--clip); dr refits on doubly robust pseudo-rewards for every candidate; none
+takes every row once. Each arm's Bayesian linear regression is then built on
+the network's last layer from the logged rows, which also fill the replay
+buffer; the snapshot restores a policy that serves and keeps learning online.
+Evaluate it with "routelab replay --snapshot FILE".
+
+Logs need feature vectors (routelab sim --log and the gateway write them when
+an encoder is configured).`,
+		Example: `  routelab neural fit --logs data/decisions --policy "neural-linear=explore:thompson;hidden:64x32" --out nl.json
+  routelab replay --logs data/decisions --snapshot nl.json --estimators snips,dr`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runNeuralFit(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := fit.Flags()
+	f.StringSliceVar(&fl.logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	f.StringVar(&fl.policy, "policy", "", "neural-linear spec: neural-linear=key:value;key:value")
+	f.StringVar(&fl.init, "init", "", "start from this neural-linear snapshot instead of a fresh --policy")
+	f.StringVar(&fl.out, "out", "", "write the fitted policy's snapshot to this file")
+	f.StringVar(&fl.weighting, "weighting", "ips", "correction for the logging policy: ips, dr or none")
+	f.Float64Var(&fl.clip, "clip", 10, "cap on 1/propensity (>= 1)")
+	f.Float64Var(&fl.epochs, "epochs", 10, "passes over the rows per training stage")
+	f.StringVar(&fl.from, "from", "", "only decisions at or after this time (RFC 3339)")
+	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
+	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback found under --logs into the rewards")
+	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
+	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
+	cmd.AddCommand(fit)
+	return cmd
+}
+
+func runNeuralFit(ctx context.Context, fl neuralFitFlags, out, errOut io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if len(fl.logs) == 0 {
+		return fmt.Errorf("--logs: no log directory given")
+	}
+	for _, p := range fl.logs {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("--logs %q: %w", p, err)
+		}
+	}
+	if fl.out == "" {
+		return fmt.Errorf("--out: no snapshot file given")
+	}
+	if (fl.policy == "") == (fl.init == "") {
+		return fmt.Errorf("--policy or --init: give exactly one")
+	}
+	w, err := neural.ParseWeighting(fl.weighting)
+	if err != nil {
+		return fmt.Errorf("--weighting: %w", err)
+	}
+	if !(fl.clip >= 1) || fl.clip > 1e12 {
+		return fmt.Errorf("--clip %v: must be a number in [1, 1e12]", fl.clip)
+	}
+	if !(fl.epochs > 0) || fl.epochs > 1e6 {
+		return fmt.Errorf("--epochs %v: must be a number in (0, 1e6]", fl.epochs)
+	}
+	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback}
+	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
+		return err
+	}
+	if ropts.To, err = parseTimeFlag("to", fl.to); err != nil {
+		return err
+	}
+	reg := newRegistry()
+	var p policy.Policy
+	flag := "--policy"
+	if fl.init != "" {
+		flag = "--init"
+		if p, err = policy.LoadFile(reg, fl.init); err != nil {
+			return fmt.Errorf("--init: %w", err)
+		}
+	} else if p, err = reg.NewFromString(fl.policy); err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	inner := p
+	if fw, ok := p.(*policy.Floor); ok {
+		inner = fw.Inner()
+	}
+	nl, ok := inner.(*neural.NeuralLinear)
+	if !ok {
+		return fmt.Errorf("%s: %s is not %s; use routelab train for other policies", flag, p.Name(), neural.Name)
+	}
+	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut), desc: []string{"reading logs"}}
+	st, err := nl.Fit(ctx, src, neural.FitOpts{Weighting: w, Clip: fl.clip, Epochs: fl.epochs})
+	if err != nil {
+		return err
+	}
+	if err := policy.SaveFile(p, fl.out); err != nil {
+		return err
+	}
+	steps := st.IPS.Steps
+	if w == neural.DR {
+		steps += st.Final.Steps
+	}
+	_, err = fmt.Fprintf(out, "fitted %s on %d rows, %d arms (%s: max 1/propensity %.3g, %d clipped, ESS %.0f); loss %.4f -> %.4f in %d steps -> %s\n",
+		p.Name(), st.Rows, len(st.Arms), w, st.MaxWeight, st.Clipped, st.ESS, st.Final.LossBefore, st.Final.LossAfter, steps, fl.out)
+	return err
+}

@@ -129,10 +129,6 @@ func (r *blrArm) refactor() error {
 	return nil
 }
 
-func (r *blrArm) clone() *blrArm {
-	return &blrArm{n: r.n, a: append([]float64(nil), r.a...), ainv: append([]float64(nil), r.ainv...), b: append([]float64(nil), r.b...), theta: append([]float64(nil), r.theta...)}
-}
-
 // checkInverse verifies that A is symmetric with a positive diagonal and
 // A·A⁻¹ ≈ I, so that a corrupt snapshot cannot install meaningless widths.
 func checkInverse(a, ainv []float64, p int) error {

@@ -36,7 +36,10 @@
 // scalar draw has exactly the decision distribution of drawing the whole
 // θ̃ — and reports propensity 1 for the winner given the draw, 0 elsewhere
 // (as policy.Thompson; wrap in "floor" for off-policy logs). UCB plays
-// argmax θ·φ + Scale·sqrt(φᵀA⁻¹φ) and is deterministic (1/0).
+// argmax θ·φ + Scale·sqrt(φᵀA⁻¹φ) and is deterministic (1/0). Unlike the
+// paper, which also learns each arm's noise variance (a normal-inverse-gamma
+// posterior), the noise scale is the fixed Scale, as in policy's
+// lin-thompson: one number to tune, and rewards here are bounded in [0, 1].
 //
 // # Training schedule
 //

@@ -85,6 +85,8 @@ type FitStats struct {
 	Clipped                    int
 	// IPS is the IPS-weighted stage (DR's first stage); Final the round
 	// whose network is installed (equal to IPS unless Weighting is DR).
+	// DR's Final losses are against the pseudo-rewards, whose variance
+	// includes the weights': compare fits to observed rewards by IPS's.
 	IPS, Final TrainStats
 }
 

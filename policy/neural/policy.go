@@ -65,7 +65,7 @@ type Opts struct {
 	Lambda float64
 	// Retrain is the number of rewards before the first training round;
 	// the interval then doubles after every round up to RetrainMax.
-	// Defaults 500 and 8000.
+	// Defaults 500 and 8000 (or Retrain, when larger).
 	Retrain, RetrainMax int
 	// Steps, Batch, LR and L2 are each round's Adam steps (default 200),
 	// rows per step (64, drawn with replacement from the buffer),
@@ -134,7 +134,7 @@ func (o *Opts) fill() error {
 		}
 	}
 	def(&o.Retrain, 500)
-	def(&o.RetrainMax, 8000)
+	def(&o.RetrainMax, max(8000, o.Retrain))
 	def(&o.Steps, 200)
 	def(&o.Batch, 64)
 	def(&o.Buffer, 20000)

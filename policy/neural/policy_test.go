@@ -467,3 +467,23 @@ func TestFloorSnapshotRoundTrip(t *testing.T) {
 		require.NoError(t, q.Update(&f, arms, k, r))
 	}
 }
+
+func TestTrainNow(t *testing.T) {
+	p, err := neural.NewNeuralLinear(neural.Opts{Hidden: []int{16, 8}, Retrain: 100000, Steps: 40, Batch: 32, LR: 0.01, Seed: 7})
+	require.NoError(t, err)
+	drive(t, p, rand.New(rand.NewPCG(10, 10)), 400)
+	require.Zero(t, p.Stats().Rounds, "the schedule has not come")
+	st, err := p.Train(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 400, st.Rows)
+	assert.Equal(t, 40, st.Steps)
+	assert.Less(t, st.LossAfter, st.LossBefore)
+	assert.Equal(t, 1, p.Stats().Rounds)
+	assert.Equal(t, "1.r1", p.Version())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = p.Train(ctx)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 1, p.Stats().Rounds, "a cancelled round installs nothing")
+	assert.Equal(t, 1, p.Stats().TrainErrors)
+}

@@ -280,7 +280,7 @@ func (p *NeuralLinear) fromState(st *state) (*NeuralLinear, error) {
 		n.blr = append(n.blr, &blrArm{n: a.N, a: slices.Clone(a.A), ainv: slices.Clone(a.AInv), b: slices.Clone(a.B), theta: slices.Clone(a.Theta)})
 	}
 	for i, r := range st.Buffer {
-		if len(r.X) != st.Dim || r.Arm < 0 || r.Arm >= len(st.Arms) || !finite(r.X...) || !finite(r.R, r.W) || !(r.W >= 0) {
+		if len(r.X) != st.Dim || r.Arm < 0 || r.Arm >= len(st.Arms) || !finite(r.X...) || !finite(r.R, r.W) || !(r.W > 0) {
 			return nil, fmt.Errorf("buffer[%d]: bad row (x of %d dims, arm %d of %d, r %v, w %v)", i, len(r.X), r.Arm, len(st.Arms), r.R, r.W)
 		}
 		for _, v := range r.X {
@@ -294,5 +294,5 @@ func (p *NeuralLinear) fromState(st *state) (*NeuralLinear, error) {
 	return n, nil
 }
 
-// newRand is a seeded generator for tests and offline fits.
+// newRand is a seeded generator (offline fits).
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }

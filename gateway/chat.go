@@ -167,18 +167,18 @@ func (s *Server) handleChat(c *gin.Context) {
 	s.m.inflight.Inc()
 
 	var (
-		final *arm
-		res   provider.Result
-		perr  *provider.Error
-		wait  time.Duration
-		code  int
+		final  *arm
+		res    provider.Result
+		perr   *provider.Error
+		wait   time.Duration
+		code   int
+		finish func()
 	)
 	if req.Stream {
-		final, res, perr, wait, code = s.serveStream(ctx, w, req, rec, chosen, t0)
+		final, res, perr, wait, code, finish = s.serveStream(ctx, w, req, rec, chosen, t0)
 	} else {
-		final, res, perr, wait, code = s.serveComplete(ctx, w, req, rec, chosen)
+		final, res, perr, wait, code, finish = s.serveComplete(ctx, w, req, rec, chosen)
 	}
-	s.m.inflight.Dec()
 
 	o.Arm = final.id
 	o.Latency = time.Since(t0)
@@ -196,8 +196,12 @@ func (s *Server) handleChat(c *gin.Context) {
 	if err := s.core.Complete(rec); err != nil {
 		s.log.Warn("policy update failed", "request_id", id, "err", err)
 	}
-	now := s.now()
-	s.pending.put(rec, now)
+	s.pending.put(rec, s.now())
+	// The answer (or its last bytes) goes out only now, so that a client
+	// holding the request id finds its decision logged and ready for
+	// feedback.
+	finish()
+	s.m.inflight.Dec()
 
 	m := s.m
 	if code == http.StatusOK {
@@ -380,7 +384,8 @@ func failure(ctx context.Context, pe *provider.Error) *APIError {
 	return apiErr(http.StatusBadGateway, typeUpstream, "upstream_error", "upstream failed: "+pe.Error())
 }
 
-func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm) (*arm, provider.Result, *provider.Error, time.Duration, int) {
+// serveComplete acts on a non-streaming request; finish writes the answer.
+func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
 	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return false },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
 			return a.up.p.Complete(ctx, call)
@@ -392,13 +397,13 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 		if e.Status == http.StatusTooManyRequests {
 			h.Set("Retry-After", "1")
 		}
-		writeAPIError(w, e)
-		return final, res, perr, wait, e.Status
+		return final, res, perr, wait, e.Status, func() { writeAPIError(w, e) }
 	}
-	h["Content-Type"] = jsonContentType
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(res.Body)
-	return final, res, nil, wait, http.StatusOK
+	return final, res, nil, wait, http.StatusOK, func() {
+		h["Content-Type"] = jsonContentType
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(res.Body)
+	}
 }
 
 // sse writes chat.completion.chunk events to the client.
@@ -441,7 +446,9 @@ func (e *sse) emit(chunk []byte) error {
 	return nil
 }
 
-func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm, t0 time.Time) (*arm, provider.Result, *provider.Error, time.Duration, int) {
+// serveStream relays a streaming request; finish writes the stream's end
+// (usage chunk and [DONE], or an error).
+func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm, t0 time.Time) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
 	e := &sse{w: w, t0: t0}
 	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return e.started },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
@@ -452,15 +459,15 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 	if perr != nil {
 		ae := failure(ctx, perr)
 		if !e.started {
-			w.Header().Set(HeaderModel, final.id)
-			writeAPIError(w, ae)
-			return final, res, perr, wait, ae.Status
+			w.Header()[HeaderModel] = final.idHdr
+			return final, res, perr, wait, ae.Status, func() { writeAPIError(w, ae) }
 		}
 		// Headers are gone: end the stream with an error event (the OpenAI
 		// SDKs raise it) and no [DONE].
-		_, _ = w.Write(append(append(append(e.buf[:0], sseData...), ae.body()...), sseEnd...))
-		w.Flush()
-		return final, res, perr, wait, http.StatusOK
+		return final, res, perr, wait, http.StatusOK, func() {
+			_, _ = w.Write(append(append(append(e.buf[:0], sseData...), ae.body()...), sseEnd...))
+			w.Flush()
+		}
 	}
 	if !e.started {
 		e.arm = final
@@ -468,20 +475,21 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 		e.first = time.Since(t0)
 		rec.Outcome.TTFT = e.first
 	}
-	if req.IncludeUsage {
-		u := res.Usage
-		u.TotalTokens = u.PromptTokens + u.CompletionTokens
-		uc := provider.Completion{ID: res.ChunkID, Object: "chat.completion.chunk", Created: res.Created, Model: res.ChunkModel,
-			Choices: []provider.Choice{}, Usage: &u}
-		if uc.ID == "" {
-			uc.ID, uc.Created, uc.Model = "chatcmpl-"+rec.Request.ID, s.now().Unix(), final.upstream
+	return final, res, nil, wait, http.StatusOK, func() {
+		if req.IncludeUsage {
+			u := res.Usage
+			u.TotalTokens = u.PromptTokens + u.CompletionTokens
+			uc := provider.Completion{ID: res.ChunkID, Object: "chat.completion.chunk", Created: res.Created, Model: res.ChunkModel,
+				Choices: []provider.Choice{}, Usage: &u}
+			if uc.ID == "" {
+				uc.ID, uc.Created, uc.Model = "chatcmpl-"+rec.Request.ID, s.now().Unix(), final.upstream
+			}
+			b, _ := json.Marshal(uc) // plain fields always marshal
+			if e.emit(b) != nil {
+				return // the client left
+			}
 		}
-		b, _ := json.Marshal(uc) // plain fields always marshal
-		if err := e.emit(b); err != nil {
-			return final, res, &provider.Error{Status: route.StatusError, Message: "client disconnected", Err: err}, wait, http.StatusOK
-		}
+		_, _ = w.Write(sseDone)
+		w.Flush()
 	}
-	_, _ = w.Write(sseDone)
-	w.Flush()
-	return final, res, nil, wait, http.StatusOK
 }

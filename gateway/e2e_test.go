@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -209,5 +208,5 @@ log: {dir: ""}
 	require.NoError(t, st.Err())
 	assert.Equal(t, 8, len(strings.Fields(text.String())), "8 tokens in %q", text.String())
 	assert.GreaterOrEqual(t, n, 9, "one chunk per token plus role and finish")
-	require.Eventually(t, func() bool { return gw.sink.len() == 1 }, time.Second, 10*time.Millisecond)
+	gw.sink.all(t, 1)
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/assert"
@@ -146,8 +145,7 @@ func TestStreamCutMidwayIsAClearError(t *testing.T) {
 	require.Error(t, st.Err(), "the SDK surfaces the cut stream")
 	assert.Contains(t, st.Err().Error(), "upstream")
 	assert.Equal(t, "hello", text.String(), "what arrived before the cut")
-	require.Eventually(t, func() bool { return gw.sink.len() == 1 }, time.Second, 5*time.Millisecond)
-	for _, rec := range gw.sink.recs {
+	for _, rec := range gw.sink.all(t, 1) {
 		assert.Equal(t, []string{"bad-model:error:0"}, attemptsOf(rec), "no fallback once tokens reached the client")
 		assert.Equal(t, route.StatusError, rec.Outcome.Status)
 	}
@@ -201,7 +199,7 @@ log: {dir: ""}
 	rate := float64(ok.Load()) / n
 	assert.GreaterOrEqual(t, rate, 0.999, "success rate %.4f (%d failed)", rate, failed.Load())
 	downAttempts := 0
-	for _, rec := range gw.sink.recs {
+	for _, rec := range gw.sink.all(t, n) {
 		for _, at := range rec.Outcome.Attempts {
 			if at.Arm == "down" {
 				downAttempts++

@@ -200,11 +200,32 @@ func (s *recSink) Log(rec *route.Record) {
 	s.mu.Unlock()
 }
 
+// get waits (up to 5s) for the record of id: the gateway logs a request
+// after its answer has gone out, so a client can get ahead of the log.
 func (s *recSink) get(id string) (route.Record, bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		r, ok := s.recs[id]
+		s.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return r, ok
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// all waits (up to 5s) for n records and returns a copy of them.
+func (s *recSink) all(t *testing.T, n int) []route.Record {
+	t.Helper()
+	require.Eventually(t, func() bool { return s.len() >= n }, 5*time.Second, 2*time.Millisecond, "want %d records", n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.recs[id]
-	return r, ok
+	out := make([]route.Record, 0, len(s.recs))
+	for _, r := range s.recs {
+		out = append(out, r)
+	}
+	return out
 }
 
 func (s *recSink) len() int {

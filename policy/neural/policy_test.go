@@ -487,3 +487,45 @@ func TestTrainNow(t *testing.T) {
 	assert.Equal(t, 1, p.Stats().Rounds, "a cancelled round installs nothing")
 	assert.Equal(t, 1, p.Stats().TrainErrors)
 }
+
+// interleaved is a log source that, half-way through, lets the policy
+// serve online traffic — as a fit of a serving policy sees.
+type interleaved struct {
+	log    records
+	during func()
+}
+
+func (s interleaved) Scan(ctx context.Context, fn func(*route.Record) error) error {
+	for i := range s.log {
+		if i == len(s.log)/2 {
+			s.during()
+		}
+		if err := fn(&s.log[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestFitKeepsOnlineRows: rewards that arrive while Fit runs (including
+// for an arm the log never saw) follow the logged rows in the buffer.
+func TestFitKeepsOnlineRows(t *testing.T) {
+	p := small(t, "")
+	drive(t, p, rand.New(rand.NewPCG(12, 12)), 20)
+	newArm := []policy.Arm{{ID: "a"}, {ID: "d"}}
+	src := interleaved{log: records(logs(300, 13)), during: func() {
+		f := policy.Features{Vector: context8(5)}
+		for i := 0; i < 7; i++ {
+			require.NoError(t, p.Update(&f, newArm, i%2, 0.3))
+		}
+	}}
+	_, err := p.Fit(context.Background(), src, neural.FitOpts{Epochs: 1})
+	require.NoError(t, err)
+	st := p.Stats()
+	assert.Equal(t, int64(20+7+300), st.Seen)
+	assert.Equal(t, 307, st.Buffered, "the log's rows, then the 7 online ones; the 20 before the fit are replaced")
+	assert.Equal(t, []string{"a", "b", "c", "d"}, st.Arms)
+	m, _, err := p.Predict(&policy.Features{Vector: context8(5)}, "d")
+	require.NoError(t, err)
+	assert.InDelta(t, 0.3, m, 0.15, "arm d learnt from its online rewards only")
+}

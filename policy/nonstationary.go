@@ -255,24 +255,10 @@ func (p *DiscountedUCB) spec() Spec {
 
 // Snapshot implements Snapshotter.
 func (p *DiscountedUCB) Snapshot(w io.Writer) error {
-	p.mu.Lock()
-	st := armsState{Arms: p.arms.export()}
-	p.mu.Unlock()
-	return writeSnapshot(w, p.spec(), st)
+	return snapshotArms(w, p.spec(), &p.mu, nil, &p.arms)
 }
 
 // Restore implements Snapshotter.
 func (p *DiscountedUCB) Restore(r io.Reader) error {
-	var st armsState
-	if err := readSnapshot(r, p.spec(), &st); err != nil {
-		return err
-	}
-	arms, err := importArms(st.Arms, nil)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.arms = arms
-	p.mu.Unlock()
-	return nil
+	return restoreArms(r, p.spec(), &p.mu, nil, &p.arms, nil)
 }

@@ -3,7 +3,9 @@ package policy
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strconv"
+	"sync"
 )
 
 // Snapshots of the foundation policies (random, weighted, ε-greedy, UCB1).
@@ -26,6 +28,47 @@ type rngArmsState struct {
 
 type armsState struct {
 	Arms []armJSON `json:"arms"`
+}
+
+// snapshotArms writes the state of a policy whose learning is an arm table
+// (and, when rng is not nil, a random generator), guarded by mu.
+func snapshotArms(w io.Writer, spec Spec, mu *sync.Mutex, rng *prng, arms *armTable) error {
+	mu.Lock()
+	var st any
+	if rng != nil {
+		st = rngArmsState{RNG: rng.state(), Arms: arms.export()}
+	} else {
+		st = armsState{Arms: arms.export()}
+	}
+	mu.Unlock()
+	return writeSnapshot(w, spec, st)
+}
+
+// restoreArms is the inverse of snapshotArms. check, optional, rejects arm
+// statistics the policy cannot use. Nothing changes unless all of it is valid.
+func restoreArms(r io.Reader, spec Spec, mu *sync.Mutex, rng *prng, arms *armTable, check func(armStats) error) error {
+	var st rngArmsState
+	if err := readSnapshot(r, spec, &st); err != nil {
+		return err
+	}
+	var pcg rand.PCG
+	if rng != nil {
+		var err error
+		if pcg, err = parsePRNG(st.RNG); err != nil {
+			return fmt.Errorf("%w: %w", ErrSnapshot, err)
+		}
+	}
+	table, err := importArms(st.Arms, check)
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	if rng != nil {
+		rng.set(pcg)
+	}
+	*arms = table
+	mu.Unlock()
+	return nil
 }
 
 func (p *Random) spec() Spec { return Spec{Name: "random", Params: Params{}} }
@@ -77,55 +120,22 @@ func (p *EpsilonGreedy) spec() Spec {
 
 // Snapshot implements Snapshotter.
 func (p *EpsilonGreedy) Snapshot(w io.Writer) error {
-	p.mu.Lock()
-	st := rngArmsState{RNG: p.rng.state(), Arms: p.arms.export()}
-	p.mu.Unlock()
-	return writeSnapshot(w, p.spec(), st)
+	return snapshotArms(w, p.spec(), &p.mu, &p.rng, &p.arms)
 }
 
 // Restore implements Snapshotter.
 func (p *EpsilonGreedy) Restore(r io.Reader) error {
-	var st rngArmsState
-	if err := readSnapshot(r, p.spec(), &st); err != nil {
-		return err
-	}
-	pcg, err := parsePRNG(st.RNG)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSnapshot, err)
-	}
-	arms, err := importArms(st.Arms, nil)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.rng.set(pcg)
-	p.arms = arms
-	p.mu.Unlock()
-	return nil
+	return restoreArms(r, p.spec(), &p.mu, &p.rng, &p.arms, nil)
 }
 
 func (p *UCB1) spec() Spec { return Spec{Name: "ucb1", Params: Params{"c": ff(p.c)}} }
 
 // Snapshot implements Snapshotter.
 func (p *UCB1) Snapshot(w io.Writer) error {
-	p.mu.Lock()
-	st := armsState{Arms: p.arms.export()}
-	p.mu.Unlock()
-	return writeSnapshot(w, p.spec(), st)
+	return snapshotArms(w, p.spec(), &p.mu, nil, &p.arms)
 }
 
 // Restore implements Snapshotter.
 func (p *UCB1) Restore(r io.Reader) error {
-	var st armsState
-	if err := readSnapshot(r, p.spec(), &st); err != nil {
-		return err
-	}
-	arms, err := importArms(st.Arms, nil)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.arms = arms
-	p.mu.Unlock()
-	return nil
+	return restoreArms(r, p.spec(), &p.mu, nil, &p.arms, nil)
 }

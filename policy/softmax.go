@@ -108,29 +108,10 @@ func (p *Softmax) spec() Spec {
 
 // Snapshot implements Snapshotter.
 func (p *Softmax) Snapshot(w io.Writer) error {
-	p.mu.Lock()
-	st := rngArmsState{RNG: p.rng.state(), Arms: p.arms.export()}
-	p.mu.Unlock()
-	return writeSnapshot(w, p.spec(), st)
+	return snapshotArms(w, p.spec(), &p.mu, &p.rng, &p.arms)
 }
 
 // Restore implements Snapshotter.
 func (p *Softmax) Restore(r io.Reader) error {
-	var st rngArmsState
-	if err := readSnapshot(r, p.spec(), &st); err != nil {
-		return err
-	}
-	pcg, err := parsePRNG(st.RNG)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSnapshot, err)
-	}
-	arms, err := importArms(st.Arms, nil)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.rng.set(pcg)
-	p.arms = arms
-	p.mu.Unlock()
-	return nil
+	return restoreArms(r, p.spec(), &p.mu, &p.rng, &p.arms, nil)
 }

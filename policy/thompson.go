@@ -189,41 +189,20 @@ func (p *Thompson) spec() Spec {
 	return Spec{Name: p.name, Params: ps}
 }
 
-type thompsonState struct {
-	RNG  []byte    `json:"rng"`
-	Arms []armJSON `json:"arms"`
+// checkArm rejects restored statistics whose Beta posterior is improper.
+func (p *Thompson) checkArm(s armStats) error {
+	if p.model == BetaModel && (1+s.sum <= 0 || 1+s.n-s.sum <= 0) {
+		return fmt.Errorf("beta posterior (%v, %v) not positive", 1+s.sum, 1+s.n-s.sum)
+	}
+	return nil
 }
 
 // Snapshot implements Snapshotter.
 func (p *Thompson) Snapshot(w io.Writer) error {
-	p.mu.Lock()
-	st := thompsonState{RNG: p.rng.state(), Arms: p.arms.export()}
-	p.mu.Unlock()
-	return writeSnapshot(w, p.spec(), st)
+	return snapshotArms(w, p.spec(), &p.mu, &p.rng, &p.arms)
 }
 
 // Restore implements Snapshotter.
 func (p *Thompson) Restore(r io.Reader) error {
-	var st thompsonState
-	if err := readSnapshot(r, p.spec(), &st); err != nil {
-		return err
-	}
-	pcg, err := parsePRNG(st.RNG)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrSnapshot, err)
-	}
-	arms, err := importArms(st.Arms, func(s armStats) error {
-		if p.model == BetaModel && (1+s.sum <= 0 || 1+s.n-s.sum <= 0) {
-			return fmt.Errorf("beta posterior (%v, %v) not positive", 1+s.sum, 1+s.n-s.sum)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.rng.set(pcg)
-	p.arms = arms
-	p.mu.Unlock()
-	return nil
+	return restoreArms(r, p.spec(), &p.mu, &p.rng, &p.arms, p.checkArm)
 }

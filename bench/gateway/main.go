@@ -181,9 +181,13 @@ log: {dir: %q}
 	if err != nil {
 		return err
 	}
-	srv, err := gateway.New(gateway.Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: dw,
+	opts := gateway.Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: dw,
 		SinkStats: func() (int, uint64) { st := dw.Stats(); return st.QueueDepth, st.Dropped },
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if os.Getenv("ROUTELAB_BENCH_NOLOG") != "" { // diagnosis only: the gateway without its decision log
+		opts.Sink, opts.SinkStats = nil, nil
+	}
+	srv, err := gateway.New(opts)
 	if err != nil {
 		return err
 	}

@@ -72,6 +72,18 @@
 // without allocating (see the benchmarks); the forward pass equals
 // gorgonia's to 1e-9 (TestForwardMatchesGorgonia).
 //
+// # Results
+//
+// On the simulator's tasks-nonlinear scenario (the best model is a parity of
+// task, prompt length and time of day) with routelab sim's additive encoder,
+// 100k requests, seed 1: linucb reaches 79.1% of the oracle's reward (regret
+// 18420), lin-thompson 81.2%, neural-linear 99.0% (regret 847) and
+// neural-linear=explore:ucb 99.4% (regret 535). The price of learning a
+// representation shows where a linear model suffices: on "tasks" neural-linear
+// reaches 99.4% with regret 446 against linucb's 99.9% and 111. On
+// drift-contextual the finite buffer forgets, so it reaches 98.0% against
+// linucb's 95.7% (without gamma).
+//
 // # Offline training from logs
 //
 // Fit trains from logged route.Records (any RecordSource, such as
@@ -79,6 +91,7 @@
 // rewards weighted by min(1/μ, Clip) (IPS), on doubly robust pseudo-rewards
 // for every candidate (DR), or unweighted; then the regressions and the
 // buffer from the logged rows. The fitted policy serves and keeps learning.
+// "routelab neural fit" does this from decision-log directories.
 //
 // # Snapshots
 //

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/stretchr/testify/assert"
@@ -207,4 +208,38 @@ log: {dir: ""}
 		}
 	}
 	assert.Less(t, downAttempts, n/3, "the breaker keeps most traffic off the dead upstream (%d attempts)", downAttempts)
+}
+
+func TestConcurrencyLimitAndDeadline(t *testing.T) {
+	up, slow := newFakeOpenAI(t), newFakeOpenAI(t)
+	up.set("slow")
+	up.delay = 400 * time.Millisecond
+	slow.set("slow")
+	slow.delay = 10 * time.Second
+	gw := startGateway(t, fmt.Sprintf(`
+providers:
+  - {name: p, type: openai, base_url: %s, max_concurrency: 1, queue_timeout: 50ms, health_check: false}
+  - {name: p2, type: openai, base_url: %s, health_check: false}
+models: [{id: m, provider: p}, {id: m2, provider: p2}]
+log: {dir: ""}
+`, up.url(), slow.url()))
+	url := gw.url + "/v1/chat/completions"
+	first := make(chan int, 1)
+	go func() {
+		code, _, _ := post(t, url, fmt.Sprintf(msgBody, "m", ""))
+		first <- code
+	}()
+	require.Eventually(t, func() bool { return up.calls.Load() == 1 }, 2*time.Second, time.Millisecond)
+	code, hdr, body := post(t, url, fmt.Sprintf(msgBody, "m", ""))
+	assert.Equal(t, 503, code, "the only slot is taken: %s", body)
+	rec, ok := gw.sink.get(hdr.Get(HeaderRequestID))
+	require.True(t, ok)
+	assert.Equal(t, []string{"m:rate_limited:0"}, attemptsOf(rec))
+	assert.Equal(t, 200, <-first)
+
+	start := time.Now()
+	code, _, body = post(t, url, fmt.Sprintf(msgBody, "m2", ""), HeaderTimeout, "100ms")
+	assert.Equal(t, 504, code, "%s", body)
+	// Generous bound: the upstream would take 10s; the client asked for 100ms.
+	assert.Less(t, time.Since(start), 5*time.Second, "the client's deadline cuts the upstream call short")
 }

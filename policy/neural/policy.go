@@ -60,6 +60,11 @@ type Opts struct {
 	// Scale is the posterior scale: Thompson's v, UCB's alpha. 0 means
 	// 0.25 (v) or 0.5 (alpha).
 	Scale float64
+	// Draws is Thompson's number of posterior draws per Select; 0 means 1.
+	// With M > 1 every candidate's propensity is its share of the M draws'
+	// wins and the policy plays the winner of one of them chosen uniformly,
+	// so the logged propensities are exact and smoother than 1/0.
+	Draws int
 	// Lambda is the ridge precision of the per-arm regressions (prior
 	// precision relative to the noise); 0 means 1.
 	Lambda float64
@@ -112,6 +117,12 @@ func (o *Opts) fill() error {
 	}
 	if o.Explore != Thompson && o.Explore != UCB {
 		return fmt.Errorf("explore %d unknown", o.Explore)
+	}
+	if o.Draws == 0 {
+		o.Draws = 1
+	}
+	if o.Draws < 1 || o.Draws > 4096 || (o.Explore == UCB && o.Draws != 1) {
+		return fmt.Errorf("draws %d: want 1 to 4096, and 1 for explore ucb", o.Draws)
 	}
 	if o.Scale == 0 {
 		o.Scale = 0.25
@@ -185,7 +196,7 @@ func ff(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 func (o Opts) params() policy.Params {
 	return policy.Params{
 		"dim": strconv.Itoa(o.Dim), "hidden": hiddenString(o.Hidden), "explore": o.Explore.String(),
-		"scale": ff(o.Scale), "lambda": ff(o.Lambda), "retrain": strconv.Itoa(o.Retrain),
+		"scale": ff(o.Scale), "draws": strconv.Itoa(o.Draws), "lambda": ff(o.Lambda), "retrain": strconv.Itoa(o.Retrain),
 		"retrain_max": strconv.Itoa(o.RetrainMax), "steps": strconv.Itoa(o.Steps), "batch": strconv.Itoa(o.Batch),
 		"lr": ff(o.LR), "l2": ff(o.L2), "buffer": strconv.Itoa(o.Buffer), "async": strconv.FormatBool(o.Async),
 	}
@@ -229,6 +240,7 @@ type NeuralLinear struct {
 
 	// scratch for Select and Update, guarded by mu
 	z, s1, s2, phi, u []float64
+	means, sds        []float64 // per candidate, for Draws > 1
 	nz                []int
 }
 
@@ -268,6 +280,13 @@ func (p *NeuralLinear) scratch() {
 	w, r := p.net.maxWidth(), p.net.rep()
 	p.z, p.s1, p.s2 = make([]float64, r), make([]float64, w), make([]float64, w)
 	p.phi, p.u, p.nz = make([]float64, r+1), make([]float64, r+1), make([]int, 0, r+1)
+}
+
+// Options returns the options p was built with, defaults filled in.
+func (p *NeuralLinear) Options() Opts {
+	o := p.o
+	o.Hidden = append([]int(nil), o.Hidden...)
+	return o
 }
 
 // Name implements policy.Policy.
@@ -348,6 +367,11 @@ func (p *NeuralLinear) Select(_ context.Context, f *policy.Features, cands []pol
 		return 0, err
 	}
 	p.represent(x)
+	if p.o.Draws > 1 {
+		best := p.selectDraws(cands, probs)
+		p.mu.Unlock()
+		return best, nil
+	}
 	best, bestV := 0, math.Inf(-1)
 	for i := range cands {
 		mean, v := p.predict(cands[i].ID)
@@ -365,6 +389,37 @@ func (p *NeuralLinear) Select(_ context.Context, f *policy.Features, cands []pol
 	}
 	probs[best] = 1
 	return best, nil
+}
+
+// selectDraws is Thompson with Draws = M > 1: M independent draws of every
+// candidate's θ̃·φ, probs the share of wins, and the winner of draw j
+// played for j uniform in [0, M) — so each arm is played with exactly its
+// reported share. Callers hold mu and have computed p.phi.
+func (p *NeuralLinear) selectDraws(cands []policy.Arm, probs []float64) int {
+	k, m := len(cands), p.o.Draws
+	if cap(p.means) < k {
+		p.means, p.sds = make([]float64, k), make([]float64, k)
+	}
+	means, sds := p.means[:k], p.sds[:k]
+	for i := range cands {
+		mean, v := p.predict(cands[i].ID)
+		means[i], sds[i] = mean, p.o.Scale*math.Sqrt(v)
+		probs[i] = 0
+	}
+	play, chosen := p.rng.IntN(m), 0
+	for r := 0; r < m; r++ {
+		best, bestV := 0, math.Inf(-1)
+		for i := 0; i < k; i++ {
+			if s := means[i] + sds[i]*p.rng.NormFloat64(); s > bestV {
+				best, bestV = i, s
+			}
+		}
+		probs[best] += 1 / float64(m)
+		if r == play {
+			chosen = best
+		}
+	}
+	return chosen
 }
 
 // arm returns the index of id, creating its regression from the prior

@@ -77,7 +77,7 @@ func drive(t testing.TB, p policy.Policy, rng *rand.Rand, n int) []int {
 		k, err := p.Select(context.Background(), &f, arms, probs)
 		require.NoError(t, err)
 		require.InDelta(t, 1, probs[0]+probs[1]+probs[2], 1e-12)
-		if _, bare := p.(*neural.NeuralLinear); bare {
+		if nl, bare := p.(*neural.NeuralLinear); bare && nl.Options().Draws == 1 {
 			require.Equal(t, 1.0, probs[k], "propensity of the chosen arm (1/0 given the draw)")
 		} else {
 			require.Greater(t, probs[k], 0.0)
@@ -528,4 +528,38 @@ func TestFitKeepsOnlineRows(t *testing.T) {
 	m, _, err := p.Predict(&policy.Features{Vector: context8(5)}, "d")
 	require.NoError(t, err)
 	assert.InDelta(t, 0.3, m, 0.15, "arm d learnt from its online rewards only")
+}
+
+// TestThompsonDraws: with draws M > 1 the propensities are shares of M
+// wins, the played arm has positive propensity, and over many Selects of
+// one context each arm is played as often as its reported propensity says.
+func TestThompsonDraws(t *testing.T) {
+	p := small(t, "draws:50")
+	drive(t, p, rand.New(rand.NewPCG(14, 14)), 30) // still uncertain
+	f := policy.Features{Vector: context8(6)}
+	probs := make([]float64, 3)
+	var sumP [3]float64
+	var plays [3]int
+	const n = 4000
+	for i := 0; i < n; i++ {
+		k, err := p.Select(context.Background(), &f, arms, probs)
+		require.NoError(t, err)
+		require.Greater(t, probs[k], 0.0)
+		var s float64
+		for j, q := range probs {
+			s += q
+			assert.InDelta(t, math.Round(q*50)/50, q, 1e-12, "multiples of 1/M")
+			sumP[j] += q / n
+		}
+		require.InDelta(t, 1, s, 1e-12)
+		plays[k]++
+	}
+	for j := range arms {
+		freq := float64(plays[j]) / n
+		// Binomial sd at most 0.008 for n = 4000; 4 sd.
+		assert.InDelta(t, sumP[j], freq, 0.032, "arm %s: mean propensity vs play frequency", arms[j].ID)
+	}
+	t.Logf("mean propensities %.3f, play frequencies %v/%d", sumP, plays, n)
+	_, err := registry().NewFromString("neural-linear=explore:ucb;draws:5")
+	assert.Error(t, err, "draws only for thompson")
 }

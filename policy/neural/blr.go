@@ -18,11 +18,14 @@ import (
 // and θ·φ has posterior N(θ·φ, v²·φᵀA⁻¹φ). A and A⁻¹ are full p×p
 // row-major matrices.
 type blrArm struct {
-	n     float64 // total weight of the rewards seen
-	a     []float64
-	ainv  []float64
-	b     []float64
-	theta []float64
+	n float64 // total weight of the rewards seen
+	// yy is Σwᵢrᵢ² and pq the prior's λ|θ₀|²: with θᵀb they give the
+	// residual sum of squares the noise posterior needs (noiseVar).
+	yy, pq float64
+	a      []float64
+	ainv   []float64
+	b      []float64
+	theta  []float64
 }
 
 // newBLR returns the prior of an arm with head prior0 (nil for zero).
@@ -36,6 +39,7 @@ func newBLR(p int, lambda float64, prior0 []float64) *blrArm {
 		copy(r.theta, prior0)
 		for i, v := range prior0 {
 			r.b[i] = lambda * v
+			r.pq += lambda * v * v
 		}
 	}
 	return r
@@ -97,6 +101,24 @@ func (r *blrArm) update(phi, u []float64, y, w float64) {
 		}
 	}
 	r.n += w
+	r.yy += w * y * y
+}
+
+// noiseShape and noiseScale are the normal-inverse-gamma posterior of the
+// arm's noise variance σ² (Riquelme et al.'s NeuralLinear) from the prior
+// IG(a0, b0):
+//
+//	aₙ = a0 + n/2,  bₙ = b0 + ½(Σwr² + λ|θ₀|² − θᵀb),
+//
+// the bracket being the weighted residual sum of squares plus the prior's
+// penalty at the posterior mean (θᵀb = θᵀAθ), never negative but for
+// rounding.
+func (r *blrArm) noise(a0, b0 float64) (shape, scale float64) {
+	var tb float64
+	for i, t := range r.theta {
+		tb += t * r.b[i]
+	}
+	return a0 + r.n/2, b0 + 0.5*math.Max(r.yy+r.pq-tb, 0)
 }
 
 // refactor recomputes A⁻¹ and θ = A⁻¹b from A and b by a Cholesky

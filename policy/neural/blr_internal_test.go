@@ -58,3 +58,32 @@ func TestBLRUpdateMatchesRefactor(t *testing.T) {
 	assert.InDelta(t, wantM, mean, 1e-12)
 	assert.InDelta(t, wantV, v, 1e-12)
 }
+
+// TestBLRNoisePosterior: the normal-inverse-gamma posterior's mean
+// bₙ/(aₙ−1) recovers the reward noise variance, whatever the prior guess.
+func TestBLRNoisePosterior(t *testing.T) {
+	for _, sd := range []float64{0.05, 0.3, 1} {
+		rng := rand.New(rand.NewPCG(3, 4))
+		const p = 6
+		truth := []float64{0.5, -0.2, 0.1, 0.3, 0, 0.4}
+		r := newBLR(p, 1, []float64{0.1, 0.1, 0.1, 0.1, 0.1, 0.1})
+		phi, u := make([]float64, p), make([]float64, p)
+		for n := 0; n < 4000; n++ {
+			y := 0.0
+			for i := range phi {
+				phi[i] = math.Max(0, rng.NormFloat64())
+				y += truth[i] * phi[i]
+			}
+			r.update(phi, u, y+sd*rng.NormFloat64(), 1)
+		}
+		shape, scale := r.noise(2, 0.25*0.25)
+		got := scale / (shape - 1)
+		t.Logf("noise sd %.2f: posterior mean variance %.5f (true %.5f)", sd, got, sd*sd)
+		assert.InDelta(t, sd*sd, got, 0.1*sd*sd+1e-4, "posterior mean of σ²")
+		var sum float64
+		for i := 0; i < 2000; i++ {
+			sum += gammaRand(rng, shape)
+		}
+		assert.InDelta(t, shape, sum/2000, 0.05*shape, "Gamma(a,1) sample mean")
+	}
+}

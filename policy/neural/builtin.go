@@ -17,7 +17,7 @@ import (
 func Builtins() []policy.Builtin {
 	return []policy.Builtin{{
 		Name:    Name,
-		Doc:     "NeuralLinear: ReLU net trained with gorgonia on replayed rewards + per-arm Bayesian linear regression on its last layer (explore=thompson|ucb, scale=0.25|0.5, draws=1 (thompson), hidden=64x32, lambda=1, retrain=500 doubling to retrain_max=8000, steps=200, batch=64, lr=0.003, l2=0, buffer=20000, async=false to train in the background, dim=0, seed)",
+		Doc:     "NeuralLinear: ReLU net trained with gorgonia on replayed rewards + per-arm Bayesian linear regression on its last layer (explore=thompson|ucb, scale=0.25|0.5, draws=1 and noise=fixed|learn (thompson), hidden=64x32, lambda=1, retrain=500 doubling to retrain_max=8000, steps=200, batch=64, lr=0.003, l2=0, buffer=20000, async=false to train in the background, dim=0, seed)",
 		Factory: Factory,
 	}}
 }
@@ -34,7 +34,7 @@ func Factory(ps policy.Params) (policy.Policy, error) {
 func optsFromParams(ps policy.Params) (Opts, error) {
 	var o Opts
 	var err error
-	if err = ps.Check("dim", "hidden", "explore", "scale", "draws", "lambda", "retrain", "retrain_max", "steps", "batch", "lr", "l2", "buffer", "async", "seed"); err != nil {
+	if err = ps.Check("dim", "hidden", "explore", "scale", "draws", "noise", "lambda", "retrain", "retrain_max", "steps", "batch", "lr", "l2", "buffer", "async", "seed"); err != nil {
 		return o, err
 	}
 	if h, ok := ps["hidden"]; ok {
@@ -62,6 +62,13 @@ func optsFromParams(ps policy.Params) (Opts, error) {
 		if *f.dst, err = ps.Float(f.key, 0); err != nil {
 			return o, err
 		}
+	}
+	switch n := ps.String("noise", "fixed"); n {
+	case "fixed":
+	case "learn":
+		o.LearnNoise = true
+	default:
+		return o, fmt.Errorf("noise %q: want fixed or learn", n)
 	}
 	if o.Async, err = strconv.ParseBool(ps.String("async", "false")); err != nil {
 		return o, fmt.Errorf("async: %w", err)

@@ -36,10 +36,11 @@
 // scalar draw has exactly the decision distribution of drawing the whole
 // θ̃ — and reports propensity 1 for the winner given the draw, 0 elsewhere
 // (as policy.Thompson; wrap in "floor" for off-policy logs). UCB plays
-// argmax θ·φ + Scale·sqrt(φᵀA⁻¹φ) and is deterministic (1/0). Unlike the
-// paper, which also learns each arm's noise variance (a normal-inverse-gamma
-// posterior), the noise scale is the fixed Scale, as in policy's
-// lin-thompson: one number to tune, and rewards here are bounded in [0, 1].
+// argmax θ·φ + Scale·sqrt(φᵀA⁻¹φ) and is deterministic (1/0). By default
+// the noise scale is the fixed Scale, as in policy's lin-thompson; with
+// Opts.LearnNoise ("noise:learn") Thompson learns each arm's noise variance
+// with a normal-inverse-gamma posterior, as the paper does, from a weak prior
+// with mean Scale².
 //
 // # Training schedule
 //
@@ -102,7 +103,7 @@
 // reports its parameters through policy.SpecReporter). The state is
 //
 //	{"dim", "rng", "train_rng", "net": {"in", "layers": [{"in", "out", "w", "b"}], "arms", "head_w", "head_b"},
-//	 "arms": [{"id", "n", "a", "a_inv", "b", "theta"}], "seen", "buffer": [{"x", "arm", "r", "w"}],
+//	 "arms": [{"id", "n", "sum_sq", "prior_sq", "a", "a_inv", "b", "theta"}], "seen", "buffer": [{"x", "arm", "r", "w"}],
 //	 "since_train", "interval", "rounds", "last"}
 //
 // with W row-major in×out, heads rep×arms in the order of "arms", and the

@@ -60,6 +60,12 @@ type Opts struct {
 	// Scale is the posterior scale: Thompson's v, UCB's alpha. 0 means
 	// 0.25 (v) or 0.5 (alpha).
 	Scale float64
+	// LearnNoise makes Thompson learn each arm's noise variance σ² with a
+	// normal-inverse-gamma posterior, as in the paper, instead of the fixed
+	// Scale²: every Select draws σ² ~ IG(aₙ, bₙ) per candidate, then
+	// θ̃·φ ~ N(θ·φ, σ²·φᵀA⁻¹φ). The prior IG(2, Scale²) has mean Scale², so
+	// Scale stays the starting guess of the noise's standard deviation.
+	LearnNoise bool
 	// Draws is Thompson's number of posterior draws per Select; 0 means 1.
 	// With M > 1 every candidate's propensity is its share of the M draws'
 	// wins and the policy plays the winner of one of them chosen uniformly,
@@ -124,6 +130,9 @@ func (o *Opts) fill() error {
 	if o.Draws < 1 || o.Draws > 4096 || (o.Explore == UCB && o.Draws != 1) {
 		return fmt.Errorf("draws %d: want 1 to 4096, and 1 for explore ucb", o.Draws)
 	}
+	if o.LearnNoise && o.Explore == UCB {
+		return fmt.Errorf("noise learning is for explore thompson")
+	}
 	if o.Scale == 0 {
 		o.Scale = 0.25
 		if o.Explore == UCB {
@@ -169,6 +178,13 @@ func (o *Opts) fill() error {
 	return nil
 }
 
+func noiseString(learn bool) string {
+	if learn {
+		return "learn"
+	}
+	return "fixed"
+}
+
 // hiddenString renders widths as "64x32" (commas separate specs).
 func hiddenString(h []int) string {
 	s := make([]string, len(h))
@@ -196,7 +212,7 @@ func ff(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 func (o Opts) params() policy.Params {
 	return policy.Params{
 		"dim": strconv.Itoa(o.Dim), "hidden": hiddenString(o.Hidden), "explore": o.Explore.String(),
-		"scale": ff(o.Scale), "draws": strconv.Itoa(o.Draws), "lambda": ff(o.Lambda), "retrain": strconv.Itoa(o.Retrain),
+		"scale": ff(o.Scale), "draws": strconv.Itoa(o.Draws), "noise": noiseString(o.LearnNoise), "lambda": ff(o.Lambda), "retrain": strconv.Itoa(o.Retrain),
 		"retrain_max": strconv.Itoa(o.RetrainMax), "steps": strconv.Itoa(o.Steps), "batch": strconv.Itoa(o.Batch),
 		"lr": ff(o.LR), "l2": ff(o.L2), "buffer": strconv.Itoa(o.Buffer), "async": strconv.FormatBool(o.Async),
 	}
@@ -350,6 +366,47 @@ func (p *NeuralLinear) predict(id string) (mean, variance float64) {
 	return 0, variance / p.o.Lambda
 }
 
+// posterior returns arm id's posterior mean at p.phi and the width its
+// exploration uses: Scale·sd for UCB and fixed-noise Thompson, or, with
+// LearnNoise, σ·sd for a σ² drawn from the arm's noise posterior (shared
+// by all of one Select's draws, which are then exact given σ²). Callers
+// hold mu.
+func (p *NeuralLinear) posterior(id string) (mean, width float64) {
+	mean, v := p.predict(id)
+	if !p.o.LearnNoise {
+		return mean, p.o.Scale * math.Sqrt(v)
+	}
+	shape, scale := float64(noisePriorShape), p.o.Scale*p.o.Scale*(noisePriorShape-1)
+	if i, ok := p.idx[id]; ok {
+		shape, scale = p.blr[i].noise(shape, scale)
+	}
+	sigma2 := scale / gammaRand(p.rng, shape)
+	return mean, math.Sqrt(sigma2 * v)
+}
+
+// noisePriorShape is a0 of the noise prior IG(a0, Scale²·(a0−1)), whose
+// mean is Scale²: weak (worth two observations) but with a finite mean.
+const noisePriorShape = 2.0
+
+// gammaRand draws from Gamma(a, 1), a >= 1, by Marsaglia and Tsang (2000)
+// without allocating.
+func gammaRand(rng *rand.Rand, a float64) float64 {
+	d := a - 1.0/3
+	c := 1 / math.Sqrt(9*d)
+	for {
+		x := rng.NormFloat64()
+		v := 1 + c*x
+		if v <= 0 {
+			continue
+		}
+		v = v * v * v
+		u := rng.Float64()
+		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
+			return d * v
+		}
+	}
+}
+
 // Select implements policy.Policy. It runs the exported network in plain
 // Go and reads every candidate's posterior: O(nnz(x)·h₁ + Σhᵢhᵢ₊₁ + K·p²/2)
 // without allocating.
@@ -374,10 +431,10 @@ func (p *NeuralLinear) Select(_ context.Context, f *policy.Features, cands []pol
 	}
 	best, bestV := 0, math.Inf(-1)
 	for i := range cands {
-		mean, v := p.predict(cands[i].ID)
-		s := mean + p.o.Scale*math.Sqrt(v)
+		mean, sd := p.posterior(cands[i].ID)
+		s := mean + sd
 		if p.o.Explore == Thompson {
-			s = mean + p.o.Scale*math.Sqrt(v)*p.rng.NormFloat64()
+			s = mean + sd*p.rng.NormFloat64()
 		}
 		if s > bestV {
 			best, bestV = i, s
@@ -402,8 +459,7 @@ func (p *NeuralLinear) selectDraws(cands []policy.Arm, probs []float64) int {
 	}
 	means, sds := p.means[:k], p.sds[:k]
 	for i := range cands {
-		mean, v := p.predict(cands[i].ID)
-		means[i], sds[i] = mean, p.o.Scale*math.Sqrt(v)
+		means[i], sds[i] = p.posterior(cands[i].ID)
 		probs[i] = 0
 	}
 	play, chosen := p.rng.IntN(m), 0
@@ -594,6 +650,7 @@ func rebuild(net *mlp, d *dataset, lambda float64) ([]*blrArm, error) {
 			}
 		}
 		r.n += wt
+		r.yy += wt * y * y
 	}
 	for a, r := range out {
 		for j := 0; j < pd; j++ {

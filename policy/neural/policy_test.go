@@ -121,9 +121,9 @@ func TestDeterministic(t *testing.T) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	for _, explore := range []string{"thompson", "ucb"} {
-		t.Run(explore, func(t *testing.T) {
-			p := small(t, "explore:"+explore)
+	for _, extra := range []string{"explore:thompson", "explore:ucb", "noise:learn;draws:3"} {
+		t.Run(extra, func(t *testing.T) {
+			p := small(t, extra)
 			drive(t, p, rand.New(rand.NewPCG(3, 3)), 320)
 			var buf bytes.Buffer
 			require.NoError(t, p.Snapshot(&buf))

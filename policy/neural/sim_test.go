@@ -54,7 +54,7 @@ func TestSimBeatsLinUCBOnInteractions(t *testing.T) {
 	if raceEnabled {
 		requests = 10_000
 	}
-	specs := []string{"neural-linear", "neural-linear=explore:ucb"}
+	specs := []string{"neural-linear", "neural-linear=explore:ucb", "neural-linear=noise:learn"}
 	if raceEnabled {
 		specs = specs[:1]
 	}

@@ -47,6 +47,8 @@ type netJSON struct {
 type armJSON struct {
 	ID    string    `json:"id"`
 	N     float64   `json:"n"`
+	YY    float64   `json:"sum_sq"`
+	PQ    float64   `json:"prior_sq"`
 	A     []float64 `json:"a"`
 	AInv  []float64 `json:"a_inv"`
 	B     []float64 `json:"b"`
@@ -110,7 +112,7 @@ func (p *NeuralLinear) Snapshot(w io.Writer) error {
 	}
 	for i, id := range p.ids {
 		r := p.blr[i]
-		st.Arms = append(st.Arms, armJSON{ID: id, N: r.n, A: slices.Clone(r.a), AInv: slices.Clone(r.ainv), B: slices.Clone(r.b), Theta: slices.Clone(r.theta)})
+		st.Arms = append(st.Arms, armJSON{ID: id, N: r.n, YY: r.yy, PQ: r.pq, A: slices.Clone(r.a), AInv: slices.Clone(r.ainv), B: slices.Clone(r.b), Theta: slices.Clone(r.theta)})
 	}
 	for k := 0; k < p.buf.size; k++ {
 		i := p.buf.pos(k)
@@ -269,7 +271,7 @@ func (p *NeuralLinear) fromState(st *state) (*NeuralLinear, error) {
 		if len(a.A) != pd*pd || len(a.AInv) != pd*pd || len(a.B) != pd || len(a.Theta) != pd {
 			return nil, fmt.Errorf("arms[%d] %q: sizes do not match representation %d+1", i, a.ID, net.rep())
 		}
-		if !finite(a.A...) || !finite(a.AInv...) || !finite(a.B...) || !finite(a.Theta...) || !(a.N >= 0) || math.IsInf(a.N, 0) {
+		if !finite(a.A...) || !finite(a.AInv...) || !finite(a.B...) || !finite(a.Theta...) || !(a.N >= 0) || math.IsInf(a.N, 0) || !(a.YY >= 0) || math.IsInf(a.YY, 0) || !(a.PQ >= 0) || math.IsInf(a.PQ, 0) {
 			return nil, fmt.Errorf("arms[%d] %q: non-finite or negative statistics", i, a.ID)
 		}
 		if err := checkInverse(a.A, a.AInv, pd); err != nil {
@@ -277,7 +279,7 @@ func (p *NeuralLinear) fromState(st *state) (*NeuralLinear, error) {
 		}
 		n.idx[a.ID] = i
 		n.ids = append(n.ids, a.ID)
-		n.blr = append(n.blr, &blrArm{n: a.N, a: slices.Clone(a.A), ainv: slices.Clone(a.AInv), b: slices.Clone(a.B), theta: slices.Clone(a.Theta)})
+		n.blr = append(n.blr, &blrArm{n: a.N, yy: a.YY, pq: a.PQ, a: slices.Clone(a.A), ainv: slices.Clone(a.AInv), b: slices.Clone(a.B), theta: slices.Clone(a.Theta)})
 	}
 	for i, r := range st.Buffer {
 		if len(r.X) != st.Dim || r.Arm < 0 || r.Arm >= len(st.Arms) || !finite(r.X...) || !finite(r.R, r.W) || !(r.W > 0) {

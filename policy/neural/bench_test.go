@@ -14,8 +14,9 @@ import (
 // rewards over K = 8 arms, and 256 one-hot-like 32-dim contexts (5 of 32
 // entries set, as an encoder's blocks produce). Training rounds are
 // pushed beyond the benchmark so Update is measured on its own.
-func benchSetup(b *testing.B, explore neural.Explore) (*neural.NeuralLinear, []policy.Arm, []policy.Features) {
-	p, err := neural.NewNeuralLinear(neural.Opts{Dim: 32, Explore: explore, Retrain: 1 << 30, RetrainMax: 1 << 30, Seed: 1})
+func benchSetup(b *testing.B, o neural.Opts) (*neural.NeuralLinear, []policy.Arm, []policy.Features) {
+	o.Dim, o.Retrain, o.Seed = 32, 1<<30, 1
+	p, err := neural.NewNeuralLinear(o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -42,9 +43,17 @@ func benchSetup(b *testing.B, explore neural.Explore) (*neural.NeuralLinear, []p
 }
 
 func BenchmarkSelect(b *testing.B) {
-	for _, explore := range []neural.Explore{neural.Thompson, neural.UCB} {
-		b.Run(explore.String(), func(b *testing.B) {
-			p, cands, fs := benchSetup(b, explore)
+	for _, tc := range []struct {
+		name string
+		o    neural.Opts
+	}{
+		{"thompson", neural.Opts{}},
+		{"ucb", neural.Opts{Explore: neural.UCB}},
+		{"thompson-noise", neural.Opts{LearnNoise: true}},
+		{"thompson-draws8", neural.Opts{Draws: 8}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			p, cands, fs := benchSetup(b, tc.o)
 			probs := make([]float64, len(cands))
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -59,7 +68,7 @@ func BenchmarkSelect(b *testing.B) {
 }
 
 func BenchmarkSelectParallel(b *testing.B) {
-	p, cands, fs := benchSetup(b, neural.Thompson)
+	p, cands, fs := benchSetup(b, neural.Opts{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -76,7 +85,7 @@ func BenchmarkSelectParallel(b *testing.B) {
 }
 
 func BenchmarkUpdate(b *testing.B) {
-	p, cands, fs := benchSetup(b, neural.Thompson)
+	p, cands, fs := benchSetup(b, neural.Opts{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -69,9 +69,10 @@
 // weights are exported to plain slices and evaluated by loops (the first
 // layer reads only x's non-zero entries, which one-hot encodings make few),
 // then each candidate's posterior reads φ's non-zeros against A⁻¹'s upper
-// triangle. For a 32→64→32 network and K = 8 arms Select takes 3.5 to 6 µs (busy two-core machine)
-// without allocating (see the benchmarks); the forward pass equals
-// gorgonia's to 1e-9 (TestForwardMatchesGorgonia).
+// triangle. For a 32→64→32 network and K = 8 arms Select takes 3.5 to
+// 6 µs on a busy two-core machine, without allocating (see the
+// benchmarks); the forward pass equals gorgonia's to 1e-9
+// (TestForwardMatchesGorgonia).
 //
 // # Results
 //

@@ -6,10 +6,15 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/routelab/routelab/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/gorgonia"
 )
+
+type policyFeatures = policy.Features
+
+var twoArms = []policy.Arm{{ID: "zero"}, {ID: "one"}}
 
 // gorgoniaForward evaluates m's graph (the training graph, without
 // gradients) on the rows of xs and returns Z and Out row-major.
@@ -117,4 +122,32 @@ func TestTrainReducesLoss(t *testing.T) {
 	assert.InDelta(t, st.LossAfter, loss(out, d), 1e-12)
 	// m itself is untouched.
 	assert.InDelta(t, st.LossBefore, loss(m, d), 1e-12)
+}
+
+// TestPolicyNetMatchesGorgonia: the network a policy trained and serves
+// (exported from gorgonia after training rounds) evaluates in gorgonia to
+// the same representation and heads as on the serving path.
+func TestPolicyNetMatchesGorgonia(t *testing.T) {
+	p, err := NewNeuralLinear(Opts{Dim: 4, Hidden: []int{16, 8}, Retrain: 100, Steps: 50, LR: 0.01, Seed: 3})
+	require.NoError(t, err)
+	d := xorData(rand.New(rand.NewPCG(5, 6)), 400)
+	for i := 0; i < d.len(); i++ {
+		f := &policyFeatures{Vector: d.row(i)}
+		require.NoError(t, p.Update(f, twoArms, int(d.arm[i]), d.y[i]))
+	}
+	require.GreaterOrEqual(t, p.Stats().Rounds, 2)
+	m := p.net
+	require.Equal(t, 2, m.arms)
+	xs := d.xs[:8*4]
+	gz, gout := gorgoniaForward(t, m, xs, 8)
+	z, s1, s2 := make([]float64, m.rep()), make([]float64, m.maxWidth()), make([]float64, m.maxWidth())
+	for r := 0; r < 8; r++ {
+		m.forward(xs[r*4:(r+1)*4], z, s1, s2)
+		for j, v := range z {
+			assert.InDelta(t, gz[r*m.rep()+j], v, 1e-9)
+		}
+		for a := 0; a < 2; a++ {
+			assert.InDelta(t, gout[r*2+a], m.head(z, a), 1e-9)
+		}
+	}
 }

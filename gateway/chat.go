@@ -193,10 +193,17 @@ func (s *Server) handleChat(c *gin.Context) {
 	} else {
 		o.Status = perr.Status
 	}
-	if err := s.core.Complete(rec); err != nil {
+	// A routed answer of unknown quality waits for its feedback before the
+	// policy learns (once); everything else learns now.
+	deferred := s.cfg.Feedback.deferUpdates() && s.pending.enabled() &&
+		rec.Decision.Reason == route.ReasonPolicy && o.Status == route.StatusOK && !o.QualityKnown
+	if err := s.core.Finish(rec, !deferred); err != nil {
 		s.log.Warn("policy update failed", "request_id", id, "err", err)
 	}
-	s.pending.put(rec, s.now())
+	if deferred {
+		s.m.deferred.WithLabelValues("waiting").Inc()
+	}
+	s.pending.put(rec, s.now(), deferred)
 	// The answer (or its last bytes) goes out only now, so that a client
 	// holding the request id finds its decision logged and ready for
 	// feedback.

@@ -57,6 +57,7 @@ type Config struct {
 	Health     HealthConfig     `yaml:"health"`
 	Conditions ConditionsConfig `yaml:"conditions"`
 	Feedback   FeedbackConfig   `yaml:"feedback"`
+	Promotion  PromotionConfig  `yaml:"promotion"`
 	Log        LogConfig        `yaml:"log"`
 }
 
@@ -228,7 +229,15 @@ type ConditionsConfig struct {
 type FeedbackConfig struct {
 	TTL        time.Duration `yaml:"ttl"`
 	MaxEntries int           `yaml:"max_entries"`
+	// DeferUpdates (default true) holds the policy update of a routed
+	// request whose answer quality is unknown until its feedback arrives,
+	// or ttl passes (then it learns the immediate reward), so that each
+	// request updates the policy exactly once.
+	DeferUpdates *bool `yaml:"defer_updates"`
 }
+
+// deferUpdates reads DeferUpdates with its default.
+func (f FeedbackConfig) deferUpdates() bool { return f.DeferUpdates == nil || *f.DeferUpdates }
 
 // LogConfig says where decisions are logged (the serve command opens it).
 type LogConfig struct {
@@ -354,6 +363,7 @@ func (c *Config) fillDefaults() {
 	if c.Feedback.MaxEntries == 0 {
 		c.Feedback.MaxEntries = 100_000
 	}
+	c.Promotion.fillDefaults()
 }
 
 var (
@@ -587,6 +597,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Feedback.MaxEntries < 0 {
 		return fmt.Errorf("feedback.max_entries: %d must be >= 0", c.Feedback.MaxEntries)
+	}
+	if err := c.Promotion.validate(); err != nil {
+		return err
 	}
 	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 {
 		return fmt.Errorf("log: queue_size, rotate_rows and rotate_every must be >= 0")

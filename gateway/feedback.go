@@ -8,8 +8,6 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/routelab/routelab/route"
 )
 
 // FeedbackRequest is the body of POST /v1/feedback: a request id and
@@ -60,9 +58,10 @@ func unit(name string, v float64) error {
 	return nil
 }
 
-// handleFeedback turns a rating into a delayed reward: the stored decision
+// handleFeedback turns a rating into a delayed reward: when the request's
+// policy update was deferred (its quality was unknown), the stored decision
 // is credited through core.Learn (the deciding policy, and the shadow when
-// it agreed), the model's quality profile is updated, and the feedback is
+// it agreed); the model's quality profile is updated, and the feedback is
 // written to the decision log, which joins it by request id.
 func (s *Server) handleFeedback(c *gin.Context) {
 	w := c.Writer
@@ -135,8 +134,11 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		reward = s.core.RewardFor(&d.decision, &o)
 		s.core.Profiles().ObserveQuality(o.Arm, *quality)
 	}
+	// Only a deferred update learns from feedback: a request whose policy
+	// already learned at completion is not counted twice.
 	learned := false
-	if d.decision.Reason == route.ReasonPolicy {
+	if d.deferred {
+		s.m.deferred.WithLabelValues("feedback").Inc()
 		if err := s.core.Learn(&d.features, &d.decision, reward); err != nil {
 			s.log.Warn("delayed reward update failed", "request_id", fr.RequestID, "err", err)
 		} else {
@@ -150,4 +152,13 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	}
 	s.m.feedback.WithLabelValues("applied").Inc()
 	c.JSON(http.StatusOK, FeedbackResponse{RequestID: fr.RequestID, Model: d.outcome.Arm, Reward: reward, Learned: learned})
+}
+
+// learnDefault credits a deferred decision that got no feedback in time with
+// its immediate reward (unknown quality counted as reward.unknown_quality).
+func (s *Server) learnDefault(d *decided) {
+	s.m.deferred.WithLabelValues("default").Inc()
+	if err := s.core.Learn(&d.features, &d.decision, d.reward); err != nil {
+		s.log.Warn("default reward update failed", "model", d.outcome.Arm, "err", err)
+	}
 }

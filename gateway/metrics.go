@@ -27,6 +27,7 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec
 	overhead    prometheus.Histogram
 	feedback    *prometheus.CounterVec
+	deferred    *prometheus.CounterVec
 	inflight    prometheus.Gauge
 }
 
@@ -73,11 +74,14 @@ func newMetrics(stats SinkStats) *metrics {
 	m.feedback = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "routelab_feedback_total", Help: "Delayed feedback by result (applied, unknown, invalid).",
 	}, []string{"result"})
+	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_deferred_updates_total", Help: "Policy updates deferred for feedback (waiting), then applied from feedback or, without it, from the immediate reward (default).",
+	}, []string{"result"})
 	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "routelab_inflight_requests", Help: "Chat completion requests in flight.",
 	})
 	reg.MustRegister(m.requests, m.latency, m.ttft, m.success, m.decisions, m.attempts, m.fallbacks, m.retries,
-		m.breaker, m.health, m.rateLimited, m.overhead, m.feedback, m.inflight,
+		m.breaker, m.health, m.rateLimited, m.overhead, m.feedback, m.deferred, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if stats != nil {
 		reg.MustRegister(

@@ -90,6 +90,8 @@ type Server struct {
 	draining  atomic.Bool
 	recs      sync.Pool
 	policyMu  sync.Mutex // serialises admin swaps
+	promo     *promoter
+	pm        *promotionMetrics
 	created   int64
 	lastTick  time.Time // condition loop only
 	models    []byte    // GET /v1/models body
@@ -122,6 +124,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.idPrefix = "rl-" + hex.EncodeToString(pfx[:]) + "-"
 	s.m = newMetrics(o.SinkStats)
+	s.promo, s.pm = newPromoter(c.Promotion), newPromotionMetrics(s.m.reg, s)
 	for _, a := range c.Aliases {
 		s.aliases[a] = true
 	}
@@ -231,7 +234,7 @@ func New(o Options) (*Server, error) {
 		rules = append(rules, allowlistRule{allowed: s.allowed})
 	}
 	s.core, err = route.NewCore(route.CoreOpts{
-		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: o.Sink,
+		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: o.Sink},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
 	})
 	if err != nil {
@@ -240,7 +243,7 @@ func New(o Options) (*Server, error) {
 	s.keys = newKeyring(c)
 	s.tenants = newTenantLimits(c)
 	s.budget = newRetryBudget(c.Retries, s.now())
-	s.pending = newPendingStore(c.Feedback.TTL, c.Feedback.MaxEntries)
+	s.pending = newPendingStore(c.Feedback.TTL, c.Feedback.MaxEntries, s.learnDefault)
 	s.recs.New = func() any { return new(route.Record) }
 	s.models = s.modelList()
 	s.engine = s.routes()
@@ -317,6 +320,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Updates still waiting for feedback learn their immediate reward.
+	s.pending.flush()
 	return nil
 }
 
@@ -359,6 +364,9 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/admin/policy", guard("/admin/policy", s.handleGetPolicy))
 	e.POST("/admin/policy", guard("/admin/policy", s.handleSetPolicy(false)))
 	e.POST("/admin/shadow", guard("/admin/shadow", s.handleSetPolicy(true)))
+	e.GET("/admin/shadow/status", guard("/admin/shadow/status", s.handleShadowStatus))
+	e.POST("/admin/promote", guard("/admin/promote", s.handlePromote))
+	e.POST("/admin/rollback", guard("/admin/rollback", s.handleRollback))
 	e.NoRoute(func(c *gin.Context) {
 		writeAPIError(c.Writer, apiErr(http.StatusNotFound, typeNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
 	})

@@ -319,7 +319,13 @@ func (c *Core) explainEmpty(f *policy.Features) error {
 // Complete computes the reward of o, updates the serving policy (and the
 // shadow policy when it chose the same arm), records the outcome in the
 // profiles, and hands the record to the sink. It is the second half of Run.
-func (c *Core) Complete(rec *Record) error {
+func (c *Core) Complete(rec *Record) error { return c.Finish(rec, true) }
+
+// Finish is Complete with the policy update optional: with learn false the
+// reward is computed and logged but no policy learns from it, and the
+// caller owes exactly one Learn for the decision later — the gateway does
+// this to wait for delayed feedback instead of counting a request twice.
+func (c *Core) Finish(rec *Record, learn bool) error {
 	d, o := &rec.Decision, &rec.Outcome
 	c.profiles.Observe(o)
 	rec.Reward = c.RewardFor(d, o)
@@ -328,7 +334,7 @@ func (c *Core) Complete(rec *Record) error {
 		rec.Time = c.now()
 	}
 	var err error
-	if d.Reason == ReasonPolicy {
+	if learn && d.Reason == ReasonPolicy {
 		err = c.Learn(&rec.Request.Features, d, rec.Reward)
 	}
 	if c.sink != nil {

@@ -4,7 +4,7 @@ BIN       := bin/routelab
 # Tests run with the race detector; CI may add flags through TESTFLAGS.
 TESTFLAGS ?=
 
-.PHONY: all build run test lint bench check-alerts clean
+.PHONY: all build run test lint bench bench-gateway check-alerts clean
 
 all: build
 
@@ -29,6 +29,12 @@ check-alerts:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# Gateway overhead vs a bare reverse proxy, at 1000/2000/3000/5000 req/s on
+# loopback (vegeta); see bench/gateway. BENCH_GATEWAY_FLAGS passes options.
+bench-gateway:
+	$(GO) build -o bin/gateway-bench ./bench/gateway
+	./bin/gateway-bench $(BENCH_GATEWAY_FLAGS)
 
 clean:
 	rm -rf bin

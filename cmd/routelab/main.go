@@ -32,6 +32,7 @@ func newRoot() *cobra.Command {
 		newScenariosCmd(),
 		newReplayCmd(),
 		newTrainCmd(),
+		newNeuralCmd(),
 		newCalibrateCmd(),
 		newLogsCmd(),
 		newExperimentCmd(),

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"strings"
 
@@ -133,6 +135,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 			s.core.SetShadow(p)
 		} else {
 			s.core.SetPolicy(p)
+			s.promo.disarm() // a hand-picked policy is not a promotion to guard
 		}
 		s.log.Info("policy swapped", "shadow", shadow, "policy", policy.Spec{Name: pc.Policy, Params: params}.String())
 		c.JSON(http.StatusOK, s.policyInfo())
@@ -156,4 +159,120 @@ func paramString(raw json.RawMessage) (string, error) {
 		return "", fmt.Errorf("value %s must be a string, number or boolean", raw)
 	}
 	return strings.TrimSpace(string(raw)), nil
+}
+
+func (s *Server) handleShadowStatus(c *gin.Context) {
+	c.JSON(http.StatusOK, s.promo.status(s.core.Policy(), s.core.ShadowPolicy()))
+}
+
+// PromoteRequest is the optional body of POST /admin/promote.
+type PromoteRequest struct {
+	// Force promotes even when the estimate does not justify it.
+	Force bool `json:"force"`
+}
+
+// PromoteResponse answers POST /admin/promote and /admin/rollback.
+type PromoteResponse struct {
+	Policy   string `json:"policy"`
+	Shadow   string `json:"shadow,omitempty"`
+	Previous string `json:"previous,omitempty"`
+	Forced   bool   `json:"forced,omitempty"`
+	Warning  string `json:"warning,omitempty"`
+	// Status is the estimate the decision was taken on.
+	Status *ShadowStatus `json:"status,omitempty"`
+}
+
+// handlePromote makes the shadow the serving policy when the running
+// estimate's lower bound beats the incumbent by the margin over enough
+// samples (or when forced). The old serving policy becomes the shadow and
+// the rollback target; the rollback guard is armed.
+func (s *Server) handlePromote(c *gin.Context) {
+	var pr PromoteRequest
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 4<<10))
+	if err == nil && len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&pr)
+	}
+	if err != nil {
+		writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_json", "body must be empty or {\"force\": BOOL}: "+err.Error()))
+		return
+	}
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
+	old, cand := s.core.Policy(), s.core.ShadowPolicy()
+	if cand == nil {
+		writeAPIError(c.Writer, apiErr(http.StatusConflict, typeInvalidRequest, "no_shadow", "no shadow policy to promote (POST /admin/shadow first)"))
+		return
+	}
+	st := s.promo.status(old, cand)
+	if !st.Eligible && !pr.Force {
+		writeAPIError(c.Writer, apiErr(http.StatusConflict, typeInvalidRequest, "not_eligible", "shadow "+cand.Name()+" not promoted: "+st.Reason))
+		return
+	}
+	// The guard needs a baseline worth comparing with: the incumbent's
+	// value over at least one rollback window.
+	baseline := math.NaN()
+	if st.N >= int64(s.promo.cfg.RollbackWindow) {
+		baseline = st.IncumbentValue
+	}
+	// Clearing the shadow first means no request ever sees the same policy
+	// in both slots; the serving swap itself is one atomic store.
+	s.core.SetShadow(nil)
+	s.core.SetPolicy(cand)
+	s.core.SetShadow(old)
+	s.promo.promoted(old, baseline)
+	resp := PromoteResponse{Policy: cand.Name(), Shadow: old.Name(), Previous: old.Name(), Forced: !st.Eligible, Status: &st}
+	kind := "guarded"
+	if !st.Eligible {
+		kind = "forced"
+		resp.Warning = "forced promotion: " + st.Reason
+		s.log.Warn("shadow policy promoted by force", "policy", cand.Name(), "previous", old.Name(), "reason", st.Reason)
+	} else {
+		s.log.Info("shadow policy promoted", "policy", cand.Name(), "previous", old.Name(), "reason", st.Reason)
+	}
+	s.pm.promotions.WithLabelValues(kind).Inc()
+	c.JSON(http.StatusOK, resp)
+}
+
+// handleRollback restores the serving policy a promotion replaced.
+func (s *Server) handleRollback(c *gin.Context) {
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
+	resp, ok := s.rollbackLocked("manual")
+	if !ok {
+		writeAPIError(c.Writer, apiErr(http.StatusConflict, typeInvalidRequest, "nothing_to_roll_back", "no promotion to roll back"))
+		return
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// autoRollback runs when the post-promotion guard fires.
+func (s *Server) autoRollback() {
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
+	s.rollbackLocked("auto")
+}
+
+// rollbackLocked swaps the previous serving policy back in; the policy it
+// replaces stays as the shadow so its evaluation can go on. Callers hold
+// policyMu.
+func (s *Server) rollbackLocked(trigger string) (PromoteResponse, bool) {
+	g := s.promo.guardStatus()
+	prev := s.promo.takePrevious()
+	if prev == nil {
+		return PromoteResponse{}, false
+	}
+	cur := s.core.Policy()
+	s.core.SetShadow(nil)
+	s.core.SetPolicy(prev)
+	s.core.SetShadow(cur)
+	s.pm.rollbacks.WithLabelValues(trigger).Inc()
+	if g != nil {
+		s.log.Warn("serving policy rolled back", "trigger", trigger, "policy", prev.Name(), "demoted", cur.Name(),
+			"window_mean", g.Mean, "threshold", g.Threshold, "baseline", g.Baseline)
+	} else {
+		s.log.Warn("serving policy rolled back", "trigger", trigger, "policy", prev.Name(), "demoted", cur.Name())
+	}
+	return PromoteResponse{Policy: prev.Name(), Shadow: cur.Name()}, true
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunPromote(t *testing.T) {
+	type call struct{ method, path, body, auth string }
+	var got call
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = call{r.Method, r.URL.Path, string(b), r.Header.Get("Authorization")}
+		if r.URL.Path == "/admin/promote" && len(b) == 0 {
+			w.WriteHeader(http.StatusConflict)
+			_, _ = io.WriteString(w, `{"error":{"message":"shadow weighted not promoted: 3 of 500 samples","type":"invalid_request_error"}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"policy":"weighted"}`)
+	}))
+	t.Cleanup(srv.Close)
+
+	for _, tc := range []struct {
+		name    string
+		o       promoteOpts
+		want    call
+		wantErr string
+		wantOut string
+	}{
+		{"status", promoteOpts{status: true}, call{"GET", "/admin/shadow/status", "", "Bearer tok"}, "", "\"policy\": \"weighted\""},
+		{"refused", promoteOpts{}, call{"POST", "/admin/promote", "", "Bearer tok"}, "3 of 500 samples", ""},
+		{"force", promoteOpts{force: true}, call{"POST", "/admin/promote", `{"force": true}`, "Bearer tok"}, "", "weighted"},
+		{"rollback", promoteOpts{rollback: true}, call{"POST", "/admin/rollback", "", "Bearer tok"}, "", "weighted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.admin, tc.o.token, tc.o.timeout = srv.URL, "tok", 5e9
+			var out bytes.Buffer
+			err := runPromote(context.Background(), &out, tc.o)
+			assert.Equal(t, tc.want, got)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Contains(t, out.String(), tc.wantOut)
+		})
+	}
+
+	err := runPromote(context.Background(), io.Discard, promoteOpts{admin: "localhost:8080", timeout: 5e9})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--admin")
+}

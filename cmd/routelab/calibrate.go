@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/replay"
 )
 
@@ -58,15 +57,11 @@ limits, the reward function).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&fl.logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	addLogFlags(f, &fl.logs, &fl.from, &fl.to, &fl.feedback, &fl.skipBad, "join delayed feedback (quality) found under --logs")
 	f.StringVar(&fl.out, "out", "", "write the fitted scenario YAML to this file")
 	f.StringVar(&fl.name, "name", "", "scenario name (default: the --out file's base name)")
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the sampling behind the goodness-of-fit report")
 	f.BoolVar(&fl.json, "json", false, "print the report as JSON")
-	f.StringVar(&fl.from, "from", "", "only decisions at or after this time (RFC 3339)")
-	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
-	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback (quality) found under --logs")
-	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
 	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
 	return cmd
 }
@@ -75,26 +70,18 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if len(fl.logs) == 0 {
-		return fmt.Errorf("--logs: no log directory given")
-	}
-	for _, p := range fl.logs {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("--logs %q: %w", p, err)
-		}
+	if err := checkLogPaths(fl.logs); err != nil {
+		return err
 	}
 	if fl.out == "" {
 		return fmt.Errorf("--out: no scenario file given")
 	}
 	// Calibrate keeps no record past its callback: the reader may reuse them.
-	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback, Reuse: true}
-	var err error
-	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
+	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	if err != nil {
 		return err
 	}
-	if ropts.To, err = parseTimeFlag("to", fl.to); err != nil {
-		return err
-	}
+	ropts.Reuse = true
 	name := fl.name
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(fl.out), filepath.Ext(fl.out))

@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/policy/neural"
 )
@@ -58,17 +56,13 @@ an encoder is configured).`,
 		},
 	}
 	f := fit.Flags()
-	f.StringSliceVar(&fl.logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	addLogFlags(f, &fl.logs, &fl.from, &fl.to, &fl.feedback, &fl.skipBad, "join delayed feedback found under --logs into the rewards")
 	f.StringVar(&fl.policy, "policy", "", "neural-linear spec: neural-linear=key:value;key:value")
 	f.StringVar(&fl.init, "init", "", "start from this neural-linear snapshot instead of a fresh --policy")
 	f.StringVar(&fl.out, "out", "", "write the fitted policy's snapshot to this file")
 	f.StringVar(&fl.weighting, "weighting", "ips", "correction for the logging policy: ips, dr or none")
 	f.Float64Var(&fl.clip, "clip", 10, "cap on 1/propensity (>= 1)")
 	f.Float64Var(&fl.epochs, "epochs", 10, "passes over the rows per training stage")
-	f.StringVar(&fl.from, "from", "", "only decisions at or after this time (RFC 3339)")
-	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
-	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback found under --logs into the rewards")
-	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
 	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
 	cmd.AddCommand(fit)
 	return cmd
@@ -78,13 +72,8 @@ func runNeuralFit(ctx context.Context, fl neuralFitFlags, out, errOut io.Writer)
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if len(fl.logs) == 0 {
-		return fmt.Errorf("--logs: no log directory given")
-	}
-	for _, p := range fl.logs {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("--logs %q: %w", p, err)
-		}
+	if err := checkLogPaths(fl.logs); err != nil {
+		return err
 	}
 	if fl.out == "" {
 		return fmt.Errorf("--out: no snapshot file given")
@@ -102,11 +91,8 @@ func runNeuralFit(ctx context.Context, fl neuralFitFlags, out, errOut io.Writer)
 	if !(fl.epochs > 0) || fl.epochs > 1e6 {
 		return fmt.Errorf("--epochs %v: must be a number in (0, 1e6]", fl.epochs)
 	}
-	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback}
-	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
-		return err
-	}
-	if ropts.To, err = parseTimeFlag("to", fl.to); err != nil {
+	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	if err != nil {
 		return err
 	}
 	reg := newRegistry()

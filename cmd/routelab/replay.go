@@ -117,7 +117,7 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&fl.logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	addLogFlags(f, &fl.logs, &fl.from, &fl.to, &fl.feedback, &fl.skipBad, "join delayed feedback found under --logs into the rewards")
 	f.StringVar(&fl.policies, "policy", "", "target policy specs, comma-separated: NAME or NAME=key:value;key:value")
 	f.StringVar(&fl.estimators, "estimators", "all", "all, or a comma-separated list of: replay, ips, clipped-ips, snips, dm, dr, sndr, switch-dr, dr-os")
 	f.IntVar(&fl.bootstrap, "bootstrap", 200, "bootstrap resamples for the confidence intervals (0 = no intervals)")
@@ -130,10 +130,6 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 	f.BoolVar(&fl.json, "json", false, "print a JSON array instead of a table")
 	f.StringVar(&fl.exportRows, "export-rows", "", "write per-row OBP inputs (action, reward, pscore, pi_*, q_*) to this CSV file")
 	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
-	f.StringVar(&fl.from, "from", "", "only decisions at or after this time (RFC 3339)")
-	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
-	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback found under --logs into the rewards")
-	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
 	f.StringSliceVar(&fl.snapshots, "snapshot", nil, "also evaluate the policy restored from this snapshot file (repeatable)")
 	f.BoolVar(&fl.resimulate, "resimulate", false, "run the policies through the simulator on the logs' traffic instead of estimating off-policy")
 	f.StringVar(&fl.scenario, "scenario", "", "with --resimulate: take the providers from this scenario (name or YAML) instead of fitting them to the logs")
@@ -149,13 +145,8 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if len(fl.logs) == 0 {
-		return fmt.Errorf("--logs: no log directory given")
-	}
-	for _, p := range fl.logs {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("--logs %q: %w", p, err)
-		}
+	if err := checkLogPaths(fl.logs); err != nil {
+		return err
 	}
 	if strings.TrimSpace(fl.policies) == "" && len(fl.snapshots) == 0 {
 		return fmt.Errorf("--policy: no target policy given (nor --snapshot)")
@@ -190,13 +181,11 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	}
 	// Evaluate keeps no record past its callback (and frozen targets only
 	// read them in Select): the reader may reuse them.
-	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback, Reuse: true}
-	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
+	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	if err != nil {
 		return err
 	}
-	if ropts.To, err = parseTimeFlag("to", fl.to); err != nil {
-		return err
-	}
+	ropts.Reuse = true
 
 	reg := newRegistry()
 	var targets []replay.Target
@@ -294,17 +283,6 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		return enc.Encode(res)
 	}
 	return writeReplayTable(out, res)
-}
-
-func parseTimeFlag(name, v string) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--%s %q: not an RFC 3339 time (2026-01-05T00:00:00Z): %w", name, v, err)
-	}
-	return t, nil
 }
 
 func writeReplayTable(out io.Writer, res []replay.Result) error {

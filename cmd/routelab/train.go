@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 )
@@ -56,17 +54,13 @@ Evaluate the result with "routelab replay --snapshot FILE".`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&fl.logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	addLogFlags(f, &fl.logs, &fl.from, &fl.to, &fl.feedback, &fl.skipBad, "join delayed feedback found under --logs into the rewards")
 	f.StringVar(&fl.policy, "policy", "", "policy spec to train: NAME or NAME=key:value;key:value")
 	f.StringVar(&fl.init, "init", "", "start from this policy snapshot instead of a fresh --policy")
 	f.StringVar(&fl.out, "out", "", "write the trained policy's snapshot to this file")
 	f.BoolVar(&fl.unweighted, "unweighted", false, "feed every row once instead of importance-weighting")
 	f.Float64Var(&fl.clip, "clip", 0, "cap on a row's normalised weight (0 = no cap)")
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the stochastic rounding of weights")
-	f.StringVar(&fl.from, "from", "", "only decisions at or after this time (RFC 3339)")
-	f.StringVar(&fl.to, "to", "", "only decisions before this time (RFC 3339)")
-	f.BoolVar(&fl.feedback, "feedback", true, "join delayed feedback found under --logs into the rewards")
-	f.BoolVar(&fl.skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
 	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
 	return cmd
 }
@@ -75,13 +69,8 @@ func runTrain(ctx context.Context, fl trainFlags, out, errOut io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if len(fl.logs) == 0 {
-		return fmt.Errorf("--logs: no log directory given")
-	}
-	for _, p := range fl.logs {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("--logs %q: %w", p, err)
-		}
+	if err := checkLogPaths(fl.logs); err != nil {
+		return err
 	}
 	if fl.out == "" {
 		return fmt.Errorf("--out: no snapshot file given")
@@ -92,12 +81,8 @@ func runTrain(ctx context.Context, fl trainFlags, out, errOut io.Writer) error {
 	if fl.clip < 0 || math.IsNaN(fl.clip) || math.IsInf(fl.clip, 0) {
 		return fmt.Errorf("--clip %v: must be a finite number >= 0", fl.clip)
 	}
-	ropts := decisionlog.ReaderOpts{Paths: fl.logs, Feedback: fl.feedback}
-	var err error
-	if ropts.From, err = parseTimeFlag("from", fl.from); err != nil {
-		return err
-	}
-	if ropts.To, err = parseTimeFlag("to", fl.to); err != nil {
+	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	if err != nil {
 		return err
 	}
 	reg := newRegistry()

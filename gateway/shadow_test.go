@@ -322,3 +322,54 @@ func TestPromoterObserveIgnoresOtherPairs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), p.status(other, shadow).N, "a new serving policy resets the estimate")
 }
+
+// TestPromoteRollbackUnderTraffic swaps the policies back and forth while
+// requests flow and status is read: -race checks the estimator, the guard
+// and the swaps; every request must still be answered.
+func TestPromoteRollbackUnderTraffic(t *testing.T) {
+	g := startPromoGateway(t, "random", "weighted", "{min_samples: 5, rollback_window: 5}")
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		g.drive(t, 200)
+	})
+	swaps := 0
+	for {
+		select {
+		case <-done:
+			wg.Wait()
+			assert.Positive(t, swaps)
+			st := g.status(t)
+			assert.ElementsMatch(t, []string{"random", "weighted"}, []string{st.Incumbent, st.Shadow}, "the two policies only ever trade places")
+			return
+		default:
+		}
+		code, _, body := post(t, g.url+"/admin/promote", `{"force": true}`)
+		require.Equal(t, 200, code, "%s", body)
+		_ = g.status(t)
+		// An automatic rollback may have got there first: 200 or 409.
+		code, _, body = post(t, g.url+"/admin/rollback", "")
+		require.Contains(t, []int{200, 409}, code, "%s", body)
+		swaps++
+	}
+}
+
+func BenchmarkPromoterObserve(b *testing.B) {
+	reg := policy.NewBuiltinRegistry()
+	serving, err := reg.NewFromString("random")
+	require.NoError(b, err)
+	shadow, err := reg.NewFromString("weighted")
+	require.NoError(b, err)
+	p := newPromoter(PromotionConfig{})
+	p.promoted(serving, 0.5) // the guard's window is on the path too
+	rec := &route.Record{Reward: 0.7, Decision: route.Decision{Policy: "random", PolicyVersion: policy.VersionOf(serving), Reason: route.ReasonPolicy,
+		Candidates: []policy.Arm{{ID: "a"}, {ID: "b"}}, Probs: []float64{0.5, 0.5},
+		Shadow: route.Shadow{Policy: "weighted", Arm: "a", Prob: 1, LoggedProb: 1, LoggedProbKnown: true}}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p.observe(serving, shadow, rec)
+		}
+	})
+}

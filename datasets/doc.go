@@ -1,0 +1,28 @@
+// Package datasets replays real LLM-routing benchmark outcomes: tables that
+// record, for every prompt, what every model scored and what it cost, so a
+// routing policy can be evaluated against what models really answered
+// instead of only against the simulator.
+//
+// Two public tables load (see ../shared/data/README.md):
+//
+//	tb, err := datasets.LoadRouterBench("../shared/data/routerbench") // 11 models, scores and costs
+//	tb, err := datasets.LoadRouteLLM("../shared/data/routellm/mmlu")   // 2 models, correctness only
+//
+// A Table keeps only numbers (scores, costs, the task and an estimate of
+// the prompt's size); prompt and response texts are read one record at a
+// time and dropped. Malformed input is a *ParseError naming file, line and
+// column.
+//
+// Because every model's outcome is known for every prompt, the evaluation
+// is full-information: Evaluate lets a policy choose on each row, pays it
+// the chosen model's reward and also knows the best model's (the oracle)
+// and every fixed model's, so regret and "always model X" baselines come
+// exactly, without simulation noise:
+//
+//	res, err := datasets.Evaluate(ctx, tb, p, datasets.Opts{Seed: 1, Shuffle: true})
+//
+// RouterBench has no latency column and RouteLLM MMLU no costs: latency
+// comes from Opts.LatencyMS (one default for every model otherwise), and
+// MMLU costs stay 0 unless Table.WithPromptPrices sets them from a price
+// profile.
+package datasets

@@ -1,0 +1,110 @@
+package datasets
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Table is a full-information outcome table: for every prompt (Row), the
+// score and cost of every model. Prompt and response texts are not kept.
+type Table struct {
+	// Name is the benchmark ("routerbench", "routellm-mmlu").
+	Name string
+	// Sources are the files read, in reading order.
+	Sources []string
+	// Models are the model names, in the order of Row.Scores and Row.Costs.
+	Models []string
+	Rows   []Row
+	// Skipped counts rows left out because a model's score was empty
+	// (RouterBench has a few prompts some models never answered); a
+	// full-information evaluation needs every model's outcome.
+	Skipped int
+}
+
+// Row is one prompt's outcome for every model of its Table.
+type Row struct {
+	// ID is the benchmark's sample id (RouterBench) or "subject/index"
+	// (RouteLLM MMLU, 0-based data row of the subject's file).
+	ID string
+	// Task is RouterBench's eval_name or the MMLU subject.
+	Task string
+	// PromptTokens estimates the prompt's size: len(prompt)/4 bytes.
+	PromptTokens int
+	// Scores[i] in [0,1] is Models[i]'s score on the prompt.
+	Scores []float64
+	// Costs[i] >= 0 is what Models[i]'s answer cost in US dollars.
+	Costs []float64
+}
+
+// Tasks returns the distinct tasks of the table, sorted.
+func (t *Table) Tasks() []string {
+	seen := map[string]bool{}
+	var out []string
+	for i := range t.Rows {
+		if !seen[t.Rows[i].Task] {
+			seen[t.Rows[i].Task] = true
+			out = append(out, t.Rows[i].Task)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// WithPromptPrices sets every row's cost of each priced model to
+// PromptTokens/1000 × its price in US dollars per 1,000 tokens. It is for
+// tables without costs (RouteLLM MMLU): prompt tokens only, because the
+// answers' lengths are not recorded. A price for an unknown model, or a
+// negative or non-finite price, is an error and changes nothing.
+func (t *Table) WithPromptPrices(perK map[string]float64) error {
+	idx := make(map[string]int, len(perK))
+	for m, p := range perK {
+		i := slices.Index(t.Models, m)
+		if i < 0 {
+			return fmt.Errorf("price for model %q: not a model of table %s (models %v)", m, t.Name, t.Models)
+		}
+		if !(p >= 0) || p > 1e9 {
+			return fmt.Errorf("price %v for model %q: must be a finite number >= 0", p, m)
+		}
+		idx[m] = i
+	}
+	for m, i := range idx {
+		for r := range t.Rows {
+			t.Rows[r].Costs[i] = float64(t.Rows[r].PromptTokens) / 1000 * perK[m]
+		}
+	}
+	return nil
+}
+
+// ErrFormat is wrapped by every *ParseError.
+var ErrFormat = errors.New("malformed benchmark table")
+
+// ParseError locates a malformed input: file, 1-based line and column
+// (column in bytes, as encoding/csv counts; 0 when it is the whole line).
+type ParseError struct {
+	File         string
+	Line, Column int
+	Err          error
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %v", e.File, e.Line, e.Column, e.Err)
+}
+
+func (e *ParseError) Unwrap() []error { return []error{ErrFormat, e.Err} }
+
+// csvError turns an encoding/csv error into a *ParseError for file.
+func csvError(file string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		return &ParseError{File: file, Line: pe.Line, Column: pe.Column, Err: pe.Err}
+	}
+	return fmt.Errorf("read %s: %w", file, err)
+}
+
+// fieldError is a *ParseError at field i of r's last record.
+func fieldError(file string, r *csv.Reader, i int, format string, args ...any) error {
+	line, col := r.FieldPos(i)
+	return &ParseError{File: file, Line: line, Column: col, Err: fmt.Errorf(format, args...)}
+}

@@ -58,3 +58,30 @@ func TestRunPromote(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--admin")
 }
+
+func TestPromoteCmdFlags(t *testing.T) {
+	var path, auth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path, auth = r.URL.Path, r.Header.Get("Authorization")
+		_, _ = io.WriteString(w, `{"n": 3}`)
+	}))
+	t.Cleanup(srv.Close)
+
+	t.Setenv("ROUTELAB_ADMIN_TOKEN", "from-env")
+	cmd := newPromoteCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--admin", srv.URL, "--status"})
+	require.NoError(t, cmd.Execute())
+	assert.Equal(t, "/admin/shadow/status", path)
+	assert.Equal(t, "Bearer from-env", auth, "token from the environment")
+	assert.Contains(t, out.String(), `"n": 3`)
+
+	cmd = newPromoteCmd()
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs([]string{"--admin", srv.URL, "--status", "--rollback"})
+	err := cmd.Execute()
+	require.Error(t, err, "--status and --rollback exclude each other")
+	assert.Contains(t, err.Error(), "rollback")
+}

@@ -93,4 +93,3 @@ func ParseRouteLLM(r io.Reader, name string, t *Table) error {
 		t.Rows = append(t.Rows, row)
 	}
 }
-

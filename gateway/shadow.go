@@ -158,6 +158,8 @@ type ShadowStatus struct {
 	Previous string `json:"previous,omitempty"`
 	// Guard describes the armed automatic rollback, if any.
 	Guard *GuardStatus `json:"guard,omitempty"`
+	// Warning says when the estimate is only a replay estimate.
+	Warning string `json:"warning,omitempty"`
 
 	est OPEEstimate
 }
@@ -190,6 +192,7 @@ type promoter struct {
 	// decided by another pair is ignored and a change of pair resets it.
 	serving, shadow policy.Policy
 	acc             opeAcc
+	certain         int64         // evaluated requests whose serving propensity was 1
 	previous        policy.Policy // restored by rollback
 	guard           *rollbackGuard
 }
@@ -229,7 +232,7 @@ func newPromoter(cfg PromotionConfig) *promoter {
 // pair it was about. Callers hold p.mu.
 func (p *promoter) syncPair(serving, shadow policy.Policy) {
 	if serving != p.serving || shadow != p.shadow {
-		p.serving, p.shadow, p.acc = serving, shadow, opeAcc{}
+		p.serving, p.shadow, p.acc, p.certain = serving, shadow, opeAcc{}, 0
 	}
 }
 
@@ -263,6 +266,9 @@ func (p *promoter) observe(serving, shadow policy.Policy, rec *route.Record) boo
 		return fired
 	}
 	p.acc.add(rec.Reward, d.Shadow.LoggedProb/pr)
+	if pr >= 1 {
+		p.certain++
+	}
 	return fired
 }
 
@@ -295,6 +301,9 @@ func (p *promoter) status(serving, shadow policy.Policy) ShadowStatus {
 	}
 	if shadow != nil {
 		st.Shadow = shadow.Name()
+	}
+	if e.N > 0 && p.certain == e.N {
+		st.Warning = "every evaluated request had serving propensity 1 (a deterministic serving policy): the shadow value is a replay estimate on agreements, biased when they rarely agree; serve with floor:EPS"
 	}
 	return st
 }

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/sim"
+	"github.com/spf13/cobra"
+)
+
+// benchdataFlags are the inputs of `routelab benchdata`.
+type benchdataFlags struct {
+	data     string
+	path     string
+	policies string
+	seed     uint64
+	passes   int
+	noShuf   bool
+	prices   map[string]string
+	json     bool
+}
+
+// benchdataTokenBuckets split the benchmarks' prompts (a few tokens to
+// about 2k) into equal-width log-size buckets; DefaultTokenBuckets starts
+// at 128 and would lump most RouterBench prompts together.
+var benchdataTokenBuckets = []int{64, 128, 256, 512, 1024, 2048}
+
+func newBenchdataCmd() *cobra.Command {
+	var fl benchdataFlags
+	cmd := &cobra.Command{
+		Use:   "benchdata",
+		Short: "Evaluate policies on real benchmark outcome tables (RouterBench, RouteLLM MMLU)",
+		Long: `Replay a real LLM-routing benchmark through one or more policies with full
+information: on every prompt the policy chooses one of the benchmark's models
+and is paid the reward of that model's recorded score and cost, while the
+oracle (the best model per prompt) and every "always model X" baseline are
+computed on the same prompts.
+
+--data routerbench reads the RouterBench zero-shot split (11 models, scores
+and per-prompt costs); --data routellm reads RouteLLM's MMLU responses (2
+models, correctness only: costs are 0 unless --price sets prompt prices in
+USD per 1,000 tokens). Neither records latency, so every model gets the
+same 1 s and the latency term does not discriminate. The reward is
+route.DefaultReward with cost_ref $0.001 per prompt.
+
+Policies are specs as in "routelab policies", comma separated; a spec
+without a seed gets one derived from --seed. Contextual policies see an
+intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchdata(cmd.Context(), fl, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fl.data, "data", "routerbench", "benchmark: routerbench or routellm")
+	f.StringVar(&fl.path, "path", "", "`PATH` of the data: a CSV file or a directory of them (default ../shared/data/routerbench or ../shared/data/routellm/mmlu)")
+	f.StringVar(&fl.policies, "policy", "random,thompson", "policy specs, comma separated: NAME or NAME=key:value;key:value")
+	f.Uint64Var(&fl.seed, "seed", 1, "seed of the row order (and of the policies unless their spec sets one)")
+	f.IntVar(&fl.passes, "passes", 1, "replay the table this many times (the policy keeps learning)")
+	f.BoolVar(&fl.noShuf, "no-shuffle", false, "replay rows in file order (grouped by task) instead of a seeded random order")
+	f.StringToStringVar(&fl.prices, "price", nil, "prompt price per model in USD per 1,000 tokens, MODEL=USD (for routellm, which has no costs)")
+	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
+	return cmd
+}
+
+// benchdataOutput is the --json output.
+type benchdataOutput struct {
+	Table   string             `json:"table"`
+	Sources []string           `json:"sources"`
+	Skipped int                `json:"skipped_rows"`
+	Results []*datasets.Result `json:"results"`
+}
+
+func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if fl.passes < 1 {
+		return fmt.Errorf("--passes %d: must be >= 1", fl.passes)
+	}
+	specs, err := policy.ParseSpecs(fl.policies)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
+	if len(specs) == 0 {
+		return errors.New("--policy: no policy spec")
+	}
+	tb, err := loadBenchdata(fl)
+	if err != nil {
+		return err
+	}
+	if len(fl.prices) > 0 {
+		perK := make(map[string]float64, len(fl.prices))
+		for m, s := range fl.prices {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return fmt.Errorf("--price %s=%s: %w", m, s, err)
+			}
+			perK[m] = v
+		}
+		if err := tb.WithPromptPrices(perK); err != nil {
+			return fmt.Errorf("--price: %w", err)
+		}
+	}
+	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: tb.Tasks(), TokenBuckets: benchdataTokenBuckets})
+	if err != nil {
+		return fmt.Errorf("feature encoder: %w", err)
+	}
+	reg := newRegistry()
+	res := benchdataOutput{Table: tb.Name, Sources: tb.Sources, Skipped: tb.Skipped}
+	for _, spec := range specs {
+		if _, ok := spec.Params["seed"]; !ok {
+			spec.Params["seed"] = strconv.FormatUint(sim.PolicySeed(fl.seed), 10)
+		}
+		p, err := reg.New(spec)
+		if err != nil {
+			return fmt.Errorf("--policy %s: %w", spec, err)
+		}
+		r, err := datasets.Evaluate(ctx, tb, p, datasets.Opts{Seed: fl.seed, Passes: fl.passes, Shuffle: !fl.noShuf, Encoder: enc})
+		if err != nil {
+			return fmt.Errorf("policy %s: %w", spec, err)
+		}
+		res.Results = append(res.Results, r)
+	}
+	if fl.json {
+		return json.NewEncoder(out).Encode(res)
+	}
+	return writeBenchdataTable(out, &res)
+}
+
+// loadBenchdata loads --data from --path or its default beside the
+// repository, with an error saying where it looked.
+func loadBenchdata(fl benchdataFlags) (*datasets.Table, error) {
+	var def string
+	switch fl.data {
+	case "routerbench":
+		def = filepath.Join("..", "shared", "data", "routerbench")
+	case "routellm":
+		def = filepath.Join("..", "shared", "data", "routellm", "mmlu")
+	default:
+		return nil, fmt.Errorf("--data %q: want routerbench or routellm", fl.data)
+	}
+	path := fl.path
+	if path == "" {
+		path = def
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("--data %s: default path %s not found (run from the repository root or pass --path): %w", fl.data, path, err)
+		}
+	}
+	var (
+		tb  *datasets.Table
+		err error
+	)
+	if fl.data == "routerbench" {
+		tb, err = datasets.LoadRouterBench(path)
+	} else {
+		tb, err = datasets.LoadRouteLLM(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--data %s --path %s: %w", fl.data, path, err)
+	}
+	if len(tb.Rows) == 0 {
+		return nil, fmt.Errorf("--data %s --path %s: no complete rows", fl.data, path)
+	}
+	return tb, nil
+}
+
+// writeBenchdataTable prints the policies side by side, then every fixed
+// model's baseline.
+func writeBenchdataTable(out io.Writer, o *benchdataOutput) error {
+	rs := o.Results
+	first := rs[0]
+	fmt.Fprintf(out, "table %s: %d rows (%d skipped: a model's score missing), %d models, seed %d, %d pass(es)\n\n",
+		o.Table, first.Rows, o.Skipped, len(first.Fixed), first.Seed, first.Passes)
+	var best datasets.Fixed
+	for _, f := range first.Fixed {
+		if f.Model == first.BestFixed {
+			best = f
+		}
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	row := func(label string, cell func(*datasets.Result) string, fixed string) {
+		fmt.Fprintf(w, "%s\t", label)
+		for _, r := range rs {
+			fmt.Fprintf(w, "%s\t", cell(r))
+		}
+		fmt.Fprintf(w, "%s\t\n", fixed)
+	}
+	row("", func(r *datasets.Result) string { return r.Policy }, "best fixed")
+	row("mean reward", func(r *datasets.Result) string { return fmt.Sprintf("%.4f", r.MeanReward) }, fmt.Sprintf("%.4f", best.MeanReward))
+	row("% of oracle", func(r *datasets.Result) string { return fmt.Sprintf("%.1f%%", 100*r.MeanReward/r.OracleMeanReward) },
+		fmt.Sprintf("%.1f%%", 100*best.MeanReward/first.OracleMeanReward))
+	row("regret", func(r *datasets.Result) string { return fmt.Sprintf("%.1f", r.Regret) },
+		fmt.Sprintf("%.1f", float64(first.Decisions)*(first.OracleMeanReward-best.MeanReward)))
+	row("mean score", func(r *datasets.Result) string { return fmt.Sprintf("%.4f", r.MeanScore) }, fmt.Sprintf("%.4f", best.MeanScore))
+	row("cost total", func(r *datasets.Result) string { return fmt.Sprintf("$%.4f", r.CostTotal) }, fmt.Sprintf("$%.4f", best.CostTotal))
+	for m := range first.Shares {
+		row("share "+first.Shares[m].Model, func(r *datasets.Result) string { return fmt.Sprintf("%.3f", r.Shares[m].Share) }, "")
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nbest fixed model: %s; oracle mean reward %.4f\n\n", first.BestFixed, first.OracleMeanReward)
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "always model\tmean reward\tmean score\tcost total\t")
+	for _, f := range first.Fixed {
+		fmt.Fprintf(w, "%s\t%.4f\t%.4f\t$%.4f\t\n", f.Model, f.MeanReward, f.MeanScore, f.CostTotal)
+	}
+	return w.Flush()
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const benchTestdata = "../../datasets/testdata"
+
+func TestBenchdataTable(t *testing.T) {
+	var out bytes.Buffer
+	fl := benchdataFlags{data: "routerbench", path: benchTestdata + "/routerbench_a.csv", policies: "random,epsilon-greedy=epsilon:0.1", seed: 3, passes: 2}
+	require.NoError(t, runBenchdata(context.Background(), fl, &out))
+	s := out.String()
+	for _, want := range []string{"table routerbench: 2 rows (1 skipped", "random", "epsilon-greedy", "best fixed", "share m1", "always model", "oracle mean reward"} {
+		assert.Contains(t, s, want)
+	}
+}
+
+func TestBenchdataJSON(t *testing.T) {
+	var out bytes.Buffer
+	fl := benchdataFlags{data: "routellm", path: benchTestdata + "/mmlu", policies: "thompson,linucb", seed: 1, passes: 1,
+		prices: map[string]string{"strong": "0.01"}, json: true}
+	require.NoError(t, runBenchdata(context.Background(), fl, &out))
+	var got struct {
+		Table   string `json:"table"`
+		Results []struct {
+			Policy    string  `json:"policy"`
+			Decisions int     `json:"decisions"`
+			Oracle    float64 `json:"oracle_mean_reward"`
+			Fixed     []struct {
+				Model     string  `json:"model"`
+				CostTotal float64 `json:"cost_total_usd"`
+			} `json:"fixed"`
+		} `json:"results"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got))
+	assert.Equal(t, "routellm-mmlu", got.Table)
+	require.Len(t, got.Results, 2)
+	assert.Equal(t, "thompson", got.Results[0].Policy)
+	assert.Equal(t, "linucb", got.Results[1].Policy)
+	assert.Equal(t, 3, got.Results[1].Decisions)
+	// prompt tokens 6+1+2 at $0.01 per 1k for "strong", nothing for "weak".
+	assert.InDelta(t, 9.0/1000*0.01, got.Results[0].Fixed[1].CostTotal, 1e-12)
+	assert.Zero(t, got.Results[0].Fixed[0].CostTotal)
+}
+
+func TestBenchdataErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	require.NoError(t, os.WriteFile(bad, []byte("prompt,eval_name,m,m|total_cost\np,t,2,0\n"), 0o644))
+	ok := benchTestdata + "/routerbench_a.csv"
+	tests := []struct {
+		name string
+		fl   benchdataFlags
+		msg  string
+	}{
+		{"unknown data", benchdataFlags{data: "glue", policies: "random", passes: 1}, `--data "glue"`},
+		{"passes", benchdataFlags{data: "routerbench", path: ok, policies: "random", passes: 0}, "--passes 0"},
+		{"policy spec", benchdataFlags{data: "routerbench", path: ok, policies: "nope", passes: 1}, "--policy nope"},
+		{"no policy", benchdataFlags{data: "routerbench", path: ok, policies: "", passes: 1}, "--policy"},
+		{"malformed file", benchdataFlags{data: "routerbench", path: bad, policies: "random", passes: 1}, bad + ":2:5: score \"2\""},
+		{"missing path", benchdataFlags{data: "routellm", path: filepath.Join(dir, "none"), policies: "random", passes: 1}, "no such file"},
+		{"bad price", benchdataFlags{data: "routerbench", path: ok, policies: "random", passes: 1, prices: map[string]string{"m1": "x"}}, "--price m1=x"},
+		{"price model", benchdataFlags{data: "routerbench", path: ok, policies: "random", passes: 1, prices: map[string]string{"zz": "1"}}, `"zz": not a model`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := runBenchdata(context.Background(), tc.fl, &bytes.Buffer{})
+			assert.ErrorContains(t, err, tc.msg)
+		})
+	}
+	// The default path is relative to the working directory (the
+	// repository root in normal use); from this package it is absent.
+	if _, err := os.Stat("../shared/data/routerbench"); err != nil {
+		err := runBenchdata(context.Background(), benchdataFlags{data: "routerbench", policies: "random", passes: 1}, &bytes.Buffer{})
+		assert.ErrorContains(t, err, "default path")
+	}
+}
+
+func TestBenchdataCmdFlags(t *testing.T) {
+	cmd := newBenchdataCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--data", "routellm", "--path", benchTestdata + "/mmlu", "--policy", "random", "--no-shuffle", "--passes", "2"})
+	require.NoError(t, cmd.Execute())
+	assert.Contains(t, out.String(), "table routellm-mmlu: 3 rows")
+	assert.Contains(t, out.String(), "2 pass(es)")
+}

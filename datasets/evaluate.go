@@ -194,6 +194,9 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	counts := make([]int, k)
 	var sumReward, sumScore float64
 	var vec []float64
+	// One Features for the whole run: passed by pointer to an interface
+	// method it escapes, and a fresh one per row would allocate.
+	var f policy.Features
 	for pass := range passes {
 		if o.Shuffle {
 			rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -205,7 +208,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 				}
 			}
 			row := &t.Rows[r]
-			f := policy.Features{Task: row.Task, PromptTokens: row.PromptTokens}
+			f = policy.Features{Task: row.Task, PromptTokens: row.PromptTokens}
 			if o.Encoder != nil {
 				vec = o.Encoder.Encode(&f, vec)
 				f.Vector = vec

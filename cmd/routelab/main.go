@@ -36,6 +36,8 @@ func newRoot() *cobra.Command {
 		newCalibrateCmd(),
 		newLogsCmd(),
 		newExperimentCmd(),
+		newBenchdataCmd(),
+		newPromoteCmd(),
 	)
 	return root
 }

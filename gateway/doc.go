@@ -23,9 +23,18 @@
 // chunk by chunk as Server-Sent Events; once a chunk has reached the client
 // nothing is retried, and a later failure ends the stream with an OpenAI
 // error event. Delayed rewards arrive at POST /v1/feedback and reach the
-// deciding policy through core.Learn.
+// deciding policy through core.Learn; a routed answer of unknown quality
+// waits for its feedback (or the feedback ttl) so that every request updates
+// the policy exactly once.
+//
+// A shadow policy runs beside the serving one; the gateway keeps a running
+// off-policy estimate of shadow versus incumbent (IPS with a paired normal
+// interval) and promotes the shadow only when the interval's lower bound
+// beats the incumbent by a margin over a minimum sample; rollback is one
+// call, and automatic when live reward drops below a guard.
 //
 // Endpoints: POST /v1/chat/completions, GET /v1/models, POST /v1/feedback,
-// GET /admin/models, GET|POST /admin/policy, POST /admin/shadow, /healthz,
-// /readyz, /metrics. docs/config.md is the configuration reference.
+// GET /admin/models, GET|POST /admin/policy, POST /admin/shadow,
+// GET /admin/shadow/status, POST /admin/promote, POST /admin/rollback,
+// /healthz, /readyz, /metrics. docs/config.md is the configuration reference.
 package gateway

@@ -5,17 +5,17 @@ import (
 	"math/rand/v2"
 )
 
-// gammaRand draws from Gamma(shape a, scale 1) by Marsaglia and Tsang
-// (2000). gonum's distuv.Gamma allocates a generator per draw, which the
-// zero-allocation Select path cannot afford. a must be > 0.
-func gammaRand(rng *rand.Rand, a float64) float64 {
+// GammaRand draws from Gamma(shape a, scale 1) by Marsaglia and Tsang
+// (2000), without allocating: gonum's distuv.Gamma allocates a generator per
+// draw, which a zero-allocation Select path cannot afford. a must be > 0.
+func GammaRand(rng *rand.Rand, a float64) float64 {
 	if a < 1 {
 		// Gamma(a) = Gamma(a+1) · U^(1/a).
 		u := rng.Float64()
 		for u == 0 {
 			u = rng.Float64()
 		}
-		return gammaRand(rng, a+1) * math.Pow(u, 1/a)
+		return GammaRand(rng, a+1) * math.Pow(u, 1/a)
 	}
 	d := a - 1.0/3
 	c := 1 / math.Sqrt(9*d)
@@ -38,8 +38,8 @@ func gammaRand(rng *rand.Rand, a float64) float64 {
 
 // betaRand draws from Beta(a, b), a, b > 0.
 func betaRand(rng *rand.Rand, a, b float64) float64 {
-	x := gammaRand(rng, a)
-	y := gammaRand(rng, b)
+	x := GammaRand(rng, a)
+	y := GammaRand(rng, b)
 	if x+y == 0 {
 		return 0.5
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/routelab/routelab/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -82,7 +83,7 @@ func TestBLRNoisePosterior(t *testing.T) {
 		assert.InDelta(t, sd*sd, got, 0.1*sd*sd+1e-4, "posterior mean of σ²")
 		var sum float64
 		for i := 0; i < 2000; i++ {
-			sum += gammaRand(rng, shape)
+			sum += policy.GammaRand(rng, shape)
 		}
 		assert.InDelta(t, shape, sum/2000, 0.05*shape, "Gamma(a,1) sample mean")
 	}

@@ -380,32 +380,13 @@ func (p *NeuralLinear) posterior(id string) (mean, width float64) {
 	if i, ok := p.idx[id]; ok {
 		shape, scale = p.blr[i].noise(shape, scale)
 	}
-	sigma2 := scale / gammaRand(p.rng, shape)
+	sigma2 := scale / policy.GammaRand(p.rng, shape)
 	return mean, math.Sqrt(sigma2 * v)
 }
 
 // noisePriorShape is a0 of the noise prior IG(a0, Scale²·(a0−1)), whose
 // mean is Scale²: weak (worth two observations) but with a finite mean.
 const noisePriorShape = 2.0
-
-// gammaRand draws from Gamma(a, 1), a >= 1, by Marsaglia and Tsang (2000)
-// without allocating.
-func gammaRand(rng *rand.Rand, a float64) float64 {
-	d := a - 1.0/3
-	c := 1 / math.Sqrt(9*d)
-	for {
-		x := rng.NormFloat64()
-		v := 1 + c*x
-		if v <= 0 {
-			continue
-		}
-		v = v * v * v
-		u := rng.Float64()
-		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
-			return d * v
-		}
-	}
-}
 
 // Select implements policy.Policy. It runs the exported network in plain
 // Go and reads every candidate's posterior: O(nnz(x)·h₁ + Σhᵢhᵢ₊₁ + K·p²/2)

@@ -7,6 +7,11 @@ import (
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	// gorgonia's dependency go4.org/unsafe/assume-no-moving-gc panics at
+	// start-up on Go 1.26 unless it is at least this pinned version (see
+	// go.mod); importing it here keeps the pin a direct, visible requirement.
+	_ "go4.org/unsafe/assume-no-moving-gc"
 )
 
 // dataset is a set of regression rows (x, arm, target, weight): the replay

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -106,39 +105,21 @@ const rowGroupRows = 64 << 10
 // writeParquet writes rows to path atomically: to path+".tmp", Close,
 // fsync, then rename, so a reader never sees a file whose footer is
 // missing (such a file is unreadable).
-func writeParquet[T any](path string, rows []T) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
+func writeParquet[T any](path string, rows []T) error {
+	return writeAtomic(path, func(f *os.File) error {
+		w := parquet.NewGenericWriter[T](f, parquet.MaxRowsPerRowGroup(rowGroupRows), parquet.Compression(&parquet.Zstd))
+		for len(rows) > 0 {
+			n := min(len(rows), rowGroupRows)
+			if _, err := w.Write(rows[:n]); err != nil {
+				return err
+			}
+			rows = rows[n:]
 		}
-	}()
-	w := parquet.NewGenericWriter[T](f, parquet.MaxRowsPerRowGroup(rowGroupRows), parquet.Compression(&parquet.Zstd))
-	for len(rows) > 0 {
-		n := min(len(rows), rowGroupRows)
-		if _, err = w.Write(rows[:n]); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
+		if err := w.Close(); err != nil {
+			return fmt.Errorf("close parquet writer: %w", err)
 		}
-		rows = rows[n:]
-	}
-	if err = w.Close(); err != nil {
-		return fmt.Errorf("write %s: close parquet writer: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+		return nil
+	})
 }
 
 // syncDir makes a rename durable.

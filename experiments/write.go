@@ -81,7 +81,18 @@ func writeWith(path string, fill func(io.Writer) error) error {
 }
 
 // writeFileAtomic writes data to path+".tmp", fsyncs and renames it.
-func writeFileAtomic(path string, data []byte) (err error) {
+func writeFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// writeAtomic creates path+".tmp", lets fill write it, then fsyncs, closes
+// and renames it into place (and fsyncs the directory), so a reader sees
+// either the old file or the whole new one. On error the temporary file is
+// removed.
+func writeAtomic(path string, fill func(f *os.File) error) (err error) {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -93,7 +104,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 			_ = os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
+	if err = fill(f); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {

@@ -72,6 +72,20 @@ func parsePRNG(b []byte) (rand.PCG, error) {
 // set installs a state parsed by parsePRNG. Callers hold the owner's lock.
 func (g prng) set(pcg rand.PCG) { *g.src = pcg }
 
+// epsilonMix writes the ε-greedy propensities — ε/K everywhere plus 1−ε on
+// the greedy arm g — into probs and draws the choice from them. Callers hold
+// the lock guarding rng.
+func epsilonMix(rng prng, probs []float64, k, g int, eps float64) int {
+	for i := 0; i < k; i++ {
+		probs[i] = eps / float64(k)
+	}
+	probs[g] += 1 - eps
+	if rng.Float64() < eps {
+		return rng.IntN(k)
+	}
+	return g
+}
+
 // oneHot writes a deterministic choice into probs.
 func oneHot(probs []float64, k, chosen int) {
 	for i := 0; i < k; i++ {

@@ -324,14 +324,7 @@ func (p *EGreedyRidge) Select(_ context.Context, f *Features, cands []Arm, probs
 			g, gV = i, mean
 		}
 	}
-	for i := 0; i < k; i++ {
-		probs[i] = p.epsilon / float64(k)
-	}
-	probs[g] += 1 - p.epsilon
-	if p.rng.Float64() < p.epsilon {
-		return p.rng.IntN(k), nil
-	}
-	return g, nil
+	return epsilonMix(p.rng, probs, k, g, p.epsilon), nil
 }
 
 // Update implements Policy.

@@ -38,15 +38,7 @@ func (p *EpsilonGreedy) Select(_ context.Context, _ *Features, cands []Arm, prob
 	k := len(cands)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	g := p.arms.greedy(cands)
-	for i := 0; i < k; i++ {
-		probs[i] = p.epsilon / float64(k)
-	}
-	probs[g] += 1 - p.epsilon
-	if p.rng.Float64() < p.epsilon {
-		return p.rng.IntN(k), nil
-	}
-	return g, nil
+	return epsilonMix(p.rng, probs, k, p.arms.greedy(cands), p.epsilon), nil
 }
 
 // Update implements Policy.

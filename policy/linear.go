@@ -433,7 +433,7 @@ func (m *linModel) importLin(st linState) (*linModel, error) {
 		for j := 0; j < d; j++ {
 			shifted[j*d+j] -= m.o.Lambda - aj.LambdaEff
 		}
-		if err := checkInverse(shifted, aj.AInv, d); err != nil {
+		if err := CheckInverse(shifted, aj.AInv, d); err != nil {
 			return nil, fmt.Errorf("%w: arms[%d] %q: %w", ErrSnapshot, i, aj.ID, err)
 		}
 		a := &linArm{n: aj.N, since: aj.Since, clock: aj.Clock, lamEff: aj.LambdaEff, a: append([]float64(nil), aj.A...), ainv: append([]float64(nil), aj.AInv...), b: append([]float64(nil), aj.B...), theta: append([]float64(nil), aj.Theta...)}
@@ -444,10 +444,11 @@ func (m *linModel) importLin(st linState) (*linModel, error) {
 	return n, nil
 }
 
-// checkInverse verifies that a is symmetric with a positive diagonal, ainv
-// symmetric up to rounding, and a·ainv ≈ I, so a corrupt snapshot cannot install a model
-// whose confidence widths are meaningless.
-func checkInverse(a, ainv []float64, d int) error {
+// CheckInverse verifies that the d×d row-major matrix a is symmetric with a
+// positive diagonal, ainv symmetric up to rounding, and a·ainv ≈ I, so that
+// a corrupt snapshot cannot install a model whose confidence widths are
+// meaningless. Restore of the linear policies and of policy/neural use it.
+func CheckInverse(a, ainv []float64, d int) error {
 	for i := 0; i < d; i++ {
 		if a[i*d+i] <= 0 || ainv[i*d+i] <= 0 {
 			return fmt.Errorf("diagonal entry %d of A or A⁻¹ not positive", i)

@@ -56,7 +56,7 @@ func TestLinearModelStaysAccurateOverManyUpdates(t *testing.T) {
 		}
 	}
 	assert.InDelta(t, 0.3, a.theta[1], 0.01)
-	assert.NoError(t, checkInverse(full, a.ainv, d))
+	assert.NoError(t, CheckInverse(full, a.ainv, d))
 }
 
 // TestDiscountedLinearModelStaysExactlyDescribed checks the forgetting
@@ -132,7 +132,7 @@ func TestDiscountedLinearModelStaysExactlyDescribed(t *testing.T) {
 			}
 		}
 	}
-	assert.NoError(t, checkInverse(shifted, a.ainv, d))
+	assert.NoError(t, CheckInverse(shifted, a.ainv, d))
 	assert.InDelta(t, 1, a.theta[0], 0.05)
 	assert.InDelta(t, -0.5, a.theta[2], 0.05)
 }

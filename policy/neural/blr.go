@@ -150,32 +150,3 @@ func (r *blrArm) refactor() error {
 	}
 	return nil
 }
-
-// checkInverse verifies that A is symmetric with a positive diagonal and
-// A·A⁻¹ ≈ I, so that a corrupt snapshot cannot install meaningless widths.
-func checkInverse(a, ainv []float64, p int) error {
-	for i := 0; i < p; i++ {
-		if !(a[i*p+i] > 0) || !(ainv[i*p+i] > 0) {
-			return fmt.Errorf("diagonal entry %d of A or A⁻¹ not positive", i)
-		}
-		for j := i + 1; j < p; j++ {
-			if a[i*p+j] != a[j*p+i] {
-				return fmt.Errorf("A not symmetric at (%d,%d)", i, j)
-			}
-		}
-	}
-	var prod mat.Dense
-	prod.Mul(mat.NewDense(p, p, a), mat.NewDense(p, p, ainv))
-	for i := 0; i < p; i++ {
-		for j := 0; j < p; j++ {
-			want := 0.0
-			if i == j {
-				want = 1
-			}
-			if d := math.Abs(prod.At(i, j) - want); !(d <= 1e-6) {
-				return fmt.Errorf("A·A⁻¹ differs from I by %g at (%d,%d)", d, i, j)
-			}
-		}
-	}
-	return nil
-}

@@ -39,7 +39,7 @@ func TestBLRUpdateMatchesRefactor(t *testing.T) {
 	for i := range r.theta {
 		assert.InDelta(t, r.theta[i], sm.theta[i], 1e-9, "θ[%d]", i)
 	}
-	require.NoError(t, checkInverse(r.a, r.ainv, p))
+	require.NoError(t, policy.CheckInverse(r.a, r.ainv, p))
 	// predict on the non-zeros equals the dense forms θ·φ and φᵀA⁻¹φ.
 	phi[2], phi[5] = 0, 0
 	var nz []int

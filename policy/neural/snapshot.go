@@ -274,7 +274,7 @@ func (p *NeuralLinear) fromState(st *state) (*NeuralLinear, error) {
 		if !finite(a.A...) || !finite(a.AInv...) || !finite(a.B...) || !finite(a.Theta...) || !(a.N >= 0) || math.IsInf(a.N, 0) || !(a.YY >= 0) || math.IsInf(a.YY, 0) || !(a.PQ >= 0) || math.IsInf(a.PQ, 0) {
 			return nil, fmt.Errorf("arms[%d] %q: non-finite or negative statistics", i, a.ID)
 		}
-		if err := checkInverse(a.A, a.AInv, pd); err != nil {
+		if err := policy.CheckInverse(a.A, a.AInv, pd); err != nil {
 			return nil, fmt.Errorf("arms[%d] %q: %w", i, a.ID, err)
 		}
 		n.idx[a.ID] = i

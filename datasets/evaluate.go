@@ -9,8 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 // BenchCostRef is the cost that halves the reward's cost term in
@@ -18,7 +18,7 @@ import (
 // about $0.00005 (mistral-7b) to $0.01 (gpt-4 on long prompts); at $0.001
 // the cheap models keep a cost term near 0.9 and gpt-4 (about $0.005 on
 // ARC) drops to about 0.17, so quality and cost really trade off.
-// route.DefaultReward's $0.002 suits whole conversations, not one prompt.
+// decision.DefaultReward's $0.002 suits whole conversations, not one prompt.
 const BenchCostRef = 0.001
 
 // DefaultLatencyMS is the latency every model gets when Opts.LatencyMS has
@@ -26,10 +26,10 @@ const BenchCostRef = 0.001
 // latency term is the same constant for every model.
 const DefaultLatencyMS = 1000
 
-// BenchReward is route.DefaultReward (quality 0.6, cost 0.2, latency 0.2)
+// BenchReward is decision.DefaultReward (quality 0.6, cost 0.2, latency 0.2)
 // with CostRef = BenchCostRef.
-func BenchReward() route.Reward {
-	r := route.DefaultReward()
+func BenchReward() decision.Reward {
+	r := decision.DefaultReward()
 	r.CostRef = BenchCostRef
 	return r
 }
@@ -40,7 +40,7 @@ type Opts struct {
 	// Seed drives the row order when Shuffle is set.
 	Seed uint64
 	// Reward turns a row's outcome into the reward; zero means BenchReward().
-	Reward route.Reward
+	Reward decision.Reward
 	// Passes is how many times the table is replayed (0 means 1); each
 	// pass has its own order when Shuffle is set, and the policy keeps
 	// learning across passes.
@@ -117,7 +117,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	}
 	passes := max(o.Passes, 1)
 	rw := o.Reward
-	if rw == (route.Reward{}) {
+	if rw == (decision.Reward{}) {
 		rw = BenchReward()
 	}
 	if err := rw.Validate(); err != nil {
@@ -157,7 +157,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 		}
 		best := math.Inf(-1)
 		for m := range k {
-			out := route.Outcome{Arm: t.Models[m], Latency: lat[m], Cost: row.Costs[m], Quality: row.Scores[m], QualityKnown: true}
+			out := decision.Outcome{Arm: t.Models[m], Latency: lat[m], Cost: row.Costs[m], Quality: row.Scores[m], QualityKnown: true}
 			v := rw.Of(&out)
 			rewards[r*k+m] = v
 			best = max(best, v)
@@ -181,9 +181,9 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	}
 	res.BestFixed = t.Models[bestFixed]
 
-	cands := make([]policy.Arm, k)
+	cands := make([]decision.Arm, k)
 	for m := range k {
-		cands[m] = policy.Arm{ID: t.Models[m]}
+		cands[m] = decision.Arm{ID: t.Models[m]}
 	}
 	probs := make([]float64, k)
 	order := make([]int, n)
@@ -196,7 +196,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	var vec []float64
 	// One Features for the whole run: passed by pointer to an interface
 	// method it escapes, and a fresh one per row would allocate.
-	var f policy.Features
+	var f decision.Features
 	for pass := range passes {
 		if o.Shuffle {
 			rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -208,7 +208,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 				}
 			}
 			row := &t.Rows[r]
-			f = policy.Features{Task: row.Task, PromptTokens: row.PromptTokens}
+			f = decision.Features{Task: row.Task, PromptTokens: row.PromptTokens}
 			if o.Encoder != nil {
 				vec = o.Encoder.Encode(&f, vec)
 				f.Vector = vec

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +21,7 @@ type always struct {
 
 func (a *always) Name() string { return "always-" + a.id }
 
-func (a *always) Select(_ context.Context, _ *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (a *always) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if a.err != nil {
 		return 0, a.err
 	}
@@ -37,7 +37,7 @@ func (a *always) Select(_ context.Context, _ *policy.Features, cands []policy.Ar
 	return -1, nil
 }
 
-func (a *always) Update(_ *policy.Features, _ []policy.Arm, _ int, r float64) error {
+func (a *always) Update(_ *decision.Features, _ []decision.Arm, _ int, r float64) error {
 	a.updates = append(a.updates, r)
 	return nil
 }
@@ -51,7 +51,7 @@ func tinyTable() *Table {
 
 // halfHalf weighs quality and cost equally, with no latency term, so the
 // rewards are easy to compute by hand: r = q/2 + 1/(2(1+cost/0.001)).
-var halfHalf = route.Reward{Quality: 0.5, Cost: 0.5, CostRef: 0.001, LatencyRef: time.Second, Failure: 1, UnknownQuality: 0.5}
+var halfHalf = decision.Reward{Quality: 0.5, Cost: 0.5, CostRef: 0.001, LatencyRef: time.Second, Failure: 1, UnknownQuality: 0.5}
 
 func TestEvaluateFixedPolicy(t *testing.T) {
 	// rewards: r1 a 0.5+0.25=0.75, b 0+0.5=0.5; r2 a 0+0.25=0.25, b 0.5+0.125=0.625.
@@ -123,7 +123,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"empty", ctx, &Table{}, &always{id: "a"}, Opts{}, "empty table"},
 		{"nil policy", ctx, tinyTable(), nil, Opts{}, "nil policy"},
 		{"negative passes", ctx, tinyTable(), &always{id: "a"}, Opts{Passes: -1}, "passes -1"},
-		{"bad reward", ctx, tinyTable(), &always{id: "a"}, Opts{Reward: route.Reward{Quality: 1}}, "cost_ref"},
+		{"bad reward", ctx, tinyTable(), &always{id: "a"}, Opts{Reward: decision.Reward{Quality: 1}}, "cost_ref"},
 		{"bad latency", ctx, tinyTable(), &always{id: "a"}, Opts{LatencyMS: map[string]float64{"a": -1}}, "latency -1 ms"},
 		{"unknown model latency", ctx, tinyTable(), &always{id: "a"}, Opts{LatencyMS: map[string]float64{"z": 1}}, "\"z\": not a model"},
 		{"ragged row", ctx, ragged, &always{id: "a"}, Opts{}, "row 1 (r2)"},

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,7 +60,7 @@ func BenchmarkLogParallel(b *testing.B) {
 // every row logged is written, so the rate is the disk goroutine's.
 func BenchmarkThroughput(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 3))
-	pool := make([]route.Record, 256)
+	pool := make([]decision.Record, 256)
 	for i := range pool {
 		pool[i] = genRecord(rng, i, time.Microsecond)
 	}
@@ -87,7 +87,7 @@ func TestThroughput10M(t *testing.T) {
 	}
 	const n = 10_000_000
 	rng := rand.New(rand.NewPCG(1, 4))
-	pool := make([]route.Record, 256)
+	pool := make([]decision.Record, 256)
 	for i := range pool {
 		pool[i] = genRecord(rng, i, 0)
 	}
@@ -152,7 +152,7 @@ func peakRSS(t testing.TB) string {
 }
 
 // BenchmarkRead measures Records over one 100k-row file: decode, convert to
-// route.Record, yield; fresh records and reused ones.
+// decision.Record, yield; fresh records and reused ones.
 func BenchmarkRead(b *testing.B) {
 	for _, reuse := range []bool{false, true} {
 		b.Run(fmt.Sprintf("reuse=%v", reuse), func(b *testing.B) { benchRead(b, reuse) })
@@ -163,7 +163,7 @@ func benchRead(b *testing.B, reuse bool) {
 	const n = 100_000
 	root := b.TempDir()
 	rng := rand.New(rand.NewPCG(1, 5))
-	pool := make([]route.Record, 256)
+	pool := make([]decision.Record, 256)
 	for i := range pool {
 		pool[i] = genRecord(rng, i, 0)
 	}

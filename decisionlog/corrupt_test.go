@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -145,7 +145,7 @@ func TestReaderOptsErrors(t *testing.T) {
 		{"negative window", ReaderOpts{Paths: []string{"x"}, JoinWindow: -time.Second}, "join_window"},
 		{"empty range", ReaderOpts{Paths: []string{"x"}, From: testBase, To: testBase}, "time range"},
 		{"infinite default", ReaderOpts{Paths: []string{"x"}, DefaultReward: &inf}, "default_reward"},
-		{"bad reward", ReaderOpts{Paths: []string{"x"}, Reward: route.Reward{Quality: -1}}, "quality"},
+		{"bad reward", ReaderOpts{Paths: []string{"x"}, Reward: decision.Reward{Quality: -1}}, "quality"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,8 +209,8 @@ func TestSchemaSubsetAndMismatch(t *testing.T) {
 	assert.Equal(t, testBase, rec.Time)
 	assert.Equal(t, []float64{0.25, 0.75}, rec.Decision.Probs)
 	assert.Equal(t, "m2", rec.Decision.Candidates[1].ID)
-	assert.Equal(t, route.StatusTimeout, rec.Outcome.Status)
-	assert.Equal(t, route.RewardDelayed, rec.RewardSource)
+	assert.Equal(t, decision.StatusTimeout, rec.Outcome.Status)
+	assert.Equal(t, decision.RewardDelayed, rec.RewardSource)
 	assert.Equal(t, 0.5, rec.Reward)
 	assert.Empty(t, rec.Decision.Policy)
 	assert.False(t, rec.Outcome.QualityKnown)

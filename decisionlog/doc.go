@@ -45,7 +45,7 @@
 // One row per decision. Timestamps are INT64 TIMESTAMP(MICROS, UTC);
 // lists are Parquet LIST; "optional" columns are null when absent.
 //
-//	column          type                 from route.Record
+//	column          type                 from decision.Record
 //	schema_version  int32                SchemaVersion (1)
 //	ts              timestamp            Time (decision complete)
 //	request_id      string               Request.ID
@@ -81,7 +81,7 @@
 //	reward_source   string               RewardSource ("immediate", "delayed", "default")
 //
 // Prompt text is never logged. Candidate prices and live profiles are not
-// logged either: a read-back candidate is policy.Arm{ID: id}.
+// logged either: a read-back candidate is decision.Arm{ID: id}.
 //
 // # Feedback schema (version 1)
 //
@@ -94,7 +94,7 @@
 //
 // # Reading
 //
-// A Reader streams decisions as route.Record values (fresh, safe to keep)
+// A Reader streams decisions as decision.Record values (fresh, safe to keep)
 // from log roots, directories or files:
 //
 //	r := decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{"logs"}, Feedback: true})
@@ -139,10 +139,10 @@
 //  3. The winner's quality, if any, becomes Outcome.Quality. Its reward, if
 //     any, becomes Reward; otherwise Reward is recomputed from the updated
 //     outcome with ReaderOpts.Reward, as route.Core would (RewardFor).
-//     RewardSource becomes route.RewardDelayed.
+//     RewardSource becomes decision.RewardDelayed.
 //  4. A decision with no usable feedback keeps its logged reward and
 //     source — unless ReaderOpts.DefaultReward is set and its quality is
-//     unknown: then it gets that reward and route.RewardDefault.
+//     unknown: then it gets that reward and decision.RewardDefault.
 //
 // JoinStats counts rows, duplicates, applied, late and defaulted records,
 // and unknown feedback ids (ids that matched no decision read — with a

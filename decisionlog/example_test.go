@@ -6,9 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/decisionlog"
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 // Log decisions, record delayed feedback for one of them, and read the
@@ -23,14 +22,14 @@ func Example() {
 		panic(err)
 	}
 	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	arms := []policy.Arm{{ID: "small"}, {ID: "large"}}
+	arms := []decision.Arm{{ID: "small"}, {ID: "large"}}
 	for i, chosen := range []int{0, 1, 1} {
-		rec := route.Record{
+		rec := decision.Record{
 			Time:    t0.Add(time.Duration(i) * time.Second),
-			Request: route.Request{ID: fmt.Sprintf("req-%d", i)},
-			Decision: route.Decision{Policy: "thompson", PolicyVersion: "1", Reason: route.ReasonPolicy,
+			Request: decision.Request{ID: fmt.Sprintf("req-%d", i)},
+			Decision: decision.Decision{Policy: "thompson", PolicyVersion: "1", Reason: decision.ReasonPolicy,
 				Candidates: arms, Probs: []float64{0.3, 0.7}, Chosen: chosen},
-			Outcome: route.Outcome{Arm: arms[chosen].ID, Latency: 800 * time.Millisecond, Cost: 0.001},
+			Outcome: decision.Outcome{Arm: arms[chosen].ID, Latency: 800 * time.Millisecond, Cost: 0.001},
 			Reward:  0.5,
 		}
 		w.Log(&rec) // a route.Core calls this as its Sink

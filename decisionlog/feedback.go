@@ -6,7 +6,7 @@ import (
 	"io"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // fbEntry is one feedback event kept in the index.
@@ -110,7 +110,7 @@ func (l *fbList) pick(ts, window int64) (e fbEntry, ok, late bool) {
 }
 
 // join applies the index to rec (see the package documentation).
-func (r *Reader) join(idx *feedbackIndex, rec *route.Record) {
+func (r *Reader) join(idx *feedbackIndex, rec *decision.Record) {
 	l := idx.m[rec.Request.ID]
 	if l != nil {
 		l.matched = true
@@ -124,7 +124,7 @@ func (r *Reader) join(idx *feedbackIndex, rec *route.Record) {
 			} else {
 				rec.Reward = RewardFor(r.o.Reward, &rec.Decision, &rec.Outcome)
 			}
-			rec.RewardSource = route.RewardDelayed
+			rec.RewardSource = decision.RewardDelayed
 			r.stats.Applied++
 			return
 		}
@@ -134,7 +134,7 @@ func (r *Reader) join(idx *feedbackIndex, rec *route.Record) {
 	}
 	if r.o.DefaultReward != nil && !rec.Outcome.QualityKnown {
 		rec.Reward = *r.o.DefaultReward
-		rec.RewardSource = route.RewardDefault
+		rec.RewardSource = decision.RewardDefault
 		r.stats.Defaulted++
 	}
 }
@@ -142,7 +142,7 @@ func (r *Reader) join(idx *feedbackIndex, rec *route.Record) {
 // RewardFor is the reward route.Core credits to a decision's chosen arm
 // (route.Core.RewardFor), for a given reward function: the outcome's
 // reward, or a failure's when the chosen arm failed and a fallback
-// answered. The zero Reward means route.DefaultReward().
-func RewardFor(rw route.Reward, d *route.Decision, o *route.Outcome) float64 {
+// answered. The zero Reward means decision.DefaultReward().
+func RewardFor(rw decision.Reward, d *decision.Decision, o *decision.Outcome) float64 {
 	return rw.ForDecision(d, o)
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,13 +45,13 @@ func TestFeedbackJoin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	w := mustWriter(t, WriterOpts{Root: root, Full: FullBlock})
 	const n = 8
-	recs := make([]route.Record, n)
+	recs := make([]decision.Record, n)
 	for i := range n {
 		recs[i] = genRecord(rng, i, time.Minute)
 		// Clean single-attempt successes so RewardFor is the plain reward.
-		recs[i].Outcome.Status = route.StatusOK
+		recs[i].Outcome.Status = decision.StatusOK
 		recs[i].Outcome.Attempts = recs[i].Outcome.Attempts[:1]
-		recs[i].Outcome.Attempts[0].Status = route.StatusOK
+		recs[i].Outcome.Attempts[0].Status = decision.StatusOK
 		recs[i].Outcome.QualityKnown, recs[i].Outcome.Quality = false, 0
 		w.Log(&recs[i])
 	}
@@ -86,7 +86,7 @@ func TestFeedbackJoin(t *testing.T) {
 
 	def := 0.25
 	r := NewReader(ReaderOpts{Paths: []string{root}, Feedback: true, JoinWindow: time.Hour, DefaultReward: &def})
-	var got []route.Record
+	var got []decision.Record
 	for rec, err := range r.Records(t.Context()) {
 		require.NoError(t, err)
 		got = append(got, rec)
@@ -95,25 +95,25 @@ func TestFeedbackJoin(t *testing.T) {
 
 	o0 := recs[0].Outcome
 	o0.Quality, o0.QualityKnown = 0.9, true
-	want0 := RewardFor(route.Reward{}, &recs[0].Decision, &o0)
+	want0 := RewardFor(decision.Reward{}, &recs[0].Decision, &o0)
 	assert.InDelta(t, want0, got[0].Reward, 1e-12, "req-0 recomputed from quality")
 	assert.NotEqual(t, recs[0].Reward, got[0].Reward)
 	assert.True(t, got[0].Outcome.QualityKnown)
 	assert.Equal(t, 0.9, got[0].Outcome.Quality)
-	assert.Equal(t, route.RewardDelayed, got[0].RewardSource)
+	assert.Equal(t, decision.RewardDelayed, got[0].RewardSource)
 
 	assert.Equal(t, 0.123, got[1].Reward)
-	assert.Equal(t, route.RewardDelayed, got[1].RewardSource)
+	assert.Equal(t, decision.RewardDelayed, got[1].RewardSource)
 
 	assert.Equal(t, def, got[2].Reward, "req-2: late feedback ignored, default applies")
-	assert.Equal(t, route.RewardDefault, got[2].RewardSource)
+	assert.Equal(t, decision.RewardDefault, got[2].RewardSource)
 
 	assert.Equal(t, 0.4, got[3].Reward, "req-3: latest within window")
 	assert.Equal(t, 0.8, got[4].Reward, "req-4: tie goes to the last written")
 
 	for i := 5; i < n; i++ {
 		assert.Equal(t, def, got[i].Reward, "req-%d: no feedback, default", i)
-		assert.Equal(t, route.RewardDefault, got[i].RewardSource)
+		assert.Equal(t, decision.RewardDefault, got[i].RewardSource)
 	}
 
 	assert.Equal(t, JoinStats{
@@ -126,7 +126,7 @@ func TestFeedbackJoin(t *testing.T) {
 		require.Empty(t, errs)
 		require.Len(t, got, n)
 		assert.Equal(t, recs[2].Reward, got[2].Reward)
-		assert.Equal(t, route.RewardImmediate, got[2].RewardSource)
+		assert.Equal(t, decision.RewardImmediate, got[2].RewardSource)
 	})
 	t.Run("no window accepts late feedback", func(t *testing.T) {
 		got, errs := readAll(t, ReaderOpts{Paths: []string{root}, Feedback: true})
@@ -147,14 +147,14 @@ func TestRewardForFallback(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	rec := genRecord(rng, 1, 0)
 	d := &rec.Decision
-	rec.Outcome.Attempts = []route.Attempt{
-		{Arm: d.Arm().ID, Status: route.StatusTimeout, Latency: time.Second},
-		{Arm: "other", Status: route.StatusOK, Latency: 500 * time.Millisecond, Fallback: 1},
+	rec.Outcome.Attempts = []decision.Attempt{
+		{Arm: d.Arm().ID, Status: decision.StatusTimeout, Latency: time.Second},
+		{Arm: "other", Status: decision.StatusOK, Latency: 500 * time.Millisecond, Fallback: 1},
 	}
-	rec.Outcome.Status = route.StatusOK
+	rec.Outcome.Status = decision.StatusOK
 	rec.Outcome.Quality, rec.Outcome.QualityKnown = 1, true
-	rw := route.DefaultReward()
-	assert.Equal(t, rw.Terms(0, 0, time.Second, 1), RewardFor(route.Reward{}, d, &rec.Outcome), "chosen arm failed: failure reward")
+	rw := decision.DefaultReward()
+	assert.Equal(t, rw.Terms(0, 0, time.Second, 1), RewardFor(decision.Reward{}, d, &rec.Outcome), "chosen arm failed: failure reward")
 	rec.Outcome.Attempts = rec.Outcome.Attempts[1:]
-	assert.Equal(t, rw.Of(&rec.Outcome), RewardFor(route.Reward{}, d, &rec.Outcome))
+	assert.Equal(t, rw.Of(&rec.Outcome), RewardFor(decision.Reward{}, d, &rec.Outcome))
 }

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // ReaderOpts configures NewReader.
@@ -34,11 +34,11 @@ type ReaderOpts struct {
 	// plus the window ("late"); 0 means no limit.
 	JoinWindow time.Duration
 	// Reward recomputes the reward when feedback carries a quality but no
-	// reward; the zero value means route.DefaultReward().
-	Reward route.Reward
+	// reward; the zero value means decision.DefaultReward().
+	Reward decision.Reward
 	// DefaultReward, when set and Feedback is on, replaces the reward of
 	// records whose quality was unknown and that got no feedback; their
-	// RewardSource becomes route.RewardDefault.
+	// RewardSource becomes decision.RewardDefault.
 	DefaultReward *float64
 	// BatchRows is how many rows are decoded at a time (default 512).
 	BatchRows int
@@ -108,21 +108,21 @@ func NewReader(o ReaderOpts) *Reader {
 func (r *Reader) JoinStats() JoinStats { return r.stats }
 
 // Records yields every decision in the files, in file order (partitions
-// in time order), as a fresh route.Record the caller may keep (unless
+// in time order), as a fresh decision.Record the caller may keep (unless
 // ReaderOpts.Reuse). A problem with one file — or one undecodable row —
 // is yielded as a *FileError with a zero Record, and reading goes on; a
 // cancelled ctx ends the sequence with ctx.Err().
-func (r *Reader) Records(ctx context.Context) iter.Seq2[route.Record, error] {
-	return func(yield func(route.Record, error) bool) {
+func (r *Reader) Records(ctx context.Context) iter.Seq2[decision.Record, error] {
+	return func(yield func(decision.Record, error) bool) {
 		for row, err := range r.rows(ctx) {
 			if err != nil {
-				if !yield(route.Record{}, err) {
+				if !yield(decision.Record{}, err) {
 					return
 				}
 				continue
 			}
 			if row.err != nil {
-				if !yield(route.Record{}, &FileError{Path: row.path, Err: row.err}) {
+				if !yield(decision.Record{}, &FileError{Path: row.path, Err: row.err}) {
 					return
 				}
 				continue
@@ -135,7 +135,7 @@ func (r *Reader) Records(ctx context.Context) iter.Seq2[route.Record, error] {
 }
 
 type rowOut struct {
-	rec  route.Record
+	rec  decision.Record
 	err  error
 	path string
 }

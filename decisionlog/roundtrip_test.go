@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -31,8 +31,8 @@ func TestRoundTrip(t *testing.T) {
 			o := tt.opts
 			o.Root = t.TempDir()
 			w := mustWriter(t, o)
-			want := make([]route.Record, tt.n)
-			var rec route.Record
+			want := make([]decision.Record, tt.n)
+			var rec decision.Record
 			for i := range tt.n {
 				want[i] = genRecord(rng, i, tt.step)
 				// Log through a reused record, as the core does.
@@ -74,7 +74,7 @@ func TestRoundTrip(t *testing.T) {
 
 // copyInto copies src into dst reusing dst's slices, like a caller that
 // reuses one Record.
-func copyInto(dst, src *route.Record) {
+func copyInto(dst, src *decision.Record) {
 	cands, probs, atts := dst.Decision.Candidates[:0], dst.Decision.Probs[:0], dst.Outcome.Attempts[:0]
 	tags, vec := dst.Request.Features.Tags[:0], dst.Request.Features.Vector[:0]
 	*dst = *src

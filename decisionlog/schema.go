@@ -8,8 +8,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // SchemaVersion is the version of the row layout this package writes. It is
@@ -42,7 +41,7 @@ const (
 // milliseconds.
 type Row struct {
 	SchemaVersion int32 `parquet:"schema_version"`
-	// Time is route.Record.Time, the moment the decision was complete.
+	// Time is decision.Record.Time, the moment the decision was complete.
 	Time      int64  `parquet:"ts,timestamp(microsecond)"`
 	RequestID string `parquet:"request_id"`
 	// Tenant is HashTenant(salt, Features.Tenant); empty when unknown.
@@ -170,7 +169,7 @@ func msDur(ms float64) time.Duration { return time.Duration(math.Round(ms * 1e6)
 
 // fill copies rec into r, reusing r's slices; it keeps no reference to
 // rec's slices (strings are immutable and safe to keep).
-func (r *Row) fill(rec *route.Record) {
+func (r *Row) fill(rec *decision.Record) {
 	f := &rec.Request.Features
 	d := &rec.Decision
 	o := &rec.Outcome
@@ -236,18 +235,18 @@ func (r *Row) fill(rec *route.Record) {
 	r.RewardSource = rec.RewardSource.String()
 }
 
-// Record converts a stored row back to a route.Record. Candidates carry
+// Record converts a stored row back to a decision.Record. Candidates carry
 // only their ID (prices and profiles are not logged); Features.Tenant is the
 // hashed tenant; times are in UTC at microsecond precision. The returned
 // record shares nothing with r.
-func (r *Row) Record() (route.Record, error) {
-	var rec route.Record
+func (r *Row) Record() (decision.Record, error) {
+	var rec decision.Record
 	err := r.recordInto(&rec)
 	return rec, err
 }
 
 // recordInto fills rec from r, reusing rec's slices.
-func (r *Row) recordInto(rec *route.Record) error {
+func (r *Row) recordInto(rec *decision.Record) error {
 	if r.SchemaVersion < 1 || r.SchemaVersion > SchemaVersion {
 		return fmt.Errorf("request %q: schema version %d not supported (this reader knows 1..%d)", r.RequestID, r.SchemaVersion, SchemaVersion)
 	}
@@ -273,17 +272,17 @@ func (r *Row) recordInto(rec *route.Record) error {
 	d.Policy, d.PolicyVersion, d.Reason = r.Policy, r.PolicyVersion, r.Reason
 	d.Candidates = d.Candidates[:0]
 	for _, id := range r.Candidates {
-		d.Candidates = append(d.Candidates, policy.Arm{ID: id})
+		d.Candidates = append(d.Candidates, decision.Arm{ID: id})
 	}
 	d.Probs = append(d.Probs[:0], r.Probs...)
 	d.Chosen = int(r.ChosenIndex)
 	if len(r.Candidates) > 0 && (d.Chosen < 0 || d.Chosen >= len(r.Candidates)) {
 		return fmt.Errorf("request %q: chosen index %d outside %d candidates", r.RequestID, d.Chosen, len(r.Candidates))
 	}
-	if d.Reason == route.ReasonForced {
+	if d.Reason == decision.ReasonForced {
 		req.Forced = r.ChosenArm
 	}
-	d.Shadow = route.Shadow{}
+	d.Shadow = decision.Shadow{}
 	if r.ShadowPolicy != nil {
 		d.Shadow.Policy = *r.ShadowPolicy
 		if r.ShadowArm != nil {
@@ -299,18 +298,18 @@ func (r *Row) recordInto(rec *route.Record) error {
 
 	o := &rec.Outcome
 	attempts := o.Attempts[:0]
-	*o = route.Outcome{}
+	*o = decision.Outcome{}
 	for i, a := range r.Attempts {
-		st, err := route.ParseStatus(a.Status)
+		st, err := decision.ParseStatus(a.Status)
 		if err != nil {
 			return fmt.Errorf("request %q: attempt %d: %w", r.RequestID, i, err)
 		}
-		attempts = append(attempts, route.Attempt{Arm: a.Arm, Status: st, Latency: msDur(a.LatencyMS), Fallback: int(a.Fallback)})
+		attempts = append(attempts, decision.Attempt{Arm: a.Arm, Status: st, Latency: msDur(a.LatencyMS), Fallback: int(a.Fallback)})
 	}
 	if len(attempts) > 0 {
 		o.Attempts = attempts
 	}
-	st, err := route.ParseStatus(r.Status)
+	st, err := decision.ParseStatus(r.Status)
 	if err != nil {
 		return fmt.Errorf("request %q: %w", r.RequestID, err)
 	}
@@ -322,7 +321,7 @@ func (r *Row) recordInto(rec *route.Record) error {
 		o.Quality, o.QualityKnown = *r.Quality, true
 	}
 	rec.Reward = r.Reward
-	src, err := route.ParseRewardSource(r.RewardSource)
+	src, err := decision.ParseRewardSource(r.RewardSource)
 	if err != nil {
 		return fmt.Errorf("request %q: %w", r.RequestID, err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // FullPolicy says what Log does when the queue is full.
@@ -241,8 +241,6 @@ type Writer struct {
 	tenants map[string]string
 }
 
-var _ route.Sink = (*Writer)(nil)
-
 // NewWriter starts a decisions writer under o.Root/decisions.
 func NewWriter(o WriterOpts) (*Writer, error) {
 	w := &Writer{salt: o.TenantSalt, tenants: map[string]string{}}
@@ -274,7 +272,7 @@ func (w *Writer) prepare(r *Row) {
 // Log copies rec into the queue and returns without I/O. When the queue
 // is full it drops the record (counted) or waits, as WriterOpts.Full says.
 // It keeps no reference to rec.
-func (w *Writer) Log(rec *route.Record) {
+func (w *Writer) Log(rec *decision.Record) {
 	if r := w.p.acquire(); r != nil {
 		r.fill(rec)
 		w.p.release()

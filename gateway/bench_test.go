@@ -9,9 +9,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 // memProvider answers at once from memory, so the benchmark measures the
@@ -32,7 +32,7 @@ func (memProvider) Stream(context.Context, *provider.Call, func([]byte) error) (
 
 type nopSink struct{}
 
-func (nopSink) Log(*route.Record) {}
+func (nopSink) Log(*decision.Record) {}
 
 var benchRequest = []byte(`{"model":"auto","messages":[{"role":"system","content":"You are a helpful assistant. Answer briefly and accurately."},{"role":"user","content":"What is the capital of France, and since when has it been the capital? Please answer in one sentence."}],"temperature":0.2,"max_tokens":128,"user":"bench-user"}`)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/route"
 )
@@ -145,7 +146,7 @@ func (s *Server) handleChat(c *gin.Context) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout(r))
 	defer cancel()
-	rec := s.recs.Get().(*route.Record)
+	rec := s.recs.Get().(*decision.Record)
 	defer s.recs.Put(rec)
 	rec.Time = time.Time{}
 	rec.Request.ID, rec.Request.Forced = id, forced
@@ -162,7 +163,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	h[HeaderPolicy] = []string{d.Policy}
 	chosen := s.arms[d.Arm().ID]
 	o := &rec.Outcome
-	*o = route.Outcome{Attempts: o.Attempts[:0]}
+	*o = decision.Outcome{Attempts: o.Attempts[:0]}
 	s.budget.deposit(t0)
 	s.m.inflight.Inc()
 
@@ -183,7 +184,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	o.Arm = final.id
 	o.Latency = time.Since(t0)
 	if perr == nil {
-		o.Status = route.StatusOK
+		o.Status = decision.StatusOK
 		if !req.Stream {
 			o.TTFT = o.Latency
 		}
@@ -196,7 +197,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	// A routed answer of unknown quality waits for its feedback before the
 	// policy learns (once); everything else learns now.
 	deferred := s.cfg.Feedback.deferUpdates() && s.pending.enabled() &&
-		rec.Decision.Reason == route.ReasonPolicy && o.Status == route.StatusOK && !o.QualityKnown
+		rec.Decision.Reason == decision.ReasonPolicy && o.Status == decision.StatusOK && !o.QualityKnown
 	if err := s.core.Finish(rec, !deferred); err != nil {
 		s.log.Warn("policy update failed", "request_id", id, "err", err)
 	}
@@ -236,7 +237,7 @@ type attemptFn func(ctx context.Context, a *arm, call *provider.Call) (provider.
 // final error (nil on success) and the time spent waiting on upstreams and
 // backoffs. started reports whether a stream has reached the client, after
 // which nothing can be retried.
-func (s *Server) run(ctx context.Context, rec *route.Record, req *provider.Request, chosen *arm, started func() bool, fn attemptFn) (*arm, provider.Result, *provider.Error, time.Duration) {
+func (s *Server) run(ctx context.Context, rec *decision.Record, req *provider.Request, chosen *arm, started func() bool, fn attemptFn) (*arm, provider.Result, *provider.Error, time.Duration) {
 	o := &rec.Outcome
 	call := provider.Call{Req: req, ID: rec.Request.ID, Task: rec.Request.Features.Task}
 	var (
@@ -260,12 +261,12 @@ func (s *Server) run(ctx context.Context, rec *route.Record, req *provider.Reque
 			call.Model = a.upstream
 			res, perr, lat := s.attempt(ctx, a, &call, fn)
 			wait += lat
-			st := route.StatusOK
+			st := decision.StatusOK
 			if perr != nil {
 				st = perr.Status
 			}
-			o.Attempts = append(o.Attempts, route.Attempt{Arm: a.id, Status: st, Latency: lat, Fallback: tried})
-			if st == route.StatusOK {
+			o.Attempts = append(o.Attempts, decision.Attempt{Arm: a.id, Status: st, Latency: lat, Fallback: tried})
+			if st == decision.StatusOK {
 				a.m.attemptOK.Inc()
 			} else {
 				s.m.attempts.WithLabelValues(a.id, st.String()).Inc()
@@ -307,7 +308,7 @@ func (s *Server) run(ctx context.Context, rec *route.Record, req *provider.Reque
 
 // fallbackAllowed applies the request-specific rules (tenant allowlist,
 // context window) to a fallback target.
-func (s *Server) fallbackAllowed(rec *route.Record, a *arm) bool {
+func (s *Server) fallbackAllowed(rec *decision.Record, a *arm) bool {
 	f := &rec.Request.Features
 	if set, ok := s.allowed[f.Tenant]; ok && !set[a.id] {
 		return false
@@ -326,14 +327,14 @@ func (s *Server) fallbackAllowed(rec *route.Record, a *arm) bool {
 func (s *Server) attempt(ctx context.Context, a *arm, call *provider.Call, fn attemptFn) (provider.Result, *provider.Error, time.Duration) {
 	done, err := a.breaker.Allow()
 	if err != nil {
-		return provider.Result{}, &provider.Error{Status: route.StatusError, Message: "circuit breaker open for model " + a.id, Err: err}, 0
+		return provider.Result{}, &provider.Error{Status: decision.StatusError, Message: "circuit breaker open for model " + a.id, Err: err}, 0
 	}
 	t := time.Now()
 	if err := a.up.acquire(ctx); err != nil {
 		done(errNotCounted)
-		pe := &provider.Error{Status: route.StatusRateLimited, HTTPStatus: 0, Message: "provider " + a.up.name + ": " + err.Error(), Err: err}
+		pe := &provider.Error{Status: decision.StatusRateLimited, HTTPStatus: 0, Message: "provider " + a.up.name + ": " + err.Error(), Err: err}
 		if ctx.Err() != nil {
-			pe.Status = route.StatusTimeout
+			pe.Status = decision.StatusTimeout
 		}
 		return provider.Result{}, pe, time.Since(t)
 	}
@@ -355,7 +356,7 @@ func (s *Server) attempt(ctx context.Context, a *arm, call *provider.Call, fn at
 	switch {
 	case errors.Is(err, provider.ErrClientGone):
 		done(errNotCounted)
-		return res, &provider.Error{Status: route.StatusError, Message: "client disconnected", Err: err}, lat
+		return res, &provider.Error{Status: decision.StatusError, Message: "client disconnected", Err: err}, lat
 	case errors.As(err, &pe):
 	default:
 		pe = provider.TransportError(actx, err)
@@ -381,9 +382,9 @@ func failure(ctx context.Context, pe *provider.Error) *APIError {
 			code = http.StatusBadRequest
 		}
 		return apiErr(code, typeInvalidRequest, "upstream_rejected_request", "the upstream rejected the request: "+pe.Message)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded) || pe.Status == route.StatusTimeout:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || pe.Status == decision.StatusTimeout:
 		return apiErr(http.StatusGatewayTimeout, typeTimeout, "upstream_timeout", "upstream timed out: "+pe.Error())
-	case pe.Status == route.StatusRateLimited && pe.HTTPStatus == http.StatusTooManyRequests:
+	case pe.Status == decision.StatusRateLimited && pe.HTTPStatus == http.StatusTooManyRequests:
 		return apiErr(http.StatusTooManyRequests, typeRateLimit, "upstream_rate_limited", "every upstream tried is rate limited: "+pe.Error())
 	case pe.HTTPStatus == 0 && (errors.Is(pe.Err, errQueueFull) || pe.Err != nil && isBreakerErr(pe.Err)):
 		return apiErr(http.StatusServiceUnavailable, typeUnavailable, "upstream_unavailable", pe.Error())
@@ -392,7 +393,7 @@ func failure(ctx context.Context, pe *provider.Error) *APIError {
 }
 
 // serveComplete acts on a non-streaming request; finish writes the answer.
-func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
+func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
 	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return false },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
 			return a.up.p.Complete(ctx, call)
@@ -455,7 +456,7 @@ func (e *sse) emit(chunk []byte) error {
 
 // serveStream relays a streaming request; finish writes the stream's end
 // (usage chunk and [DONE], or an error).
-func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *route.Record, chosen *arm, t0 time.Time) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
+func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm, t0 time.Time) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
 	e := &sse{w: w, t0: t0}
 	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return e.started },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {

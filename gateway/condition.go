@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/route"
 )
@@ -119,15 +120,15 @@ func (c Condition) MatchError(e *provider.Error) bool {
 	for _, w := range c.Statuses {
 		switch w {
 		case "timeout":
-			if e.Status == route.StatusTimeout {
+			if e.Status == decision.StatusTimeout {
 				return true
 			}
 		case "rate_limited":
-			if e.Status == route.StatusRateLimited {
+			if e.Status == decision.StatusRateLimited {
 				return true
 			}
 		case "error":
-			if e.Status == route.StatusError {
+			if e.Status == decision.StatusError {
 				return true
 			}
 		default:
@@ -136,13 +137,13 @@ func (c Condition) MatchError(e *provider.Error) bool {
 					return true
 				}
 				// A connection failure or a broken answer is a server-side failure.
-				if w == "5xx" && e.HTTPStatus == 0 && e.Status == route.StatusError {
+				if w == "5xx" && e.HTTPStatus == 0 && e.Status == decision.StatusError {
 					return true
 				}
 				continue
 			}
 			n, _ := strconv.Atoi(w)
-			if e.HTTPStatus == n || (n == 429 && e.Status == route.StatusRateLimited) {
+			if e.HTTPStatus == n || (n == 429 && e.Status == decision.StatusRateLimited) {
 				return true
 			}
 		}

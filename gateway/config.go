@@ -14,9 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/routelab/routelab/route"
 )
 
 //go:embed default.yaml
@@ -99,7 +98,7 @@ type PolicyConfig struct {
 	Params map[string]string `yaml:"params"`
 }
 
-// RewardConfig mirrors route.Reward; zero fields take route.DefaultReward.
+// RewardConfig mirrors decision.Reward; zero fields take decision.DefaultReward.
 type RewardConfig struct {
 	Quality        *float64      `yaml:"quality"`
 	Cost           *float64      `yaml:"cost"`
@@ -620,8 +619,8 @@ func (l *LimitConfig) validate(path string) error {
 	return nil
 }
 
-func (r RewardConfig) toRoute() (route.Reward, error) {
-	w := route.DefaultReward()
+func (r RewardConfig) toRoute() (decision.Reward, error) {
+	w := decision.DefaultReward()
 	set := func(dst *float64, v *float64) {
 		if v != nil {
 			*dst = *v

@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/route"
 )
@@ -98,8 +99,8 @@ func TestConditionMatching(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, st.MatchError(provider.StatusError(429, "")))
 	assert.True(t, st.MatchError(provider.StatusError(503, "")))
-	assert.True(t, st.MatchError(&provider.Error{Status: route.StatusError, Message: "connection refused"}), "no response counts as 5xx")
-	assert.True(t, st.MatchError(&provider.Error{Status: route.StatusTimeout}))
+	assert.True(t, st.MatchError(&provider.Error{Status: decision.StatusError, Message: "connection refused"}), "no response counts as 5xx")
+	assert.True(t, st.MatchError(&provider.Error{Status: decision.StatusTimeout}))
 	assert.False(t, st.MatchError(provider.StatusError(401, "")))
 
 	er, err := ParseCondition("error_rate > 0.05")

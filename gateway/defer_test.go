@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,14 +23,14 @@ type spyPolicy struct {
 }
 
 func (*spyPolicy) Name() string { return "spy" }
-func (*spyPolicy) Select(_ context.Context, _ *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (*spyPolicy) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	for i := range cands {
 		probs[i] = 0
 	}
 	probs[0] = 1
 	return 0, nil
 }
-func (p *spyPolicy) Update(_ *policy.Features, _ []policy.Arm, _ int, r float64) error {
+func (p *spyPolicy) Update(_ *decision.Features, _ []decision.Arm, _ int, r float64) error {
 	p.mu.Lock()
 	p.rewards = append(p.rewards, r)
 	p.mu.Unlock()

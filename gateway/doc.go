@@ -19,7 +19,7 @@
 //	while the failure matches the group's status conditions → core.Complete
 //	(reward, policy update, profiles, log sink) → metrics.
 //
-// Every attempt is recorded in route.Outcome.Attempts. Streams are relayed
+// Every attempt is recorded in decision.Outcome.Attempts. Streams are relayed
 // chunk by chunk as Server-Sent Events; once a chunk has reached the client
 // nothing is retried, and a later failure ends the stream with an OpenAI
 // error event. Delayed rewards arrive at POST /v1/feedback and reach the

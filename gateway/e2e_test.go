@@ -11,10 +11,9 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/routelab/routelab/route"
 )
 
 func e2eConfig(oai, anth string) string {
@@ -69,9 +68,9 @@ func TestOpenAISDKEndToEnd(t *testing.T) {
 			id := raw.Header.Get(HeaderRequestID)
 			rec, ok := gw.sink.get(id)
 			require.True(t, ok, "request %s logged", id)
-			assert.Equal(t, route.ReasonForced, rec.Decision.Reason)
+			assert.Equal(t, decision.ReasonForced, rec.Decision.Reason)
 			assert.Equal(t, []float64{1}, rec.Decision.Probs)
-			assert.Equal(t, route.StatusOK, rec.Outcome.Status)
+			assert.Equal(t, decision.StatusOK, rec.Outcome.Status)
 			assert.Positive(t, rec.Outcome.Cost)
 		})
 		t.Run("stream/"+tc.model, func(t *testing.T) {
@@ -102,7 +101,7 @@ func TestOpenAISDKEndToEnd(t *testing.T) {
 			require.NoError(t, err)
 			rec, ok := gw.sink.get(raw.Header.Get(HeaderRequestID))
 			require.True(t, ok)
-			assert.Equal(t, route.ReasonPolicy, rec.Decision.Reason)
+			assert.Equal(t, decision.ReasonPolicy, rec.Decision.Reason)
 			assert.Len(t, rec.Decision.Candidates, 2)
 			assert.Equal(t, "team-a", rec.Request.Features.Tenant)
 			seen[raw.Header.Get(HeaderModel)]++

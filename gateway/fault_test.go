@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/routelab/routelab/route"
 )
 
 // twoModelConfig puts a faulty and a good OpenAI-format upstream in one
@@ -36,7 +35,7 @@ log: {dir: ""}
 `, bad, good, retries)
 }
 
-func attemptsOf(rec route.Record) []string {
+func attemptsOf(rec decision.Record) []string {
 	var out []string
 	for _, a := range rec.Outcome.Attempts {
 		out = append(out, fmt.Sprintf("%s:%s:%d", a.Arm, a.Status, a.Fallback))
@@ -78,7 +77,7 @@ func TestFaultsFallBack(t *testing.T) {
 			rec, ok := gw.sink.get(hdr.Get(HeaderRequestID))
 			require.True(t, ok)
 			assert.Equal(t, tc.want, attemptsOf(rec))
-			assert.Equal(t, route.StatusOK, rec.Outcome.Status)
+			assert.Equal(t, decision.StatusOK, rec.Outcome.Status)
 			assert.Equal(t, "good-model", rec.Outcome.Arm)
 			if tc.stream {
 				ev := sseEvents(body)
@@ -95,13 +94,13 @@ func TestFaultsWithoutFallbackAreClearErrors(t *testing.T) {
 		down       bool
 		code       int
 		errCode    string
-		status     route.Status
+		status     decision.Status
 	}{
-		{name: "down", down: true, code: 502, errCode: "upstream_error", status: route.StatusError},
-		{name: "slow", mode: "slow", code: 504, errCode: "upstream_timeout", status: route.StatusTimeout},
-		{name: "429", mode: "429", code: 429, errCode: "upstream_rate_limited", status: route.StatusRateLimited},
-		{name: "malformed", mode: "malformed", code: 502, errCode: "upstream_error", status: route.StatusError},
-		{name: "upstream rejects the request", mode: "400", code: 400, errCode: "upstream_rejected_request", status: route.StatusError},
+		{name: "down", down: true, code: 502, errCode: "upstream_error", status: decision.StatusError},
+		{name: "slow", mode: "slow", code: 504, errCode: "upstream_timeout", status: decision.StatusTimeout},
+		{name: "429", mode: "429", code: 429, errCode: "upstream_rate_limited", status: decision.StatusRateLimited},
+		{name: "malformed", mode: "malformed", code: 502, errCode: "upstream_error", status: decision.StatusError},
+		{name: "upstream rejects the request", mode: "400", code: 400, errCode: "upstream_rejected_request", status: decision.StatusError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := newFakeOpenAI(t)
@@ -148,7 +147,7 @@ func TestStreamCutMidwayIsAClearError(t *testing.T) {
 	assert.Equal(t, "hello", text.String(), "what arrived before the cut")
 	for _, rec := range gw.sink.all(t, 1) {
 		assert.Equal(t, []string{"bad-model:error:0"}, attemptsOf(rec), "no fallback once tokens reached the client")
-		assert.Equal(t, route.StatusError, rec.Outcome.Status)
+		assert.Equal(t, decision.StatusError, rec.Outcome.Status)
 	}
 }
 

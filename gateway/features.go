@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
-	"github.com/routelab/routelab/policy"
 )
 
 // tenantOf picks the request's tenant: the key's tenant unless the config
@@ -29,9 +29,9 @@ func (s *Server) tenantOf(cl *caller, r *http.Request, req *provider.Request) st
 
 // fillFeatures describes the request for the policy, reusing f's vector
 // and tag storage.
-func (s *Server) fillFeatures(f *policy.Features, r *http.Request, req *provider.Request, tenant string) {
+func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provider.Request, tenant string) {
 	vec, tags := f.Vector[:0], f.Tags[:0]
-	*f = policy.Features{Tenant: tenant, Time: s.now(), Vector: vec}
+	*f = decision.Features{Tenant: tenant, Time: s.now(), Vector: vec}
 	size := 0
 	for i := range req.Messages {
 		size += len(req.Messages[i].Content)

@@ -18,8 +18,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 // fakeOpenAI is an OpenAI-format upstream on a real loopback listener
@@ -185,15 +185,15 @@ func deadURL(t *testing.T) string {
 // recSink keeps a copy of every record the core logs.
 type recSink struct {
 	mu   sync.Mutex
-	recs map[string]route.Record
+	recs map[string]decision.Record
 }
 
-func newRecSink() *recSink { return &recSink{recs: map[string]route.Record{}} }
+func newRecSink() *recSink { return &recSink{recs: map[string]decision.Record{}} }
 
-func (s *recSink) Log(rec *route.Record) {
+func (s *recSink) Log(rec *decision.Record) {
 	c := *rec
-	c.Outcome.Attempts = append([]route.Attempt(nil), rec.Outcome.Attempts...)
-	c.Decision.Candidates = append([]policy.Arm(nil), rec.Decision.Candidates...)
+	c.Outcome.Attempts = append([]decision.Attempt(nil), rec.Outcome.Attempts...)
+	c.Decision.Candidates = append([]decision.Arm(nil), rec.Decision.Candidates...)
 	c.Decision.Probs = append([]float64(nil), rec.Decision.Probs...)
 	s.mu.Lock()
 	s.recs[rec.Request.ID] = c
@@ -202,7 +202,7 @@ func (s *recSink) Log(rec *route.Record) {
 
 // get waits (up to 5s) for the record of id: the gateway logs a request
 // after its answer has gone out, so a client can get ahead of the log.
-func (s *recSink) get(id string) (route.Record, bool) {
+func (s *recSink) get(id string) (decision.Record, bool) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s.mu.Lock()
@@ -216,12 +216,12 @@ func (s *recSink) get(id string) (route.Record, bool) {
 }
 
 // all waits (up to 5s) for n records and returns a copy of them.
-func (s *recSink) all(t *testing.T, n int) []route.Record {
+func (s *recSink) all(t *testing.T, n int) []decision.Record {
 	t.Helper()
 	require.Eventually(t, func() bool { return s.len() >= n }, 5*time.Second, 2*time.Millisecond, "want %d records", n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]route.Record, 0, len(s.recs))
+	out := make([]decision.Record, 0, len(s.recs))
 	for _, r := range s.recs {
 		out = append(out, r)
 	}

@@ -17,9 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 const fastSim = `
@@ -184,8 +184,8 @@ log: {dir: ""}
 		assert.Equal(t, "s", hdr.Get(HeaderModel), "fallback answers")
 	}
 	assert.Equal(t, "open", srv.arms["f"].breaker.State().String())
-	var d route.Decision
-	req := route.Request{ID: "x"}
+	var d decision.Decision
+	req := decision.Request{ID: "x"}
 	require.NoError(t, srv.Core().Decide(context.Background(), &req, &d))
 	assert.Len(t, d.Candidates, 1, "the open breaker removes f from the candidates")
 	calls := fl.calls.Load()
@@ -253,7 +253,7 @@ conditions: {cooldown: 1s, probe_requests: 3}
 log: {dir: ""}
 `, fl)
 	prof := srv.Core().Profiles()
-	fail := route.Outcome{Arm: "f", Status: route.StatusError}
+	fail := decision.Outcome{Arm: "f", Status: decision.StatusError}
 	for range 5 {
 		prof.Observe(&fail)
 	}
@@ -265,7 +265,7 @@ log: {dir: ""}
 	assert.False(t, srv.arms["f"].available(), "still cooling down")
 	srv.evalConditions(t0.Add(1100 * time.Millisecond))
 	assert.True(t, srv.arms["f"].available(), "probing after the cooldown")
-	ok := route.Outcome{Arm: "f"}
+	ok := decision.Outcome{Arm: "f"}
 	for range 40 {
 		prof.Observe(&ok)
 	}
@@ -274,7 +274,7 @@ log: {dir: ""}
 	assert.Equal(t, condIn, srv.arms["f"].cond)
 
 	// A group never loses all its models.
-	failS := route.Outcome{Arm: "s", Status: route.StatusError}
+	failS := decision.Outcome{Arm: "s", Status: decision.StatusError}
 	for range 50 {
 		prof.Observe(&fail)
 		prof.Observe(&failS)
@@ -306,8 +306,8 @@ func TestPendingStoreBounds(t *testing.T) {
 	p := newPendingStore(time.Minute, 3, func(d *decided) { expired = append(expired, d.features.Tenant) })
 	now := time.Unix(0, 0)
 	put := func(i int, at time.Time, deferred bool) {
-		rec := &route.Record{Request: route.Request{ID: fmt.Sprint(i), Features: policy.Features{Tenant: fmt.Sprint(i)}},
-			Decision: route.Decision{Candidates: []policy.Arm{{ID: "a"}}, Probs: []float64{1}}}
+		rec := &decision.Record{Request: decision.Request{ID: fmt.Sprint(i), Features: decision.Features{Tenant: fmt.Sprint(i)}},
+			Decision: decision.Decision{Candidates: []decision.Arm{{ID: "a"}}, Probs: []float64{1}}}
 		p.put(rec, at, deferred)
 	}
 	for i := range 5 {

@@ -4,17 +4,16 @@ import (
 	"sync"
 	"time"
 
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // decided is what the gateway keeps of a finished request so that delayed
 // feedback can reach the policy that decided it.
 type decided struct {
 	at       time.Time
-	features policy.Features
-	decision route.Decision
-	outcome  route.Outcome // without attempts
+	features decision.Features
+	decision decision.Decision
+	outcome  decision.Outcome // without attempts
 	// reward is the immediate reward computed at completion.
 	reward float64
 	// deferred: the policy has not learned from this request yet; it learns
@@ -49,18 +48,18 @@ func (p *pendingStore) enabled() bool { return p.max > 0 }
 
 // put copies what rec's request needs for a later Learn. deferred says the
 // policy has not learned from rec yet.
-func (p *pendingStore) put(rec *route.Record, now time.Time, deferred bool) {
+func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 	if p.max == 0 {
 		return
 	}
 	d := &decided{at: now, features: rec.Request.Features, decision: rec.Decision, outcome: rec.Outcome, reward: rec.Reward, deferred: deferred}
 	d.features.Vector = append([]float64(nil), rec.Request.Features.Vector...)
 	d.features.Tags = append([]string(nil), rec.Request.Features.Tags...)
-	d.decision.Candidates = append([]policy.Arm(nil), rec.Decision.Candidates...)
+	d.decision.Candidates = append([]decision.Arm(nil), rec.Decision.Candidates...)
 	d.decision.Probs = append([]float64(nil), rec.Decision.Probs...)
 	d.outcome.Attempts = nil
 	if len(rec.Outcome.Attempts) > 1 { // RewardFor needs the chain only when a fallback answered
-		d.outcome.Attempts = append([]route.Attempt(nil), rec.Outcome.Attempts...)
+		d.outcome.Attempts = append([]decision.Attempt(nil), rec.Outcome.Attempts...)
 	}
 	id := rec.Request.ID
 	p.mu.Lock()

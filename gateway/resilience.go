@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
-	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 )
 
@@ -160,7 +160,7 @@ type healthRule struct{ arms map[string]*arm }
 
 func (healthRule) Name() string { return "health" }
 
-func (r healthRule) Allow(_ *policy.Features, a *policy.Arm) bool {
+func (r healthRule) Allow(_ *decision.Features, a *decision.Arm) bool {
 	if x := r.arms[a.ID]; x != nil {
 		return x.available()
 	}
@@ -172,7 +172,7 @@ type allowlistRule struct{ allowed map[string]map[string]bool }
 
 func (allowlistRule) Name() string { return "tenant_allowlist" }
 
-func (r allowlistRule) Allow(f *policy.Features, a *policy.Arm) bool {
+func (r allowlistRule) Allow(f *decision.Features, a *decision.Arm) bool {
 	set, ok := r.allowed[f.Tenant]
 	return !ok || set[a.ID]
 }

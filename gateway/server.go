@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
@@ -154,12 +155,12 @@ func New(o Options) (*Server, error) {
 	}
 
 	// Catalogue.
-	cat := make([]policy.Arm, 0, len(c.Models))
+	cat := make([]decision.Arm, 0, len(c.Models))
 	for _, mc := range c.Models {
 		a := &arm{id: mc.ID, idHdr: []string{mc.ID}, upstream: mc.Upstream, up: ups[mc.Provider], priceIn: mc.PriceIn, priceOut: mc.PriceOut}
 		a.m.ok = s.m.requests.WithLabelValues(mc.ID, "200")
 		a.m.latency = s.m.latency.WithLabelValues(mc.ID)
-		a.m.attemptOK = s.m.attempts.WithLabelValues(mc.ID, route.StatusOK.String())
+		a.m.attemptOK = s.m.attempts.WithLabelValues(mc.ID, decision.StatusOK.String())
 		if a.upstream == "" {
 			a.upstream = mc.ID
 		}
@@ -172,7 +173,7 @@ func New(o Options) (*Server, error) {
 		a.chain = []*arm{a}
 		s.arms[mc.ID] = a
 		s.armList = append(s.armList, a)
-		cat = append(cat, policy.Arm{ID: mc.ID, Provider: mc.Provider, PriceIn: mc.PriceIn, PriceOut: mc.PriceOut,
+		cat = append(cat, decision.Arm{ID: mc.ID, Provider: mc.Provider, PriceIn: mc.PriceIn, PriceOut: mc.PriceOut,
 			ContextWindow: mc.ContextWindow, Quality: mc.Quality, LatencyMS: mc.LatencyMS})
 	}
 	for _, fc := range c.Fallbacks {
@@ -244,7 +245,7 @@ func New(o Options) (*Server, error) {
 	s.tenants = newTenantLimits(c)
 	s.budget = newRetryBudget(c.Retries, s.now())
 	s.pending = newPendingStore(c.Feedback.TTL, c.Feedback.MaxEntries, s.learnDefault)
-	s.recs.New = func() any { return new(route.Record) }
+	s.recs.New = func() any { return new(decision.Record) }
 	s.models = s.modelList()
 	s.engine = s.routes()
 	return s, nil

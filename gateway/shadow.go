@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gonum.org/v1/gonum/stat/distuv"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 )
@@ -238,9 +239,9 @@ func (p *promoter) syncPair(serving, shadow policy.Policy) {
 
 // observe adds one finished record. It returns true when the armed
 // rollback guard has just fired (the caller rolls back).
-func (p *promoter) observe(serving, shadow policy.Policy, rec *route.Record) bool {
+func (p *promoter) observe(serving, shadow policy.Policy, rec *decision.Record) bool {
 	d := &rec.Decision
-	if d.Reason != route.ReasonPolicy {
+	if d.Reason != decision.ReasonPolicy {
 		return false
 	}
 	p.mu.Lock()
@@ -356,7 +357,7 @@ type promotionSink struct {
 	next route.Sink
 }
 
-func (ps promotionSink) Log(rec *route.Record) {
+func (ps promotionSink) Log(rec *decision.Record) {
 	s := ps.s
 	if s.core != nil && s.promo.observe(s.core.Policy(), s.core.ShadowPolicy(), rec) {
 		s.autoRollback()

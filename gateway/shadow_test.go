@@ -20,9 +20,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 func TestOPEAccHandComputed(t *testing.T) {
@@ -347,15 +347,15 @@ func TestPromoterObserveIgnoresOtherPairs(t *testing.T) {
 	shadow, err := reg.NewFromString("weighted")
 	require.NoError(t, err)
 	p := newPromoter(PromotionConfig{MinSamples: 1})
-	rec := func(pol, reason string, prob float64) *route.Record {
-		return &route.Record{Reward: 1, Decision: route.Decision{Policy: pol, PolicyVersion: "1", Reason: reason,
-			Candidates: []policy.Arm{{ID: "a"}, {ID: "b"}}, Probs: []float64{prob, 1 - prob}, Chosen: 0,
-			Shadow: route.Shadow{Policy: "weighted", Arm: "a", Prob: 1, LoggedProb: 1, LoggedProbKnown: true}}}
+	rec := func(pol, reason string, prob float64) *decision.Record {
+		return &decision.Record{Reward: 1, Decision: decision.Decision{Policy: pol, PolicyVersion: "1", Reason: reason,
+			Candidates: []decision.Arm{{ID: "a"}, {ID: "b"}}, Probs: []float64{prob, 1 - prob}, Chosen: 0,
+			Shadow: decision.Shadow{Policy: "weighted", Arm: "a", Prob: 1, LoggedProb: 1, LoggedProbKnown: true}}}
 	}
-	p.observe(serving, shadow, rec("random", route.ReasonPolicy, 0.5))
-	p.observe(serving, shadow, rec("ucb1", route.ReasonPolicy, 0.5))
-	p.observe(serving, shadow, rec("random", route.ReasonForced, 1))
-	p.observe(serving, shadow, rec("random", route.ReasonPolicy, 0))
+	p.observe(serving, shadow, rec("random", decision.ReasonPolicy, 0.5))
+	p.observe(serving, shadow, rec("ucb1", decision.ReasonPolicy, 0.5))
+	p.observe(serving, shadow, rec("random", decision.ReasonForced, 1))
+	p.observe(serving, shadow, rec("random", decision.ReasonPolicy, 0))
 	st := p.status(serving, shadow)
 	assert.Equal(t, int64(1), st.N)
 	assert.InDelta(t, 2.0, st.ShadowValue, 1e-12, "w = 1/0.5")
@@ -404,9 +404,9 @@ func BenchmarkPromoterObserve(b *testing.B) {
 	require.NoError(b, err)
 	p := newPromoter(PromotionConfig{})
 	p.promoted(serving, 0.5) // the guard's window is on the path too
-	rec := &route.Record{Reward: 0.7, Decision: route.Decision{Policy: "random", PolicyVersion: policy.VersionOf(serving), Reason: route.ReasonPolicy,
-		Candidates: []policy.Arm{{ID: "a"}, {ID: "b"}}, Probs: []float64{0.5, 0.5},
-		Shadow: route.Shadow{Policy: "weighted", Arm: "a", Prob: 1, LoggedProb: 1, LoggedProbKnown: true}}}
+	rec := &decision.Record{Reward: 0.7, Decision: decision.Decision{Policy: "random", PolicyVersion: policy.VersionOf(serving), Reason: decision.ReasonPolicy,
+		Candidates: []decision.Arm{{ID: "a"}, {ID: "b"}}, Probs: []float64{0.5, 0.5},
+		Shadow: decision.Shadow{Policy: "weighted", Arm: "a", Prob: 1, LoggedProb: 1, LoggedProbKnown: true}}}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

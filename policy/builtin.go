@@ -145,7 +145,7 @@ func Builtins() []Builtin {
 			}
 			return NewSoftmax(t, init, seed)
 		}},
-		{"linucb", "disjoint LinUCB on Features.Vector (alpha=1, " + linearDoc + ")", func(p Params) (Policy, error) {
+		{"linucb", "disjoint LinUCB on decision.Features.Vector (alpha=1, " + linearDoc + ")", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)
 			if err != nil {
 				return nil, err
@@ -159,7 +159,7 @@ func Builtins() []Builtin {
 			}
 			return NewLinUCB(alpha, o)
 		}},
-		{"lin-thompson", "linear Thompson sampling on Features.Vector (v=0.25 posterior scale, draws=1, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
+		{"lin-thompson", "linear Thompson sampling on decision.Features.Vector (v=0.25 posterior scale, draws=1, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)
 			if err != nil {
 				return nil, err
@@ -181,7 +181,7 @@ func Builtins() []Builtin {
 			}
 			return NewLinThompson(v, draws, seed, o)
 		}},
-		{"egreedy-ridge", "epsilon-greedy over per-arm ridge regressions on Features.Vector (epsilon=0.05, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
+		{"egreedy-ridge", "epsilon-greedy over per-arm ridge regressions on decision.Features.Vector (epsilon=0.05, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)
 			if err != nil {
 				return nil, err

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // checkSelect validates the arguments every Select receives.
-func checkSelect(cands []Arm, probs []float64) error {
+func checkSelect(cands []decision.Arm, probs []float64) error {
 	if len(cands) == 0 {
 		return ErrNoCandidates
 	}
@@ -23,7 +25,7 @@ func checkSelect(cands []Arm, probs []float64) error {
 const maxMagnitude = 1e100
 
 // checkUpdate validates the arguments every Update receives.
-func checkUpdate(cands []Arm, chosen int, reward float64) error {
+func checkUpdate(cands []decision.Arm, chosen int, reward float64) error {
 	if len(cands) == 0 {
 		return ErrNoCandidates
 	}
@@ -148,7 +150,7 @@ func (t *armTable) get(id string) armStats {
 // greedy returns the candidate with the highest mean; unseen arms count as
 // best, so each arm is tried once. Ties go to the lowest index, which keeps
 // the choice deterministic and its propensity exact.
-func (t *armTable) greedy(cands []Arm) int {
+func (t *armTable) greedy(cands []decision.Arm) int {
 	best, bestV := 0, math.Inf(-1)
 	for i := range cands {
 		s := t.get(cands[i].ID)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"sync"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // linBase is what the contextual policies share: a lock, the per-arm ridge
@@ -20,7 +22,7 @@ type linBase struct {
 // Predict returns arm armID's estimated reward θ·x for f's vector and the
 // standard deviation sqrt(xᵀA⁻¹x) of that estimate in units of the noise
 // scale (the width LinUCB multiplies by alpha).
-func (b *linBase) Predict(f *Features, armID string) (mean, sd float64, err error) {
+func (b *linBase) Predict(f *decision.Features, armID string) (mean, sd float64, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	x, err := b.m.vector(f)
@@ -31,7 +33,7 @@ func (b *linBase) Predict(f *Features, armID string) (mean, sd float64, err erro
 	return mean, math.Sqrt(v), nil
 }
 
-func (b *linBase) update(f *Features, cands []Arm, chosen int, reward float64) error {
+func (b *linBase) update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if err := checkUpdate(cands, chosen, reward); err != nil {
 		return err
 	}
@@ -126,7 +128,7 @@ func NewLinUCB(alpha float64, o LinearOpts) (*LinUCB, error) {
 func (*LinUCB) Name() string { return "linucb" }
 
 // Select implements Policy.
-func (p *LinUCB) Select(_ context.Context, f *Features, cands []Arm, probs []float64) (int, error) {
+func (p *LinUCB) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -149,7 +151,7 @@ func (p *LinUCB) Select(_ context.Context, f *Features, cands []Arm, probs []flo
 }
 
 // Update implements Policy.
-func (p *LinUCB) Update(f *Features, cands []Arm, chosen int, reward float64) error {
+func (p *LinUCB) Update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	return p.update(f, cands, chosen, reward)
 }
 
@@ -213,7 +215,7 @@ func NewLinThompson(v float64, draws int, seed uint64, o LinearOpts) (*LinThomps
 func (*LinThompson) Name() string { return "lin-thompson" }
 
 // Select implements Policy.
-func (p *LinThompson) Select(_ context.Context, f *Features, cands []Arm, probs []float64) (int, error) {
+func (p *LinThompson) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -262,7 +264,7 @@ func (p *LinThompson) Select(_ context.Context, f *Features, cands []Arm, probs 
 }
 
 // Update implements Policy.
-func (p *LinThompson) Update(f *Features, cands []Arm, chosen int, reward float64) error {
+func (p *LinThompson) Update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	return p.update(f, cands, chosen, reward)
 }
 
@@ -307,7 +309,7 @@ func NewEGreedyRidge(epsilon float64, seed uint64, o LinearOpts) (*EGreedyRidge,
 func (*EGreedyRidge) Name() string { return "egreedy-ridge" }
 
 // Select implements Policy.
-func (p *EGreedyRidge) Select(_ context.Context, f *Features, cands []Arm, probs []float64) (int, error) {
+func (p *EGreedyRidge) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -328,7 +330,7 @@ func (p *EGreedyRidge) Select(_ context.Context, f *Features, cands []Arm, probs
 }
 
 // Update implements Policy.
-func (p *EGreedyRidge) Update(f *Features, cands []Arm, chosen int, reward float64) error {
+func (p *EGreedyRidge) Update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	return p.update(f, cands, chosen, reward)
 }
 

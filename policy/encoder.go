@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // EncoderOpts configures NewFeatureEncoder. Every block is optional; the
@@ -273,7 +275,7 @@ func (e *FeatureEncoder) Options() EncoderOpts { return e.o }
 
 // Encode implements Encoder. It allocates only when cap(dst) < Dim(). A nil
 // f encodes as an unknown request (intercept and "other" slots only).
-func (e *FeatureEncoder) Encode(f *Features, dst []float64) []float64 {
+func (e *FeatureEncoder) Encode(f *decision.Features, dst []float64) []float64 {
 	if cap(dst) < e.dim {
 		dst = make([]float64, e.dim)
 	}
@@ -284,7 +286,7 @@ func (e *FeatureEncoder) Encode(f *Features, dst []float64) []float64 {
 	if e.o.Intercept {
 		v[0] = 1
 	}
-	var zero Features
+	var zero decision.Features
 	if f == nil {
 		f = &zero
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,14 +38,14 @@ func TestFeatureEncoderLayout(t *testing.T) {
 	noon := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
-		f    *policy.Features
+		f    *decision.Features
 		want []float64
 	}{
-		{"unknown", &policy.Features{}, []float64{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}},
+		{"unknown", &decision.Features{}, []float64{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}},
 		{"nil", nil, []float64{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}},
-		{"full", &policy.Features{Task: "chat", PromptTokens: 100, Time: noon, Tenant: "acme", Tags: []string{"lang=de", "x=y"}},
+		{"full", &decision.Features{Task: "chat", PromptTokens: 100, Time: noon, Tenant: "acme", Tags: []string{"lang=de", "x=y"}},
 			[]float64{1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, math.Sin(math.Pi), -1, 1, 0, 0, 1}},
-		{"big other-task", &policy.Features{Task: "math", PromptTokens: 5000, Tenant: "zeta", Tags: []string{"tier=gold"}},
+		{"big other-task", &decision.Features{Task: "math", PromptTokens: 5000, Tenant: "zeta", Tags: []string{"tier=gold"}},
 			[]float64{1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0}},
 	}
 	for _, tc := range tests {
@@ -56,35 +57,35 @@ func TestFeatureEncoderLayout(t *testing.T) {
 	}
 	// Time zones do not matter: the encoder uses UTC.
 	berlin := time.FixedZone("CET", 3600)
-	a := e.Encode(&policy.Features{Time: noon}, nil)
-	b := e.Encode(&policy.Features{Time: noon.In(berlin)}, nil)
+	a := e.Encode(&decision.Features{Time: noon}, nil)
+	b := e.Encode(&decision.Features{Time: noon.In(berlin)}, nil)
 	assert.Equal(t, a, b)
 }
 
 func TestFeatureEncoderTenantHash(t *testing.T) {
 	e, err := policy.NewFeatureEncoder(policy.EncoderOpts{TenantBuckets: 8})
 	require.NoError(t, err)
-	assert.Equal(t, make([]float64, 8), e.Encode(&policy.Features{}, nil), "unknown tenant is all zero")
-	v := e.Encode(&policy.Features{Tenant: "acme"}, nil)
+	assert.Equal(t, make([]float64, 8), e.Encode(&decision.Features{}, nil), "unknown tenant is all zero")
+	v := e.Encode(&decision.Features{Tenant: "acme"}, nil)
 	sum := 0.0
 	for _, x := range v {
 		sum += x
 	}
 	assert.Equal(t, 1.0, sum)
-	assert.Equal(t, v, e.Encode(&policy.Features{Tenant: "acme"}, make([]float64, 3)), "stable hash")
+	assert.Equal(t, v, e.Encode(&decision.Features{Tenant: "acme"}, make([]float64, 3)), "stable hash")
 }
 
 func TestFeatureEncoderReusesDst(t *testing.T) {
 	e := testEncoder(t)
 	dst := make([]float64, 0, 64)
-	f := &policy.Features{Task: "code", PromptTokens: 3000, Time: time.Unix(1e9, 0), Tenant: "acme", Tags: []string{"tier=gold"}}
+	f := &decision.Features{Task: "code", PromptTokens: 3000, Time: time.Unix(1e9, 0), Tenant: "acme", Tags: []string{"tier=gold"}}
 	allocs := testing.AllocsPerRun(100, func() { dst = e.Encode(f, dst[:0]) })
 	assert.Zero(t, allocs)
 	// Stale values in dst are cleared.
 	for i := range dst[:cap(dst)] {
 		dst[:cap(dst)][i] = 9
 	}
-	got := e.Encode(&policy.Features{}, dst[:0])
+	got := e.Encode(&decision.Features{}, dst[:0])
 	assert.Equal(t, 1.0, got[0])
 	assert.Equal(t, 0.0, got[1])
 }
@@ -114,7 +115,7 @@ func ExampleFeatureEncoder() {
 		Tasks:        []string{"code", "chat"},
 		TokenBuckets: []int{512},
 	})
-	v := e.Encode(&policy.Features{Task: "chat", PromptTokens: 2000}, nil)
+	v := e.Encode(&decision.Features{Task: "chat", PromptTokens: 2000}, nil)
 	for i, name := range e.Names() {
 		fmt.Printf("%-12s %v\n", name, v[i])
 	}
@@ -143,7 +144,7 @@ func TestFeatureEncoderCrosses(t *testing.T) {
 	assert.Equal(t, "task=code&hour=00-12", names[14])
 
 	night := time.Date(2026, 1, 1, 20, 0, 0, 0, time.UTC)
-	v := e.Encode(&policy.Features{Task: "code", PromptTokens: 5000, Time: night}, nil)
+	v := e.Encode(&decision.Features{Task: "code", PromptTokens: 5000, Time: night}, nil)
 	want := make([]float64, 18)
 	want[0], want[3], want[5] = 1, 1, 1 // code, >1000, 12-24
 	want[6+0*4+1*2+1] = 1               // code & >1000 & 12-24
@@ -151,10 +152,10 @@ func TestFeatureEncoderCrosses(t *testing.T) {
 	assert.Equal(t, want, v)
 
 	// Unknown time: the hour block and every cross with it stay 0.
-	v = e.Encode(&policy.Features{Task: "code", PromptTokens: 5000}, v[:0])
+	v = e.Encode(&decision.Features{Task: "code", PromptTokens: 5000}, v[:0])
 	assert.Equal(t, []float64{1, 0, 0, 1, 0, 0}, v[:6])
 	assert.Equal(t, make([]float64, 12), v[6:])
-	assert.Zero(t, testing.AllocsPerRun(50, func() { v = e.Encode(&policy.Features{Task: "x", PromptTokens: 1, Time: night}, v[:0]) }))
+	assert.Zero(t, testing.AllocsPerRun(50, func() { v = e.Encode(&decision.Features{Task: "x", PromptTokens: 1, Time: night}, v[:0]) }))
 
 	for _, tc := range []struct {
 		c    [][]string

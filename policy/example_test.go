@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 )
 
@@ -14,20 +15,20 @@ import (
 func ExampleLinUCB() {
 	enc, _ := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: []string{"code", "chat"}})
 	p, _ := policy.NewLinUCB(0.5, policy.LinearOpts{Dim: enc.Dim()})
-	cands := []policy.Arm{{ID: "coder"}, {ID: "chatter"}}
+	cands := []decision.Arm{{ID: "coder"}, {ID: "chatter"}}
 	quality := map[string]map[string]float64{
 		"coder":   {"code": 0.9, "chat": 0.4},
 		"chatter": {"code": 0.3, "chat": 0.8},
 	}
 	probs := make([]float64, len(cands))
 	for i := 0; i < 200; i++ {
-		f := &policy.Features{Task: []string{"code", "chat"}[i%2]}
+		f := &decision.Features{Task: []string{"code", "chat"}[i%2]}
 		f.Vector = enc.Encode(f, nil)
 		c, _ := p.Select(context.Background(), f, cands, probs)
 		_ = p.Update(f, cands, c, quality[cands[c].ID][f.Task])
 	}
 	for _, task := range []string{"code", "chat"} {
-		f := &policy.Features{Task: task}
+		f := &decision.Features{Task: task}
 		f.Vector = enc.Encode(f, nil)
 		c, _ := p.Select(context.Background(), f, cands, probs)
 		mean, _, _ := p.Predict(f, cands[c].ID)
@@ -47,9 +48,9 @@ func ExamplePending() {
 		DefaultReward: 0.5, // no feedback within an hour counts as neutral
 		Now:           func() time.Time { return now },
 	})
-	cands := []policy.Arm{{ID: "a"}, {ID: "b"}}
-	_ = q.Add("req-1", &policy.Features{}, cands, 0)
-	_ = q.Add("req-2", &policy.Features{}, cands, 1)
+	cands := []decision.Arm{{ID: "a"}, {ID: "b"}}
+	_ = q.Add("req-1", &decision.Features{}, cands, 0)
+	_ = q.Add("req-2", &decision.Features{}, cands, 1)
 	_ = q.Complete("req-2", 1) // user feedback for req-2 arrives first
 	now = now.Add(2 * time.Hour)
 	n, _ := q.Expire() // req-1 never got feedback
@@ -65,7 +66,7 @@ func ExamplePending() {
 func ExampleLoad() {
 	reg := policy.NewBuiltinRegistry()
 	p, _ := reg.NewFromString("thompson=seed:7")
-	cands := []policy.Arm{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+	cands := []decision.Arm{{ID: "a"}, {ID: "b"}, {ID: "c"}}
 	for i := 0; i < 30; i++ {
 		_ = p.Update(nil, cands, i%3, float64(i%3)/2)
 	}

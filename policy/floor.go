@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"sync"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // FloorParam is the parameter every registry spec accepts to wrap the
@@ -89,7 +91,7 @@ func (p *Floor) Name() string { return p.inner.Name() }
 func (p *Floor) Version() string { return VersionOf(p.inner) + "+floor:" + ff(p.eps) }
 
 // Select implements Policy.
-func (p *Floor) Select(ctx context.Context, f *Features, cands []Arm, probs []float64) (int, error) {
+func (p *Floor) Select(ctx context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -114,7 +116,7 @@ func (p *Floor) Select(ctx context.Context, f *Features, cands []Arm, probs []fl
 
 // Update implements Policy: the inner policy learns from every reward,
 // including those of exploratory choices.
-func (p *Floor) Update(f *Features, cands []Arm, chosen int, reward float64) error {
+func (p *Floor) Update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	return p.inner.Update(f, cands, chosen, reward)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,12 +66,12 @@ func TestFloorErrors(t *testing.T) {
 func ExampleWithFloor() {
 	reg := policy.NewBuiltinRegistry()
 	p, _ := reg.NewFromString("weighted=floor:0.1")
-	cands := []policy.Arm{
+	cands := []decision.Arm{
 		{ID: "small", LatencyMS: 300, Quality: 0.6, PriceIn: 0.0001, PriceOut: 0.0004},
 		{ID: "large", LatencyMS: 900, Quality: 0.9, PriceIn: 0.003, PriceOut: 0.015},
 	}
 	probs := make([]float64, 2)
-	_, _ = p.Select(context.Background(), &policy.Features{PromptTokens: 400}, cands, probs)
+	_, _ = p.Select(context.Background(), &decision.Features{PromptTokens: 400}, cands, probs)
 	fmt.Printf("%s %s %.2f %.2f\n", p.Name(), policy.VersionOf(p), probs[0], probs[1])
 	// Output: weighted 1+floor:0.1 0.95 0.05
 }

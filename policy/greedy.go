@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // EpsilonGreedy plays the arm with the best mean reward, except with
@@ -31,7 +33,7 @@ func NewEpsilonGreedy(epsilon float64, seed uint64) (*EpsilonGreedy, error) {
 func (*EpsilonGreedy) Name() string { return "epsilon-greedy" }
 
 // Select implements Policy.
-func (p *EpsilonGreedy) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+func (p *EpsilonGreedy) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -42,7 +44,7 @@ func (p *EpsilonGreedy) Select(_ context.Context, _ *Features, cands []Arm, prob
 }
 
 // Update implements Policy.
-func (p *EpsilonGreedy) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (p *EpsilonGreedy) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if err := checkUpdate(cands, chosen, reward); err != nil {
 		return err
 	}
@@ -76,7 +78,7 @@ func NewUCB1(c float64) (*UCB1, error) {
 func (*UCB1) Name() string { return "ucb1" }
 
 // Select implements Policy.
-func (p *UCB1) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+func (p *UCB1) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -104,7 +106,7 @@ func (p *UCB1) Select(_ context.Context, _ *Features, cands []Arm, probs []float
 }
 
 // Update implements Policy.
-func (p *UCB1) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (p *UCB1) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if err := checkUpdate(cands, chosen, reward); err != nil {
 		return err
 	}

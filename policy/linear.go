@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/routelab/routelab/decision"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
@@ -131,9 +132,9 @@ func (m *linModel) setDim(d int) {
 
 // vector validates f's vector, adopting its length when the dimension is
 // still open, and records its non-zero positions in m.nz.
-func (m *linModel) vector(f *Features) ([]float64, error) {
+func (m *linModel) vector(f *decision.Features) ([]float64, error) {
 	if f == nil || len(f.Vector) == 0 {
-		return nil, fmt.Errorf("%w: policy %s needs Features.Vector (configure an Encoder); got none", ErrBadVector, m.name)
+		return nil, fmt.Errorf("%w: policy %s needs decision.Features.Vector (configure an Encoder); got none", ErrBadVector, m.name)
 	}
 	x := f.Vector
 	if m.dim != 0 && len(x) != m.dim {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
@@ -24,7 +25,7 @@ func TestLinearModelStaysAccurateOverManyUpdates(t *testing.T) {
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := make([]float64, d)
-	f := &Features{Vector: x}
+	f := &decision.Features{Vector: x}
 	for i := 0; i < n; i++ {
 		for j := range x {
 			x[j] = 0
@@ -69,7 +70,7 @@ func TestDiscountedLinearModelStaysExactlyDescribed(t *testing.T) {
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(3, 4))
 	x := make([]float64, d)
-	f := &Features{Vector: x}
+	f := &decision.Features{Vector: x}
 	// The exact discounted data of arm "a", kept naively.
 	data := make([]float64, d*d)
 	bExact := make([]float64, d)

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"sync"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // SlidingUCB is sliding-window UCB (Garivier & Moulines 2011): UCB1 computed
@@ -53,7 +55,7 @@ func NewSlidingUCB(c float64, window int) (*SlidingUCB, error) {
 func (*SlidingUCB) Name() string { return "sw-ucb" }
 
 // Select implements Policy.
-func (p *SlidingUCB) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+func (p *SlidingUCB) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -66,7 +68,7 @@ func (p *SlidingUCB) Select(_ context.Context, _ *Features, cands []Arm, probs [
 
 // ucbIndex returns the candidate maximising mean + c·sqrt(2 ln N / n), N the
 // candidates' total count; the first candidate with n == 0 wins outright.
-func ucbIndex(t *armTable, cands []Arm, c float64) int {
+func ucbIndex(t *armTable, cands []decision.Arm, c float64) int {
 	var total float64
 	for i := range cands {
 		total += t.get(cands[i].ID).n
@@ -87,7 +89,7 @@ func ucbIndex(t *armTable, cands []Arm, c float64) int {
 }
 
 // Update implements Policy.
-func (p *SlidingUCB) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (p *SlidingUCB) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if err := checkUpdate(cands, chosen, reward); err != nil {
 		return err
 	}
@@ -226,7 +228,7 @@ func NewDiscountedUCB(c, gamma float64) (*DiscountedUCB, error) {
 func (*DiscountedUCB) Name() string { return "d-ucb" }
 
 // Select implements Policy.
-func (p *DiscountedUCB) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+func (p *DiscountedUCB) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -238,7 +240,7 @@ func (p *DiscountedUCB) Select(_ context.Context, _ *Features, cands []Arm, prob
 }
 
 // Update implements Policy.
-func (p *DiscountedUCB) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (p *DiscountedUCB) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if err := checkUpdate(cands, chosen, reward); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // ErrUnknownRequest is returned by Pending.Complete for a request id that
@@ -73,8 +75,8 @@ type Pending struct {
 
 type pendingEntry struct {
 	id       string
-	f        Features
-	cands    []Arm
+	f        decision.Features
+	cands    []decision.Arm
 	chosen   int
 	deadline time.Time
 	done     bool
@@ -105,7 +107,7 @@ func NewPending(p Policy, o PendingOpts) (*Pending, error) {
 
 // Add records that request id chose cands[chosen] for f and now awaits its
 // reward. Adding an id that is already waiting is an error.
-func (q *Pending) Add(id string, f *Features, cands []Arm, chosen int) error {
+func (q *Pending) Add(id string, f *decision.Features, cands []decision.Arm, chosen int) error {
 	if id == "" {
 		return fmt.Errorf("pending add: empty request id")
 	}
@@ -115,7 +117,7 @@ func (q *Pending) Add(id string, f *Features, cands []Arm, chosen int) error {
 	if chosen < 0 || chosen >= len(cands) {
 		return fmt.Errorf("pending add %q: %w: %d of %d candidates", id, ErrBadChosen, chosen, len(cands))
 	}
-	e := &pendingEntry{id: id, cands: append([]Arm(nil), cands...), chosen: chosen}
+	e := &pendingEntry{id: id, cands: append([]decision.Arm(nil), cands...), chosen: chosen}
 	if f != nil {
 		e.f = *f
 		e.f.Tags = append([]string(nil), f.Tags...)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,10 +22,10 @@ type recorder struct {
 }
 
 func (*recorder) Name() string { return "recorder" }
-func (*recorder) Select(context.Context, *policy.Features, []policy.Arm, []float64) (int, error) {
+func (*recorder) Select(context.Context, *decision.Features, []decision.Arm, []float64) (int, error) {
 	return 0, nil
 }
-func (r *recorder) Update(f *policy.Features, cands []policy.Arm, chosen int, reward float64) error {
+func (r *recorder) Update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.rewards == nil {
@@ -53,7 +54,7 @@ func TestPendingDeliversLateOutOfOrderAndDefaultRewards(t *testing.T) {
 	q, err := policy.NewPending(rec, policy.PendingOpts{Timeout: time.Minute, DefaultReward: 0.25, Now: clock.Now})
 	require.NoError(t, err)
 	cands := arms(3)
-	f := &policy.Features{Task: "code", Tags: []string{"a"}, Vector: []float64{1, 2}}
+	f := &decision.Features{Task: "code", Tags: []string{"a"}, Vector: []float64{1, 2}}
 	require.NoError(t, q.Add("r1", f, cands, 0))
 	clock.Advance(10 * time.Second)
 	require.NoError(t, q.Add("r2", f, cands, 1))

@@ -11,15 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func arms(k int) []policy.Arm {
-	out := make([]policy.Arm, k)
+func arms(k int) []decision.Arm {
+	out := make([]decision.Arm, k)
 	for i := range out {
-		out[i] = policy.Arm{ID: fmt.Sprintf("m%d", i), PriceIn: 0.001 * float64(i+1), PriceOut: 0.002 * float64(i+1), LatencyMS: 100 * float64(i+1), Quality: 0.5 + 0.05*float64(i)}
+		out[i] = decision.Arm{ID: fmt.Sprintf("m%d", i), PriceIn: 0.001 * float64(i+1), PriceOut: 0.002 * float64(i+1), LatencyMS: 100 * float64(i+1), Quality: 0.5 + 0.05*float64(i)}
 	}
 	return out
 }
@@ -44,8 +45,8 @@ func benchEncoder(t testing.TB) *policy.FeatureEncoder {
 var taskNames = []string{"code", "chat", "math", "summarise", "translate", "other"}
 
 // feat returns the i-th of a deterministic family of requests, encoded.
-func feat(e policy.Encoder, i int) *policy.Features {
-	f := &policy.Features{
+func feat(e policy.Encoder, i int) *decision.Features {
+	f := &decision.Features{
 		Task:         taskNames[i%len(taskNames)],
 		PromptTokens: 50 << (i % 9),
 		Time:         time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 37 * time.Minute),
@@ -79,7 +80,7 @@ func build(t testing.TB, spec string, seed uint64) policy.Policy {
 
 // bernoulli draws reward 1 with a probability that depends on the arm and
 // the request's task, so contextual policies have something to learn.
-func bernoulli(u float64, f *policy.Features, a policy.Arm) float64 {
+func bernoulli(u float64, f *decision.Features, a decision.Arm) float64 {
 	var idx int
 	_, _ = fmt.Sscanf(a.ID, "m%d", &idx)
 	q := 0.2 + 0.1*float64((idx+len(f.Task))%6)
@@ -217,17 +218,17 @@ func TestContextualPoliciesRejectBadVectors(t *testing.T) {
 			require.NoError(t, p.Update(good, cands, 0, 1))
 			before := snapshot(t, p)
 
-			_, err := p.Select(ctx, &policy.Features{}, cands, probs)
+			_, err := p.Select(ctx, &decision.Features{}, cands, probs)
 			assert.ErrorIs(t, err, policy.ErrBadVector)
 			assert.Contains(t, err.Error(), "configure an Encoder")
 
-			short := &policy.Features{Vector: make([]float64, 31)}
+			short := &decision.Features{Vector: make([]float64, 31)}
 			_, err = p.Select(ctx, short, cands, probs)
 			assert.ErrorIs(t, err, policy.ErrBadVector)
 			assert.Contains(t, err.Error(), "expects 32 dims, got 31")
 			assert.ErrorIs(t, p.Update(short, cands, 0, 1), policy.ErrBadVector)
 
-			nan := &policy.Features{Vector: append([]float64(nil), good.Vector...)}
+			nan := &decision.Features{Vector: append([]float64(nil), good.Vector...)}
 			nan.Vector[4] = math.NaN()
 			_, err = p.Select(ctx, nan, cands, probs)
 			assert.ErrorIs(t, err, policy.ErrBadVector)
@@ -285,24 +286,24 @@ func TestSpecRoundTrip(t *testing.T) {
 
 func TestWeightedPrefersFastAccurateCheap(t *testing.T) {
 	w := policy.NewWeighted()
-	cands := []policy.Arm{
+	cands := []decision.Arm{
 		{ID: "slow-bad-dear", LatencyMS: 2000, Quality: 0.5, PriceIn: 0.01, PriceOut: 0.03},
 		{ID: "fast-good-cheap", LatencyMS: 200, Quality: 0.9, PriceIn: 0.0005, PriceOut: 0.0015},
 	}
 	probs := make([]float64, 2)
-	c, err := w.Select(context.Background(), &policy.Features{PromptTokens: 500}, cands, probs)
+	c, err := w.Select(context.Background(), &decision.Features{PromptTokens: 500}, cands, probs)
 	require.NoError(t, err)
 	assert.Equal(t, 1, c)
 	assert.Equal(t, []float64{0, 1}, probs)
 	// Weights as documented: the scores sum to latency+accuracy+cost weights.
 	scores := make([]float64, 2)
-	w.Score(&policy.Features{PromptTokens: 500}, cands, scores)
+	w.Score(&decision.Features{PromptTokens: 500}, cands, scores)
 	assert.InDelta(t, 1.0, scores[0]+scores[1], 1e-9)
 	assert.InDelta(t, 0.4*(1.0/200)/(1.0/200+1.0/2000)+0.5*0.9/1.4, scores[1]-0.1*scores1Cost(cands, 500), 1e-9)
 }
 
-func scores1Cost(c []policy.Arm, in int) float64 {
-	cost := func(a policy.Arm) float64 { return (float64(in)*a.PriceIn + 256*a.PriceOut) / 1000 }
+func scores1Cost(c []decision.Arm, in int) float64 {
+	cost := func(a decision.Arm) float64 { return (float64(in)*a.PriceIn + 256*a.PriceOut) / 1000 }
 	return (1 / cost(c[1])) / (1/cost(c[0]) + 1/cost(c[1]))
 }
 
@@ -310,7 +311,7 @@ func TestEpsilonGreedyPropensitiesMatchFrequencies(t *testing.T) {
 	p, err := policy.NewEpsilonGreedy(0.3, 42)
 	require.NoError(t, err)
 	cands := arms(4)
-	f := &policy.Features{}
+	f := &decision.Features{}
 	for i := range cands {
 		require.NoError(t, p.Update(f, cands, i, 0.1*float64(i)))
 	}
@@ -338,7 +339,7 @@ func TestSoftmaxPropensitiesAreBoltzmann(t *testing.T) {
 		require.NoError(t, p.Update(nil, cands, i, r))
 	}
 	probs := make([]float64, 4)
-	_, err = p.Select(context.Background(), nil, append(cands, policy.Arm{ID: "new"}), probs)
+	_, err = p.Select(context.Background(), nil, append(cands, decision.Arm{ID: "new"}), probs)
 	require.NoError(t, err)
 	z := math.Exp(1) + math.Exp(2.5) + math.Exp(4.5) + math.Exp(5)
 	assert.InDeltaSlice(t, []float64{math.Exp(1) / z, math.Exp(2.5) / z, math.Exp(4.5) / z, math.Exp(5) / z}, probs, 1e-12)
@@ -398,7 +399,7 @@ func TestChangingCandidateSets(t *testing.T) {
 			for i := 0; i < 2000; i++ {
 				perm := rng.Perm(len(all))
 				k := 1 + rng.IntN(len(all))
-				cs := make([]policy.Arm, k)
+				cs := make([]decision.Arm, k)
 				for j := range cs {
 					cs[j] = all[perm[j]]
 				}
@@ -437,7 +438,7 @@ func TestChangingCandidateSets(t *testing.T) {
 	}
 }
 
-func containsID(cs []policy.Arm, id string) bool {
+func containsID(cs []decision.Arm, id string) bool {
 	for _, a := range cs {
 		if a.ID == id {
 			return true
@@ -616,7 +617,7 @@ func TestOrderOfRewardsDoesNotMatter(t *testing.T) {
 	e := benchEncoder(t)
 	cands := arms(4)
 	type upd struct {
-		f      *policy.Features
+		f      *decision.Features
 		chosen int
 		r      float64
 	}
@@ -703,7 +704,7 @@ func TestLinearPoliciesLearnAContextualProblem(t *testing.T) {
 	reqRng := rand.New(rand.NewPCG(21, 22))
 	const n = 6000
 	type req struct {
-		f    *policy.Features
+		f    *decision.Features
 		task int
 		tok  int
 		u    float64
@@ -712,7 +713,7 @@ func TestLinearPoliciesLearnAContextualProblem(t *testing.T) {
 	for i := range reqs {
 		task := reqRng.IntN(len(tasks))
 		tokens := []int{100, 1000, 5000}[reqRng.IntN(3)]
-		f := &policy.Features{Task: tasks[task], PromptTokens: tokens}
+		f := &decision.Features{Task: tasks[task], PromptTokens: tokens}
 		f.Vector = enc.Encode(f, nil)
 		tok := 0
 		if tokens > 256 {
@@ -774,13 +775,13 @@ func TestLinUCBPredictTracksTheRegression(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i := 0; i < 2000; i++ {
 		x := []float64{rng.Float64(), rng.Float64()}
-		require.NoError(t, p.Update(&policy.Features{Vector: x}, cands, 0, 2*x[0]-x[1]))
+		require.NoError(t, p.Update(&decision.Features{Vector: x}, cands, 0, 2*x[0]-x[1]))
 	}
-	m, sd, err := p.Predict(&policy.Features{Vector: []float64{0.5, 0.25}}, "m0")
+	m, sd, err := p.Predict(&decision.Features{Vector: []float64{0.5, 0.25}}, "m0")
 	require.NoError(t, err)
 	assert.InDelta(t, 0.75, m, 1e-3)
 	assert.Less(t, sd, 0.1)
-	m, sd, err = p.Predict(&policy.Features{Vector: []float64{1, 1}}, "unseen")
+	m, sd, err = p.Predict(&decision.Features{Vector: []float64{1, 1}}, "unseen")
 	require.NoError(t, err)
 	assert.Zero(t, m)
 	assert.InDelta(t, math.Sqrt(2/0.01), sd, 1e-12, "prior width of an unseen arm")
@@ -834,7 +835,7 @@ func benchSpecs(b *testing.B) []string {
 
 // benchPolicy builds spec, with "=dense" meaning LinUCB fed dense random
 // vectors instead of the encoder's sparse one-hot ones.
-func benchPolicy(b *testing.B, spec string) (policy.Policy, *policy.Features) {
+func benchPolicy(b *testing.B, spec string) (policy.Policy, *decision.Features) {
 	e := benchEncoder(b)
 	f := feat(e, 5)
 	if spec == "linucb=dense" {
@@ -922,16 +923,16 @@ func TestSoftmaxExtremeTemperatureStaysFinite(t *testing.T) {
 
 func TestWeightedAvoidsFailingProvider(t *testing.T) {
 	w := policy.NewWeighted()
-	cands := []policy.Arm{
+	cands := []decision.Arm{
 		{ID: "good", LatencyMS: 500, Quality: 0.8, PriceIn: 0.001, PriceOut: 0.002},
 		{ID: "better", LatencyMS: 400, Quality: 0.85, PriceIn: 0.001, PriceOut: 0.002},
 	}
 	probs := make([]float64, 2)
-	c, err := w.Select(context.Background(), &policy.Features{}, cands, probs)
+	c, err := w.Select(context.Background(), &decision.Features{}, cands, probs)
 	require.NoError(t, err)
 	assert.Equal(t, 1, c, "healthy: the faster, more accurate arm wins")
 	cands[1].ErrorRate = 0.9
-	c, err = w.Select(context.Background(), &policy.Features{}, cands, probs)
+	c, err = w.Select(context.Background(), &decision.Features{}, cands, probs)
 	require.NoError(t, err)
 	assert.Equal(t, 0, c, "failing 90%%: the accuracy share moves to the healthy arm")
 }

@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"sync"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // Random picks uniformly among the candidates. It is the baseline every
@@ -22,7 +24,7 @@ func NewRandom(seed uint64) *Random { return &Random{rng: newPRNG(seed)} }
 func (*Random) Name() string { return "random" }
 
 // Select implements Policy.
-func (p *Random) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+func (p *Random) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -37,6 +39,6 @@ func (p *Random) Select(_ context.Context, _ *Features, cands []Arm, probs []flo
 }
 
 // Update implements Policy; Random does not learn.
-func (*Random) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (*Random) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	return checkUpdate(cands, chosen, reward)
 }

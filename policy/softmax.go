@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"sync"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // Softmax is Boltzmann exploration: candidate i is played with probability
@@ -43,7 +45,7 @@ func NewSoftmax(temperature, init float64, seed uint64) (*Softmax, error) {
 func (*Softmax) Name() string { return "softmax" }
 
 // Select implements Policy.
-func (p *Softmax) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+func (p *Softmax) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -92,7 +94,7 @@ func sampleProbs(u float64, probs []float64) int {
 }
 
 // Update implements Policy.
-func (p *Softmax) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (p *Softmax) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if err := checkUpdate(cands, chosen, reward); err != nil {
 		return err
 	}

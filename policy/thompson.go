@@ -6,6 +6,8 @@ import (
 	"io"
 	"math"
 	"sync"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // ThompsonModel is the reward model of a Thompson sampler.
@@ -127,7 +129,7 @@ func (p *Thompson) sample(s armStats) float64 {
 }
 
 // Select implements Policy.
-func (p *Thompson) Select(_ context.Context, _ *Features, cands []Arm, probs []float64) (int, error) {
+func (p *Thompson) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -154,7 +156,7 @@ func (p *Thompson) Select(_ context.Context, _ *Features, cands []Arm, probs []f
 	return wins[p.rng.IntN(p.draws)], nil
 }
 
-func (p *Thompson) argmaxSample(cands []Arm) int {
+func (p *Thompson) argmaxSample(cands []decision.Arm) int {
 	best, bestV := 0, math.Inf(-1)
 	for i := range cands {
 		if v := p.sample(p.arms.get(cands[i].ID)); v > bestV {
@@ -165,7 +167,7 @@ func (p *Thompson) argmaxSample(cands []Arm) int {
 }
 
 // Update implements Policy. The Beta model rejects rewards outside [0,1].
-func (p *Thompson) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (p *Thompson) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if err := checkUpdate(cands, chosen, reward); err != nil {
 		return err
 	}

@@ -3,56 +3,9 @@ package policy
 import (
 	"context"
 	"errors"
-	"time"
+
+	"github.com/routelab/routelab/decision"
 )
-
-// Features describe one request as the policy sees it. The zero value is a
-// valid, context-free request: no tenant, no task, unknown size and time.
-type Features struct {
-	// Tenant is the caller's tenant or team; empty means unknown.
-	Tenant string
-	// Task is the task type ("code", "chat", "math", ...); empty means unknown.
-	Task string
-	// PromptTokens is the estimated prompt size in tokens; 0 means unknown.
-	PromptTokens int
-	// Time is when the request arrived (virtual time in the simulator). The
-	// zero Time means unknown; policies use it for time-of-day effects.
-	Time time.Time
-	// Tags are caller-supplied labels ("key=value"), in any order.
-	Tags []string
-	// Vector is the dense feature vector used by contextual policies. Its
-	// length must match the policy's dimension; nil for context-free policies.
-	Vector []float64
-}
-
-// Hour returns the hour of day (0-23) of f.Time in UTC, or -1 when unknown.
-func (f *Features) Hour() int {
-	if f == nil || f.Time.IsZero() {
-		return -1
-	}
-	return f.Time.UTC().Hour()
-}
-
-// Arm is one candidate model. ID is unique within a catalogue; policies key
-// their learned statistics by it, so candidate sets may change per request.
-//
-// The profile fields (LatencyMS, Quality, ErrorRate) are live estimates
-// filled in by the caller's model profile library; zero means unknown.
-type Arm struct {
-	ID       string
-	Provider string
-	// PriceIn and PriceOut are US dollars per 1,000 input / output tokens.
-	PriceIn, PriceOut float64
-	// ContextWindow is the model's maximum context in tokens; 0 = unlimited.
-	ContextWindow int
-
-	// LatencyMS is the recent (EWMA) end-to-end latency in milliseconds.
-	LatencyMS float64
-	// Quality is the expected answer quality in [0,1].
-	Quality float64
-	// ErrorRate is the recent failure rate in [0,1].
-	ErrorRate float64
-}
 
 // Policy chooses among candidates and learns from rewards. Implementations
 // are safe for concurrent use.
@@ -63,10 +16,10 @@ type Policy interface {
 	// (summing to 1) and returns the chosen index. probs is the caller's
 	// buffer with len(probs) >= len(cands), so the hot path need not
 	// allocate.
-	Select(ctx context.Context, f *Features, cands []Arm, probs []float64) (int, error)
+	Select(ctx context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error)
 	// Update reports the reward of a past choice of cands[chosen] for f. It
 	// may arrive late or out of order.
-	Update(f *Features, cands []Arm, chosen int, reward float64) error
+	Update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error
 }
 
 // Versioner is implemented by policies whose learned state or parameters
@@ -98,5 +51,5 @@ type Encoder interface {
 	// Dim is the length of the vectors Encode produces.
 	Dim() int
 	// Encode writes f's vector into dst (reusing its capacity) and returns it.
-	Encode(f *Features, dst []float64) []float64
+	Encode(f *decision.Features, dst []float64) []float64
 }

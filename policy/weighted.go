@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // Weighted is the seed's weighted-score formula: each candidate scores
@@ -50,7 +52,7 @@ func (w *Weighted) Validate() error {
 }
 
 // expectedCost is the request's expected price on a in dollars.
-func (w *Weighted) expectedCost(f *Features, a *Arm) float64 {
+func (w *Weighted) expectedCost(f *decision.Features, a *decision.Arm) float64 {
 	in := 1000
 	if f != nil && f.PromptTokens > 0 {
 		in = f.PromptTokens
@@ -59,7 +61,7 @@ func (w *Weighted) expectedCost(f *Features, a *Arm) float64 {
 }
 
 // Score writes each candidate's weighted score into scores (len >= len(cands)).
-func (w *Weighted) Score(f *Features, cands []Arm, scores []float64) {
+func (w *Weighted) Score(f *decision.Features, cands []decision.Arm, scores []float64) {
 	const tiny = 1e-12
 	k := len(cands)
 	// Means of known values fill in unknown ones.
@@ -74,7 +76,7 @@ func (w *Weighted) Score(f *Features, cands []Arm, scores []float64) {
 			qN++
 		}
 	}
-	lat := func(a *Arm) float64 {
+	lat := func(a *decision.Arm) float64 {
 		if a.LatencyMS > 0 {
 			return a.LatencyMS
 		}
@@ -82,7 +84,7 @@ func (w *Weighted) Score(f *Features, cands []Arm, scores []float64) {
 	}
 	// A failed request answers nothing, so the accuracy that counts is the
 	// quality of an answer times the chance of getting one.
-	qual := func(a *Arm) float64 {
+	qual := func(a *decision.Arm) float64 {
 		q := qSum / qN
 		if a.Quality > 0 {
 			q = a.Quality
@@ -113,7 +115,7 @@ func (w *Weighted) Score(f *Features, cands []Arm, scores []float64) {
 }
 
 // Select implements Policy. It uses probs as scratch space for the scores.
-func (w *Weighted) Select(_ context.Context, f *Features, cands []Arm, probs []float64) (int, error) {
+func (w *Weighted) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if err := checkSelect(cands, probs); err != nil {
 		return 0, err
 	}
@@ -129,6 +131,6 @@ func (w *Weighted) Select(_ context.Context, f *Features, cands []Arm, probs []f
 }
 
 // Update implements Policy; the weighted score does not learn.
-func (*Weighted) Update(_ *Features, cands []Arm, chosen int, reward float64) error {
+func (*Weighted) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	return checkUpdate(cands, chosen, reward)
 }

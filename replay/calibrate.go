@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -210,7 +210,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 		minP, maxP, minC, maxC   = math.MaxInt, 0, math.MaxInt, 0
 		sawRateLimit, sawTimeout bool
 	)
-	err := src.Scan(ctx, func(rec *route.Record) error {
+	err := src.Scan(ctx, func(rec *decision.Record) error {
 		i := n
 		n++
 		if i&8191 == 0 {
@@ -250,7 +250,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 		attempts := out.Attempts
 		if len(attempts) == 0 {
 			// A log without an attempt chain: the outcome is the one attempt.
-			attempts = []route.Attempt{{Arm: out.Arm, Status: out.Status, Latency: out.Latency}}
+			attempts = []decision.Attempt{{Arm: out.Arm, Status: out.Status, Latency: out.Latency}}
 		}
 		hour := t.UTC().Hour()
 		for _, at := range attempts {
@@ -262,8 +262,8 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 			b := a.bin(t.Unix())
 			b.attempts++
 			switch at.Status {
-			case route.StatusOK:
-			case route.StatusRateLimited:
+			case decision.StatusOK:
+			case decision.StatusRateLimited:
 				a.limited++
 				b.failed++
 				b.limited++
@@ -271,7 +271,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 				if len(a.limitedLatency) < 1000 {
 					a.limitedLatency = append(a.limitedLatency, at.Latency.Seconds())
 				}
-			case route.StatusTimeout:
+			case decision.StatusTimeout:
 				a.timeouts++
 				b.failed++
 				b.timeouts++
@@ -284,7 +284,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 			}
 		}
 		// The answer's own measurements belong to the arm that gave it.
-		if out.Status != route.StatusOK || out.Arm == "" {
+		if out.Status != decision.StatusOK || out.Arm == "" {
 			return nil
 		}
 		a := get(out.Arm)
@@ -520,11 +520,11 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 		}
 		switch {
 		case timeouts > errs && timeouts > limited:
-			o.Status = route.StatusTimeout.String()
+			o.Status = decision.StatusTimeout.String()
 		case limited > errs:
-			o.Status = route.StatusRateLimited.String()
+			o.Status = decision.StatusRateLimited.String()
 		default:
-			o.Status = route.StatusError.String()
+			o.Status = decision.StatusError.String()
 		}
 		f.Outages = append(f.Outages, o)
 		p.Modifiers = append(p.Modifiers, sim.Modifier{

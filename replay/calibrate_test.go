@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -70,7 +70,7 @@ func perArm(recs replay.Records) map[string]armMetrics {
 		o := &recs[i].Outcome
 		attempts := o.Attempts
 		if len(attempts) == 0 {
-			attempts = []route.Attempt{{Arm: o.Arm, Status: o.Status}}
+			attempts = []decision.Attempt{{Arm: o.Arm, Status: o.Status}}
 		}
 		for _, a := range attempts {
 			att[a.Arm]++
@@ -78,7 +78,7 @@ func perArm(recs replay.Records) map[string]armMetrics {
 				fail[a.Arm]++
 			}
 		}
-		if o.Status == route.StatusOK {
+		if o.Status == decision.StatusOK {
 			lat[o.Arm] = append(lat[o.Arm], o.Latency.Seconds()*1000)
 			if o.QualityKnown {
 				qs[o.Arm] += o.Quality
@@ -98,7 +98,7 @@ func perArm(recs replay.Records) map[string]armMetrics {
 // uniformly at random.
 func simRecords(t *testing.T, sc *sim.Scenario, seed uint64, n int) replay.Records {
 	t.Helper()
-	sink := &collect{cands: map[string][]policy.Arm{}}
+	sink := &collect{cands: map[string][]decision.Arm{}}
 	sinkAttempts := &attemptsSink{inner: sink}
 	_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(seed), Seed: seed, Requests: n, Sink: sinkAttempts})
 	require.NoError(t, err)
@@ -108,10 +108,10 @@ func simRecords(t *testing.T, sc *sim.Scenario, seed uint64, n int) replay.Recor
 // attemptsSink keeps the attempt chain, which collect drops.
 type attemptsSink struct{ inner *collect }
 
-func (s *attemptsSink) Log(rec *route.Record) {
+func (s *attemptsSink) Log(rec *decision.Record) {
 	s.inner.Log(rec)
 	last := &s.inner.recs[len(s.inner.recs)-1]
-	last.Outcome.Attempts = append([]route.Attempt(nil), rec.Outcome.Attempts...)
+	last.Outcome.Attempts = append([]decision.Attempt(nil), rec.Outcome.Attempts...)
 }
 
 // TestCalibrationRoundTrip: logs from scenario S → Calibrate → simulate the
@@ -246,10 +246,10 @@ func TestCalibrateDiurnalAndPrices(t *testing.T) {
 			mul = 0.5
 		}
 		lat := 200*time.Millisecond + time.Duration(out)*5*time.Millisecond
-		log = append(log, route.Record{
-			Request:  route.Request{ID: "x", Features: policy.Features{Task: "chat", PromptTokens: in, Time: at}},
-			Decision: route.Decision{Candidates: cands, Probs: []float64{1}},
-			Outcome: route.Outcome{Arm: "a", Latency: lat, TTFT: 200 * time.Millisecond, TokensIn: in, TokensOut: out,
+		log = append(log, decision.Record{
+			Request:  decision.Request{ID: "x", Features: decision.Features{Task: "chat", PromptTokens: in, Time: at}},
+			Decision: decision.Decision{Candidates: cands, Probs: []float64{1}},
+			Outcome: decision.Outcome{Arm: "a", Latency: lat, TTFT: 200 * time.Millisecond, TokensIn: in, TokensOut: out,
 				Cost: mul * (float64(in)*0.001 + float64(out)*0.002) / 1000, Quality: 1, QualityKnown: true},
 			Reward: 1,
 		})

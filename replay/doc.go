@@ -1,7 +1,7 @@
 // Package replay estimates, from decision logs, how a policy that did not
 // serve the traffic would have done: off-policy evaluation (OPE).
 //
-// The input is a stream of logged decisions (route.Record: the request's
+// The input is a stream of logged decisions (decision.Record: the request's
 // features, the candidate arms, the logging policy's probability μ of every
 // candidate, the chosen arm and its reward) from a Source — an in-memory
 // Records slice, or the decision-log reader. The target policies are

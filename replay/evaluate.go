@@ -9,8 +9,8 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 // Target is a policy to evaluate on the logs.
@@ -71,7 +71,7 @@ type RowView struct {
 	Name   string
 	// Index is the row's position in the source.
 	Index  int64
-	Record *route.Record
+	Record *decision.Record
 	// Pi is the target's probability of every candidate; Q the reward
 	// model's prediction for every candidate (zeros when no estimator
 	// needs a model).
@@ -350,7 +350,7 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 		pi   []float64
 		view RowView
 	)
-	err = src.Scan(ctx, func(rec *route.Record) error {
+	err = src.Scan(ctx, func(rec *decision.Record) error {
 		i := idx
 		idx++
 		if i&8191 == 0 {
@@ -458,7 +458,7 @@ func fitPass(ctx context.Context, src Source, o Opts, needModel bool) (int64, []
 	perFold := make([]int64, o.Folds)
 	arms := map[string]struct{}{}
 	var idx int64
-	err := src.Scan(ctx, func(rec *route.Record) error {
+	err := src.Scan(ctx, func(rec *decision.Record) error {
 		i := idx
 		idx++
 		if i&8191 == 0 {
@@ -515,7 +515,7 @@ func fitPass(ctx context.Context, src Source, o Opts, needModel bool) (int64, []
 // fold assigns a row to a cross-fitting fold by the FNV-1a hash of its
 // request id, so that the assignment does not depend on the row order; rows
 // without an id go by position.
-func fold(rec *route.Record, i int64, folds int) int {
+func fold(rec *decision.Record, i int64, folds int) int {
 	if folds <= 1 {
 		return 0
 	}
@@ -536,7 +536,7 @@ func fnv64a(s string) uint64 {
 }
 
 // row adds one logged row under this target.
-func (a *acc) row(ctx context.Context, rec *route.Record, pi, q []float64, b int, o *Opts) error {
+func (a *acc) row(ctx context.Context, rec *decision.Record, pi, q []float64, b int, o *Opts) error {
 	d := &rec.Decision
 	k := len(d.Candidates)
 	if _, err := a.p.Select(ctx, &rec.Request.Features, d.Candidates, pi); err != nil {
@@ -573,7 +573,7 @@ func (a *acc) row(ctx context.Context, rec *route.Record, pi, q []float64, b int
 	} else if k != a.firstK {
 		a.kVaries = true
 	}
-	if rec.RewardSource == route.RewardDefault {
+	if rec.RewardSource == decision.RewardDefault {
 		a.defaultReward++
 	}
 	a.rowsSeen++

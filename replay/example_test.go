@@ -4,19 +4,18 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 )
 
 // Evaluate a candidate policy (always the cheap model) on four decisions
 // logged by a uniformly random policy.
 func ExampleEvaluate() {
-	cands := []policy.Arm{{ID: "cheap"}, {ID: "smart"}}
-	logged := func(id string, chosen int, reward float64) route.Record {
-		return route.Record{
-			Request:  route.Request{ID: id},
-			Decision: route.Decision{Candidates: cands, Probs: []float64{0.5, 0.5}, Chosen: chosen},
+	cands := []decision.Arm{{ID: "cheap"}, {ID: "smart"}}
+	logged := func(id string, chosen int, reward float64) decision.Record {
+		return decision.Record{
+			Request:  decision.Request{ID: id},
+			Decision: decision.Decision{Candidates: cands, Probs: []float64{0.5, 0.5}, Chosen: chosen},
 			Reward:   reward,
 		}
 	}
@@ -47,11 +46,11 @@ func ExampleEvaluate() {
 type first struct{}
 
 func (first) Name() string { return "first" }
-func (first) Select(_ context.Context, _ *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (first) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	for i := range cands {
 		probs[i] = 0
 	}
 	probs[0] = 1
 	return 0, nil
 }
-func (first) Update(*policy.Features, []policy.Arm, int, float64) error { return nil }
+func (first) Update(*decision.Features, []decision.Arm, int, float64) error { return nil }

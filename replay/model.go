@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/routelab/routelab/decision"
 	"gonum.org/v1/gonum/mat"
-
-	"github.com/routelab/routelab/route"
 )
 
 // RewardModel estimates the expected reward of every candidate of a logged
@@ -15,26 +14,26 @@ import (
 // calls Fit once, then calls Predict. A model is used by one goroutine.
 type RewardModel interface {
 	// Observe learns from one logged row: the reward of the chosen arm.
-	Observe(rec *route.Record) error
+	Observe(rec *decision.Record) error
 	// Fit finishes training; Predict is called only after it.
 	Fit() error
 	// Predict writes q̂ for every candidate of rec into q[:len(candidates)].
-	Predict(rec *route.Record, q []float64) error
+	Predict(rec *decision.Record, q []float64) error
 }
 
 // ModelFunc is a fixed reward model: Observe and Fit do nothing and Predict
 // calls the function. Use it for a model trained elsewhere, or for the
 // simulator's true expected rewards.
-type ModelFunc func(rec *route.Record, q []float64) error
+type ModelFunc func(rec *decision.Record, q []float64) error
 
 // Observe implements RewardModel; a fixed model learns nothing.
-func (ModelFunc) Observe(*route.Record) error { return nil }
+func (ModelFunc) Observe(*decision.Record) error { return nil }
 
 // Fit implements RewardModel.
 func (ModelFunc) Fit() error { return nil }
 
 // Predict implements RewardModel.
-func (f ModelFunc) Predict(rec *route.Record, q []float64) error { return f(rec, q) }
+func (f ModelFunc) Predict(rec *decision.Record, q []float64) error { return f(rec, q) }
 
 // Ridge is the default reward model: one regression per arm id.
 //
@@ -86,7 +85,7 @@ func (m *Ridge) lambda() float64 {
 	return m.Lambda
 }
 
-func (m *Ridge) setMode(rec *route.Record) error {
+func (m *Ridge) setMode(rec *decision.Record) error {
 	v := rec.Request.Features.Vector
 	want := modeTask
 	if len(v) > 0 {
@@ -106,7 +105,7 @@ func (m *Ridge) setMode(rec *route.Record) error {
 }
 
 // Observe implements RewardModel.
-func (m *Ridge) Observe(rec *route.Record) error {
+func (m *Ridge) Observe(rec *decision.Record) error {
 	if m.fitted {
 		return fmt.Errorf("reward model: Observe after Fit")
 	}
@@ -199,7 +198,7 @@ func (m *Ridge) Fit() error {
 }
 
 // Predict implements RewardModel.
-func (m *Ridge) Predict(rec *route.Record, q []float64) error {
+func (m *Ridge) Predict(rec *decision.Record, q []float64) error {
 	if !m.fitted {
 		return fmt.Errorf("reward model: Predict before Fit")
 	}

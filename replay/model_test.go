@@ -10,15 +10,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 )
 
-func taskRec(task string, cands []policy.Arm, chosen int, reward float64) *route.Record {
-	return &route.Record{
-		Request:  route.Request{Features: policy.Features{Task: task}},
-		Decision: route.Decision{Candidates: cands, Probs: make([]float64, len(cands)), Chosen: chosen},
+func taskRec(task string, cands []decision.Arm, chosen int, reward float64) *decision.Record {
+	return &decision.Record{
+		Request:  decision.Request{Features: decision.Features{Task: task}},
+		Decision: decision.Decision{Candidates: cands, Probs: make([]float64, len(cands)), Chosen: chosen},
 		Reward:   reward,
 	}
 }
@@ -35,7 +34,7 @@ func taskRec(task string, cands []policy.Arm, chosen int, reward float64) *route
 func TestRidgeTaskMode(t *testing.T) {
 	ab := arms("a", "b")
 	m := &replay.Ridge{}
-	for _, r := range []*route.Record{
+	for _, r := range []*decision.Record{
 		taskRec("x", ab, 0, 1), taskRec("x", ab, 0, 0), taskRec("y", ab, 0, 1), taskRec("x", ab, 1, 0),
 	} {
 		require.NoError(t, m.Observe(r))
@@ -113,9 +112,9 @@ func TestOBPWriter(t *testing.T) {
 	w := replay.NewOBPWriter(&buf, 0)
 	target := &fixed{probs: map[string]float64{"a": 0.8, "b": 0.2}}
 	// Row 1 offers only b: action 1 with pi (0, 1) and q (0, 0.2).
-	log := append(tinyLog()[:2], route.Record{
-		Request:  route.Request{ID: "only-b"},
-		Decision: route.Decision{Candidates: arms("b"), Probs: []float64{1}},
+	log := append(tinyLog()[:2], decision.Record{
+		Request:  decision.Request{ID: "only-b"},
+		Decision: decision.Decision{Candidates: arms("b"), Probs: []float64{1}},
 		Reward:   0.25,
 	})
 	_, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}, {Policy: target}}, replay.Opts{

@@ -11,9 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 )
 
 // fixed is a target policy with the same probabilities on every request,
@@ -29,7 +28,7 @@ type fixed struct {
 
 func (*fixed) Name() string { return "fixed" }
 
-func (p *fixed) Select(_ context.Context, _ *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (p *fixed) Select(_ context.Context, _ *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	best, sum := 0, 0.0
 	for i, c := range cands {
 		if c.ID == p.fail {
@@ -49,22 +48,22 @@ func (p *fixed) Select(_ context.Context, _ *policy.Features, cands []policy.Arm
 	return best, nil
 }
 
-func (*fixed) Update(*policy.Features, []policy.Arm, int, float64) error {
+func (*fixed) Update(*decision.Features, []decision.Arm, int, float64) error {
 	return errors.New("a frozen target must not be updated")
 }
 
-func arms(ids ...string) []policy.Arm {
-	out := make([]policy.Arm, len(ids))
+func arms(ids ...string) []decision.Arm {
+	out := make([]decision.Arm, len(ids))
 	for i, id := range ids {
-		out[i] = policy.Arm{ID: id}
+		out[i] = decision.Arm{ID: id}
 	}
 	return out
 }
 
-func rec(id string, probs []float64, chosen int, reward float64) route.Record {
-	return route.Record{
-		Request:  route.Request{ID: id},
-		Decision: route.Decision{Candidates: arms("a", "b"), Probs: probs, Chosen: chosen},
+func rec(id string, probs []float64, chosen int, reward float64) decision.Record {
+	return decision.Record{
+		Request:  decision.Request{ID: id},
+		Decision: decision.Decision{Candidates: arms("a", "b"), Probs: probs, Chosen: chosen},
 		Reward:   reward,
 	}
 }
@@ -80,7 +79,7 @@ func tinyLog() replay.Records {
 }
 
 // constModel predicts q̂(a) = 0.4 and q̂(b) = 0.2 on every request.
-var constModel = replay.ModelFunc(func(rec *route.Record, q []float64) error {
+var constModel = replay.ModelFunc(func(rec *decision.Record, q []float64) error {
 	for i, c := range rec.Decision.Candidates {
 		q[i] = map[string]float64{"a": 0.4, "b": 0.2}[c.ID]
 	}
@@ -209,24 +208,24 @@ func TestMissingSupportWarning(t *testing.T) {
 }
 
 func TestBadRows(t *testing.T) {
-	base := func() route.Record { return rec("bad", []float64{0.5, 0.5}, 0, 1) }
+	base := func() decision.Record { return rec("bad", []float64{0.5, 0.5}, 0, 1) }
 	cases := []struct {
 		name string
-		mod  func(r *route.Record)
+		mod  func(r *decision.Record)
 		want error
 		msg  string
 	}{
-		{"no propensities", func(r *route.Record) { r.Decision.Probs = nil }, replay.ErrMissingPropensity, "none logged"},
-		{"too few propensities", func(r *route.Record) { r.Decision.Probs = []float64{1} }, replay.ErrMissingPropensity, "1 propensities for 2"},
-		{"zero on chosen", func(r *route.Record) { r.Decision.Probs = []float64{0, 1} }, replay.ErrZeroPropensity, `arm "a"`},
-		{"denormal on chosen", func(r *route.Record) { r.Decision.Probs = []float64{1e-300, 1} }, replay.ErrZeroPropensity, "1e-300"},
-		{"sum not one", func(r *route.Record) { r.Decision.Probs = []float64{0.5, 0.6} }, replay.ErrBadPropensity, "sum to"},
-		{"negative", func(r *route.Record) { r.Decision.Probs = []float64{1.5, -0.5} }, replay.ErrBadPropensity, "probability"},
-		{"NaN propensity", func(r *route.Record) { r.Decision.Probs = []float64{math.NaN(), 0.5} }, replay.ErrBadPropensity, "NaN"},
-		{"NaN reward", func(r *route.Record) { r.Reward = math.NaN() }, replay.ErrBadRow, "reward NaN"},
-		{"chosen out of range", func(r *route.Record) { r.Decision.Chosen = 2 }, replay.ErrBadRow, "chosen index 2"},
-		{"no candidates", func(r *route.Record) { r.Decision.Candidates = nil }, replay.ErrBadRow, "no candidates"},
-		{"duplicate arm", func(r *route.Record) { r.Decision.Candidates = arms("a", "a") }, replay.ErrBadRow, "listed twice"},
+		{"no propensities", func(r *decision.Record) { r.Decision.Probs = nil }, replay.ErrMissingPropensity, "none logged"},
+		{"too few propensities", func(r *decision.Record) { r.Decision.Probs = []float64{1} }, replay.ErrMissingPropensity, "1 propensities for 2"},
+		{"zero on chosen", func(r *decision.Record) { r.Decision.Probs = []float64{0, 1} }, replay.ErrZeroPropensity, `arm "a"`},
+		{"denormal on chosen", func(r *decision.Record) { r.Decision.Probs = []float64{1e-300, 1} }, replay.ErrZeroPropensity, "1e-300"},
+		{"sum not one", func(r *decision.Record) { r.Decision.Probs = []float64{0.5, 0.6} }, replay.ErrBadPropensity, "sum to"},
+		{"negative", func(r *decision.Record) { r.Decision.Probs = []float64{1.5, -0.5} }, replay.ErrBadPropensity, "probability"},
+		{"NaN propensity", func(r *decision.Record) { r.Decision.Probs = []float64{math.NaN(), 0.5} }, replay.ErrBadPropensity, "NaN"},
+		{"NaN reward", func(r *decision.Record) { r.Reward = math.NaN() }, replay.ErrBadRow, "reward NaN"},
+		{"chosen out of range", func(r *decision.Record) { r.Decision.Chosen = 2 }, replay.ErrBadRow, "chosen index 2"},
+		{"no candidates", func(r *decision.Record) { r.Decision.Candidates = nil }, replay.ErrBadRow, "no candidates"},
+		{"duplicate arm", func(r *decision.Record) { r.Decision.Candidates = arms("a", "a") }, replay.ErrBadRow, "listed twice"},
 	}
 	target := &fixed{probs: map[string]float64{"a": 0.5, "b": 0.5}}
 	for _, tc := range cases {
@@ -305,7 +304,7 @@ func TestSourceMustRepeat(t *testing.T) {
 	// A source that yields fewer rows on the second pass (a log directory
 	// that changed under the evaluator) is an error.
 	calls := 0
-	src := replay.SourceFunc(func(ctx context.Context, fn func(*route.Record) error) error {
+	src := replay.SourceFunc(func(ctx context.Context, fn func(*decision.Record) error) error {
 		calls++
 		log := tinyLog()
 		if calls > 1 {

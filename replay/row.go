@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // Source yields logged decisions in order. Scan calls fn once per record
@@ -15,14 +15,14 @@ import (
 // the evaluator makes two passes when it fits a reward model, and each pass
 // must yield the same records in the same order.
 type Source interface {
-	Scan(ctx context.Context, fn func(rec *route.Record) error) error
+	Scan(ctx context.Context, fn func(rec *decision.Record) error) error
 }
 
 // Records is an in-memory Source.
-type Records []route.Record
+type Records []decision.Record
 
 // Scan implements Source.
-func (rs Records) Scan(ctx context.Context, fn func(rec *route.Record) error) error {
+func (rs Records) Scan(ctx context.Context, fn func(rec *decision.Record) error) error {
 	for i := range rs {
 		if i&4095 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -37,10 +37,10 @@ func (rs Records) Scan(ctx context.Context, fn func(rec *route.Record) error) er
 }
 
 // SourceFunc adapts a function to Source.
-type SourceFunc func(ctx context.Context, fn func(rec *route.Record) error) error
+type SourceFunc func(ctx context.Context, fn func(rec *decision.Record) error) error
 
 // Scan implements Source.
-func (f SourceFunc) Scan(ctx context.Context, fn func(rec *route.Record) error) error {
+func (f SourceFunc) Scan(ctx context.Context, fn func(rec *decision.Record) error) error {
 	return f(ctx, fn)
 }
 
@@ -81,13 +81,13 @@ const probSumTol = 1e-5
 const minPropensity = 1e-12
 
 // rowErr wraps err with the position and id of the row.
-func rowErr(i int64, rec *route.Record, err error) error {
+func rowErr(i int64, rec *decision.Record, err error) error {
 	return fmt.Errorf("row %d (request %q): %w", i, rec.Request.ID, err)
 }
 
 // checkRecord validates the logged side of rec: the things every estimator
 // relies on.
-func checkRecord(rec *route.Record) error {
+func checkRecord(rec *decision.Record) error {
 	d := &rec.Decision
 	k := len(d.Candidates)
 	if k == 0 {

@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -21,10 +21,10 @@ import (
 // same five arms on every request.
 type collect struct {
 	recs  replay.Records
-	cands map[string][]policy.Arm
+	cands map[string][]decision.Arm
 }
 
-func (c *collect) Log(rec *route.Record) {
+func (c *collect) Log(rec *decision.Record) {
 	var key strings.Builder
 	for _, a := range rec.Decision.Candidates {
 		key.WriteString(a.ID)
@@ -32,9 +32,9 @@ func (c *collect) Log(rec *route.Record) {
 	}
 	cs, ok := c.cands[key.String()]
 	if !ok {
-		cs = make([]policy.Arm, len(rec.Decision.Candidates))
+		cs = make([]decision.Arm, len(rec.Decision.Candidates))
 		for i, a := range rec.Decision.Candidates {
-			cs[i] = policy.Arm{ID: a.ID} // what the decision log keeps too
+			cs[i] = decision.Arm{ID: a.ID} // what the decision log keeps too
 		}
 		c.cands[key.String()] = cs
 	}
@@ -59,7 +59,7 @@ var specialistOf = map[string]string{"chat": "chatty", "code": "coder", "math": 
 
 func (p *specialistPolicy) Name() string { return p.name }
 
-func (p *specialistPolicy) Select(_ context.Context, f *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (p *specialistPolicy) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	spec := specialistOf[f.Task]
 	rest := 0
 	for _, c := range cands {
@@ -87,7 +87,7 @@ func (p *specialistPolicy) Select(_ context.Context, f *policy.Features, cands [
 	return chosen, nil
 }
 
-func (*specialistPolicy) Update(*policy.Features, []policy.Arm, int, float64) error { return nil }
+func (*specialistPolicy) Update(*decision.Features, []decision.Arm, int, float64) error { return nil }
 
 // TestSimTasksValidation is the estimator validation on the
 // simulator: 100k decisions of the tasks scenario logged by ε-greedy
@@ -102,7 +102,7 @@ func TestSimTasksValidation(t *testing.T) {
 	ctx := context.Background()
 	logger, err := policy.NewEpsilonGreedy(0.3, sim.PolicySeed(seed))
 	require.NoError(t, err)
-	sink := &collect{cands: map[string][]policy.Arm{}}
+	sink := &collect{cands: map[string][]decision.Arm{}}
 	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: logger, Seed: seed, Requests: n, Sink: sink})
 	require.NoError(t, err)
 	require.Len(t, sink.recs, n)

@@ -10,9 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 )
 
 // The synthetic world of the statistical tests: three task types, four
@@ -41,7 +40,7 @@ type taskPolicy struct {
 
 func (p *taskPolicy) Name() string { return p.name }
 
-func (p *taskPolicy) Select(_ context.Context, f *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (p *taskPolicy) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	t := taskIndex(f.Task)
 	if t < 0 {
 		return 0, fmt.Errorf("unknown task %q", f.Task)
@@ -57,7 +56,7 @@ func (p *taskPolicy) Select(_ context.Context, f *policy.Features, cands []polic
 	return chosen, nil
 }
 
-func (*taskPolicy) Update(*policy.Features, []policy.Arm, int, float64) error { return nil }
+func (*taskPolicy) Update(*decision.Features, []decision.Arm, int, float64) error { return nil }
 
 func taskIndex(task string) int {
 	for i, t := range synthTasks {
@@ -121,10 +120,10 @@ type synthSource struct {
 	vector bool
 }
 
-func (s synthSource) Scan(ctx context.Context, fn func(*route.Record) error) error {
+func (s synthSource) Scan(ctx context.Context, fn func(*decision.Record) error) error {
 	rng := rand.New(rand.NewPCG(s.seed, 0xda7a))
 	logger := &taskPolicy{name: "logger", table: loggerTable(), rng: rand.New(rand.NewPCG(s.seed, 0x1099e7))}
-	var r route.Record
+	var r decision.Record
 	r.Decision.Candidates = synthArms
 	r.Decision.Probs = make([]float64, len(synthArms))
 	vec := make([]float64, 3)
@@ -165,7 +164,7 @@ func (s synthSource) Scan(ctx context.Context, fn func(*route.Record) error) err
 // synthLog materialises a synthetic log (for tests that want a slice).
 func synthLog(t testing.TB, n int64, seed uint64) replay.Records {
 	var out replay.Records
-	require.NoError(t, synthSource{n: n, seed: seed}.Scan(context.Background(), func(r *route.Record) error {
+	require.NoError(t, synthSource{n: n, seed: seed}.Scan(context.Background(), func(r *decision.Record) error {
 		c := *r
 		c.Decision.Probs = append([]float64(nil), r.Decision.Probs...)
 		out = append(out, c)

@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -89,7 +88,7 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 	tagIdx := map[string]uint32{"": 0}
 	var key []byte
 	var n int64
-	err := src.Scan(ctx, func(rec *route.Record) error {
+	err := src.Scan(ctx, func(rec *decision.Record) error {
 		i := n
 		n++
 		if i&8191 == 0 {
@@ -167,7 +166,7 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 			p = out.TokensIn
 		}
 		r.prompt = int32(min(max(p, 0), sim.MaxTokens))
-		if out.Status == route.StatusOK && out.TokensOut > 0 {
+		if out.Status == decision.StatusOK && out.TokensOut > 0 {
 			r.compl = int32(min(out.TokensOut, sim.MaxTokens))
 		}
 		t.rows = append(t.rows, r)
@@ -304,7 +303,7 @@ func (v traceView) Len() int { return len(v.t.rows) }
 func (v traceView) Request(i int, r *sim.TraceRequest) {
 	row := &v.t.rows[i]
 	r.At = time.Duration(row.at - v.start)
-	r.Features = policy.Features{
+	r.Features = decision.Features{
 		Task:         v.t.tasks[row.task],
 		Tenant:       v.t.tenants[row.tenant],
 		PromptTokens: int(row.prompt),

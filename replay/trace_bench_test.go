@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 )
 
 // traceSynthLog is a Source of n records in completion order (arrivals a few
@@ -17,8 +17,8 @@ func traceSynthLog(n int) replay.Source {
 	tasks := []string{"chat", "code", "math", "summarize"}
 	tenants := []string{"", "5f0c1d2e3a4b5c6d", "0a1b2c3d4e5f6071"}
 	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-	return replay.SourceFunc(func(ctx context.Context, fn func(*route.Record) error) error {
-		var rec route.Record
+	return replay.SourceFunc(func(ctx context.Context, fn func(*decision.Record) error) error {
+		var rec decision.Record
 		tags := []string{"tier=gold"}
 		for i := range n {
 			f := &rec.Request.Features
@@ -28,7 +28,7 @@ func traceSynthLog(n int) replay.Source {
 			if i%5 == 0 {
 				f.Tags = tags
 			}
-			rec.Outcome.Status, rec.Outcome.TokensOut = route.StatusOK, 50+i%300
+			rec.Outcome.Status, rec.Outcome.TokensOut = decision.StatusOK, 50+i%300
 			if err := fn(&rec); err != nil {
 				return err
 			}

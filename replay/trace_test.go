@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -34,7 +34,7 @@ func newSpec(t testing.TB, spec string, seed uint64) policy.Policy {
 // completion order, as a decision log is written).
 func logRun(t testing.TB, sc *sim.Scenario, spec string, seed uint64, n int, enc policy.Encoder) (*sim.Result, replay.Records) {
 	t.Helper()
-	sink := &collect{cands: map[string][]policy.Arm{}}
+	sink := &collect{cands: map[string][]decision.Arm{}}
 	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: newSpec(t, spec, seed), Seed: seed, Requests: n, Sink: sink, Encoder: enc})
 	require.NoError(t, err)
 	for i := range sink.recs {
@@ -57,7 +57,7 @@ func TestBuildTraceReproducesArrivals(t *testing.T) {
 	require.NoError(t, err)
 	const n = 3000
 	res, recs := logRun(t, sc, "thompson", 2, n, nil)
-	byID := map[string]*route.Record{}
+	byID := map[string]*decision.Record{}
 	for i := range recs {
 		byID[recs[i].Request.ID] = &recs[i]
 	}

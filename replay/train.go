@@ -6,8 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 )
 
 // TrainOpts configures Train.
@@ -66,7 +66,7 @@ func Train(ctx context.Context, src Source, p policy.Policy, o TrainOpts) (Train
 	sums := map[string]*armSum{}
 	var idx int64
 	if !o.Unweighted {
-		err := src.Scan(ctx, func(rec *route.Record) error {
+		err := src.Scan(ctx, func(rec *decision.Record) error {
 			i := idx
 			idx++
 			if err := checkRecord(rec); err != nil {
@@ -90,7 +90,7 @@ func Train(ctx context.Context, src Source, p policy.Policy, o TrainOpts) (Train
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed^0x7a11))
 	chosen := map[string]bool{}
 	var rows int64
-	err := src.Scan(ctx, func(rec *route.Record) error {
+	err := src.Scan(ctx, func(rec *decision.Record) error {
 		i := rows
 		rows++
 		if i&8191 == 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 )
@@ -87,7 +88,7 @@ func TestTrainContextual(t *testing.T) {
 	for ti, task := range synthTasks {
 		vec := make([]float64, 3)
 		vec[ti] = 1
-		c, err := p.Select(context.Background(), &policy.Features{Task: task, Vector: vec}, synthArms, probs)
+		c, err := p.Select(context.Background(), &decision.Features{Task: task, Vector: vec}, synthArms, probs)
 		require.NoError(t, err)
 		best := oracleTable()[ti]
 		assert.Equal(t, 1.0, best[c], "task %s: trained policy chose %s", task, synthArms[c].ID)

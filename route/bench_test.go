@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 )
@@ -22,9 +23,9 @@ func BenchmarkCoreRun(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
-			req := route.Request{Features: policy.Features{Task: "code", PromptTokens: 100}}
+			req := decision.Request{Features: decision.Features{Task: "code", PromptTokens: 100}}
 			act := &scripted{out: okOutcome()}
-			var rec route.Record
+			var rec decision.Record
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := core.Run(ctx, &req, act, &rec); err != nil {

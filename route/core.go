@@ -8,13 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
-)
-
-// Reasons recorded on a Decision.
-const (
-	ReasonPolicy = "policy" // the serving policy chose
-	ReasonForced = "forced" // the caller named a model; propensity 1
 )
 
 // Rule is one step of the rule filter run before the policy: an arm that a
@@ -22,7 +17,7 @@ const (
 type Rule interface {
 	// Name appears in the error when every arm is filtered out.
 	Name() string
-	Allow(f *policy.Features, a *policy.Arm) bool
+	Allow(f *decision.Features, a *decision.Arm) bool
 }
 
 // ContextWindowRule rejects arms whose context window cannot hold the
@@ -31,87 +26,34 @@ type ContextWindowRule struct{ Reserve int }
 
 func (ContextWindowRule) Name() string { return "context_window" }
 
-func (r ContextWindowRule) Allow(f *policy.Features, a *policy.Arm) bool {
+func (r ContextWindowRule) Allow(f *decision.Features, a *decision.Arm) bool {
 	return a.ContextWindow == 0 || f.PromptTokens+r.Reserve <= a.ContextWindow
 }
 
 // RuleFunc adapts a function to Rule.
 type RuleFunc struct {
 	RuleName string
-	Fn       func(f *policy.Features, a *policy.Arm) bool
+	Fn       func(f *decision.Features, a *decision.Arm) bool
 }
 
-func (r RuleFunc) Name() string                                 { return r.RuleName }
-func (r RuleFunc) Allow(f *policy.Features, a *policy.Arm) bool { return r.Fn(f, a) }
+func (r RuleFunc) Name() string                                     { return r.RuleName }
+func (r RuleFunc) Allow(f *decision.Features, a *decision.Arm) bool { return r.Fn(f, a) }
 
 // ErrNoCandidates is returned (wrapped, naming the rules) when the rule
 // filter leaves nothing to choose from.
 var ErrNoCandidates = errors.New("no candidate model left after the rule filter")
 
-// Shadow is a candidate policy's choice on the same request.
-type Shadow struct {
-	Policy string
-	// Arm is the shadow's choice and Prob its probability of that choice.
-	Arm  string
-	Prob float64
-	// LoggedProb is the shadow's probability of the arm the serving policy
-	// chose (the logged action): what an off-policy estimate of the shadow
-	// needs. LoggedProbKnown is false in logs written before it existed.
-	LoggedProb      float64
-	LoggedProbKnown bool
-}
-
-// Decision is the output of the select step: the candidate set, the
-// probability of every candidate, and the choice.
-type Decision struct {
-	Policy        string
-	PolicyVersion string
-	Reason        string
-	Candidates    []policy.Arm
-	Probs         []float64
-	Chosen        int
-	// Shadow is set when a shadow policy ran (Shadow.Policy != "").
-	Shadow Shadow
-}
-
-// Arm returns the chosen candidate.
-func (d *Decision) Arm() *policy.Arm { return &d.Candidates[d.Chosen] }
-
-// Prob returns the propensity of the chosen candidate.
-func (d *Decision) Prob() float64 { return d.Probs[d.Chosen] }
-
-// Request is one routing problem: an id, its features and, optionally, a
-// model the caller insists on.
-type Request struct {
-	ID       string
-	Features policy.Features
-	// Forced names a catalogue arm that bypasses the policy; empty = route.
-	Forced string
-}
-
-// Record is everything the decision core knows about one request once it is
-// done: what the log sink receives. Sinks must copy what they keep: the
-// core reuses a Record's slices.
-type Record struct {
-	Time         time.Time
-	Request      Request
-	Decision     Decision
-	Outcome      Outcome
-	Reward       float64
-	RewardSource RewardSource
-}
-
 // Sink receives finished records. Log must not block the caller on I/O and
 // must not retain rec after it returns.
 type Sink interface {
-	Log(rec *Record)
+	Log(rec *decision.Record)
 }
 
 // Actor carries out a decision: calls a provider, or a simulated one. It
 // fills o (whose Attempts slice it may reuse) and returns an error only when
 // it could not act at all (the outcome then is a failure anyway).
 type Actor interface {
-	Act(ctx context.Context, req *Request, d *Decision, o *Outcome) error
+	Act(ctx context.Context, req *decision.Request, d *decision.Decision, o *decision.Outcome) error
 }
 
 // Core runs the one decision path shared by the simulator, the replayer and
@@ -119,9 +61,9 @@ type Actor interface {
 // The serving and shadow policies can be swapped atomically while it runs.
 // Core is safe for concurrent use once built.
 type Core struct {
-	catalogue []policy.Arm
+	catalogue []decision.Arm
 	rules     []Rule
-	reward    Reward
+	reward    decision.Reward
 	sink      Sink
 	profiles  *Profiles
 	encoder   policy.Encoder
@@ -139,13 +81,13 @@ type policyBox struct {
 // CoreOpts configures NewCore.
 type CoreOpts struct {
 	// Catalogue is every arm the core may route to; IDs must be unique.
-	Catalogue []policy.Arm
+	Catalogue []decision.Arm
 	Policy    policy.Policy
 	// Shadow, optional, runs beside Policy on every routed request.
 	Shadow policy.Policy
 	Rules  []Rule
 	// Reward zero value means DefaultReward().
-	Reward Reward
+	Reward decision.Reward
 	// Sink, optional, receives every finished record.
 	Sink Sink
 	// Profiles, optional, tracks live arm profiles and fills them into the
@@ -180,9 +122,9 @@ func NewCore(o CoreOpts) (*Core, error) {
 		return nil, err
 	}
 	c := &Core{
-		catalogue: append([]policy.Arm(nil), o.Catalogue...),
+		catalogue: append([]decision.Arm(nil), o.Catalogue...),
 		rules:     o.Rules,
-		reward:    o.Reward.orDefault(),
+		reward:    o.Reward.OrDefault(),
 		sink:      o.Sink,
 		profiles:  o.Profiles,
 		encoder:   o.Encoder,
@@ -200,10 +142,10 @@ func NewCore(o CoreOpts) (*Core, error) {
 }
 
 // Catalogue returns the arms the core routes to. Do not modify.
-func (c *Core) Catalogue() []policy.Arm { return c.catalogue }
+func (c *Core) Catalogue() []decision.Arm { return c.catalogue }
 
 // Reward returns the reward function in force.
-func (c *Core) Reward() Reward { return c.reward }
+func (c *Core) Reward() decision.Reward { return c.reward }
 
 // Profiles returns the live model profile library.
 func (c *Core) Profiles() *Profiles { return c.profiles }
@@ -237,20 +179,20 @@ func (c *Core) SetShadow(p policy.Policy) {
 // Decide runs the rule filter and the policy (and the shadow policy) and
 // fills d, reusing its slices. It is the first half of Run, for callers —
 // the gateway — that act between deciding and completing.
-func (c *Core) Decide(ctx context.Context, req *Request, d *Decision) error {
+func (c *Core) Decide(ctx context.Context, req *decision.Request, d *decision.Decision) error {
 	f := &req.Features
 	if c.encoder != nil {
 		f.Vector = c.encoder.Encode(f, f.Vector[:0])
 	}
 	d.Candidates = d.Candidates[:0]
-	d.Shadow = Shadow{}
+	d.Shadow = decision.Shadow{}
 	if req.Forced != "" {
 		for i := range c.catalogue {
 			if c.catalogue[i].ID == req.Forced {
 				d.Candidates = append(d.Candidates, c.catalogue[i])
 				c.profiles.Fill(d.Candidates)
 				d.Probs = append(d.Probs[:0], 1)
-				d.Chosen, d.Reason = 0, ReasonForced
+				d.Chosen, d.Reason = 0, decision.ReasonForced
 				box := c.serving.Load()
 				d.Policy, d.PolicyVersion = box.p.Name(), box.version
 				return nil
@@ -284,7 +226,7 @@ func (c *Core) Decide(ctx context.Context, req *Request, d *Decision) error {
 	if chosen < 0 || chosen >= len(d.Candidates) {
 		return fmt.Errorf("policy %s select: chose %d of %d candidates", box.p.Name(), chosen, len(d.Candidates))
 	}
-	d.Chosen, d.Reason = chosen, ReasonPolicy
+	d.Chosen, d.Reason = chosen, decision.ReasonPolicy
 	d.Policy, d.PolicyVersion = box.p.Name(), box.version
 	if sb := c.shadow.Load(); sb != nil {
 		// The shadow's propensities go to scratch space past the serving ones.
@@ -293,14 +235,14 @@ func (c *Core) Decide(ctx context.Context, req *Request, d *Decision) error {
 		sp := d.Probs[k : 2*k]
 		sc, err := sb.p.Select(ctx, f, d.Candidates, sp)
 		if err == nil && sc >= 0 && sc < k {
-			d.Shadow = Shadow{Policy: sb.p.Name(), Arm: d.Candidates[sc].ID, Prob: sp[sc], LoggedProb: sp[chosen], LoggedProbKnown: true}
+			d.Shadow = decision.Shadow{Policy: sb.p.Name(), Arm: d.Candidates[sc].ID, Prob: sp[sc], LoggedProb: sp[chosen], LoggedProbKnown: true}
 		}
 		d.Probs = d.Probs[:k]
 	}
 	return nil
 }
 
-func (c *Core) explainEmpty(f *policy.Features) error {
+func (c *Core) explainEmpty(f *decision.Features) error {
 	var why []string
 	for _, r := range c.rules {
 		n := 0
@@ -319,22 +261,22 @@ func (c *Core) explainEmpty(f *policy.Features) error {
 // Complete computes the reward of o, updates the serving policy (and the
 // shadow policy when it chose the same arm), records the outcome in the
 // profiles, and hands the record to the sink. It is the second half of Run.
-func (c *Core) Complete(rec *Record) error { return c.Finish(rec, true) }
+func (c *Core) Complete(rec *decision.Record) error { return c.Finish(rec, true) }
 
 // Finish is Complete with the policy update optional: with learn false the
 // reward is computed and logged but no policy learns from it, and the
 // caller owes exactly one Learn for the decision later — the gateway does
 // this to wait for delayed feedback instead of counting a request twice.
-func (c *Core) Finish(rec *Record, learn bool) error {
+func (c *Core) Finish(rec *decision.Record, learn bool) error {
 	d, o := &rec.Decision, &rec.Outcome
 	c.profiles.Observe(o)
 	rec.Reward = c.RewardFor(d, o)
-	rec.RewardSource = RewardImmediate
+	rec.RewardSource = decision.RewardImmediate
 	if rec.Time.IsZero() {
 		rec.Time = c.now()
 	}
 	var err error
-	if learn && d.Reason == ReasonPolicy {
+	if learn && d.Reason == decision.ReasonPolicy {
 		err = c.Learn(&rec.Request.Features, d, rec.Reward)
 	}
 	if c.sink != nil {
@@ -345,7 +287,7 @@ func (c *Core) Finish(rec *Record, learn bool) error {
 
 // Learn reports reward for decision d to the serving policy and, when the
 // shadow chose the same arm, to the shadow policy. Delayed rewards enter here.
-func (c *Core) Learn(f *policy.Features, d *Decision, reward float64) error {
+func (c *Core) Learn(f *decision.Features, d *decision.Decision, reward float64) error {
 	box := c.serving.Load()
 	// Only the policy that made the decision learns from it; after a hot
 	// swap, late rewards for the old policy's choices are dropped.
@@ -365,11 +307,13 @@ func (c *Core) Learn(f *policy.Features, d *Decision, reward float64) error {
 // RewardFor is the reward credited to the chosen arm: the outcome's reward
 // when the chosen arm answered, and a failure's reward (with the chosen
 // arm's own latency) when a fallback had to answer instead.
-func (c *Core) RewardFor(d *Decision, o *Outcome) float64 { return c.reward.forDecision(d, o) }
+func (c *Core) RewardFor(d *decision.Decision, o *decision.Outcome) float64 {
+	return c.reward.ForDecision(d, o)
+}
 
 // Run takes req through the whole decision path with actor and fills rec,
 // reusing its slices: with a reused Record, Run does not allocate.
-func (c *Core) Run(ctx context.Context, req *Request, actor Actor, rec *Record) error {
+func (c *Core) Run(ctx context.Context, req *decision.Request, actor Actor, rec *decision.Record) error {
 	rec.Request = *req
 	rec.Time = time.Time{}
 	if err := c.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
@@ -377,9 +321,9 @@ func (c *Core) Run(ctx context.Context, req *Request, actor Actor, rec *Record) 
 	}
 	o := &rec.Outcome
 	attempts := o.Attempts[:0]
-	*o = Outcome{Attempts: attempts}
+	*o = decision.Outcome{Attempts: attempts}
 	if err := actor.Act(ctx, &rec.Request, &rec.Decision, o); err != nil && !o.Status.Failed() {
-		o.Status = StatusError
+		o.Status = decision.StatusError
 	}
 	return c.Complete(rec)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 	"github.com/stretchr/testify/assert"
@@ -48,7 +49,7 @@ type fixed struct {
 
 func (p *fixed) Name() string { return p.name }
 
-func (p *fixed) Select(_ context.Context, f *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (p *fixed) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if p.ev != nil {
 		p.ev.add("select:" + p.name)
 	}
@@ -66,7 +67,7 @@ func (p *fixed) Select(_ context.Context, f *policy.Features, cands []policy.Arm
 	return c, nil
 }
 
-func (p *fixed) Update(_ *policy.Features, cands []policy.Arm, chosen int, reward float64) error {
+func (p *fixed) Update(_ *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if p.ev != nil {
 		p.ev.add("update:" + p.name)
 	}
@@ -89,7 +90,7 @@ type tracedRule struct {
 }
 
 func (r tracedRule) Name() string { return "deny_" + r.deny }
-func (r tracedRule) Allow(_ *policy.Features, a *policy.Arm) bool {
+func (r tracedRule) Allow(_ *decision.Features, a *decision.Arm) bool {
 	r.ev.add("rule:" + a.ID)
 	return a.ID != r.deny
 }
@@ -97,10 +98,10 @@ func (r tracedRule) Allow(_ *policy.Features, a *policy.Arm) bool {
 // scripted is an Actor returning a fixed outcome.
 type scripted struct {
 	ev  *events
-	out route.Outcome
+	out decision.Outcome
 }
 
-func (a *scripted) Act(_ context.Context, _ *route.Request, d *route.Decision, o *route.Outcome) error {
+func (a *scripted) Act(_ context.Context, _ *decision.Request, d *decision.Decision, o *decision.Outcome) error {
 	if a.ev != nil {
 		a.ev.add("act:" + d.Arm().ID)
 	}
@@ -111,39 +112,39 @@ func (a *scripted) Act(_ context.Context, _ *route.Request, d *route.Decision, o
 	return nil
 }
 
-type sinkFunc func(*route.Record)
+type sinkFunc func(*decision.Record)
 
-func (f sinkFunc) Log(r *route.Record) { f(r) }
+func (f sinkFunc) Log(r *decision.Record) { f(r) }
 
-func catalogue() []policy.Arm {
-	return []policy.Arm{
+func catalogue() []decision.Arm {
+	return []decision.Arm{
 		{ID: "a", PriceIn: 0.001, PriceOut: 0.002, ContextWindow: 1000},
 		{ID: "b", PriceIn: 0.002, PriceOut: 0.004, ContextWindow: 8000},
 		{ID: "c", PriceIn: 0.004, PriceOut: 0.008},
 	}
 }
 
-func okOutcome() route.Outcome {
-	return route.Outcome{Status: route.StatusOK, Latency: time.Second, TokensIn: 100, TokensOut: 50, Cost: 0.001, Quality: 1, QualityKnown: true}
+func okOutcome() decision.Outcome {
+	return decision.Outcome{Status: decision.StatusOK, Latency: time.Second, TokensIn: 100, TokensOut: 50, Cost: 0.001, Quality: 1, QualityKnown: true}
 }
 
 func TestRunOrder(t *testing.T) {
 	ev := &events{}
 	p := &fixed{name: "p", pick: "c", ev: ev}
-	var logged *route.Record
+	var logged *decision.Record
 	core, err := route.NewCore(route.CoreOpts{
 		Catalogue: catalogue(),
 		Policy:    p,
 		Rules:     []route.Rule{tracedRule{ev: ev, deny: "b"}},
-		Sink: sinkFunc(func(r *route.Record) {
+		Sink: sinkFunc(func(r *decision.Record) {
 			ev.add("sink")
 			logged = r
 		}),
 		Now: func() time.Time { return time.Unix(100, 0) },
 	})
 	require.NoError(t, err)
-	var rec route.Record
-	req := route.Request{ID: "r1", Features: policy.Features{Task: "code", PromptTokens: 10}}
+	var rec decision.Record
+	req := decision.Request{ID: "r1", Features: decision.Features{Task: "code", PromptTokens: 10}}
 	require.NoError(t, core.Run(context.Background(), &req, &scripted{ev: ev, out: okOutcome()}, &rec))
 	assert.Equal(t, []string{"rule:a", "rule:b", "rule:c", "select:p", "act:c", "update:p", "sink"}, ev.reset())
 
@@ -152,12 +153,12 @@ func TestRunOrder(t *testing.T) {
 	assert.Equal(t, []string{"a", "c"}, ids(rec.Decision.Candidates), "the rule removed b")
 	assert.Equal(t, []float64{0, 1}, rec.Decision.Probs)
 	assert.Equal(t, "c", rec.Decision.Arm().ID)
-	assert.Equal(t, route.ReasonPolicy, rec.Decision.Reason)
+	assert.Equal(t, decision.ReasonPolicy, rec.Decision.Reason)
 	assert.Equal(t, "p", rec.Decision.Policy)
 	assert.Equal(t, "1", rec.Decision.PolicyVersion)
 	assert.Equal(t, time.Unix(100, 0), rec.Time, "Now stamps the record")
-	assert.Equal(t, route.RewardImmediate, rec.RewardSource)
-	want := route.DefaultReward().Of(&rec.Outcome)
+	assert.Equal(t, decision.RewardImmediate, rec.RewardSource)
+	want := decision.DefaultReward().Of(&rec.Outcome)
 	assert.InDelta(t, want, rec.Reward, 1e-12)
 	upd, rw := p.seen()
 	assert.Equal(t, []string{"c"}, upd)
@@ -165,7 +166,7 @@ func TestRunOrder(t *testing.T) {
 	assert.Equal(t, int64(1), core.Profiles().Get("c").Requests, "profiles observe the outcome")
 }
 
-func ids(arms []policy.Arm) []string {
+func ids(arms []decision.Arm) []string {
 	out := make([]string, len(arms))
 	for i := range arms {
 		out[i] = arms[i].ID
@@ -177,11 +178,11 @@ func TestForcedModel(t *testing.T) {
 	p := &fixed{name: "p", pick: "a"}
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p})
 	require.NoError(t, err)
-	var rec route.Record
-	req := route.Request{Features: policy.Features{PromptTokens: 5000}, Forced: "a"}
+	var rec decision.Record
+	req := decision.Request{Features: decision.Features{PromptTokens: 5000}, Forced: "a"}
 	require.NoError(t, core.Run(context.Background(), &req, &scripted{out: okOutcome()}, &rec))
 	d := &rec.Decision
-	assert.Equal(t, route.ReasonForced, d.Reason)
+	assert.Equal(t, decision.ReasonForced, d.Reason)
 	assert.Equal(t, []string{"a"}, ids(d.Candidates), "a forced model bypasses the rules and the policy")
 	assert.Equal(t, 1.0, d.Prob(), "a forced model has propensity 1")
 	upd, _ := p.seen()
@@ -194,16 +195,16 @@ func TestForcedModel(t *testing.T) {
 }
 
 func TestEmptyCandidateSetNamesTheRules(t *testing.T) {
-	deny := route.RuleFunc{RuleName: "tenant_whitelist", Fn: func(f *policy.Features, a *policy.Arm) bool { return a.ID == "a" }}
+	deny := route.RuleFunc{RuleName: "tenant_whitelist", Fn: func(f *decision.Features, a *decision.Arm) bool { return a.ID == "a" }}
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: &fixed{name: "p"}, Rules: []route.Rule{route.ContextWindowRule{Reserve: 100}, deny}})
 	require.NoError(t, err)
-	var d route.Decision
+	var d decision.Decision
 	// 950+100 tokens do not fit a (1000); the whitelist removes b and c.
-	err = core.Decide(context.Background(), &route.Request{Features: policy.Features{PromptTokens: 950}}, &d)
+	err = core.Decide(context.Background(), &decision.Request{Features: decision.Features{PromptTokens: 950}}, &d)
 	require.ErrorIs(t, err, route.ErrNoCandidates)
 	assert.ErrorContains(t, err, "3 models; context_window rejected 1, tenant_whitelist rejected 2")
 	// A small prompt fits a, which the whitelist keeps.
-	require.NoError(t, core.Decide(context.Background(), &route.Request{Features: policy.Features{PromptTokens: 10}}, &d))
+	require.NoError(t, core.Decide(context.Background(), &decision.Request{Features: decision.Features{PromptTokens: 10}}, &d))
 	assert.Equal(t, []string{"a"}, ids(d.Candidates))
 }
 
@@ -212,10 +213,10 @@ func TestShadowLoggedAndLearnsOnlyOnAgreement(t *testing.T) {
 	shadow := &fixed{name: "shadow", pick: "c"}
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: serving, Shadow: shadow})
 	require.NoError(t, err)
-	var rec route.Record
+	var rec decision.Record
 	act := &scripted{out: okOutcome()}
-	require.NoError(t, core.Run(context.Background(), &route.Request{}, act, &rec))
-	assert.Equal(t, route.Shadow{Policy: "shadow", Arm: "c", Prob: 1, LoggedProb: 0, LoggedProbKnown: true}, rec.Decision.Shadow,
+	require.NoError(t, core.Run(context.Background(), &decision.Request{}, act, &rec))
+	assert.Equal(t, decision.Shadow{Policy: "shadow", Arm: "c", Prob: 1, LoggedProb: 0, LoggedProbKnown: true}, rec.Decision.Shadow,
 		"the shadow's probability of the served arm b is logged for off-policy evaluation")
 	assert.Len(t, rec.Decision.Probs, 3, "shadow propensities do not leak into the serving ones")
 	assert.Equal(t, []float64{0, 1, 0}, rec.Decision.Probs)
@@ -223,7 +224,7 @@ func TestShadowLoggedAndLearnsOnlyOnAgreement(t *testing.T) {
 	assert.Empty(t, upd, "the shadow chose another arm: it learns nothing")
 
 	shadow.pick = "b"
-	require.NoError(t, core.Run(context.Background(), &route.Request{}, act, &rec))
+	require.NoError(t, core.Run(context.Background(), &decision.Request{}, act, &rec))
 	assert.Equal(t, "b", rec.Decision.Shadow.Arm)
 	upd, _ = shadow.seen()
 	assert.Equal(t, []string{"b"}, upd, "the shadow agreed: it learns the reward")
@@ -232,8 +233,8 @@ func TestShadowLoggedAndLearnsOnlyOnAgreement(t *testing.T) {
 
 	core.SetShadow(nil)
 	assert.Nil(t, core.ShadowPolicy())
-	require.NoError(t, core.Run(context.Background(), &route.Request{}, act, &rec))
-	assert.Equal(t, route.Shadow{}, rec.Decision.Shadow, "no shadow, no shadow fields")
+	require.NoError(t, core.Run(context.Background(), &decision.Request{}, act, &rec))
+	assert.Equal(t, decision.Shadow{}, rec.Decision.Shadow, "no shadow, no shadow fields")
 }
 
 func TestHotSwapIsRaceFree(t *testing.T) {
@@ -249,10 +250,10 @@ func TestHotSwapIsRaceFree(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var rec route.Record
+			var rec decision.Record
 			act := &scripted{out: okOutcome()}
 			for i := 0; i < 500; i++ {
-				if err := core.Run(ctx, &route.Request{}, act, &rec); err != nil {
+				if err := core.Run(ctx, &decision.Request{}, act, &rec); err != nil {
 					t.Error(err)
 					return
 				}
@@ -279,9 +280,9 @@ func TestLateRewardAfterSwapIsDropped(t *testing.T) {
 	next := &fixed{name: "next", pick: "a"}
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: old})
 	require.NoError(t, err)
-	var d route.Decision
-	f := policy.Features{}
-	require.NoError(t, core.Decide(context.Background(), &route.Request{}, &d))
+	var d decision.Decision
+	f := decision.Features{}
+	require.NoError(t, core.Decide(context.Background(), &decision.Request{}, &d))
 	core.SetPolicy(next)
 	assert.Same(t, next, core.Policy())
 	require.NoError(t, core.Learn(&f, &d, 0.7))
@@ -294,66 +295,66 @@ func TestLateRewardAfterSwapIsDropped(t *testing.T) {
 func TestRewardForFallback(t *testing.T) {
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: &fixed{name: "p", pick: "a"}})
 	require.NoError(t, err)
-	var d route.Decision
-	require.NoError(t, core.Decide(context.Background(), &route.Request{}, &d))
+	var d decision.Decision
+	require.NoError(t, core.Decide(context.Background(), &decision.Request{}, &d))
 	r := core.Reward()
 	// a timed out after 3s; b answered well. The decision chose a, so it
 	// is credited with a failure at a's latency, not b's success.
 	o := okOutcome()
 	o.Arm = "b"
-	o.Attempts = []route.Attempt{{Arm: "a", Status: route.StatusTimeout, Latency: 3 * time.Second}, {Arm: "b", Status: route.StatusOK, Latency: time.Second, Fallback: 1}}
+	o.Attempts = []decision.Attempt{{Arm: "a", Status: decision.StatusTimeout, Latency: 3 * time.Second}, {Arm: "b", Status: decision.StatusOK, Latency: time.Second, Fallback: 1}}
 	assert.InDelta(t, r.Terms(0, 0, 3*time.Second, 1), core.RewardFor(&d, &o), 1e-12)
 	// Without a fallback the outcome's own reward counts.
 	o2 := okOutcome()
-	o2.Attempts = []route.Attempt{{Arm: "a", Status: route.StatusOK, Latency: time.Second}}
+	o2.Attempts = []decision.Attempt{{Arm: "a", Status: decision.StatusOK, Latency: time.Second}}
 	assert.InDelta(t, r.Of(&o2), core.RewardFor(&d, &o2), 1e-12)
 	// A custom reward with a small failure weight shows the latency term.
-	rw := route.Reward{Quality: 0.5, Cost: 0.25, Latency: 0.25, Failure: 0.1, CostRef: 0.01, LatencyRef: time.Second}
+	rw := decision.Reward{Quality: 0.5, Cost: 0.25, Latency: 0.25, Failure: 0.1, CostRef: 0.01, LatencyRef: time.Second}
 	core2, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: &fixed{name: "p", pick: "a"}, Reward: rw})
 	require.NoError(t, err)
 	assert.InDelta(t, 0.25+0.25/(1+3.0)-0.1, core2.RewardFor(&d, &o), 1e-12)
 }
 
 func TestRewardFormula(t *testing.T) {
-	r := route.DefaultReward()
+	r := decision.DefaultReward()
 	for _, tc := range []struct {
 		name string
-		o    route.Outcome
+		o    decision.Outcome
 		want float64
 	}{
-		{"perfect, free, instant", route.Outcome{Quality: 1, QualityKnown: true}, 1},
-		{"quality known", route.Outcome{Quality: 0.5, QualityKnown: true, Cost: 0.002, Latency: 2 * time.Second}, 0.6*0.5 + 0.2/2 + 0.2/2},
-		{"quality unknown uses 0.5", route.Outcome{Cost: 0.006, Latency: 6 * time.Second}, 0.6*0.5 + 0.2/4 + 0.2/4},
-		{"failure earns 0", route.Outcome{Status: route.StatusError, Quality: 1, QualityKnown: true}, 0},
-		{"429 earns 0", route.Outcome{Status: route.StatusRateLimited}, 0},
+		{"perfect, free, instant", decision.Outcome{Quality: 1, QualityKnown: true}, 1},
+		{"quality known", decision.Outcome{Quality: 0.5, QualityKnown: true, Cost: 0.002, Latency: 2 * time.Second}, 0.6*0.5 + 0.2/2 + 0.2/2},
+		{"quality unknown uses 0.5", decision.Outcome{Cost: 0.006, Latency: 6 * time.Second}, 0.6*0.5 + 0.2/4 + 0.2/4},
+		{"failure earns 0", decision.Outcome{Status: decision.StatusError, Quality: 1, QualityKnown: true}, 0},
+		{"429 earns 0", decision.Outcome{Status: decision.StatusRateLimited}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.InDelta(t, tc.want, r.Of(&tc.o), 1e-12)
-			assert.InDelta(t, tc.want, route.Reward{}.Of(&tc.o), 1e-12, "zero Reward = default")
+			assert.InDelta(t, tc.want, decision.Reward{}.Of(&tc.o), 1e-12, "zero Reward = default")
 		})
 	}
-	big := route.Reward{Quality: 1, Cost: 1, Latency: 1, Failure: 0, CostRef: 1, LatencyRef: time.Second}
+	big := decision.Reward{Quality: 1, Cost: 1, Latency: 1, Failure: 0, CostRef: 1, LatencyRef: time.Second}
 	assert.Equal(t, 1.0, big.Terms(1, 0, 0, 0), "clamped to 1")
-	neg := route.Reward{Quality: 0.1, Cost: 0.1, Latency: 0.1, Failure: 5, CostRef: 1, LatencyRef: time.Second}
+	neg := decision.Reward{Quality: 0.1, Cost: 0.1, Latency: 0.1, Failure: 5, CostRef: 1, LatencyRef: time.Second}
 	assert.Equal(t, 0.0, neg.Terms(1, 0, 0, 1), "clamped to 0")
 }
 
 func TestRewardValidate(t *testing.T) {
-	good := route.DefaultReward()
+	good := decision.DefaultReward()
 	require.NoError(t, good.Validate())
-	require.NoError(t, route.Reward{}.Validate())
+	require.NoError(t, decision.Reward{}.Validate())
 	for _, tc := range []struct {
-		edit func(*route.Reward)
+		edit func(*decision.Reward)
 		want string
 	}{
-		{func(r *route.Reward) { r.Quality = -1 }, "reward weight quality: -1"},
-		{func(r *route.Reward) { r.Cost = math.NaN() }, "reward weight cost: NaN"},
-		{func(r *route.Reward) { r.Latency = math.Inf(1) }, "reward weight latency: +Inf"},
-		{func(r *route.Reward) { r.Failure = -0.5 }, "reward weight failure: -0.5"},
-		{func(r *route.Reward) { r.Quality, r.Cost, r.Latency = 0, 0, 0 }, "all zero"},
-		{func(r *route.Reward) { r.CostRef = 0 }, "reward cost_ref: 0 must be > 0"},
-		{func(r *route.Reward) { r.LatencyRef = -time.Second }, "reward latency_ref: -1s must be > 0"},
-		{func(r *route.Reward) { r.UnknownQuality = 1.5 }, "reward unknown_quality: 1.5 outside [0,1]"},
+		{func(r *decision.Reward) { r.Quality = -1 }, "reward weight quality: -1"},
+		{func(r *decision.Reward) { r.Cost = math.NaN() }, "reward weight cost: NaN"},
+		{func(r *decision.Reward) { r.Latency = math.Inf(1) }, "reward weight latency: +Inf"},
+		{func(r *decision.Reward) { r.Failure = -0.5 }, "reward weight failure: -0.5"},
+		{func(r *decision.Reward) { r.Quality, r.Cost, r.Latency = 0, 0, 0 }, "all zero"},
+		{func(r *decision.Reward) { r.CostRef = 0 }, "reward cost_ref: 0 must be > 0"},
+		{func(r *decision.Reward) { r.LatencyRef = -time.Second }, "reward latency_ref: -1s must be > 0"},
+		{func(r *decision.Reward) { r.UnknownQuality = 1.5 }, "reward unknown_quality: 1.5 outside [0,1]"},
 	} {
 		r := good
 		tc.edit(&r)
@@ -372,8 +373,8 @@ func TestNewCoreErrors(t *testing.T) {
 		want string
 	}{
 		{route.CoreOpts{Policy: p}, "catalogue: no models"},
-		{route.CoreOpts{Catalogue: []policy.Arm{{ID: "a"}, {}}, Policy: p}, "catalogue[1]: empty model id"},
-		{route.CoreOpts{Catalogue: []policy.Arm{{ID: "a"}, {ID: "a"}}, Policy: p}, `catalogue[1]: duplicate model id "a"`},
+		{route.CoreOpts{Catalogue: []decision.Arm{{ID: "a"}, {}}, Policy: p}, "catalogue[1]: empty model id"},
+		{route.CoreOpts{Catalogue: []decision.Arm{{ID: "a"}, {ID: "a"}}, Policy: p}, `catalogue[1]: duplicate model id "a"`},
 		{route.CoreOpts{Catalogue: catalogue()}, "policy: none given"},
 	} {
 		_, err := route.NewCore(tc.o)
@@ -385,36 +386,36 @@ func TestNewCoreErrors(t *testing.T) {
 type badPolicy struct{ chosen int }
 
 func (badPolicy) Name() string { return "bad" }
-func (b badPolicy) Select(context.Context, *policy.Features, []policy.Arm, []float64) (int, error) {
+func (b badPolicy) Select(context.Context, *decision.Features, []decision.Arm, []float64) (int, error) {
 	if b.chosen < 0 {
 		return 0, errors.New("boom")
 	}
 	return b.chosen, nil
 }
-func (badPolicy) Update(*policy.Features, []policy.Arm, int, float64) error {
+func (badPolicy) Update(*decision.Features, []decision.Arm, int, float64) error {
 	return errors.New("update boom")
 }
 
 func TestPolicyErrors(t *testing.T) {
 	ctx := context.Background()
-	var d route.Decision
+	var d decision.Decision
 	c1, _ := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: badPolicy{chosen: -1}})
-	assert.ErrorContains(t, c1.Decide(ctx, &route.Request{}, &d), "policy bad select: boom")
+	assert.ErrorContains(t, c1.Decide(ctx, &decision.Request{}, &d), "policy bad select: boom")
 	c2, _ := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: badPolicy{chosen: 7}})
-	assert.ErrorContains(t, c2.Decide(ctx, &route.Request{}, &d), "policy bad select: chose 7 of 3 candidates")
+	assert.ErrorContains(t, c2.Decide(ctx, &decision.Request{}, &d), "policy bad select: chose 7 of 3 candidates")
 	c3, _ := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: badPolicy{chosen: 0}})
-	var rec route.Record
+	var rec decision.Record
 	logged := false
-	c3b, _ := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: badPolicy{chosen: 0}, Sink: sinkFunc(func(*route.Record) { logged = true })})
-	assert.ErrorContains(t, c3.Run(ctx, &route.Request{}, &scripted{out: okOutcome()}, &rec), "policy bad update: update boom")
-	assert.ErrorContains(t, c3b.Run(ctx, &route.Request{}, &scripted{out: okOutcome()}, &rec), "update boom")
+	c3b, _ := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: badPolicy{chosen: 0}, Sink: sinkFunc(func(*decision.Record) { logged = true })})
+	assert.ErrorContains(t, c3.Run(ctx, &decision.Request{}, &scripted{out: okOutcome()}, &rec), "policy bad update: update boom")
+	assert.ErrorContains(t, c3b.Run(ctx, &decision.Request{}, &scripted{out: okOutcome()}, &rec), "update boom")
 	assert.True(t, logged, "a failed update still logs the record")
 }
 
 // failing is an Actor that cannot act at all.
 type failing struct{}
 
-func (failing) Act(context.Context, *route.Request, *route.Decision, *route.Outcome) error {
+func (failing) Act(context.Context, *decision.Request, *decision.Decision, *decision.Outcome) error {
 	return errors.New("no route to provider")
 }
 
@@ -422,9 +423,9 @@ func TestActErrorIsAFailure(t *testing.T) {
 	p := &fixed{name: "p"}
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p})
 	require.NoError(t, err)
-	var rec route.Record
-	require.NoError(t, core.Run(context.Background(), &route.Request{}, failing{}, &rec))
-	assert.Equal(t, route.StatusError, rec.Outcome.Status)
+	var rec decision.Record
+	require.NoError(t, core.Run(context.Background(), &decision.Request{}, failing{}, &rec))
+	assert.Equal(t, decision.StatusError, rec.Outcome.Status)
 	assert.Zero(t, rec.Reward)
 	_, rw := p.seen()
 	assert.Equal(t, []float64{0}, rw, "the policy learns the failure")
@@ -434,7 +435,7 @@ func TestActErrorIsAFailure(t *testing.T) {
 type oneHot struct{}
 
 func (oneHot) Dim() int { return 2 }
-func (oneHot) Encode(f *policy.Features, dst []float64) []float64 {
+func (oneHot) Encode(f *decision.Features, dst []float64) []float64 {
 	if f.Task == "code" {
 		return append(dst, 1, 0)
 	}
@@ -445,9 +446,9 @@ func TestEncoderRunsBeforeSelect(t *testing.T) {
 	p := &fixed{name: "p"}
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p, Encoder: oneHot{}})
 	require.NoError(t, err)
-	var rec route.Record
+	var rec decision.Record
 	for _, task := range []string{"code", "chat", "code"} {
-		require.NoError(t, core.Run(context.Background(), &route.Request{Features: policy.Features{Task: task}}, &scripted{out: okOutcome()}, &rec))
+		require.NoError(t, core.Run(context.Background(), &decision.Request{Features: decision.Features{Task: task}}, &scripted{out: okOutcome()}, &rec))
 	}
 	assert.Equal(t, [][]float64{{1, 0}, {0, 1}, {1, 0}}, p.vectors)
 }
@@ -458,9 +459,9 @@ func TestRunDoesNotAllocate(t *testing.T) {
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p, Rules: []route.Rule{route.ContextWindowRule{}}})
 	require.NoError(t, err)
 	ctx := context.Background()
-	req := route.Request{ID: "x", Features: policy.Features{Task: "code", PromptTokens: 100}}
+	req := decision.Request{ID: "x", Features: decision.Features{Task: "code", PromptTokens: 100}}
 	act := &scripted{out: okOutcome()}
-	var rec route.Record
+	var rec decision.Record
 	for i := 0; i < 100; i++ { // warm up: first sight of each arm allocates its profile and stats
 		require.NoError(t, core.Run(ctx, &req, act, &rec))
 	}
@@ -473,22 +474,22 @@ func TestRunDoesNotAllocate(t *testing.T) {
 }
 
 func TestStatusAndSourceNames(t *testing.T) {
-	for _, s := range []route.Status{route.StatusOK, route.StatusError, route.StatusRateLimited, route.StatusTimeout} {
-		got, err := route.ParseStatus(s.String())
+	for _, s := range []decision.Status{decision.StatusOK, decision.StatusError, decision.StatusRateLimited, decision.StatusTimeout} {
+		got, err := decision.ParseStatus(s.String())
 		require.NoError(t, err)
 		assert.Equal(t, s, got)
 	}
-	_, err := route.ParseStatus("melted")
+	_, err := decision.ParseStatus("melted")
 	assert.ErrorContains(t, err, `unknown status "melted"`)
-	assert.Equal(t, "status(9)", route.Status(9).String())
-	assert.False(t, route.StatusOK.Failed())
-	assert.True(t, route.StatusTimeout.Failed())
-	for _, s := range []route.RewardSource{route.RewardImmediate, route.RewardDelayed, route.RewardDefault} {
-		got, err := route.ParseRewardSource(s.String())
+	assert.Equal(t, "status(9)", decision.Status(9).String())
+	assert.False(t, decision.StatusOK.Failed())
+	assert.True(t, decision.StatusTimeout.Failed())
+	for _, s := range []decision.RewardSource{decision.RewardImmediate, decision.RewardDelayed, decision.RewardDefault} {
+		got, err := decision.ParseRewardSource(s.String())
 		require.NoError(t, err)
 		assert.Equal(t, s, got)
 	}
-	_, err = route.ParseRewardSource("psychic")
+	_, err = decision.ParseRewardSource("psychic")
 	assert.Error(t, err)
-	assert.Equal(t, "source(7)", route.RewardSource(7).String())
+	assert.Equal(t, "source(7)", decision.RewardSource(7).String())
 }

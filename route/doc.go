@@ -7,7 +7,7 @@
 // Build a Core once with the model catalogue, rules, policy, reward
 // function and log sink; then, per request:
 //
-//	var rec route.Record
+//	var rec decision.Record
 //	err := core.Run(ctx, &req, actor, &rec)
 //
 // Only the Actor differs between callers: a virtual-clock provider in the
@@ -15,8 +15,9 @@
 // gateway, which acts while streaming, calls the two halves Decide and
 // Complete itself.
 //
-// route also owns the shared value types — Outcome, Status, Attempt, Reward,
-// Decision, Record — and the model profile library (Profiles). It imports
-// only package policy. Log writers (package decisionlog) implement Sink and
-// import route; route never imports them.
+// The value types it passes around — Features, Arm, Decision, Outcome,
+// Status, Attempt, Reward, Record — live in the leaf package decision;
+// route owns the Core and the model profile library (Profiles). It imports
+// only packages decision and policy. Log writers (package decisionlog)
+// implement Sink without importing route; route never imports them.
 package route

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 )
 
 // Profiles is the model profile library: per arm, exponentially weighted
@@ -29,7 +29,7 @@ type ProfileOpts struct {
 	Now func() time.Time
 	// Priors seed the quality (and, when set, latency) of known arms, from
 	// the catalogue, so that the weighted policy has something to go on.
-	Priors []policy.Arm
+	Priors []decision.Arm
 }
 
 type profile struct {
@@ -92,7 +92,7 @@ func (p *Profiles) ewma(old, x float64, first bool) float64 {
 }
 
 // Observe records every attempt of o, and o's quality when known.
-func (p *Profiles) Observe(o *Outcome) {
+func (p *Profiles) Observe(o *decision.Outcome) {
 	for i := range o.Attempts {
 		a := &o.Attempts[i]
 		p.observe(a.Arm, a.Status, a.Latency, 0, 0, 0, false, 0)
@@ -104,7 +104,7 @@ func (p *Profiles) Observe(o *Outcome) {
 	if o.Arm != "" {
 		pr := p.get(o.Arm)
 		pr.mu.Lock()
-		if o.Status == StatusOK {
+		if o.Status == decision.StatusOK {
 			pr.TTFTMS = p.ewma(pr.TTFTMS, ms(o.TTFT), pr.TTFTMS == 0)
 		}
 		pr.TokensIn += int64(o.TokensIn)
@@ -126,7 +126,7 @@ func (p *Profiles) ObserveQuality(arm string, q float64) {
 	pr.mu.Unlock()
 }
 
-func (p *Profiles) observe(arm string, st Status, lat, ttft time.Duration, in, out int, qk bool, q float64) {
+func (p *Profiles) observe(arm string, st decision.Status, lat, ttft time.Duration, in, out int, qk bool, q float64) {
 	pr := p.get(arm)
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
@@ -155,7 +155,7 @@ func (p *Profiles) observe(arm string, st Status, lat, ttft time.Duration, in, o
 
 // Fill copies the live averages into the candidates' profile fields. Arms
 // never observed keep the values they came with (catalogue priors).
-func (p *Profiles) Fill(cands []policy.Arm) {
+func (p *Profiles) Fill(cands []decision.Arm) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for i := range cands {

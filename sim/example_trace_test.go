@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/sim"
 )
@@ -17,9 +18,9 @@ func ExampleRun_trace() {
 		panic(err)
 	}
 	trace := sim.TraceSlice{
-		{At: 0, Features: policy.Features{Task: "code", PromptTokens: 800}, CompletionTokens: 300},
-		{At: 2 * time.Second, Features: policy.Features{Task: "math", Tenant: "acme"}}, // lengths drawn
-		{At: 90 * time.Second, Features: policy.Features{Task: "code", PromptTokens: 100}, CompletionTokens: 50},
+		{At: 0, Features: decision.Features{Task: "code", PromptTokens: 800}, CompletionTokens: 300},
+		{At: 2 * time.Second, Features: decision.Features{Task: "math", Tenant: "acme"}}, // lengths drawn
+		{At: 90 * time.Second, Features: decision.Features{Task: "code", PromptTokens: 100}, CompletionTokens: 50},
 	}
 	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(1), Seed: 1, Trace: trace})
 	if err != nil {

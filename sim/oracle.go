@@ -4,7 +4,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // The oracle and the actor share one model of a request on an arm, so the
@@ -37,7 +37,7 @@ import (
 // the providers' state at that moment (which earlier choices shaped), not
 // against a counterfactual history.
 
-// rewardCoef is a route.Reward unpacked for the inner loops.
+// rewardCoef is a decision.Reward unpacked for the inner loops.
 type rewardCoef struct {
 	wq, wc, wl, wf float64
 	cref, lref     float64 // dollars, seconds
@@ -47,7 +47,7 @@ type rewardCoef struct {
 	linear bool
 }
 
-func newRewardCoef(r route.Reward) rewardCoef {
+func newRewardCoef(r decision.Reward) rewardCoef {
 	c := rewardCoef{wq: r.Quality, wc: r.Cost, wl: r.Latency, wf: r.Failure, cref: r.CostRef, lref: r.LatencyRef.Seconds()}
 	c.invLref = 1 / c.lref
 	c.linear = c.wq+c.wc+c.wl <= 1 && c.wf >= c.wc+c.wl
@@ -65,7 +65,7 @@ func clamp01(v float64) float64 {
 }
 
 // fail is the reward of a failed request with latency l (seconds): quality
-// 0 and cost 0, as route.Reward.Of computes it.
+// 0 and cost 0, as decision.Reward.Of computes it.
 func (c *rewardCoef) fail(l float64) float64 {
 	return clamp01(c.wc + c.wl/(1+l/c.lref) - c.wf)
 }
@@ -83,7 +83,7 @@ func (c *rewardCoef) answered(l, q, e, costTerm float64) float64 {
 // parameters p) at r.t.
 func (c *rewardCoef) expected(w *world, a *arm, p *params, r *request) float64 {
 	if p.hasOutage {
-		if p.outage == route.StatusTimeout {
+		if p.outage == decision.StatusTimeout {
 			return c.fail(w.timeout)
 		}
 		return c.fail(a.failFast)
@@ -154,18 +154,18 @@ func (c *rewardCoef) expected(w *world, a *arm, p *params, r *request) float64 {
 // act draws the outcome of sending r to arm ai (effective parameters p),
 // books the provider's queue and rate limit, and returns the virtual time
 // at which the request completes.
-func (w *world) act(seed uint64, ai int, p *params, r *request, o *route.Outcome) (done float64) {
+func (w *world) act(seed uint64, ai int, p *params, r *request, o *decision.Outcome) (done float64) {
 	a := &w.arms[ai]
 	o.Arm = a.id
 	o.TokensIn = r.prompt
-	fail := func(st route.Status, l float64) float64 {
+	fail := func(st decision.Status, l float64) float64 {
 		o.Status, o.Latency, o.TTFT, o.TokensOut, o.Cost = st, secs(l), 0, 0, 0
 		o.Quality, o.QualityKnown = 0, false
 		return r.t + l
 	}
 	if p.hasOutage {
-		if p.outage == route.StatusTimeout {
-			return fail(route.StatusTimeout, w.timeout)
+		if p.outage == decision.StatusTimeout {
+			return fail(decision.StatusTimeout, w.timeout)
 		}
 		return fail(p.outage, a.failFast)
 	}
@@ -174,7 +174,7 @@ func (w *world) act(seed uint64, ai int, p *params, r *request, o *route.Outcome
 		a.lastRefill = r.t
 		if tok < 1 {
 			a.tokens = tok
-			return fail(route.StatusRateLimited, a.failFast)
+			return fail(decision.StatusRateLimited, a.failFast)
 		}
 		a.tokens = tok - 1
 	}
@@ -185,12 +185,12 @@ func (w *world) act(seed uint64, ai int, p *params, r *request, o *route.Outcome
 	a.occupy(r.t+wait, service)
 	l := wait + service
 	if l > w.timeout {
-		return fail(route.StatusTimeout, w.timeout)
+		return fail(decision.StatusTimeout, w.timeout)
 	}
 	if u01(seed, r.idx, ai, drawError) < p.errRate {
-		return fail(route.StatusError, l)
+		return fail(decision.StatusError, l)
 	}
-	o.Status = route.StatusOK
+	o.Status = decision.StatusOK
 	o.Latency, o.TTFT = secs(l), secs(wait+ttft)
 	o.TokensOut = r.compl
 	o.Cost = (float64(r.prompt)*a.priceIn + float64(r.compl)*a.priceOut) * p.priceMul

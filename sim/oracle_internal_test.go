@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/integrate/quad"
@@ -43,7 +43,7 @@ providers:
 // checkMonteCarlo compares every arm's expected reward with the mean of
 // the actor's draws; arms named in gh must take the Gauss–Hermite path.
 func checkMonteCarlo(t *testing.T, sc *Scenario, gh ...string) {
-	for _, rw := range []route.Reward{sc.RewardFunc(), {Quality: 0.7, Cost: 0.3, Latency: 0.5, Failure: 0.1, CostRef: 0.01, LatencyRef: 1e9, UnknownQuality: 0.5}} {
+	for _, rw := range []decision.Reward{sc.RewardFunc(), {Quality: 0.7, Cost: 0.3, Latency: 0.5, Failure: 0.1, CostRef: 0.01, LatencyRef: 1e9, UnknownQuality: 0.5}} {
 		coef := newRewardCoef(rw)
 		w := compile(sc)
 		for ai := range w.arms {
@@ -56,7 +56,7 @@ func checkMonteCarlo(t *testing.T, sc *Scenario, gh ...string) {
 			want := coef.expected(w, a, &p, &r)
 			const n = 200_000
 			var sum, sumSq float64
-			var o route.Outcome
+			var o decision.Outcome
 			for i := 0; i < n; i++ {
 				r.idx = i
 				w.act(99, ai, &p, &r, &o)
@@ -216,9 +216,9 @@ providers:
 		{"6am is day", request{t: 10, hour: 6, task: chat, tenant: x, prompt: 150}, params{quality: 0.5, priceMul: 1, latMul: 1}},
 		{"code in range", request{t: 10, hour: 12, task: code, tenant: x, prompt: 200}, params{quality: 0.9, priceMul: 1, latMul: 1}},
 		{"code too long", request{t: 10, hour: 12, task: code, tenant: x, prompt: 201}, params{quality: 0.5, priceMul: 1, latMul: 1}},
-		{"tenant y in window", request{t: 3700, hour: 1, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, errRate: 0.3, priceMul: 0.5, latMul: 1, outage: route.StatusTimeout, hasOutage: true}},
+		{"tenant y in window", request{t: 3700, hour: 1, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, errRate: 0.3, priceMul: 0.5, latMul: 1, outage: decision.StatusTimeout, hasOutage: true}},
 		{"tenant x in window", request{t: 3700, hour: 12, task: chat, tenant: x, prompt: 150}, params{quality: 0.5, priceMul: 1, latMul: 1}},
-		{"late: both windows", request{t: 5500, hour: 12, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, errRate: 0.3, priceMul: 3, latMul: 2, outage: route.StatusTimeout, hasOutage: true}},
+		{"late: both windows", request{t: 5500, hour: 12, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, errRate: 0.3, priceMul: 3, latMul: 2, outage: decision.StatusTimeout, hasOutage: true}},
 		{"after the outage", request{t: 7300, hour: 23, task: chat, tenant: y, prompt: 150}, params{quality: 0.5, priceMul: 1.5, latMul: 2}},
 	} {
 		assert.Equal(t, tc.want, a.params(&tc.r), tc.name)
@@ -237,29 +237,29 @@ providers:
 	w := compile(sc)
 	coef := newRewardCoef(sc.RewardFunc())
 	a := &w.arms[0]
-	var o route.Outcome
-	status := func(at float64, i int) (route.Status, float64) {
+	var o decision.Outcome
+	status := func(at float64, i int) (decision.Status, float64) {
 		r := request{idx: i, t: at, tenant: -1, prompt: 10, compl: 10}
 		p := a.params(&r)
 		exp := coef.expected(w, a, &p, &r)
 		done := w.act(1, 0, &p, &r, &o)
-		if o.Status == route.StatusRateLimited {
+		if o.Status == decision.StatusRateLimited {
 			assert.InDelta(t, at+0.02, done, 1e-12, "a 429 comes back after fail_fast")
 		}
 		return o.Status, exp
 	}
 	for i, at := range []float64{0, 0, 0} {
 		st, exp := status(at, i)
-		assert.Equal(t, route.StatusOK, st, "request %d within the burst", i)
+		assert.Equal(t, decision.StatusOK, st, "request %d within the burst", i)
 		assert.Positive(t, exp)
 	}
 	st, exp := status(0.1, 3)
-	assert.Equal(t, route.StatusRateLimited, st, "burst spent; 0.2 tokens refilled")
+	assert.Equal(t, decision.StatusRateLimited, st, "burst spent; 0.2 tokens refilled")
 	assert.Zero(t, exp, "the oracle knows the bucket is empty: a 429 earns 0")
 	st, _ = status(0.5, 4)
-	assert.Equal(t, route.StatusOK, st, "one token refilled by t=0.5")
+	assert.Equal(t, decision.StatusOK, st, "one token refilled by t=0.5")
 	st, _ = status(0.6, 5)
-	assert.Equal(t, route.StatusRateLimited, st)
+	assert.Equal(t, decision.StatusRateLimited, st)
 }
 
 // TestQuadratureIsPrecise compares the oracle's Gauss–Hermite expectation
@@ -278,7 +278,7 @@ providers:
 `))
 	require.NoError(t, err)
 	w := compile(sc)
-	for _, rw := range []route.Reward{sc.RewardFunc(), {Quality: 0.7, Cost: 0.3, Latency: 0.5, Failure: 0.1, CostRef: 0.01, LatencyRef: 1e9, UnknownQuality: 0.5}} {
+	for _, rw := range []decision.Reward{sc.RewardFunc(), {Quality: 0.7, Cost: 0.3, Latency: 0.5, Failure: 0.1, CostRef: 0.01, LatencyRef: 1e9, UnknownQuality: 0.5}} {
 		c := newRewardCoef(rw)
 		for ai := range w.arms {
 			a := &w.arms[ai]

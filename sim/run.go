@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 )
@@ -47,7 +48,7 @@ type Options struct {
 	// request also gets an id "r<index>".
 	Sink route.Sink
 	// Reward, optional, replaces the scenario's reward function.
-	Reward *route.Reward
+	Reward *decision.Reward
 	// Rules run after the context-window rule, which is always on.
 	Rules []route.Rule
 	// ImmediateFeedback makes the policy learn each reward before the next
@@ -130,7 +131,7 @@ func PolicySeed(runSeed uint64) uint64 { return mix64(runSeed ^ 0x706f6c69637900
 
 // slot is one request in flight: its record and what the oracle knew.
 type slot struct {
-	rec       route.Record
+	rec       decision.Record
 	idx       int
 	done      float64
 	expected  float64
@@ -161,7 +162,7 @@ type actor struct {
 var _ route.Actor = (*actor)(nil)
 
 // Act implements route.Actor.
-func (a *actor) Act(_ context.Context, _ *route.Request, d *route.Decision, o *route.Outcome) error {
+func (a *actor) Act(_ context.Context, _ *decision.Request, d *decision.Decision, o *decision.Outcome) error {
 	a.done = a.w.act(a.seed, a.candArm[d.Chosen], &a.params[d.Chosen], a.req, o)
 	return nil
 }
@@ -239,8 +240,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
 		reward = *o.Reward
-		if reward == (route.Reward{}) {
-			reward = route.DefaultReward()
+		if reward == (decision.Reward{}) {
+			reward = decision.DefaultReward()
 		}
 	}
 	w := compile(sc)
@@ -341,7 +342,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		r.judge(s, &req)
 		out := &rec.Outcome
-		*out = route.Outcome{Attempts: out.Attempts[:0]}
+		*out = decision.Outcome{Attempts: out.Attempts[:0]}
 		if err := r.act.Act(ctx, &rec.Request, d, out); err != nil {
 			return nil, fmt.Errorf("sim: request %d: act: %w", i, err)
 		}
@@ -415,7 +416,7 @@ func (r *runner) complete(s *slot) error {
 	if int(o.Status) < len(r.statuses) {
 		r.statuses[o.Status]++
 	}
-	if o.Status == route.StatusOK {
+	if o.Status == decision.StatusOK {
 		r.lat = append(r.lat, float32(o.Latency.Seconds()*1000))
 	}
 	r.armN[s.chosenArm]++
@@ -510,13 +511,13 @@ func (r *runner) result(o Options, n int) *Result {
 		OracleMeanReward:   r.orcl / fn,
 		Regret:             r.orcl - r.expected,
 		CostTotal:          r.cost,
-		FailureRate:        float64(n-r.statuses[route.StatusOK]) / fn,
+		FailureRate:        float64(n-r.statuses[decision.StatusOK]) / fn,
 		StatusCounts:       map[string]int{},
 		ArmShares:          shares(w, r.armN, n),
 		OracleArmShares:    shares(w, r.oracleN, n),
 	}
 	for st, c := range r.statuses {
-		res.StatusCounts[route.Status(st).String()] = c
+		res.StatusCounts[decision.Status(st).String()] = c
 	}
 	if len(r.lat) > 0 {
 		sortLatencies(r.lat)

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -49,15 +49,15 @@ type Scenario struct {
 	Start string `yaml:"start"`
 	// Timeout is when a request gives up: a slower answer is StatusTimeout.
 	// Zero means 30s.
-	Timeout   Duration     `yaml:"timeout"`
-	Reward    *RewardSpec  `yaml:"reward"`
-	Traffic   Traffic      `yaml:"traffic"`
-	Providers []Provider   `yaml:"providers"`
-	start     time.Time    // parsed Start, set by Validate
-	reward    route.Reward // resolved Reward, set by Validate
+	Timeout   Duration        `yaml:"timeout"`
+	Reward    *RewardSpec     `yaml:"reward"`
+	Traffic   Traffic         `yaml:"traffic"`
+	Providers []Provider      `yaml:"providers"`
+	start     time.Time       // parsed Start, set by Validate
+	reward    decision.Reward // resolved Reward, set by Validate
 }
 
-// RewardSpec overrides route.DefaultReward field by field; an absent field
+// RewardSpec overrides decision.DefaultReward field by field; an absent field
 // keeps its default.
 type RewardSpec struct {
 	Quality        *float64  `yaml:"quality"`
@@ -378,7 +378,7 @@ func (s *Scenario) validate() error {
 }
 
 func (s *Scenario) validateReward() error {
-	r := route.DefaultReward()
+	r := decision.DefaultReward()
 	if rs := s.Reward; rs != nil {
 		set := func(dst *float64, v *float64) {
 			if v != nil {
@@ -665,6 +665,6 @@ func (s *Scenario) Tenants() []string { return sortedKeys(s.Traffic.Tenants) }
 // StartTime is the virtual clock's start. Valid after Validate.
 func (s *Scenario) StartTime() time.Time { return s.start }
 
-// RewardFunc is the scenario's reward function (route.DefaultReward with
+// RewardFunc is the scenario's reward function (decision.DefaultReward with
 // the scenario's overrides). Valid after Validate.
-func (s *Scenario) RewardFunc() route.Reward { return s.reward }
+func (s *Scenario) RewardFunc() decision.Reward { return s.reward }

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -163,13 +163,13 @@ type rec struct {
 	at           time.Time
 	arm          string
 	latency      time.Duration
-	status       route.Status
+	status       decision.Status
 	quality      float64
 	vectorLen    int
 	shadow       string
 }
 
-func (r *recorder) Log(x *route.Record) {
+func (r *recorder) Log(x *decision.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.recs == nil {
@@ -277,7 +277,7 @@ func TestImmediateFeedbackLearns(t *testing.T) {
 type dimEncoder struct{ tasks []string }
 
 func (e dimEncoder) Dim() int { return len(e.tasks) }
-func (e dimEncoder) Encode(f *policy.Features, dst []float64) []float64 {
+func (e dimEncoder) Encode(f *decision.Features, dst []float64) []float64 {
 	for _, t := range e.tasks {
 		v := 0.0
 		if f.Task == t {
@@ -313,7 +313,7 @@ func TestRunBadOptions(t *testing.T) {
 	assert.ErrorContains(t, err, "requests -5")
 	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Requests: 10, Window: -1})
 	assert.ErrorContains(t, err, "window -1")
-	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Requests: 10, Reward: &route.Reward{Quality: -1, CostRef: 1, LatencyRef: time.Second}})
+	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Requests: 10, Reward: &decision.Reward{Quality: -1, CostRef: 1, LatencyRef: time.Second}})
 	assert.ErrorContains(t, err, "reward weight quality")
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

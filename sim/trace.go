@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 )
 
 // TraceRequest is one request of a Trace: when it arrives and what it is.
@@ -22,13 +22,13 @@ type TraceRequest struct {
 	// tenant the scenario does not list is kept as it is, and no tenant
 	// modifier matches it. PromptTokens 0 means unknown: the simulator
 	// draws it from the scenario's prompt_tokens.
-	Features policy.Features
+	Features decision.Features
 	// CompletionTokens is the answer's length when known; 0 draws it from
 	// the scenario's completion_tokens (a logged failure has none).
 	CompletionTokens int
 	// Forced, when not empty, names the provider that serves the request
 	// without asking the policy (the caller named the model, as
-	// route.Request.Forced); it must be one of the scenario's providers.
+	// decision.Request.Forced); it must be one of the scenario's providers.
 	Forced string
 }
 

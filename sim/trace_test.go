@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -22,15 +22,15 @@ type traceSink struct {
 	mu    sync.Mutex
 	start time.Time
 	reqs  sim.TraceSlice
-	out   []route.Outcome
+	out   []decision.Outcome
 	arm   []string
 }
 
 func newTraceSink(n int, start time.Time) *traceSink {
-	return &traceSink{start: start, reqs: make(sim.TraceSlice, n), out: make([]route.Outcome, n), arm: make([]string, n)}
+	return &traceSink{start: start, reqs: make(sim.TraceSlice, n), out: make([]decision.Outcome, n), arm: make([]string, n)}
 }
 
-func (s *traceSink) Log(x *route.Record) {
+func (s *traceSink) Log(x *decision.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, err := strconv.Atoi(strings.TrimPrefix(x.Request.ID, "r"))
@@ -118,7 +118,7 @@ func TestTraceIsServedAsGiven(t *testing.T) {
 		if want.Features.PromptTokens > 0 {
 			assert.Equal(t, want.Features.PromptTokens, got.Features.PromptTokens, "request %d prompt", i)
 		}
-		if want.CompletionTokens > 0 && sink.out[i].Status == route.StatusOK {
+		if want.CompletionTokens > 0 && sink.out[i].Status == decision.StatusOK {
 			assert.Equal(t, want.CompletionTokens, got.CompletionTokens, "request %d completion", i)
 		}
 	}
@@ -126,7 +126,7 @@ func TestTraceIsServedAsGiven(t *testing.T) {
 	// distributions (tasks: prompt median 600, completion median 200).
 	assert.Equal(t, "", tr[2].Features.Tenant)
 	assert.InDelta(t, 600, sink.reqs[2].Features.PromptTokens, 500)
-	if sink.out[2].Status == route.StatusOK {
+	if sink.out[2].Status == decision.StatusOK {
 		assert.InDelta(t, 200, sink.reqs[2].CompletionTokens, 180)
 	}
 	assert.Equal(t, map[string]int{"code": 1, "math": 1, "chat": 1, "summarize": 1}, map[string]int{

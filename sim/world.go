@@ -5,8 +5,7 @@ import (
 	"math/rand/v2"
 	"sort"
 
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 	"gonum.org/v1/gonum/integrate/quad"
 )
 
@@ -29,7 +28,7 @@ type modifier struct {
 	tenantMask uint64  // 0 = any tenant
 	minPrompt  int
 	maxPrompt  int // 0 = unbounded
-	outage     route.Status
+	outage     decision.Status
 	hasOutage  bool
 	quality    []float64 // per task; NaN = no override; nil = none
 	errRate    float64   // NaN = no override
@@ -69,7 +68,7 @@ type world struct {
 	startSec  float64            // seconds since midnight of the start time
 	qw        [quadNodes]float64 // Gauss–Hermite weights / √π
 	lx, lw    [legendreNodes]float64
-	catalogue []policy.Arm
+	catalogue []decision.Arm
 }
 
 func compile(sc *Scenario) *world {
@@ -85,7 +84,7 @@ func compile(sc *Scenario) *world {
 	taskIdx := index(w.tasks)
 	tenantIdx := index(w.tenants)
 	w.arms = make([]arm, len(sc.Providers))
-	w.catalogue = make([]policy.Arm, len(sc.Providers))
+	w.catalogue = make([]decision.Arm, len(sc.Providers))
 	for i := range sc.Providers {
 		p := &sc.Providers[i]
 		a := &w.arms[i]
@@ -119,7 +118,7 @@ func compile(sc *Scenario) *world {
 			q += sc.Traffic.Tasks[name] * a.quality[t]
 			wsum += sc.Traffic.Tasks[name]
 		}
-		w.catalogue[i] = policy.Arm{ID: p.Name, Provider: p.Provider, PriceIn: p.PriceIn, PriceOut: p.PriceOut, ContextWindow: p.ContextWindow, Quality: q / wsum}
+		w.catalogue[i] = decision.Arm{ID: p.Name, Provider: p.Provider, PriceIn: p.PriceIn, PriceOut: p.PriceOut, ContextWindow: p.ContextWindow, Quality: q / wsum}
 	}
 	w.reset()
 	return w
@@ -180,11 +179,11 @@ func compileModifier(m *Modifier, tasks []string, taskIdx, tenantIdx map[string]
 	}
 	switch m.Outage {
 	case "error":
-		c.outage, c.hasOutage = route.StatusError, true
+		c.outage, c.hasOutage = decision.StatusError, true
 	case "timeout":
-		c.outage, c.hasOutage = route.StatusTimeout, true
+		c.outage, c.hasOutage = decision.StatusTimeout, true
 	case "rate_limited":
-		c.outage, c.hasOutage = route.StatusRateLimited, true
+		c.outage, c.hasOutage = decision.StatusRateLimited, true
 	}
 	if len(m.Quality) > 0 {
 		c.quality = taskTable(m.Quality, tasks, math.NaN())
@@ -214,7 +213,7 @@ type request struct {
 // modifiers that match it.
 type params struct {
 	quality, errRate, priceMul, latMul float64
-	outage                             route.Status
+	outage                             decision.Status
 	hasOutage                          bool
 }
 

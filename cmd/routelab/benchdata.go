@@ -50,7 +50,7 @@ and per-prompt costs); --data routellm reads RouteLLM's MMLU responses (2
 models, correctness only: costs are 0 unless --price sets prompt prices in
 USD per 1,000 tokens). Neither records latency, so every model gets the
 same 1 s and the latency term does not discriminate. The reward is
-route.DefaultReward with cost_ref $0.001 per prompt.
+decision.DefaultReward with cost_ref $0.001 per prompt.
 
 Policies are specs as in "routelab policies", comma separated; a spec
 without a seed gets one derived from --seed. Contextual policies see an

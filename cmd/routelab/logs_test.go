@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/decisionlog"
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,10 +21,10 @@ func TestLogsInspect(t *testing.T) {
 	require.NoError(t, err)
 	base := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	for i := range 10 {
-		rec := route.Record{
+		rec := decision.Record{
 			Time:    base.Add(time.Duration(i) * time.Minute),
-			Request: route.Request{ID: fmt.Sprint(i)},
-			Decision: route.Decision{Policy: "random", PolicyVersion: "1", Candidates: []policy.Arm{{ID: "a"}, {ID: "b"}},
+			Request: decision.Request{ID: fmt.Sprint(i)},
+			Decision: decision.Decision{Policy: "random", PolicyVersion: "1", Candidates: []decision.Arm{{ID: "a"}, {ID: "b"}},
 				Probs: []float64{0.5, 0.5}, Chosen: i % 2},
 		}
 		w.Log(&rec)

@@ -19,10 +19,10 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
-	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -339,7 +339,7 @@ type logSource struct {
 	rows     int64 // rows of the first pass, the second pass's total
 }
 
-func (s *logSource) Scan(ctx context.Context, fn func(*route.Record) error) error {
+func (s *logSource) Scan(ctx context.Context, fn func(*decision.Record) error) error {
 	s.pass++
 	var bar *progressbar.ProgressBar
 	if s.progress {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // Provider answers OpenAI-format chat completions for one upstream. The
@@ -76,7 +76,7 @@ type Error struct {
 	// HTTPStatus is the upstream's status code; 0 when there was no response.
 	HTTPStatus int
 	// Status is the route status the attempt is logged with.
-	Status route.Status
+	Status decision.Status
 	// Retryable is true when trying the same upstream again may succeed
 	// (429, 5xx, connection errors, timeouts).
 	Retryable bool
@@ -109,12 +109,12 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // StatusError classifies an upstream HTTP status with its error message.
 func StatusError(code int, msg string) *Error {
-	e := &Error{HTTPStatus: code, Message: msg, Status: route.StatusError}
+	e := &Error{HTTPStatus: code, Message: msg, Status: decision.StatusError}
 	switch {
 	case code == http.StatusTooManyRequests:
-		e.Status, e.Retryable = route.StatusRateLimited, true
+		e.Status, e.Retryable = decision.StatusRateLimited, true
 	case code == http.StatusRequestTimeout || code == http.StatusGatewayTimeout:
-		e.Status, e.Retryable = route.StatusTimeout, true
+		e.Status, e.Retryable = decision.StatusTimeout, true
 	case code >= 500:
 		e.Retryable = true
 	case code == http.StatusBadRequest || code == http.StatusRequestEntityTooLarge || code == http.StatusUnprocessableEntity:
@@ -131,16 +131,16 @@ func TransportError(ctx context.Context, err error) *Error {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	e := &Error{Status: route.StatusError, Err: err, Retryable: true, Message: err.Error()}
+	e := &Error{Status: decision.StatusError, Err: err, Retryable: true, Message: err.Error()}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		e.Status = route.StatusTimeout
+		e.Status = decision.StatusTimeout
 	}
 	if ctx.Err() != nil {
 		// The request's own deadline or cancellation: nothing to retry.
 		e.Retryable = false
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			e.Status = route.StatusTimeout
+			e.Status = decision.StatusTimeout
 		}
 	}
 	return e
@@ -153,7 +153,7 @@ func Malformed(what string, err error) *Error {
 	if err != nil {
 		msg += ": " + err.Error()
 	}
-	return &Error{Status: route.StatusError, Message: msg, Err: err}
+	return &Error{Status: decision.StatusError, Message: msg, Err: err}
 }
 
 // upstreamMessage extracts a human message from an error body in OpenAI's

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/routelab/routelab/route"
 )
 
 func TestScanMembersAndAppendBody(t *testing.T) {
@@ -68,18 +67,18 @@ func TestParseRequestFields(t *testing.T) {
 func TestErrorClassification(t *testing.T) {
 	for _, tc := range []struct {
 		code      int
-		status    route.Status
+		status    decision.Status
 		retryable bool
 		client    bool
 	}{
-		{429, route.StatusRateLimited, true, false},
-		{500, route.StatusError, true, false},
-		{503, route.StatusError, true, false},
-		{504, route.StatusTimeout, true, false},
-		{400, route.StatusError, false, true},
-		{413, route.StatusError, false, true},
-		{401, route.StatusError, false, false},
-		{404, route.StatusError, false, false},
+		{429, decision.StatusRateLimited, true, false},
+		{500, decision.StatusError, true, false},
+		{503, decision.StatusError, true, false},
+		{504, decision.StatusTimeout, true, false},
+		{400, decision.StatusError, false, true},
+		{413, decision.StatusError, false, true},
+		{401, decision.StatusError, false, false},
+		{404, decision.StatusError, false, false},
 	} {
 		e := StatusError(tc.code, "m")
 		assert.Equal(t, tc.status, e.Status, "%d", tc.code)
@@ -88,10 +87,10 @@ func TestErrorClassification(t *testing.T) {
 	}
 	ctx := context.Background()
 	e := TransportError(ctx, &net.OpError{Op: "dial", Err: errors.New("connection refused")})
-	assert.Equal(t, route.StatusError, e.Status)
+	assert.Equal(t, decision.StatusError, e.Status)
 	assert.True(t, e.Retryable)
 	e = TransportError(ctx, fmt.Errorf("wrapped: %w", context.DeadlineExceeded))
-	assert.Equal(t, route.StatusTimeout, e.Status)
+	assert.Equal(t, decision.StatusTimeout, e.Status)
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	e = TransportError(done, context.Canceled)
@@ -196,7 +195,7 @@ func TestSimFailuresAndRateLimits(t *testing.T) {
 	for range 10 {
 		_, err := s.Complete(context.Background(), simCall(t, "limited", 1))
 		var pe *Error
-		if errors.As(err, &pe) && pe.Status == route.StatusRateLimited {
+		if errors.As(err, &pe) && pe.Status == decision.StatusRateLimited {
 			limited++
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy/neural"
 )
 
@@ -14,18 +14,18 @@ import (
 // rewards over K = 8 arms, and 256 one-hot-like 32-dim contexts (5 of 32
 // entries set, as an encoder's blocks produce). Training rounds are
 // pushed beyond the benchmark so Update is measured on its own.
-func benchSetup(b *testing.B, o neural.Opts) (*neural.NeuralLinear, []policy.Arm, []policy.Features) {
+func benchSetup(b *testing.B, o neural.Opts) (*neural.NeuralLinear, []decision.Arm, []decision.Features) {
 	o.Dim, o.Retrain, o.Seed = 32, 1<<30, 1
 	p, err := neural.NewNeuralLinear(o)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cands := make([]policy.Arm, 8)
+	cands := make([]decision.Arm, 8)
 	for i := range cands {
 		cands[i].ID = fmt.Sprint("arm", i)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	fs := make([]policy.Features, 256)
+	fs := make([]decision.Features, 256)
 	for i := range fs {
 		x := make([]float64, 32)
 		x[0], x[1+rng.IntN(4)], x[5+rng.IntN(6)], x[11+rng.IntN(4)], x[15+rng.IntN(17)] = 1, 1, 1, 1, 1

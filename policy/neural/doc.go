@@ -89,7 +89,7 @@
 //
 // # Offline training from logs
 //
-// Fit trains from logged route.Records (any RecordSource, such as
+// Fit trains from logged decision.Records (any RecordSource, such as
 // replay.Records or a decision-log source): the network on the logged
 // rewards weighted by min(1/μ, Clip) (IPS), on doubly robust pseudo-rewards
 // for every candidate (DR), or unweighted; then the regressions and the

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy/neural"
-	"github.com/routelab/routelab/route"
 )
 
 // A NeuralLinear learns which of two arms suits each of four contexts —
@@ -16,13 +15,13 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	cands := []policy.Arm{{ID: "small"}, {ID: "large"}}
+	cands := []decision.Arm{{ID: "small"}, {ID: "large"}}
 	probs := make([]float64, 2)
 	ctx := context.Background()
 	vec := func(c int) []float64 { return []float64{1, float64(c & 1), float64(c >> 1)} }
 	for i := 0; i < 2000; i++ {
 		c := i % 4
-		f := policy.Features{Vector: vec(c)}
+		f := decision.Features{Vector: vec(c)}
 		k, err := p.Select(ctx, &f, cands, probs)
 		if err != nil {
 			panic(err)
@@ -36,7 +35,7 @@ func Example() {
 		}
 	}
 	for c := 0; c < 4; c++ {
-		f := policy.Features{Vector: vec(c)}
+		f := decision.Features{Vector: vec(c)}
 		k, _ := p.Select(ctx, &f, cands, probs)
 		fmt.Println(vec(c)[1:], cands[k].ID, probs[:2])
 	}
@@ -51,7 +50,7 @@ func Example() {
 // how often the logger chose each arm, and the fitted policy serves.
 func ExampleNeuralLinear_Fit() {
 	// A logger that played "large" 80% of the time, whatever the request.
-	cands := []policy.Arm{{ID: "small"}, {ID: "large"}}
+	cands := []decision.Arm{{ID: "small"}, {ID: "large"}}
 	vec := func(c int) []float64 { return []float64{1, float64(c & 1), float64(c >> 1)} }
 	var log records
 	for i := 0; i < 2000; i++ {
@@ -63,9 +62,9 @@ func ExampleNeuralLinear_Fit() {
 		if k == (c&1)^(c>>1) {
 			reward = 0.8
 		}
-		log = append(log, route.Record{
-			Request:  route.Request{ID: fmt.Sprint(i), Features: policy.Features{Vector: vec(c)}},
-			Decision: route.Decision{Candidates: cands, Probs: []float64{0.2, 0.8}, Chosen: k},
+		log = append(log, decision.Record{
+			Request:  decision.Request{ID: fmt.Sprint(i), Features: decision.Features{Vector: vec(c)}},
+			Decision: decision.Decision{Candidates: cands, Probs: []float64{0.2, 0.8}, Chosen: k},
 			Reward:   reward,
 		})
 	}
@@ -80,7 +79,7 @@ func ExampleNeuralLinear_Fit() {
 	fmt.Printf("%d rows, max weight %.0f\n", st.Rows, st.MaxWeight)
 	probs := make([]float64, 2)
 	for c := 0; c < 4; c++ {
-		f := policy.Features{Vector: vec(c)}
+		f := decision.Features{Vector: vec(c)}
 		k, _ := p.Select(context.Background(), &f, cands, probs)
 		fmt.Println(vec(c)[1:], cands[k].ID)
 	}

@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
+	"github.com/routelab/routelab/decision"
 )
 
 // RecordSource yields logged decisions in order; replay.Records and the
@@ -15,7 +14,7 @@ import (
 // per record, which is valid only during the call, and stops at fn's
 // first error.
 type RecordSource interface {
-	Scan(ctx context.Context, fn func(rec *route.Record) error) error
+	Scan(ctx context.Context, fn func(rec *decision.Record) error) error
 }
 
 // Weighting is how Fit corrects for the logging policy.
@@ -159,7 +158,7 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 	var cands []int32
 	var off []int
 	n := 0
-	err := src.Scan(ctx, func(rec *route.Record) error {
+	err := src.Scan(ctx, func(rec *decision.Record) error {
 		i := n
 		n++
 		d := &rec.Decision
@@ -319,7 +318,7 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 // Predict returns the posterior mean of arm armID's reward for f and its
 // standard deviation in units of the noise scale (the width UCB multiplies
 // by Scale): the model's view without exploration.
-func (p *NeuralLinear) Predict(f *policy.Features, armID string) (mean, sd float64, err error) {
+func (p *NeuralLinear) Predict(f *decision.Features, armID string) (mean, sd float64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	x, err := p.vector(f)

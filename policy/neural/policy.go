@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 )
 
@@ -318,7 +319,7 @@ func (p *NeuralLinear) Version() string {
 
 // vector validates f's vector, adopting its length when still open.
 // Callers hold mu.
-func (p *NeuralLinear) vector(f *policy.Features) ([]float64, error) {
+func (p *NeuralLinear) vector(f *decision.Features) ([]float64, error) {
 	if f == nil || len(f.Vector) == 0 {
 		return nil, fmt.Errorf("%w: policy %s needs Features.Vector (configure an Encoder); got none", policy.ErrBadVector, Name)
 	}
@@ -391,7 +392,7 @@ const noisePriorShape = 2.0
 // Select implements policy.Policy. It runs the exported network in plain
 // Go and reads every candidate's posterior: O(nnz(x)·h₁ + Σhᵢhᵢ₊₁ + K·p²/2)
 // without allocating.
-func (p *NeuralLinear) Select(_ context.Context, f *policy.Features, cands []policy.Arm, probs []float64) (int, error) {
+func (p *NeuralLinear) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
 	if len(cands) == 0 {
 		return 0, policy.ErrNoCandidates
 	}
@@ -433,7 +434,7 @@ func (p *NeuralLinear) Select(_ context.Context, f *policy.Features, cands []pol
 // candidate's θ̃·φ, probs the share of wins, and the winner of draw j
 // played for j uniform in [0, M) — so each arm is played with exactly its
 // reported share. Callers hold mu and have computed p.phi.
-func (p *NeuralLinear) selectDraws(cands []policy.Arm, probs []float64) int {
+func (p *NeuralLinear) selectDraws(cands []decision.Arm, probs []float64) int {
 	k, m := len(cands), p.o.Draws
 	if cap(p.means) < k {
 		p.means, p.sds = make([]float64, k), make([]float64, k)
@@ -478,7 +479,7 @@ func (p *NeuralLinear) arm(id string) (int, error) {
 // Update implements policy.Policy: the reward enters the replay buffer and
 // the arm's regression at once; when the schedule says so, this call also
 // runs a training round (outside the lock) and installs its result.
-func (p *NeuralLinear) Update(f *policy.Features, cands []policy.Arm, chosen int, reward float64) error {
+func (p *NeuralLinear) Update(f *decision.Features, cands []decision.Arm, chosen int, reward float64) error {
 	if len(cands) == 0 {
 		return policy.ErrNoCandidates
 	}

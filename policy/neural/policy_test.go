@@ -11,9 +11,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/policy/neural"
-	"github.com/routelab/routelab/route"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -22,7 +22,7 @@ import (
 // prompt, night) and three arms; "a" is good (0.9) when task⊕long⊕night
 // is odd, "b" when it is even, "c" is a 0.6 generalist — the parity of
 // tasks-nonlinear in miniature.
-var arms = []policy.Arm{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+var arms = []decision.Arm{{ID: "a"}, {ID: "b"}, {ID: "c"}}
 
 func context8(c int) []float64 {
 	x := make([]float64, 8)
@@ -73,7 +73,7 @@ func drive(t testing.TB, p policy.Policy, rng *rand.Rand, n int) []int {
 	var out []int
 	for i := 0; i < n; i++ {
 		c := rng.IntN(8)
-		f := policy.Features{Vector: context8(c)}
+		f := decision.Features{Vector: context8(c)}
 		k, err := p.Select(context.Background(), &f, arms, probs)
 		require.NoError(t, err)
 		require.InDelta(t, 1, probs[0]+probs[1]+probs[2], 1e-12)
@@ -98,7 +98,7 @@ func TestOnlineLearnsParity(t *testing.T) {
 			assert.GreaterOrEqual(t, st.Rounds, 5, "training rounds at 50, 150, 250, ...")
 			assert.Less(t, st.Last.LossAfter, 0.03, "last round's loss (noise variance 0.01)")
 			for c := 0; c < 8; c++ {
-				f := policy.Features{Vector: context8(c)}
+				f := decision.Features{Vector: context8(c)}
 				bestID, bestM := "", math.Inf(-1)
 				for _, a := range arms {
 					m, sd, err := p.Predict(&f, a.ID)
@@ -192,18 +192,18 @@ func TestBadInput(t *testing.T) {
 	huge[0] = 1e7
 	for _, tc := range []struct {
 		name  string
-		f     *policy.Features
-		cands []policy.Arm
+		f     *decision.Features
+		cands []decision.Arm
 		probs []float64
 		want  error
 	}{
 		{"no features", nil, arms, probs, policy.ErrBadVector},
-		{"no vector", &policy.Features{}, arms, probs, policy.ErrBadVector},
-		{"short vector", &policy.Features{Vector: good[:7]}, arms, probs, policy.ErrBadVector},
-		{"NaN", &policy.Features{Vector: nan}, arms, probs, policy.ErrBadVector},
-		{"huge", &policy.Features{Vector: huge}, arms, probs, policy.ErrBadVector},
-		{"no candidates", &policy.Features{Vector: good}, nil, probs, policy.ErrNoCandidates},
-		{"short probs", &policy.Features{Vector: good}, arms, probs[:2], policy.ErrProbsTooShort},
+		{"no vector", &decision.Features{}, arms, probs, policy.ErrBadVector},
+		{"short vector", &decision.Features{Vector: good[:7]}, arms, probs, policy.ErrBadVector},
+		{"NaN", &decision.Features{Vector: nan}, arms, probs, policy.ErrBadVector},
+		{"huge", &decision.Features{Vector: huge}, arms, probs, policy.ErrBadVector},
+		{"no candidates", &decision.Features{Vector: good}, nil, probs, policy.ErrNoCandidates},
+		{"short probs", &decision.Features{Vector: good}, arms, probs[:2], policy.ErrProbsTooShort},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := p.Select(ctx, tc.f, tc.cands, tc.probs)
@@ -213,7 +213,7 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	f := &policy.Features{Vector: good}
+	f := &decision.Features{Vector: good}
 	assert.ErrorIs(t, p.Update(f, arms, 3, 0.5), policy.ErrBadChosen)
 	assert.ErrorIs(t, p.Update(f, arms, -1, 0.5), policy.ErrBadChosen)
 	assert.ErrorIs(t, p.Update(f, arms, 0, math.NaN()), policy.ErrBadReward)
@@ -243,7 +243,7 @@ func TestConcurrent(t *testing.T) {
 			probs := make([]float64, 3)
 			for i := 0; i < 150; i++ {
 				c := rng.IntN(8)
-				f := policy.Features{Vector: context8(c)}
+				f := decision.Features{Vector: context8(c)}
 				k, err := p.Select(context.Background(), &f, arms, probs)
 				if !assert.NoError(t, err) {
 					return
@@ -271,9 +271,9 @@ func TestConcurrent(t *testing.T) {
 // logs builds n logged decisions of the synthetic problem from a logger
 // that plays the generalist "c" with probability 0.8 and "a", "b" with 0.1
 // each, so a and b are seen mostly where the logger happened to explore.
-func logs(n int, seed uint64) []route.Record {
+func logs(n int, seed uint64) []decision.Record {
 	rng := rand.New(rand.NewPCG(seed, seed))
-	out := make([]route.Record, n)
+	out := make([]decision.Record, n)
 	probs := []float64{0.1, 0.1, 0.8}
 	for i := range out {
 		c := rng.IntN(8)
@@ -282,18 +282,18 @@ func logs(n int, seed uint64) []route.Record {
 			u -= probs[k]
 			k++
 		}
-		out[i] = route.Record{
-			Request:  route.Request{ID: fmt.Sprint("r", i), Features: policy.Features{Vector: context8(c)}},
-			Decision: route.Decision{Candidates: arms, Probs: probs, Chosen: k},
+		out[i] = decision.Record{
+			Request:  decision.Request{ID: fmt.Sprint("r", i), Features: decision.Features{Vector: context8(c)}},
+			Decision: decision.Decision{Candidates: arms, Probs: probs, Chosen: k},
 			Reward:   truth(c, k) + 0.1*rng.NormFloat64(),
 		}
 	}
 	return out
 }
 
-type records []route.Record
+type records []decision.Record
 
-func (r records) Scan(ctx context.Context, fn func(*route.Record) error) error {
+func (r records) Scan(ctx context.Context, fn func(*decision.Record) error) error {
 	for i := range r {
 		if err := fn(&r[i]); err != nil {
 			return err
@@ -323,7 +323,7 @@ func TestFitFromLogs(t *testing.T) {
 			t.Logf("%s: loss %.4f → %.4f (IPS stage %.4f → %.4f), ESS %.0f", w, st.Final.LossBefore, st.Final.LossAfter, st.IPS.LossBefore, st.IPS.LossAfter, st.ESS)
 			var mse float64
 			for c := 0; c < 8; c++ {
-				f := policy.Features{Vector: context8(c)}
+				f := decision.Features{Vector: context8(c)}
 				for a := range arms {
 					m, _, err := p.Predict(&f, arms[a].ID)
 					require.NoError(t, err)
@@ -346,14 +346,14 @@ func TestFitFromLogs(t *testing.T) {
 func TestFitRejectsBadRecords(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		mod  func(r *route.Record)
+		mod  func(r *decision.Record)
 	}{
-		{"no vector", func(r *route.Record) { r.Request.Features.Vector = nil }},
-		{"probs", func(r *route.Record) { r.Decision.Probs = r.Decision.Probs[:2] }},
-		{"zero propensity", func(r *route.Record) { r.Decision.Probs = []float64{0, 0, 1}; r.Decision.Chosen = 0 }},
-		{"chosen", func(r *route.Record) { r.Decision.Chosen = 5 }},
-		{"reward", func(r *route.Record) { r.Reward = math.NaN() }},
-		{"dims", func(r *route.Record) { r.Request.Features.Vector = make([]float64, 9) }},
+		{"no vector", func(r *decision.Record) { r.Request.Features.Vector = nil }},
+		{"probs", func(r *decision.Record) { r.Decision.Probs = r.Decision.Probs[:2] }},
+		{"zero propensity", func(r *decision.Record) { r.Decision.Probs = []float64{0, 0, 1}; r.Decision.Chosen = 0 }},
+		{"chosen", func(r *decision.Record) { r.Decision.Chosen = 5 }},
+		{"reward", func(r *decision.Record) { r.Reward = math.NaN() }},
+		{"dims", func(r *decision.Record) { r.Request.Features.Vector = make([]float64, 9) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log := logs(50, 1)
@@ -387,7 +387,7 @@ func TestAsyncTraining(t *testing.T) {
 	assert.NoError(t, st.LastError)
 	hits := 0
 	for c := 0; c < 8; c++ {
-		f := policy.Features{Vector: context8(c)}
+		f := decision.Features{Vector: context8(c)}
 		bestID, bestM := "", math.Inf(-1)
 		for _, a := range arms {
 			m, _, err := p.Predict(&f, a.ID)
@@ -431,7 +431,7 @@ func FuzzRestore(f *testing.F) {
 		}
 		// A restored policy must serve.
 		probs := make([]float64, 3)
-		fv := policy.Features{Vector: context8(1)}
+		fv := decision.Features{Vector: context8(1)}
 		if _, err := q.Select(context.Background(), &fv, arms, probs); err != nil {
 			require.ErrorIs(t, err, policy.ErrBadVector)
 		}
@@ -454,7 +454,7 @@ func TestFloorSnapshotRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for i := 0; i < 200; i++ {
 		c := rng.IntN(8)
-		f := policy.Features{Vector: context8(c)}
+		f := decision.Features{Vector: context8(c)}
 		k, err := p.Select(context.Background(), &f, arms, probs)
 		require.NoError(t, err)
 		kq, err := q.Select(context.Background(), &f, arms, probsQ)
@@ -495,7 +495,7 @@ type interleaved struct {
 	during func()
 }
 
-func (s interleaved) Scan(ctx context.Context, fn func(*route.Record) error) error {
+func (s interleaved) Scan(ctx context.Context, fn func(*decision.Record) error) error {
 	for i := range s.log {
 		if i == len(s.log)/2 {
 			s.during()
@@ -512,9 +512,9 @@ func (s interleaved) Scan(ctx context.Context, fn func(*route.Record) error) err
 func TestFitKeepsOnlineRows(t *testing.T) {
 	p := small(t, "")
 	drive(t, p, rand.New(rand.NewPCG(12, 12)), 20)
-	newArm := []policy.Arm{{ID: "a"}, {ID: "d"}}
+	newArm := []decision.Arm{{ID: "a"}, {ID: "d"}}
 	src := interleaved{log: records(logs(300, 13)), during: func() {
-		f := policy.Features{Vector: context8(5)}
+		f := decision.Features{Vector: context8(5)}
 		for i := 0; i < 7; i++ {
 			require.NoError(t, p.Update(&f, newArm, i%2, 0.3))
 		}
@@ -525,7 +525,7 @@ func TestFitKeepsOnlineRows(t *testing.T) {
 	assert.Equal(t, int64(20+7+300), st.Seen)
 	assert.Equal(t, 307, st.Buffered, "the log's rows, then the 7 online ones; the 20 before the fit are replaced")
 	assert.Equal(t, []string{"a", "b", "c", "d"}, st.Arms)
-	m, _, err := p.Predict(&policy.Features{Vector: context8(5)}, "d")
+	m, _, err := p.Predict(&decision.Features{Vector: context8(5)}, "d")
 	require.NoError(t, err)
 	assert.InDelta(t, 0.3, m, 0.15, "arm d learnt from its online rewards only")
 }
@@ -536,7 +536,7 @@ func TestFitKeepsOnlineRows(t *testing.T) {
 func TestThompsonDraws(t *testing.T) {
 	p := small(t, "draws:50")
 	drive(t, p, rand.New(rand.NewPCG(14, 14)), 30) // still uncertain
-	f := policy.Features{Vector: context8(6)}
+	f := decision.Features{Vector: context8(6)}
 	probs := make([]float64, 3)
 	var sumP [3]float64
 	var plays [3]int

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/policy/neural"
-	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -77,9 +77,9 @@ func TestSimBeatsLinUCBOnInteractions(t *testing.T) {
 }
 
 // collect is a route.Sink keeping deep copies of the records it needs.
-type collect struct{ recs []route.Record }
+type collect struct{ recs []decision.Record }
 
-func (c *collect) Log(rec *route.Record) {
+func (c *collect) Log(rec *decision.Record) {
 	r := *rec
 	r.Request.Features.Vector = slices.Clone(rec.Request.Features.Vector)
 	r.Request.Features.Tags = slices.Clone(rec.Request.Features.Tags)

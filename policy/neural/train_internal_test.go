@@ -6,15 +6,15 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/decision"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/gorgonia"
 )
 
-type policyFeatures = policy.Features
+type policyFeatures = decision.Features
 
-var twoArms = []policy.Arm{{ID: "zero"}, {ID: "one"}}
+var twoArms = []decision.Arm{{ID: "zero"}, {ID: "one"}}
 
 // gorgoniaForward evaluates m's graph (the training graph, without
 // gradients) on the rows of xs and returns Z and Out row-major.

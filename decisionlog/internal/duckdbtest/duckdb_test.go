@@ -10,9 +10,8 @@ import (
 	"time"
 
 	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/decisionlog"
-	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/route"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -30,18 +29,18 @@ func TestDuckDBReadsLogs(t *testing.T) {
 	var sumReward, sumQuality float64
 	var withQuality, attempts, shadows int
 	for i := range n {
-		arms := []policy.Arm{{ID: "a"}, {ID: "b"}, {ID: "c"}}
+		arms := []decision.Arm{{ID: "a"}, {ID: "b"}, {ID: "c"}}
 		chosen := rng.IntN(3)
-		rec := route.Record{
+		rec := decision.Record{
 			Time:    base.Add(time.Duration(i) * 2 * time.Second), // 22:00 .. 23:40
-			Request: route.Request{ID: fmt.Sprintf("r%d", i), Features: policy.Features{Task: "chat", Tags: []string{"x=1"}}},
-			Decision: route.Decision{Policy: "thompson", PolicyVersion: "1", Reason: route.ReasonPolicy,
+			Request: decision.Request{ID: fmt.Sprintf("r%d", i), Features: decision.Features{Task: "chat", Tags: []string{"x=1"}}},
+			Decision: decision.Decision{Policy: "thompson", PolicyVersion: "1", Reason: decision.ReasonPolicy,
 				Candidates: arms, Probs: []float64{0.5, 0.3, 0.2}, Chosen: chosen},
-			Outcome: route.Outcome{Arm: arms[chosen].ID, Latency: time.Duration(rng.IntN(1000)) * time.Millisecond},
+			Outcome: decision.Outcome{Arm: arms[chosen].ID, Latency: time.Duration(rng.IntN(1000)) * time.Millisecond},
 			Reward:  rng.Float64(),
 		}
 		for j := range 1 + i%3 {
-			rec.Outcome.Attempts = append(rec.Outcome.Attempts, route.Attempt{Arm: arms[(chosen+j)%3].ID, Status: route.StatusError, Latency: time.Millisecond, Fallback: j})
+			rec.Outcome.Attempts = append(rec.Outcome.Attempts, decision.Attempt{Arm: arms[(chosen+j)%3].ID, Status: decision.StatusError, Latency: time.Millisecond, Fallback: j})
 			attempts++
 		}
 		if i%4 == 0 {
@@ -50,7 +49,7 @@ func TestDuckDBReadsLogs(t *testing.T) {
 			withQuality++
 		}
 		if i%5 == 0 {
-			rec.Decision.Shadow = route.Shadow{Policy: "ucb1", Arm: "b", Prob: 1}
+			rec.Decision.Shadow = decision.Shadow{Policy: "ucb1", Arm: "b", Prob: 1}
 			shadows++
 		}
 		sumReward += rec.Reward

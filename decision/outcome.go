@@ -1,4 +1,4 @@
-package route
+package decision
 
 import (
 	"fmt"
@@ -121,7 +121,8 @@ func DefaultReward() Reward {
 	return Reward{Quality: 0.6, Cost: 0.2, Latency: 0.2, Failure: 1, CostRef: 0.002, LatencyRef: 2 * time.Second, UnknownQuality: 0.5}
 }
 
-func (r Reward) orDefault() Reward {
+// OrDefault returns r, or DefaultReward() when r is the zero Reward.
+func (r Reward) OrDefault() Reward {
 	if r == (Reward{}) {
 		return DefaultReward()
 	}
@@ -130,7 +131,7 @@ func (r Reward) orDefault() Reward {
 
 // Validate reports a weight or reference that cannot be used, naming it.
 func (r Reward) Validate() error {
-	r = r.orDefault()
+	r = r.OrDefault()
 	for _, w := range []struct {
 		name string
 		v    float64
@@ -156,11 +157,11 @@ func (r Reward) Validate() error {
 
 // Of returns the reward of o.
 func (r Reward) Of(o *Outcome) float64 {
-	r = r.orDefault()
+	r = r.OrDefault()
 	return r.of(o)
 }
 
-// of is Of for a Reward already resolved by orDefault; the decision core
+// of is Of for a Reward already resolved by OrDefault; the decision core
 // calls it on every request, so it skips the zero check and the copies.
 func (r *Reward) of(o *Outcome) float64 {
 	q := r.UnknownQuality
@@ -178,7 +179,7 @@ func (r *Reward) of(o *Outcome) float64 {
 // expectation, the failure probability, though the clamp makes that an
 // approximation).
 func (r Reward) Terms(quality, cost float64, latency time.Duration, failed float64) float64 {
-	r = r.orDefault()
+	r = r.OrDefault()
 	return r.terms(quality, cost, latency, failed)
 }
 
@@ -202,7 +203,7 @@ func (r *Reward) terms(quality, cost float64, latency time.Duration, failed floa
 // (with the chosen arm's own latency) when a fallback had to answer instead.
 // The decision core and the log reader's delayed-reward join both use it.
 func (r Reward) ForDecision(d *Decision, o *Outcome) float64 {
-	r = r.orDefault()
+	r = r.OrDefault()
 	return r.forDecision(d, o)
 }
 

@@ -4,15 +4,23 @@ BIN       := bin/routelab
 # Tests run with the race detector; CI may add flags through TESTFLAGS.
 TESTFLAGS ?=
 
-.PHONY: all build run test lint bench bench-gateway check-alerts clean
+.PHONY: all build run test lint bench bench-gateway check-alerts newcomer clean
 
 all: build
 
+# The version and commit `routelab --version` prints.
+VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT    := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/routelab
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/routelab
+
+# RUN_FLAGS passes serve options, e.g. RUN_FLAGS="--config my.yaml".
+RUN_FLAGS ?=
 
 run: build
-	./$(BIN) serve
+	./$(BIN) serve $(RUN_FLAGS)
 
 test:
 	$(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
@@ -35,6 +43,10 @@ bench:
 bench-gateway:
 	$(GO) build -o bin/gateway-bench ./bench/gateway
 	./bin/gateway-bench $(BENCH_GATEWAY_FLAGS)
+
+# The README's quick start on this checkout, scripted (run by .ci/run).
+newcomer:
+	bash scripts/newcomer.sh
 
 clean:
 	rm -rf bin

@@ -22,7 +22,9 @@ func newRoot() *cobra.Command {
 		Short:         "LLM routing gateway and reinforcement-learning testbed",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	// Subcommands are wired here explicitly, one per file.
 	root.AddCommand(
 		newPoliciesCmd(),

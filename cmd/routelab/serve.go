@@ -42,7 +42,7 @@ no API key, decisions logged to ./data/decisions. See docs/config.md.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config file (default: the embedded development config)")
-	cmd.Flags().StringVar(&listen, "listen", "", "listen address, overrides the config's listen (default :8080)")
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address, overrides the config's listen (embedded default 127.0.0.1:8080)")
 	cmd.Flags().StringVar(&logDir, "log-dir", "", "decision log root, overrides the config's log.dir (\"\" disables logging)")
 	return cmd
 }

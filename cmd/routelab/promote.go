@@ -11,8 +11,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/routelab/routelab/gateway"
 	"github.com/spf13/cobra"
 )
 
@@ -22,6 +24,7 @@ type promoteOpts struct {
 	token    string
 	force    bool
 	status   bool
+	json     bool
 	rollback bool
 	timeout  time.Duration
 }
@@ -59,6 +62,7 @@ variable. A refused promotion exits non-zero with the gateway's reason.`,
 	f.BoolVar(&o.status, "status", false, "print the running shadow-vs-incumbent estimate and exit")
 	f.BoolVar(&o.rollback, "rollback", false, "restore the serving policy the last promotion replaced")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "HTTP timeout")
+	f.BoolVar(&o.json, "json", false, "with --status, print the gateway's JSON instead of the summary")
 	cmd.MarkFlagsMutuallyExclusive("status", "rollback", "force")
 	return cmd
 }
@@ -115,6 +119,13 @@ func runPromote(ctx context.Context, out io.Writer, o promoteOpts) error {
 		}
 		return fmt.Errorf("%s %s: %s: %s", method, path, res.Status, strings.TrimSpace(string(b)))
 	}
+	if o.status && !o.json {
+		var st gateway.ShadowStatus
+		if err := json.Unmarshal(b, &st); err != nil {
+			return fmt.Errorf("%s %s: answer is not a shadow status: %w", method, path, err)
+		}
+		return writeShadowStatus(out, &st)
+	}
 	var pretty bytes.Buffer
 	if err := json.Indent(&pretty, b, "", "  "); err != nil {
 		return errors.Join(fmt.Errorf("%s %s: answer is not JSON", method, path), err)
@@ -122,4 +133,42 @@ func runPromote(ctx context.Context, out io.Writer, o promoteOpts) error {
 	pretty.WriteByte('\n')
 	_, err = out.Write(pretty.Bytes())
 	return err
+}
+
+// writeShadowStatus prints GET /admin/shadow/status for a person: what is
+// compared, the estimate with its interval, and whether promotion is
+// allowed and why.
+func writeShadowStatus(out io.Writer, st *gateway.ShadowStatus) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "serving policy:\t%s\n", st.Incumbent)
+	if st.Shadow == "" {
+		fmt.Fprintf(tw, "shadow policy:\t(none: set one with POST /admin/shadow)\n")
+	} else {
+		fmt.Fprintf(tw, "shadow policy:\t%s\n", st.Shadow)
+	}
+	fmt.Fprintf(tw, "requests compared:\t%d (effective sample size %.1f; promotion needs >= %d)\n", st.N, st.ESS, st.MinSamples)
+	if st.N > 0 {
+		fmt.Fprintf(tw, "serving value:\t%.4f\n", st.IncumbentValue)
+		fmt.Fprintf(tw, "shadow value:\t%.4f (SNIPS %.4f)\n", st.ShadowValue, st.ShadowSNIPS)
+		ci := "interval not available yet"
+		if st.CILow != nil && st.CIHigh != nil {
+			ci = fmt.Sprintf("%.0f%% interval [%+.4f, %+.4f]", 100*st.Confidence, *st.CILow, *st.CIHigh)
+		}
+		fmt.Fprintf(tw, "shadow − serving:\t%+.4f, %s; promotion needs the lower bound > %+.4f\n", st.Diff, ci, st.Margin)
+	}
+	verdict := "NOT eligible"
+	if st.Eligible {
+		verdict = "eligible"
+	}
+	fmt.Fprintf(tw, "promotion:\t%s: %s\n", verdict, st.Reason)
+	if st.Previous != "" {
+		fmt.Fprintf(tw, "rollback would restore:\t%s\n", st.Previous)
+	}
+	if g := st.Guard; g != nil {
+		fmt.Fprintf(tw, "rollback guard:\tlive mean %.4f over %d/%d requests; rolls back below %.4f (baseline %.4f)\n", g.Mean, g.Seen, g.Window, g.Threshold, g.Baseline)
+	}
+	if st.Warning != "" {
+		fmt.Fprintf(tw, "warning:\t%s\n", st.Warning)
+	}
+	return tw.Flush()
 }

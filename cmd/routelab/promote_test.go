@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/routelab/routelab/gateway"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -34,7 +35,7 @@ func TestRunPromote(t *testing.T) {
 		wantErr string
 		wantOut string
 	}{
-		{"status", promoteOpts{status: true}, call{"GET", "/admin/shadow/status", "", "Bearer tok"}, "", "\"policy\": \"weighted\""},
+		{"status json", promoteOpts{status: true, json: true}, call{"GET", "/admin/shadow/status", "", "Bearer tok"}, "", "\"policy\": \"weighted\""},
 		{"refused", promoteOpts{}, call{"POST", "/admin/promote", "", "Bearer tok"}, "3 of 500 samples", ""},
 		{"force", promoteOpts{force: true}, call{"POST", "/admin/promote", `{"force": true}`, "Bearer tok"}, "", "weighted"},
 		{"rollback", promoteOpts{rollback: true}, call{"POST", "/admin/rollback", "", "Bearer tok"}, "", "weighted"},
@@ -75,7 +76,8 @@ func TestPromoteCmdFlags(t *testing.T) {
 	require.NoError(t, cmd.Execute())
 	assert.Equal(t, "/admin/shadow/status", path)
 	assert.Equal(t, "Bearer from-env", auth, "token from the environment")
-	assert.Contains(t, out.String(), `"n": 3`)
+	assert.Contains(t, out.String(), "requests compared:  3 ")
+	assert.Contains(t, out.String(), "promotion:          NOT eligible")
 
 	cmd = newPromoteCmd()
 	cmd.SetOut(io.Discard)
@@ -84,4 +86,23 @@ func TestPromoteCmdFlags(t *testing.T) {
 	err := cmd.Execute()
 	require.Error(t, err, "--status and --rollback exclude each other")
 	assert.Contains(t, err.Error(), "rollback")
+}
+
+func TestShadowStatusSummary(t *testing.T) {
+	lo, hi := 0.012, 0.048
+	var out bytes.Buffer
+	require.NoError(t, writeShadowStatus(&out, &gateway.ShadowStatus{
+		Incumbent: "thompson", Shadow: "linucb", N: 1200, ESS: 410.5, IncumbentValue: 0.69, ShadowValue: 0.72,
+		ShadowSNIPS: 0.719, Diff: 0.03, CILow: &lo, CIHigh: &hi, Margin: 0.005, MinSamples: 500, Confidence: 0.95,
+		Eligible: true, Reason: "lower bound +0.0120 > margin +0.0050",
+	}))
+	got := out.String()
+	for _, want := range []string{
+		"serving policy:", "thompson", "shadow policy:", "linucb",
+		"1200 (effective sample size 410.5; promotion needs >= 500)",
+		"95% interval [+0.0120, +0.0480]", "promotion:", "eligible: lower bound",
+	} {
+		assert.Contains(t, got, want)
+	}
+	assert.NotContains(t, got, "NOT eligible")
 }

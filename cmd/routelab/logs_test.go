@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,4 +93,30 @@ func TestSimLog(t *testing.T) {
 	assert.Equal(t, res.Requests, n)
 	assert.Len(t, ids, n, "unique request ids")
 	assert.InDelta(t, res.MeanReward, sum/float64(n), 1e-9, "logged rewards are the simulator's")
+}
+
+// TestSimLogRefusesToMix: a second `sim --log DIR` into a directory that
+// already holds a log fails with a message naming --append, and --append
+// adds the second run's rows.
+func TestSimLogRefusesToMix(t *testing.T) {
+	root := t.TempDir()
+	run := func(extra ...string) error {
+		cmd := newSimCmd()
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"--scenario", "steady", "--requests", "200", "--seed", "3", "--json", "--log", root}, extra...))
+		return cmd.Execute()
+	}
+	require.NoError(t, run())
+	err := run()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--append")
+	assert.Contains(t, err.Error(), "already holds")
+	require.NoError(t, run("--append"))
+	n := 0
+	for _, err := range decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{root}}).Records(t.Context()) {
+		require.NoError(t, err)
+		n++
+	}
+	assert.Equal(t, 400, n, "the refused run wrote nothing; --append added 200 rows")
 }

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/routelab/routelab/decisionlog"
@@ -24,6 +28,7 @@ type simFlags struct {
 	requests int
 	json     bool
 	log      string
+	appendTo bool
 }
 
 func newSimCmd() *cobra.Command {
@@ -44,6 +49,12 @@ wall-clock decisions_per_second).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if fl.log == "" {
 				return runSim(cmd.Context(), fl, nil, cmd.OutOrStdout())
+			}
+			if n, err := countLogFiles(fl.log); err != nil {
+				return fmt.Errorf("--log: %w", err)
+			} else if n > 0 && !fl.appendTo {
+				return fmt.Errorf("--log %s already holds %d decision-log files from an earlier run: "+
+					"choose an empty directory, or pass --append to add this run's decisions to them", fl.log, n)
 			}
 			// The simulator's decisions go through the same writer as the
 			// gateway's; FullBlock because a batch job must not drop rows.
@@ -66,7 +77,8 @@ wall-clock decisions_per_second).`,
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the traffic and provider noise (and of the policy unless its spec sets one)")
 	f.IntVar(&fl.requests, "requests", 0, "number of requests (0 = the scenario's default)")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
-	f.StringVar(&fl.log, "log", "", "write every decision to this decision-log `DIR` (Parquet; read it with \"routelab logs inspect\")")
+	f.StringVar(&fl.log, "log", "", "write every decision to this decision-log `DIR` (Parquet; read it with \"routelab logs inspect\"); refused when DIR already holds a log, unless --append")
+	f.BoolVar(&fl.appendTo, "append", false, "with --log, add to a directory that already holds decision-log files")
 	return cmd
 }
 
@@ -184,4 +196,24 @@ func newScenariosCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&show, "show", "", "print the YAML of this built-in scenario")
 	return cmd
+}
+
+// countLogFiles counts the Parquet files (finished or not) under a log
+// root, so that a run does not silently mix its rows with an earlier one's.
+// A root that does not exist holds none.
+func countLogFiles(root string) (int, error) {
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && path == root {
+				return filepath.SkipDir
+			}
+			return err
+		}
+		if !d.IsDir() && (strings.HasSuffix(path, ".parquet") || strings.HasSuffix(path, ".parquet.tmp")) {
+			n++
+		}
+		return nil
+	})
+	return n, err
 }

@@ -62,7 +62,7 @@ intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&fl.data, "data", "routerbench", "benchmark: routerbench or routellm")
-	f.StringVar(&fl.path, "path", "", "`PATH` of the data: a CSV file or a directory of them (default ../shared/data/routerbench or ../shared/data/routellm/mmlu)")
+	f.StringVar(&fl.path, "path", "", "`PATH` of the data: a CSV file or a directory of them (default $ROUTELAB_DATA/routerbench or $ROUTELAB_DATA/routellm/mmlu, with ROUTELAB_DATA defaulting to ../shared/data)")
 	f.StringVar(&fl.policies, "policy", "random,thompson", "policy specs, comma separated: NAME or NAME=key:value;key:value")
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the row order (and of the policies unless their spec sets one)")
 	f.IntVar(&fl.passes, "passes", 1, "replay the table this many times (the policy keeps learning)")
@@ -137,23 +137,38 @@ func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
 	return writeBenchdataTable(out, &res)
 }
 
-// loadBenchdata loads --data from --path or its default beside the
-// repository, with an error saying where it looked.
+// benchSources says where each benchmark's outcome tables come from, for
+// the error a user sees when they are not where routelab looks.
+var benchSources = map[string]string{
+	"routerbench": "RouterBench's zero-shot split as redistributed by the RouterDC repository (shuhao02/RouterDC, datasets/routerbench_zs: arc_challenge_train.csv, mbpp_train.csv, winograde_train.csv)",
+	"routellm":    "RouteLLM's MMLU responses (lm-sys/RouteLLM, routellm/evals/mmlu/responses: one CSV per subject)",
+}
+
+// loadBenchdata loads --data from --path, $ROUTELAB_DATA/<data> or the
+// default beside the repository (../shared/data, present in routelab's CI
+// but not in a clone), with an error saying where it looked and where the
+// data comes from.
 func loadBenchdata(fl benchdataFlags) (*datasets.Table, error) {
-	var def string
+	var sub string
 	switch fl.data {
 	case "routerbench":
-		def = filepath.Join("..", "shared", "data", "routerbench")
+		sub = "routerbench"
 	case "routellm":
-		def = filepath.Join("..", "shared", "data", "routellm", "mmlu")
+		sub = filepath.Join("routellm", "mmlu")
 	default:
 		return nil, fmt.Errorf("--data %q: want routerbench or routellm", fl.data)
 	}
 	path := fl.path
 	if path == "" {
-		path = def
+		root, from := filepath.Join("..", "shared", "data"), "the default"
+		if env := os.Getenv("ROUTELAB_DATA"); env != "" {
+			root, from = env, "$ROUTELAB_DATA"
+		}
+		path = filepath.Join(root, sub)
 		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("--data %s: default path %s not found (run from the repository root or pass --path): %w", fl.data, path, err)
+			return nil, fmt.Errorf("--data %s: no --path given and %s %s does not exist. "+
+				"The data is not part of the repository: download %s, then pass --path DIR "+
+				"or set ROUTELAB_DATA to a directory holding %s", fl.data, from, path, benchSources[fl.data], sub)
 		}
 	}
 	var (

@@ -77,12 +77,13 @@ func TestBenchdataErrors(t *testing.T) {
 			assert.ErrorContains(t, err, tc.msg)
 		})
 	}
-	// The default path is relative to the working directory (the
-	// repository root in normal use); from this package it is absent.
-	if _, err := os.Stat("../shared/data/routerbench"); err != nil {
-		err := runBenchdata(context.Background(), benchdataFlags{data: "routerbench", policies: "random", passes: 1}, &bytes.Buffer{})
-		assert.ErrorContains(t, err, "default path")
-	}
+	// Without --path, $ROUTELAB_DATA (or ../shared/data) is searched; a
+	// missing directory is an error that says where the data comes from.
+	t.Setenv("ROUTELAB_DATA", t.TempDir())
+	err := runBenchdata(context.Background(), benchdataFlags{data: "routerbench", policies: "random", passes: 1}, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "$ROUTELAB_DATA")
+	assert.ErrorContains(t, err, "RouterDC")
+	assert.ErrorContains(t, err, "--path")
 }
 
 func TestBenchdataCmdFlags(t *testing.T) {

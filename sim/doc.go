@@ -30,10 +30,15 @@
 //
 //	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: 1, Trace: sim.TraceSlice(reqs)})
 //
-// Each request is decided by route.Core.Decide, acted on by the simulator's
-// route.Actor on the virtual clock, and completed (reward → policy.Update →
-// log sink) by route.Core.Complete at its virtual completion time, so the
-// policy learns only from requests that have finished, as in production;
+// Each request takes the one decision path, route.Core, in two halves on
+// a virtual clock whose Now is the core's clock: at its arrival time the
+// core decides (rule filter, policy, shadow) and the simulator's
+// route.Actor serves the choice on the simulated provider, which fixes the
+// outcome and the completion time; when the clock reaches that time,
+// route.Core.Complete computes the reward, updates the policy and logs
+// the record. The simulator computes no reward of its own (but the
+// oracle's expectations), filters nothing and updates no policy, so the
+// policy learns only from requests that have finished, as in production.
 // Options.ImmediateFeedback completes each request before the next one.
 //
 // The simulator knows every arm's true expected reward for every request

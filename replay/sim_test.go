@@ -100,7 +100,7 @@ func TestSimTasksValidation(t *testing.T) {
 	require.NoError(t, err)
 	const seed, n = 42, 100_000
 	ctx := context.Background()
-	logger, err := policy.NewEpsilonGreedy(0.3, sim.PolicySeed(seed))
+	logger, err := policy.NewEpsilonGreedy(policy.EpsilonGreedyOpts{Epsilon: 0.3, Seed: sim.PolicySeed(seed)})
 	require.NoError(t, err)
 	sink := &collect{cands: map[string][]decision.Arm{}}
 	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: logger, Seed: seed, Requests: n, Sink: sink})

@@ -316,7 +316,7 @@ func TestTraceBadInput(t *testing.T) {
 
 	tr, err := replay.BuildTrace(ctx, recs, replay.TraceOpts{})
 	require.NoError(t, err)
-	target := []replay.Target{{Policy: policy.NewRandom(1)}}
+	target := []replay.Target{{Policy: policy.NewRandom(policy.RandomOpts{Seed: 1})}}
 	// Logs of tasks do not fit steady's task table.
 	_, err = replay.Resimulate(ctx, tr, steady, target, replay.ResimulateOpts{})
 	require.Error(t, err)

@@ -15,7 +15,7 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	ucb, err := policy.NewUCB1(1)
+	ucb, err := policy.NewUCB1(policy.UCB1Opts{C: 1})
 	if err != nil {
 		panic(err)
 	}

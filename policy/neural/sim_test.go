@@ -100,7 +100,7 @@ func TestSimWarmStartFromLogs(t *testing.T) {
 	})
 	require.NoError(t, err)
 	logged := &collect{}
-	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(3), Seed: 3, Requests: 8000, Encoder: enc, Sink: logged})
+	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(policy.RandomOpts{Seed: 3}), Seed: 3, Requests: 8000, Encoder: enc, Sink: logged})
 	require.NoError(t, err)
 	require.Len(t, logged.recs, 8000)
 

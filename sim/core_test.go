@@ -72,7 +72,7 @@ func TestSimLearnsOnlyThroughTheCore(t *testing.T) {
 		serving := &spyPolicy{Policy: newPolicy(t, "thompson", 3)}
 		shadow := &spyPolicy{Policy: newPolicy(t, "random", 4)}
 		sink := &spySink{serving: serving, reward: sc.RewardFunc()}
-		res := run(t, sim.Options{Scenario: sc, Policy: serving, Shadow: shadow, Seed: 3, Trace: tr,
+		res := run(t, sim.Opts{Scenario: sc, Policy: serving, Shadow: shadow, Seed: 3, Trace: tr,
 			Sink: sink, ImmediateFeedback: immediate})
 
 		require.Len(t, sink.rewards, n, "immediate=%v: records logged", immediate)

@@ -19,7 +19,7 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: ucb, Seed: 1, Requests: 20_000})
+	res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: ucb, Seed: 1, Requests: 20_000})
 	if err != nil {
 		panic(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/routelab/routelab/route"
 )
 
-// Options configure one simulation run.
-type Options struct {
+// Opts configures one simulation run (Run).
+type Opts struct {
 	Scenario *Scenario
 	// Policy routes the requests; it is used as given (a fresh one per run
 	// unless you mean to carry learning over).
@@ -57,6 +57,12 @@ type Options struct {
 	// time t knows only the outcomes of requests finished by t.
 	ImmediateFeedback bool
 }
+
+// Options is the former name of Opts.
+//
+// Deprecated: use Opts; the alias only eases merging branches written
+// against the old name and goes once they are in.
+type Options = Opts
 
 // Result summarises a run. All fields but DecisionsPerSecond are a
 // deterministic function of the scenario, the seed and the policy (with
@@ -255,7 +261,7 @@ type runner struct {
 
 // Run simulates o.Requests requests of o.Scenario routed by o.Policy
 // through the decision core (route.Core) and reports the result.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, o Opts) (*Result, error) {
 	if o.Scenario == nil {
 		return nil, fmt.Errorf("sim: no scenario")
 	}
@@ -545,7 +551,7 @@ func (r *runner) pop() *slot {
 	return top
 }
 
-func (r *runner) result(o Options, n int) *Result {
+func (r *runner) result(o Opts, n int) *Result {
 	w := r.w
 	fn := float64(n)
 	res := &Result{

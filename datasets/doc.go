@@ -21,6 +21,11 @@
 //
 //	res, err := datasets.Evaluate(ctx, tb, p, datasets.Opts{Seed: 1, Shuffle: true})
 //
+// Each row takes the one decision path the simulator and the gateway take,
+// route.Core.Run, with an actor that reads the chosen model's outcome from
+// the row: the core filters, decides, computes the reward and updates the
+// policy, so a policy sees here exactly what it would see serving.
+//
 // RouterBench has no latency column and RouteLLM MMLU no costs: latency
 // comes from Opts.LatencyMS (one default for every model otherwise), and
 // MMLU costs stay 0 unless Table.WithPromptPrices sets them from a price

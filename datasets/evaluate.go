@@ -11,6 +11,7 @@ import (
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/route"
 )
 
 // BenchCostRef is the cost that halves the reward's cost term in
@@ -99,12 +100,15 @@ type Fixed struct {
 	CostTotal  float64 `json:"cost_total_usd"`
 }
 
-// Evaluate replays t through p with full information. On every row the
-// candidates are all t.Models (Arm{ID: model}; prices are 0 because the
-// cost comes from the table), the features are the row's Task and
-// PromptTokens (and Vector from o.Encoder), p selects a model, and the
-// outcome is that model's row score as known quality, its row cost and its
-// latency from o; p.Update receives the reward o.Reward gives it.
+// Evaluate replays t through p with full information. Every row is one
+// request through the decision core, route.Core.Run: the catalogue is
+// t.Models (Arm{ID: model}; prices are 0 because the cost comes from the
+// table), the features are the row's Task and PromptTokens (and Vector
+// from o.Encoder), p selects a model, the actor reads that model's
+// outcome from the row (its score as known quality, its cost, and its
+// latency from o), and the core computes the reward with o.Reward and
+// updates p. Evaluate itself only counts; the oracle and the fixed
+// baselines use the core's reward function on every model's outcome.
 func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, error) {
 	if t == nil || len(t.Rows) == 0 || len(t.Models) == 0 {
 		return nil, errors.New("evaluate: empty table")
@@ -143,13 +147,34 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 		}
 	}
 
-	// The reward of every (row, model) is fixed, so compute it once: the
-	// oracle and the fixed baselines read the same numbers the policy gets.
+	cands := make([]decision.Arm, k)
+	for m := range k {
+		cands[m] = decision.Arm{ID: t.Models[m]}
+	}
+	act := &rowActor{t: t, lat: lat, model: make(map[string]int, k)}
+	for m, id := range t.Models {
+		act.model[id] = m
+	}
+	core, err := route.NewCore(route.CoreOpts{
+		Catalogue: cands,
+		Policy:    p,
+		Reward:    rw,
+		Encoder:   o.Encoder,
+		// Benchmark rows have no time.
+		Now: func() time.Time { return time.Time{} },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: table %s: %w", t.Name, err)
+	}
+
+	// The reward of every (row, model) is fixed, so compute it once, with
+	// the core's reward function, for the oracle and the fixed baselines.
 	n := len(t.Rows)
 	rewards := make([]float64, n*k)
 	oracle := 0.0
 	res := &Result{Table: t.Name, Policy: p.Name(), PolicyVersion: policy.VersionOf(p), Seed: o.Seed,
 		Passes: passes, Rows: n, Decisions: n * passes, Fixed: make([]Fixed, k), Shares: make([]Share, k)}
+	crw := core.Reward()
 	for r := range t.Rows {
 		row := &t.Rows[r]
 		if len(row.Scores) != k || len(row.Costs) != k {
@@ -157,8 +182,9 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 		}
 		best := math.Inf(-1)
 		for m := range k {
-			out := decision.Outcome{Arm: t.Models[m], Latency: lat[m], Cost: row.Costs[m], Quality: row.Scores[m], QualityKnown: true}
-			v := rw.Of(&out)
+			var out decision.Outcome
+			act.outcome(row, m, &out)
+			v := crw.Of(&out)
 			rewards[r*k+m] = v
 			best = max(best, v)
 			res.Fixed[m].MeanReward += v
@@ -181,11 +207,6 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	}
 	res.BestFixed = t.Models[bestFixed]
 
-	cands := make([]decision.Arm, k)
-	for m := range k {
-		cands[m] = decision.Arm{ID: t.Models[m]}
-	}
-	probs := make([]float64, k)
 	order := make([]int, n)
 	for i := range order {
 		order[i] = i
@@ -193,10 +214,13 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	rng := rand.New(rand.NewPCG(o.Seed, 0x64617461))
 	counts := make([]int, k)
 	var sumReward, sumScore float64
-	var vec []float64
-	// One Features for the whole run: passed by pointer to an interface
-	// method it escapes, and a fresh one per row would allocate.
-	var f decision.Features
+	// One request and one record for the whole run: the core reuses the
+	// record's slices (and the encoder the feature vector's), so a row
+	// costs no allocation.
+	var (
+		req decision.Request
+		rec decision.Record
+	)
 	for pass := range passes {
 		if o.Shuffle {
 			rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -208,22 +232,13 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 				}
 			}
 			row := &t.Rows[r]
-			f = decision.Features{Task: row.Task, PromptTokens: row.PromptTokens}
-			if o.Encoder != nil {
-				vec = o.Encoder.Encode(&f, vec)
-				f.Vector = vec
+			req.Features = decision.Features{Task: row.Task, PromptTokens: row.PromptTokens, Vector: rec.Request.Features.Vector[:0]}
+			act.row = row
+			if err := core.Run(ctx, &req, act, &rec); err != nil {
+				return nil, fmt.Errorf("evaluate: row %s: %w", row.ID, err)
 			}
-			i, err := p.Select(ctx, &f, cands, probs)
-			if err != nil {
-				return nil, fmt.Errorf("evaluate: row %s: select: %w", row.ID, err)
-			}
-			if i < 0 || i >= k {
-				return nil, fmt.Errorf("evaluate: row %s: policy %s chose index %d of %d candidates", row.ID, p.Name(), i, k)
-			}
-			v := rewards[r*k+i]
-			if err := p.Update(&f, cands, i, v); err != nil {
-				return nil, fmt.Errorf("evaluate: row %s: update: %w", row.ID, err)
-			}
+			i := act.chosen
+			v := rec.Reward
 			counts[i]++
 			sumReward += v
 			sumScore += row.Scores[i]
@@ -238,6 +253,37 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 		res.Shares[m] = Share{Model: t.Models[m], Share: float64(counts[m]) / d}
 	}
 	return res, nil
+}
+
+// rowActor is Evaluate's route.Actor: the outcome of a choice is the
+// chosen model's recorded score (as known quality), cost and latency on
+// the current row. Evaluate sets row before each Run.
+type rowActor struct {
+	t     *Table
+	lat   []time.Duration
+	model map[string]int
+	row   *Row
+	// chosen is the table model index of the last choice.
+	chosen int
+}
+
+var _ route.Actor = (*rowActor)(nil)
+
+// Act implements route.Actor.
+func (a *rowActor) Act(_ context.Context, _ *decision.Request, d *decision.Decision, o *decision.Outcome) error {
+	m, ok := a.model[d.Arm().ID]
+	if !ok {
+		return fmt.Errorf("model %q is not in table %s", d.Arm().ID, a.t.Name)
+	}
+	a.chosen = m
+	a.outcome(a.row, m, o)
+	return nil
+}
+
+// outcome fills o with model m's outcome on row, keeping o's Attempts.
+func (a *rowActor) outcome(row *Row, m int, o *decision.Outcome) {
+	*o = decision.Outcome{Attempts: o.Attempts[:0], Arm: a.t.Models[m], Latency: a.lat[m],
+		Cost: row.Costs[m], Quality: row.Scores[m], QualityKnown: true}
 }
 
 func oracleOf(rs []float64) float64 {

@@ -127,7 +127,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"bad latency", ctx, tinyTable(), &always{id: "a"}, Opts{LatencyMS: map[string]float64{"a": -1}}, "latency -1 ms"},
 		{"unknown model latency", ctx, tinyTable(), &always{id: "a"}, Opts{LatencyMS: map[string]float64{"z": 1}}, "\"z\": not a model"},
 		{"ragged row", ctx, ragged, &always{id: "a"}, Opts{}, "row 1 (r2)"},
-		{"bad index", ctx, tinyTable(), &always{id: "z"}, Opts{}, "index -1"},
+		{"bad index", ctx, tinyTable(), &always{id: "z"}, Opts{}, "chose -1 of 2 candidates"},
 		{"select error", ctx, tinyTable(), &always{err: boom}, Opts{}, "boom"},
 		{"cancelled", cancelled, tinyTable(), &always{id: "a"}, Opts{}, "context canceled"},
 	}
@@ -157,4 +157,35 @@ func TestEvaluateLearnsOnRouterBench(t *testing.T) {
 	t.Logf("random %.4f, thompson %.4f, best fixed %s, oracle %.4f", rnd.MeanReward, ts.MeanReward, ts.BestFixed, ts.OracleMeanReward)
 	assert.Greater(t, ts.MeanReward, rnd.MeanReward+0.04, "thompson %v, random %v", ts.MeanReward, rnd.MeanReward)
 	assert.Less(t, ts.MeanReward, ts.OracleMeanReward)
+}
+
+// seeing is always that also records, on every Select, the quality the
+// candidates carry.
+type seeing struct {
+	always
+	quality [][]float64
+}
+
+func (s *seeing) Select(ctx context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
+	q := make([]float64, len(cands))
+	for i := range cands {
+		q[i] = cands[i].Quality
+	}
+	s.quality = append(s.quality, q)
+	return s.always.Select(ctx, f, cands, probs)
+}
+
+// Evaluate drives the decision core: one Update per decision with the
+// core's reward, and the candidates carry the core's live profiles (the
+// chosen model's observed quality) as they do in the simulator and the
+// gateway.
+func TestEvaluateGoesThroughTheCore(t *testing.T) {
+	p := &seeing{always: always{id: "a"}}
+	res, err := Evaluate(context.Background(), tinyTable(), p, Opts{Reward: halfHalf, Passes: 2})
+	require.NoError(t, err)
+	assert.Len(t, p.updates, res.Decisions, "one update per decision")
+	assert.Equal(t, []float64{0.75, 0.25, 0.75, 0.25}, p.updates, "rewards from the core")
+	require.Len(t, p.quality, 4)
+	assert.Equal(t, []float64{0, 0}, p.quality[0], "nothing observed before the first row")
+	assert.Equal(t, []float64{1, 0}, p.quality[1], "a scored 1 on r1; b never chosen")
 }

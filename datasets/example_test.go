@@ -21,7 +21,7 @@ q2,"Prove Fermat's last theorem.",proof,1.0,0.0,0.004,0.0001
 		fmt.Println(err)
 		return
 	}
-	res, err := datasets.Evaluate(context.Background(), &tb, policy.NewRandom(1), datasets.Opts{})
+	res, err := datasets.Evaluate(context.Background(), &tb, policy.NewRandom(policy.RandomOpts{Seed: 1}), datasets.Opts{})
 	if err != nil {
 		fmt.Println(err)
 		return

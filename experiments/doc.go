@@ -10,13 +10,13 @@
 // The main calls:
 //
 //	spec, err := experiments.LoadSpec("examples/experiments/bandits.yaml")
-//	res, err := experiments.Run(ctx, spec, experiments.Options{Registry: policy.NewBuiltinRegistry()})
+//	res, err := experiments.Run(ctx, spec, experiments.Opts{Registry: policy.NewBuiltinRegistry()})
 //	analysis, err := experiments.Write("out/bandits", res)
 //
 // Each cell builds a fresh policy from its spec, seeded with
 // sim.PolicySeed(seed) unless the spec sets a seed, so a cell is a
 // deterministic function of the spec and its seed and the results do not
-// depend on Options.Parallel. The policy registry is injected (the program
+// depend on Opts.Parallel. The policy registry is injected (the program
 // builds it), so this package knows nothing of which policies exist.
 //
 // Statistics: MeanCI is the mean with a two-sided Student-t interval over

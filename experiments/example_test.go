@@ -22,7 +22,7 @@ requests: 3000
 		fmt.Println(err)
 		return
 	}
-	res, err := experiments.Run(context.Background(), spec, experiments.Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := experiments.Run(context.Background(), spec, experiments.Opts{Registry: policy.NewBuiltinRegistry()})
 	if err != nil {
 		fmt.Println(err)
 		return

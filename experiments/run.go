@@ -14,8 +14,8 @@ import (
 	"github.com/routelab/routelab/sim"
 )
 
-// Options configure Run.
-type Options struct {
+// Opts configures Run.
+type Opts struct {
 	// Registry builds the policies from their specs; required. The program
 	// builds it (cmd/routelab), so that this package needs no knowledge of
 	// which policies exist.
@@ -30,6 +30,12 @@ type Options struct {
 	// number done so far and the total. Calls are serialised.
 	Progress func(done, total int)
 }
+
+// Options is the former name of Opts.
+//
+// Deprecated: use Opts; the alias only eases merging branches written
+// against the old name and goes once they are in.
+type Options = Opts
 
 // DefaultEncoder is the feature encoder `routelab sim` uses: an intercept,
 // one-hot task over the scenario's tasks, prompt-size buckets
@@ -81,7 +87,7 @@ type cellKey struct {
 // (common random numbers): differences between policies on a seed are
 // paired. The first failing cell, or ctx's cancellation, stops the run and
 // is returned.
-func Run(ctx context.Context, spec *Spec, o Options) (*Results, error) {
+func Run(ctx context.Context, spec *Spec, o Opts) (*Results, error) {
 	if spec == nil {
 		return nil, errors.New("experiments: no spec")
 	}
@@ -187,7 +193,7 @@ func runCell(ctx context.Context, spec *Spec, newEnc func(*sim.Scenario) (policy
 	if err != nil {
 		return Cell{}, fmt.Errorf("%s: feature encoder: %w", where, err)
 	}
-	r, err := sim.Run(ctx, sim.Options{
+	r, err := sim.Run(ctx, sim.Opts{
 		Scenario:          sc,
 		Policy:            p,
 		Seed:              seed,

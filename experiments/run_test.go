@@ -38,7 +38,7 @@ func zeroWallClock(r *sim.Result) *sim.Result {
 // would make by hand with the same scenario, seed, policy seed and encoder.
 func TestRunEqualsIndependentRuns(t *testing.T) {
 	reg := policy.NewBuiltinRegistry()
-	res, err := Run(context.Background(), smallSpec(t), Options{Registry: reg, Parallel: 2})
+	res, err := Run(context.Background(), smallSpec(t), Opts{Registry: reg, Parallel: 2})
 	require.NoError(t, err)
 	require.Len(t, res.Cells, 12)
 	i := 0
@@ -58,7 +58,7 @@ func TestRunEqualsIndependentRuns(t *testing.T) {
 				require.NoError(t, err)
 				enc, err := DefaultEncoder(sc)
 				require.NoError(t, err)
-				want, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: pol, Seed: seed, Requests: 2500, Encoder: enc})
+				want, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: pol, Seed: seed, Requests: 2500, Encoder: enc})
 				require.NoError(t, err)
 				assert.Equal(t, zeroWallClock(want), zeroWallClock(c.Result), "cell %s/%s/%d", scName, p.label, seed)
 			}
@@ -70,13 +70,13 @@ func TestRunEqualsIndependentRuns(t *testing.T) {
 func TestRunParallelismInvariant(t *testing.T) {
 	reg := policy.NewBuiltinRegistry()
 	var calls []int
-	one, err := Run(context.Background(), smallSpec(t), Options{Registry: reg, Parallel: 1, Progress: func(done, total int) {
+	one, err := Run(context.Background(), smallSpec(t), Opts{Registry: reg, Parallel: 1, Progress: func(done, total int) {
 		assert.Equal(t, 12, total)
 		calls = append(calls, done)
 	}})
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, calls, "progress")
-	many, err := Run(context.Background(), smallSpec(t), Options{Registry: reg, Parallel: 5})
+	many, err := Run(context.Background(), smallSpec(t), Opts{Registry: reg, Parallel: 5})
 	require.NoError(t, err)
 	require.Len(t, many.Cells, len(one.Cells))
 	for i := range one.Cells {
@@ -115,7 +115,7 @@ requests: 3000
 metrics: [oracle_ratio, regret, mean_reward]
 `), "")
 	require.NoError(t, err)
-	res, err := Run(context.Background(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := Run(context.Background(), s, Opts{Registry: policy.NewBuiltinRegistry()})
 	require.NoError(t, err)
 	a, err := Analyze(res)
 	require.NoError(t, err)
@@ -151,7 +151,7 @@ metrics: [regret]
 report: {correction: bonferroni}
 `), "")
 	require.NoError(t, err)
-	res, err := Run(context.Background(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := Run(context.Background(), s, Opts{Registry: policy.NewBuiltinRegistry()})
 	require.NoError(t, err)
 	a, err := Analyze(res)
 	require.NoError(t, err)
@@ -171,18 +171,18 @@ report: {correction: bonferroni}
 
 func TestRunErrors(t *testing.T) {
 	reg := policy.NewBuiltinRegistry()
-	_, err := Run(context.Background(), smallSpec(t), Options{})
+	_, err := Run(context.Background(), smallSpec(t), Opts{})
 	assert.ErrorContains(t, err, "no policy registry")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = Run(ctx, smallSpec(t), Options{Registry: reg})
+	_, err = Run(ctx, smallSpec(t), Opts{Registry: reg})
 	assert.ErrorIs(t, err, context.Canceled)
 
 	// Cancelled mid-run, from the progress callback after the first cell.
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	_, err = Run(ctx, smallSpec(t), Options{Registry: reg, Parallel: 1, Progress: func(done, _ int) {
+	_, err = Run(ctx, smallSpec(t), Opts{Registry: reg, Parallel: 1, Progress: func(done, _ int) {
 		if done == 1 {
 			cancel()
 		}
@@ -190,7 +190,7 @@ func TestRunErrors(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 
 	boom := errors.New("boom")
-	_, err = Run(context.Background(), smallSpec(t), Options{Registry: reg, Parallel: 2, Encoder: func(sc *sim.Scenario) (policy.Encoder, error) {
+	_, err = Run(context.Background(), smallSpec(t), Opts{Registry: reg, Parallel: 2, Encoder: func(sc *sim.Scenario) (policy.Encoder, error) {
 		if sc.Name == "tasks" {
 			return nil, boom
 		}
@@ -213,7 +213,7 @@ requests: 2000
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Run(context.Background(), s, Options{Registry: reg}); err != nil {
+		if _, err := Run(context.Background(), s, Opts{Registry: reg}); err != nil {
 			b.Fatal(fmt.Errorf("run: %w", err))
 		}
 	}

@@ -52,7 +52,7 @@ type Spec struct {
 	// requests/50.
 	Window int `yaml:"window,omitempty"`
 	// ImmediateFeedback makes policies learn each reward before the next
-	// request (sim.Options.ImmediateFeedback).
+	// request (sim.Opts.ImmediateFeedback).
 	ImmediateFeedback bool `yaml:"immediate_feedback,omitempty"`
 	// Baseline is the label of the policy every other one is compared
 	// with (paired over seeds); empty means the first policy.

@@ -170,7 +170,7 @@ func FuzzParseSpec(f *testing.F) {
 func TestLoadSpecFile(t *testing.T) {
 	s, err := LoadSpec(filepath.Join("testdata", "spec.yaml"))
 	require.NoError(t, err)
-	res, err := Run(t.Context(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := Run(t.Context(), s, Opts{Registry: policy.NewBuiltinRegistry()})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"two-models", "steady"}, s.ScenarioNames())
 	require.Len(t, res.Cells, 2*2*3)

@@ -25,7 +25,7 @@ var smallResults = func() func(t *testing.T) *Results {
 	return func(t *testing.T) *Results {
 		t.Helper()
 		once.Do(func() {
-			res, err = Run(context.Background(), smallSpec(t), Options{Registry: policy.NewBuiltinRegistry()})
+			res, err = Run(context.Background(), smallSpec(t), Opts{Registry: policy.NewBuiltinRegistry()})
 		})
 		require.NoError(t, err)
 		return res
@@ -75,7 +75,7 @@ func TestWriteOutputs(t *testing.T) {
 	// spec.yaml reruns the same experiment.
 	s2, err := LoadSpec(filepath.Join(dir, FileSpec))
 	require.NoError(t, err)
-	res2, err := Run(context.Background(), s2, Options{Registry: policy.NewBuiltinRegistry()})
+	res2, err := Run(context.Background(), s2, Opts{Registry: policy.NewBuiltinRegistry()})
 	require.NoError(t, err)
 	for i := range res.Cells {
 		assert.Equal(t, zeroWallClock(res.Cells[i].Result), zeroWallClock(res2.Cells[i].Result), "cell %d", i)
@@ -93,7 +93,7 @@ seeds: [1, 2]
 requests: 500
 `), "")
 	require.NoError(t, err)
-	res, err := Run(context.Background(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := Run(context.Background(), s, Opts{Registry: policy.NewBuiltinRegistry()})
 	require.NoError(t, err)
 	dir := t.TempDir()
 	_, err = Write(dir, res)
@@ -163,7 +163,7 @@ requests: 1000
 report: {plots: false, title: "One seed"}
 `), "")
 	require.NoError(t, err)
-	res, err := Run(context.Background(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := Run(context.Background(), s, Opts{Registry: policy.NewBuiltinRegistry()})
 	require.NoError(t, err)
 	dir := t.TempDir()
 	a, err := Write(dir, res)
@@ -195,7 +195,7 @@ requests: 1000
 	if err != nil {
 		b.Fatal(err)
 	}
-	res, err := Run(context.Background(), s, Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := Run(context.Background(), s, Opts{Registry: policy.NewBuiltinRegistry()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,7 +52,7 @@ log: {dir: ""}
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := New(Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: nopSink{},
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: nopSink{},
 		Providers: map[string]provider.Provider{"mem": memProvider{}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)

@@ -60,7 +60,7 @@ log: {dir: ""}
 	spy := &spyPolicy{}
 	reg := policy.NewRegistry()
 	reg.MustRegister("spy", "test spy", func(policy.Params) (policy.Policy, error) { return spy, nil })
-	srv, err := New(Options{Config: cfg, Registry: reg, Sink: newRecSink(), Feedback: &fbLog{}, Now: now,
+	srv, err := New(Opts{Config: cfg, Registry: reg, Sink: newRecSink(), Feedback: &fbLog{}, Now: now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())

@@ -5,7 +5,7 @@
 // Build it from a validated config and a policy registry, then serve:
 //
 //	cfg, err := gateway.LoadConfig("")            // "" = embedded development config
-//	srv, err := gateway.New(gateway.Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: logWriter})
+//	srv, err := gateway.New(gateway.Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: logWriter})
 //	err = srv.Serve(ctx, listener)                // graceful drain when ctx ends
 //
 // One request takes this path:

@@ -23,7 +23,7 @@ log: {dir: ""}
 		fmt.Println(err)
 		return
 	}
-	srv, err := gateway.New(gateway.Options{Config: cfg, Registry: policy.NewBuiltinRegistry(),
+	srv, err := gateway.New(gateway.Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		fmt.Println(err)

@@ -260,7 +260,7 @@ func startGateway(t *testing.T, yaml string) *testGW {
 	cfg, err := ParseConfig([]byte(yaml))
 	require.NoError(t, err)
 	sink, fb := newRecSink(), &fbLog{}
-	srv, err := New(Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: sink, Feedback: fb,
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: sink, Feedback: fb,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

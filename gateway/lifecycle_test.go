@@ -94,7 +94,7 @@ log: {dir: ""}
 `))
 	require.NoError(t, err)
 	sink := newRecSink()
-	srv, err := New(Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: sink, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: sink, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -148,7 +148,7 @@ func (f *flaky) Health(context.Context) error {
 func newFlakyGateway(t *testing.T, yaml string, fl *flaky) (*Server, string) {
 	cfg, err := ParseConfig([]byte(yaml))
 	require.NoError(t, err)
-	srv, err := New(Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Providers: map[string]provider.Provider{"fl": fl},
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Providers: map[string]provider.Provider{"fl": fl},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	hs := newTestHTTP(t, srv)

@@ -44,8 +44,8 @@ type FeedbackLogger interface {
 	LogFeedback(requestID string, at time.Time, reward, quality *float64, source string) error
 }
 
-// Options configures New. Config and Registry are required.
-type Options struct {
+// Opts configures New. Config and Registry are required.
+type Opts struct {
 	Config   *Config
 	Registry *policy.Registry
 	// Sink receives every decision record (the decision log); optional.
@@ -65,6 +65,12 @@ type Options struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 }
+
+// Options is the former name of Opts.
+//
+// Deprecated: use Opts; the alias only eases merging branches written
+// against the old name and goes once they are in.
+type Options = Opts
 
 // Server is the gateway: an http.Handler plus its background loops.
 type Server struct {
@@ -99,7 +105,7 @@ type Server struct {
 }
 
 // New builds the gateway from a validated config.
-func New(o Options) (*Server, error) {
+func New(o Opts) (*Server, error) {
 	if o.Config == nil {
 		return nil, fmt.Errorf("gateway: no config")
 	}

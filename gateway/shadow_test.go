@@ -167,7 +167,7 @@ log: {dir: ""}
 	}})
 	require.NoError(t, err)
 	sim := &degradable{Provider: inner}
-	srv, err := New(Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Providers: map[string]provider.Provider{"sim": sim},
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Providers: map[string]provider.Provider{"sim": sim},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv.Handler())

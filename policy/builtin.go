@@ -24,7 +24,7 @@ func Builtins() []Builtin {
 			if err := p.Check("seed"); err != nil {
 				return nil, err
 			}
-			return NewRandom(seed), nil
+			return NewRandom(RandomOpts{Seed: seed}), nil
 		}},
 		{"weighted", "seed weighted score on live profiles: latency 0.4 on 1/latency, accuracy 0.5, cost 0.1 on 1/cost (latency, accuracy, cost, out_tokens)", func(p Params) (Policy, error) {
 			w := NewWeighted()
@@ -61,7 +61,7 @@ func Builtins() []Builtin {
 			if err := p.Check("epsilon", "seed"); err != nil {
 				return nil, err
 			}
-			return NewEpsilonGreedy(eps, seed)
+			return NewEpsilonGreedy(EpsilonGreedyOpts{Epsilon: eps, Seed: seed})
 		}},
 		{"ucb1", "upper confidence bound, deterministic (c=1)", func(p Params) (Policy, error) {
 			c, err := p.Float("c", 1)
@@ -71,7 +71,7 @@ func Builtins() []Builtin {
 			if err := p.Check("c", "seed"); err != nil {
 				return nil, err
 			}
-			return NewUCB1(c)
+			return NewUCB1(UCB1Opts{C: c})
 		}},
 		{"thompson", "Thompson sampling (model=beta|gaussian, draws=1, sigma=0.5, seed)", func(p Params) (Policy, error) {
 			o, err := thompsonOpts(p)
@@ -95,7 +95,11 @@ func Builtins() []Builtin {
 			if err := p.Check("c", "window", "seed"); err != nil {
 				return nil, err
 			}
-			return NewSlidingUCB(c, w)
+			if w == 0 {
+				// The options' zero means the default; a spec's 0 is a mistake.
+				return nil, fmt.Errorf("window %d outside [1, %d]", w, 1<<24)
+			}
+			return NewSlidingUCB(SlidingUCBOpts{C: c, Window: w})
 		}},
 		{"d-ucb", "discounted UCB, statistics decay by gamma per reward (c=0.5, gamma=0.9998)", func(p Params) (Policy, error) {
 			c, err := p.Float("c", 0.5)
@@ -109,7 +113,10 @@ func Builtins() []Builtin {
 			if err := p.Check("c", "gamma", "seed"); err != nil {
 				return nil, err
 			}
-			return NewDiscountedUCB(c, g)
+			if g == 0 {
+				return nil, fmt.Errorf("gamma %v outside (0,1]", g)
+			}
+			return NewDiscountedUCB(DiscountedUCBOpts{C: c, Gamma: g})
 		}},
 		{"d-thompson", "discounted Thompson sampling, statistics decay by gamma per reward (gamma=0.999, model=beta|gaussian, draws=1, sigma=0.5, seed)", func(p Params) (Policy, error) {
 			o, err := thompsonOpts(p)
@@ -143,7 +150,10 @@ func Builtins() []Builtin {
 			if err := p.Check("temperature", "init", "seed"); err != nil {
 				return nil, err
 			}
-			return NewSoftmax(t, init, seed)
+			if t == 0 {
+				return nil, fmt.Errorf("temperature %v must be a finite number > 0", t)
+			}
+			return NewSoftmax(SoftmaxOpts{Temperature: t, Init: init, Seed: seed})
 		}},
 		{"linucb", "disjoint LinUCB on decision.Features.Vector (alpha=1, " + linearDoc + ")", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)
@@ -157,7 +167,7 @@ func Builtins() []Builtin {
 			if err := p.Check("alpha", "dim", "lambda", "refactor", "gamma", "seed"); err != nil {
 				return nil, err
 			}
-			return NewLinUCB(alpha, o)
+			return NewLinUCB(LinUCBOpts{Alpha: alpha, LinearOpts: o})
 		}},
 		{"lin-thompson", "linear Thompson sampling on decision.Features.Vector (v=0.25 posterior scale, draws=1, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)
@@ -179,7 +189,10 @@ func Builtins() []Builtin {
 			if err := p.Check("v", "draws", "dim", "lambda", "refactor", "gamma", "seed"); err != nil {
 				return nil, err
 			}
-			return NewLinThompson(v, draws, seed, o)
+			if v == 0 {
+				return nil, fmt.Errorf("v %v must be a finite number > 0", v)
+			}
+			return NewLinThompson(LinThompsonOpts{V: v, Draws: draws, Seed: seed, LinearOpts: o})
 		}},
 		{"egreedy-ridge", "epsilon-greedy over per-arm ridge regressions on decision.Features.Vector (epsilon=0.05, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)
@@ -197,7 +210,7 @@ func Builtins() []Builtin {
 			if err := p.Check("epsilon", "dim", "lambda", "refactor", "gamma", "seed"); err != nil {
 				return nil, err
 			}
-			return NewEGreedyRidge(eps, seed, o)
+			return NewEGreedyRidge(EGreedyRidgeOpts{Epsilon: eps, Seed: seed, LinearOpts: o})
 		}},
 	}
 }

@@ -112,16 +112,25 @@ var (
 	_ Snapshotter = (*LinUCB)(nil)
 )
 
-// NewLinUCB returns disjoint LinUCB with exploration scale alpha >= 0.
-func NewLinUCB(alpha float64, o LinearOpts) (*LinUCB, error) {
-	if alpha < 0 || !finite(alpha) {
-		return nil, fmt.Errorf("alpha %v must be a finite number >= 0", alpha)
+// LinUCBOpts configures NewLinUCB. The zero value has no exploration
+// bonus (greedy ridge regression) and LinearOpts' defaults.
+type LinUCBOpts struct {
+	// Alpha, a finite number >= 0, scales the confidence bonus; the
+	// registry's "linucb" defaults to 1.
+	Alpha float64
+	LinearOpts
+}
+
+// NewLinUCB returns disjoint LinUCB.
+func NewLinUCB(o LinUCBOpts) (*LinUCB, error) {
+	if o.Alpha < 0 || !finite(o.Alpha) {
+		return nil, fmt.Errorf("alpha %v must be a finite number >= 0", o.Alpha)
 	}
-	m, err := newLinModel("linucb", o)
+	m, err := newLinModel("linucb", o.LinearOpts)
 	if err != nil {
 		return nil, err
 	}
-	return &LinUCB{alpha: alpha, linBase: linBase{m: m}}, nil
+	return &LinUCB{alpha: o.Alpha, linBase: linBase{m: m}}, nil
 }
 
 // Name implements Policy.
@@ -193,8 +202,23 @@ var (
 	_ Snapshotter = (*LinThompson)(nil)
 )
 
-// NewLinThompson returns linear Thompson sampling with posterior scale v > 0.
-func NewLinThompson(v float64, draws int, seed uint64, o LinearOpts) (*LinThompson, error) {
+// LinThompsonOpts configures NewLinThompson. The zero value is posterior
+// scale 0.25, one draw, seed 0 and LinearOpts' defaults.
+type LinThompsonOpts struct {
+	// V, a finite number > 0, scales the posterior covariance; 0 means 0.25.
+	V float64
+	// Draws per Select, in [1,4096]; 0 means 1.
+	Draws int
+	Seed  uint64
+	LinearOpts
+}
+
+// NewLinThompson returns linear Thompson sampling.
+func NewLinThompson(o LinThompsonOpts) (*LinThompson, error) {
+	v, draws, seed := o.V, o.Draws, o.Seed
+	if v == 0 {
+		v = 0.25
+	}
 	if !(v > 0) || !finite(v) {
 		return nil, fmt.Errorf("v %v must be a finite number > 0", v)
 	}
@@ -204,7 +228,7 @@ func NewLinThompson(v float64, draws int, seed uint64, o LinearOpts) (*LinThomps
 	if draws == 0 {
 		draws = 1
 	}
-	m, err := newLinModel("lin-thompson", o)
+	m, err := newLinModel("lin-thompson", o.LinearOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -293,16 +317,26 @@ var (
 	_ Snapshotter = (*EGreedyRidge)(nil)
 )
 
-// NewEGreedyRidge returns ε-greedy ridge; epsilon must be in [0,1].
-func NewEGreedyRidge(epsilon float64, seed uint64, o LinearOpts) (*EGreedyRidge, error) {
-	if epsilon < 0 || epsilon > 1 || math.IsNaN(epsilon) {
-		return nil, fmt.Errorf("epsilon %v outside [0,1]", epsilon)
+// EGreedyRidgeOpts configures NewEGreedyRidge. The zero value is pure
+// greedy ridge regression (epsilon 0), seed 0 and LinearOpts' defaults.
+type EGreedyRidgeOpts struct {
+	// Epsilon, in [0,1], is the probability of a uniform pick; 0 never
+	// explores (the registry's "egreedy-ridge" defaults to 0.05).
+	Epsilon float64
+	Seed    uint64
+	LinearOpts
+}
+
+// NewEGreedyRidge returns ε-greedy ridge.
+func NewEGreedyRidge(o EGreedyRidgeOpts) (*EGreedyRidge, error) {
+	if o.Epsilon < 0 || o.Epsilon > 1 || math.IsNaN(o.Epsilon) {
+		return nil, fmt.Errorf("epsilon %v outside [0,1]", o.Epsilon)
 	}
-	m, err := newLinModel("egreedy-ridge", o)
+	m, err := newLinModel("egreedy-ridge", o.LinearOpts)
 	if err != nil {
 		return nil, err
 	}
-	return &EGreedyRidge{epsilon: epsilon, linBase: linBase{m: m, rng: newPRNG(seed)}}, nil
+	return &EGreedyRidge{epsilon: o.Epsilon, linBase: linBase{m: m, rng: newPRNG(o.Seed)}}, nil
 }
 
 // Name implements Policy.

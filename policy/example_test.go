@@ -14,7 +14,7 @@ import (
 // and LinUCB learns which model answers which task best.
 func ExampleLinUCB() {
 	enc, _ := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: []string{"code", "chat"}})
-	p, _ := policy.NewLinUCB(0.5, policy.LinearOpts{Dim: enc.Dim()})
+	p, _ := policy.NewLinUCB(policy.LinUCBOpts{Alpha: 0.5, LinearOpts: policy.LinearOpts{Dim: enc.Dim()}})
 	cands := []decision.Arm{{ID: "coder"}, {ID: "chatter"}}
 	quality := map[string]map[string]float64{
 		"coder":   {"code": 0.9, "chat": 0.4},
@@ -42,7 +42,7 @@ func ExampleLinUCB() {
 // ExamplePending delivers rewards that arrive late, or not at all.
 func ExamplePending() {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p, _ := policy.NewUCB1(1)
+	p, _ := policy.NewUCB1(policy.UCB1Opts{C: 1})
 	q, _ := policy.NewPending(p, policy.PendingOpts{
 		Timeout:       time.Hour,
 		DefaultReward: 0.5, // no feedback within an hour counts as neutral

@@ -14,7 +14,7 @@ import (
 func TestFloorPropensities(t *testing.T) {
 	ctx := context.Background()
 	cands := arms(4)
-	inner, err := policy.NewUCB1(1)
+	inner, err := policy.NewUCB1(policy.UCB1Opts{C: 1})
 	require.NoError(t, err)
 	p, err := policy.WithFloor(inner, 0.2, 1)
 	require.NoError(t, err)
@@ -45,7 +45,7 @@ func TestFloorPropensities(t *testing.T) {
 }
 
 func TestFloorErrors(t *testing.T) {
-	inner := policy.NewRandom(1)
+	inner := policy.NewRandom(policy.RandomOpts{Seed: 1})
 	_, err := policy.WithFloor(nil, 0.1, 1)
 	assert.Error(t, err)
 	for _, eps := range []float64{-0.1, 1.1} {

@@ -21,12 +21,21 @@ type EpsilonGreedy struct {
 
 var _ Policy = (*EpsilonGreedy)(nil)
 
-// NewEpsilonGreedy returns an ε-greedy policy; epsilon must be in [0,1].
-func NewEpsilonGreedy(epsilon float64, seed uint64) (*EpsilonGreedy, error) {
-	if epsilon < 0 || epsilon > 1 || math.IsNaN(epsilon) {
-		return nil, fmt.Errorf("epsilon %v outside [0,1]", epsilon)
+// EpsilonGreedyOpts configures NewEpsilonGreedy. The zero value is pure
+// greedy (epsilon 0), seed 0.
+type EpsilonGreedyOpts struct {
+	// Epsilon, in [0,1], is the probability of a uniform pick; 0 never
+	// explores (the registry's "epsilon-greedy" defaults to 0.1).
+	Epsilon float64
+	Seed    uint64
+}
+
+// NewEpsilonGreedy returns an ε-greedy policy.
+func NewEpsilonGreedy(o EpsilonGreedyOpts) (*EpsilonGreedy, error) {
+	if o.Epsilon < 0 || o.Epsilon > 1 || math.IsNaN(o.Epsilon) {
+		return nil, fmt.Errorf("epsilon %v outside [0,1]", o.Epsilon)
 	}
-	return &EpsilonGreedy{epsilon: epsilon, rng: newPRNG(seed), arms: newArmTable()}, nil
+	return &EpsilonGreedy{epsilon: o.Epsilon, rng: newPRNG(o.Seed), arms: newArmTable()}, nil
 }
 
 // Name implements Policy.
@@ -66,12 +75,20 @@ type UCB1 struct {
 
 var _ Policy = (*UCB1)(nil)
 
-// NewUCB1 returns UCB1 with exploration scale c (1 for rewards in [0,1]).
-func NewUCB1(c float64) (*UCB1, error) {
-	if c < 0 || math.IsNaN(c) || math.IsInf(c, 0) {
-		return nil, fmt.Errorf("c %v must be a finite number >= 0", c)
+// UCB1Opts configures NewUCB1. The zero value has no exploration bonus
+// (greedy on the means, unseen arms first).
+type UCB1Opts struct {
+	// C, a finite number >= 0, scales the exploration bonus; 1 suits
+	// rewards in [0,1] and is the registry's "ucb1" default.
+	C float64
+}
+
+// NewUCB1 returns UCB1.
+func NewUCB1(o UCB1Opts) (*UCB1, error) {
+	if o.C < 0 || math.IsNaN(o.C) || math.IsInf(o.C, 0) {
+		return nil, fmt.Errorf("c %v must be a finite number >= 0", o.C)
 	}
-	return &UCB1{c: c, arms: newArmTable()}, nil
+	return &UCB1{c: o.C, arms: newArmTable()}, nil
 }
 
 // Name implements Policy.

@@ -43,7 +43,7 @@ func simRunEnc(t *testing.T, scenario, spec string, crosses [][]string) *sim.Res
 	}
 	p, err := policy.NewBuiltinRegistry().New(s)
 	require.NoError(t, err)
-	o := sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: simRequests}
+	o := sim.Opts{Scenario: sc, Policy: p, Seed: 1, Requests: simRequests}
 	if crosses != nil {
 		eo := policy.EncoderOpts{
 			Intercept:    true,

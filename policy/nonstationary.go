@@ -39,9 +39,23 @@ var (
 	_ Snapshotter = (*SlidingUCB)(nil)
 )
 
-// NewSlidingUCB returns sliding-window UCB with exploration scale c and a
-// window of the last window rewards.
-func NewSlidingUCB(c float64, window int) (*SlidingUCB, error) {
+// SlidingUCBOpts configures NewSlidingUCB. The zero value has no
+// exploration bonus and a window of 5000 rewards.
+type SlidingUCBOpts struct {
+	// C, a finite number >= 0, scales the exploration bonus; the
+	// registry's "sw-ucb" defaults to 0.5.
+	C float64
+	// Window is how many of the latest rewards count, in [1, 2²⁴]; 0
+	// means 5000.
+	Window int
+}
+
+// NewSlidingUCB returns sliding-window UCB.
+func NewSlidingUCB(o SlidingUCBOpts) (*SlidingUCB, error) {
+	c, window := o.C, o.Window
+	if window == 0 {
+		window = 5000
+	}
 	if c < 0 || !finite(c) {
 		return nil, fmt.Errorf("c %v must be a finite number >= 0", c)
 	}
@@ -213,8 +227,23 @@ var (
 	_ Snapshotter = (*DiscountedUCB)(nil)
 )
 
-// NewDiscountedUCB returns discounted UCB; gamma must be in (0,1].
-func NewDiscountedUCB(c, gamma float64) (*DiscountedUCB, error) {
+// DiscountedUCBOpts configures NewDiscountedUCB. The zero value has no
+// exploration bonus and a discount of 0.9998 per reward.
+type DiscountedUCBOpts struct {
+	// C, a finite number >= 0, scales the exploration bonus; the
+	// registry's "d-ucb" defaults to 0.5.
+	C float64
+	// Gamma, in (0,1], multiplies every arm's statistics at each reward;
+	// 0 means 0.9998.
+	Gamma float64
+}
+
+// NewDiscountedUCB returns discounted UCB.
+func NewDiscountedUCB(o DiscountedUCBOpts) (*DiscountedUCB, error) {
+	c, gamma := o.C, o.Gamma
+	if gamma == 0 {
+		gamma = 0.9998
+	}
 	if c < 0 || !finite(c) {
 		return nil, fmt.Errorf("c %v must be a finite number >= 0", c)
 	}

@@ -134,7 +134,7 @@ func TestPendingBadInput(t *testing.T) {
 // policy ends with are those of the rewards delivered plus the defaults.
 func TestPendingWithALearningPolicy(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(0, 0)}
-	p, err := policy.NewUCB1(1)
+	p, err := policy.NewUCB1(policy.UCB1Opts{C: 1})
 	require.NoError(t, err)
 	q, err := policy.NewPending(p, policy.PendingOpts{Timeout: time.Minute, DefaultReward: 0, Now: clock.Now})
 	require.NoError(t, err)

@@ -308,7 +308,7 @@ func scores1Cost(c []decision.Arm, in int) float64 {
 }
 
 func TestEpsilonGreedyPropensitiesMatchFrequencies(t *testing.T) {
-	p, err := policy.NewEpsilonGreedy(0.3, 42)
+	p, err := policy.NewEpsilonGreedy(policy.EpsilonGreedyOpts{Epsilon: 0.3, Seed: 42})
 	require.NoError(t, err)
 	cands := arms(4)
 	f := &decision.Features{}
@@ -332,7 +332,7 @@ func TestEpsilonGreedyPropensitiesMatchFrequencies(t *testing.T) {
 }
 
 func TestSoftmaxPropensitiesAreBoltzmann(t *testing.T) {
-	p, err := policy.NewSoftmax(0.2, 1, 3)
+	p, err := policy.NewSoftmax(policy.SoftmaxOpts{Temperature: 0.2, Init: 1, Seed: 3})
 	require.NoError(t, err)
 	cands := arms(3)
 	for i, r := range []float64{0.2, 0.5, 0.9} {
@@ -768,7 +768,7 @@ func TestLinearPoliciesLearnAContextualProblem(t *testing.T) {
 }
 
 func TestLinUCBPredictTracksTheRegression(t *testing.T) {
-	p, err := policy.NewLinUCB(1, policy.LinearOpts{Lambda: 0.01})
+	p, err := policy.NewLinUCB(policy.LinUCBOpts{Alpha: 1, LinearOpts: policy.LinearOpts{Lambda: 0.01}})
 	require.NoError(t, err)
 	cands := arms(1)
 	// y = 2·x0 − x1 exactly; the ridge estimate converges to it.
@@ -908,7 +908,7 @@ func FuzzParseSpec(f *testing.F) {
 }
 
 func TestSoftmaxExtremeTemperatureStaysFinite(t *testing.T) {
-	p, err := policy.NewSoftmax(1e-310, 1, 1)
+	p, err := policy.NewSoftmax(policy.SoftmaxOpts{Temperature: 1e-310, Init: 1, Seed: 1})
 	require.NoError(t, err)
 	cands := arms(3)
 	require.NoError(t, p.Update(nil, cands, 0, -1e100))

@@ -17,8 +17,14 @@ type Random struct {
 
 var _ Policy = (*Random)(nil)
 
-// NewRandom returns a uniform policy drawing from its own stream seeded by seed.
-func NewRandom(seed uint64) *Random { return &Random{rng: newPRNG(seed)} }
+// RandomOpts configures NewRandom. The zero value is seed 0.
+type RandomOpts struct {
+	// Seed seeds the policy's own random stream.
+	Seed uint64
+}
+
+// NewRandom returns a uniform policy drawing from its own stream.
+func NewRandom(o RandomOpts) *Random { return &Random{rng: newPRNG(o.Seed)} }
 
 // Name implements Policy.
 func (*Random) Name() string { return "random" }

@@ -29,16 +29,30 @@ var (
 	_ Snapshotter = (*Softmax)(nil)
 )
 
-// NewSoftmax returns a Boltzmann policy with the given temperature (> 0)
-// and value init for unseen arms.
-func NewSoftmax(temperature, init float64, seed uint64) (*Softmax, error) {
-	if !(temperature > 0) || !finite(temperature) {
-		return nil, fmt.Errorf("temperature %v must be a finite number > 0", temperature)
+// SoftmaxOpts configures NewSoftmax. The zero value is temperature 0.1,
+// unseen arms valued 0, seed 0.
+type SoftmaxOpts struct {
+	// Temperature, a finite number > 0, scales the means before the
+	// exponential; 0 means 0.1.
+	Temperature float64
+	// Init is the value of an arm without a reward yet; 0 is pessimistic
+	// (the registry's "softmax" defaults to an optimistic 1).
+	Init float64
+	Seed uint64
+}
+
+// NewSoftmax returns a Boltzmann policy.
+func NewSoftmax(o SoftmaxOpts) (*Softmax, error) {
+	if o.Temperature == 0 {
+		o.Temperature = 0.1
 	}
-	if !finite(init) {
-		return nil, fmt.Errorf("init %v must be finite", init)
+	if !(o.Temperature > 0) || !finite(o.Temperature) {
+		return nil, fmt.Errorf("temperature %v must be a finite number > 0", o.Temperature)
 	}
-	return &Softmax{temp: temperature, init: init, rng: newPRNG(seed), arms: newArmTable()}, nil
+	if !finite(o.Init) {
+		return nil, fmt.Errorf("init %v must be finite", o.Init)
+	}
+	return &Softmax{temp: o.Temperature, init: o.Init, rng: newPRNG(o.Seed), arms: newArmTable()}, nil
 }
 
 // Name implements Policy.

@@ -100,7 +100,7 @@ func simRecords(t *testing.T, sc *sim.Scenario, seed uint64, n int) replay.Recor
 	t.Helper()
 	sink := &collect{cands: map[string][]decision.Arm{}}
 	sinkAttempts := &attemptsSink{inner: sink}
-	_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(seed), Seed: seed, Requests: n, Sink: sinkAttempts})
+	_, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: policy.NewRandom(policy.RandomOpts{Seed: seed}), Seed: seed, Requests: n, Sink: sinkAttempts})
 	require.NoError(t, err)
 	return sink.recs
 }

@@ -144,5 +144,5 @@
 // production saw:
 //
 //	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "prod"})
-//	res, err := sim.Run(ctx, sim.Options{Scenario: cal.Scenario, Policy: p, Seed: 1})
+//	res, err := sim.Run(ctx, sim.Opts{Scenario: cal.Scenario, Policy: p, Seed: 1})
 package replay

@@ -93,11 +93,11 @@ func (t *Trace) Anchor(sc *sim.Scenario, c Clock) (*sim.Scenario, sim.Trace, err
 // ResimulateOpts configures Resimulate.
 type ResimulateOpts struct {
 	// Seed drives the providers' noise (and the draws of token counts the
-	// log does not know), as sim.Options.Seed.
+	// log does not know), as sim.Opts.Seed.
 	Seed uint64
 	// Requests replays the first Requests requests of the trace; 0 all.
 	Requests int
-	// Window is sim.Options.Window.
+	// Window is sim.Opts.Window.
 	Window int
 	// Encoder, optional, fills the feature vectors of contextual policies.
 	Encoder policy.Encoder
@@ -130,7 +130,7 @@ func Resimulate(ctx context.Context, tr *Trace, sc *sim.Scenario, targets []Targ
 		if name == "" {
 			name = t.Policy.Name()
 		}
-		res, err := sim.Run(ctx, sim.Options{Scenario: run, Policy: t.Policy, Seed: o.Seed, Requests: o.Requests,
+		res, err := sim.Run(ctx, sim.Opts{Scenario: run, Policy: t.Policy, Seed: o.Seed, Requests: o.Requests,
 			Window: o.Window, Encoder: o.Encoder, Trace: view})
 		if err != nil {
 			return nil, fmt.Errorf("resimulate %s: %w", name, err)

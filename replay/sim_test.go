@@ -100,10 +100,10 @@ func TestSimTasksValidation(t *testing.T) {
 	require.NoError(t, err)
 	const seed, n = 42, 100_000
 	ctx := context.Background()
-	logger, err := policy.NewEpsilonGreedy(0.3, sim.PolicySeed(seed))
+	logger, err := policy.NewEpsilonGreedy(policy.EpsilonGreedyOpts{Epsilon: 0.3, Seed: sim.PolicySeed(seed)})
 	require.NoError(t, err)
 	sink := &collect{cands: map[string][]decision.Arm{}}
-	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: logger, Seed: seed, Requests: n, Sink: sink})
+	_, err = sim.Run(ctx, sim.Opts{Scenario: sc, Policy: logger, Seed: seed, Requests: n, Sink: sink})
 	require.NoError(t, err)
 	require.Len(t, sink.recs, n)
 
@@ -115,7 +115,7 @@ func TestSimTasksValidation(t *testing.T) {
 	}
 	truth := map[string]float64{}
 	for _, p := range newTargets() {
-		res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: seed, Requests: n})
+		res, err := sim.Run(ctx, sim.Opts{Scenario: sc, Policy: p, Seed: seed, Requests: n})
 		require.NoError(t, err)
 		truth[p.name] = res.MeanReward
 		t.Logf("on-policy %-18s mean reward %.4f (expected %.4f)", p.name, res.MeanReward, res.ExpectedMeanReward)

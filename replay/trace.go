@@ -41,7 +41,7 @@ type TraceOpts struct {
 // Trace is the request sequence of a decision log, in arrival order: per
 // logged decision its arrival time, task, tenant, tags, prompt length and,
 // when it was answered, completion length — the traffic that the
-// simulator replays (sim.Options.Trace) under another policy. It is held
+// simulator replays (sim.Opts.Trace) under another policy. It is held
 // in memory compactly (about 32 bytes per request, strings interned), so
 // that it can be sorted by arrival: the log is in completion order.
 // Requests the caller forced to a model stay forced (TraceOpts.RouteForced).

@@ -35,7 +35,7 @@ func newSpec(t testing.TB, spec string, seed uint64) policy.Policy {
 func logRun(t testing.TB, sc *sim.Scenario, spec string, seed uint64, n int, enc policy.Encoder) (*sim.Result, replay.Records) {
 	t.Helper()
 	sink := &collect{cands: map[string][]decision.Arm{}}
-	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: newSpec(t, spec, seed), Seed: seed, Requests: n, Sink: sink, Encoder: enc})
+	res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: newSpec(t, spec, seed), Seed: seed, Requests: n, Sink: sink, Encoder: enc})
 	require.NoError(t, err)
 	for i := range sink.recs {
 		sink.recs[i].Request.Features.Vector = nil // the sink does not own it
@@ -184,7 +184,7 @@ func TestResimulateKeepsTheRanking(t *testing.T) {
 			orig := map[string]*sim.Result{}
 			for _, s := range tc.specs {
 				targets = append(targets, replay.Target{Name: s, Policy: newSpec(t, s, seed)})
-				r, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: newSpec(t, s, seed), Seed: seed, Requests: tc.n, Encoder: enc})
+				r, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: newSpec(t, s, seed), Seed: seed, Requests: tc.n, Encoder: enc})
 				require.NoError(t, err)
 				orig[s] = r
 			}
@@ -316,7 +316,7 @@ func TestTraceBadInput(t *testing.T) {
 
 	tr, err := replay.BuildTrace(ctx, recs, replay.TraceOpts{})
 	require.NoError(t, err)
-	target := []replay.Target{{Policy: policy.NewRandom(1)}}
+	target := []replay.Target{{Policy: policy.NewRandom(policy.RandomOpts{Seed: 1})}}
 	// Logs of tasks do not fit steady's task table.
 	_, err = replay.Resimulate(ctx, tr, steady, target, replay.ResimulateOpts{})
 	require.Error(t, err)

@@ -100,7 +100,7 @@ func TestTrainContextual(t *testing.T) {
 }
 
 func TestTrainErrors(t *testing.T) {
-	p := policy.NewRandom(1)
+	p := policy.NewRandom(policy.RandomOpts{Seed: 1})
 	_, err := replay.Train(context.Background(), replay.Records{}, p, replay.TrainOpts{})
 	assert.ErrorContains(t, err, "no rows")
 	_, err = replay.Train(context.Background(), tinyLog(), nil, replay.TrainOpts{})

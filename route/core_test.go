@@ -238,7 +238,7 @@ func TestShadowLoggedAndLearnsOnlyOnAgreement(t *testing.T) {
 }
 
 func TestHotSwapIsRaceFree(t *testing.T) {
-	p1 := policy.NewRandom(1)
+	p1 := policy.NewRandom(policy.RandomOpts{Seed: 1})
 	p2, err := policy.NewThompson(policy.ThompsonOpts{Seed: 2})
 	require.NoError(t, err)
 	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p1})

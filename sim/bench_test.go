@@ -22,7 +22,7 @@ func BenchmarkRun(b *testing.B) {
 			p := newPolicy(b, bc.policy, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
-			res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: b.N})
+			res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: p, Seed: 1, Requests: b.N})
 			if err != nil {
 				b.Fatal(err)
 			}

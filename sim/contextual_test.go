@@ -23,7 +23,7 @@ func TestContextualScenarios(t *testing.T) {
 	const n = 20_000
 	ratio := func(name, spec string) float64 {
 		sc := load(t, name)
-		r := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, spec, 8), Seed: 8, Requests: n, Encoder: encoderFor(t, sc)})
+		r := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, spec, 8), Seed: 8, Requests: n, Encoder: encoderFor(t, sc)})
 		return r.ExpectedMeanReward / r.OracleMeanReward
 	}
 	linTasks, tsTasks := ratio("tasks", "linucb"), ratio("tasks", "thompson")

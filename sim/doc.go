@@ -19,22 +19,27 @@
 // The main call:
 //
 //	sc, err := sim.LoadScenario("steady") // or a path to a YAML file
-//	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: 100_000})
+//	res, err := sim.Run(ctx, sim.Opts{Scenario: sc, Policy: p, Seed: 1, Requests: 100_000})
 //	fmt.Println(res.MeanReward, res.OracleMeanReward, res.Regret)
 //
-// Options.Trace replaces the generated traffic by a recorded request
+// Opts.Trace replaces the generated traffic by a recorded request
 // sequence (arrival offsets, features, completion lengths when known), for
 // counterfactual re-simulation of logged traffic (package replay builds
 // traces from decision logs); the providers, reward and oracle still come
 // from the scenario:
 //
-//	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: 1, Trace: sim.TraceSlice(reqs)})
+//	res, err := sim.Run(ctx, sim.Opts{Scenario: sc, Policy: p, Seed: 1, Trace: sim.TraceSlice(reqs)})
 //
-// Each request is decided by route.Core.Decide, acted on by the simulator's
-// route.Actor on the virtual clock, and completed (reward → policy.Update →
-// log sink) by route.Core.Complete at its virtual completion time, so the
-// policy learns only from requests that have finished, as in production;
-// Options.ImmediateFeedback completes each request before the next one.
+// Each request takes the one decision path, route.Core, in two halves on
+// a virtual clock whose Now is the core's clock: at its arrival time the
+// core decides (rule filter, policy, shadow) and the simulator's
+// route.Actor serves the choice on the simulated provider, which fixes the
+// outcome and the completion time; when the clock reaches that time,
+// route.Core.Complete computes the reward, updates the policy and logs
+// the record. The simulator computes no reward of its own (but the
+// oracle's expectations), filters nothing and updates no policy, so the
+// policy learns only from requests that have finished, as in production.
+// Opts.ImmediateFeedback completes each request before the next one.
 //
 // The simulator knows every arm's true expected reward for every request
 // given the providers' state at that moment (queue, rate limit, outage,
@@ -42,7 +47,7 @@
 // mean reward and the regret of the policy against it. See oracle.go for
 // the model and the numerical approximation.
 //
-// Randomness: Options.Seed drives a traffic stream and counter-based
+// Randomness: Opts.Seed drives a traffic stream and counter-based
 // per-(request, arm) noise, separate from the policy's own seed
 // (PolicySeed derives one), so two policies on one seed see the same
 // requests and the same latent latency, error and quality draws (common

@@ -15,11 +15,11 @@ func ExampleRun() {
 	if err != nil {
 		panic(err)
 	}
-	ucb, err := policy.NewUCB1(1)
+	ucb, err := policy.NewUCB1(policy.UCB1Opts{C: 1})
 	if err != nil {
 		panic(err)
 	}
-	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: ucb, Seed: 1, Requests: 20_000})
+	res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: ucb, Seed: 1, Requests: 20_000})
 	if err != nil {
 		panic(err)
 	}

@@ -22,7 +22,7 @@ func ExampleRun_trace() {
 		{At: 2 * time.Second, Features: decision.Features{Task: "math", Tenant: "acme"}}, // lengths drawn
 		{At: 90 * time.Second, Features: decision.Features{Task: "code", PromptTokens: 100}, CompletionTokens: 50},
 	}
-	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(1), Seed: 1, Trace: trace})
+	res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: policy.NewRandom(policy.RandomOpts{Seed: 1}), Seed: 1, Trace: trace})
 	if err != nil {
 		panic(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/routelab/routelab/route"
 )
 
-// Options configure one simulation run.
-type Options struct {
+// Opts configures one simulation run (Run).
+type Opts struct {
 	Scenario *Scenario
 	// Policy routes the requests; it is used as given (a fresh one per run
 	// unless you mean to carry learning over).
@@ -57,6 +57,12 @@ type Options struct {
 	// time t knows only the outcomes of requests finished by t.
 	ImmediateFeedback bool
 }
+
+// Options is the former name of Opts.
+//
+// Deprecated: use Opts; the alias only eases merging branches written
+// against the old name and goes once they are in.
+type Options = Opts
 
 // Result summarises a run. All fields but DecisionsPerSecond are a
 // deterministic function of the scenario, the seed and the policy (with
@@ -148,30 +154,89 @@ type taskAcc struct {
 	arm                      []int
 }
 
-// actor is the simulator's route.Actor: it serves the chosen candidate on
-// the virtual clock. Run sets req, candArm and params before each Act.
+// clock is a run's virtual clock: seconds after the scenario's start,
+// moved forward by arrivals and completions (nothing sleeps). Its Now is
+// the decision core's clock (route.CoreOpts.Now and the profiles'), so the
+// core stamps what it stamps in virtual time. A run owns its clock; it is
+// not safe for concurrent use, and need not be: one run is one goroutine.
+type clock struct {
+	start time.Time
+	t     float64
+}
+
+// Now is the virtual time.
+func (c *clock) Now() time.Time { return c.start.Add(secs(c.t)) }
+
+// advance moves the clock to t seconds after the start; it never moves
+// backwards.
+func (c *clock) advance(t float64) { c.t = max(c.t, t) }
+
+// at is the time t seconds after the start.
+func (c *clock) at(t float64) time.Time { return c.start.Add(secs(t)) }
+
+// actor is the simulator's route.Actor: it serves the decision's chosen
+// candidate on the simulated provider at the request's virtual arrival
+// time, fills the outcome, and notes in the slot when the request will
+// complete and what the oracle knew. The runner sets req and slot before
+// each Act.
 type actor struct {
-	w       *world
-	seed    uint64
-	req     *request
+	w    *world
+	coef rewardCoef
+	seed uint64
+	req  *request
+	slot *slot
+	// candArm and params are per candidate: its arm index and its
+	// effective parameters for req.
 	candArm []int
 	params  []params
-	done    float64
 }
 
 var _ route.Actor = (*actor)(nil)
 
 // Act implements route.Actor.
 func (a *actor) Act(_ context.Context, _ *decision.Request, d *decision.Decision, o *decision.Outcome) error {
-	a.done = a.w.act(a.seed, a.candArm[d.Chosen], &a.params[d.Chosen], a.req, o)
+	a.judge(d)
+	a.slot.done = a.w.act(a.seed, a.candArm[d.Chosen], &a.params[d.Chosen], a.req, o)
 	return nil
+}
+
+// judge maps the decision's candidates to arms, computes every
+// candidate's effective parameters and expected reward, and records the
+// oracle's choice and the chosen arm's expectation in the slot. The
+// expectations are the oracle's ground truth for regret, which the core
+// cannot know; the realised reward is the core's alone.
+func (a *actor) judge(d *decision.Decision) {
+	s, req, w := a.slot, a.req, a.w
+	j := 0
+	best, bestV := -1, math.Inf(-1)
+	for ci := range d.Candidates {
+		// Candidates keep catalogue order, so one forward walk finds them.
+		for j < len(w.arms) && w.arms[j].id != d.Candidates[ci].ID {
+			j++
+		}
+		arm := &w.arms[j]
+		a.candArm[ci] = j
+		p := &a.params[ci]
+		arm.paramsInto(req, p)
+		v := a.coef.expected(w, arm, p, req)
+		if v > bestV {
+			best, bestV = j, v
+		}
+		if ci == d.Chosen {
+			s.expected = v
+		}
+		j++
+	}
+	s.oracle, s.oracleArm = bestV, best
+	s.task = req.task
+	s.chosenArm = a.candArm[d.Chosen]
 }
 
 // runner holds one run's state.
 type runner struct {
 	w       *world
 	core    *route.Core
-	coef    rewardCoef
+	clock   *clock
 	act     actor
 	free    []*slot
 	pending []*slot // min-heap on (done, idx)
@@ -196,7 +261,7 @@ type runner struct {
 
 // Run simulates o.Requests requests of o.Scenario routed by o.Policy
 // through the decision core (route.Core) and reports the result.
-func Run(ctx context.Context, o Options) (*Result, error) {
+func Run(ctx context.Context, o Opts) (*Result, error) {
 	if o.Scenario == nil {
 		return nil, fmt.Errorf("sim: no scenario")
 	}
@@ -245,9 +310,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	w := compile(sc)
-	var now float64
-	start := sc.StartTime()
-	virtualNow := func() time.Time { return start.Add(secs(now)) }
+	clk := &clock{start: sc.StartTime()}
 	core, err := route.NewCore(route.CoreOpts{
 		Catalogue: w.catalogue,
 		Policy:    o.Policy,
@@ -255,9 +318,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Rules:     append([]route.Rule{route.ContextWindowRule{}}, o.Rules...),
 		Reward:    reward,
 		Sink:      o.Sink,
-		Profiles:  route.NewProfiles(route.ProfileOpts{Priors: w.catalogue, Now: virtualNow}),
+		Profiles:  route.NewProfiles(route.ProfileOpts{Priors: w.catalogue, Now: clk.Now}),
 		Encoder:   o.Encoder,
-		Now:       virtualNow,
+		Now:       clk.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sim: scenario %q: %w", sc.Name, err)
@@ -265,8 +328,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	k := len(w.arms)
 	nw := (n + win - 1) / win
 	r := &runner{
-		w: w, core: core, coef: newRewardCoef(reward), win: win, k: k,
-		act:     actor{w: w, seed: o.Seed, candArm: make([]int, k), params: make([]params, k)},
+		w: w, core: core, clock: clk, win: win, k: k,
+		act:     actor{w: w, coef: newRewardCoef(reward), seed: o.Seed, candArm: make([]int, k), params: make([]params, k)},
 		armN:    make([]int, k),
 		oracleN: make([]int, k),
 		lat:     make([]float32, 0, n),
@@ -283,7 +346,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		tr = newTraffic(w, o.Seed)
 	}
 	var req request
-	r.act.req = &req
 	var idBuf []byte
 	began := time.Now()
 	for i := 0; i < n; i++ {
@@ -300,12 +362,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			tr.next(&req)
 		}
 		req.idx = i
-		now = req.t
-		for len(r.pending) > 0 && r.pending[0].done <= req.t {
-			if err := r.complete(r.pop()); err != nil {
-				return nil, err
-			}
+		// Everything that finished by this arrival completes first: the
+		// policy deciding now knows exactly those outcomes.
+		if err := r.completeUntil(req.t); err != nil {
+			return nil, err
 		}
+		clk.advance(req.t)
 		if i%win == 0 {
 			r.wStart[i/win] = req.t
 		}
@@ -317,13 +379,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if req.tenant >= 0 {
 			f.Tenant = w.tenants[req.tenant]
 		}
-		f.Time = start.Add(secs(req.t))
+		f.Time = clk.at(req.t)
 		f.Tags = f.Tags[:0]
 		if feed != nil {
 			// Keep the trace's tenant even when the scenario does not
 			// list it, its exact arrival time, and its tags.
 			f.Tenant = feed.cur.Features.Tenant
-			f.Time = start.Add(feed.cur.At)
+			f.Time = clk.start.Add(feed.cur.At)
 			f.Tags = append(f.Tags, feed.cur.Features.Tags...)
 		}
 		f.Vector = f.Vector[:0]
@@ -335,19 +397,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			idBuf = strconv.AppendInt(append(idBuf[:0], 'r'), int64(i), 10)
 			rec.Request.ID = string(idBuf)
 		}
-		rec.Time = f.Time
-		d := &rec.Decision
-		if err := core.Decide(ctx, &rec.Request, d); err != nil {
-			return nil, fmt.Errorf("sim: request %d: %w", i, err)
+		if err := r.arrive(ctx, s, &req); err != nil {
+			return nil, err
 		}
-		r.judge(s, &req)
-		out := &rec.Outcome
-		*out = decision.Outcome{Attempts: out.Attempts[:0]}
-		if err := r.act.Act(ctx, &rec.Request, d, out); err != nil {
-			return nil, fmt.Errorf("sim: request %d: act: %w", i, err)
-		}
-		s.done = r.act.done
 		if o.ImmediateFeedback {
+			// The outcome is known at once: complete at the arrival time.
 			if err := r.complete(s); err != nil {
 				return nil, err
 			}
@@ -355,12 +409,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		r.push(s)
 	}
-	for len(r.pending) > 0 {
-		s := r.pop()
-		now = s.done
-		if err := r.complete(s); err != nil {
-			return nil, err
-		}
+	if err := r.completeUntil(math.Inf(1)); err != nil {
+		return nil, err
 	}
 	wall := time.Since(began).Seconds()
 	res := r.result(o, n)
@@ -368,39 +418,44 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
-// judge maps the decision's candidates to arms, computes every
-// candidate's effective parameters and expected reward, and records the
-// oracle's choice and the chosen arm's expectation in s.
-func (r *runner) judge(s *slot, req *request) {
-	d := &s.rec.Decision
-	w := r.w
-	j := 0
-	best, bestV := -1, math.Inf(-1)
-	for ci := range d.Candidates {
-		// Candidates keep catalogue order, so one forward walk finds them.
-		for j < len(w.arms) && w.arms[j].id != d.Candidates[ci].ID {
-			j++
-		}
-		a := &w.arms[j]
-		r.act.candArm[ci] = j
-		p := &r.act.params[ci]
-		a.paramsInto(req, p)
-		v := r.coef.expected(w, a, p, req)
-		if v > bestV {
-			best, bestV = j, v
-		}
-		if ci == d.Chosen {
-			s.expected = v
-		}
-		j++
+// arrive is the acting half of the request's trip through the core, at
+// its virtual arrival time: the core decides (rule filter, policy,
+// shadow), and the actor serves the choice on the simulated provider,
+// which fixes the outcome and the completion time s.done. The core learns
+// nothing yet; complete reports the outcome when the clock reaches s.done.
+func (r *runner) arrive(ctx context.Context, s *slot, req *request) error {
+	rec := &s.rec
+	rec.Time = rec.Request.Features.Time
+	if err := r.core.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
+		return fmt.Errorf("sim: request %d: %w", s.idx, err)
 	}
-	s.oracle, s.oracleArm = bestV, best
-	s.task = req.task
-	s.chosenArm = r.act.candArm[d.Chosen]
+	out := &rec.Outcome
+	*out = decision.Outcome{Attempts: out.Attempts[:0]}
+	r.act.req, r.act.slot = req, s
+	if err := r.act.Act(ctx, &rec.Request, &rec.Decision, out); err != nil {
+		return fmt.Errorf("sim: request %d: act: %w", s.idx, err)
+	}
+	return nil
 }
 
-// complete hands s to the decision core (reward, update, log) and folds
-// it into the statistics.
+// completeUntil completes, in virtual completion order (ties by arrival),
+// every request in flight that finishes by t, moving the clock to each
+// completion time.
+func (r *runner) completeUntil(t float64) error {
+	for len(r.pending) > 0 && r.pending[0].done <= t {
+		s := r.pop()
+		r.clock.advance(s.done)
+		if err := r.complete(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// complete is the learning half of the request's trip through the core:
+// route.Core.Complete computes the reward, updates the policy (and the
+// shadow), records the outcome in the profiles and logs the record. The
+// runner only folds the result into the statistics.
 func (r *runner) complete(s *slot) error {
 	rec := &s.rec
 	if err := r.core.Complete(rec); err != nil {
@@ -496,7 +551,7 @@ func (r *runner) pop() *slot {
 	return top
 }
 
-func (r *runner) result(o Options, n int) *Result {
+func (r *runner) result(o Opts, n int) *Result {
 	w := r.w
 	fn := float64(n)
 	res := &Result{

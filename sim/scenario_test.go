@@ -140,7 +140,7 @@ func FuzzParseScenario(f *testing.F) {
 			return
 		}
 		// A scenario that parses must simulate without error or panic.
-		_, err = sim.Run(t.Context(), sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 50})
+		_, err = sim.Run(t.Context(), sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 50})
 		assert.NoError(t, err)
 	})
 }

@@ -36,7 +36,7 @@ func load(t testing.TB, name string) *sim.Scenario {
 	return sc
 }
 
-func run(t testing.TB, o sim.Options) *sim.Result {
+func run(t testing.TB, o sim.Opts) *sim.Result {
 	t.Helper()
 	res, err := sim.Run(context.Background(), o)
 	require.NoError(t, err)
@@ -64,7 +64,7 @@ func steadyRun(t *testing.T, spec string) *sim.Result {
 	if spec == "random" {
 		n, win = 30_000, 3_000
 	}
-	r := run(t, sim.Options{Scenario: load(t, "steady"), Policy: newPolicy(t, spec, 7), Seed: 7, Requests: n, Window: win})
+	r := run(t, sim.Opts{Scenario: load(t, "steady"), Policy: newPolicy(t, spec, 7), Seed: 7, Requests: n, Window: win})
 	learning.runs[spec] = r
 	return r
 }
@@ -108,7 +108,7 @@ func TestOutageMovesTrafficAwayAndBack(t *testing.T) {
 		{"epsilon-greedy", false},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
-			r := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, tc.spec, 3), Seed: 3, Requests: 30_000, Window: 500})
+			r := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, tc.spec, 3), Seed: 3, Requests: 30_000, Window: 500})
 			share := func(from, to float64) float64 {
 				var s, n float64
 				for _, w := range r.Windows {
@@ -136,7 +136,7 @@ func TestOutageMovesTrafficAwayAndBack(t *testing.T) {
 func TestDeterministicOutput(t *testing.T) {
 	sc := load(t, "ratelimit")
 	encode := func(spec string, seed uint64) string {
-		r := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, spec, seed), Seed: seed, Requests: 3000})
+		r := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, spec, seed), Seed: seed, Requests: 3000})
 		assert.Positive(t, r.DecisionsPerSecond)
 		r.DecisionsPerSecond = 0
 		b, err := json.Marshal(r)
@@ -185,8 +185,8 @@ func (r *recorder) Log(x *decision.Record) {
 func TestCommonRandomNumbers(t *testing.T) {
 	sc := load(t, "tasks")
 	var a, b recorder
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "thompson", 5), Seed: 5, Requests: 3000, Sink: &a})
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 5), Seed: 5, Requests: 3000, Sink: &b})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "thompson", 5), Seed: 5, Requests: 3000, Sink: &a})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 5), Seed: 5, Requests: 3000, Sink: &b})
 	require.Len(t, a.recs, 3000)
 	require.Len(t, b.recs, 3000)
 	same := 0
@@ -212,7 +212,7 @@ func TestRealisedRewardMatchesOracleExpectation(t *testing.T) {
 	// the oracle's model is the actor's.
 	for _, name := range sim.BuiltinScenarios() {
 		t.Run(name, func(t *testing.T) {
-			r := run(t, sim.Options{Scenario: load(t, name), Policy: newPolicy(t, "random", 2), Seed: 2, Requests: 10_000})
+			r := run(t, sim.Opts{Scenario: load(t, name), Policy: newPolicy(t, "random", 2), Seed: 2, Requests: 10_000})
 			// A request's reward has a standard deviation below 0.35 here
 			// (quality is a 0/1 draw weighted 0.6; failures earn 0), so the
 			// mean of 10k has a standard error below 0.0035: allow 4.3.
@@ -224,7 +224,7 @@ func TestRealisedRewardMatchesOracleExpectation(t *testing.T) {
 }
 
 func TestResultFields(t *testing.T) {
-	r := run(t, sim.Options{Scenario: load(t, "ratelimit"), Policy: newPolicy(t, "thompson", 1), Seed: 1, Requests: 12_000, Window: 1000})
+	r := run(t, sim.Opts{Scenario: load(t, "ratelimit"), Policy: newPolicy(t, "thompson", 1), Seed: 1, Requests: 12_000, Window: 1000})
 	assert.Equal(t, "thompson", r.Policy)
 	assert.Equal(t, "ratelimit", r.Scenario)
 	assert.Equal(t, 12_000, r.Requests)
@@ -269,7 +269,7 @@ func TestResultFields(t *testing.T) {
 }
 
 func TestImmediateFeedbackLearns(t *testing.T) {
-	r := run(t, sim.Options{Scenario: load(t, "steady"), Policy: newPolicy(t, "thompson", 4), Seed: 4, Requests: 15_000, ImmediateFeedback: true})
+	r := run(t, sim.Opts{Scenario: load(t, "steady"), Policy: newPolicy(t, "thompson", 4), Seed: 4, Requests: 15_000, ImmediateFeedback: true})
 	assert.Greater(t, r.ExpectedMeanReward/r.OracleMeanReward, 0.97)
 }
 
@@ -291,8 +291,8 @@ func (e dimEncoder) Encode(f *decision.Features, dst []float64) []float64 {
 func TestEncoderFillsVector(t *testing.T) {
 	sc := load(t, "tasks")
 	var withEnc, without recorder
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 200, Sink: &withEnc, Encoder: dimEncoder{sc.Tasks()}})
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 200, Sink: &without})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 200, Sink: &withEnc, Encoder: dimEncoder{sc.Tasks()}})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 200, Sink: &without})
 	for id, x := range withEnc.recs {
 		assert.Equal(t, 4, x.vectorLen, id)
 		assert.Zero(t, without.recs[id].vectorLen, id)
@@ -305,19 +305,19 @@ func TestRunBadOptions(t *testing.T) {
 	sc := load(t, "steady")
 	p := newPolicy(t, "random", 1)
 	ctx := context.Background()
-	_, err := sim.Run(ctx, sim.Options{Policy: p})
+	_, err := sim.Run(ctx, sim.Opts{Policy: p})
 	assert.ErrorContains(t, err, "no scenario")
-	_, err = sim.Run(ctx, sim.Options{Scenario: sc})
+	_, err = sim.Run(ctx, sim.Opts{Scenario: sc})
 	assert.ErrorContains(t, err, "no policy")
-	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Requests: -5})
+	_, err = sim.Run(ctx, sim.Opts{Scenario: sc, Policy: p, Requests: -5})
 	assert.ErrorContains(t, err, "requests -5")
-	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Requests: 10, Window: -1})
+	_, err = sim.Run(ctx, sim.Opts{Scenario: sc, Policy: p, Requests: 10, Window: -1})
 	assert.ErrorContains(t, err, "window -1")
-	_, err = sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Requests: 10, Reward: &decision.Reward{Quality: -1, CostRef: 1, LatencyRef: time.Second}})
+	_, err = sim.Run(ctx, sim.Opts{Scenario: sc, Policy: p, Requests: 10, Reward: &decision.Reward{Quality: -1, CostRef: 1, LatencyRef: time.Second}})
 	assert.ErrorContains(t, err, "reward weight quality")
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = sim.Run(cctx, sim.Options{Scenario: sc, Policy: p, Requests: 10})
+	_, err = sim.Run(cctx, sim.Opts{Scenario: sc, Policy: p, Requests: 10})
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
@@ -334,7 +334,7 @@ providers:
 	result := func(capacity string) *sim.Result {
 		sc, err := sim.ParseScenario("q", []byte(strings.Replace(src, "CAP", capacity, 1)))
 		require.NoError(t, err)
-		return run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 400, Window: 100})
+		return run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 400, Window: 100})
 	}
 	free := result("0")
 	assert.InDelta(t, 1000, free.LatencyP50MS, 1e-3)
@@ -350,7 +350,7 @@ providers:
 
 func TestShadowPolicyRunsBeside(t *testing.T) {
 	var rec recorder
-	r := run(t, sim.Options{Scenario: load(t, "steady"), Policy: newPolicy(t, "random", 1), Shadow: newPolicy(t, "ucb1", 1), Seed: 1, Requests: 2000, Sink: &rec})
+	r := run(t, sim.Opts{Scenario: load(t, "steady"), Policy: newPolicy(t, "random", 1), Shadow: newPolicy(t, "ucb1", 1), Seed: 1, Requests: 2000, Sink: &rec})
 	assert.Equal(t, "random", r.Policy, "the shadow does not serve")
 	agree := 0
 	for id, x := range rec.recs {
@@ -371,7 +371,7 @@ func TestConcurrentRunsShareAScenario(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 6, Requests: 2000})
+			r, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: p, Seed: 6, Requests: 2000})
 			assert.NoError(t, err)
 			res[i] = r
 		}()
@@ -385,7 +385,7 @@ func TestConcurrentRunsShareAScenario(t *testing.T) {
 
 func TestDriftMovesTheOracle(t *testing.T) {
 	// drift: balanced's quality drops at 40m (2400s); sage is best after.
-	r := run(t, sim.Options{Scenario: load(t, "drift"), Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 60_000, Window: 6000})
+	r := run(t, sim.Opts{Scenario: load(t, "drift"), Policy: newPolicy(t, "random", 1), Seed: 1, Requests: 60_000, Window: 6000})
 	first, last := r.Windows[0], r.Windows[len(r.Windows)-1]
 	require.Less(t, first.StartSeconds, 2400.0)
 	require.Greater(t, last.StartSeconds, 2400.0)

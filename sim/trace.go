@@ -17,7 +17,7 @@ type TraceRequest struct {
 	At time.Duration
 	// Features describe the request. Tenant, Task, PromptTokens and Tags
 	// are used; Time is set to the scenario's start plus At, and Vector by
-	// Options.Encoder. An empty Task means DefaultTask; a task the scenario
+	// Opts.Encoder. An empty Task means DefaultTask; a task the scenario
 	// does not list is an error (providers have no quality for it). A
 	// tenant the scenario does not list is kept as it is, and no tenant
 	// modifier matches it. PromptTokens 0 means unknown: the simulator
@@ -33,7 +33,7 @@ type TraceRequest struct {
 }
 
 // Trace is a recorded sequence of requests, in arrival order, that
-// replaces the scenario's traffic generator (Options.Trace): the simulator
+// replaces the scenario's traffic generator (Opts.Trace): the simulator
 // serves exactly these requests at exactly these times. Implementations
 // hold the trace in memory (a TraceSlice, or the compact trace that
 // package replay builds from decision logs).

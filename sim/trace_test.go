@@ -55,14 +55,14 @@ func TestTraceReproducesARun(t *testing.T) {
 	sc := load(t, "tasks")
 	const n = 4000
 	orig := newTraceSink(n, sc.StartTime())
-	a := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "thompson", 3), Seed: 3, Requests: n, Sink: orig})
+	a := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "thompson", 3), Seed: 3, Requests: n, Sink: orig})
 	require.Equal(t, n, a.StatusCounts["ok"], "the tasks scenario answers everything")
 	for i, r := range orig.reqs {
 		require.Positive(t, r.CompletionTokens, "request %d has a completion length", i)
 	}
 
 	again := newTraceSink(n, sc.StartTime())
-	b := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "thompson", 3), Seed: 3, Trace: orig.reqs, Sink: again})
+	b := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "thompson", 3), Seed: 3, Trace: orig.reqs, Sink: again})
 	require.Equal(t, n, b.Requests)
 	// Same arrivals, features and lengths, request by request.
 	assert.Equal(t, orig.reqs, again.reqs)
@@ -86,7 +86,7 @@ func TestTraceReproducesARun(t *testing.T) {
 	assert.JSONEq(t, string(ja), string(jb))
 
 	// Requests takes a prefix of the trace.
-	c := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 3), Seed: 3, Trace: orig.reqs, Requests: 100})
+	c := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 3), Seed: 3, Trace: orig.reqs, Requests: 100})
 	assert.Equal(t, 100, c.Requests)
 }
 
@@ -106,7 +106,7 @@ func TestTraceIsServedAsGiven(t *testing.T) {
 	tr[2].Features.Task = "chat"
 	tr[3].Features.Task, tr[3].Features.PromptTokens = "summarize", 400
 	sink := newTraceSink(len(tr), sc.StartTime())
-	res := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr, Sink: sink})
+	res := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr, Sink: sink})
 	require.Equal(t, 4, res.Requests)
 	for i, want := range tr {
 		got := sink.reqs[i]
@@ -136,7 +136,7 @@ func TestTraceIsServedAsGiven(t *testing.T) {
 	// The same trace and seed give the same run; unknown lengths are
 	// drawn from the seed, not from the policy.
 	sink2 := newTraceSink(len(tr), sc.StartTime())
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "thompson", 1), Seed: 1, Trace: tr, Sink: sink2})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "thompson", 1), Seed: 1, Trace: tr, Sink: sink2})
 	assert.Equal(t, sink.reqs[2].Features.PromptTokens, sink2.reqs[2].Features.PromptTokens)
 }
 
@@ -146,10 +146,10 @@ func TestTraceCommonRandomNumbers(t *testing.T) {
 	sc := load(t, "tasks")
 	const n = 2000
 	base := newTraceSink(n, sc.StartTime())
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 9), Seed: 9, Requests: n, Sink: base})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 9), Seed: 9, Requests: n, Sink: base})
 	var a, b recorder
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "thompson", 9), Seed: 9, Trace: base.reqs, Sink: &a})
-	run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "epsilon-greedy", 9), Seed: 9, Trace: base.reqs, Sink: &b})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "thompson", 9), Seed: 9, Trace: base.reqs, Sink: &a})
+	run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "epsilon-greedy", 9), Seed: 9, Trace: base.reqs, Sink: &b})
 	same := 0
 	for id, x := range a.recs {
 		y := b.recs[id]
@@ -184,8 +184,8 @@ func TestTraceMeetsTheScenarioModifiers(t *testing.T) {
 		r.At = to + time.Duration(i)*time.Second
 		out = append(out, r)
 	}
-	rIn := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 2), Seed: 2, Trace: in})
-	rOut := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 2), Seed: 2, Trace: out})
+	rIn := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 2), Seed: 2, Trace: in})
+	rOut := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 2), Seed: 2, Trace: out})
 	assert.Greater(t, rIn.FailureRate, rOut.FailureRate+0.1, "inside the outage window more requests fail (in %v, out %v)", rIn.FailureRate, rOut.FailureRate)
 }
 
@@ -215,7 +215,7 @@ func TestTraceBadInput(t *testing.T) {
 		{"negative completion", sim.TraceSlice{func() sim.TraceRequest { r := ok; r.CompletionTokens = -1; return r }()}, 0, "completion tokens -1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 1, Trace: tc.trace, Requests: tc.requests})
+			_, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: p, Seed: 1, Trace: tc.trace, Requests: tc.requests})
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
@@ -227,14 +227,14 @@ func BenchmarkRunTrace(b *testing.B) {
 	sc := load(b, "tasks")
 	const n = 200_000
 	rec := newTraceSink(n, sc.StartTime())
-	run(b, sim.Options{Scenario: sc, Policy: newPolicy(b, "random", 1), Seed: 1, Requests: n, Sink: rec})
+	run(b, sim.Opts{Scenario: sc, Policy: newPolicy(b, "random", 1), Seed: 1, Requests: n, Sink: rec})
 	p := newPolicy(b, "thompson", 1)
 	b.ReportAllocs()
 	b.ResetTimer()
 	done := 0
 	for done < b.N {
 		k := min(n, b.N-done)
-		if _, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 1, Trace: rec.reqs, Requests: k}); err != nil {
+		if _, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: p, Seed: 1, Trace: rec.reqs, Requests: k}); err != nil {
 			b.Fatal(err)
 		}
 		done += k
@@ -256,7 +256,7 @@ func TestTraceForced(t *testing.T) {
 		tr = append(tr, r)
 	}
 	sink := newTraceSink(len(tr), sc.StartTime())
-	res := run(t, sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr, Sink: sink})
+	res := run(t, sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr, Sink: sink})
 	for i := range tr {
 		if i%2 == 0 {
 			assert.Equal(t, "coder", sink.arm[i], "request %d is forced", i)
@@ -264,6 +264,6 @@ func TestTraceForced(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, res.ArmShares["coder"], 0.5)
 	tr[3].Forced = "nobody"
-	_, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr})
+	_, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: newPolicy(t, "random", 1), Seed: 1, Trace: tr})
 	assert.ErrorContains(t, err, `trace request 3: forced model "nobody" is not one of scenario "tasks"'s providers`)
 }

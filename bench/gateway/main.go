@@ -181,7 +181,7 @@ log: {dir: %q}
 	if err != nil {
 		return err
 	}
-	opts := gateway.Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: dw,
+	opts := gateway.Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: dw,
 		SinkStats: func() (int, uint64) { st := dw.Stats(); return st.QueueDepth, st.Dropped },
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	if os.Getenv("ROUTELAB_BENCH_NOLOG") != "" { // diagnosis only: the gateway without its decision log

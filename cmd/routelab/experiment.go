@@ -86,7 +86,7 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 	if dir == "" {
 		dir = filepath.Join("results", spec.Name)
 	}
-	opts := experiments.Options{Registry: reg, Parallel: fl.parallel}
+	opts := experiments.Opts{Registry: reg, Parallel: fl.parallel}
 	var bar *progressbar.ProgressBar
 	if isTerminal(errOut) {
 		total := len(spec.Policies) * len(spec.Scenarios) * len(spec.Seeds.Values())

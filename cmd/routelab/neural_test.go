@@ -26,7 +26,7 @@ func writeEncodedLogs(t *testing.T, n int) string {
 	require.NoError(t, err)
 	enc, err := simEncoder(sc)
 	require.NoError(t, err)
-	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(5), Seed: 5, Requests: n, Sink: w, Encoder: enc})
+	_, err = sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: policy.NewRandom(policy.RandomOpts{Seed: 5}), Seed: 5, Requests: n, Sink: w, Encoder: enc})
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	return dir

@@ -604,7 +604,7 @@ func runResimulateFitted(ctx context.Context, fl replayFlags, ropts decisionlog.
 	}
 	var results []*sim.Result
 	for _, t := range targets {
-		res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: t.Policy, Seed: fl.seed, Requests: fl.requests, Encoder: enc})
+		res, err := sim.Run(ctx, sim.Opts{Scenario: sc, Policy: t.Policy, Seed: fl.seed, Requests: fl.requests, Encoder: enc})
 		if err != nil {
 			return fmt.Errorf("resimulate %s: %w", t.Name, err)
 		}

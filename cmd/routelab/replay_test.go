@@ -29,9 +29,9 @@ func writeSimLogs(t *testing.T, n int) string {
 	require.NoError(t, err)
 	sc, err := sim.LoadScenario("tasks")
 	require.NoError(t, err)
-	logger, err := policy.NewEpsilonGreedy(0.3, 9)
+	logger, err := policy.NewEpsilonGreedy(policy.EpsilonGreedyOpts{Epsilon: 0.3, Seed: 9})
 	require.NoError(t, err)
-	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: logger, Seed: 3, Requests: n, Sink: w})
+	_, err = sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: logger, Seed: 3, Requests: n, Sink: w})
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 	return dir
@@ -238,7 +238,7 @@ func TestCalibrateCommand(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "fitted", sc.Name)
 	assert.Len(t, sc.Providers, 5)
-	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(1), Seed: 1, Requests: 500})
+	_, err = sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: policy.NewRandom(policy.RandomOpts{Seed: 1}), Seed: 1, Requests: 500})
 	require.NoError(t, err)
 
 	err = runCalibrate(context.Background(), calibrateFlags{logs: []string{dir}}, &buf, &bytes.Buffer{})

@@ -62,7 +62,7 @@ func (f feedbackLog) LogFeedback(id string, at time.Time, reward, quality *float
 }
 
 func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Logger) (err error) {
-	opts := gateway.Options{Config: cfg, Registry: newRegistry(), Logger: log}
+	opts := gateway.Opts{Config: cfg, Registry: newRegistry(), Logger: log}
 	if cfg.Log.Dir != "" {
 		wo := decisionlog.WriterOpts{Root: cfg.Log.Dir, QueueBatches: cfg.Log.QueueSize, MaxFileRows: int64(cfg.Log.RotateRows), MaxFileAge: cfg.Log.RotateEvery}
 		if wo.QueueBatches > 0 {

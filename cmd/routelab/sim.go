@@ -110,7 +110,7 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	if err != nil {
 		return fmt.Errorf("--scenario: feature encoder: %w", err)
 	}
-	res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: p, Seed: fl.seed, Requests: fl.requests, Sink: sink, Encoder: enc})
+	res, err := sim.Run(ctx, sim.Opts{Scenario: sc, Policy: p, Seed: fl.seed, Requests: fl.requests, Sink: sink, Encoder: enc})
 	if err != nil {
 		return err
 	}

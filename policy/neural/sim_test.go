@@ -40,7 +40,7 @@ func simRun(t testing.TB, scenario, spec string, requests int) *sim.Result {
 		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants(),
 	})
 	require.NoError(t, err)
-	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: requests, Encoder: enc})
+	res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: p, Seed: 1, Requests: requests, Encoder: enc})
 	require.NoError(t, err)
 	return res
 }
@@ -100,13 +100,13 @@ func TestSimWarmStartFromLogs(t *testing.T) {
 	})
 	require.NoError(t, err)
 	logged := &collect{}
-	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: policy.NewRandom(3), Seed: 3, Requests: 8000, Encoder: enc, Sink: logged})
+	_, err = sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: policy.NewRandom(policy.RandomOpts{Seed: 3}), Seed: 3, Requests: 8000, Encoder: enc, Sink: logged})
 	require.NoError(t, err)
 	require.Len(t, logged.recs, 8000)
 
 	serve := func(p policy.Policy) *sim.Result {
 		// Another day of traffic (seed 4) than the logs (seed 3).
-		res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 4, Requests: 2000, Encoder: enc})
+		res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: p, Seed: 4, Requests: 2000, Encoder: enc})
 		require.NoError(t, err)
 		return res
 	}

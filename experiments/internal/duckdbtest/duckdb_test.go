@@ -27,7 +27,7 @@ requests: 2000
 report: {plots: false}
 `), "")
 	require.NoError(t, err)
-	res, err := experiments.Run(context.Background(), spec, experiments.Options{Registry: policy.NewBuiltinRegistry()})
+	res, err := experiments.Run(context.Background(), spec, experiments.Opts{Registry: policy.NewBuiltinRegistry()})
 	require.NoError(t, err)
 	dir := t.TempDir()
 	a, err := experiments.Write(dir, res)

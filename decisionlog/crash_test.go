@@ -96,7 +96,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	err = cmd.Wait()
 	require.True(t, killed, "child stopped before it was killed: %v", err)
 
-	decs, _, errs := listFiles([]string{root})
+	decs, _, errs := listFiles([]string{root}, false)
 	require.Empty(t, errs)
 	var extra []string
 	for _, p := range decs {

@@ -91,7 +91,7 @@ type walScanner struct {
 
 // newWALScanner checks the magic of a segment of size bytes.
 func newWALScanner(r io.Reader, size int64) (*walScanner, error) {
-	s := &walScanner{r: bufio.NewReaderSize(r, 64<<10), size: size}
+	s := &walScanner{r: bufio.NewReaderSize(r, int(min(max(size, 16), 64<<10))), size: size}
 	var m [len(walMagic)]byte
 	if size < int64(len(m)) {
 		// A segment is created with its magic in one write; shorter means

@@ -309,7 +309,10 @@ func TestDrainAccounting(t *testing.T) {
 }
 
 // FuzzWALSegment: no input makes the segment decoder panic, allocate
-// beyond the input, or yield rows it did not count.
+// beyond the input, or yield rows it did not count. Like FuzzReader, run
+// it with a short minimisation budget on a loaded machine:
+//
+//	go test ./decisionlog -run '^$' -fuzz FuzzWALSegment -fuzztime 60s -fuzzminimizetime 1s
 func FuzzWALSegment(f *testing.F) {
 	rows := preparedRows(12, 27)
 	seg := segmentOf(rows, 5)

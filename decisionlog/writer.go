@@ -413,6 +413,8 @@ type pipeline[R any] struct {
 	seq     uint64
 	useTick uint64
 	walBuf  []byte
+	// lastSync is when the WAL segments were last fsynced.
+	lastSync time.Time
 }
 
 // partFile is one open .tmp file of one hour partition.
@@ -644,7 +646,13 @@ func (p *pipeline[R]) writeBatch(b *batch[R]) {
 		p.writeRun(h, rows[:j])
 		rows = rows[j:]
 	}
-	p.syncWALs()
+	// Group commit: fsync when the disk goroutine has caught up, or at
+	// least every half FlushInterval while batches keep coming (a fast
+	// FullBlock producer, such as the simulator, would otherwise wait for
+	// one fsync per batch).
+	if len(p.full) == 0 || time.Since(p.lastSync) >= p.o.FlushInterval/2 {
+		p.syncWALs()
+	}
 	p.queued.Add(-int64(b.n))
 	b.n = 0
 	p.free <- b
@@ -653,6 +661,7 @@ func (p *pipeline[R]) writeBatch(b *batch[R]) {
 // syncWALs fsyncs the WAL segments appended to since the last call: from
 // here on those rows survive a crash.
 func (p *pipeline[R]) syncWALs() {
+	p.lastSync = time.Now()
 	for _, pf := range p.open {
 		if !pf.walDirty {
 			continue

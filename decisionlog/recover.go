@@ -23,7 +23,7 @@ import (
 // Per-segment problems are recorded (Err) and leave the segment in place;
 // the writer starts anyway.
 func (p *pipeline[R]) recoverDir() error {
-	var wals, tmps []string
+	var wals, tmps, news []string
 	err := filepath.WalkDir(p.dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -34,11 +34,23 @@ func (p *pipeline[R]) recoverDir() error {
 			wals = append(wals, path)
 		case strings.HasSuffix(path, ".parquet.tmp"):
 			tmps = append(tmps, path)
+		case strings.HasSuffix(path, ".parquet"+walSuffix+walNewSuffix):
+			news = append(news, path)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", p.dir, err)
+	}
+	// A segment cut while being created holds no rows; remove it unless
+	// its writer is still creating it (locked).
+	for _, n := range news {
+		if f, err := os.Open(n); err == nil {
+			if ok, _ := tryLock(f); ok {
+				os.Remove(n)
+			}
+			f.Close()
+		}
 	}
 	hasWAL := map[string]bool{}
 	for _, w := range wals {

@@ -34,8 +34,12 @@ import (
 
 const walMagic = "RLWAL01\n"
 
-// walSuffix is appended to a Parquet file's final name.
-const walSuffix = ".wal"
+// walSuffix is appended to a Parquet file's final name; walNewSuffix to
+// that while the segment is being created (before it is locked).
+const (
+	walSuffix    = ".wal"
+	walNewSuffix = ".new"
+)
 
 // walMaxRecord bounds one record's payload: a larger length is corruption.
 const walMaxRecord = 1 << 30

@@ -756,20 +756,26 @@ func (p *pipeline[R]) fileFor(hour int64) (*partFile[R], error) {
 	tmp := final + ".tmp"
 	// The WAL segment first, locked: recovery leaves a locked segment and
 	// its .tmp alone, and removes a .tmp only when it has no segment.
+	// It is created under a name recovery ignores and renamed once locked,
+	// so a writer starting meanwhile never sees it unlocked.
 	walPath := final + walSuffix
-	wal, err := os.OpenFile(walPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	newPath := walPath + walNewSuffix
+	wal, err := os.OpenFile(newPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", walPath, err)
+		return nil, fmt.Errorf("create %s: %w", newPath, err)
 	}
 	if err := lock(wal); err != nil {
 		wal.Close()
-		os.Remove(walPath)
-		return nil, fmt.Errorf("lock %s: %w", walPath, err)
+		os.Remove(newPath)
+		return nil, fmt.Errorf("lock %s: %w", newPath, err)
 	}
-	if _, err := wal.WriteString(walMagic); err != nil {
+	if _, err := wal.WriteString(walMagic); err == nil {
+		err = os.Rename(newPath, walPath)
+	}
+	if err != nil {
 		wal.Close()
-		os.Remove(walPath)
-		return nil, fmt.Errorf("write %s: %w", walPath, err)
+		os.Remove(newPath)
+		return nil, fmt.Errorf("create %s: %w", walPath, err)
 	}
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -34,7 +34,13 @@
 // rows acknowledged by Log in the last FlushInterval (default 1 s), plus
 // the time the disk takes to fsync one batch, are lost. Everything older
 // is in a committed file or in a write-ahead segment that the next writer
-// started on the same root recovers.
+// started on the same root recovers. This holds while the disk keeps up
+// with the traffic; under a sustained backlog (the queue full: FullBlock
+// producers such as the simulator, or drops with FullDrop) fsyncs are
+// grouped, at least every FlushInterval/2, and the rows waiting in the
+// queue (at most BatchRows×QueueBatches) are at risk too. Measured
+// (TestCrashWALSIGKILL, 2000 rows/s, defaults): 670–680 of 6670
+// acknowledged rows lost, 0.34 s of traffic.
 //
 // How: each open file name.parquet.tmp has a write-ahead segment
 // name.parquet.wal (format in wal.go: a magic, then records of

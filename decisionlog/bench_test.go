@@ -127,7 +127,7 @@ func TestThroughput10M(t *testing.T) {
 
 func listDecisionFiles(t testing.TB, root string) []string {
 	t.Helper()
-	decs, _, errs := listFiles([]string{root})
+	decs, _, errs := listFiles([]string{root}, false)
 	require.Empty(t, errs)
 	return decs
 }

@@ -96,7 +96,7 @@ func TestCrashSIGKILL(t *testing.T) {
 	err = cmd.Wait()
 	require.True(t, killed, "child stopped before it was killed: %v", err)
 
-	decs, _, errs := listFiles([]string{root})
+	decs, _, errs := listFiles([]string{root}, false)
 	require.Empty(t, errs)
 	var extra []string
 	for _, p := range decs {
@@ -140,4 +140,108 @@ func TestCrashSIGKILL(t *testing.T) {
 	assert.LessOrEqual(t, lost, int64(crashFileRows+crashBatchRows*crashQueue+crashPrintEvery),
 		"lost %d rows: more than the in-flight file and queue", lost)
 	t.Logf("killed after %d logged rows: %d files, %d rows committed and read back, %d .tmp left", logged, len(decs), got, len(tmps))
+}
+
+const walCrashEnv = "ROUTELAB_DECISIONLOG_WALCRASH_ROOT"
+
+// Steady rate of the WAL crash child: walCrashRows rows every walCrashTick.
+const (
+	walCrashTick = 5 * time.Millisecond
+	walCrashRows = 10 // 2000 rows/s
+	walCrashRate = int64(walCrashRows * int(time.Second/walCrashTick))
+)
+
+// TestCrashWALChild is the child of TestCrashWALSIGKILL: a writer with the
+// default options (5-minute files, 1 s FlushInterval) logging at a steady
+// 2000 rows/s, printing "LOGGED n" after Log returned for rows 0..n-1.
+func TestCrashWALChild(t *testing.T) {
+	root := os.Getenv(walCrashEnv)
+	if root == "" {
+		t.Skip("child of TestCrashWALSIGKILL")
+	}
+	out := os.Stdout
+	w, err := NewWriter(WriterOpts{Root: root, Full: FullBlock})
+	if err != nil {
+		fmt.Fprintln(out, "ERROR", err)
+		os.Exit(2)
+	}
+	rng := rand.New(rand.NewPCG(14, 14))
+	tick := time.NewTicker(walCrashTick)
+	for i := 0; ; {
+		<-tick.C
+		for range walCrashRows {
+			rec := genRecord(rng, i, 0)
+			w.Log(&rec)
+			i++
+		}
+		fmt.Fprintf(out, "LOGGED %d\n", i)
+	}
+}
+
+// TestCrashWALSIGKILL kills a writer (default rotation: nothing committed
+// yet) with SIGKILL and starts a new writer on the same root: recovery
+// turns the dead writer's WAL segment into a committed file holding a
+// prefix of the logged rows, losing at most the last second plus one
+// FlushInterval of acknowledged rows; every file reads cleanly and no
+// .tmp or .wal is left.
+func TestCrashWALSIGKILL(t *testing.T) {
+	if os.Getenv(walCrashEnv) != "" || os.Getenv(crashEnv) != "" {
+		t.Skip("in a child")
+	}
+	if testing.Short() {
+		t.Skip("runs a child process for a few seconds")
+	}
+	root := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWALChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), walCrashEnv+"="+root)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+
+	var logged int64
+	killed := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "LOGGED":
+			logged, err = strconv.ParseInt(f[1], 10, 64)
+			require.NoError(t, err)
+		case len(f) > 0 && f[0] == "ERROR":
+			t.Fatalf("child: %s", sc.Text())
+		}
+		if !killed && logged >= 3*walCrashRate+walCrashRate/3 { // ~3.3 s
+			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+			killed = true
+		}
+	}
+	_ = cmd.Wait()
+	require.True(t, killed, "child stopped before it was killed")
+
+	w, err := NewWriter(WriterOpts{Root: root})
+	require.NoError(t, err)
+	st := w.Stats()
+	require.NoError(t, w.Close())
+	require.NoError(t, w.Err())
+	assert.Equal(t, uint64(1), st.RecoveredSegments)
+	wals, tmps := walFiles(t, root)
+	assert.Empty(t, wals)
+	assert.Empty(t, tmps)
+
+	// Read back: a prefix 0..got-1 of the logged rows, each once.
+	var got int64
+	for rec, err := range NewReader(ReaderOpts{Paths: []string{root}}).Records(t.Context()) {
+		require.NoError(t, err, "every file reads cleanly")
+		require.Equal(t, fmt.Sprintf("req-%d", got), rec.Request.ID)
+		got++
+	}
+	require.Equal(t, int64(st.Recovered), got)
+	lost := logged - got
+	bound := 2 * walCrashRate // the last 1 s + one FlushInterval (default 1 s)
+	assert.LessOrEqual(t, lost, bound, "lost %d acknowledged rows at %d rows/s", lost, walCrashRate)
+	t.Logf("killed after %d acknowledged rows (%d rows/s): recovered %d, lost %d (%.2f s of traffic); torn records %d",
+		logged, walCrashRate, got, lost, float64(lost)/float64(walCrashRate), st.TornRecords)
 }

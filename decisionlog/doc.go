@@ -22,17 +22,73 @@
 //
 // Files are written as name.parquet.tmp, then closed, fsynced, renamed to
 // name.parquet, and their directory fsynced, so a reader (or DuckDB) never
-// sees a half-written file: after a crash only the rows still in memory or
-// in an open .tmp file are lost. A file is finished when it reaches
+// sees a half-written file. A file is finished when it reaches
 // MaxFileRows, when it is MaxFileAge old, when its partition is evicted
 // (MaxOpenFiles), or on Close. File names carry the open time, the writer
 // id (host-pid-random) and a sequence number, so replicas sharing a root
 // never collide.
 //
+// # Durability: the promise
+//
+// After a crash (kill -9, power loss with an honest disk), at most the
+// rows acknowledged by Log in the last FlushInterval (default 1 s), plus
+// the time the disk takes to fsync one batch, are lost. Everything older
+// is in a committed file or in a write-ahead segment that the next writer
+// started on the same root recovers. This holds while the disk keeps up
+// with the traffic; under a sustained backlog (the queue full: FullBlock
+// producers such as the simulator, or drops with FullDrop) fsyncs are
+// grouped, at least every FlushInterval/2, and the rows waiting in the
+// queue (at most BatchRows×QueueBatches) are at risk too. Measured
+// (TestCrashWALSIGKILL, 2000 rows/s, defaults): 670–680 of 6670
+// acknowledged rows lost, 0.34 s of traffic.
+//
+// How: each open file name.parquet.tmp has a write-ahead segment
+// name.parquet.wal (format in wal.go: a magic, then records of
+// length, CRC-32C and the batch's rows in a compact binary encoding). The
+// disk goroutine appends every batch it writes — full batches at once,
+// partial ones at least every FlushInterval — to the segment and fsyncs it
+// before the next batch; the Parquet file streams to disk a row group
+// (RowGroupRows) at a time. When the file is committed its segment is
+// deleted. The segment is flock-ed while its writer lives.
+//
+// Recovery runs in NewWriter / NewFeedbackWriter: every segment under the
+// table not locked by a live writer is decoded up to its first torn or
+// corrupt record (cut and counted: Stats.TornRecords, TornBytes), written
+// as a committed Parquet file under the name the dead writer would have
+// used, and deleted with its .tmp (Stats.Recovered rows,
+// RecoveredSegments). A .tmp without a segment is removed (OrphanTmp).
+// Recovery is idempotent: a crash during it is recovered next time.
+//
+// Losses are counted: Dropped (queue full, or Log after Close —
+// DroppedClosed), Failed (I/O errors), TornRecords. Close drains: when it
+// returns, Enqueued == Committed + Failed; a Log after Close rewrites the
+// sidecar itself, so the count survives a process that exits right away.
+// The counters are in Stats and the per-writer sidecar, and `routelab
+// logs inspect` sums them ("recovered N rows from M segments", "lost N").
+//
+// # Visibility
+//
+// Readers see rows within about a FlushInterval of Log, without stopping
+// the writer, by reading the open files' segments (complete records only;
+// a record being appended is ignored): ReaderOpts.IncludeOpen, and
+// Inspect (InspectOpts.IncludeOpen). The CLI (`logs inspect`, `replay`)
+// turns it on by default (--include-open). A segment whose file was
+// committed since it was listed is read from the file; rows are never
+// read twice.
+//
+// # Memory
+//
+// A writer holds at most BatchRows×QueueBatches rows in its batches plus
+// RowGroupRows rows per open file (MaxOpenFiles) in parquet-go's buffers:
+// 1024×32 + 2×8192 = 49,152 rows with the defaults, whatever the rotation
+// interval. Segments are on disk; the WAL encoder reuses one buffer of
+// one batch.
+//
 // # Layout
 //
 //	ROOT/decisions/dt=YYYY-MM-DD/hour=HH/dec-<time>-<writer>-<seq>.parquet
 //	ROOT/feedback/dt=YYYY-MM-DD/hour=HH/fb-<time>-<writer>-<seq>.parquet
+//	ROOT/decisions/dt=YYYY-MM-DD/hour=HH/dec-...parquet.tmp and .parquet.wal  (open files)
 //	ROOT/_stats/<table>-<writer>.json
 //
 // Partitions are by the record's time in UTC. Each table is a Hive-style
@@ -108,7 +164,7 @@
 //
 // With ReaderOpts.Reuse the record's slices are reused by the next
 // iteration instead (fewer allocations for callers that do not keep
-// records). It skips .tmp files and "_"/"." directories, reads files in path order
+// records). It skips .tmp files (and .wal segments, unless IncludeOpen) and "_"/"." directories, reads files in path order
 // (so Hive partitions in time order), decodes a batch of rows at a time,
 // and filters by [From, To) on ts, without opening hour partitions outside
 // the range. A damaged file — parquet-go may panic on one — becomes a

@@ -36,9 +36,30 @@ type Summary struct {
 	FeedbackRows   int64           `json:"feedback_rows"`
 	// TmpFiles are unfinished files: being written, or left by a crash.
 	TmpFiles int `json:"tmp_files"`
-	// Dropped sums the drop counters of the writers' stats sidecars.
-	Dropped uint64            `json:"dropped"`
-	Writers []WriterStatsFile `json:"writers"`
+	// OpenSegments are the WAL segments of files being written that were
+	// read (InspectOpts.IncludeOpen); their OpenRows are in Rows too.
+	OpenSegments int   `json:"open_segments"`
+	OpenRows     int64 `json:"open_rows"`
+	// Dropped sums the drop counters of the writers' stats sidecars
+	// (DroppedClosed of them were logged after their writer's Close).
+	Dropped       uint64 `json:"dropped"`
+	DroppedClosed uint64 `json:"dropped_closed"`
+	// Failed sums the rows the writers lost to I/O errors.
+	Failed uint64 `json:"failed"`
+	// Lost is Dropped + Failed: acknowledged or offered rows known not to
+	// be in the log. Rows of a crashed writer not yet in its WAL (at most
+	// about one FlushInterval) are not counted anywhere.
+	Lost uint64 `json:"lost"`
+	// Recovered rows were folded from RecoveredSegments WAL segments of
+	// crashed writers into Parquet at a writer's start-up; TornRecords
+	// incomplete or corrupt WAL records (TornBytes) were cut then, and
+	// OrphanTmp unfinished files without a segment removed.
+	Recovered         uint64            `json:"recovered"`
+	RecoveredSegments uint64            `json:"recovered_segments"`
+	TornRecords       uint64            `json:"torn_records"`
+	TornBytes         uint64            `json:"torn_bytes"`
+	OrphanTmp         uint64            `json:"orphan_tmp"`
+	Writers           []WriterStatsFile `json:"writers"`
 	// Corrupt lists the files that could not be read, with the reason.
 	Corrupt []CorruptFile `json:"corrupt"`
 }
@@ -59,15 +80,30 @@ type inspectRow struct {
 	PolicyVersion string `parquet:"policy_version"`
 }
 
-// Inspect summarises the logs under paths (log roots, directories or
-// files): row count, time range, policies, arms, schema versions, drop
-// counts from the writers' sidecars (ROOT/_stats), unfinished and corrupt
-// files. Corrupt files are listed, not returned as errors; the error is
-// for ctx cancellation only.
+// InspectOpts configures InspectWith.
+type InspectOpts struct {
+	// Paths are log roots, directories or files.
+	Paths []string
+	// IncludeOpen also counts the rows of files being written, from their
+	// WAL segments (see ReaderOpts.IncludeOpen).
+	IncludeOpen bool
+}
+
+// Inspect is InspectWith including open files.
 func Inspect(ctx context.Context, paths ...string) (*Summary, error) {
+	return InspectWith(ctx, InspectOpts{Paths: paths, IncludeOpen: true})
+}
+
+// InspectWith summarises the logs under o.Paths (log roots, directories or
+// files): row count, time range, policies, arms, schema versions, drop,
+// loss and recovery counts from the writers' sidecars (ROOT/_stats),
+// unfinished and corrupt files. Corrupt files are listed, not returned as
+// errors; the error is for ctx cancellation only.
+func InspectWith(ctx context.Context, o InspectOpts) (*Summary, error) {
+	paths := o.Paths
 	s := &Summary{Paths: paths, Policies: map[string]int64{}, Arms: map[string]int64{}, SchemaVersions: map[int32]int64{},
 		Writers: []WriterStatsFile{}, Corrupt: []CorruptFile{}}
-	decs, fbs, errs := listFiles(paths)
+	decs, fbs, errs := listFiles(paths, o.IncludeOpen)
 	for _, err := range errs {
 		s.addCorrupt(err)
 	}
@@ -75,6 +111,12 @@ func Inspect(ctx context.Context, paths ...string) (*Summary, error) {
 	for _, path := range decs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if strings.HasSuffix(path, walSuffix) {
+			if err := s.inspectSegment(path); err != nil {
+				s.addCorrupt(err)
+			}
+			continue
 		}
 		if err := s.inspectFile(path, buf); err != nil {
 			s.addCorrupt(err)
@@ -103,9 +145,17 @@ func Inspect(ctx context.Context, paths ...string) (*Summary, error) {
 		}
 		for _, w := range ws {
 			s.Dropped += w.Dropped
+			s.DroppedClosed += w.DroppedClosed
+			s.Failed += w.Failed
+			s.Recovered += w.Recovered
+			s.RecoveredSegments += w.RecoveredSegments
+			s.TornRecords += w.TornRecords
+			s.TornBytes += w.TornBytes
+			s.OrphanTmp += w.OrphanTmp
 			s.Writers = append(s.Writers, w)
 		}
 	}
+	s.Lost = s.Dropped + s.Failed
 	return s, nil
 }
 
@@ -180,6 +230,48 @@ func (s *Summary) inspectFile(path string, buf []inspectRow) error {
 	for k, v := range versions {
 		s.SchemaVersions[k] += v
 	}
+	return nil
+}
+
+// inspectSegment adds the complete records of an open file's WAL segment.
+func (s *Summary) inspectSegment(path string) error {
+	buf := make([]Row, 256)
+	var rows int64
+	_, _, err := readSegmentFile[Row](rowCodec{}, path, buf, func(rs []Row) bool {
+		for i := range rs {
+			r := &rs[i]
+			t := fromMicros(r.Time)
+			if s.Rows == 0 || t.Before(s.First) {
+				s.First = t
+			}
+			if s.Rows == 0 || t.After(s.Last) {
+				s.Last = t
+			}
+			s.Rows++
+			rows++
+			s.Policies[r.Policy+"@"+r.PolicyVersion]++
+			s.Arms[r.ChosenArm]++
+			s.SchemaVersions[r.SchemaVersion]++
+		}
+		return true
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		// Committed since listed: read the file instead.
+		final := strings.TrimSuffix(path, walSuffix)
+		if _, serr := os.Stat(final); serr != nil {
+			return nil
+		}
+		if err := s.inspectFile(final, make([]inspectRow, 1024)); err != nil {
+			return err
+		}
+		s.Files++
+		return nil
+	}
+	if err != nil {
+		return &FileError{Path: path, Err: err}
+	}
+	s.OpenSegments++
+	s.OpenRows += rows
 	return nil
 }
 

@@ -42,6 +42,12 @@ type ReaderOpts struct {
 	DefaultReward *float64
 	// BatchRows is how many rows are decoded at a time (default 512).
 	BatchRows int
+	// IncludeOpen also reads the files still being written, from their
+	// WAL segments (name.parquet.wal: the complete, checksummed records;
+	// a record being appended is ignored): rows become visible within
+	// about a FlushInterval of being logged, without stopping the writer.
+	// Feedback segments are not read. The CLI turns it on by default.
+	IncludeOpen bool
 	// Reuse makes Records yield records whose slices (candidates, probs,
 	// attempts, tags, vector) are reused by the next iteration: fewer
 	// allocations for callers that do not keep records.
@@ -148,7 +154,7 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 			yield(nil, err)
 			return
 		}
-		decs, fbs, errs := listFiles(r.o.Paths)
+		decs, fbs, errs := listFiles(r.o.Paths, r.o.IncludeOpen)
 		for _, err := range errs {
 			if !yield(nil, err) {
 				return
@@ -186,7 +192,7 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 			if !partitionOverlaps(path, from, to) {
 				continue
 			}
-			ok := scanFile(ctx, path, buf, intern, func(rows []Row) bool {
+			ok := scanAny(ctx, path, buf, intern, func(rows []Row) bool {
 				for i := range rows {
 					row := &rows[i]
 					if row.Time < from || row.Time >= to {
@@ -314,8 +320,10 @@ func checkFooter(pf *parquet.File, table string) error {
 }
 
 // listFiles walks paths and returns decision and feedback files, each
-// sorted by path (Hive partitions sort by time).
-func listFiles(paths []string) (decs, fbs []string, errs []error) {
+// sorted by path (Hive partitions sort by time). With open, decision WAL
+// segments of files being written (*.parquet.wal) are listed too, unless
+// their file is already committed.
+func listFiles(paths []string, open bool) (decs, fbs []string, errs []error) {
 	seen := map[string]bool{}
 	add := func(path string) {
 		if seen[path] {
@@ -356,11 +364,21 @@ func listFiles(paths []string) (decs, fbs []string, errs []error) {
 			if strings.HasSuffix(name, ".parquet") && !strings.HasPrefix(name, ".") {
 				add(path)
 			}
+			if open && strings.HasSuffix(name, ".parquet"+walSuffix) && !strings.HasPrefix(name, ".") && !isFeedbackFile(path) {
+				add(path)
+			}
 			return nil
 		})
 		if err != nil {
 			errs = append(errs, &FileError{Path: root, Err: err})
 		}
+	}
+	if open {
+		// A segment outlives its file's rename by a moment: read the file.
+		decs = slices.DeleteFunc(decs, func(p string) bool {
+			final, ok := strings.CutSuffix(p, walSuffix)
+			return ok && seen[final]
+		})
 	}
 	slices.Sort(decs)
 	slices.Sort(fbs)

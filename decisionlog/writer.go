@@ -54,6 +54,13 @@ func ParseFullPolicy(s string) (FullPolicy, error) {
 
 // WriterOpts configures NewWriter and NewFeedbackWriter. Only Root is
 // required; every zero value means the documented default.
+//
+// Memory bound: a writer holds at most BatchRows×QueueBatches rows in
+// its batches (preallocated, reused) plus at most RowGroupRows rows per
+// open file in parquet-go's row-group buffers, MaxOpenFiles files open:
+// with the defaults 1024×32 + 2×8192 = 49,152 rows, whatever the
+// rotation interval. The WAL segments hold an open file's rows on disk,
+// not in memory.
 type WriterOpts struct {
 	// Root is the log root directory; the table goes under Root/decisions
 	// (or Root/feedback) in Hive partitions dt=YYYY-MM-DD/hour=HH by the
@@ -75,7 +82,8 @@ type WriterOpts struct {
 	// clock (default 5m), so a quiet writer still publishes its rows.
 	MaxFileAge time.Duration
 	// RowGroupRows bounds a Parquet row group, and so the writer's memory
-	// per open file (default 65,536).
+	// per open file (default 8,192): an open file streams to disk one row
+	// group at a time.
 	RowGroupRows int64
 	// MaxOpenFiles bounds the partitions open at once (default 2); the
 	// least recently written is committed to make room.
@@ -115,6 +123,21 @@ type Stats struct {
 	Failed uint64 `json:"failed"`
 	// Files is the number of finished files.
 	Files uint64 `json:"files"`
+	// DroppedClosed rows were logged after Close began (a drain that
+	// ended before its requests did); they are included in Dropped.
+	DroppedClosed uint64 `json:"dropped_closed"`
+	// Recovered rows were read back at start-up from RecoveredSegments
+	// WAL segments left by dead writers and committed as Parquet files.
+	Recovered         uint64 `json:"recovered"`
+	RecoveredSegments uint64 `json:"recovered_segments"`
+	// TornRecords WAL records were cut at recovery (incomplete or failing
+	// their checksum: the rows of at most the last fsync interval of a
+	// crashed writer); TornBytes is their size.
+	TornRecords uint64 `json:"torn_records"`
+	TornBytes   uint64 `json:"torn_bytes"`
+	// OrphanTmp .tmp files without a WAL segment were removed at start-up
+	// (left by a writer older than the WAL, or by a crash at creation).
+	OrphanTmp uint64 `json:"orphan_tmp"`
 	// QueueDepth is the number of rows logged but not yet encoded.
 	QueueDepth int `json:"queue_depth"`
 	// OpenFiles is the number of .tmp files being written.
@@ -152,7 +175,7 @@ func (o *WriterOpts) defaults() error {
 		o.MaxFileAge = 5 * time.Minute
 	}
 	if o.RowGroupRows == 0 {
-		o.RowGroupRows = 65536
+		o.RowGroupRows = 8192
 	}
 	if o.MaxOpenFiles == 0 {
 		o.MaxOpenFiles = 2
@@ -244,7 +267,7 @@ type Writer struct {
 // NewWriter starts a decisions writer under o.Root/decisions.
 func NewWriter(o WriterOpts) (*Writer, error) {
 	w := &Writer{salt: o.TenantSalt, tenants: map[string]string{}}
-	p, err := newPipeline[Row](o, TableDecisions, "dec", func(r *Row) int64 { return r.Time }, w.prepare)
+	p, err := newPipeline[Row](o, TableDecisions, "dec", func(r *Row) int64 { return r.Time }, w.prepare, rowCodec{})
 	if err != nil {
 		return nil, err
 	}
@@ -289,8 +312,11 @@ func (w *Writer) Dropped() uint64 { return w.p.dropped.Load() }
 func (w *Writer) Err() error { return w.p.err() }
 
 // Close flushes every queued row, finishes all files and stops the disk
-// goroutine. Log calls after Close are dropped (and counted). It returns
-// the first I/O error met during the writer's life.
+// goroutine: when it returns, every row Log accepted is counted as
+// Committed or Failed. Log calls after Close began are dropped and counted
+// (Dropped, DroppedClosed) — also in the stats sidecar, which such a call
+// rewrites synchronously. It returns the first I/O error met during the
+// writer's life.
 func (w *Writer) Close() error { return w.p.close() }
 
 // FeedbackWriter writes delayed feedback to Root/feedback, the same way
@@ -301,7 +327,7 @@ type FeedbackWriter struct {
 
 // NewFeedbackWriter starts a feedback writer under o.Root/feedback.
 func NewFeedbackWriter(o WriterOpts) (*FeedbackWriter, error) {
-	p, err := newPipeline[FeedbackRow](o, TableFeedback, "fb", func(r *FeedbackRow) int64 { return r.Time }, nil)
+	p, err := newPipeline[FeedbackRow](o, TableFeedback, "fb", func(r *FeedbackRow) int64 { return r.Time }, nil, feedbackCodec{})
 	if err != nil {
 		return nil, err
 	}
@@ -349,6 +375,9 @@ type pipeline[R any] struct {
 	codec   compress.Codec
 	started time.Time
 
+	walCodec    walCodec[R]
+	parquetOpts []parquet.WriterOption
+
 	mu     sync.Mutex
 	cur    *batch[R]
 	closed bool
@@ -360,7 +389,16 @@ type pipeline[R any] struct {
 	done    chan struct{}
 
 	enqueued, dropped, committed, failed, files atomic.Uint64
+	droppedClosed                               atomic.Uint64
+	recovered, recoveredSegs, tornRecords       atomic.Uint64
+	tornBytes, orphanTmp                        atomic.Uint64
 	openFiles                                   atomic.Int64
+
+	// sidecarMu serialises sidecar writes; finalSidecar is set once the
+	// disk goroutine wrote the closing sidecar (later drops rewrite it).
+	sidecarMu    sync.Mutex
+	finalSidecar bool
+	lastSidecar  Stats
 
 	errMu    sync.Mutex
 	firstErr error
@@ -374,6 +412,9 @@ type pipeline[R any] struct {
 	spare   []*parquet.GenericWriter[R]
 	seq     uint64
 	useTick uint64
+	walBuf  []byte
+	// lastSync is when the WAL segments were last fsynced.
+	lastSync time.Time
 }
 
 // partFile is one open .tmp file of one hour partition.
@@ -386,9 +427,14 @@ type partFile[R any] struct {
 	rows    int64
 	opened  time.Time
 	lastUse uint64
+	// wal is the open file's write-ahead segment (final + walSuffix),
+	// locked while the file is open; walDirty: appended since last fsync.
+	wal      *os.File
+	walPath  string
+	walDirty bool
 }
 
-func newPipeline[R any](o WriterOpts, table, prefix string, timeOf func(*R) int64, prepare func(*R)) (*pipeline[R], error) {
+func newPipeline[R any](o WriterOpts, table, prefix string, timeOf func(*R) int64, prepare func(*R), wc walCodec[R]) (*pipeline[R], error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -397,7 +443,16 @@ func newPipeline[R any](o WriterOpts, table, prefix string, timeOf func(*R) int6
 		o: o, table: table, prefix: prefix,
 		dir:    filepath.Join(o.Root, table),
 		timeOf: timeOf, prepare: prepare, codec: codec,
-		started: o.Now(),
+		started:  o.Now(),
+		walCodec: wc,
+		parquetOpts: []parquet.WriterOption{
+			parquet.Compression(codec),
+			parquet.MaxRowsPerRowGroup(o.RowGroupRows),
+			parquet.CreatedBy("routelab", strconv.Itoa(SchemaVersion), ""),
+			parquet.KeyValueMetadata(MetaTable, table),
+			parquet.KeyValueMetadata(MetaSchemaVersion, strconv.Itoa(SchemaVersion)),
+			parquet.KeyValueMetadata(MetaWriterID, o.WriterID),
+		},
 		free:    make(chan *batch[R], o.QueueBatches),
 		full:    make(chan *batch[R], o.QueueBatches),
 		closing: make(chan struct{}),
@@ -408,6 +463,9 @@ func newPipeline[R any](o WriterOpts, table, prefix string, timeOf func(*R) int6
 	}
 	for range o.QueueBatches {
 		p.free <- &batch[R]{rows: make([]R, o.BatchRows)}
+	}
+	if err := p.recoverDir(); err != nil {
+		return nil, err
 	}
 	go p.run()
 	return p, nil
@@ -421,6 +479,8 @@ func (p *pipeline[R]) acquire() *R {
 		if p.closed {
 			p.mu.Unlock()
 			p.dropped.Add(1)
+			p.droppedClosed.Add(1)
+			p.lateDropSidecar()
 			return nil
 		}
 		if p.cur != nil {
@@ -478,13 +538,19 @@ func (p *pipeline[R]) handoffLocked() {
 
 func (p *pipeline[R]) stats() Stats {
 	s := Stats{
-		Enqueued:   p.enqueued.Load(),
-		Dropped:    p.dropped.Load(),
-		Committed:  p.committed.Load(),
-		Failed:     p.failed.Load(),
-		Files:      p.files.Load(),
-		QueueDepth: int(p.queued.Load()),
-		OpenFiles:  int(p.openFiles.Load()),
+		Enqueued:          p.enqueued.Load(),
+		Dropped:           p.dropped.Load(),
+		Committed:         p.committed.Load(),
+		Failed:            p.failed.Load(),
+		Files:             p.files.Load(),
+		DroppedClosed:     p.droppedClosed.Load(),
+		Recovered:         p.recovered.Load(),
+		RecoveredSegments: p.recoveredSegs.Load(),
+		TornRecords:       p.tornRecords.Load(),
+		TornBytes:         p.tornBytes.Load(),
+		OrphanTmp:         p.orphanTmp.Load(),
+		QueueDepth:        int(p.queued.Load()),
+		OpenFiles:         int(p.openFiles.Load()),
 	}
 	p.mu.Lock()
 	if p.cur != nil {
@@ -537,6 +603,7 @@ func (p *pipeline[R]) run() {
 			p.handoffLocked()
 			p.mu.Unlock()
 			p.rotateAged()
+			p.refreshSidecar()
 		case <-p.closing:
 			// Every batch filled before close is already in p.full.
 			for {
@@ -551,7 +618,10 @@ func (p *pipeline[R]) run() {
 			for len(p.open) > 0 {
 				p.commit(p.open[0])
 			}
-			p.writeSidecar(true)
+			p.sidecarMu.Lock()
+			p.writeSidecarLocked(true)
+			p.finalSidecar = true
+			p.sidecarMu.Unlock()
 			return
 		}
 	}
@@ -576,9 +646,31 @@ func (p *pipeline[R]) writeBatch(b *batch[R]) {
 		p.writeRun(h, rows[:j])
 		rows = rows[j:]
 	}
+	// Group commit: fsync when the disk goroutine has caught up, or at
+	// least every half FlushInterval while batches keep coming (a fast
+	// FullBlock producer, such as the simulator, would otherwise wait for
+	// one fsync per batch).
+	if len(p.full) == 0 || time.Since(p.lastSync) >= p.o.FlushInterval/2 {
+		p.syncWALs()
+	}
 	p.queued.Add(-int64(b.n))
 	b.n = 0
 	p.free <- b
+}
+
+// syncWALs fsyncs the WAL segments appended to since the last call: from
+// here on those rows survive a crash.
+func (p *pipeline[R]) syncWALs() {
+	p.lastSync = time.Now()
+	for _, pf := range p.open {
+		if !pf.walDirty {
+			continue
+		}
+		pf.walDirty = false
+		if err := pf.wal.Sync(); err != nil {
+			p.setErr(fmt.Errorf("wal %s: sync: %w", pf.walPath, err))
+		}
+	}
 }
 
 // hourOf returns the hour partition (hours since the epoch) of a µs time.
@@ -600,6 +692,13 @@ func (p *pipeline[R]) writeRun(hour int64, rows []R) {
 			return
 		}
 		n := min(int64(len(rows)), p.o.MaxFileRows-pf.rows)
+		if !p.discard {
+			p.walBuf = encodeRecord(p.walCodec, p.walBuf, rows[:n])
+			if _, err := pf.wal.Write(p.walBuf); err != nil {
+				p.setErr(fmt.Errorf("wal %s: %w", pf.walPath, err))
+			}
+			pf.walDirty = true
+		}
 		if _, err := pf.w.Write(rows[:n]); err != nil {
 			p.fail(fmt.Errorf("write %s: %w", pf.tmp, err), len(rows))
 			p.abandon(pf)
@@ -655,25 +754,50 @@ func (p *pipeline[R]) fileFor(hour int64) (*partFile[R], error) {
 	name := fmt.Sprintf("%s-%s-%s-%06d.parquet", p.prefix, now.UTC().Format("20060102T150405.000Z"), p.o.WriterID, p.seq)
 	final := filepath.Join(dir, name)
 	tmp := final + ".tmp"
+	// The WAL segment first, locked: recovery leaves a locked segment and
+	// its .tmp alone, and removes a .tmp only when it has no segment.
+	// It is created under a name recovery ignores and renamed once locked,
+	// so a writer starting meanwhile never sees it unlocked.
+	walPath := final + walSuffix
+	newPath := walPath + walNewSuffix
+	wal, err := os.OpenFile(newPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", newPath, err)
+	}
+	if err := lock(wal); err != nil {
+		wal.Close()
+		os.Remove(newPath)
+		return nil, fmt.Errorf("lock %s: %w", newPath, err)
+	}
+	if _, err := wal.WriteString(walMagic); err == nil {
+		err = os.Rename(newPath, walPath)
+	}
+	if err != nil {
+		wal.Close()
+		os.Remove(newPath)
+		return nil, fmt.Errorf("create %s: %w", walPath, err)
+	}
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
+		wal.Close()
+		os.Remove(walPath)
 		return nil, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	if err := syncDir(dir); err != nil {
+		wal.Close()
+		f.Close()
+		os.Remove(walPath)
+		os.Remove(tmp)
+		return nil, fmt.Errorf("create %s: sync dir: %w", walPath, err)
 	}
 	var w *parquet.GenericWriter[R]
 	if n := len(p.spare); n > 0 {
 		w, p.spare = p.spare[n-1], p.spare[:n-1]
 		w.Reset(f)
 	} else {
-		w = parquet.NewGenericWriter[R](f,
-			parquet.Compression(p.codec),
-			parquet.MaxRowsPerRowGroup(p.o.RowGroupRows),
-			parquet.CreatedBy("routelab", strconv.Itoa(SchemaVersion), ""),
-			parquet.KeyValueMetadata(MetaTable, p.table),
-			parquet.KeyValueMetadata(MetaSchemaVersion, strconv.Itoa(SchemaVersion)),
-			parquet.KeyValueMetadata(MetaWriterID, p.o.WriterID),
-		)
+		w = p.newParquetWriter(f)
 	}
-	pf := &partFile[R]{hour: hour, f: f, w: w, tmp: tmp, final: final, opened: now, lastUse: p.useTick}
+	pf := &partFile[R]{hour: hour, f: f, w: w, tmp: tmp, final: final, opened: now, lastUse: p.useTick, wal: wal, walPath: walPath}
 	p.open = append(p.open, pf)
 	p.openFiles.Store(int64(len(p.open)))
 	return pf, nil
@@ -689,10 +813,13 @@ func (p *pipeline[R]) remove(pf *partFile[R]) {
 	p.openFiles.Store(int64(len(p.open)))
 }
 
-// abandon closes a broken file and leaves the .tmp behind (readers skip it).
+// abandon closes a broken file and leaves the .tmp and its WAL segment
+// behind (readers skip the .tmp); the next writer to start on the root
+// recovers the segment's rows.
 func (p *pipeline[R]) abandon(pf *partFile[R]) {
 	p.remove(pf)
 	pf.f.Close()
+	pf.wal.Close()
 }
 
 // commit finishes pf: Parquet footer, fsync, close, rename, fsync the
@@ -713,8 +840,15 @@ func (p *pipeline[R]) commit(pf *partFile[R]) {
 		err = syncDir(filepath.Dir(pf.final))
 	}
 	if err != nil {
+		// The segment stays: the next writer started on the root recovers it.
+		pf.wal.Close()
 		p.fail(fmt.Errorf("commit %s: %w", pf.final, err), int(pf.rows))
 		return
+	}
+	// The rows are durable in the committed file: drop the segment.
+	pf.wal.Close()
+	if err := os.Remove(pf.walPath); err != nil {
+		p.setErr(fmt.Errorf("commit %s: remove wal: %w", pf.final, err))
 	}
 	p.spare = append(p.spare, pf.w)
 	total := p.committed.Add(uint64(pf.rows))
@@ -739,12 +873,44 @@ func (p *pipeline[R]) rotateAged() {
 // writeSidecar records the counters in Root/_stats/<table>-<writer>.json
 // (write to .tmp, rename), so drop counts outlive the process.
 func (p *pipeline[R]) writeSidecar(closed bool) {
+	p.sidecarMu.Lock()
+	p.writeSidecarLocked(closed)
+	p.sidecarMu.Unlock()
+}
+
+// refreshSidecar rewrites the sidecar if a counter changed since the last
+// write (queue depth aside), so a live writer's drops are visible within
+// a FlushInterval.
+func (p *pipeline[R]) refreshSidecar() {
+	s := p.stats()
+	s.QueueDepth, s.OpenFiles = 0, 0
+	p.sidecarMu.Lock()
+	if s != p.lastSidecar {
+		p.writeSidecarLocked(false)
+	}
+	p.sidecarMu.Unlock()
+}
+
+// lateDropSidecar runs on the caller of Log after Close: once the closing
+// sidecar is written, each late drop rewrites it, so the count is on disk
+// even if the process exits right after.
+func (p *pipeline[R]) lateDropSidecar() {
+	p.sidecarMu.Lock()
+	if p.finalSidecar {
+		p.writeSidecarLocked(true)
+	}
+	p.sidecarMu.Unlock()
+}
+
+func (p *pipeline[R]) writeSidecarLocked(closed bool) {
 	dir := filepath.Join(p.o.Root, StatsDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		p.setErr(fmt.Errorf("stats dir %s: %w", dir, err))
 		return
 	}
 	s := WriterStatsFile{WriterID: p.o.WriterID, Table: p.table, Started: p.started.UTC(), Updated: p.o.Now().UTC(), Closed: closed, Stats: p.stats()}
+	p.lastSidecar = s.Stats
+	p.lastSidecar.QueueDepth, p.lastSidecar.OpenFiles = 0, 0
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		p.setErr(fmt.Errorf("stats sidecar: %w", err))

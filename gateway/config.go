@@ -247,6 +247,13 @@ type LogConfig struct {
 	// RotateRows / RotateEvery close a file after so many rows or so long.
 	RotateRows  int           `yaml:"rotate_rows"`
 	RotateEvery time.Duration `yaml:"rotate_every"`
+	// FlushInterval is the durability window: rows are appended to the
+	// write-ahead segment and fsynced at least this often, so a crash
+	// loses at most about this much (default 1s).
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// RowGroupRows bounds the rows an open file holds in memory before
+	// streaming them to disk as a Parquet row group (default 8192).
+	RowGroupRows int `yaml:"row_group_rows"`
 }
 
 // LoadConfig reads path ("" = the embedded default) and returns a
@@ -600,8 +607,8 @@ func (c *Config) Validate() error {
 	if err := c.Promotion.validate(); err != nil {
 		return err
 	}
-	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 {
-		return fmt.Errorf("log: queue_size, rotate_rows and rotate_every must be >= 0")
+	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 || c.Log.FlushInterval < 0 || c.Log.RowGroupRows < 0 {
+		return fmt.Errorf("log: queue_size, rotate_rows, rotate_every, flush_interval and row_group_rows must be >= 0")
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func newLogsCmd() *cobra.Command {
 }
 
 func newLogsInspectCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, includeOpen bool
 	cmd := &cobra.Command{
 		Use:   "inspect DIR [DIR|FILE ...]",
 		Short: "Summarise decision logs: rows, time range, policies, arms, drops, schema versions, corrupt files",
@@ -39,7 +39,7 @@ Corrupt files are listed and make the command exit non-zero after printing
 the summary.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := decisionlog.Inspect(cmd.Context(), args...)
+			s, err := decisionlog.InspectWith(cmd.Context(), decisionlog.InspectOpts{Paths: args, IncludeOpen: includeOpen})
 			if err != nil {
 				return err
 			}
@@ -60,6 +60,7 @@ the summary.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as one JSON object")
+	cmd.Flags().BoolVar(&includeOpen, "include-open", true, "also count the rows of files still being written (their .wal segments)")
 	return cmd
 }
 
@@ -76,7 +77,12 @@ func writeLogSummary(out io.Writer, s *decisionlog.Summary) error {
 	}
 	sort.Strings(versions)
 	fmt.Fprintf(w, "schema versions\t%v\n", versions)
-	fmt.Fprintf(w, "dropped\t%d (from %d writer sidecar(s))\n", s.Dropped, len(s.Writers))
+	fmt.Fprintf(w, "dropped\t%d (from %d writer sidecar(s)), %d of them logged after the writer closed\n", s.Dropped, len(s.Writers), s.DroppedClosed)
+	fmt.Fprintf(w, "lost\t%d (%d dropped, %d failed writes); %d torn WAL record(s) cut (%d bytes)\n", s.Lost, s.Dropped, s.Failed, s.TornRecords, s.TornBytes)
+	fmt.Fprintf(w, "recovered\t%d rows from %d segment(s) of crashed writers; %d orphan .tmp removed\n", s.Recovered, s.RecoveredSegments, s.OrphanTmp)
+	if s.OpenSegments > 0 {
+		fmt.Fprintf(w, "open files\t%d rows in %d .wal segment(s) of files being written (included above)\n", s.OpenRows, s.OpenSegments)
+	}
 	if err := w.Flush(); err != nil {
 		return err
 	}

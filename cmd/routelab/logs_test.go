@@ -63,6 +63,44 @@ func TestLogsInspect(t *testing.T) {
 	require.Error(t, err, "a directory is required")
 }
 
+// TestLogsInspectOpenFiles: rows of a running writer are counted from its
+// WAL segment by default (not with --include-open=false), and the loss
+// and recovery lines are shown.
+func TestLogsInspectOpenFiles(t *testing.T) {
+	root := t.TempDir()
+	w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: root, FlushInterval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	defer w.Close()
+	base := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		rec := decision.Record{Time: base.Add(time.Duration(i) * time.Second), Request: decision.Request{ID: fmt.Sprint(i)},
+			Decision: decision.Decision{Policy: "random", PolicyVersion: "1", Candidates: []decision.Arm{{ID: "a"}}, Probs: []float64{1}}}
+		w.Log(&rec)
+	}
+	inspect := func(args ...string) decisionlog.Summary {
+		cmd := newLogsCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetArgs(append([]string{"inspect", root, "--json"}, args...))
+		require.NoError(t, cmd.Execute())
+		var s decisionlog.Summary
+		require.NoError(t, json.Unmarshal(out.Bytes(), &s))
+		return s
+	}
+	require.Eventually(t, func() bool { return inspect().Rows == 20 }, 5*time.Second, 10*time.Millisecond)
+	assert.Equal(t, int64(20), inspect().OpenRows)
+	assert.Zero(t, inspect("--include-open=false").Rows)
+
+	cmd := newLogsCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"inspect", root})
+	require.NoError(t, cmd.Execute())
+	assert.Contains(t, out.String(), "recovered")
+	assert.Contains(t, out.String(), "lost")
+	assert.Contains(t, out.String(), "20 rows in 1 .wal segment")
+}
+
 // TestSimLog: `routelab sim --log DIR` writes every decision through the
 // decision-log writer, and the log reads back with the simulator's counts.
 func TestSimLog(t *testing.T) {

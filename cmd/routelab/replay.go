@@ -43,15 +43,17 @@ type replayFlags struct {
 	quiet      bool
 	from, to   string
 	feedback   bool
-	skipBad    bool
-	snapshots  []string
-	resimulate bool
-	scenario   string
-	requests   int
-	traffic    string
-	clock      string
-	tenantSalt string
-	routeForce bool
+	// includeOpen reads the WAL segments of files still being written.
+	includeOpen bool
+	skipBad     bool
+	snapshots   []string
+	resimulate  bool
+	scenario    string
+	requests    int
+	traffic     string
+	clock       string
+	tenantSalt  string
+	routeForce  bool
 }
 
 func newReplayCmd() *cobra.Command {
@@ -118,6 +120,7 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 	}
 	f := cmd.Flags()
 	addLogFlags(f, &fl.logs, &fl.from, &fl.to, &fl.feedback, &fl.skipBad, "join delayed feedback found under --logs into the rewards")
+	f.BoolVar(&fl.includeOpen, "include-open", true, "also read the rows of log files still being written (their .wal segments), so a running gateway's last seconds count")
 	f.StringVar(&fl.policies, "policy", "", "target policy specs, comma-separated: NAME or NAME=key:value;key:value")
 	f.StringVar(&fl.estimators, "estimators", "all", "all, or a comma-separated list of: replay, ips, clipped-ips, snips, dm, dr, sndr, switch-dr, dr-os")
 	f.IntVar(&fl.bootstrap, "bootstrap", 200, "bootstrap resamples for the confidence intervals (0 = no intervals)")
@@ -186,6 +189,7 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		return err
 	}
 	ropts.Reuse = true
+	ropts.IncludeOpen = fl.includeOpen
 
 	reg := newRegistry()
 	var targets []replay.Target

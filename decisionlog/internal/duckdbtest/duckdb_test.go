@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -109,4 +110,56 @@ func TestDuckDBReadsLogs(t *testing.T) {
 	assert.Contains(t, []float64{0.5, 0.3, 0.2}, chosenProb)
 	assert.True(t, base.Add(2*time.Second).Equal(ts), "ts %v", ts)
 	assert.False(t, math.IsNaN(avgReward))
+}
+
+// TestDuckDBReadsRecoveredFiles: the open file of a writer, as a crash
+// leaves it (.tmp and WAL segment), is recovered by the next writer into
+// a Parquet file DuckDB reads in full.
+func TestDuckDBReadsRecoveredFiles(t *testing.T) {
+	live := t.TempDir()
+	w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: live, BatchRows: 100, FlushInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	base := time.Date(2026, 11, 23, 22, 0, 0, 0, time.UTC)
+	const n = 1000
+	for i := range n {
+		rec := decision.Record{
+			Time:    base.Add(time.Duration(i) * time.Millisecond),
+			Request: decision.Request{ID: fmt.Sprintf("r%d", i)},
+			Decision: decision.Decision{Policy: "thompson", Reason: decision.ReasonPolicy,
+				Candidates: []decision.Arm{{ID: "a"}, {ID: "b"}}, Probs: []float64{0.5, 0.5}},
+			Outcome: decision.Outcome{Arm: "a"},
+			Reward:  float64(i),
+		}
+		w.Log(&rec)
+	}
+	require.Eventually(t, func() bool { s := w.Stats(); return s.Enqueued == n && s.QueueDepth == 0 }, 10*time.Second, 5*time.Millisecond)
+	// Copy the open files as SIGKILL would leave them.
+	root := t.TempDir()
+	open, err := filepath.Glob(filepath.Join(live, "decisions", "*", "*", "*.parquet.*"))
+	require.NoError(t, err)
+	require.Len(t, open, 2) // .tmp and .wal
+	for _, p := range open {
+		rel, err := filepath.Rel(live, p)
+		require.NoError(t, err)
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(root, rel), b, 0o644))
+	}
+	require.NoError(t, w.Close())
+
+	w2, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: root})
+	require.NoError(t, err)
+	require.Equal(t, uint64(n), w2.Stats().Recovered)
+	require.NoError(t, w2.Close())
+
+	db, err := sql.Open("duckdb", "")
+	require.NoError(t, err)
+	defer db.Close()
+	var count int64
+	var sum float64
+	require.NoError(t, db.QueryRow(fmt.Sprintf(
+		`SELECT count(*), sum(reward) FROM read_parquet('%s/decisions/**/*.parquet', hive_partitioning=true)`, root)).Scan(&count, &sum))
+	assert.Equal(t, int64(n), count)
+	assert.Equal(t, float64(n*(n-1)/2), sum)
 }

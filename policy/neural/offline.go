@@ -9,8 +9,8 @@ import (
 	"github.com/routelab/routelab/decision"
 )
 
-// RecordSource yields logged decisions in order; replay.Records and the
-// decision-log sources of package replay satisfy it. Scan calls fn once
+// RecordSource yields logged decisions in order; replay.Records and
+// offline.LogSource (decision-log files, feedback joined) satisfy it. Scan calls fn once
 // per record, which is valid only during the call, and stops at fn's
 // first error.
 type RecordSource interface {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
@@ -428,12 +426,7 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts offline.ReaderOpts
 		cp := *providers
 		cp.Name = providers.Name + "+logged-traffic"
 		sc = &cp
-		if tenants := providers.Tenants(); len(tenants) > 0 {
-			topts.Tenants = make(map[string]string, len(tenants))
-			for _, name := range tenants {
-				topts.Tenants[decisionlog.HashTenant(fl.tenantSalt, name)] = name
-			}
-		}
+		topts.Tenants = fromlogs.HashedTenants(fl.tenantSalt, providers.Tenants())
 	}
 	tr, err := fromlogs.BuildTrace(ctx, src, topts)
 	if err != nil {
@@ -461,11 +454,7 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts offline.ReaderOpts
 	// most likely a wrong --tenant-salt.
 	unknownTenants := 0
 	if providers != nil && len(providers.Tenants()) > 0 {
-		for name, c := range tr.Tenants() {
-			if name != "" && !slices.Contains(providers.Tenants(), name) {
-				unknownTenants += c
-			}
-		}
+		unknownTenants = tr.RequestsOutside(providers.Tenants())
 	}
 	var tenantNote string
 	if unknownTenants > 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
 )
@@ -214,6 +215,33 @@ func (t *Trace) Tasks() map[string]int { return counts(t.tasks, t.taskN) }
 
 // Tenants counts the requests by tenant ("" = none), after TraceOpts.Tenants.
 func (t *Trace) Tenants() map[string]int { return counts(t.tenants, t.tenantN) }
+
+// HashedTenants maps the decision log's hashes of names (as
+// decisionlog.HashTenant(salt, name) writes them) back to the names: the
+// TraceOpts.Tenants of a scenario's tenants.
+func HashedTenants(salt string, names []string) map[string]string {
+	if len(names) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(names))
+	for _, name := range names {
+		m[decisionlog.HashTenant(salt, name)] = name
+	}
+	return m
+}
+
+// RequestsOutside counts the requests whose tenant is set but not among
+// names — with a scenario's tenants after HashedTenants, most likely a
+// wrong salt.
+func (t *Trace) RequestsOutside(names []string) int {
+	n := 0
+	for name, c := range t.Tenants() {
+		if name != "" && !slices.Contains(names, name) {
+			n += c
+		}
+	}
+	return n
+}
 
 // Forced counts the requests forced to a model, by model.
 func (t *Trace) Forced() map[string]int {

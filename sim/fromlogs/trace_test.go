@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
@@ -92,6 +93,18 @@ func TestBuildTraceReproducesArrivals(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, tr.Tenants()["acme"], tr2.Tenants()["ACME"])
 	assert.Equal(t, tr.Tenants()["globex"], tr2.Tenants()["globex"])
+	assert.Equal(t, tr.Tenants()["globex"], tr2.RequestsOutside([]string{"ACME"}), "globex is outside")
+	assert.Zero(t, tr2.RequestsOutside([]string{"ACME", "globex"}))
+
+	// Logged hashes map back to the names with the logger's salt.
+	hashed := append(replay.Records(nil), recs...)
+	for i := range hashed {
+		hashed[i].Request.Features.Tenant = decisionlog.HashTenant("pepper", hashed[i].Request.Features.Tenant)
+	}
+	tr3, err := fromlogs.BuildTrace(context.Background(), hashed, fromlogs.TraceOpts{Tenants: fromlogs.HashedTenants("pepper", sc.Tenants())})
+	require.NoError(t, err)
+	assert.Equal(t, tr.Tenants(), tr3.Tenants())
+	assert.Nil(t, fromlogs.HashedTenants("pepper", nil))
 }
 
 // metricsClose asserts that a re-simulation's headline metrics are within

@@ -153,7 +153,7 @@
 // A Reader streams decisions as decision.Record values (fresh, safe to keep)
 // from log roots, directories or files:
 //
-//	r := decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{"logs"}, Feedback: true})
+//	r := decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{"logs"}})
 //	for rec, err := range r.Records(ctx) {
 //		if err != nil { // a *FileError: corrupt or foreign file; the rest still reads
 //			log.Print(err)
@@ -180,27 +180,10 @@
 // will only add columns, so older files read with the new fields at their
 // zero values; mixed-version directories read as one stream.
 //
-// # Delayed rewards: the join rule
+// # Delayed feedback
 //
-// With ReaderOpts.Feedback, the reader first loads every feedback file
-// under Paths into an index (request id → events): feedback is one small
-// row per rated request, so memory grows with the rated requests, not with
-// the decisions, which then stream past the index. For each decision:
-//
-//  1. Of the feedback events with its request id, those stamped later than
-//     ts + JoinWindow are late and ignored (JoinWindow 0: none is late).
-//  2. Of the rest, the latest by timestamp wins; among equal timestamps the
-//     one read last (files in path order, rows in file order). Duplicates
-//     therefore resolve to "last wins".
-//  3. The winner's quality, if any, becomes Outcome.Quality. Its reward, if
-//     any, becomes Reward; otherwise Reward is recomputed from the updated
-//     outcome with ReaderOpts.Reward, as route.Core would (RewardFor).
-//     RewardSource becomes decision.RewardDelayed.
-//  4. A decision with no usable feedback keeps its logged reward and
-//     source — unless ReaderOpts.DefaultReward is set and its quality is
-//     unknown: then it gets that reward and decision.RewardDefault.
-//
-// JoinStats counts rows, duplicates, applied, late and defaulted records,
-// and unknown feedback ids (ids that matched no decision read — with a
-// time filter, that includes feedback for decisions outside the range).
+// Reader.Feedback yields the feedback events stored under the same Paths,
+// as written. Joining them into the decisions — which event wins, and the
+// reward recomputed from a quality — is business logic, done by package
+// offline (offline.Reader), not by storage.
 package decisionlog

@@ -10,8 +10,8 @@ import (
 	"github.com/routelab/routelab/decisionlog"
 )
 
-// Log decisions, record delayed feedback for one of them, and read the
-// decisions back with the feedback joined.
+// Log decisions, record delayed feedback for one of them, and read both
+// back.
 func Example() {
 	root, _ := os.MkdirTemp("", "decisionlog-example")
 	defer os.RemoveAll(root)
@@ -50,17 +50,24 @@ func Example() {
 		panic(err)
 	}
 
-	r := decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{root}, Feedback: true})
+	// Storage only: decisions as logged, feedback as recorded. Package
+	// offline joins the two and recomputes rewards.
+	r := decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{root}})
 	for rec, err := range r.Records(ctx) {
 		if err != nil {
 			panic(err)
 		}
 		fmt.Printf("%s %s p=%.1f reward=%.1f (%s)\n", rec.Request.ID, rec.Decision.Arm().ID, rec.Decision.Prob(), rec.Reward, rec.RewardSource)
 	}
-	fmt.Printf("%+v\n", r.JoinStats())
+	for f, err := range r.Feedback(ctx) {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("feedback %s reward=%.1f from %s\n", f.RequestID, f.Reward, f.Source)
+	}
 	// Output:
 	// req-0 small p=0.3 reward=0.5 (immediate)
-	// req-1 large p=0.7 reward=0.9 (delayed)
+	// req-1 large p=0.7 reward=0.5 (immediate)
 	// req-2 large p=0.7 reward=0.5 (immediate)
-	// {FeedbackRows:1 FeedbackIDs:1 Duplicates:0 Applied:1 Late:0 Defaulted:0 Unknown:0}
+	// feedback req-1 reward=0.9 from user
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,24 +21,12 @@ type ReaderOpts struct {
 	// Paths are log roots, directories or single files. Directories are
 	// walked recursively; *.parquet.tmp files, and directories whose name
 	// starts with "_" or ".", are skipped. Files named fb-* (or whose
-	// metadata says so) are feedback, the rest decisions.
+	// metadata says so) are feedback (read by Reader.Feedback), the rest
+	// decisions (read by Reader.Records).
 	Paths []string
 	// From and To keep records with From <= Time < To; zero means
 	// unbounded. Whole hour partitions outside the range are not opened.
 	From, To time.Time
-	// Feedback joins the feedback found under Paths into the records
-	// (see the package documentation for the rule).
-	Feedback bool
-	// JoinWindow ignores feedback stamped later than the decision's time
-	// plus the window ("late"); 0 means no limit.
-	JoinWindow time.Duration
-	// Reward recomputes the reward when feedback carries a quality but no
-	// reward; the zero value means decision.DefaultReward().
-	Reward decision.Reward
-	// DefaultReward, when set and Feedback is on, replaces the reward of
-	// records whose quality was unknown and that got no feedback; their
-	// RewardSource becomes decision.RewardDefault.
-	DefaultReward *float64
 	// BatchRows is how many rows are decoded at a time (default 512).
 	BatchRows int
 	// IncludeOpen also reads the files still being written, from their
@@ -58,14 +45,10 @@ func (o *ReaderOpts) validate() error {
 	switch {
 	case len(o.Paths) == 0:
 		return fmt.Errorf("reader paths: none given")
-	case o.JoinWindow < 0:
-		return fmt.Errorf("reader join_window: %v must be >= 0", o.JoinWindow)
 	case !o.From.IsZero() && !o.To.IsZero() && !o.To.After(o.From):
 		return fmt.Errorf("reader time range: to %v is not after from %v", o.To, o.From)
-	case o.DefaultReward != nil && (math.IsNaN(*o.DefaultReward) || math.IsInf(*o.DefaultReward, 0)):
-		return fmt.Errorf("reader default_reward: %v is not finite", *o.DefaultReward)
 	}
-	return o.Reward.Validate()
+	return nil
 }
 
 // FileError is a problem with one file: unreadable, corrupt, foreign or of
@@ -78,26 +61,13 @@ type FileError struct {
 func (e *FileError) Error() string { return fmt.Sprintf("decisionlog: %s: %v", e.Path, e.Err) }
 func (e *FileError) Unwrap() error { return e.Err }
 
-// JoinStats count what the feedback join did; see Reader.JoinStats.
-type JoinStats struct {
-	// FeedbackRows read, and the distinct request ids among them.
-	FeedbackRows, FeedbackIDs int64
-	// Duplicates is FeedbackRows minus FeedbackIDs: extra events for an id.
-	Duplicates int64
-	// Applied records got their reward from feedback.
-	Applied int64
-	// Late records had feedback, all of it past the join window.
-	Late int64
-	// Defaulted records got ReaderOpts.DefaultReward.
-	Defaulted int64
-	// Unknown feedback ids matched no record read.
-	Unknown int64
-}
-
 // Reader streams decisions out of log files. Use Records once per Reader.
 type Reader struct {
-	o     ReaderOpts
-	stats JoinStats
+	o ReaderOpts
+	// The file listing, done once by whichever of Records and Feedback
+	// runs first; that one also yields the listing's errors.
+	listed    bool
+	decs, fbs []string
 }
 
 // NewReader returns a reader over o.Paths. Nothing is opened until
@@ -109,9 +79,19 @@ func NewReader(o ReaderOpts) *Reader {
 	return &Reader{o: o}
 }
 
-// JoinStats returns the feedback join counters; complete once Records has
-// run to the end.
-func (r *Reader) JoinStats() JoinStats { return r.stats }
+// files lists the decision and feedback files under Paths. The first
+// call returns the option and listing errors; later calls return none.
+func (r *Reader) files() (decs, fbs []string, errs []error) {
+	if r.listed {
+		return r.decs, r.fbs, nil
+	}
+	r.listed = true
+	if err := r.o.validate(); err != nil {
+		return nil, nil, []error{err}
+	}
+	r.decs, r.fbs, errs = listFiles(r.o.Paths, r.o.IncludeOpen)
+	return r.decs, r.fbs, errs
+}
 
 // Records yields every decision in the files, in file order (partitions
 // in time order), as a fresh decision.Record the caller may keep (unless
@@ -149,34 +129,11 @@ type rowOut struct {
 // rows does the work of Records.
 func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 	return func(yield func(*rowOut, error) bool) {
-		r.stats = JoinStats{}
-		if err := r.o.validate(); err != nil {
-			yield(nil, err)
-			return
-		}
-		decs, fbs, errs := listFiles(r.o.Paths, r.o.IncludeOpen)
+		decs, _, errs := r.files()
 		for _, err := range errs {
 			if !yield(nil, err) {
 				return
 			}
-		}
-		var idx *feedbackIndex
-		if r.o.Feedback {
-			idx = newFeedbackIndex()
-			for _, path := range fbs {
-				if err := ctx.Err(); err != nil {
-					yield(nil, err)
-					return
-				}
-				if err := idx.load(path); err != nil {
-					if !yield(nil, err) {
-						return
-					}
-				}
-			}
-			r.stats.FeedbackRows = idx.rows
-			r.stats.FeedbackIDs = int64(len(idx.m))
-			r.stats.Duplicates = idx.rows - int64(len(idx.m))
 		}
 		var from, to int64 = -1 << 63, 1<<63 - 1
 		if !r.o.From.IsZero() {
@@ -204,9 +161,6 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 						*out = rowOut{path: path}
 					}
 					out.err = row.recordInto(&out.rec)
-					if out.err == nil && idx != nil {
-						r.join(idx, &out.rec)
-					}
 					if !yield(out, nil) {
 						return false
 					}
@@ -215,13 +169,6 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 			}, func(err error) bool { return yield(nil, err) })
 			if !ok {
 				return
-			}
-		}
-		if idx != nil {
-			for _, e := range idx.m {
-				if !e.matched {
-					r.stats.Unknown++
-				}
 			}
 		}
 	}

@@ -115,7 +115,7 @@ type FeedbackRow struct {
 }
 
 // Feedback is a delayed signal about a past request: a reward, a quality
-// in [0,1] (from which the reader recomputes the reward), or both.
+// in [0,1] (from which package offline recomputes the reward), or both.
 type Feedback struct {
 	RequestID string
 	Time      time.Time
@@ -123,7 +123,7 @@ type Feedback struct {
 	Reward    float64
 	HasReward bool
 	// Quality, when HasQuality, becomes the outcome's quality; without a
-	// Reward the reader recomputes the reward from it.
+	// Reward, package offline's join recomputes the reward from it.
 	Quality    float64
 	HasQuality bool
 	// Source says where the feedback came from ("user", "judge", ...).

@@ -4,7 +4,7 @@
 // The input is a stream of logged decisions (decision.Record: the request's
 // features, the candidate arms, the logging policy's probability μ of every
 // candidate, the chosen arm and its reward) from a Source — an in-memory
-// Records slice, or the decision-log reader. The target policies are
+// Records slice, or offline.LogSource over decision-log files. The target policies are
 // evaluated frozen: Evaluate calls their Select on every logged request and
 // candidate set to get π(·|x), and never Update.
 //
@@ -101,48 +101,10 @@
 // writes them as CSV (action, reward, pscore, pi_*, q_*) for cross-checking
 // with Open Bandit Pipeline.
 //
-// # Offline training
+// # Elsewhere
 //
-// Train warm-starts a learning policy from the same logs by calling its
-// Update with every logged reward, importance-weighted by the inverse
-// logged propensity (normalised per arm, realised as a seeded number of
-// Update calls), so that bandit statistics estimate population means and
-// linear policies fit weighted least squares:
-//
-//	st, err := replay.Train(ctx, src, p, replay.TrainOpts{Seed: 1})
-//	err = policy.SaveFile(p, "warm.json")
-//
-// # Counterfactual re-simulation
-//
-// Resimulate runs other policies through the simulator on exactly the
-// logged traffic: BuildTrace reads the log into a Trace (per decision its
-// arrival time, task, tenant, tags, prompt length and, when answered,
-// completion length; sorted by arrival, about 32 bytes per request in
-// memory, at most DefaultMaxTraceRows unless TraceOpts.MaxRows says
-// otherwise), and each target learns online, as in sim.Run, on those
-// requests served by a scenario's providers — a named scenario, or one
-// fitted to the same logs by Calibrate:
-//
-//	tr, err := replay.BuildTrace(ctx, src, replay.TraceOpts{})
-//	res, err := replay.Resimulate(ctx, tr, sc, targets, replay.ResimulateOpts{Seed: 1})
-//
-// The scenario must know every logged task type (an error lists those it
-// does not). Logged tenants are hashes; TraceOpts.Tenants maps them back to
-// a scenario's names. The Clock option lays the logged times on the
-// scenario's clock (its own start, or the first logged request). What the
-// log does not know — the completion length of a failed request — is
-// drawn from the scenario, seeded. Requests the caller forced to a model
-// stay forced unless TraceOpts.RouteForced.
-//
-// # Calibration
-//
-// Calibrate fits a simulator scenario (package sim) to logs — per provider
-// the latency model, failure rates by hour and outage windows, prices and
-// quality per task; the traffic's rate, diurnal curve, task and tenant mix
-// and token lengths — and reports the Kolmogorov–Smirnov distance between
-// logged and fitted latencies, so that the simulator reproduces what
-// production saw:
-//
-//	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "prod"})
-//	res, err := sim.Run(ctx, sim.Opts{Scenario: cal.Scenario, Policy: p, Seed: 1})
+// Learning from the same logs (Train, the feedback join, the log-file
+// Source) is package offline; calibration, traces and counterfactual
+// re-simulation on the simulator are package sim/fromlogs. Both take a
+// replay.Source and validate rows with CheckRecord.
 package replay

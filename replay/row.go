@@ -85,8 +85,13 @@ func rowErr(i int64, rec *decision.Record, err error) error {
 	return fmt.Errorf("row %d (request %q): %w", i, rec.Request.ID, err)
 }
 
-// checkRecord validates the logged side of rec: the things every estimator
-// relies on.
+// CheckRecord validates the logged side of rec — the things every
+// estimator relies on — and returns an error wrapping ErrBadRow,
+// ErrMissingPropensity, ErrZeroPropensity or ErrBadPropensity. Offline
+// learners (package offline) validate their rows with it too.
+func CheckRecord(rec *decision.Record) error { return checkRecord(rec) }
+
+// checkRecord is CheckRecord.
 func checkRecord(rec *decision.Record) error {
 	d := &rec.Decision
 	k := len(d.Candidates)

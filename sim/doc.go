@@ -24,7 +24,7 @@
 //
 // Opts.Trace replaces the generated traffic by a recorded request
 // sequence (arrival offsets, features, completion lengths when known), for
-// counterfactual re-simulation of logged traffic (package replay builds
+// counterfactual re-simulation of logged traffic (package sim/fromlogs builds
 // traces from decision logs); the providers, reward and oracle still come
 // from the scenario:
 //

@@ -12,10 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/routelab/routelab/sim/fromlogs"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-
-	"github.com/routelab/routelab/replay"
 )
 
 // calibrateFlags are the inputs of `routelab calibrate`.
@@ -81,13 +80,13 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 	if err != nil {
 		return err
 	}
-	ropts.Reuse = true
+	ropts.Log.Reuse = true
 	name := fl.name
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(fl.out), filepath.Ext(fl.out))
 	}
-	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
-	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: name, Seed: fl.seed})
+	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut)
+	cal, err := fromlogs.Calibrate(ctx, src, fromlogs.CalibrateOpts{Name: name, Seed: fl.seed})
 	if err != nil {
 		return err
 	}
@@ -108,11 +107,11 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(struct {
-			Scenario string          `json:"scenario"`
-			Out      string          `json:"out"`
-			Arms     []replay.ArmFit `json:"arms"`
-			Notes    []string        `json:"notes"`
-			Traffic  map[string]any  `json:"traffic"`
+			Scenario string            `json:"scenario"`
+			Out      string            `json:"out"`
+			Arms     []fromlogs.ArmFit `json:"arms"`
+			Notes    []string          `json:"notes"`
+			Traffic  map[string]any    `json:"traffic"`
 		}{name, fl.out, cal.Arms, cal.Notes, map[string]any{
 			"rate": cal.Scenario.Traffic.Rate, "tasks": cal.Scenario.Traffic.Tasks, "requests": cal.Scenario.Requests,
 		}})

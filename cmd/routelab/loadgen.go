@@ -119,15 +119,65 @@ func (l *loadTargeter) next(t *vegeta.Target) error {
 // newLoadRand is the request mix's random stream.
 func newLoadRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x10ad)) }
 
+// loadgenOpts configure runLoadgen.
+type loadgenOpts struct {
+	// Target is the gateway's base URL (http:// or https://), required.
+	Target string
+	// Key is the API key; empty sends none.
+	Key string
+	// Model is the model to ask for; empty means "auto" (an alias routes).
+	Model string
+	// RPS is the open-loop request rate, required (> 0).
+	RPS int
+	// Duration is how long to send, required (> 0).
+	Duration time.Duration
+	// Timeout is the per-request timeout; 0 means 60s.
+	Timeout time.Duration
+	// Seed drives the request mix and the feedback draws.
+	Seed uint64
+	// StreamFrac is the fraction of streamed requests, in [0,1].
+	StreamFrac float64
+	// FeedbackRate is the fraction of answered requests rated on
+	// /v1/feedback, in [0,1]; 0 sends no feedback.
+	FeedbackRate float64
+	// Workers is vegeta's initial worker count; 0 means 64.
+	Workers uint64
+}
+
+// withDefaults validates o, names the flag of a bad field, fills the zero
+// values and returns the normalised options (Target without a trailing /).
+func (o loadgenOpts) withDefaults() (loadgenOpts, error) {
+	switch {
+	case o.RPS <= 0:
+		return o, fmt.Errorf("--rps: %d must be > 0", o.RPS)
+	case o.Duration <= 0:
+		return o, fmt.Errorf("--duration: %v must be > 0", o.Duration)
+	case o.Timeout < 0:
+		return o, fmt.Errorf("--timeout: %v must be >= 0", o.Timeout)
+	case !(o.StreamFrac >= 0 && o.StreamFrac <= 1):
+		return o, fmt.Errorf("--stream: %v outside [0,1]", o.StreamFrac)
+	case !(o.FeedbackRate >= 0 && o.FeedbackRate <= 1):
+		return o, fmt.Errorf("--feedback-rate: %v outside [0,1]", o.FeedbackRate)
+	}
+	base := strings.TrimRight(o.Target, "/")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		return o, fmt.Errorf("--target: %q must be an http:// or https:// URL", o.Target)
+	}
+	o.Target = base
+	if o.Model == "" {
+		o.Model = "auto"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.Workers == 0 {
+		o.Workers = 64
+	}
+	return o, nil
+}
+
 func newLoadgenCmd() *cobra.Command {
-	var (
-		target, key, model string
-		rps                int
-		dur, timeout       time.Duration
-		seed               uint64
-		streamFrac, fbRate float64
-		workers            uint64
-	)
+	var o loadgenOpts
 	cmd := &cobra.Command{
 		Use:   "loadgen",
 		Short: "Send a realistic task mix to a gateway at a fixed rate (fills the decision log)",
@@ -138,45 +188,35 @@ naming their task (X-Routelab-Task), a share streamed. With --feedback-rate,
 a share of the answered requests gets a delayed rating on /v1/feedback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rps <= 0 {
-				return fmt.Errorf("--rps: %d must be > 0", rps)
-			}
-			if dur <= 0 {
-				return fmt.Errorf("--duration: %v must be > 0", dur)
-			}
-			if streamFrac < 0 || streamFrac > 1 {
-				return fmt.Errorf("--stream: %v outside [0,1]", streamFrac)
-			}
-			if fbRate < 0 || fbRate > 1 {
-				return fmt.Errorf("--feedback-rate: %v outside [0,1]", fbRate)
-			}
-			base := strings.TrimRight(target, "/")
-			if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-				return fmt.Errorf("--target: %q must be an http:// or https:// URL", target)
-			}
-			return runLoadgen(cmd.OutOrStdout(), base, key, model, rps, dur, timeout, seed, streamFrac, fbRate, workers)
+			return runLoadgen(cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&target, "target", "http://localhost:8080", "gateway base URL")
-	f.IntVar(&rps, "rps", 20, "requests per second (open loop)")
-	f.DurationVar(&dur, "duration", 30*time.Second, "how long to send")
-	f.StringVar(&key, "key", os.Getenv("ROUTELAB_KEY"), "API key (default $ROUTELAB_KEY)")
-	f.StringVar(&model, "model", "auto", "model to ask for (an alias routes)")
-	f.Uint64Var(&seed, "seed", 1, "seed of the request mix")
-	f.Float64Var(&streamFrac, "stream", 0.2, "fraction of streamed requests")
-	f.Float64Var(&fbRate, "feedback-rate", 0, "fraction of answered requests rated on /v1/feedback (random quality in [0.4,1])")
-	f.DurationVar(&timeout, "timeout", 60*time.Second, "per-request timeout")
-	f.Uint64Var(&workers, "workers", 64, "initial vegeta workers")
+	f.StringVar(&o.Target, "target", "http://localhost:8080", "gateway base URL")
+	f.IntVar(&o.RPS, "rps", 20, "requests per second (open loop)")
+	f.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to send")
+	f.StringVar(&o.Key, "key", os.Getenv("ROUTELAB_KEY"), "API key (default $ROUTELAB_KEY)")
+	f.StringVar(&o.Model, "model", "auto", "model to ask for (an alias routes)")
+	f.Uint64Var(&o.Seed, "seed", 1, "seed of the request mix")
+	f.Float64Var(&o.StreamFrac, "stream", 0.2, "fraction of streamed requests")
+	f.Float64Var(&o.FeedbackRate, "feedback-rate", 0, "fraction of answered requests rated on /v1/feedback (random quality in [0.4,1])")
+	f.DurationVar(&o.Timeout, "timeout", 60*time.Second, "per-request timeout")
+	f.Uint64Var(&o.Workers, "workers", 64, "initial vegeta workers")
 	return cmd
 }
 
-func runLoadgen(out io.Writer, base, key, model string, rps int, dur, timeout time.Duration, seed uint64, streamFrac, fbRate float64, workers uint64) error {
+// runLoadgen sends the task mix to o.Target and writes a summary to out.
+func runLoadgen(out io.Writer, o loadgenOpts) error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	base, key, model, rps, dur, seed, streamFrac, fbRate := o.Target, o.Key, o.Model, o.RPS, o.Duration, o.Seed, o.StreamFrac, o.FeedbackRate
 	lt := &loadTargeter{rng: newLoadRand(seed), url: base + "/v1/chat/completions", key: key, model: model, streamFrac: streamFrac}
 	for _, m := range loadMix {
 		lt.total += m.weight
 	}
-	atk := vegeta.NewAttacker(vegeta.Timeout(timeout), vegeta.Workers(workers), vegeta.KeepAlive(true), vegeta.MaxBody(1<<20))
+	atk := vegeta.NewAttacker(vegeta.Timeout(o.Timeout), vegeta.Workers(o.Workers), vegeta.KeepAlive(true), vegeta.MaxBody(1<<20))
 	fbRng := rand.New(rand.NewPCG(seed, 0xfeed))
 	var fbWG sync.WaitGroup
 	fbSent, fbFailed := 0, 0

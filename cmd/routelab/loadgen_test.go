@@ -36,7 +36,7 @@ log: {dir: ""}
 	defer hs.Close()
 
 	var out bytes.Buffer
-	require.NoError(t, runLoadgen(&out, hs.URL, "", "auto", 50, time.Second, 5*time.Second, 1, 0.3, 0.5, 4))
+	require.NoError(t, runLoadgen(&out, loadgenOpts{Target: hs.URL, RPS: 50, Duration: time.Second, Timeout: 5 * time.Second, Seed: 1, StreamFrac: 0.3, FeedbackRate: 0.5, Workers: 4}))
 	assert.Contains(t, out.String(), "success                  100.00%")
 	assert.Regexp(t, regexp.MustCompile(`feedback sent / failed\s+\d+ / 0`), out.String())
 }
@@ -62,4 +62,31 @@ func TestLoadTargeterIsSeededAndValid(t *testing.T) {
 		tasks[gateway.GuessTask(r.Messages)]++
 	}
 	assert.GreaterOrEqual(t, len(tasks), 5, "a varied task mix: %v", tasks)
+}
+
+func TestLoadgenOptsValidation(t *testing.T) {
+	ok := loadgenOpts{Target: "http://gw:8080/", RPS: 1, Duration: time.Second}
+	got, err := ok.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, loadgenOpts{Target: "http://gw:8080", Model: "auto", RPS: 1, Duration: time.Second, Timeout: 60 * time.Second, Workers: 64}, got, "zero values filled, trailing / dropped")
+	tests := []struct {
+		name string
+		edit func(*loadgenOpts)
+		want string
+	}{
+		{"rps", func(o *loadgenOpts) { o.RPS = 0 }, "--rps"},
+		{"duration", func(o *loadgenOpts) { o.Duration = 0 }, "--duration"},
+		{"timeout", func(o *loadgenOpts) { o.Timeout = -time.Second }, "--timeout"},
+		{"stream", func(o *loadgenOpts) { o.StreamFrac = 1.5 }, "--stream"},
+		{"feedback", func(o *loadgenOpts) { o.FeedbackRate = -0.1 }, "--feedback-rate"},
+		{"target", func(o *loadgenOpts) { o.Target = "gw:8080" }, "--target"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := ok
+			tt.edit(&o)
+			_, err := o.withDefaults()
+			assert.ErrorContains(t, err, tt.want)
+		})
+	}
 }

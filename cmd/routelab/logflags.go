@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/offline"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
 )
 
@@ -32,17 +35,56 @@ func checkLogPaths(logs []string) error {
 	return nil
 }
 
-// logReaderOpts parses --from and --to into reader options over logs.
-func logReaderOpts(logs []string, from, to string, feedback bool) (decisionlog.ReaderOpts, error) {
-	ropts := decisionlog.ReaderOpts{Paths: logs, Feedback: feedback}
+// logReaderOpts parses --from and --to into reader options over logs,
+// joining feedback when feedback is set.
+func logReaderOpts(logs []string, from, to string, feedback bool) (offline.ReaderOpts, error) {
+	ropts := offline.ReaderOpts{Log: decisionlog.ReaderOpts{Paths: logs}, Feedback: feedback}
 	var err error
-	if ropts.From, err = parseTimeFlag("from", from); err != nil {
+	if ropts.Log.From, err = parseTimeFlag("from", from); err != nil {
 		return ropts, err
 	}
-	if ropts.To, err = parseTimeFlag("to", to); err != nil {
+	if ropts.Log.To, err = parseTimeFlag("to", to); err != nil {
 		return ropts, err
 	}
 	return ropts, nil
+}
+
+// newLogSource is the decision log (feedback joined) as a replay.Source,
+// with a progress bar per pass on errOut when it is a terminal and quiet
+// is not set. desc labels the passes' bars; a pass past its end is
+// labelled "reading logs".
+func newLogSource(ropts offline.ReaderOpts, skipBad, quiet bool, errOut io.Writer, desc ...string) *offline.LogSource {
+	src := &offline.LogSource{Opts: ropts, SkipBad: skipBad, Warn: errOut}
+	if quiet || !isTerminal(errOut) {
+		return src
+	}
+	src.Progress = func(pass int, total int64) (func(int64), func()) {
+		d := "reading logs"
+		if pass <= len(desc) {
+			d = desc[pass-1]
+		}
+		bar := progressbar.NewOptions64(total,
+			progressbar.OptionSetWriter(errOut),
+			progressbar.OptionSetDescription(d),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("rows"),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		return func(n int64) { _ = bar.Add64(n) }, func() { _ = bar.Finish() }
+	}
+	return src
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func parseTimeFlag(name, v string) (time.Time, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/policy/neural"
 )
@@ -114,8 +115,8 @@ func runNeuralFit(ctx context.Context, fl neuralFitFlags, out, errOut io.Writer)
 	if !ok {
 		return fmt.Errorf("%s: %s is not %s; use routelab train for other policies", flag, p.Name(), neural.Name)
 	}
-	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut), desc: []string{"reading logs"}}
-	st, err := nl.Fit(ctx, src, neural.FitOpts{Weighting: w, Clip: fl.clip, Epochs: fl.epochs})
+	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut, "reading logs")
+	st, err := offline.FitNeural(ctx, nl, src, neural.FitOpts{Weighting: w, Clip: fl.clip, Epochs: fl.epochs})
 	if err != nil {
 		return err
 	}

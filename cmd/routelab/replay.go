@@ -3,27 +3,24 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/routelab/routelab/decision"
-	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
+	"github.com/routelab/routelab/sim/fromlogs"
 )
 
 // replayFlags are the inputs of `routelab replay`.
@@ -188,8 +185,8 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if err != nil {
 		return err
 	}
-	ropts.Reuse = true
-	ropts.IncludeOpen = fl.includeOpen
+	ropts.Log.Reuse = true
+	ropts.Log.IncludeOpen = fl.includeOpen
 
 	reg := newRegistry()
 	var targets []replay.Target
@@ -268,10 +265,11 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if opts.Observer != nil {
 		passes = 2
 	}
-	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
+	var desc []string
 	if passes == 2 {
-		src.desc = []string{"pass 1/2: fit reward model", "pass 2/2: evaluate"}
+		desc = []string{"pass 1/2: fit reward model", "pass 2/2: evaluate"}
 	}
+	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut, desc...)
 	res, err := replay.Evaluate(ctx, src, targets, opts)
 	if err != nil {
 		return err
@@ -327,86 +325,6 @@ func writeReplayTable(out io.Writer, res []replay.Result) error {
 		}
 	}
 	return nil
-}
-
-// logSource reads the decision log as a replay.Source: one fresh
-// decisionlog.Reader per pass, with a progress bar on a terminal.
-type logSource struct {
-	opts    decisionlog.ReaderOpts
-	skipBad bool
-	warn    io.Writer
-	// desc labels the progress bar of each pass; a pass past its end is
-	// labelled "reading logs". Pass 2 knows pass 1's row count.
-	desc     []string
-	pass     int
-	progress bool
-	rows     int64 // rows of the first pass, the second pass's total
-}
-
-func (s *logSource) Scan(ctx context.Context, fn func(*decision.Record) error) error {
-	s.pass++
-	var bar *progressbar.ProgressBar
-	if s.progress {
-		total := int64(-1)
-		desc := "reading logs"
-		if s.pass <= len(s.desc) {
-			desc = s.desc[s.pass-1]
-		}
-		if s.pass > 1 {
-			total = s.rows
-		}
-		bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(s.warn),
-			progressbar.OptionSetDescription(desc),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("rows"),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		defer bar.Finish()
-	}
-	r := decisionlog.NewReader(s.opts)
-	var n, pending int64
-	for rec, err := range r.Records(ctx) {
-		if err != nil {
-			var fe *decisionlog.FileError
-			if errors.As(err, &fe) && s.skipBad {
-				if s.pass == 1 {
-					fmt.Fprintf(s.warn, "warning: skipping log file: %v\n", err)
-				}
-				continue
-			}
-			return fmt.Errorf("read logs: %w", err)
-		}
-		if err := fn(&rec); err != nil {
-			return err
-		}
-		n++
-		if bar != nil {
-			if pending++; pending == 4096 {
-				_ = bar.Add64(pending)
-				pending = 0
-			}
-		}
-	}
-	if bar != nil {
-		_ = bar.Add64(pending)
-	}
-	if s.pass == 1 {
-		s.rows = n
-	}
-	return nil
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // rowExport is one target's --export-rows file, written to a temporary
@@ -466,7 +384,7 @@ func (e *rowExport) abort() {
 // traffic: the logged requests themselves (--traffic logged) or traffic
 // fitted to them; the providers come from --scenario or are fitted to the
 // logs.
-func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.ReaderOpts, targets []replay.Target, out, errOut io.Writer) error {
+func runResimulate(ctx context.Context, fl replayFlags, ropts offline.ReaderOpts, targets []replay.Target, out, errOut io.Writer) error {
 	if fl.requests < 0 {
 		return fmt.Errorf("--requests %d: must be >= 0", fl.requests)
 	}
@@ -482,7 +400,7 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 	default:
 		return fmt.Errorf("--traffic %q: want logged or fitted", fl.traffic)
 	}
-	clock, err := replay.ParseClock(fl.clock)
+	clock, err := fromlogs.ParseClock(fl.clock)
 	if err != nil {
 		return fmt.Errorf("--clock: %w", err)
 	}
@@ -496,30 +414,25 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 		return runResimulateFitted(ctx, fl, ropts, providers, targets, out, errOut)
 	}
 
-	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
 	var sc *sim.Scenario
 	var notes []string
-	topts := replay.TraceOpts{RouteForced: fl.routeForce}
+	var src *offline.LogSource
+	topts := fromlogs.TraceOpts{RouteForced: fl.routeForce}
 	if providers == nil {
-		src.desc = []string{"pass 1/2: fit providers", "pass 2/2: read requests"}
-		cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "calibrated+logged-traffic", Seed: fl.seed})
+		src = newLogSource(ropts, fl.skipBad, fl.quiet, errOut, "pass 1/2: fit providers", "pass 2/2: read requests")
+		cal, err := fromlogs.Calibrate(ctx, src, fromlogs.CalibrateOpts{Name: "calibrated+logged-traffic", Seed: fl.seed})
 		if err != nil {
 			return err
 		}
 		sc, notes = cal.Scenario, cal.Notes
 	} else {
-		src.desc = []string{"reading requests"}
+		src = newLogSource(ropts, fl.skipBad, fl.quiet, errOut, "reading requests")
 		cp := *providers
 		cp.Name = providers.Name + "+logged-traffic"
 		sc = &cp
-		if tenants := providers.Tenants(); len(tenants) > 0 {
-			topts.Tenants = make(map[string]string, len(tenants))
-			for _, name := range tenants {
-				topts.Tenants[decisionlog.HashTenant(fl.tenantSalt, name)] = name
-			}
-		}
+		topts.Tenants = fromlogs.HashedTenants(fl.tenantSalt, providers.Tenants())
 	}
-	tr, err := replay.BuildTrace(ctx, src, topts)
+	tr, err := fromlogs.BuildTrace(ctx, src, topts)
 	if err != nil {
 		return fmt.Errorf("--logs: %w", err)
 	}
@@ -537,7 +450,7 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 	if err != nil {
 		return fmt.Errorf("resimulate: feature encoder: %w", err)
 	}
-	results, err := replay.Resimulate(ctx, tr, sc, targets, replay.ResimulateOpts{Seed: fl.seed, Requests: fl.requests, Encoder: enc, Clock: clock})
+	results, err := fromlogs.Resimulate(ctx, tr, sc, targets, fromlogs.ResimulateOpts{Seed: fl.seed, Requests: fl.requests, Encoder: enc, Clock: clock})
 	if err != nil {
 		return err
 	}
@@ -545,11 +458,7 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 	// most likely a wrong --tenant-salt.
 	unknownTenants := 0
 	if providers != nil && len(providers.Tenants()) > 0 {
-		for name, c := range tr.Tenants() {
-			if name != "" && !slices.Contains(providers.Tenants(), name) {
-				unknownTenants += c
-			}
-		}
+		unknownTenants = tr.RequestsOutside(providers.Tenants())
 	}
 	var tenantNote string
 	if unknownTenants > 0 {
@@ -586,9 +495,9 @@ func runResimulate(ctx context.Context, fl replayFlags, ropts decisionlog.Reader
 
 // runResimulateFitted is --traffic fitted: fresh traffic from the logs'
 // fitted arrival process (and, without --scenario, fitted providers).
-func runResimulateFitted(ctx context.Context, fl replayFlags, ropts decisionlog.ReaderOpts, providers *sim.Scenario, targets []replay.Target, out, errOut io.Writer) error {
-	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
-	cal, err := replay.Calibrate(ctx, src, replay.CalibrateOpts{Name: "resimulated", Seed: fl.seed})
+func runResimulateFitted(ctx context.Context, fl replayFlags, ropts offline.ReaderOpts, providers *sim.Scenario, targets []replay.Target, out, errOut io.Writer) error {
+	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut)
+	cal, err := fromlogs.Calibrate(ctx, src, fromlogs.CalibrateOpts{Name: "resimulated", Seed: fl.seed})
 	if err != nil {
 		return err
 	}
@@ -606,14 +515,9 @@ func runResimulateFitted(ctx context.Context, fl replayFlags, ropts decisionlog.
 	if err != nil {
 		return fmt.Errorf("resimulate: feature encoder: %w", err)
 	}
-	var results []*sim.Result
-	for _, t := range targets {
-		res, err := sim.Run(ctx, sim.Opts{Scenario: sc, Policy: t.Policy, Seed: fl.seed, Requests: fl.requests, Encoder: enc})
-		if err != nil {
-			return fmt.Errorf("resimulate %s: %w", t.Name, err)
-		}
-		res.Policy = t.Name
-		results = append(results, res)
+	results, err := fromlogs.ResimulateFitted(ctx, sc, targets, fromlogs.FittedOpts{Seed: fl.seed, Requests: fl.requests, Encoder: enc})
+	if err != nil {
+		return err
 	}
 	if err := writeResimResults(out, fl.json, results); err != nil {
 		return err

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
-	"github.com/routelab/routelab/replay"
 )
 
 // trainFlags are the inputs of `routelab train`.
@@ -97,11 +97,12 @@ func runTrain(ctx context.Context, fl trainFlags, out, errOut io.Writer) error {
 	if _, ok := p.(policy.Snapshotter); !ok {
 		return fmt.Errorf("--policy: %s cannot write snapshots, so there is nothing to train", p.Name())
 	}
-	src := &logSource{opts: ropts, skipBad: fl.skipBad, warn: errOut, progress: !fl.quiet && isTerminal(errOut)}
+	var desc []string
 	if !fl.unweighted {
-		src.desc = []string{"pass 1/2: weights", "pass 2/2: train"}
+		desc = []string{"pass 1/2: weights", "pass 2/2: train"}
 	}
-	st, err := replay.Train(ctx, src, p, replay.TrainOpts{Unweighted: fl.unweighted, Clip: fl.clip, Seed: fl.seed})
+	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut, desc...)
+	st, err := offline.Train(ctx, src, p, offline.TrainOpts{Unweighted: fl.unweighted, Clip: fl.clip, Seed: fl.seed})
 	if err != nil {
 		return err
 	}

@@ -89,12 +89,14 @@
 //
 // # Offline training from logs
 //
-// Fit trains from logged decision.Records (any RecordSource, such as
-// replay.Records or a decision-log source): the network on the logged
+// Fit trains from logged rows (Rows: feature vector, candidates, chosen
+// arm, its logged propensity μ, reward): the network on the logged
 // rewards weighted by min(1/μ, Clip) (IPS), on doubly robust pseudo-rewards
 // for every candidate (DR), or unweighted; then the regressions and the
 // buffer from the logged rows. The fitted policy serves and keeps learning.
-// "routelab neural fit" does this from decision-log directories.
+// Reading decision logs is not this package's job: offline.FitNeural adapts
+// any replay.Source (decision-log files with feedback joined, or
+// replay.Records) to Rows, and "routelab neural fit" calls it.
 //
 // # Snapshots
 //

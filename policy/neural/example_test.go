@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy/neural"
 )
 
@@ -72,7 +73,7 @@ func ExampleNeuralLinear_Fit() {
 	if err != nil {
 		panic(err)
 	}
-	st, err := p.Fit(context.Background(), log, neural.FitOpts{Weighting: neural.IPS})
+	st, err := offline.FitNeural(context.Background(), p, log, neural.FitOpts{Weighting: neural.IPS})
 	if err != nil {
 		panic(err)
 	}

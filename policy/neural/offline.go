@@ -9,13 +9,25 @@ import (
 	"github.com/routelab/routelab/decision"
 )
 
-// RecordSource yields logged decisions in order; replay.Records and the
-// decision-log sources of package replay satisfy it. Scan calls fn once
-// per record, which is valid only during the call, and stops at fn's
-// first error.
-type RecordSource interface {
-	Scan(ctx context.Context, fn func(rec *decision.Record) error) error
+// Row is one logged decision as Fit sees it: the request's feature
+// vector, the candidate arms, the chosen one, its logged propensity and
+// the reward it got.
+type Row struct {
+	// ID names the row in errors (the request id).
+	ID         string
+	Vector     []float64
+	Candidates []decision.Arm
+	Chosen     int
+	// Propensity is the logging policy's probability of the chosen arm,
+	// in (0,1].
+	Propensity float64
+	Reward     float64
 }
+
+// Rows feeds Fit its logged rows: it calls add once per row, in order, and
+// stops at add's first error, returning it. The row (and its slices) need
+// only be valid during the call. offline.FitNeural adapts decision logs.
+type Rows func(add func(*Row) error) error
 
 // Weighting is how Fit corrects for the logging policy.
 type Weighting int
@@ -92,17 +104,17 @@ type FitStats struct {
 // ErrBadRecord is wrapped when a logged record cannot be trained on.
 var ErrBadRecord = errors.New("bad logged record")
 
-// Fit trains the policy offline from logged decisions: the reward network
+// Fit trains the policy offline from logged rows: the reward network
 // on the logged rewards corrected for the logging policy (see Weighting),
 // then every arm's regression on the new representation from the logged
 // rows, which also become the replay buffer (the last Buffer of them, with
 // their weights). What the policy had learnt before is replaced, starting
 // from its current weights; the fitted policy then serves and keeps
-// learning online. A record without a feature vector of the policy's
-// dimension, with a chosen arm or propensities out of range, or with a
-// non-finite reward is an error naming it: rows are never skipped. Fit
-// fails when a training round is running.
-func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (FitStats, error) {
+// learning online. A row without a feature vector of the policy's
+// dimension, with a chosen arm or propensity out of range, or with a
+// non-finite reward is an error wrapping ErrBadRecord and naming it: rows
+// are never skipped. Fit fails when a training round is running.
+func (p *NeuralLinear) Fit(ctx context.Context, rows Rows, o FitOpts) (FitStats, error) {
 	var st FitStats
 	if o.Clip == 0 {
 		o.Clip = 10
@@ -151,20 +163,24 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 		ids = append(ids, id)
 		return len(ids) - 1, nil
 	}
-	// rows: the chosen arms with their weights; cands: every candidate's
+	// data: the chosen arms with their weights; cands: every candidate's
 	// arm per row (for DR), flat with offsets.
-	rows := &dataset{dim: dim}
+	data := &dataset{dim: dim}
 	var raw []float64 // 1/μ per row
 	var cands []int32
 	var off []int
 	n := 0
-	err := src.Scan(ctx, func(rec *decision.Record) error {
+	err := rows(func(r *Row) error {
 		i := n
 		n++
-		d := &rec.Decision
-		x := rec.Request.Features.Vector
+		if i&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		x := r.Vector
 		bad := func(format string, args ...any) error {
-			return fmt.Errorf("%w %d (request %q): %s", ErrBadRecord, i, rec.Request.ID, fmt.Sprintf(format, args...))
+			return fmt.Errorf("%w %d (request %q): %s", ErrBadRecord, i, r.ID, fmt.Sprintf(format, args...))
 		}
 		if len(x) == 0 || len(x) > maxDim || (dim != 0 && len(x) != dim) {
 			return bad("feature vector of %d dims, policy has %d", len(x), dim)
@@ -176,30 +192,27 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 		}
 		if dim == 0 {
 			dim = len(x)
-			rows.dim = dim
+			data.dim = dim
 		}
-		if len(d.Candidates) == 0 || d.Chosen < 0 || d.Chosen >= len(d.Candidates) {
-			return bad("chosen %d of %d candidates", d.Chosen, len(d.Candidates))
+		if len(r.Candidates) == 0 || r.Chosen < 0 || r.Chosen >= len(r.Candidates) {
+			return bad("chosen %d of %d candidates", r.Chosen, len(r.Candidates))
 		}
-		if len(d.Probs) != len(d.Candidates) {
-			return bad("%d propensities for %d candidates", len(d.Probs), len(d.Candidates))
-		}
-		mu := d.Probs[d.Chosen]
+		mu := r.Propensity
 		if !(mu > 0 && mu <= 1) {
 			return bad("propensity %v of the chosen arm outside (0,1]", mu)
 		}
-		if math.IsNaN(rec.Reward) || math.IsInf(rec.Reward, 0) || math.Abs(rec.Reward) > 1e100 {
-			return bad("reward %v", rec.Reward)
+		if math.IsNaN(r.Reward) || math.IsInf(r.Reward, 0) || math.Abs(r.Reward) > 1e100 {
+			return bad("reward %v", r.Reward)
 		}
 		off = append(off, len(cands))
-		for c := range d.Candidates {
-			a, err := armOf(d.Candidates[c].ID)
+		for c := range r.Candidates {
+			a, err := armOf(r.Candidates[c].ID)
 			if err != nil {
 				return bad("%v", err)
 			}
 			cands = append(cands, int32(a))
 		}
-		rows.add(x, int(cands[off[len(off)-1]+d.Chosen]), rec.Reward, 1)
+		data.add(x, int(cands[off[len(off)-1]+r.Chosen]), r.Reward, 1)
 		raw = append(raw, 1/mu)
 		return nil
 	})
@@ -222,14 +235,14 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 				st.Clipped++
 			}
 		}
-		rows.w[i] = w
+		data.w[i] = w
 		sw += w
 		sw2 += w * w
 	}
 	st.ESS = sw * sw / sw2
 	// Normalise to mean 1, so the regressions count n observations.
-	for i := range rows.w {
-		rows.w[i] *= float64(n) / sw
+	for i := range data.w {
+		data.w[i] *= float64(n) / sw
 	}
 
 	if net == nil {
@@ -239,7 +252,7 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 	to := p.trainOpts()
 	to.Steps = max(to.Steps, int(math.Ceil(o.Epochs*float64(n)/float64(to.Batch))))
 	rng := newRand(seed ^ 0x6a09e667f3bcc909)
-	if net, st.IPS, err = train(ctx, net, rows, to, rng); err != nil {
+	if net, st.IPS, err = train(ctx, net, data, to, rng); err != nil {
 		return st, fmt.Errorf("policy %s fit: %w", Name, err)
 	}
 	st.Final = st.IPS
@@ -248,13 +261,13 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 		w := net.maxWidth()
 		z, s1, s2 := make([]float64, net.rep()), make([]float64, w), make([]float64, w)
 		for i := 0; i < n; i++ {
-			x := rows.row(i)
+			x := data.row(i)
 			net.forward(x, z, s1, s2)
 			for _, c := range cands[off[i]:off[i+1]] {
 				q := net.head(z, int(c))
 				y := q
-				if c == rows.arm[i] {
-					y += math.Min(raw[i], o.Clip) * (rows.y[i] - q)
+				if c == data.arm[i] {
+					y += math.Min(raw[i], o.Clip) * (data.y[i] - q)
 				}
 				pseudo.add(x, int(c), y, 1)
 			}
@@ -266,10 +279,10 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 	}
 	// The buffer keeps the last Buffer logged rows; the regressions are
 	// built from them, as after any training round.
-	if k := rows.len() - p.o.Buffer; k > 0 {
-		rows = &dataset{dim: dim, xs: rows.xs[k*dim:], arm: rows.arm[k:], y: rows.y[k:], w: rows.w[k:]}
+	if k := data.len() - p.o.Buffer; k > 0 {
+		data = &dataset{dim: dim, xs: data.xs[k*dim:], arm: data.arm[k:], y: data.y[k:], w: data.w[k:]}
 	}
-	blr, err := rebuild(net, rows, p.o.Lambda)
+	blr, err := rebuild(net, data, p.o.Lambda)
 	if err != nil {
 		return st, fmt.Errorf("policy %s fit: %w", Name, err)
 	}
@@ -296,8 +309,8 @@ func (p *NeuralLinear) Fit(ctx context.Context, src RecordSource, o FitOpts) (Fi
 	}
 	p.dim, p.net, p.ids, p.idx, p.blr = dim, net, ids, idx, blr
 	p.buf = newRing(p.o.Buffer, dim)
-	for i := 0; i < rows.len(); i++ {
-		p.buf.add(rows.row(i), int(rows.arm[i]), rows.y[i], rows.w[i])
+	for i := 0; i < data.len(); i++ {
+		p.buf.add(data.row(i), int(data.arm[i]), data.y[i], data.w[i])
 	}
 	p.buf.seen = seenStart + int64(n)
 	p.scratch()

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/policy/neural"
 	"github.com/stretchr/testify/assert"
@@ -307,7 +308,7 @@ func TestFitFromLogs(t *testing.T) {
 	for _, w := range []neural.Weighting{neural.IPS, neural.DR, neural.Unweighted} {
 		t.Run(w.String(), func(t *testing.T) {
 			p := small(t, "explore:ucb")
-			st, err := p.Fit(context.Background(), log, neural.FitOpts{Weighting: w, Epochs: 4})
+			st, err := offline.FitNeural(context.Background(), p, log, neural.FitOpts{Weighting: w, Epochs: 4})
 			require.NoError(t, err)
 			assert.Equal(t, 4000, st.Rows)
 			assert.Equal(t, []string{"a", "b", "c"}, st.Arms)
@@ -359,16 +360,16 @@ func TestFitRejectsBadRecords(t *testing.T) {
 			log := logs(50, 1)
 			tc.mod(&log[17])
 			p := small(t, "")
-			_, err := p.Fit(context.Background(), records(log), neural.FitOpts{})
+			_, err := offline.FitNeural(context.Background(), p, records(log), neural.FitOpts{})
 			require.ErrorIs(t, err, neural.ErrBadRecord)
 			assert.Contains(t, err.Error(), `17 (request "r17")`)
 			assert.Zero(t, p.Stats().Rounds)
 		})
 	}
 	p := small(t, "")
-	_, err := p.Fit(context.Background(), records(nil), neural.FitOpts{})
+	_, err := offline.FitNeural(context.Background(), p, records(nil), neural.FitOpts{})
 	assert.Error(t, err, "empty log")
-	_, err = p.Fit(context.Background(), records(logs(10, 1)), neural.FitOpts{Clip: 0.5})
+	_, err = offline.FitNeural(context.Background(), p, records(logs(10, 1)), neural.FitOpts{Clip: 0.5})
 	assert.Error(t, err, "clip below 1")
 }
 
@@ -519,7 +520,7 @@ func TestFitKeepsOnlineRows(t *testing.T) {
 			require.NoError(t, p.Update(&f, newArm, i%2, 0.3))
 		}
 	}}
-	_, err := p.Fit(context.Background(), src, neural.FitOpts{Epochs: 1})
+	_, err := offline.FitNeural(context.Background(), p, src, neural.FitOpts{Epochs: 1})
 	require.NoError(t, err)
 	st := p.Stats()
 	assert.Equal(t, int64(20+7+300), st.Seen)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/policy/neural"
 	"github.com/routelab/routelab/sim"
@@ -117,7 +118,7 @@ func TestSimWarmStartFromLogs(t *testing.T) {
 	}
 	for _, w := range weightings {
 		p := newPolicy(t, "neural-linear").(*neural.NeuralLinear)
-		st, err := p.Fit(context.Background(), records(logged.recs), neural.FitOpts{Weighting: w, Epochs: 5})
+		st, err := offline.FitNeural(context.Background(), p, records(logged.recs), neural.FitOpts{Weighting: w, Epochs: 5})
 		require.NoError(t, err)
 		warm := serve(p)
 		t.Logf("%s fit on %d logged rows (loss %.4f → %.4f): first 2000 requests %.4f (%.1f%% of oracle, regret %.1f) vs fresh %.4f (%.1f%%, regret %.1f)",

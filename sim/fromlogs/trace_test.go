@@ -1,4 +1,4 @@
-package replay_test
+package fromlogs_test
 
 import (
 	"context"
@@ -13,9 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
+	"github.com/routelab/routelab/sim/fromlogs"
 )
 
 func newSpec(t testing.TB, spec string, seed uint64) policy.Policy {
@@ -61,7 +63,7 @@ func TestBuildTraceReproducesArrivals(t *testing.T) {
 	for i := range recs {
 		byID[recs[i].Request.ID] = &recs[i]
 	}
-	tr, err := replay.BuildTrace(context.Background(), recs, replay.TraceOpts{})
+	tr, err := fromlogs.BuildTrace(context.Background(), recs, fromlogs.TraceOpts{})
 	require.NoError(t, err)
 	require.Equal(t, n, tr.Len())
 	assert.False(t, tr.First().Before(sc.StartTime()))
@@ -87,10 +89,22 @@ func TestBuildTraceReproducesArrivals(t *testing.T) {
 	}
 
 	// Tenants may be renamed (e.g. from their logged hashes).
-	tr2, err := replay.BuildTrace(context.Background(), recs, replay.TraceOpts{Tenants: map[string]string{"acme": "ACME"}})
+	tr2, err := fromlogs.BuildTrace(context.Background(), recs, fromlogs.TraceOpts{Tenants: map[string]string{"acme": "ACME"}})
 	require.NoError(t, err)
 	assert.Equal(t, tr.Tenants()["acme"], tr2.Tenants()["ACME"])
 	assert.Equal(t, tr.Tenants()["globex"], tr2.Tenants()["globex"])
+	assert.Equal(t, tr.Tenants()["globex"], tr2.RequestsOutside([]string{"ACME"}), "globex is outside")
+	assert.Zero(t, tr2.RequestsOutside([]string{"ACME", "globex"}))
+
+	// Logged hashes map back to the names with the logger's salt.
+	hashed := append(replay.Records(nil), recs...)
+	for i := range hashed {
+		hashed[i].Request.Features.Tenant = decisionlog.HashTenant("pepper", hashed[i].Request.Features.Tenant)
+	}
+	tr3, err := fromlogs.BuildTrace(context.Background(), hashed, fromlogs.TraceOpts{Tenants: fromlogs.HashedTenants("pepper", sc.Tenants())})
+	require.NoError(t, err)
+	assert.Equal(t, tr.Tenants(), tr3.Tenants())
+	assert.Nil(t, fromlogs.HashedTenants("pepper", nil))
 }
 
 // metricsClose asserts that a re-simulation's headline metrics are within
@@ -138,11 +152,11 @@ func TestResimulateReproducesTheRun(t *testing.T) {
 			require.NoError(t, err)
 			enc := taskEncoder(t, sc)
 			orig, recs := logRun(t, sc, tc.spec, 6, tc.n, enc)
-			tr, err := replay.BuildTrace(context.Background(), recs, replay.TraceOpts{})
+			tr, err := fromlogs.BuildTrace(context.Background(), recs, fromlogs.TraceOpts{})
 			require.NoError(t, err)
-			res, err := replay.Resimulate(context.Background(), tr, sc,
+			res, err := fromlogs.Resimulate(context.Background(), tr, sc,
 				[]replay.Target{{Name: tc.spec + "-again", Policy: newSpec(t, tc.spec, 6)}},
-				replay.ResimulateOpts{Seed: 6, Encoder: enc})
+				fromlogs.ResimulateOpts{Seed: 6, Encoder: enc})
 			require.NoError(t, err)
 			require.Len(t, res, 1)
 			got := res[0]
@@ -178,7 +192,7 @@ func TestResimulateKeepsTheRanking(t *testing.T) {
 			enc := taskEncoder(t, sc)
 			const seed = 8
 			_, recs := logRun(t, sc, "random", seed, tc.n, enc)
-			tr, err := replay.BuildTrace(context.Background(), recs, replay.TraceOpts{})
+			tr, err := fromlogs.BuildTrace(context.Background(), recs, fromlogs.TraceOpts{})
 			require.NoError(t, err)
 			var targets []replay.Target
 			orig := map[string]*sim.Result{}
@@ -188,7 +202,7 @@ func TestResimulateKeepsTheRanking(t *testing.T) {
 				require.NoError(t, err)
 				orig[s] = r
 			}
-			res, err := replay.Resimulate(context.Background(), tr, sc, targets, replay.ResimulateOpts{Seed: seed, Encoder: enc})
+			res, err := fromlogs.Resimulate(context.Background(), tr, sc, targets, fromlogs.ResimulateOpts{Seed: seed, Encoder: enc})
 			require.NoError(t, err)
 			got := map[string]*sim.Result{}
 			for _, r := range res {
@@ -225,12 +239,12 @@ func TestResimulateOnCalibratedProviders(t *testing.T) {
 	sc, err := sim.LoadScenario("tasks")
 	require.NoError(t, err)
 	orig, recs := logRun(t, sc, "random", 3, 6000, nil)
-	cal, err := replay.Calibrate(context.Background(), recs, replay.CalibrateOpts{Seed: 3})
+	cal, err := fromlogs.Calibrate(context.Background(), recs, fromlogs.CalibrateOpts{Seed: 3})
 	require.NoError(t, err)
-	tr, err := replay.BuildTrace(context.Background(), recs, replay.TraceOpts{})
+	tr, err := fromlogs.BuildTrace(context.Background(), recs, fromlogs.TraceOpts{})
 	require.NoError(t, err)
-	res, err := replay.Resimulate(context.Background(), tr, cal.Scenario,
-		[]replay.Target{{Policy: newSpec(t, "random", 3)}}, replay.ResimulateOpts{Seed: 3})
+	res, err := fromlogs.Resimulate(context.Background(), tr, cal.Scenario,
+		[]replay.Target{{Policy: newSpec(t, "random", 3)}}, fromlogs.ResimulateOpts{Seed: 3})
 	require.NoError(t, err)
 	got := res[0]
 	assert.Equal(t, "random", got.Policy)
@@ -246,19 +260,19 @@ func TestAnchorClock(t *testing.T) {
 	sc, err := sim.LoadScenario("tasks")
 	require.NoError(t, err)
 	_, recs := logRun(t, sc, "random", 1, 200, nil)
-	tr, err := replay.BuildTrace(context.Background(), recs, replay.TraceOpts{})
+	tr, err := fromlogs.BuildTrace(context.Background(), recs, fromlogs.TraceOpts{})
 	require.NoError(t, err)
 	var first sim.TraceRequest
 
 	// Logs of a run of the scenario: its own clock.
-	run, view, err := tr.Anchor(sc, replay.ClockAuto)
+	run, view, err := tr.Anchor(sc, fromlogs.ClockAuto)
 	require.NoError(t, err)
 	assert.Equal(t, sc.StartTime(), run.StartTime())
 	view.Request(0, &first)
 	assert.Equal(t, tr.First().Sub(sc.StartTime()), first.At)
 
 	// The logs' clock: the run starts at the first request.
-	run, view, err = tr.Anchor(sc, replay.ClockLogs)
+	run, view, err = tr.Anchor(sc, fromlogs.ClockLogs)
 	require.NoError(t, err)
 	assert.Equal(t, tr.First(), run.StartTime())
 	first = sim.TraceRequest{}
@@ -270,20 +284,20 @@ func TestAnchorClock(t *testing.T) {
 	// insisting on the scenario's is an error.
 	late := *sc
 	late.Start = "2027-01-01T00:00:00Z"
-	run, _, err = tr.Anchor(&late, replay.ClockAuto)
+	run, _, err = tr.Anchor(&late, fromlogs.ClockAuto)
 	require.NoError(t, err)
 	assert.Equal(t, tr.First(), run.StartTime())
-	_, _, err = tr.Anchor(&late, replay.ClockScenario)
+	_, _, err = tr.Anchor(&late, fromlogs.ClockScenario)
 	assert.ErrorContains(t, err, "is before the start")
 
 	for _, s := range []string{"auto", "scenario", "logs", ""} {
-		c, err := replay.ParseClock(s)
+		c, err := fromlogs.ParseClock(s)
 		require.NoError(t, err)
 		if s != "" {
 			assert.Equal(t, s, c.String())
 		}
 	}
-	_, err = replay.ParseClock("wall")
+	_, err = fromlogs.ParseClock("wall")
 	assert.ErrorContains(t, err, "want auto, scenario or logs")
 }
 
@@ -302,47 +316,47 @@ func TestTraceBadInput(t *testing.T) {
 	require.NoError(t, err)
 	_, recs := logRun(t, tasks, "random", 1, 300, nil)
 
-	_, err = replay.BuildTrace(ctx, replay.Records{}, replay.TraceOpts{})
+	_, err = fromlogs.BuildTrace(ctx, replay.Records{}, fromlogs.TraceOpts{})
 	assert.ErrorContains(t, err, "the log holds no decisions")
 
 	timeless := append(replay.Records(nil), recs[:3]...)
 	timeless[1].Time, timeless[1].Request.Features.Time = time.Time{}, time.Time{}
-	_, err = replay.BuildTrace(ctx, timeless, replay.TraceOpts{})
+	_, err = fromlogs.BuildTrace(ctx, timeless, fromlogs.TraceOpts{})
 	assert.ErrorIs(t, err, replay.ErrBadRow)
 	assert.ErrorContains(t, err, "row 1")
 
-	_, err = replay.BuildTrace(ctx, recs, replay.TraceOpts{MaxRows: 100})
-	assert.ErrorIs(t, err, replay.ErrTraceTooLong)
+	_, err = fromlogs.BuildTrace(ctx, recs, fromlogs.TraceOpts{MaxRows: 100})
+	assert.ErrorIs(t, err, fromlogs.ErrTraceTooLong)
 
-	tr, err := replay.BuildTrace(ctx, recs, replay.TraceOpts{})
+	tr, err := fromlogs.BuildTrace(ctx, recs, fromlogs.TraceOpts{})
 	require.NoError(t, err)
 	target := []replay.Target{{Policy: policy.NewRandom(policy.RandomOpts{Seed: 1})}}
 	// Logs of tasks do not fit steady's task table.
-	_, err = replay.Resimulate(ctx, tr, steady, target, replay.ResimulateOpts{})
+	_, err = fromlogs.Resimulate(ctx, tr, steady, target, fromlogs.ResimulateOpts{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `scenario "steady" does not serve the logged task types "math" (`)
 	assert.Contains(t, err.Error(), "(its tasks: chat, code, summarize)")
-	_, err = replay.Resimulate(ctx, tr, tasks, target, replay.ResimulateOpts{Requests: 301})
+	_, err = fromlogs.Resimulate(ctx, tr, tasks, target, fromlogs.ResimulateOpts{Requests: 301})
 	assert.ErrorContains(t, err, "requests 301 outside [0, 300]")
-	_, err = replay.Resimulate(ctx, tr, tasks, nil, replay.ResimulateOpts{})
+	_, err = fromlogs.Resimulate(ctx, tr, tasks, nil, fromlogs.ResimulateOpts{})
 	assert.ErrorContains(t, err, "no target policy")
 
 	// Rows without a task are the default task, which tasks lacks.
 	untasked := append(replay.Records(nil), recs[:5]...)
 	untasked[2].Request.Features.Task = ""
-	tr2, err := replay.BuildTrace(ctx, untasked, replay.TraceOpts{})
+	tr2, err := fromlogs.BuildTrace(ctx, untasked, fromlogs.TraceOpts{})
 	require.NoError(t, err)
-	_, err = replay.Resimulate(ctx, tr2, tasks, target, replay.ResimulateOpts{})
+	_, err = fromlogs.Resimulate(ctx, tr2, tasks, target, fromlogs.ResimulateOpts{})
 	assert.ErrorContains(t, err, `(none, i.e. "general") (1 requests)`)
 
 	// The zero Trace is empty, not a panic.
-	_, err = replay.Resimulate(ctx, &replay.Trace{}, tasks, target, replay.ResimulateOpts{})
+	_, err = fromlogs.Resimulate(ctx, &fromlogs.Trace{}, tasks, target, fromlogs.ResimulateOpts{})
 	assert.ErrorContains(t, err, "the trace is empty")
 
 	// A cancelled context stops the read.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = replay.BuildTrace(cctx, recs, replay.TraceOpts{})
+	_, err = fromlogs.BuildTrace(cctx, recs, fromlogs.TraceOpts{})
 	assert.True(t, errors.Is(err, context.Canceled), "got %v", err)
 	assert.True(t, strings.HasPrefix(err.Error(), "build trace"))
 }
@@ -360,22 +374,22 @@ func TestTraceForcedRequests(t *testing.T) {
 			forced[i].Request.Forced = "coder"
 		}
 	}
-	tr, err := replay.BuildTrace(ctx, forced, replay.TraceOpts{})
+	tr, err := fromlogs.BuildTrace(ctx, forced, fromlogs.TraceOpts{})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]int{"coder": 100}, tr.Forced())
-	res, err := replay.Resimulate(ctx, tr, sc, []replay.Target{{Policy: newSpec(t, "linucb", 1)}}, replay.ResimulateOpts{Seed: 1, Encoder: taskEncoder(t, sc)})
+	res, err := fromlogs.Resimulate(ctx, tr, sc, []replay.Target{{Policy: newSpec(t, "linucb", 1)}}, fromlogs.ResimulateOpts{Seed: 1, Encoder: taskEncoder(t, sc)})
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, res[0].ArmShares["coder"], 0.25, "a quarter of the requests are forced to coder")
 
-	routed, err := replay.BuildTrace(ctx, forced, replay.TraceOpts{RouteForced: true})
+	routed, err := fromlogs.BuildTrace(ctx, forced, fromlogs.TraceOpts{RouteForced: true})
 	require.NoError(t, err)
 	assert.Empty(t, routed.Forced())
 
 	renamed := *sc
 	renamed.Providers = append([]sim.Provider(nil), sc.Providers...)
 	renamed.Providers[1].Name = "coder-v2"
-	_, err = replay.Resimulate(ctx, tr, &renamed, []replay.Target{{Policy: newSpec(t, "random", 1)}}, replay.ResimulateOpts{Seed: 1})
+	_, err = fromlogs.Resimulate(ctx, tr, &renamed, []replay.Target{{Policy: newSpec(t, "random", 1)}}, fromlogs.ResimulateOpts{Seed: 1})
 	assert.ErrorContains(t, err, `has no provider for the models logged requests were forced to: "coder" (100 requests)`)
-	_, err = replay.Resimulate(ctx, routed, &renamed, []replay.Target{{Policy: newSpec(t, "random", 1)}}, replay.ResimulateOpts{Seed: 1})
+	_, err = fromlogs.Resimulate(ctx, routed, &renamed, []replay.Target{{Policy: newSpec(t, "random", 1)}}, fromlogs.ResimulateOpts{Seed: 1})
 	assert.NoError(t, err, "routed by the policy, the renamed provider is fine")
 }

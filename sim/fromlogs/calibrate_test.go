@@ -1,4 +1,4 @@
-package replay_test
+package fromlogs_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
+	"github.com/routelab/routelab/sim/fromlogs"
 )
 
 // calScenario: three providers that differ in latency shape, per-token
@@ -122,7 +123,7 @@ func TestCalibrationRoundTrip(t *testing.T) {
 	src, err := sim.ParseScenario("cal-source", []byte(calScenario))
 	require.NoError(t, err)
 	orig := simRecords(t, src, 11, 0)
-	cal, err := replay.Calibrate(context.Background(), orig, replay.CalibrateOpts{Seed: 1})
+	cal, err := fromlogs.Calibrate(context.Background(), orig, fromlogs.CalibrateOpts{Seed: 1})
 	require.NoError(t, err)
 	for _, f := range cal.Arms {
 		t.Logf("fit %-5s ok %5d median %.0fms sigma %.3f in %.3fms/tok out %.2fms/tok err %.3f price %.4f/%.4f KS lat %.3f ttft %.3f q %v hourly failure %v latency %v",
@@ -176,9 +177,9 @@ func TestCalibrationRoundTrip(t *testing.T) {
 }
 
 func TestCalibrateErrors(t *testing.T) {
-	_, err := replay.Calibrate(context.Background(), replay.Records{}, replay.CalibrateOpts{})
+	_, err := fromlogs.Calibrate(context.Background(), replay.Records{}, fromlogs.CalibrateOpts{})
 	assert.ErrorContains(t, err, "no rows")
-	_, err = replay.Calibrate(context.Background(), tinyLog(), replay.CalibrateOpts{})
+	_, err = fromlogs.Calibrate(context.Background(), tinyLog(), fromlogs.CalibrateOpts{})
 	assert.ErrorContains(t, err, "no request time")
 }
 
@@ -191,7 +192,7 @@ func TestCalibrateFindsOutage(t *testing.T) {
 	src, err := sim.LoadScenario("outage")
 	require.NoError(t, err)
 	orig := simRecords(t, src, 21, 20_000)
-	cal, err := replay.Calibrate(context.Background(), orig, replay.CalibrateOpts{Seed: 1})
+	cal, err := fromlogs.Calibrate(context.Background(), orig, fromlogs.CalibrateOpts{Seed: 1})
 	require.NoError(t, err)
 	for _, f := range cal.Arms {
 		t.Logf("%-8s err %.4f outages %+v hourly %v", f.Arm, f.ErrorRate, f.Outages, f.HourlyFailure)
@@ -254,7 +255,7 @@ func TestCalibrateDiurnalAndPrices(t *testing.T) {
 			Reward: 1,
 		})
 	}
-	cal, err := replay.Calibrate(context.Background(), log, replay.CalibrateOpts{})
+	cal, err := fromlogs.Calibrate(context.Background(), log, fromlogs.CalibrateOpts{})
 	require.NoError(t, err)
 	d := cal.Scenario.Traffic.Diurnal
 	require.NotNil(t, d)

@@ -1,4 +1,4 @@
-package replay_test
+package offline_test
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 )
@@ -49,7 +50,7 @@ func TestTrainIPSWeighting(t *testing.T) {
 	reg := policy.NewBuiltinRegistry()
 	weighted, err := reg.NewFromString("epsilon-greedy=epsilon:0.1;seed:1")
 	require.NoError(t, err)
-	st, err := replay.Train(context.Background(), src, weighted, replay.TrainOpts{Seed: 1})
+	st, err := offline.Train(context.Background(), src, weighted, offline.TrainOpts{Seed: 1})
 	require.NoError(t, err)
 	assert.EqualValues(t, n, st.Rows)
 	assert.Equal(t, 4, st.Arms)
@@ -57,7 +58,7 @@ func TestTrainIPSWeighting(t *testing.T) {
 
 	plain, err := reg.NewFromString("epsilon-greedy=epsilon:0.1;seed:1")
 	require.NoError(t, err)
-	_, err = replay.Train(context.Background(), src, plain, replay.TrainOpts{Unweighted: true})
+	_, err = offline.Train(context.Background(), src, plain, offline.TrainOpts{Unweighted: true})
 	require.NoError(t, err)
 
 	wMeans, wTotal := armMeans(t, weighted)
@@ -82,7 +83,7 @@ func TestTrainContextual(t *testing.T) {
 	reg := policy.NewBuiltinRegistry()
 	p, err := reg.NewFromString("egreedy-ridge=epsilon:0;seed:1")
 	require.NoError(t, err)
-	_, err = replay.Train(context.Background(), synthSource{n: 30_000, seed: 8, vector: true}, p, replay.TrainOpts{Seed: 2})
+	_, err = offline.Train(context.Background(), synthSource{n: 30_000, seed: 8, vector: true}, p, offline.TrainOpts{Seed: 2})
 	require.NoError(t, err)
 	probs := make([]float64, 4)
 	for ti, task := range synthTasks {
@@ -101,20 +102,20 @@ func TestTrainContextual(t *testing.T) {
 
 func TestTrainErrors(t *testing.T) {
 	p := policy.NewRandom(policy.RandomOpts{Seed: 1})
-	_, err := replay.Train(context.Background(), replay.Records{}, p, replay.TrainOpts{})
+	_, err := offline.Train(context.Background(), replay.Records{}, p, offline.TrainOpts{})
 	assert.ErrorContains(t, err, "no rows")
-	_, err = replay.Train(context.Background(), tinyLog(), nil, replay.TrainOpts{})
+	_, err = offline.Train(context.Background(), tinyLog(), nil, offline.TrainOpts{})
 	assert.ErrorContains(t, err, "nil policy")
-	_, err = replay.Train(context.Background(), tinyLog(), p, replay.TrainOpts{Clip: -1})
+	_, err = offline.Train(context.Background(), tinyLog(), p, offline.TrainOpts{Clip: -1})
 	assert.ErrorContains(t, err, "clip")
 	bad := append(tinyLog(), rec("bad", []float64{0, 1}, 0, 1))
-	_, err = replay.Train(context.Background(), bad, p, replay.TrainOpts{})
+	_, err = offline.Train(context.Background(), bad, p, offline.TrainOpts{})
 	assert.ErrorIs(t, err, replay.ErrZeroPropensity)
 	// A policy whose Update rejects the row: the error names the row.
 	th, err := policy.NewBuiltinRegistry().NewFromString("thompson")
 	require.NoError(t, err)
 	r := rec("too-big", []float64{0.5, 0.5}, 0, 1.5)
-	_, err = replay.Train(context.Background(), replay.Records{r}, th, replay.TrainOpts{})
+	_, err = offline.Train(context.Background(), replay.Records{r}, th, offline.TrainOpts{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `request "too-big"`)
 }

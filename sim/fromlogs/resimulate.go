@@ -1,4 +1,4 @@
-package replay
+package fromlogs
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -113,7 +114,7 @@ type ResimulateOpts struct {
 // returns one sim.Result per target, labelled with the target's name. All
 // targets see the same requests and the same latent provider draws. The
 // targets' policies are used as given: pass fresh ones.
-func Resimulate(ctx context.Context, tr *Trace, sc *sim.Scenario, targets []Target, o ResimulateOpts) ([]*sim.Result, error) {
+func Resimulate(ctx context.Context, tr *Trace, sc *sim.Scenario, targets []replay.Target, o ResimulateOpts) ([]*sim.Result, error) {
 	if len(targets) == 0 {
 		return nil, fmt.Errorf("resimulate: no target policy")
 	}
@@ -132,6 +133,47 @@ func Resimulate(ctx context.Context, tr *Trace, sc *sim.Scenario, targets []Targ
 		}
 		res, err := sim.Run(ctx, sim.Opts{Scenario: run, Policy: t.Policy, Seed: o.Seed, Requests: o.Requests,
 			Window: o.Window, Encoder: o.Encoder, Trace: view})
+		if err != nil {
+			return nil, fmt.Errorf("resimulate %s: %w", name, err)
+		}
+		res.Policy = name
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// FittedOpts configures ResimulateFitted.
+type FittedOpts struct {
+	// Seed drives the traffic and the providers' noise, as sim.Options.Seed.
+	Seed uint64
+	// Requests is how many requests to simulate; 0 means the scenario's.
+	Requests int
+	// Encoder, optional, fills the feature vectors of contextual policies.
+	Encoder policy.Encoder
+}
+
+// ResimulateFitted runs every target through sc on fresh traffic — sc is
+// typically Calibrate's scenario, whose arrival process is fitted to the
+// logs — and returns one sim.Result per target, labelled with the target's
+// name. All targets see the same traffic (one seed). The targets' policies
+// are used as given: pass fresh ones.
+func ResimulateFitted(ctx context.Context, sc *sim.Scenario, targets []replay.Target, o FittedOpts) ([]*sim.Result, error) {
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("resimulate: no target policy")
+	}
+	if sc == nil {
+		return nil, fmt.Errorf("resimulate: no scenario")
+	}
+	if o.Requests < 0 {
+		return nil, fmt.Errorf("resimulate: requests %d must be >= 0", o.Requests)
+	}
+	out := make([]*sim.Result, 0, len(targets))
+	for _, t := range targets {
+		name := t.Name
+		if name == "" {
+			name = t.Policy.Name()
+		}
+		res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: t.Policy, Seed: o.Seed, Requests: o.Requests, Encoder: o.Encoder})
 		if err != nil {
 			return nil, fmt.Errorf("resimulate %s: %w", name, err)
 		}

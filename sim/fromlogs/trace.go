@@ -1,4 +1,4 @@
-package replay
+package fromlogs
 
 import (
 	"cmp"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -70,11 +72,11 @@ type traceRow struct {
 // BuildTrace reads every decision of src and returns their requests in
 // arrival order. A request's arrival is its features' time (the logged
 // request time), or the record's time when that is unknown; a row with
-// neither is an error wrapping ErrBadRow. The prompt length is the
+// neither is an error wrapping replay.ErrBadRow. The prompt length is the
 // features' estimate, or the tokens sent when that is unknown; the
 // completion length is the tokens answered when the request succeeded
 // (unknown otherwise). An empty log is an error.
-func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
+func BuildTrace(ctx context.Context, src replay.Source, o TraceOpts) (*Trace, error) {
 	maxRows := o.MaxRows
 	if maxRows <= 0 {
 		maxRows = DefaultMaxTraceRows
@@ -105,13 +107,13 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 			at = rec.Time
 		}
 		if at.IsZero() {
-			return rowErr(i, rec, fmt.Errorf("%w: no request time (needed for the arrival)", ErrBadRow))
+			return rowErr(i, rec, fmt.Errorf("%w: no request time (needed for the arrival)", replay.ErrBadRow))
 		}
 		r := traceRow{at: at.UnixNano(), seq: uint32(i)}
 		ti, ok := taskIdx[f.Task]
 		if !ok {
 			if len(t.tasks) > math.MaxUint16 {
-				return rowErr(i, rec, fmt.Errorf("%w: more than %d task types", ErrBadRow, math.MaxUint16))
+				return rowErr(i, rec, fmt.Errorf("%w: more than %d task types", replay.ErrBadRow, math.MaxUint16))
 			}
 			ti = uint16(len(t.tasks))
 			taskIdx[strings.Clone(f.Task)] = ti
@@ -150,7 +152,7 @@ func BuildTrace(ctx context.Context, src Source, o TraceOpts) (*Trace, error) {
 			fi, ok := forcedIdx[arm]
 			if !ok {
 				if len(t.forced) > math.MaxUint16 {
-					return rowErr(i, rec, fmt.Errorf("%w: more than %d forced models", ErrBadRow, math.MaxUint16))
+					return rowErr(i, rec, fmt.Errorf("%w: more than %d forced models", replay.ErrBadRow, math.MaxUint16))
 				}
 				fi = uint16(len(t.forced))
 				forcedIdx[strings.Clone(arm)] = fi
@@ -213,6 +215,33 @@ func (t *Trace) Tasks() map[string]int { return counts(t.tasks, t.taskN) }
 
 // Tenants counts the requests by tenant ("" = none), after TraceOpts.Tenants.
 func (t *Trace) Tenants() map[string]int { return counts(t.tenants, t.tenantN) }
+
+// HashedTenants maps the decision log's hashes of names (as
+// decisionlog.HashTenant(salt, name) writes them) back to the names: the
+// TraceOpts.Tenants of a scenario's tenants.
+func HashedTenants(salt string, names []string) map[string]string {
+	if len(names) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(names))
+	for _, name := range names {
+		m[decisionlog.HashTenant(salt, name)] = name
+	}
+	return m
+}
+
+// RequestsOutside counts the requests whose tenant is set but not among
+// names — with a scenario's tenants after HashedTenants, most likely a
+// wrong salt.
+func (t *Trace) RequestsOutside(names []string) int {
+	n := 0
+	for name, c := range t.Tenants() {
+		if name != "" && !slices.Contains(names, name) {
+			n += c
+		}
+	}
+	return n
+}
 
 // Forced counts the requests forced to a model, by model.
 func (t *Trace) Forced() map[string]int {

@@ -1,4 +1,4 @@
-package replay
+package fromlogs
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -182,7 +183,7 @@ type sample struct {
 // rewards, not its weights). Outages at absolute times are found at 10 s
 // resolution (coarser for logs longer than 23 days: windows where an arm
 // failed at least 90% of at least 10 attempts) and become outage modifiers.
-func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, error) {
+func Calibrate(ctx context.Context, src replay.Source, o CalibrateOpts) (*Calibration, error) {
 	if o.Name == "" {
 		o.Name = "calibrated"
 	}
@@ -224,7 +225,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 			t = rec.Time
 		}
 		if t.IsZero() {
-			return rowErr(i, rec, fmt.Errorf("%w: no request time (needed for the arrival rate)", ErrBadRow))
+			return rowErr(i, rec, fmt.Errorf("%w: no request time (needed for the arrival rate)", replay.ErrBadRow))
 		}
 		if first.IsZero() || t.Before(first) {
 			first = t
@@ -255,7 +256,7 @@ func Calibrate(ctx context.Context, src Source, o CalibrateOpts) (*Calibration, 
 		hour := t.UTC().Hour()
 		for _, at := range attempts {
 			if at.Arm == "" {
-				return rowErr(i, rec, fmt.Errorf("%w: attempt without an arm", ErrBadRow))
+				return rowErr(i, rec, fmt.Errorf("%w: attempt without an arm", replay.ErrBadRow))
 			}
 			a := get(at.Arm)
 			a.attempts++
@@ -887,7 +888,14 @@ func ks(a, b []float64) float64 {
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	return quantile(s, 0.5)
+	// Linear interpolation between order statistics, as replay's
+	// bootstrap quantiles.
+	h := 0.5 * float64(len(s)-1)
+	lo := int(math.Floor(h))
+	if lo >= len(s)-1 {
+		return s[len(s)-1]
+	}
+	return s[lo] + (h-float64(lo))*(s[lo+1]-s[lo])
 }
 
 func clamp01(v float64) float64 { return math.Min(1, math.Max(0, v)) }

@@ -1,4 +1,4 @@
-package replay
+package offline
 
 import (
 	"context"
@@ -8,7 +8,14 @@ import (
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/replay"
 )
+
+// rowErr wraps err with the position and id of the row, as package replay
+// names rows.
+func rowErr(i int64, rec *decision.Record, err error) error {
+	return fmt.Errorf("row %d (request %q): %w", i, rec.Request.ID, err)
+}
 
 // TrainOpts configures Train.
 type TrainOpts struct {
@@ -52,9 +59,9 @@ type TrainStats struct {
 // as a number of Update calls: ⌊w_i⌋ plus one more with probability w_i −
 // ⌊w_i⌋ (seeded), which gives the weights in expectation.
 //
-// Rows are validated as for Evaluate. The policy's own Select is never
+// Rows are validated as for replay.Evaluate (replay.CheckRecord). The policy's own Select is never
 // called, so its exploration state (random generator) is untouched.
-func Train(ctx context.Context, src Source, p policy.Policy, o TrainOpts) (TrainStats, error) {
+func Train(ctx context.Context, src replay.Source, p policy.Policy, o TrainOpts) (TrainStats, error) {
 	var st TrainStats
 	if p == nil {
 		return st, fmt.Errorf("train: nil policy")
@@ -69,7 +76,7 @@ func Train(ctx context.Context, src Source, p policy.Policy, o TrainOpts) (Train
 		err := src.Scan(ctx, func(rec *decision.Record) error {
 			i := idx
 			idx++
-			if err := checkRecord(rec); err != nil {
+			if err := replay.CheckRecord(rec); err != nil {
 				return rowErr(i, rec, err)
 			}
 			d := &rec.Decision
@@ -99,7 +106,7 @@ func Train(ctx context.Context, src Source, p policy.Policy, o TrainOpts) (Train
 			}
 		}
 		if o.Unweighted {
-			if err := checkRecord(rec); err != nil {
+			if err := replay.CheckRecord(rec); err != nil {
 				return rowErr(i, rec, err)
 			}
 		} else if i >= idx {

@@ -1,4 +1,4 @@
-package replay_test
+package fromlogs_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/replay"
+	"github.com/routelab/routelab/sim/fromlogs"
 )
 
 // traceSynthLog is a Source of n records in completion order (arrivals a few
@@ -48,7 +49,7 @@ func BenchmarkBuildTrace(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		tr, err := replay.BuildTrace(context.Background(), src, replay.TraceOpts{})
+		tr, err := fromlogs.BuildTrace(context.Background(), src, fromlogs.TraceOpts{})
 		if err != nil {
 			b.Fatal(err)
 		}

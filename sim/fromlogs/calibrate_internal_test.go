@@ -1,4 +1,4 @@
-package replay
+package fromlogs
 
 import (
 	"testing"

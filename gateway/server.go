@@ -84,7 +84,6 @@ type Server struct {
 	keys      *keyring
 	tenants   *tenantLimits
 	budget    *retryBudget
-	pending   *pendingStore
 	engine    *gin.Engine
 	idPrefix  string
 	idSeq     atomic.Uint64
@@ -157,7 +156,7 @@ func New(o Options) (*Server, error) {
 	// Catalogue.
 	cat := make([]decision.Arm, 0, len(c.Models))
 	for _, mc := range c.Models {
-		a := &arm{id: mc.ID, idHdr: []string{mc.ID}, upstream: mc.Upstream, up: ups[mc.Provider], priceIn: mc.PriceIn, priceOut: mc.PriceOut}
+		a := &arm{id: mc.ID, idHdr: []string{mc.ID}, upstream: mc.Upstream, up: ups[mc.Provider]}
 		a.m.ok = s.m.requests.WithLabelValues(mc.ID, "200")
 		a.m.latency = s.m.latency.WithLabelValues(mc.ID)
 		a.m.attemptOK = s.m.attempts.WithLabelValues(mc.ID, decision.StatusOK.String())
@@ -237,14 +236,18 @@ func New(o Options) (*Server, error) {
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: o.Sink},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
+		Pending: route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decision core: %w", err)
 	}
+	for _, a := range s.armList {
+		a.spec = s.core.Arm(a.id)
+	}
+	s.m.registerPending(s.core.PendingStats)
 	s.keys = newKeyring(c)
 	s.tenants = newTenantLimits(c)
 	s.budget = newRetryBudget(c.Retries, s.now())
-	s.pending = newPendingStore(c.Feedback.TTL, c.Feedback.MaxEntries, s.learnDefault)
 	s.recs.New = func() any { return new(decision.Record) }
 	s.models = s.modelList()
 	s.engine = s.routes()
@@ -322,7 +325,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	// Updates still waiting for feedback learn their immediate reward.
-	s.pending.flush()
+	s.core.Flush()
 	return nil
 }
 

@@ -55,10 +55,10 @@ func TestDeferredUpdatesLearnExactlyOnce(t *testing.T) {
 	run("r1", unjudged(), "")
 	run("r2", unjudged(), "")
 	judged := okOutcome()
-	run("r3", judged, "")  // quality known: learns now
+	run("r3", judged, "") // quality known: learns now
 	failed := unjudged()
 	failed.Status = decision.StatusError
-	run("r4", failed, "")   // a failure: learns now
+	run("r4", failed, "")      // a failure: learns now
 	run("r5", unjudged(), "a") // forced: never learns
 	_, rewards := p.seen()
 	require.Len(t, rewards, 2, "only the judged and the failed request learned at completion")

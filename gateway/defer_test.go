@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -98,6 +99,20 @@ func TestDeferredUpdatesLearnOncePerRequest(t *testing.T) {
 	code, _, _ = post(t, gw.url+"/v1/feedback", `{"request_id":"`+unrated+`","reward":0.1}`)
 	assert.Equal(t, 404, code, "too late: it already learned its default")
 	assert.Len(t, spy.seen(), 2, "no second update")
+
+	res, err := http.Get(gw.url + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	for _, want := range []string{
+		`routelab_deferred_updates_total{result="waiting"} 3`,
+		`routelab_deferred_updates_total{result="feedback"} 1`,
+		`routelab_deferred_updates_total{result="default"} 1`,
+		`routelab_feedback_evicted_total 0`,
+	} {
+		assert.Contains(t, string(b), want)
+	}
 }
 
 func TestDeferUpdatesOffLearnsAtCompletionOnly(t *testing.T) {

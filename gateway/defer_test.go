@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -124,4 +125,22 @@ func TestDeferUpdatesOffLearnsAtCompletionOnly(t *testing.T) {
 	require.Equal(t, 200, code)
 	assert.Contains(t, string(body), `"learned":false`)
 	assert.Len(t, spy.seen(), 1, "feedback is logged, not counted a second time")
+}
+
+func TestShutdownFlushesDeferredUpdates(t *testing.T) {
+	gw, spy := startSpyGateway(t, "feedback: {ttl: 1h}", nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.srv.Serve(ctx, ln) }()
+	for range 2 {
+		code, _, body := post(t, "http://"+ln.Addr().String()+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""))
+		require.Equal(t, 200, code, "%s", body)
+	}
+	assert.Empty(t, spy.seen(), "waiting for feedback")
+	cancel()
+	require.NoError(t, <-served)
+	assert.Len(t, spy.seen(), 2, "the drain credits both deferred updates their immediate reward")
+	assert.Zero(t, gw.srv.Core().PendingStats().Waiting)
 }

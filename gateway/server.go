@@ -80,7 +80,6 @@ type Server struct {
 	groups    []*group
 	upstreams []*upstream
 	aliases   map[string]bool
-	allowed   map[string]map[string]bool
 	keys      *keyring
 	tenants   *tenantLimits
 	budget    *retryBudget
@@ -110,7 +109,7 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
 	s := &Server{cfg: c, reg: o.Registry, log: o.Logger, now: o.Now, feedback: o.Feedback,
-		arms: map[string]*arm{}, aliases: map[string]bool{}, allowed: map[string]map[string]bool{}}
+		arms: map[string]*arm{}, aliases: map[string]bool{}}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -198,13 +197,14 @@ func New(o Options) (*Server, error) {
 		}
 		s.groups = append(s.groups, g)
 	}
+	allowed := map[string]map[string]bool{} // tenant → models; enforced by allowlistRule only
 	for _, t := range c.Tenants {
 		if len(t.Models) > 0 {
 			set := map[string]bool{}
 			for _, m := range t.Models {
 				set[m] = true
 			}
-			s.allowed[t.Name] = set
+			allowed[t.Name] = set
 		}
 	}
 
@@ -230,8 +230,8 @@ func New(o Options) (*Server, error) {
 	}
 	rw, _ := c.Reward.toRoute() // validated
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
-	if len(s.allowed) > 0 {
-		rules = append(rules, allowlistRule{allowed: s.allowed})
+	if len(allowed) > 0 {
+		rules = append(rules, allowlistRule{allowed: allowed})
 	}
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: o.Sink},

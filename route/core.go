@@ -356,6 +356,7 @@ func (c *Core) explainEmpty(f *decision.Features) error {
 // successful answer of unknown quality does not update the policy now: its
 // update waits for Feedback, or, when none comes within the TTL (or before
 // Flush), is credited the immediate reward — exactly once either way.
+// Requests without an ID are never kept nor deferred.
 func (c *Core) Complete(rec *decision.Record) error {
 	d, o := &rec.Decision, &rec.Outcome
 	c.profiles.Observe(o)
@@ -365,7 +366,8 @@ func (c *Core) Complete(rec *decision.Record) error {
 		rec.Time = c.now()
 	}
 	routed := d.Reason == decision.ReasonPolicy
-	deferred := routed && c.deferOn && o.Status == decision.StatusOK && !o.QualityKnown
+	keep := rec.Request.ID != "" // feedback finds decisions by request id
+	deferred := keep && routed && c.deferOn && o.Status == decision.StatusOK && !o.QualityKnown
 	var err error
 	if routed && !deferred {
 		err = c.Learn(&rec.Request.Features, d, rec.Reward)
@@ -373,7 +375,9 @@ func (c *Core) Complete(rec *decision.Record) error {
 	if c.sink != nil {
 		c.sink.Log(rec)
 	}
-	c.pending.put(rec, c.now(), deferred)
+	if keep {
+		c.pending.put(rec, c.now(), deferred)
+	}
 	return err
 }
 

@@ -210,3 +210,14 @@ func (c *counting) Update(f *decision.Features, cands []decision.Arm, chosen int
 	c.updates.Add(1)
 	return c.Policy.Update(f, cands, chosen, r)
 }
+
+func TestRequestsWithoutIDAreNotKept(t *testing.T) {
+	p := &fixed{name: "p", pick: "a"}
+	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p, Pending: route.PendingOpts{MaxEntries: 4, Defer: true}})
+	require.NoError(t, err)
+	var rec decision.Record
+	require.NoError(t, core.Run(context.Background(), &decision.Request{}, &scripted{out: unjudged()}, &rec))
+	_, rewards := p.seen()
+	assert.Len(t, rewards, 1, "no id, no feedback possible: learns at once")
+	assert.Equal(t, route.PendingStats{}, core.PendingStats())
+}

@@ -199,9 +199,11 @@ func (r *Reward) terms(quality, cost float64, latency time.Duration, failed floa
 }
 
 // ForDecision is the reward credited to d's chosen arm for outcome o: the
-// outcome's reward when the chosen arm answered, and a failure's reward
-// (with the chosen arm's own latency) when a fallback had to answer instead.
-// The decision core and the log reader's delayed-reward join both use it.
+// outcome's reward when the chosen arm answered (also after same-model
+// retries), and a failure's reward (with the chosen arm's own first-attempt
+// latency) when its first attempt failed and then a fallback had to answer
+// instead, or nothing answered. The decision core and the log reader's
+// delayed-reward join both use it.
 func (r Reward) ForDecision(d *Decision, o *Outcome) float64 {
 	r = r.OrDefault()
 	return r.forDecision(d, o)
@@ -209,8 +211,13 @@ func (r Reward) ForDecision(d *Decision, o *Outcome) float64 {
 
 // forDecision is ForDecision on a Reward whose defaults are resolved.
 func (r *Reward) forDecision(d *Decision, o *Outcome) float64 {
-	if len(o.Attempts) > 1 && len(d.Candidates) > 0 && o.Attempts[0].Arm == d.Arm().ID && o.Attempts[0].Status.Failed() {
-		return r.terms(0, 0, o.Attempts[0].Latency, 1)
+	n := len(o.Attempts)
+	if n > 1 && len(d.Candidates) > 0 {
+		chosen, first := d.Arm().ID, &o.Attempts[0]
+		// The last attempt produced the answer (or was the last one tried).
+		if first.Arm == chosen && first.Status.Failed() && (o.Status.Failed() || o.Attempts[n-1].Arm != chosen) {
+			return r.terms(0, 0, first.Latency, 1)
+		}
 	}
 	return r.of(o)
 }

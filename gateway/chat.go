@@ -130,18 +130,12 @@ func (s *Server) handleChat(c *gin.Context) {
 	}
 	forced := ""
 	if !s.aliases[req.Model] {
-		a := s.arms[req.Model]
-		if a == nil {
+		if s.arms[req.Model] == nil {
 			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
 				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", req.Model, s.cfg.Aliases[0])).withParam("model"))
 			return
 		}
-		if set, ok := s.allowed[tenant]; ok && !set[a.id] {
-			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
-				fmt.Sprintf("the model %q is not available to tenant %q", req.Model, tenant)).withParam("model"))
-			return
-		}
-		forced = a.id
+		forced = req.Model
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout(r))
@@ -152,11 +146,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	rec.Request.ID, rec.Request.Forced = id, forced
 	s.fillFeatures(&rec.Request.Features, r, req, tenant)
 	if err := s.core.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
-		e := apiErr(http.StatusInternalServerError, typeServer, "routing_failed", "routing failed: "+err.Error())
-		if errors.Is(err, route.ErrNoCandidates) {
-			e = apiErr(http.StatusServiceUnavailable, typeUnavailable, "no_model_available", "no model is available for this request: "+err.Error())
-		}
-		s.reject(w, e)
+		s.reject(w, s.decideError(err, forced, tenant))
 		return
 	}
 	d := &rec.Decision
@@ -167,19 +157,13 @@ func (s *Server) handleChat(c *gin.Context) {
 	s.budget.deposit(t0)
 	s.m.inflight.Inc()
 
-	var (
-		final  *arm
-		res    provider.Result
-		perr   *provider.Error
-		wait   time.Duration
-		code   int
-		finish func()
-	)
+	var ar attemptResult
 	if req.Stream {
-		final, res, perr, wait, code, finish = s.serveStream(ctx, w, req, rec, chosen, t0)
+		ar = s.serveStream(ctx, w, req, rec, chosen, t0)
 	} else {
-		final, res, perr, wait, code, finish = s.serveComplete(ctx, w, req, rec, chosen)
+		ar = s.serveComplete(ctx, w, req, rec, chosen)
 	}
+	final, perr := ar.arm, ar.err
 
 	o.Arm = final.id
 	o.Latency = time.Since(t0)
@@ -188,34 +172,29 @@ func (s *Server) handleChat(c *gin.Context) {
 		if !req.Stream {
 			o.TTFT = o.Latency
 		}
-		o.TokensIn, o.TokensOut = res.Usage.PromptTokens, res.Usage.CompletionTokens
-		o.Cost = (final.priceIn*float64(o.TokensIn) + final.priceOut*float64(o.TokensOut)) / 1000
-		o.Quality, o.QualityKnown = res.Quality, res.QualityKnown
+		o.TokensIn, o.TokensOut = ar.res.Usage.PromptTokens, ar.res.Usage.CompletionTokens
+		o.Cost = (final.spec.PriceIn*float64(o.TokensIn) + final.spec.PriceOut*float64(o.TokensOut)) / 1000
+		o.Quality, o.QualityKnown = ar.res.Quality, ar.res.QualityKnown
 	} else {
 		o.Status = perr.Status
 	}
-	// A routed answer of unknown quality waits for its feedback before the
-	// policy learns (once); everything else learns now.
-	deferred := s.cfg.Feedback.deferUpdates() && s.pending.enabled() &&
-		rec.Decision.Reason == decision.ReasonPolicy && o.Status == decision.StatusOK && !o.QualityKnown
-	if err := s.core.Finish(rec, !deferred); err != nil {
+	// The core computes the reward, learns (or, for a routed answer of
+	// unknown quality, defers learning until feedback), logs and keeps the
+	// decision for feedback.
+	if err := s.core.Complete(rec); err != nil {
 		s.log.Warn("policy update failed", "request_id", id, "err", err)
 	}
-	if deferred {
-		s.m.deferred.WithLabelValues("waiting").Inc()
-	}
-	s.pending.put(rec, s.now(), deferred)
 	// The answer (or its last bytes) goes out only now, so that a client
 	// holding the request id finds its decision logged and ready for
 	// feedback.
-	finish()
+	ar.finish()
 	s.m.inflight.Dec()
 
 	m := s.m
-	if code == http.StatusOK {
+	if ar.code == http.StatusOK {
 		final.m.ok.Inc()
 	} else {
-		m.requests.WithLabelValues(final.id, codeString(code)).Inc()
+		m.requests.WithLabelValues(final.id, codeString(ar.code)).Inc()
 	}
 	if perr == nil {
 		final.m.latency.Observe(o.Latency.Seconds())
@@ -225,19 +204,50 @@ func (s *Server) handleChat(c *gin.Context) {
 	}
 	chosen.decided(m, d.Policy, d.Reason).Inc()
 	m.success.observe(d.Reason, perr == nil)
-	m.overhead.Observe((time.Since(t0) - wait).Seconds())
+	m.overhead.Observe((time.Since(t0) - ar.wait).Seconds())
+}
+
+// decideError maps a failed Decide to the client's answer: a forced model
+// outside the tenant's allowlist is not found (as for an unknown model);
+// any other rule rejection, or an empty candidate set, means no model is
+// available, naming the rule.
+func (s *Server) decideError(err error, forced, tenant string) *APIError {
+	var re *route.RuleError
+	switch {
+	case errors.As(err, &re) && re.Rule == (allowlistRule{}).Name():
+		return apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
+			fmt.Sprintf("the model %q is not available to tenant %q", forced, tenant)).withParam("model")
+	case errors.Is(err, route.ErrRuleRejected) || errors.Is(err, route.ErrNoCandidates):
+		return apiErr(http.StatusServiceUnavailable, typeUnavailable, "no_model_available", "no model is available for this request: "+err.Error())
+	}
+	return apiErr(http.StatusInternalServerError, typeServer, "routing_failed", "routing failed: "+err.Error())
+}
+
+// attemptResult is what acting on a decision upstream produced.
+type attemptResult struct {
+	arm  *arm            // the arm that answered, or was tried last
+	res  provider.Result // its result
+	err  *provider.Error // the final error; nil on success
+	wait time.Duration   // time spent waiting on upstreams and backoffs
+	// code is the HTTP status the client gets (200 once a stream started)
+	// and finish writes the answer, or the stream's end.
+	code   int
+	finish func()
 }
 
 // attemptFn makes one upstream call for arm a.
 type attemptFn func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error)
 
 // run walks the fallback chain of chosen, with same-model retries inside
-// the retry budget, recording every attempt in rec.Outcome.Attempts. It
-// returns the arm that answered (or was tried last), its result, the
-// final error (nil on success) and the time spent waiting on upstreams and
-// backoffs. started reports whether a stream has reached the client, after
-// which nothing can be retried.
-func (s *Server) run(ctx context.Context, rec *decision.Record, req *provider.Request, chosen *arm, started func() bool, fn attemptFn) (*arm, provider.Result, *provider.Error, time.Duration) {
+// the retry budget, recording every attempt in rec.Outcome.Attempts. A
+// fallback target is tried only when the decision core's rules (health,
+// tenant allowlist, context window, ...) allow it for this request. It
+// returns the arm that answered (or was tried last), its result, the final
+// error (nil on success) and the time spent waiting on upstreams and
+// backoffs; code and finish are left to the caller. started reports
+// whether a stream has reached the client, after which nothing can be
+// retried.
+func (s *Server) run(ctx context.Context, rec *decision.Record, req *provider.Request, chosen *arm, started func() bool, fn attemptFn) attemptResult {
 	o := &rec.Outcome
 	call := provider.Call{Req: req, ID: rec.Request.ID, Task: rec.Request.Features.Task}
 	var (
@@ -251,7 +261,7 @@ func (s *Server) run(ctx context.Context, rec *decision.Record, req *provider.Re
 			if chosen.group == nil || !chosen.group.fallsBackOn(lastErr) {
 				break
 			}
-			if !a.available() || !s.fallbackAllowed(rec, a) {
+			if s.core.Check(a.id, &rec.Request.Features) != nil {
 				continue
 			}
 			s.m.fallbacks.WithLabelValues(last.id, a.id).Inc()
@@ -273,11 +283,11 @@ func (s *Server) run(ctx context.Context, rec *decision.Record, req *provider.Re
 			}
 			last = a
 			if perr == nil {
-				return a, res, nil, wait
+				return attemptResult{arm: a, res: res, wait: wait}
 			}
 			lastErr = perr
 			if perr.Client || started() || ctx.Err() != nil {
-				return a, res, perr, wait
+				return attemptResult{arm: a, res: res, err: perr, wait: wait}
 			}
 			if !perr.Retryable || try >= s.cfg.Retries.Max || !s.budget.take() {
 				break
@@ -296,30 +306,14 @@ func (s *Server) run(ctx context.Context, rec *decision.Record, req *provider.Re
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return a, res, perr, wait + dl
+				return attemptResult{arm: a, res: res, err: perr, wait: wait + dl}
 			}
 			wait += dl
 			s.m.retries.Inc()
 		}
 		tried++
 	}
-	return last, provider.Result{}, lastErr, wait
-}
-
-// fallbackAllowed applies the request-specific rules (tenant allowlist,
-// context window) to a fallback target.
-func (s *Server) fallbackAllowed(rec *decision.Record, a *arm) bool {
-	f := &rec.Request.Features
-	if set, ok := s.allowed[f.Tenant]; ok && !set[a.id] {
-		return false
-	}
-	for i := range s.core.Catalogue() {
-		c := &s.core.Catalogue()[i]
-		if c.ID == a.id {
-			return c.ContextWindow == 0 || f.PromptTokens <= c.ContextWindow
-		}
-	}
-	return true
+	return attemptResult{arm: last, err: lastErr, wait: wait}
 }
 
 // attempt makes one call through the breaker and the provider's
@@ -393,25 +387,28 @@ func failure(ctx context.Context, pe *provider.Error) *APIError {
 }
 
 // serveComplete acts on a non-streaming request; finish writes the answer.
-func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
-	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return false },
+func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm) attemptResult {
+	ar := s.run(ctx, rec, req, chosen, func() bool { return false },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
 			return a.up.p.Complete(ctx, call)
 		})
 	h := w.Header()
-	h[HeaderModel] = final.idHdr
-	if perr != nil {
-		e := failure(ctx, perr)
+	h[HeaderModel] = ar.arm.idHdr
+	if ar.err != nil {
+		e := failure(ctx, ar.err)
 		if e.Status == http.StatusTooManyRequests {
 			h.Set("Retry-After", "1")
 		}
-		return final, res, perr, wait, e.Status, func() { writeAPIError(w, e) }
+		ar.code, ar.finish = e.Status, func() { writeAPIError(w, e) }
+		return ar
 	}
-	return final, res, nil, wait, http.StatusOK, func() {
+	body := ar.res.Body
+	ar.code, ar.finish = http.StatusOK, func() {
 		h["Content-Type"] = jsonContentType
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(res.Body)
+		_, _ = w.Write(body)
 	}
+	return ar
 }
 
 // sse writes chat.completion.chunk events to the client.
@@ -456,26 +453,29 @@ func (e *sse) emit(chunk []byte) error {
 
 // serveStream relays a streaming request; finish writes the stream's end
 // (usage chunk and [DONE], or an error).
-func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm, t0 time.Time) (*arm, provider.Result, *provider.Error, time.Duration, int, func()) {
+func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm, t0 time.Time) attemptResult {
 	e := &sse{w: w, t0: t0}
-	final, res, perr, wait := s.run(ctx, rec, req, chosen, func() bool { return e.started },
+	ar := s.run(ctx, rec, req, chosen, func() bool { return e.started },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
 			e.arm = a
 			return a.up.p.Stream(ctx, call, e.emit)
 		})
 	rec.Outcome.TTFT = e.first
-	if perr != nil {
-		ae := failure(ctx, perr)
+	final := ar.arm
+	if ar.err != nil {
+		ae := failure(ctx, ar.err)
 		if !e.started {
 			w.Header()[HeaderModel] = final.idHdr
-			return final, res, perr, wait, ae.Status, func() { writeAPIError(w, ae) }
+			ar.code, ar.finish = ae.Status, func() { writeAPIError(w, ae) }
+			return ar
 		}
 		// Headers are gone: end the stream with an error event (the OpenAI
 		// SDKs raise it) and no [DONE].
-		return final, res, perr, wait, http.StatusOK, func() {
+		ar.code, ar.finish = http.StatusOK, func() {
 			_, _ = w.Write(append(append(append(e.buf[:0], sseData...), ae.body()...), sseEnd...))
 			w.Flush()
 		}
+		return ar
 	}
 	if !e.started {
 		e.arm = final
@@ -483,7 +483,8 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 		e.first = time.Since(t0)
 		rec.Outcome.TTFT = e.first
 	}
-	return final, res, nil, wait, http.StatusOK, func() {
+	res := ar.res
+	ar.code, ar.finish = http.StatusOK, func() {
 		if req.IncludeUsage {
 			u := res.Usage
 			u.TotalTokens = u.PromptTokens + u.CompletionTokens
@@ -500,4 +501,5 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 		_, _ = w.Write(sseDone)
 		w.Flush()
 	}
+	return ar
 }

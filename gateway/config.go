@@ -377,27 +377,50 @@ var (
 	validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@-]*$`)
 )
 
-// Validate reports the first problem, naming its field path.
+// Validate reports the first problem, naming its field path. Each config
+// section has its own validate function, run in this order.
 func (c *Config) Validate() error {
+	for _, v := range []func() error{
+		c.validateServer, c.validateAuth, c.validateRateLimits, c.validateReward,
+		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
+		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
+		c.validateFeedback, c.Promotion.validate, c.validateLog,
+	} {
+		if err := v(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nonNegative reports the first negative duration, naming it.
+func nonNegative(ds ...namedDuration) error {
+	for _, d := range ds {
+		if d.v < 0 {
+			return fmt.Errorf("%s: %v must be positive", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+type namedDuration struct {
+	name string
+	v    time.Duration
+}
+
+// validateServer checks mode, max_body_bytes and the server timeouts.
+func (c *Config) validateServer() error {
 	if c.Mode != "development" && c.Mode != "production" {
 		return fmt.Errorf("mode: %q is not development or production", c.Mode)
 	}
 	if c.MaxBodyBytes < 0 {
 		return fmt.Errorf("max_body_bytes: %d must be > 0", c.MaxBodyBytes)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"request_timeout", c.RequestTimeout}, {"shutdown_timeout", c.ShutdownTimeout},
-		{"retries.initial_backoff", c.Retries.InitialBackoff}, {"retries.max_backoff", c.Retries.MaxBackoff},
-		{"breaker.interval", c.Breaker.Interval}, {"breaker.open_timeout", c.Breaker.OpenTimeout},
-		{"health.interval", c.Health.Interval}, {"health.timeout", c.Health.Timeout},
-		{"conditions.every", c.Conditions.Every}, {"conditions.cooldown", c.Conditions.Cooldown},
-		{"feedback.ttl", c.Feedback.TTL}} {
-		if d.v < 0 {
-			return fmt.Errorf("%s: %v must be positive", d.name, d.v)
-		}
-	}
+	return nonNegative(namedDuration{"request_timeout", c.RequestTimeout}, namedDuration{"shutdown_timeout", c.ShutdownTimeout})
+}
+
+// validateAuth checks auth: the keys and the admin token.
+func (c *Config) validateAuth() error {
 	if c.Mode == "production" {
 		if len(c.Auth.Keys) == 0 {
 			return fmt.Errorf("auth.keys: production mode needs at least one API key")
@@ -427,29 +450,41 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// validateRateLimits checks rate_limits.
+func (c *Config) validateRateLimits() error {
 	if err := c.RateLimits.PerKey.validate("rate_limits.per_key"); err != nil {
 		return err
 	}
-	if err := c.RateLimits.PerTenant.validate("rate_limits.per_tenant"); err != nil {
-		return err
-	}
+	return c.RateLimits.PerTenant.validate("rate_limits.per_tenant")
+}
+
+// validateReward checks reward.
+func (c *Config) validateReward() error {
 	if _, err := c.Reward.toRoute(); err != nil {
 		return fmt.Errorf("reward: %w", err)
 	}
-	provs := map[string]*ProviderConfig{}
+	return nil
+}
+
+// validateProviders checks providers.
+func (c *Config) validateProviders() error {
 	if len(c.Providers) == 0 {
 		return fmt.Errorf("providers: at least one provider is required")
 	}
+	seen := map[string]bool{}
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		path := fmt.Sprintf("providers[%d]", i)
 		if !validName.MatchString(p.Name) {
 			return fmt.Errorf("%s.name: %q must be a non-empty name of letters, digits and ._:/@-", path, p.Name)
 		}
-		if provs[p.Name] != nil {
+		if seen[p.Name] {
 			return fmt.Errorf("%s.name: duplicate provider %q", path, p.Name)
 		}
-		provs[p.Name] = p
+		seen[p.Name] = true
 		switch p.Type {
 		case "openai":
 			if p.BaseURL == "" {
@@ -475,8 +510,18 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s.time_scale: %v must be >= 0", path, p.TimeScale)
 		}
 	}
+	return nil
+}
+
+// validateModels checks models against the (validated) providers and
+// aliases.
+func (c *Config) validateModels() error {
 	if len(c.Models) == 0 {
 		return fmt.Errorf("models: at least one model is required")
+	}
+	provs := make(map[string]*ProviderConfig, len(c.Providers))
+	for i := range c.Providers {
+		provs[c.Providers[i].Name] = &c.Providers[i]
 	}
 	models := map[string]bool{}
 	for i := range c.Models {
@@ -512,36 +557,67 @@ func (c *Config) Validate() error {
 		if m.ContextWindow < 0 {
 			return fmt.Errorf("%s.context_window: %d must be >= 0", path, m.ContextWindow)
 		}
-		if p.Type == "sim" {
-			if m.Sim == nil {
-				return fmt.Errorf("%s.sim: required for a model on sim provider %q", path, p.Name)
-			}
-			s := m.Sim
-			if s.ErrorRate < 0 || s.ErrorRate > 1 || math.IsNaN(s.ErrorRate) {
-				return fmt.Errorf("%s.sim.error_rate: %v outside [0,1]", path, s.ErrorRate)
-			}
-			for _, f := range []struct {
-				name string
-				v    float64
-			}{{"ttft_ms", s.TTFTMS}, {"ttft_sigma", s.TTFTSigma}, {"tokens_per_sec", s.TokensPerSec}, {"rate_limit_rps", s.RateLimitRPS}, {"output_tokens", float64(s.OutputTokens)}} {
-				if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-					return fmt.Errorf("%s.sim.%s: %v must be a finite number >= 0", path, f.name, f.v)
-				}
-			}
-			for task, q := range s.Quality {
-				if q < 0 || q > 1 || math.IsNaN(q) {
-					return fmt.Errorf("%s.sim.quality[%q]: %v outside [0,1]", path, task, q)
-				}
-			}
-		} else if m.Sim != nil {
-			return fmt.Errorf("%s.sim: only models on a sim provider take sim settings", path)
+		if err := m.validateSim(path, p); err != nil {
+			return err
 		}
 	}
+	return nil
+}
+
+// validateSim checks a model's sim settings, which only models on a sim
+// provider take (and need).
+func (m *ModelConfig) validateSim(path string, p *ProviderConfig) error {
+	if p.Type != "sim" {
+		if m.Sim != nil {
+			return fmt.Errorf("%s.sim: only models on a sim provider take sim settings", path)
+		}
+		return nil
+	}
+	if m.Sim == nil {
+		return fmt.Errorf("%s.sim: required for a model on sim provider %q", path, p.Name)
+	}
+	s := m.Sim
+	if s.ErrorRate < 0 || s.ErrorRate > 1 || math.IsNaN(s.ErrorRate) {
+		return fmt.Errorf("%s.sim.error_rate: %v outside [0,1]", path, s.ErrorRate)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"ttft_ms", s.TTFTMS}, {"ttft_sigma", s.TTFTSigma}, {"tokens_per_sec", s.TokensPerSec}, {"rate_limit_rps", s.RateLimitRPS}, {"output_tokens", float64(s.OutputTokens)}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s.sim.%s: %v must be a finite number >= 0", path, f.name, f.v)
+		}
+	}
+	for task, q := range s.Quality {
+		if q < 0 || q > 1 || math.IsNaN(q) {
+			return fmt.Errorf("%s.sim.quality[%q]: %v outside [0,1]", path, task, q)
+		}
+	}
+	return nil
+}
+
+// validateAliases checks aliases.
+func (c *Config) validateAliases() error {
 	for i, a := range c.Aliases {
 		if a == "" {
 			return fmt.Errorf("aliases[%d]: empty alias", i)
 		}
 	}
+	return nil
+}
+
+// catalogued returns the set of model ids.
+func (c *Config) catalogued() map[string]bool {
+	models := make(map[string]bool, len(c.Models))
+	for i := range c.Models {
+		models[c.Models[i].ID] = true
+	}
+	return models
+}
+
+// validateTenants checks tenants against the catalogue.
+func (c *Config) validateTenants() error {
+	models := c.catalogued()
 	seenTenant := map[string]bool{}
 	for i, t := range c.Tenants {
 		path := fmt.Sprintf("tenants[%d]", i)
@@ -561,6 +637,12 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// validateFallbacks checks fallbacks against the catalogue.
+func (c *Config) validateFallbacks() error {
+	models := c.catalogued()
 	inGroup := map[string]string{}
 	for i, g := range c.Fallbacks {
 		path := fmt.Sprintf("fallbacks[%d]", i)
@@ -582,7 +664,15 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	return nil
+}
+
+// validateRetries checks retries.
+func (c *Config) validateRetries() error {
 	r := c.Retries
+	if err := nonNegative(namedDuration{"retries.initial_backoff", r.InitialBackoff}, namedDuration{"retries.max_backoff", r.MaxBackoff}); err != nil {
+		return err
+	}
 	if r.Max < 0 || r.Max > 10 {
 		return fmt.Errorf("retries.max: %d outside [0,10]", r.Max)
 	}
@@ -592,21 +682,55 @@ func (c *Config) Validate() error {
 	if r.BudgetRatio < 0 || r.BudgetMin < 0 {
 		return fmt.Errorf("retries.budget_ratio/budget_min_per_sec: must be >= 0")
 	}
+	return nil
+}
+
+// validateBreaker checks breaker.
+func (c *Config) validateBreaker() error {
+	if err := nonNegative(namedDuration{"breaker.interval", c.Breaker.Interval}, namedDuration{"breaker.open_timeout", c.Breaker.OpenTimeout}); err != nil {
+		return err
+	}
 	if c.Breaker.FailureRatio <= 0 || c.Breaker.FailureRatio > 1 {
 		return fmt.Errorf("breaker.failure_ratio: %v outside (0,1]", c.Breaker.FailureRatio)
+	}
+	return nil
+}
+
+// validateHealth checks health.
+func (c *Config) validateHealth() error {
+	if err := nonNegative(namedDuration{"health.interval", c.Health.Interval}, namedDuration{"health.timeout", c.Health.Timeout}); err != nil {
+		return err
 	}
 	if c.Health.UnhealthyAfter < 0 {
 		return fmt.Errorf("health.unhealthy_after: %d must be >= 1", c.Health.UnhealthyAfter)
 	}
+	return nil
+}
+
+// validateConditions checks conditions.
+func (c *Config) validateConditions() error {
+	if err := nonNegative(namedDuration{"conditions.every", c.Conditions.Every}, namedDuration{"conditions.cooldown", c.Conditions.Cooldown}); err != nil {
+		return err
+	}
 	if c.Conditions.ProbeRequests < 0 {
 		return fmt.Errorf("conditions.probe_requests: %d must be >= 1", c.Conditions.ProbeRequests)
+	}
+	return nil
+}
+
+// validateFeedback checks feedback.
+func (c *Config) validateFeedback() error {
+	if err := nonNegative(namedDuration{"feedback.ttl", c.Feedback.TTL}); err != nil {
+		return err
 	}
 	if c.Feedback.MaxEntries < 0 {
 		return fmt.Errorf("feedback.max_entries: %d must be >= 0", c.Feedback.MaxEntries)
 	}
-	if err := c.Promotion.validate(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// validateLog checks log.
+func (c *Config) validateLog() error {
 	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 || c.Log.FlushInterval < 0 || c.Log.RowGroupRows < 0 {
 		return fmt.Errorf("log: queue_size, rotate_rows, rotate_every, flush_interval and row_group_rows must be >= 0")
 	}

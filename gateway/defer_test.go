@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -98,6 +100,20 @@ func TestDeferredUpdatesLearnOncePerRequest(t *testing.T) {
 	code, _, _ = post(t, gw.url+"/v1/feedback", `{"request_id":"`+unrated+`","reward":0.1}`)
 	assert.Equal(t, 404, code, "too late: it already learned its default")
 	assert.Len(t, spy.seen(), 2, "no second update")
+
+	res, err := http.Get(gw.url + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	for _, want := range []string{
+		`routelab_deferred_updates_total{result="waiting"} 3`,
+		`routelab_deferred_updates_total{result="feedback"} 1`,
+		`routelab_deferred_updates_total{result="default"} 1`,
+		`routelab_feedback_evicted_total 0`,
+	} {
+		assert.Contains(t, string(b), want)
+	}
 }
 
 func TestDeferUpdatesOffLearnsAtCompletionOnly(t *testing.T) {
@@ -109,4 +125,22 @@ func TestDeferUpdatesOffLearnsAtCompletionOnly(t *testing.T) {
 	require.Equal(t, 200, code)
 	assert.Contains(t, string(body), `"learned":false`)
 	assert.Len(t, spy.seen(), 1, "feedback is logged, not counted a second time")
+}
+
+func TestShutdownFlushesDeferredUpdates(t *testing.T) {
+	gw, spy := startSpyGateway(t, "feedback: {ttl: 1h}", nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- gw.srv.Serve(ctx, ln) }()
+	for range 2 {
+		code, _, body := post(t, "http://"+ln.Addr().String()+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""))
+		require.Equal(t, 200, code, "%s", body)
+	}
+	assert.Empty(t, spy.seen(), "waiting for feedback")
+	cancel()
+	require.NoError(t, <-served)
+	assert.Len(t, spy.seen(), 2, "the drain credits both deferred updates their immediate reward")
+	assert.Zero(t, gw.srv.Core().PendingStats().Waiting)
 }

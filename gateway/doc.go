@@ -14,18 +14,31 @@
 //	decode (provider.ParseRequest) → features (tenant, task, prompt tokens,
 //	time, tags) → core.Decide (rule filter: context window, breakers,
 //	health checks, profile conditions, tenant allowlist; then the policy, or
-//	Forced for an explicit model) → act: the chosen model, retried within a
-//	retry budget with jittered backoff, then its fallback group in order
-//	while the failure matches the group's status conditions → core.Complete
-//	(reward, policy update, profiles, log sink) → metrics.
+//	Forced for an explicit model, which passes the same rules) → act: the
+//	chosen model, retried within a retry budget with jittered backoff, then
+//	its fallback group in order while the failure matches the group's
+//	status conditions, each fallback target checked by core.Check →
+//	core.Complete (reward, policy update or its deferral, profiles, log
+//	sink, pending store) → metrics.
+//
+// The gateway applies no rule and computes no reward itself: route.Core
+// does. Its arm type holds only transport (upstream, breaker, fallback
+// chain, metrics) and reads prices from the core's catalogue arm. A forced
+// model outside the tenant's allowlist is answered 404 model_not_found;
+// any other rule rejection 503 no_model_available, naming the rule.
+// Breakers count only the model's own failures: client errors, clients
+// leaving and local queue limits are excluded.
 //
 // Every attempt is recorded in decision.Outcome.Attempts. Streams are relayed
 // chunk by chunk as Server-Sent Events; once a chunk has reached the client
 // nothing is retried, and a later failure ends the stream with an OpenAI
-// error event. Delayed rewards arrive at POST /v1/feedback and reach the
-// deciding policy through core.Learn; a routed answer of unknown quality
-// waits for its feedback (or the feedback ttl) so that every request updates
-// the policy exactly once.
+// error event. Delayed ratings arrive at POST /v1/feedback: the handler
+// validates the body, calls core.Feedback (which computes the reward and,
+// when the request's update was deferred, lets the deciding policy learn),
+// writes the feedback log row and answers. A routed answer of unknown
+// quality waits for its feedback (or the feedback ttl, or the shutdown
+// drain, which flushes the core's pending store) so that every request
+// updates the policy exactly once.
 //
 // A shadow policy runs beside the serving one; the gateway keeps a running
 // off-policy estimate of shadow versus incumbent (IPS with a paired normal

@@ -3,11 +3,14 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/routelab/routelab/route"
 )
 
 // FeedbackRequest is the body of POST /v1/feedback: a request id and
@@ -58,11 +61,11 @@ func unit(name string, v float64) error {
 	return nil
 }
 
-// handleFeedback turns a rating into a delayed reward: when the request's
-// policy update was deferred (its quality was unknown), the stored decision
-// is credited through core.Learn (the deciding policy, and the shadow when
-// it agreed); the model's quality profile is updated, and the feedback is
-// written to the decision log, which joins it by request id.
+// handleFeedback parses and validates a rating, hands it to the decision
+// core (which computes the reward, updates the model's quality profile and,
+// when the request's policy update was deferred for it, lets the deciding
+// policy learn), writes it to the decision log, which joins it by request
+// id, and answers.
 func (s *Server) handleFeedback(c *gin.Context) {
 	w := c.Writer
 	if _, aerr := s.keys.authenticate(c.Request); aerr != nil {
@@ -117,48 +120,21 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	if fr.Source == "" {
 		fr.Source = "user"
 	}
-	now := s.now()
-	d := s.pending.take(fr.RequestID, now)
-	if d == nil {
+	res, err := s.core.Feedback(fr.RequestID, quality, fr.Reward)
+	if errors.Is(err, route.ErrUnknownRequest) {
 		s.m.feedback.WithLabelValues("unknown").Inc()
 		writeAPIError(w, apiErr(http.StatusNotFound, typeNotFound, "unknown_request_id",
 			fmt.Sprintf("request %q is unknown, older than %v, or already rated", fr.RequestID, s.cfg.Feedback.TTL)).withParam("request_id"))
 		return
 	}
-	var reward float64
-	if fr.Reward != nil {
-		reward = *fr.Reward
-	} else {
-		o := d.outcome
-		o.Quality, o.QualityKnown = *quality, true
-		reward = s.core.RewardFor(&d.decision, &o)
-		s.core.Profiles().ObserveQuality(o.Arm, *quality)
-	}
-	// Only a deferred update learns from feedback: a request whose policy
-	// already learned at completion is not counted twice.
-	learned := false
-	if d.deferred {
-		s.m.deferred.WithLabelValues("feedback").Inc()
-		if err := s.core.Learn(&d.features, &d.decision, reward); err != nil {
-			s.log.Warn("delayed reward update failed", "request_id", fr.RequestID, "err", err)
-		} else {
-			learned = true
-		}
+	if err != nil {
+		s.log.Warn("delayed reward update failed", "request_id", fr.RequestID, "err", err)
 	}
 	if s.feedback != nil {
-		if err := s.feedback.LogFeedback(fr.RequestID, now, fr.Reward, quality, fr.Source); err != nil {
+		if err := s.feedback.LogFeedback(fr.RequestID, s.now(), fr.Reward, quality, fr.Source); err != nil {
 			s.log.Warn("feedback not logged", "request_id", fr.RequestID, "err", err)
 		}
 	}
 	s.m.feedback.WithLabelValues("applied").Inc()
-	c.JSON(http.StatusOK, FeedbackResponse{RequestID: fr.RequestID, Model: d.outcome.Arm, Reward: reward, Learned: learned})
-}
-
-// learnDefault credits a deferred decision that got no feedback in time with
-// its immediate reward (unknown quality counted as reward.unknown_quality).
-func (s *Server) learnDefault(d *decided) {
-	s.m.deferred.WithLabelValues("default").Inc()
-	if err := s.core.Learn(&d.features, &d.decision, d.reward); err != nil {
-		s.log.Warn("default reward update failed", "model", d.outcome.Arm, "err", err)
-	}
+	c.JSON(http.StatusOK, FeedbackResponse{RequestID: fr.RequestID, Model: res.Model, Reward: res.Reward, Learned: res.Learned})
 }

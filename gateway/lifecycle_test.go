@@ -301,31 +301,6 @@ func TestRetryBudget(t *testing.T) {
 	assert.Equal(t, 10, n, "10%% of 100 requests")
 }
 
-func TestPendingStoreBounds(t *testing.T) {
-	var expired []string
-	p := newPendingStore(time.Minute, 3, func(d *decided) { expired = append(expired, d.features.Tenant) })
-	now := time.Unix(0, 0)
-	put := func(i int, at time.Time, deferred bool) {
-		rec := &decision.Record{Request: decision.Request{ID: fmt.Sprint(i), Features: decision.Features{Tenant: fmt.Sprint(i)}},
-			Decision: decision.Decision{Candidates: []decision.Arm{{ID: "a"}}, Probs: []float64{1}}}
-		p.put(rec, at, deferred)
-	}
-	for i := range 5 {
-		put(i, now, i != 1) // 1 learned at completion: never expires into a second update
-	}
-	assert.Equal(t, 3, p.len())
-	assert.Equal(t, []string{"0"}, expired, "evicted deferred entries learn their default once; 1 was not deferred")
-	assert.Nil(t, p.take("0", now), "evicted")
-	assert.NotNil(t, p.take("4", now))
-	assert.Nil(t, p.take("4", now), "taken once")
-	assert.Nil(t, p.take("3", now.Add(2*time.Minute)), "expired")
-	assert.Equal(t, []string{"0", "2", "3"}, expired, "expired by age, oldest first; the taken 4 is not expired")
-	put(5, now.Add(3*time.Minute), true)
-	p.flush()
-	assert.Equal(t, []string{"0", "2", "3", "5"}, expired, "flush expires what still waits")
-	assert.Zero(t, p.len())
-}
-
 func TestFeedbackValidation(t *testing.T) {
 	gw := startGateway(t, fastSim)
 	code, hdr, _ := post(t, gw.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""))

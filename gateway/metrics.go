@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/routelab/routelab/route"
 )
 
 // SinkStats reports a decision log writer's queue depth and dropped rows
@@ -27,7 +29,6 @@ type metrics struct {
 	rateLimited *prometheus.CounterVec
 	overhead    prometheus.Histogram
 	feedback    *prometheus.CounterVec
-	deferred    *prometheus.CounterVec
 	inflight    prometheus.Gauge
 }
 
@@ -74,14 +75,11 @@ func newMetrics(stats SinkStats) *metrics {
 	m.feedback = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "routelab_feedback_total", Help: "Delayed feedback by result (applied, unknown, invalid).",
 	}, []string{"result"})
-	m.deferred = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "routelab_deferred_updates_total", Help: "Policy updates deferred for feedback (waiting), then applied from feedback or, without it, from the immediate reward (default).",
-	}, []string{"result"})
 	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "routelab_inflight_requests", Help: "Chat completion requests in flight.",
 	})
 	reg.MustRegister(m.requests, m.latency, m.ttft, m.success, m.decisions, m.attempts, m.fallbacks, m.retries,
-		m.breaker, m.health, m.rateLimited, m.overhead, m.feedback, m.deferred, m.inflight,
+		m.breaker, m.health, m.rateLimited, m.overhead, m.feedback, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if stats != nil {
 		reg.MustRegister(
@@ -94,6 +92,28 @@ func newMetrics(stats SinkStats) *metrics {
 		)
 	}
 	return m
+}
+
+// registerPending exports the decision core's pending-store counters:
+// routelab_deferred_updates_total{result} (waiting, feedback, default) and
+// routelab_feedback_evicted_total.
+func (m *metrics) registerPending(stats func() route.PendingStats) {
+	const help = "Policy updates deferred for feedback (waiting), then applied from feedback or, without it, from the immediate reward (default)."
+	for _, r := range []struct {
+		result string
+		get    func(route.PendingStats) uint64
+	}{
+		{"waiting", func(s route.PendingStats) uint64 { return s.Deferred }},
+		{"feedback", func(s route.PendingStats) uint64 { return s.FromFeedback }},
+		{"default", func(s route.PendingStats) uint64 { return s.Expired }},
+	} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "routelab_deferred_updates_total", Help: help, ConstLabels: prometheus.Labels{"result": r.result},
+		}, func() float64 { return float64(r.get(stats())) }))
+	}
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "routelab_feedback_evicted_total", Help: "Decisions dropped from the feedback store because it was full (deferred ones learn their immediate reward).",
+	}, func() float64 { return float64(stats().Evicted) }))
 }
 
 // successRates is route_success_rate{source}: an exponentially weighted

@@ -58,15 +58,16 @@ func (u *upstream) release() {
 	}
 }
 
-// arm is one catalogue model as the gateway serves it.
+// arm is the transport side of one catalogue model: its upstream, breaker,
+// fallback chain and metrics. What the model is (prices, context window)
+// lives in the decision core's catalogue only: spec points there.
 type arm struct {
 	id       string
-	idHdr    []string // id as a header value
+	idHdr    []string      // id as a header value
+	spec     *decision.Arm // the core's catalogue entry; read only
 	m        armMetrics
 	upstream string // the provider's model name
 	up       *upstream
-	priceIn  float64
-	priceOut float64
 	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
 	group    *group // nil: no fallbacks
 	chain    []*arm // this arm, then the rest of its group in order
@@ -160,6 +161,9 @@ type healthRule struct{ arms map[string]*arm }
 
 func (healthRule) Name() string { return "health" }
 
+// Advisory: a forced model that is down still goes to its fallback chain.
+func (healthRule) Advisory() bool { return true }
+
 func (r healthRule) Allow(_ *decision.Features, a *decision.Arm) bool {
 	if x := r.arms[a.ID]; x != nil {
 		return x.available()
@@ -178,8 +182,8 @@ func (r allowlistRule) Allow(f *decision.Features, a *decision.Arm) bool {
 }
 
 var (
-	_ route.Rule = healthRule{}
-	_ route.Rule = allowlistRule{}
+	_ route.Advisory = healthRule{}
+	_ route.Rule     = allowlistRule{}
 )
 
 func newBreaker(model string, c BreakerConfig, onChange func(string, gobreaker.State)) *gobreaker.TwoStepCircuitBreaker[struct{}] {
@@ -192,6 +196,10 @@ func newBreaker(model string, c BreakerConfig, onChange func(string, gobreaker.S
 			return n.ConsecutiveFailures >= c.ConsecutiveFailures ||
 				(n.Requests >= c.MinRequests && float64(n.TotalFailures) >= c.FailureRatio*float64(n.Requests))
 		},
+		// Failures that say nothing about the model (the client left, the
+		// request was bad, the local queue was full) count as neither
+		// success nor failure.
+		IsExcluded:    func(err error) bool { return errors.Is(err, errNotCounted) },
 		OnStateChange: func(name string, _, to gobreaker.State) { onChange(name, to) },
 	})
 }

@@ -86,11 +86,9 @@ type Server struct {
 	groups    []*group
 	upstreams []*upstream
 	aliases   map[string]bool
-	allowed   map[string]map[string]bool
 	keys      *keyring
 	tenants   *tenantLimits
 	budget    *retryBudget
-	pending   *pendingStore
 	engine    *gin.Engine
 	idPrefix  string
 	idSeq     atomic.Uint64
@@ -117,7 +115,7 @@ func New(o Opts) (*Server, error) {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
 	s := &Server{cfg: c, reg: o.Registry, log: o.Logger, now: o.Now, feedback: o.Feedback,
-		arms: map[string]*arm{}, aliases: map[string]bool{}, allowed: map[string]map[string]bool{}}
+		arms: map[string]*arm{}, aliases: map[string]bool{}}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -163,7 +161,7 @@ func New(o Opts) (*Server, error) {
 	// Catalogue.
 	cat := make([]decision.Arm, 0, len(c.Models))
 	for _, mc := range c.Models {
-		a := &arm{id: mc.ID, idHdr: []string{mc.ID}, upstream: mc.Upstream, up: ups[mc.Provider], priceIn: mc.PriceIn, priceOut: mc.PriceOut}
+		a := &arm{id: mc.ID, idHdr: []string{mc.ID}, upstream: mc.Upstream, up: ups[mc.Provider]}
 		a.m.ok = s.m.requests.WithLabelValues(mc.ID, "200")
 		a.m.latency = s.m.latency.WithLabelValues(mc.ID)
 		a.m.attemptOK = s.m.attempts.WithLabelValues(mc.ID, decision.StatusOK.String())
@@ -205,13 +203,14 @@ func New(o Opts) (*Server, error) {
 		}
 		s.groups = append(s.groups, g)
 	}
+	allowed := map[string]map[string]bool{} // tenant → models; enforced by allowlistRule only
 	for _, t := range c.Tenants {
 		if len(t.Models) > 0 {
 			set := map[string]bool{}
 			for _, m := range t.Models {
 				set[m] = true
 			}
-			s.allowed[t.Name] = set
+			allowed[t.Name] = set
 		}
 	}
 
@@ -237,20 +236,24 @@ func New(o Opts) (*Server, error) {
 	}
 	rw, _ := c.Reward.toRoute() // validated
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
-	if len(s.allowed) > 0 {
-		rules = append(rules, allowlistRule{allowed: s.allowed})
+	if len(allowed) > 0 {
+		rules = append(rules, allowlistRule{allowed: allowed})
 	}
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: o.Sink},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
+		Pending: route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decision core: %w", err)
 	}
+	for _, a := range s.armList {
+		a.spec = s.core.Arm(a.id)
+	}
+	s.m.registerPending(s.core.PendingStats)
 	s.keys = newKeyring(c)
 	s.tenants = newTenantLimits(c)
 	s.budget = newRetryBudget(c.Retries, s.now())
-	s.pending = newPendingStore(c.Feedback.TTL, c.Feedback.MaxEntries, s.learnDefault)
 	s.recs.New = func() any { return new(decision.Record) }
 	s.models = s.modelList()
 	s.engine = s.routes()
@@ -328,7 +331,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	// Updates still waiting for feedback learn their immediate reward.
-	s.pending.flush()
+	s.core.Flush()
 	return nil
 }
 

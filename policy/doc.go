@@ -80,12 +80,11 @@
 //
 // # Delayed rewards
 //
-// Update may be called late, out of order, or never. Pending holds the
-// decisions awaiting their reward by request id (copying features and
-// candidates), delivers rewards as they arrive, applies a configured
-// default reward after a timeout (injected clock), and evicts the oldest
-// when full, counting each case. The stationary and linear policies'
-// statistics are sums, so their state does not depend on arrival order.
+// Update may be called late, out of order, or never. The decision core
+// (route.Core, its pending store) holds decisions awaiting delayed
+// feedback by request id and calls Update exactly once per routed
+// decision. The stationary and linear policies' statistics are sums, so
+// their state does not depend on arrival order.
 //
 // # Snapshots
 //

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
@@ -37,28 +36,6 @@ func ExampleLinUCB() {
 	// Output:
 	// code -> coder (predicted 0.9)
 	// chat -> chatter (predicted 0.8)
-}
-
-// ExamplePending delivers rewards that arrive late, or not at all.
-func ExamplePending() {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p, _ := policy.NewUCB1(policy.UCB1Opts{C: 1})
-	q, _ := policy.NewPending(p, policy.PendingOpts{
-		Timeout:       time.Hour,
-		DefaultReward: 0.5, // no feedback within an hour counts as neutral
-		Now:           func() time.Time { return now },
-	})
-	cands := []decision.Arm{{ID: "a"}, {ID: "b"}}
-	_ = q.Add("req-1", &decision.Features{}, cands, 0)
-	_ = q.Add("req-2", &decision.Features{}, cands, 1)
-	_ = q.Complete("req-2", 1) // user feedback for req-2 arrives first
-	now = now.Add(2 * time.Hour)
-	n, _ := q.Expire() // req-1 never got feedback
-	fmt.Println("expired:", n)
-	fmt.Printf("%+v\n", q.Stats())
-	// Output:
-	// expired: 1
-	// {Added:2 Completed:1 Expired:1 Evicted:0 Unknown:0 UpdateErrors:0 Waiting:0}
 }
 
 // ExampleLoad saves a learning policy and rebuilds it from the snapshot

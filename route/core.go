@@ -20,6 +20,17 @@ type Rule interface {
 	Allow(f *decision.Features, a *decision.Arm) bool
 }
 
+// Advisory is implemented by rules that describe an arm's momentary health
+// (circuit breakers, health checks) rather than whether a request may use
+// it. Routing and Check apply an advisory rule like any other; a forced
+// arm that only advisory rules reject is still decided, and the actor's
+// fallback chain (which checks every fallback target with Check) deals with
+// it.
+type Advisory interface {
+	Rule
+	Advisory() bool
+}
+
 // ContextWindowRule rejects arms whose context window cannot hold the
 // prompt plus Reserve completion tokens. Arms with ContextWindow 0 fit all.
 type ContextWindowRule struct{ Reserve int }
@@ -43,6 +54,26 @@ func (r RuleFunc) Allow(f *decision.Features, a *decision.Arm) bool { return r.F
 // filter leaves nothing to choose from.
 var ErrNoCandidates = errors.New("no candidate model left after the rule filter")
 
+// ErrRuleRejected is wrapped by every *RuleError.
+var ErrRuleRejected = errors.New("rejected by a rule")
+
+// ErrUnknownArm is returned (wrapped, naming the id) for a model id that is
+// not in the catalogue.
+var ErrUnknownArm = errors.New("not in the catalogue")
+
+// RuleError says which rule rejected which arm for a request. It wraps
+// ErrRuleRejected.
+type RuleError struct {
+	Rule string // the rejecting rule's Name()
+	Arm  string // the rejected arm's ID
+}
+
+func (e *RuleError) Error() string {
+	return fmt.Sprintf("model %q rejected by rule %s", e.Arm, e.Rule)
+}
+
+func (e *RuleError) Unwrap() error { return ErrRuleRejected }
+
 // Sink receives finished records. Log must not block the caller on I/O and
 // must not retain rec after it returns.
 type Sink interface {
@@ -62,12 +93,15 @@ type Actor interface {
 // Core is safe for concurrent use once built.
 type Core struct {
 	catalogue []decision.Arm
+	index     map[string]int // arm id → catalogue index
 	rules     []Rule
 	reward    decision.Reward
 	sink      Sink
 	profiles  *Profiles
 	encoder   policy.Encoder
 	now       func() time.Time
+	pending   *pendingStore
+	deferOn   bool
 
 	serving atomic.Pointer[policyBox]
 	shadow  atomic.Pointer[policyBox]
@@ -96,8 +130,13 @@ type CoreOpts struct {
 	// Encoder, optional, fills Features.Vector before Select (contextual
 	// policies need it).
 	Encoder policy.Encoder
-	// Now, optional, stamps records; defaults to time.Now.
+	// Now, optional, stamps records and ages pending decisions; defaults
+	// to time.Now.
 	Now func() time.Time
+	// Pending, optional, keeps finished decisions for delayed feedback
+	// (Feedback) and may defer policy updates until it arrives. The zero
+	// value keeps nothing and learns at completion.
+	Pending PendingOpts
 }
 
 // NewCore validates o and builds a Core.
@@ -105,15 +144,21 @@ func NewCore(o CoreOpts) (*Core, error) {
 	if len(o.Catalogue) == 0 {
 		return nil, fmt.Errorf("catalogue: no models")
 	}
-	seen := map[string]bool{}
+	index := make(map[string]int, len(o.Catalogue))
 	for i, a := range o.Catalogue {
 		if a.ID == "" {
 			return nil, fmt.Errorf("catalogue[%d]: empty model id", i)
 		}
-		if seen[a.ID] {
+		if _, dup := index[a.ID]; dup {
 			return nil, fmt.Errorf("catalogue[%d]: duplicate model id %q", i, a.ID)
 		}
-		seen[a.ID] = true
+		index[a.ID] = i
+	}
+	if o.Pending.MaxEntries < 0 {
+		return nil, fmt.Errorf("pending max entries: %d must be >= 0", o.Pending.MaxEntries)
+	}
+	if o.Pending.TTL < 0 {
+		return nil, fmt.Errorf("pending ttl: %v must be >= 0", o.Pending.TTL)
 	}
 	if o.Policy == nil {
 		return nil, fmt.Errorf("policy: none given")
@@ -123,6 +168,7 @@ func NewCore(o CoreOpts) (*Core, error) {
 	}
 	c := &Core{
 		catalogue: append([]decision.Arm(nil), o.Catalogue...),
+		index:     index,
 		rules:     o.Rules,
 		reward:    o.Reward.OrDefault(),
 		sink:      o.Sink,
@@ -136,6 +182,12 @@ func NewCore(o CoreOpts) (*Core, error) {
 	if c.profiles == nil {
 		c.profiles = NewProfiles(ProfileOpts{Now: c.now})
 	}
+	ttl := o.Pending.TTL
+	if ttl == 0 {
+		ttl = DefaultPendingTTL
+	}
+	c.pending = newPendingStore(ttl, o.Pending.MaxEntries, c.expire)
+	c.deferOn = o.Pending.Defer && o.Pending.MaxEntries > 0
 	c.SetPolicy(o.Policy)
 	c.SetShadow(o.Shadow)
 	return c, nil
@@ -143,6 +195,52 @@ func NewCore(o CoreOpts) (*Core, error) {
 
 // Catalogue returns the arms the core routes to. Do not modify.
 func (c *Core) Catalogue() []decision.Arm { return c.catalogue }
+
+// Arm returns the catalogue arm with this id, or nil. Do not modify.
+func (c *Core) Arm(id string) *decision.Arm {
+	if i, ok := c.index[id]; ok {
+		return &c.catalogue[i]
+	}
+	return nil
+}
+
+// Check applies the rules to the catalogue arm id for a request with
+// features f: nil when every rule allows it, a *RuleError (wrapping
+// ErrRuleRejected) naming the first rule that rejects it, or an error
+// wrapping ErrUnknownArm. Decide uses it for forced models; the gateway
+// uses it for fallback targets, so every model a request reaches has
+// passed the same rules.
+func (c *Core) Check(id string, f *decision.Features) error { return c.check(id, f, false) }
+
+// check is Check, skipping the Advisory rules when forced.
+func (c *Core) check(id string, f *decision.Features, forced bool) error {
+	i, ok := c.index[id]
+	if !ok {
+		return fmt.Errorf("model %q is %w", id, ErrUnknownArm)
+	}
+	a := &c.catalogue[i]
+	for _, r := range c.rules {
+		if forced {
+			if adv, ok := r.(Advisory); ok && adv.Advisory() {
+				continue
+			}
+		}
+		if !r.Allow(f, a) {
+			return &RuleError{Rule: r.Name(), Arm: id}
+		}
+	}
+	return nil
+}
+
+// rejecting returns the index of the first rule rejecting a, or -1.
+func (c *Core) rejecting(f *decision.Features, a *decision.Arm) int {
+	for i, r := range c.rules {
+		if !r.Allow(f, a) {
+			return i
+		}
+	}
+	return -1
+}
 
 // Reward returns the reward function in force.
 func (c *Core) Reward() decision.Reward { return c.reward }
@@ -187,29 +285,19 @@ func (c *Core) Decide(ctx context.Context, req *decision.Request, d *decision.De
 	d.Candidates = d.Candidates[:0]
 	d.Shadow = decision.Shadow{}
 	if req.Forced != "" {
-		for i := range c.catalogue {
-			if c.catalogue[i].ID == req.Forced {
-				d.Candidates = append(d.Candidates, c.catalogue[i])
-				c.profiles.Fill(d.Candidates)
-				d.Probs = append(d.Probs[:0], 1)
-				d.Chosen, d.Reason = 0, decision.ReasonForced
-				box := c.serving.Load()
-				d.Policy, d.PolicyVersion = box.p.Name(), box.version
-				return nil
-			}
+		if err := c.check(req.Forced, f, true); err != nil {
+			return fmt.Errorf("forced %w", err)
 		}
-		return fmt.Errorf("forced model %q is not in the catalogue", req.Forced)
+		d.Candidates = append(d.Candidates, c.catalogue[c.index[req.Forced]])
+		c.profiles.Fill(d.Candidates)
+		d.Probs = append(d.Probs[:0], 1)
+		d.Chosen, d.Reason = 0, decision.ReasonForced
+		box := c.serving.Load()
+		d.Policy, d.PolicyVersion = box.p.Name(), box.version
+		return nil
 	}
 	for i := range c.catalogue {
-		a := &c.catalogue[i]
-		ok := true
-		for _, r := range c.rules {
-			if !r.Allow(f, a) {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if a := &c.catalogue[i]; c.rejecting(f, a) < 0 {
 			d.Candidates = append(d.Candidates, *a)
 		}
 	}
@@ -258,16 +346,18 @@ func (c *Core) explainEmpty(f *decision.Features) error {
 	return fmt.Errorf("%w (%d models; %s)", ErrNoCandidates, len(c.catalogue), strings.Join(why, ", "))
 }
 
-// Complete computes the reward of o, updates the serving policy (and the
-// shadow policy when it chose the same arm), records the outcome in the
-// profiles, and hands the record to the sink. It is the second half of Run.
-func (c *Core) Complete(rec *decision.Record) error { return c.Finish(rec, true) }
-
-// Finish is Complete with the policy update optional: with learn false the
-// reward is computed and logged but no policy learns from it, and the
-// caller owes exactly one Learn for the decision later — the gateway does
-// this to wait for delayed feedback instead of counting a request twice.
-func (c *Core) Finish(rec *decision.Record, learn bool) error {
+// Complete computes the reward of the record's outcome, records the outcome
+// in the profiles, updates the serving policy (and the shadow policy when it
+// chose the same arm), hands the record to the sink and, when the pending
+// store is on, keeps the decision for delayed feedback. It is the second
+// half of Run.
+//
+// Forced decisions never update a policy. With PendingOpts.Defer, a routed,
+// successful answer of unknown quality does not update the policy now: its
+// update waits for Feedback, or, when none comes within the TTL (or before
+// Flush), is credited the immediate reward — exactly once either way.
+// Requests without an ID are never kept nor deferred.
+func (c *Core) Complete(rec *decision.Record) error {
 	d, o := &rec.Decision, &rec.Outcome
 	c.profiles.Observe(o)
 	rec.Reward = c.RewardFor(d, o)
@@ -275,15 +365,89 @@ func (c *Core) Finish(rec *decision.Record, learn bool) error {
 	if rec.Time.IsZero() {
 		rec.Time = c.now()
 	}
+	routed := d.Reason == decision.ReasonPolicy
+	keep := rec.Request.ID != "" // feedback finds decisions by request id
+	deferred := keep && routed && c.deferOn && o.Status == decision.StatusOK && !o.QualityKnown
 	var err error
-	if learn && d.Reason == decision.ReasonPolicy {
+	if routed && !deferred {
 		err = c.Learn(&rec.Request.Features, d, rec.Reward)
 	}
 	if c.sink != nil {
 		c.sink.Log(rec)
 	}
+	if keep {
+		c.pending.put(rec, c.now(), deferred)
+	}
 	return err
 }
+
+// FeedbackResult is what Core.Feedback did with a rating.
+type FeedbackResult struct {
+	// Model is the arm that answered the request.
+	Model string
+	// Reward is the reward the rating amounts to for the decision.
+	Reward float64
+	// Learned is true when the policy learned from this rating: the
+	// request's update had been deferred for it. A request whose policy
+	// learned at completion is not counted twice.
+	Learned bool
+}
+
+// Feedback applies a delayed rating of request id: exactly one of quality
+// (the answer's quality in [0,1], turned into a reward by the core's reward
+// function and fed to the model's quality profile) or reward (in [0,1],
+// used as is). The decision leaves the pending store: a request is rated
+// once. It returns an error wrapping ErrUnknownRequest when the core does
+// not hold id; when the deferred policy update fails, the result (Learned
+// false) comes with the update's error.
+func (c *Core) Feedback(id string, quality, reward *float64) (FeedbackResult, error) {
+	switch {
+	case (quality == nil) == (reward == nil):
+		return FeedbackResult{}, fmt.Errorf("feedback for %q: give exactly one of quality or reward", id)
+	case quality != nil && !unit(*quality):
+		return FeedbackResult{}, fmt.Errorf("feedback for %q: quality %v outside [0,1]", id, *quality)
+	case reward != nil && !unit(*reward):
+		return FeedbackResult{}, fmt.Errorf("feedback for %q: reward %v outside [0,1]", id, *reward)
+	}
+	h := c.pending.take(id, c.now())
+	if h == nil {
+		return FeedbackResult{}, fmt.Errorf("request %q: %w", id, ErrUnknownRequest)
+	}
+	res := FeedbackResult{Model: h.outcome.Arm}
+	if reward != nil {
+		res.Reward = *reward
+	} else {
+		o := h.outcome
+		o.Quality, o.QualityKnown = *quality, true
+		res.Reward = c.RewardFor(&h.decision, &o)
+		c.profiles.ObserveQuality(o.Arm, *quality)
+	}
+	if h.deferred {
+		if err := c.Learn(&h.features, &h.decision, res.Reward); err != nil {
+			return res, fmt.Errorf("delayed reward update: %w", err)
+		}
+		res.Learned = true
+	}
+	return res, nil
+}
+
+func unit(v float64) bool { return v >= 0 && v <= 1 } // false for NaN
+
+// expire credits a deferred decision that got no feedback in time with its
+// immediate reward.
+func (c *Core) expire(h *held) {
+	if err := c.Learn(&h.features, &h.decision, h.reward); err != nil {
+		c.pending.updateErrors.Add(1)
+	}
+}
+
+// Flush credits every decision still waiting for feedback with its
+// immediate reward and empties the pending store: call it at shutdown so
+// that no deferred update is lost.
+func (c *Core) Flush() { c.pending.flush() }
+
+// PendingStats returns the pending store's counters.
+func (c *Core) PendingStats() PendingStats { return c.pending.stats() }
 
 // Learn reports reward for decision d to the serving policy and, when the
 // shadow chose the same arm, to the shadow policy. Delayed rewards enter here.

@@ -493,3 +493,102 @@ func TestStatusAndSourceNames(t *testing.T) {
 	assert.Error(t, err)
 	assert.Equal(t, "source(7)", decision.RewardSource(7).String())
 }
+
+// advisoryDeny rejects one arm and says it is only advisory (like the
+// gateway's health rule).
+type advisoryDeny struct{ deny string }
+
+func (advisoryDeny) Name() string                                       { return "health" }
+func (r advisoryDeny) Allow(_ *decision.Features, a *decision.Arm) bool { return a.ID != r.deny }
+func (advisoryDeny) Advisory() bool                                     { return true }
+
+func TestCheckNamesTheRejectingRule(t *testing.T) {
+	onlyB := route.RuleFunc{RuleName: "tenant_allowlist", Fn: func(f *decision.Features, a *decision.Arm) bool { return f.Tenant != "t2" || a.ID == "b" }}
+	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: &fixed{name: "p"},
+		Rules: []route.Rule{route.ContextWindowRule{Reserve: 100}, onlyB, advisoryDeny{deny: "c"}}})
+	require.NoError(t, err)
+	f := &decision.Features{PromptTokens: 950}
+	err = core.Check("a", f)
+	var re *route.RuleError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, route.RuleError{Rule: "context_window", Arm: "a"}, *re, "950+100 tokens do not fit a's 1000")
+	assert.ErrorIs(t, err, route.ErrRuleRejected)
+	assert.EqualError(t, err, `model "a" rejected by rule context_window`)
+	assert.NoError(t, core.Check("b", f))
+	assert.EqualError(t, core.Check("c", f), `model "c" rejected by rule health`, "Check applies advisory rules too")
+	f.Tenant = "t2"
+	assert.NoError(t, core.Check("b", f))
+	assert.EqualError(t, core.Check("a", f), `model "a" rejected by rule context_window`, "the first rejecting rule is named")
+	f.PromptTokens = 10
+	assert.EqualError(t, core.Check("a", f), `model "a" rejected by rule tenant_allowlist`)
+	err = core.Check("zzz", f)
+	assert.ErrorIs(t, err, route.ErrUnknownArm)
+	assert.EqualError(t, err, `model "zzz" is not in the catalogue`)
+	assert.Equal(t, "b", core.Arm("b").ID)
+	assert.Equal(t, 0.002, core.Arm("b").PriceIn, "the catalogue arm, prices included")
+	assert.Nil(t, core.Arm("zzz"))
+}
+
+func TestForcedModelPassesTheRules(t *testing.T) {
+	onlyB := route.RuleFunc{RuleName: "tenant_allowlist", Fn: func(f *decision.Features, a *decision.Arm) bool { return f.Tenant != "t2" || a.ID == "b" }}
+	p := &fixed{name: "p"}
+	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p,
+		Rules: []route.Rule{route.ContextWindowRule{}, onlyB, advisoryDeny{deny: "c"}}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	var d decision.Decision
+	for _, tc := range []struct {
+		forced, tenant string
+		tokens         int
+		rule           string // "" = decided
+	}{
+		{"a", "", 5000, "context_window"},
+		{"a", "t2", 10, "tenant_allowlist"},
+		{"b", "t2", 5000, ""},
+		{"c", "", 10, ""}, // only an advisory rule rejects c: forced, it is still decided
+	} {
+		req := decision.Request{Forced: tc.forced, Features: decision.Features{Tenant: tc.tenant, PromptTokens: tc.tokens}}
+		err := core.Decide(ctx, &req, &d)
+		if tc.rule == "" {
+			require.NoError(t, err, "%+v", tc)
+			assert.Equal(t, []string{tc.forced}, ids(d.Candidates))
+			assert.Equal(t, decision.ReasonForced, d.Reason)
+			continue
+		}
+		var re *route.RuleError
+		require.ErrorAs(t, err, &re, "%+v", tc)
+		assert.Equal(t, route.RuleError{Rule: tc.rule, Arm: tc.forced}, *re)
+		assert.ErrorContains(t, err, "forced model")
+	}
+	assert.Empty(t, p.vectors, "the policy was never asked")
+	// Routed, the advisory rule removes c like any rule.
+	require.NoError(t, core.Decide(ctx, &decision.Request{Features: decision.Features{PromptTokens: 10}}, &d))
+	assert.Equal(t, []string{"a", "b"}, ids(d.Candidates))
+}
+
+// TestSameModelRetryEarnsTheOutcomeReward: the chosen arm failed once, was
+// retried and answered; it earns the answer's reward, not a failure.
+func TestSameModelRetryEarnsTheOutcomeReward(t *testing.T) {
+	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: &fixed{name: "p", pick: "a"}})
+	require.NoError(t, err)
+	var d decision.Decision
+	require.NoError(t, core.Decide(context.Background(), &decision.Request{}, &d))
+	o := okOutcome()
+	o.Arm = "a"
+	o.Attempts = []decision.Attempt{{Arm: "a", Status: decision.StatusError, Latency: 200 * time.Millisecond},
+		{Arm: "a", Status: decision.StatusOK, Latency: time.Second}}
+	r := core.Reward()
+	want := r.Of(&o)
+	assert.InDelta(t, 0.8667, want, 1e-3)
+	assert.InDelta(t, want, core.RewardFor(&d, &o), 1e-12, "a same-model retry that answered earns the outcome's reward")
+	assert.InDelta(t, want, r.ForDecision(&d, &o), 1e-12)
+	// Every retry failed: a failure, at the first attempt's latency.
+	o.Status = decision.StatusError
+	o.Attempts[1].Status = decision.StatusError
+	assert.InDelta(t, r.Terms(0, 0, 200*time.Millisecond, 1), core.RewardFor(&d, &o), 1e-12)
+	// Retried, then a fallback answered: still the chosen arm's failure.
+	o.Status = decision.StatusOK
+	o.Arm = "b"
+	o.Attempts = append(o.Attempts, decision.Attempt{Arm: "b", Status: decision.StatusOK, Latency: time.Second, Fallback: 1})
+	assert.InDelta(t, r.Terms(0, 0, 200*time.Millisecond, 1), core.RewardFor(&d, &o), 1e-12)
+}

@@ -98,16 +98,9 @@ type PolicyConfig struct {
 	Params map[string]string `yaml:"params"`
 }
 
-// RewardConfig mirrors decision.Reward; zero fields take decision.DefaultReward.
-type RewardConfig struct {
-	Quality        *float64      `yaml:"quality"`
-	Cost           *float64      `yaml:"cost"`
-	Latency        *float64      `yaml:"latency"`
-	Failure        *float64      `yaml:"failure"`
-	CostRef        float64       `yaml:"cost_ref"`
-	LatencyRef     time.Duration `yaml:"latency_ref"`
-	UnknownQuality *float64      `yaml:"unknown_quality"`
-}
+// RewardConfig is the `reward:` block: decision.RewardSpec, the schema the
+// simulator's scenarios share; absent fields take decision.DefaultReward.
+type RewardConfig = decision.RewardSpec
 
 // ProviderConfig is one upstream.
 type ProviderConfig struct {
@@ -426,7 +419,7 @@ func (c *Config) Validate() error {
 	if err := c.RateLimits.PerTenant.validate("rate_limits.per_tenant"); err != nil {
 		return err
 	}
-	if _, err := c.Reward.toRoute(); err != nil {
+	if _, err := c.Reward.Reward(); err != nil {
 		return fmt.Errorf("reward: %w", err)
 	}
 	provs := map[string]*ProviderConfig{}
@@ -617,27 +610,6 @@ func (l *LimitConfig) validate(path string) error {
 		return fmt.Errorf("%s.burst: %d must be >= 0", path, l.Burst)
 	}
 	return nil
-}
-
-func (r RewardConfig) toRoute() (decision.Reward, error) {
-	w := decision.DefaultReward()
-	set := func(dst *float64, v *float64) {
-		if v != nil {
-			*dst = *v
-		}
-	}
-	set(&w.Quality, r.Quality)
-	set(&w.Cost, r.Cost)
-	set(&w.Latency, r.Latency)
-	set(&w.Failure, r.Failure)
-	set(&w.UnknownQuality, r.UnknownQuality)
-	if r.CostRef != 0 {
-		w.CostRef = r.CostRef
-	}
-	if r.LatencyRef != 0 {
-		w.LatencyRef = r.LatencyRef
-	}
-	return w, w.Validate()
 }
 
 // HashKey returns the lowercase hex SHA-256 of key, the form the config

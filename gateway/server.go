@@ -229,7 +229,7 @@ func New(o Options) (*Server, error) {
 			return nil, fmt.Errorf("feature encoder: %w", err)
 		}
 	}
-	rw, _ := c.Reward.toRoute() // validated
+	rw, _ := c.Reward.Reward() // validated
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
 	if len(s.allowed) > 0 {
 		rules = append(rules, allowlistRule{allowed: s.allowed})

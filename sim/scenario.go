@@ -57,17 +57,9 @@ type Scenario struct {
 	reward    decision.Reward // resolved Reward, set by Validate
 }
 
-// RewardSpec overrides decision.DefaultReward field by field; an absent field
-// keeps its default.
-type RewardSpec struct {
-	Quality        *float64  `yaml:"quality"`
-	Cost           *float64  `yaml:"cost"`
-	Latency        *float64  `yaml:"latency"`
-	Failure        *float64  `yaml:"failure"`
-	CostRef        *float64  `yaml:"cost_ref"`
-	LatencyRef     *Duration `yaml:"latency_ref"`
-	UnknownQuality *float64  `yaml:"unknown_quality"`
-}
+// RewardSpec is the `reward:` block: decision.RewardSpec, the schema the
+// gateway config shares; an absent field keeps decision.DefaultReward's value.
+type RewardSpec = decision.RewardSpec
 
 // Traffic describes the arrival process and the requests' make-up.
 type Traffic struct {
@@ -378,24 +370,8 @@ func (s *Scenario) validate() error {
 }
 
 func (s *Scenario) validateReward() error {
-	r := decision.DefaultReward()
-	if rs := s.Reward; rs != nil {
-		set := func(dst *float64, v *float64) {
-			if v != nil {
-				*dst = *v
-			}
-		}
-		set(&r.Quality, rs.Quality)
-		set(&r.Cost, rs.Cost)
-		set(&r.Latency, rs.Latency)
-		set(&r.Failure, rs.Failure)
-		set(&r.CostRef, rs.CostRef)
-		set(&r.UnknownQuality, rs.UnknownQuality)
-		if rs.LatencyRef != nil {
-			r.LatencyRef = rs.LatencyRef.D()
-		}
-	}
-	if err := r.Validate(); err != nil {
+	r, err := s.Reward.Reward()
+	if err != nil {
 		return fmt.Errorf("reward: %w", err)
 	}
 	s.reward = r

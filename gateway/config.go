@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -47,17 +48,21 @@ type Config struct {
 	Policy     PolicyConfig     `yaml:"policy"`
 	Shadow     *PolicyConfig    `yaml:"shadow"`
 	Reward     RewardConfig     `yaml:"reward"`
-	Providers  []ProviderConfig `yaml:"providers"`
-	Models     []ModelConfig    `yaml:"models"`
-	Tenants    []TenantConfig   `yaml:"tenants"`
-	Fallbacks  []FallbackConfig `yaml:"fallbacks"`
-	Retries    RetryConfig      `yaml:"retries"`
-	Breaker    BreakerConfig    `yaml:"breaker"`
-	Health     HealthConfig     `yaml:"health"`
-	Conditions ConditionsConfig `yaml:"conditions"`
-	Feedback   FeedbackConfig   `yaml:"feedback"`
-	Promotion  PromotionConfig  `yaml:"promotion"`
-	Log        LogConfig        `yaml:"log"`
+	// Encoder, optional, overrides the feature encoder contextual policies
+	// see (policy.EncoderSpec; default EncoderSpec()). Give the same block
+	// as the scenario or dataset a policy was trained on.
+	Encoder    *policy.EncoderSpec `yaml:"encoder"`
+	Providers  []ProviderConfig    `yaml:"providers"`
+	Models     []ModelConfig       `yaml:"models"`
+	Tenants    []TenantConfig      `yaml:"tenants"`
+	Fallbacks  []FallbackConfig    `yaml:"fallbacks"`
+	Retries    RetryConfig         `yaml:"retries"`
+	Breaker    BreakerConfig       `yaml:"breaker"`
+	Health     HealthConfig        `yaml:"health"`
+	Conditions ConditionsConfig    `yaml:"conditions"`
+	Feedback   FeedbackConfig      `yaml:"feedback"`
+	Promotion  PromotionConfig     `yaml:"promotion"`
+	Log        LogConfig           `yaml:"log"`
 }
 
 // AuthConfig holds credentials, stored as SHA-256 hex digests only.
@@ -422,6 +427,9 @@ func (c *Config) Validate() error {
 	if _, err := c.Reward.Reward(); err != nil {
 		return fmt.Errorf("reward: %w", err)
 	}
+	if err := c.EncoderSpec().Validate(); err != nil {
+		return err
+	}
 	provs := map[string]*ProviderConfig{}
 	if len(c.Providers) == 0 {
 		return fmt.Errorf("providers: at least one provider is required")
@@ -610,6 +618,16 @@ func (l *LimitConfig) validate(path string) error {
 		return fmt.Errorf("%s.burst: %d must be >= 0", path, l.Burst)
 	}
 	return nil
+}
+
+// EncoderSpec is the spec of the gateway's feature encoder: the config's
+// `encoder:` block, or policy.DefaultEncoderSpec over the tasks GuessTask
+// produces (TaskNames).
+func (c *Config) EncoderSpec() policy.EncoderSpec {
+	if c.Encoder != nil {
+		return c.Encoder.Clone()
+	}
+	return policy.DefaultEncoderSpec(TaskNames())
 }
 
 // HashKey returns the lowercase hex SHA-256 of key, the form the config

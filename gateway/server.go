@@ -59,8 +59,8 @@ type Options struct {
 	// HTTPClient is shared by the HTTP providers; nil = a pooled default.
 	HTTPClient *http.Client
 	// Encoder, optional, builds feature vectors for contextual policies;
-	// nil means intercept, task one-hot (TaskNames), prompt-size buckets,
-	// four hour-of-day buckets and eight hashed tenant buckets.
+	// nil means policy.NewEncoder(Config.EncoderSpec()): the config's
+	// `encoder:` block or policy.DefaultEncoderSpec(TaskNames()).
 	Encoder policy.Encoder
 	Logger  *slog.Logger
 	Now     func() time.Time
@@ -222,10 +222,10 @@ func New(o Options) (*Server, error) {
 	}
 	enc := o.Encoder
 	if enc == nil {
-		// Contextual policies (linucb, lin-thompson, …) need a vector; the
-		// default describes what the gateway knows of every request.
-		if enc, err = policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: TaskNames(),
-			TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: 8}); err != nil {
+		// Contextual policies (linucb, lin-thompson, …) need a vector: the
+		// config's encoder block, or the default over what the gateway
+		// knows of every request.
+		if enc, err = policy.NewEncoder(c.EncoderSpec()); err != nil {
 			return nil, fmt.Errorf("feature encoder: %w", err)
 		}
 	}

@@ -135,12 +135,12 @@
 // # Features for contextual policies
 //
 // Contextual policies read Features.Vector. FeatureEncoder (built from
-// EncoderOpts) fills it from the named fields, by concatenating blocks in a
+// EncoderSpec) fills it from the named fields, by concatenating blocks in a
 // fixed order — intercept, task, tokens, hour, cyclic time, tenant, tags,
 // crosses:
 //
 //   - intercept: one slot, always 1, so a linear model has a per-arm bias.
-//   - task: one-hot over EncoderOpts.Tasks plus a final "other" slot that
+//   - task: one-hot over EncoderSpec.Tasks plus a final "other" slot that
 //     unlisted and empty tasks share.
 //   - tokens: one-hot over len(TokenBuckets)+1 size buckets; slot i is set
 //     when PromptTokens <= TokenBuckets[i] (the first bound that fits), the
@@ -156,7 +156,7 @@
 //     tenant modulo TenantBuckets; an empty tenant leaves hashed slots 0.
 //   - tags: one indicator per listed tag, set when Features.Tags contains
 //     exactly that string; unlisted tags are ignored.
-//   - crosses: for each EncoderOpts.Crosses entry (two or more of task,
+//   - crosses: for each EncoderSpec.Crosses entry (two or more of task,
 //     tokens, hour, tenant), one-hot over the product of those blocks, the
 //     last block varying fastest ("task=code&tokens>2048&hour=18-24"); 0
 //     when any of its blocks is 0. Crosses let a linear policy learn

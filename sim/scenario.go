@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -49,12 +50,15 @@ type Scenario struct {
 	Start string `yaml:"start"`
 	// Timeout is when a request gives up: a slower answer is StatusTimeout.
 	// Zero means 30s.
-	Timeout   Duration        `yaml:"timeout"`
-	Reward    *RewardSpec     `yaml:"reward"`
-	Traffic   Traffic         `yaml:"traffic"`
-	Providers []Provider      `yaml:"providers"`
-	start     time.Time       // parsed Start, set by Validate
-	reward    decision.Reward // resolved Reward, set by Validate
+	Timeout Duration    `yaml:"timeout"`
+	Reward  *RewardSpec `yaml:"reward"`
+	// Encoder, optional, overrides the feature encoder contextual policies
+	// see (policy.EncoderSpec); default EncoderSpec().
+	Encoder   *policy.EncoderSpec `yaml:"encoder"`
+	Traffic   Traffic             `yaml:"traffic"`
+	Providers []Provider          `yaml:"providers"`
+	start     time.Time           // parsed Start, set by Validate
+	reward    decision.Reward     // resolved Reward, set by Validate
 }
 
 // RewardSpec is the `reward:` block: decision.RewardSpec, the schema the
@@ -333,6 +337,9 @@ func (s *Scenario) validate() error {
 		s.Timeout = Duration(defaultTimeout)
 	}
 	if err := s.validateReward(); err != nil {
+		return err
+	}
+	if err := s.EncoderSpec().Validate(); err != nil {
 		return err
 	}
 	if err := s.Traffic.validate(); err != nil {
@@ -640,6 +647,16 @@ func (s *Scenario) Tenants() []string { return sortedKeys(s.Traffic.Tenants) }
 
 // StartTime is the virtual clock's start. Valid after Validate.
 func (s *Scenario) StartTime() time.Time { return s.start }
+
+// EncoderSpec is the spec of the scenario's feature encoder: its `encoder:`
+// block, or policy.DefaultEncoderSpec over the scenario's tasks. Build the
+// encoder with policy.NewEncoder.
+func (s *Scenario) EncoderSpec() policy.EncoderSpec {
+	if s.Encoder != nil {
+		return s.Encoder.Clone()
+	}
+	return policy.DefaultEncoderSpec(s.Tasks())
+}
 
 // RewardFunc is the scenario's reward function (decision.DefaultReward with
 // the scenario's overrides). Valid after Validate.

@@ -36,8 +36,8 @@ func simRun(t testing.TB, scenario, spec string, requests int) *sim.Result {
 	}
 	p, err := registry().New(s)
 	require.NoError(t, err)
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{
-		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants(),
+	enc, err := policy.NewEncoder(policy.EncoderSpec{
+		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: policy.DefaultTenantBuckets,
 	})
 	require.NoError(t, err)
 	res, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: p, Seed: 1, Requests: requests, Encoder: enc})
@@ -95,8 +95,8 @@ func (c *collect) Log(rec *decision.Record) {
 func TestSimWarmStartFromLogs(t *testing.T) {
 	sc, err := sim.LoadScenario("tasks-nonlinear")
 	require.NoError(t, err)
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{
-		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants(),
+	enc, err := policy.NewEncoder(policy.EncoderSpec{
+		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: policy.DefaultTenantBuckets,
 	})
 	require.NoError(t, err)
 	logged := &collect{}

@@ -278,7 +278,7 @@ func TestDefaultSpecsAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := gateway.ParseConfig([]byte("providers: [{name: sim, type: sim}]\nmodels: [{id: a, provider: sim}]\nlog: {dir: \"\"}\n"))
+	c, err := gateway.ParseConfig([]byte("providers: [{name: sim, type: sim}]\nmodels: [{id: a, provider: sim, sim: {ttft_ms: 1}}]\nlog: {dir: \"\"}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

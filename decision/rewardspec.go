@@ -54,6 +54,46 @@ func (s *RewardSpec) Reward() (Reward, error) {
 	return r, r.Validate()
 }
 
+// UnmarshalYAML reads s from YAML (yaml.v3's func-style unmarshaler, so
+// this package needs no YAML import). latency_ref takes a duration string
+// ("2s", "1500ms") or an integer count of nanoseconds, as a time.Duration
+// field did; a bad value is reported naming latency_ref.
+func (s *RewardSpec) UnmarshalYAML(unmarshal func(any) error) error {
+	var raw struct {
+		Quality        *float64 `yaml:"quality"`
+		Cost           *float64 `yaml:"cost"`
+		Latency        *float64 `yaml:"latency"`
+		Failure        *float64 `yaml:"failure"`
+		CostRef        *float64 `yaml:"cost_ref"`
+		LatencyRef     any      `yaml:"latency_ref"`
+		UnknownQuality *float64 `yaml:"unknown_quality"`
+	}
+	if err := unmarshal(&raw); err != nil {
+		return err
+	}
+	out := RewardSpec{Quality: raw.Quality, Cost: raw.Cost, Latency: raw.Latency, Failure: raw.Failure,
+		CostRef: raw.CostRef, UnknownQuality: raw.UnknownQuality}
+	switch v := raw.LatencyRef.(type) {
+	case nil:
+	case string:
+		var d Duration
+		if err := d.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("reward latency_ref: %w", err)
+		}
+		out.LatencyRef = &d
+	case int:
+		d := Duration(v)
+		out.LatencyRef = &d
+	case int64:
+		d := Duration(v)
+		out.LatencyRef = &d
+	default:
+		return fmt.Errorf("reward latency_ref: %v is not a duration like \"2s\"", v)
+	}
+	*s = out
+	return nil
+}
+
 // Validate reports the first field of s that makes an unusable Reward.
 func (s *RewardSpec) Validate() error {
 	_, err := s.Reward()

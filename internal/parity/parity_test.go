@@ -294,3 +294,61 @@ func TestDefaultSpecsAgree(t *testing.T) {
 		t.Fatal("default spec has no tenant block")
 	}
 }
+
+// TestRewardSchemaShared: the gateway config and a scenario read one
+// `reward:` schema (decision.RewardSpec) into the same decision.Reward, with
+// durations in the forms both accepted before, and name a bad field alike.
+func TestRewardSchemaShared(t *testing.T) {
+	scenario, err := os.ReadFile("../../sim/scenarios/tasks.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := "providers: [{name: sim, type: sim}]\nmodels: [{id: a, provider: sim, sim: {ttft_ms: 1}}]\nlog: {dir: \"\"}\n"
+	for _, block := range []string{
+		"reward: {quality: 0.5, cost: 0.3, latency: 0.2, cost_ref: 0.01, latency_ref: 1500ms, unknown_quality: 0.4}\n",
+		"reward: {failure: 0.5, latency_ref: \"3s\"}\n",
+		"reward: {}\n",
+	} {
+		sc, err := sim.ParseScenario("tasks", append(append([]byte(nil), scenario...), block...))
+		if err != nil {
+			t.Fatalf("%s: scenario: %v", block, err)
+		}
+		c, err := gateway.ParseConfig([]byte(gw + block))
+		if err != nil {
+			t.Fatalf("%s: gateway: %v", block, err)
+		}
+		g, err := c.Reward.Reward()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.RewardFunc() != g {
+			t.Fatalf("%s: scenario reward %+v, gateway %+v", block, sc.RewardFunc(), g)
+		}
+		if block == "reward: {}\n" && g != decision.DefaultReward() {
+			t.Fatalf("empty block: %+v, want the default", g)
+		}
+	}
+	if r := func() time.Duration {
+		c, _ := gateway.ParseConfig([]byte(gw + "reward: {latency_ref: 1500ms}\n"))
+		return c.Reward.LatencyRef.D()
+	}(); r != 1500*time.Millisecond {
+		t.Fatalf("latency_ref 1500ms read as %v", r)
+	}
+	for _, bad := range []struct{ block, field string }{
+		{"reward: {cost_ref: -1}\n", "cost_ref"},
+		{"reward: {unknown_quality: 2}\n", "unknown_quality"},
+		{"reward: {latency_ref: soon}\n", "latency_ref"},
+		{"reward: {latency_ref: 1.5}\n", "latency_ref"},
+		{"reward: {qualty: 1}\n", "qualty"},
+		{"encoder: {token_buckets: [10, 10]}\n", "encoder token_buckets[1]"},
+		{"encoder: {version: 9, intercept: true}\n", "encoder version 9"},
+	} {
+		_, serr := sim.ParseScenario("tasks", append(append([]byte(nil), scenario...), bad.block...))
+		_, gerr := gateway.ParseConfig([]byte(gw + bad.block))
+		for _, err := range []error{serr, gerr} {
+			if err == nil || !strings.Contains(err.Error(), bad.field) {
+				t.Errorf("%s: err = %v, want one naming %s", bad.block, err, bad.field)
+			}
+		}
+	}
+}

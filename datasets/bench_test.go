@@ -60,7 +60,7 @@ func BenchmarkEvaluate(b *testing.B) {
 	if err := ParseRouterBench(bytes.NewReader(benchCSV(2000)), "bench.csv", &t); err != nil {
 		b.Fatal(err)
 	}
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: t.Tasks(), TokenBuckets: policy.DefaultTokenBuckets})
+	enc, err := policy.NewEncoder(policy.EncoderSpec{Intercept: true, Tasks: t.Tasks(), TokenBuckets: policy.DefaultTokenBuckets})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/routelab/routelab/policy"
 )
 
 // Table is a full-information outcome table: for every prompt (Row), the
@@ -36,6 +38,25 @@ type Row struct {
 	Scores []float64
 	// Costs[i] >= 0 is what Models[i]'s answer cost in US dollars.
 	Costs []float64
+}
+
+// BenchTokenBuckets split benchmark prompts (a few tokens to about 2k)
+// into equal-width log-size buckets; policy.DefaultTokenBuckets starts at
+// 128 and would lump most RouterBench prompts together.
+var BenchTokenBuckets = []int{64, 128, 256, 512, 1024, 2048}
+
+// EncoderSpec is the feature encoder of the table's requests: an intercept,
+// one-hot task over Tasks() and prompt-size buckets (BenchTokenBuckets).
+// Benchmark rows carry no tenant or time, so the spec has no such blocks.
+// Evaluate fills Features exactly as the simulator and the gateway do for
+// the task and prompt size, so a policy fed one spec sees one vector.
+func (t *Table) EncoderSpec() policy.EncoderSpec {
+	return policy.EncoderSpec{
+		Version:      policy.EncoderSpecVersion,
+		Intercept:    true,
+		Tasks:        t.Tasks(),
+		TokenBuckets: append([]int(nil), BenchTokenBuckets...),
+	}
 }
 
 // Tasks returns the distinct tasks of the table, sorted.

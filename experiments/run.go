@@ -31,24 +31,11 @@ type Opts struct {
 	Progress func(done, total int)
 }
 
-// Options is the former name of Opts.
-//
-// Deprecated: use Opts; the alias only eases merging branches written
-// against the old name and goes once they are in.
-type Options = Opts
-
-// DefaultEncoder is the feature encoder `routelab sim` uses: an intercept,
-// one-hot task over the scenario's tasks, prompt-size buckets
-// (policy.DefaultTokenBuckets), four six-hour buckets of the day, and
-// one-hot tenant.
+// DefaultEncoder is the feature encoder `routelab sim` uses: the
+// scenario's spec (its `encoder:` block or policy.DefaultEncoderSpec over
+// its tasks), built by policy.NewEncoder.
 func DefaultEncoder(sc *sim.Scenario) (policy.Encoder, error) {
-	return policy.NewFeatureEncoder(policy.EncoderOpts{
-		Intercept:    true,
-		Tasks:        sc.Tasks(),
-		TokenBuckets: policy.DefaultTokenBuckets,
-		HourBuckets:  4,
-		Tenants:      sc.Tenants(),
-	})
+	return policy.NewEncoder(sc.EncoderSpec())
 }
 
 // Cell is one simulation of the grid: a policy on a scenario with a seed.

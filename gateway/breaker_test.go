@@ -52,7 +52,7 @@ retries: {max: 0}
 log: {dir: ""}
 `))
 	require.NoError(t, err)
-	srv, err := New(Options{Config: cfg, Registry: policy.NewBuiltinRegistry(), Providers: map[string]provider.Provider{"rf": up},
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Providers: map[string]provider.Provider{"rf": up},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	url := newTestHTTP(t, srv)

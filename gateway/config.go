@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -47,17 +48,21 @@ type Config struct {
 	Policy     PolicyConfig     `yaml:"policy"`
 	Shadow     *PolicyConfig    `yaml:"shadow"`
 	Reward     RewardConfig     `yaml:"reward"`
-	Providers  []ProviderConfig `yaml:"providers"`
-	Models     []ModelConfig    `yaml:"models"`
-	Tenants    []TenantConfig   `yaml:"tenants"`
-	Fallbacks  []FallbackConfig `yaml:"fallbacks"`
-	Retries    RetryConfig      `yaml:"retries"`
-	Breaker    BreakerConfig    `yaml:"breaker"`
-	Health     HealthConfig     `yaml:"health"`
-	Conditions ConditionsConfig `yaml:"conditions"`
-	Feedback   FeedbackConfig   `yaml:"feedback"`
-	Promotion  PromotionConfig  `yaml:"promotion"`
-	Log        LogConfig        `yaml:"log"`
+	// Encoder, optional, overrides the feature encoder contextual policies
+	// see (policy.EncoderSpec; default EncoderSpec()). Give the same block
+	// as the scenario or dataset a policy was trained on.
+	Encoder    *policy.EncoderSpec `yaml:"encoder"`
+	Providers  []ProviderConfig    `yaml:"providers"`
+	Models     []ModelConfig       `yaml:"models"`
+	Tenants    []TenantConfig      `yaml:"tenants"`
+	Fallbacks  []FallbackConfig    `yaml:"fallbacks"`
+	Retries    RetryConfig         `yaml:"retries"`
+	Breaker    BreakerConfig       `yaml:"breaker"`
+	Health     HealthConfig        `yaml:"health"`
+	Conditions ConditionsConfig    `yaml:"conditions"`
+	Feedback   FeedbackConfig      `yaml:"feedback"`
+	Promotion  PromotionConfig     `yaml:"promotion"`
+	Log        LogConfig           `yaml:"log"`
 }
 
 // AuthConfig holds credentials, stored as SHA-256 hex digests only.
@@ -98,16 +103,9 @@ type PolicyConfig struct {
 	Params map[string]string `yaml:"params"`
 }
 
-// RewardConfig mirrors decision.Reward; zero fields take decision.DefaultReward.
-type RewardConfig struct {
-	Quality        *float64      `yaml:"quality"`
-	Cost           *float64      `yaml:"cost"`
-	Latency        *float64      `yaml:"latency"`
-	Failure        *float64      `yaml:"failure"`
-	CostRef        float64       `yaml:"cost_ref"`
-	LatencyRef     time.Duration `yaml:"latency_ref"`
-	UnknownQuality *float64      `yaml:"unknown_quality"`
-}
+// RewardConfig is the `reward:` block: decision.RewardSpec, the schema the
+// simulator's scenarios share; absent fields take decision.DefaultReward.
+type RewardConfig = decision.RewardSpec
 
 // ProviderConfig is one upstream.
 type ProviderConfig struct {
@@ -384,7 +382,7 @@ func (c *Config) Validate() error {
 		c.validateServer, c.validateAuth, c.validateRateLimits, c.validateReward,
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
-		c.validateFeedback, c.Promotion.validate, c.validateLog,
+		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder,
 	} {
 		if err := v(); err != nil {
 			return err
@@ -463,10 +461,15 @@ func (c *Config) validateRateLimits() error {
 
 // validateReward checks reward.
 func (c *Config) validateReward() error {
-	if _, err := c.Reward.toRoute(); err != nil {
+	if _, err := c.Reward.Reward(); err != nil {
 		return fmt.Errorf("reward: %w", err)
 	}
 	return nil
+}
+
+// validateEncoder checks encoder (or the default spec over TaskNames).
+func (c *Config) validateEncoder() error {
+	return c.EncoderSpec().Validate()
 }
 
 // validateProviders checks providers.
@@ -750,25 +753,14 @@ func (l *LimitConfig) validate(path string) error {
 	return nil
 }
 
-func (r RewardConfig) toRoute() (decision.Reward, error) {
-	w := decision.DefaultReward()
-	set := func(dst *float64, v *float64) {
-		if v != nil {
-			*dst = *v
-		}
+// EncoderSpec is the spec of the gateway's feature encoder: the config's
+// `encoder:` block, or policy.DefaultEncoderSpec over the tasks GuessTask
+// produces (TaskNames).
+func (c *Config) EncoderSpec() policy.EncoderSpec {
+	if c.Encoder != nil {
+		return c.Encoder.Clone()
 	}
-	set(&w.Quality, r.Quality)
-	set(&w.Cost, r.Cost)
-	set(&w.Latency, r.Latency)
-	set(&w.Failure, r.Failure)
-	set(&w.UnknownQuality, r.UnknownQuality)
-	if r.CostRef != 0 {
-		w.CostRef = r.CostRef
-	}
-	if r.LatencyRef != 0 {
-		w.LatencyRef = r.LatencyRef
-	}
-	return w, w.Validate()
+	return policy.DefaultEncoderSpec(TaskNames())
 }
 
 // HashKey returns the lowercase hex SHA-256 of key, the form the config

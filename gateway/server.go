@@ -59,18 +59,12 @@ type Opts struct {
 	// HTTPClient is shared by the HTTP providers; nil = a pooled default.
 	HTTPClient *http.Client
 	// Encoder, optional, builds feature vectors for contextual policies;
-	// nil means intercept, task one-hot (TaskNames), prompt-size buckets,
-	// four hour-of-day buckets and eight hashed tenant buckets.
+	// nil means policy.NewEncoder(Config.EncoderSpec()): the config's
+	// `encoder:` block or policy.DefaultEncoderSpec(TaskNames()).
 	Encoder policy.Encoder
 	Logger  *slog.Logger
 	Now     func() time.Time
 }
-
-// Options is the former name of Opts.
-//
-// Deprecated: use Opts; the alias only eases merging branches written
-// against the old name and goes once they are in.
-type Options = Opts
 
 // Server is the gateway: an http.Handler plus its background loops.
 type Server struct {
@@ -227,14 +221,14 @@ func New(o Opts) (*Server, error) {
 	}
 	enc := o.Encoder
 	if enc == nil {
-		// Contextual policies (linucb, lin-thompson, …) need a vector; the
-		// default describes what the gateway knows of every request.
-		if enc, err = policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: TaskNames(),
-			TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: 8}); err != nil {
+		// Contextual policies (linucb, lin-thompson, …) need a vector: the
+		// config's encoder block, or the default over what the gateway
+		// knows of every request.
+		if enc, err = policy.NewEncoder(c.EncoderSpec()); err != nil {
 			return nil, fmt.Errorf("feature encoder: %w", err)
 		}
 	}
-	rw, _ := c.Reward.toRoute() // validated
+	rw, _ := c.Reward.Reward() // validated
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
 	if len(allowed) > 0 {
 		rules = append(rules, allowlistRule{allowed: allowed})

@@ -133,13 +133,20 @@
 //
 // # Features for contextual policies
 //
-// Contextual policies read Features.Vector. FeatureEncoder (built from
-// EncoderOpts) fills it from the named fields, by concatenating blocks in a
-// fixed order — intercept, task, tokens, hour, cyclic time, tenant, tags,
-// crosses:
+// Contextual policies read Features.Vector. FeatureEncoder fills it from
+// the named fields. Every caller — simulator, gateway, datasets, experiments,
+// training — builds its encoder the same way: an EncoderSpec (serialisable,
+// YAML and JSON, with a layout Version, EncoderSpecVersion) passed to the one
+// constructor NewEncoder. DefaultEncoderSpec(tasks) is the default (intercept,
+// task, DefaultTokenBuckets, four hour buckets, DefaultTenantBuckets hashed
+// tenant slots); the gateway config and a sim scenario may carry an
+// `encoder:` block of the same schema instead. FeatureEncoder.Spec returns
+// the spec (Version set) for saving beside a model; EncoderSpec.Canonical
+// and Equal compare two specs. The vector concatenates blocks in a fixed
+// order — intercept, task, tokens, hour, cyclic time, tenant, tags, crosses:
 //
 //   - intercept: one slot, always 1, so a linear model has a per-arm bias.
-//   - task: one-hot over EncoderOpts.Tasks plus a final "other" slot that
+//   - task: one-hot over EncoderSpec.Tasks plus a final "other" slot that
 //     unlisted and empty tasks share.
 //   - tokens: one-hot over len(TokenBuckets)+1 size buckets; slot i is set
 //     when PromptTokens <= TokenBuckets[i] (the first bound that fits), the
@@ -150,12 +157,14 @@
 //     zero Time) leaves the block 0.
 //   - cyclic time: sin and cos of 2π·(seconds since UTC midnight)/86400, so
 //     23:59 and 00:00 are neighbours; unknown time gives 0, 0.
-//   - tenant: one-hot over Tenants plus an "other" slot, or (for open tenant
-//     sets) TenantBuckets slots chosen by the 32-bit FNV-1a hash of the
-//     tenant modulo TenantBuckets; an empty tenant leaves hashed slots 0.
+//   - tenant: TenantBuckets slots, slot TenantHash(tenant) % TenantBuckets
+//     set, where TenantHash is 32-bit FNV-1a (unseeded, so every process
+//     agrees); an empty tenant leaves the block 0. Tenants are always
+//     hashed, never one-hot over a list, so the simulator and the gateway
+//     encode them alike and a new tenant needs no new slot.
 //   - tags: one indicator per listed tag, set when Features.Tags contains
 //     exactly that string; unlisted tags are ignored.
-//   - crosses: for each EncoderOpts.Crosses entry (two or more of task,
+//   - crosses: for each EncoderSpec.Crosses entry (two or more of task,
 //     tokens, hour, tenant), one-hot over the product of those blocks, the
 //     last block varying fastest ("task=code&tokens>2048&hour=18-24"); 0
 //     when any of its blocks is 0. Crosses let a linear policy learn

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -8,56 +10,149 @@ import (
 	"github.com/routelab/routelab/decision"
 )
 
-// EncoderOpts configures NewFeatureEncoder. Every block is optional; the
-// vector is the concatenation, in this order, of:
+// EncoderSpecVersion is the version of the vector layout NewEncoder builds
+// from an EncoderSpec. It changes whenever the same spec would produce a
+// different vector (slot order, hash, bucketing), so a saved spec of another
+// version is refused rather than silently misread.
+const EncoderSpecVersion = 1
+
+// EncoderSpec describes a feature encoder; it is the one serialisable form
+// (YAML and JSON) every caller builds its encoder from with NewEncoder —
+// simulator, gateway, datasets, experiments and training — and the
+// `encoder:` block of the gateway config and of a sim scenario. Every block
+// is optional; the vector is the concatenation, in this order, of:
 //
 //	intercept      1 slot, always 1                          (Intercept)
 //	task           len(Tasks)+1 slots, one-hot; the last is "other/unknown"
 //	tokens         len(TokenBuckets)+1 slots, one-hot by prompt size; all 0 when unknown
 //	hour           HourBuckets slots, one-hot by hour of day; all 0 when unknown
 //	cyclic time    2 slots sin, cos of the time of day;      all 0 when unknown (HourCyclic)
-//	tenant         len(Tenants)+1 slots one-hot, last "other/unknown", or
-//	               TenantBuckets slots one-hot by FNV-1a hash of the tenant
+//	tenant         TenantBuckets slots one-hot by TenantHash of the tenant; all 0 when unknown
 //	tags           len(Tags) slots, 1 when the request carries that exact tag
 //	crosses        per Crosses entry, one-hot over the product of its blocks
 //
-// A zero EncoderOpts is invalid (no slot at all).
-type EncoderOpts struct {
+// A spec with no block at all is invalid (dimension 0). DefaultEncoderSpec
+// is the default every caller uses when no `encoder:` block is given.
+type EncoderSpec struct {
+	// Version is the layout version (EncoderSpecVersion); 0 means the
+	// current one. Spec() of a built encoder always has it set.
+	Version int `yaml:"version,omitempty" json:"version,omitempty"`
 	// Intercept adds a constant-1 slot first, so linear models learn a
 	// per-arm bias.
-	Intercept bool
+	Intercept bool `yaml:"intercept,omitempty" json:"intercept,omitempty"`
 	// Tasks are the known task types; any other (or empty) task sets the
-	// extra "other" slot. Nil means no task block.
-	Tasks []string
+	// extra "other" slot. Empty means no task block.
+	Tasks []string `yaml:"tasks,omitempty" json:"tasks,omitempty"`
 	// TokenBuckets are strictly increasing upper bounds in tokens: slot i
 	// is set when tokens <= TokenBuckets[i] (and > the previous bound); the
 	// last slot takes everything larger. Bounds growing geometrically make
-	// the buckets equal-width in log(tokens). Nil means no token block;
+	// the buckets equal-width in log(tokens). Empty means no token block;
 	// DefaultTokenBuckets is a sensible choice.
-	TokenBuckets []int
+	TokenBuckets []int `yaml:"token_buckets,omitempty" json:"token_buckets,omitempty"`
 	// HourBuckets splits the UTC day into this many equal one-hot slots
 	// (24 = one per hour, 4 = night/morning/afternoon/evening); 0 = none.
 	// Must divide 24.
-	HourBuckets int
+	HourBuckets int `yaml:"hour_buckets,omitempty" json:"hour_buckets,omitempty"`
 	// HourCyclic adds sin(2πt/24h) and cos(2πt/24h) of the UTC time of day.
-	HourCyclic bool
-	// Tenants are the known tenants (one-hot with an "other" slot).
-	// Mutually exclusive with TenantBuckets.
-	Tenants []string
+	HourCyclic bool `yaml:"hour_cyclic,omitempty" json:"hour_cyclic,omitempty"`
 	// TenantBuckets hashes every non-empty tenant into this many one-hot
-	// slots (FNV-1a, 32 bit); unknown tenant → all 0. For open tenant sets.
-	TenantBuckets int
+	// slots with TenantHash; an empty tenant sets none; 0 = no tenant
+	// block. Tenants are always hashed (never one-hot over a list), so the
+	// simulator, the gateway and offline data encode a tenant alike and an
+	// unseen tenant needs no new slot.
+	TenantBuckets int `yaml:"tenant_buckets,omitempty" json:"tenant_buckets,omitempty"`
 	// Tags are the tags (exact strings, e.g. "tier=gold") with an indicator slot.
-	Tags []string
+	Tags []string `yaml:"tags,omitempty" json:"tags,omitempty"`
 	// Crosses adds, for each entry, a one-hot block over the Cartesian
 	// product of the named one-hot blocks — any two or more of "task",
 	// "tokens", "hour", "tenant", each of which must be configured — so a
 	// linear model can learn interactions (the best model for long code
 	// prompts at night) that additive features cannot express. A cross
 	// block is all 0 when one of its blocks is (unknown size, time or
-	// hashed tenant). Its size is the product of the blocks' sizes.
-	Crosses [][]string
+	// tenant). Its size is the product of the blocks' sizes.
+	Crosses [][]string `yaml:"crosses,omitempty" json:"crosses,omitempty"`
 }
+
+// DefaultEncoderSpec is the encoder every caller uses when not configured
+// otherwise: an intercept, one-hot task over tasks (plus "other"),
+// prompt-size buckets (DefaultTokenBuckets), four six-hour buckets of the
+// UTC day, and DefaultTenantBuckets hashed tenant slots. tasks is the
+// caller's task vocabulary (a scenario's tasks, the gateway's TaskNames, a
+// dataset's tasks); the spec copies it.
+func DefaultEncoderSpec(tasks []string) EncoderSpec {
+	return EncoderSpec{
+		Version:       EncoderSpecVersion,
+		Intercept:     true,
+		Tasks:         append([]string(nil), tasks...),
+		TokenBuckets:  append([]int(nil), DefaultTokenBuckets...),
+		HourBuckets:   4,
+		TenantBuckets: DefaultTenantBuckets,
+	}
+}
+
+// DefaultTenantBuckets is DefaultEncoderSpec's number of hashed tenant slots.
+const DefaultTenantBuckets = 8
+
+// TenantHash is the fixed hash that picks a tenant's slot:
+// TenantHash(tenant) % TenantBuckets. It is 32-bit FNV-1a over the tenant's
+// UTF-8 bytes (offset basis 2166136261, prime 16777619), unseeded, so every
+// process and every build maps a tenant to the same slot.
+func TenantHash(tenant string) uint32 { return fnv32a(tenant) }
+
+// Clone returns a deep copy of s.
+func (s EncoderSpec) Clone() EncoderSpec {
+	c := s
+	c.Tasks = append([]string(nil), s.Tasks...)
+	c.TokenBuckets = append([]int(nil), s.TokenBuckets...)
+	c.Tags = append([]string(nil), s.Tags...)
+	c.Crosses = nil
+	for _, x := range s.Crosses {
+		c.Crosses = append(c.Crosses, append([]string(nil), x...))
+	}
+	if len(c.Tasks) == 0 {
+		c.Tasks = nil
+	}
+	if len(c.TokenBuckets) == 0 {
+		c.TokenBuckets = nil
+	}
+	if len(c.Tags) == 0 {
+		c.Tags = nil
+	}
+	return c
+}
+
+// Canonical returns the canonical JSON form of s: Version filled in (0 →
+// EncoderSpecVersion), empty lists omitted, fields in declaration order.
+// Two specs build the same encoder exactly when their canonical forms are
+// equal, so it is what artifacts should store and compare.
+func (s EncoderSpec) Canonical() []byte {
+	c := s.Clone()
+	if c.Version == 0 {
+		c.Version = EncoderSpecVersion
+	}
+	b, err := json.Marshal(c)
+	if err != nil { // cannot happen: only strings, ints and bools
+		panic("policy: EncoderSpec.Canonical: " + err.Error())
+	}
+	return b
+}
+
+// Equal reports whether s and o describe the same encoder (equal Canonical
+// forms).
+func (s EncoderSpec) Equal(o EncoderSpec) bool {
+	return bytes.Equal(s.Canonical(), o.Canonical())
+}
+
+// Validate reports the first field of s that cannot build an encoder,
+// naming it (e.g. "encoder token_buckets[1] = 10: ...").
+func (s EncoderSpec) Validate() error {
+	_, err := NewEncoder(s)
+	return err
+}
+
+// maxTenantBuckets bounds TenantBuckets (a typo of 1e9 would otherwise
+// allocate gigabytes per vector).
+const maxTenantBuckets = 1 << 16
 
 // crossable are the one-hot blocks Crosses may combine, in slot order.
 var crossable = []string{"task", "tokens", "hour", "tenant"}
@@ -67,10 +162,10 @@ var crossable = []string{"task", "tokens", "hour", "tenant"}
 var DefaultTokenBuckets = []int{128, 512, 2048, 8192, 32768}
 
 // FeatureEncoder is the concrete Encoder: it turns Features' named fields
-// into the dense vector described on EncoderOpts. It is immutable once built
+// into the dense vector described on EncoderSpec. It is immutable once built
 // and safe for concurrent use.
 type FeatureEncoder struct {
-	o        EncoderOpts
+	o        EncoderSpec
 	dim      int
 	offTask  int
 	offTok   int
@@ -79,7 +174,6 @@ type FeatureEncoder struct {
 	offTen   int
 	offTag   int
 	tasks    map[string]int
-	tenants  map[string]int
 	tags     map[string]int
 	slotName []string
 	crosses  []crossBlock
@@ -94,14 +188,20 @@ type crossBlock struct {
 
 var _ Encoder = (*FeatureEncoder)(nil)
 
-// NewFeatureEncoder validates o and builds an encoder.
-func NewFeatureEncoder(o EncoderOpts) (*FeatureEncoder, error) {
+// NewEncoder validates spec and builds its encoder; it is the one
+// constructor of feature encoders. Errors name the offending field. The
+// encoder keeps a deep copy of spec (with Version set), returned by Spec.
+func NewEncoder(spec EncoderSpec) (*FeatureEncoder, error) {
+	o := spec.Clone()
+	if o.Version == 0 {
+		o.Version = EncoderSpecVersion
+	}
+	if o.Version != EncoderSpecVersion {
+		return nil, fmt.Errorf("encoder version %d: unsupported (this build reads version %d)", o.Version, EncoderSpecVersion)
+	}
 	e := &FeatureEncoder{o: o}
 	var err error
 	if e.tasks, err = indexOf("tasks", o.Tasks); err != nil {
-		return nil, err
-	}
-	if e.tenants, err = indexOf("tenants", o.Tenants); err != nil {
 		return nil, err
 	}
 	if e.tags, err = indexOf("tags", o.Tags); err != nil {
@@ -115,25 +215,22 @@ func NewFeatureEncoder(o EncoderOpts) (*FeatureEncoder, error) {
 	if o.HourBuckets < 0 || o.HourBuckets > 24 || (o.HourBuckets > 0 && 24%o.HourBuckets != 0) {
 		return nil, fmt.Errorf("encoder hour_buckets %d: must be 0 or divide 24", o.HourBuckets)
 	}
-	if o.TenantBuckets < 0 {
-		return nil, fmt.Errorf("encoder tenant_buckets %d: must be >= 0", o.TenantBuckets)
-	}
-	if o.TenantBuckets > 0 && len(o.Tenants) > 0 {
-		return nil, fmt.Errorf("encoder: tenants and tenant_buckets are mutually exclusive")
+	if o.TenantBuckets < 0 || o.TenantBuckets > maxTenantBuckets {
+		return nil, fmt.Errorf("encoder tenant_buckets %d: must be in [0, %d]", o.TenantBuckets, maxTenantBuckets)
 	}
 	name := func(s string) { e.slotName = append(e.slotName, s) }
 	if o.Intercept {
 		name("intercept")
 	}
 	e.offTask = len(e.slotName)
-	if o.Tasks != nil {
+	if len(o.Tasks) > 0 {
 		for _, t := range o.Tasks {
 			name("task=" + t)
 		}
 		name("task=other")
 	}
 	e.offTok = len(e.slotName)
-	if o.TokenBuckets != nil {
+	if len(o.TokenBuckets) > 0 {
 		for _, b := range o.TokenBuckets {
 			name("tokens<=" + strconv.Itoa(b))
 		}
@@ -150,12 +247,6 @@ func NewFeatureEncoder(o EncoderOpts) (*FeatureEncoder, error) {
 		name("time_cos")
 	}
 	e.offTen = len(e.slotName)
-	if o.Tenants != nil {
-		for _, t := range o.Tenants {
-			name("tenant=" + t)
-		}
-		name("tenant=other")
-	}
 	for i := 0; i < o.TenantBuckets; i++ {
 		name("tenant#" + strconv.Itoa(i))
 	}
@@ -179,9 +270,6 @@ func (e *FeatureEncoder) blockSlots(b int) []string {
 	var start, end int
 	switch crossable[b] {
 	case "task":
-		if e.o.Tasks == nil {
-			return nil
-		}
 		start, end = e.offTask, e.offTok
 	case "tokens":
 		start, end = e.offTok, e.offHour
@@ -270,8 +358,9 @@ func (e *FeatureEncoder) Dim() int { return e.dim }
 // ...), in vector order. Do not modify.
 func (e *FeatureEncoder) Names() []string { return e.slotName }
 
-// Options returns the options e was built from.
-func (e *FeatureEncoder) Options() EncoderOpts { return e.o }
+// Spec returns (a copy of) the spec e was built from, Version set; saving it
+// and calling NewEncoder on it rebuilds an identical encoder.
+func (e *FeatureEncoder) Spec() EncoderSpec { return e.o.Clone() }
 
 // Encode implements Encoder. It allocates only when cap(dst) < Dim(). A nil
 // f encodes as an unknown request (intercept and "other" slots only).
@@ -292,7 +381,7 @@ func (e *FeatureEncoder) Encode(f *decision.Features, dst []float64) []float64 {
 	}
 	// active[b] is the set slot of one-hot block b (see crossable), or -1.
 	active := [4]int{-1, -1, -1, -1}
-	if e.o.Tasks != nil {
+	if len(e.o.Tasks) > 0 {
 		i, ok := e.tasks[f.Task]
 		if !ok {
 			i = len(e.o.Tasks)
@@ -300,7 +389,7 @@ func (e *FeatureEncoder) Encode(f *decision.Features, dst []float64) []float64 {
 		active[0] = i
 		v[e.offTask+i] = 1
 	}
-	if e.o.TokenBuckets != nil && f.PromptTokens > 0 {
+	if len(e.o.TokenBuckets) > 0 && f.PromptTokens > 0 {
 		i := len(e.o.TokenBuckets)
 		for j, b := range e.o.TokenBuckets {
 			if f.PromptTokens <= b {
@@ -325,15 +414,8 @@ func (e *FeatureEncoder) Encode(f *decision.Features, dst []float64) []float64 {
 			v[e.offCyc+1] = math.Cos(a)
 		}
 	}
-	if e.o.Tenants != nil {
-		i, ok := e.tenants[f.Tenant]
-		if !ok {
-			i = len(e.o.Tenants)
-		}
-		active[3] = i
-		v[e.offTen+i] = 1
-	} else if e.o.TenantBuckets > 0 && f.Tenant != "" {
-		i := int(fnv32a(f.Tenant) % uint32(e.o.TenantBuckets))
+	if e.o.TenantBuckets > 0 && f.Tenant != "" {
+		i := int(TenantHash(f.Tenant) % uint32(e.o.TenantBuckets))
 		active[3] = i
 		v[e.offTen+i] = 1
 	}
@@ -366,9 +448,6 @@ func (e *FeatureEncoder) blockSize(b int) int {
 	case 2:
 		return e.o.HourBuckets
 	default:
-		if e.o.Tenants != nil {
-			return len(e.o.Tenants) + 1
-		}
 		return e.o.TenantBuckets
 	}
 }

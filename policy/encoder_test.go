@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"testing"
@@ -13,14 +14,14 @@ import (
 )
 
 func testEncoder(t testing.TB) *policy.FeatureEncoder {
-	e, err := policy.NewFeatureEncoder(policy.EncoderOpts{
-		Intercept:    true,
-		Tasks:        []string{"code", "chat"},
-		TokenBuckets: []int{100, 1000},
-		HourBuckets:  4,
-		HourCyclic:   true,
-		Tenants:      []string{"acme"},
-		Tags:         []string{"tier=gold", "lang=de"},
+	e, err := policy.NewEncoder(policy.EncoderSpec{
+		Intercept:     true,
+		Tasks:         []string{"code", "chat"},
+		TokenBuckets:  []int{100, 1000},
+		HourBuckets:   4,
+		HourCyclic:    true,
+		TenantBuckets: 2,
+		Tags:          []string{"tier=gold", "lang=de"},
 	})
 	require.NoError(t, err)
 	return e
@@ -33,7 +34,7 @@ func TestFeatureEncoderLayout(t *testing.T) {
 	assert.Equal(t, []string{"intercept", "task=code", "task=chat", "task=other",
 		"tokens<=100", "tokens<=1000", "tokens>1000",
 		"hour=00-06", "hour=06-12", "hour=12-18", "hour=18-24",
-		"time_sin", "time_cos", "tenant=acme", "tenant=other", "tag=tier=gold", "tag=lang=de"}, e.Names())
+		"time_sin", "time_cos", "tenant#0", "tenant#1", "tag=tier=gold", "tag=lang=de"}, e.Names())
 
 	noon := time.Date(2026, 1, 2, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
@@ -41,12 +42,12 @@ func TestFeatureEncoderLayout(t *testing.T) {
 		f    *decision.Features
 		want []float64
 	}{
-		{"unknown", &decision.Features{}, []float64{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}},
-		{"nil", nil, []float64{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}},
+		{"unknown", &decision.Features{}, []float64{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{"nil", nil, []float64{1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 		{"full", &decision.Features{Task: "chat", PromptTokens: 100, Time: noon, Tenant: "acme", Tags: []string{"lang=de", "x=y"}},
-			[]float64{1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, math.Sin(math.Pi), -1, 1, 0, 0, 1}},
+			[]float64{1, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, math.Sin(math.Pi), -1, 0, 1, 0, 1}},
 		{"big other-task", &decision.Features{Task: "math", PromptTokens: 5000, Tenant: "zeta", Tags: []string{"tier=gold"}},
-			[]float64{1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0}},
+			[]float64{1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0}}, // FNV-1a("zeta") % 2 = 1
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,7 +64,7 @@ func TestFeatureEncoderLayout(t *testing.T) {
 }
 
 func TestFeatureEncoderTenantHash(t *testing.T) {
-	e, err := policy.NewFeatureEncoder(policy.EncoderOpts{TenantBuckets: 8})
+	e, err := policy.NewEncoder(policy.EncoderSpec{TenantBuckets: 8})
 	require.NoError(t, err)
 	assert.Equal(t, make([]float64, 8), e.Encode(&decision.Features{}, nil), "unknown tenant is all zero")
 	v := e.Encode(&decision.Features{Tenant: "acme"}, nil)
@@ -73,6 +74,42 @@ func TestFeatureEncoderTenantHash(t *testing.T) {
 	}
 	assert.Equal(t, 1.0, sum)
 	assert.Equal(t, v, e.Encode(&decision.Features{Tenant: "acme"}, make([]float64, 3)), "stable hash")
+	// The documented hash: 32-bit FNV-1a, unseeded (known test vectors).
+	assert.Equal(t, uint32(0x811c9dc5), policy.TenantHash(""))
+	assert.Equal(t, uint32(0xe40c292c), policy.TenantHash("a"))
+	assert.Equal(t, uint32(0xbf9cf968), policy.TenantHash("foobar"))
+	assert.Equal(t, 1.0, v[policy.TenantHash("acme")%8])
+}
+
+func TestEncoderSpecRoundTrip(t *testing.T) {
+	spec := policy.DefaultEncoderSpec([]string{"code", "chat"})
+	spec.Tags = []string{"tier=gold"}
+	spec.Crosses = [][]string{{"task", "tenant"}}
+	e, err := policy.NewEncoder(spec)
+	require.NoError(t, err)
+	got := e.Spec()
+	assert.True(t, got.Equal(spec))
+	assert.Equal(t, policy.EncoderSpecVersion, got.Version)
+	// Version 0 means the current version.
+	unversioned := spec.Clone()
+	unversioned.Version = 0
+	assert.True(t, unversioned.Equal(spec))
+	// The spec is copied: mutating the caller's slices changes nothing.
+	spec.Tasks[0] = "math"
+	assert.Equal(t, "code", e.Spec().Tasks[0])
+	assert.False(t, e.Spec().Equal(spec))
+	// JSON round trip rebuilds an identical encoder.
+	b, err := json.Marshal(e.Spec())
+	require.NoError(t, err)
+	var back policy.EncoderSpec
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, string(e.Spec().Canonical()), string(back.Canonical()))
+	e2, err := policy.NewEncoder(back)
+	require.NoError(t, err)
+	f := &decision.Features{Task: "chat", PromptTokens: 900, Time: time.Unix(1e9, 0), Tenant: "acme", Tags: []string{"tier=gold"}}
+	assert.Equal(t, e.Encode(f, nil), e2.Encode(f, nil))
+	assert.Equal(t, e.Names(), e2.Names())
+	assert.JSONEq(t, `{"version":1,"intercept":true,"tasks":["code","chat"],"token_buckets":[128,512,2048,8192,32768],"hour_buckets":4,"tenant_buckets":8,"tags":["tier=gold"],"crosses":[["task","tenant"]]}`, string(e.Spec().Canonical()))
 }
 
 func TestFeatureEncoderReusesDst(t *testing.T) {
@@ -92,25 +129,26 @@ func TestFeatureEncoderReusesDst(t *testing.T) {
 
 func TestFeatureEncoderErrors(t *testing.T) {
 	for _, tc := range []struct {
-		o    policy.EncoderOpts
+		o    policy.EncoderSpec
 		want string
 	}{
-		{policy.EncoderOpts{}, "dimension 0"},
-		{policy.EncoderOpts{Tasks: []string{"a", "a"}}, `tasks[1]: "a" listed twice`},
-		{policy.EncoderOpts{TokenBuckets: []int{10, 10}}, "token_buckets[1] = 10"},
-		{policy.EncoderOpts{TokenBuckets: []int{-1}}, "token_buckets[0] = -1"},
-		{policy.EncoderOpts{HourBuckets: 5}, "hour_buckets 5"},
-		{policy.EncoderOpts{TenantBuckets: -2}, "tenant_buckets -2"},
-		{policy.EncoderOpts{Tenants: []string{"a"}, TenantBuckets: 2}, "mutually exclusive"},
+		{policy.EncoderSpec{}, "dimension 0"},
+		{policy.EncoderSpec{Tasks: []string{"a", "a"}}, `tasks[1]: "a" listed twice`},
+		{policy.EncoderSpec{TokenBuckets: []int{10, 10}}, "token_buckets[1] = 10"},
+		{policy.EncoderSpec{TokenBuckets: []int{-1}}, "token_buckets[0] = -1"},
+		{policy.EncoderSpec{HourBuckets: 5}, "hour_buckets 5"},
+		{policy.EncoderSpec{TenantBuckets: -2}, "tenant_buckets -2"},
+		{policy.EncoderSpec{TenantBuckets: 1 << 20}, "tenant_buckets 1048576"},
+		{policy.EncoderSpec{Version: 2, Intercept: true}, "encoder version 2"},
 	} {
-		_, err := policy.NewFeatureEncoder(tc.o)
+		_, err := policy.NewEncoder(tc.o)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), tc.want)
 	}
 }
 
 func ExampleFeatureEncoder() {
-	e, _ := policy.NewFeatureEncoder(policy.EncoderOpts{
+	e, _ := policy.NewEncoder(policy.EncoderSpec{
 		Intercept:    true,
 		Tasks:        []string{"code", "chat"},
 		TokenBuckets: []int{512},
@@ -129,7 +167,7 @@ func ExampleFeatureEncoder() {
 }
 
 func TestFeatureEncoderCrosses(t *testing.T) {
-	e, err := policy.NewFeatureEncoder(policy.EncoderOpts{
+	e, err := policy.NewEncoder(policy.EncoderSpec{
 		Tasks:        []string{"code"},
 		TokenBuckets: []int{1000},
 		HourBuckets:  2,
@@ -166,7 +204,7 @@ func TestFeatureEncoderCrosses(t *testing.T) {
 		{[][]string{{"task", "task"}}, `block "task" twice`},
 		{[][]string{{"task", "tenant"}}, `block "tenant" is not configured`},
 	} {
-		_, err := policy.NewFeatureEncoder(policy.EncoderOpts{Tasks: []string{"a"}, HourBuckets: 2, Crosses: tc.c})
+		_, err := policy.NewEncoder(policy.EncoderSpec{Tasks: []string{"a"}, HourBuckets: 2, Crosses: tc.c})
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), tc.want)
 	}

@@ -12,7 +12,7 @@ import (
 // ExampleLinUCB routes by task: an encoder turns the request into a vector,
 // and LinUCB learns which model answers which task best.
 func ExampleLinUCB() {
-	enc, _ := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: []string{"code", "chat"}})
+	enc, _ := policy.NewEncoder(policy.EncoderSpec{Intercept: true, Tasks: []string{"code", "chat"}})
 	p, _ := policy.NewLinUCB(policy.LinUCBOpts{Alpha: 0.5, LinearOpts: policy.LinearOpts{Dim: enc.Dim()}})
 	cands := []decision.Arm{{ID: "coder"}, {ID: "chatter"}}
 	quality := map[string]map[string]float64{

@@ -45,17 +45,17 @@ func simRunEnc(t *testing.T, scenario, spec string, crosses [][]string) *sim.Res
 	require.NoError(t, err)
 	o := sim.Opts{Scenario: sc, Policy: p, Seed: 1, Requests: simRequests}
 	if crosses != nil {
-		eo := policy.EncoderOpts{
-			Intercept:    true,
-			Tasks:        sc.Tasks(),
-			Tenants:      sc.Tenants(),
-			TokenBuckets: policy.DefaultTokenBuckets,
+		eo := policy.EncoderSpec{
+			Intercept:     true,
+			Tasks:         sc.Tasks(),
+			TenantBuckets: policy.DefaultTenantBuckets,
+			TokenBuckets:  policy.DefaultTokenBuckets,
 		}
 		if len(crosses) > 0 {
 			// tasks-nonlinear's cells: prompt > 2048 tokens, night 18-06 UTC.
 			eo.TokenBuckets, eo.HourBuckets, eo.Crosses = []int{2048}, 4, crosses
 		}
-		enc, err := policy.NewFeatureEncoder(eo)
+		enc, err := policy.NewEncoder(eo)
 		require.NoError(t, err)
 		o.Encoder = enc
 	}

@@ -28,7 +28,7 @@ func arms(k int) []decision.Arm {
 // benchEncoder produces 32-dimensional vectors:
 // 1 + 6 tasks + 6 token buckets + 8 hours + 2 cyclic + 4 tenants + 5 tags.
 func benchEncoder(t testing.TB) *policy.FeatureEncoder {
-	e, err := policy.NewFeatureEncoder(policy.EncoderOpts{
+	e, err := policy.NewEncoder(policy.EncoderSpec{
 		Intercept:     true,
 		Tasks:         []string{"code", "chat", "math", "summarise", "translate"},
 		TokenBuckets:  policy.DefaultTokenBuckets,
@@ -688,7 +688,7 @@ func stateNumbers(t *testing.T, p policy.Policy) map[string]float64 {
 // stays clearly below.
 func TestLinearPoliciesLearnAContextualProblem(t *testing.T) {
 	ctx := context.Background()
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: []string{"code", "chat", "math", "summarise"}, TokenBuckets: []int{256, 2048}})
+	enc, err := policy.NewEncoder(policy.EncoderSpec{Intercept: true, Tasks: []string{"code", "chat", "math", "summarise"}, TokenBuckets: []int{256, 2048}})
 	require.NoError(t, err)
 	cands := arms(4)
 	// q[arm][task]: each task has its own best arm; token size adds a

@@ -11,7 +11,7 @@ import (
 
 // encoderFor is the feature encoder routelab sim uses.
 func encoderFor(t testing.TB, sc *sim.Scenario) policy.Encoder {
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants()})
+	enc, err := policy.NewEncoder(policy.EncoderSpec{Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: policy.DefaultTenantBuckets})
 	require.NoError(t, err)
 	return enc
 }

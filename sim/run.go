@@ -58,12 +58,6 @@ type Opts struct {
 	ImmediateFeedback bool
 }
 
-// Options is the former name of Opts.
-//
-// Deprecated: use Opts; the alias only eases merging branches written
-// against the old name and goes once they are in.
-type Options = Opts
-
 // Result summarises a run. All fields but DecisionsPerSecond are a
 // deterministic function of the scenario, the seed and the policy (with
 // its own seed).

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -49,25 +50,20 @@ type Scenario struct {
 	Start string `yaml:"start"`
 	// Timeout is when a request gives up: a slower answer is StatusTimeout.
 	// Zero means 30s.
-	Timeout   Duration        `yaml:"timeout"`
-	Reward    *RewardSpec     `yaml:"reward"`
-	Traffic   Traffic         `yaml:"traffic"`
-	Providers []Provider      `yaml:"providers"`
-	start     time.Time       // parsed Start, set by Validate
-	reward    decision.Reward // resolved Reward, set by Validate
+	Timeout Duration    `yaml:"timeout"`
+	Reward  *RewardSpec `yaml:"reward"`
+	// Encoder, optional, overrides the feature encoder contextual policies
+	// see (policy.EncoderSpec); default EncoderSpec().
+	Encoder   *policy.EncoderSpec `yaml:"encoder"`
+	Traffic   Traffic             `yaml:"traffic"`
+	Providers []Provider          `yaml:"providers"`
+	start     time.Time           // parsed Start, set by Validate
+	reward    decision.Reward     // resolved Reward, set by Validate
 }
 
-// RewardSpec overrides decision.DefaultReward field by field; an absent field
-// keeps its default.
-type RewardSpec struct {
-	Quality        *float64  `yaml:"quality"`
-	Cost           *float64  `yaml:"cost"`
-	Latency        *float64  `yaml:"latency"`
-	Failure        *float64  `yaml:"failure"`
-	CostRef        *float64  `yaml:"cost_ref"`
-	LatencyRef     *Duration `yaml:"latency_ref"`
-	UnknownQuality *float64  `yaml:"unknown_quality"`
-}
+// RewardSpec is the `reward:` block: decision.RewardSpec, the schema the
+// gateway config shares; an absent field keeps decision.DefaultReward's value.
+type RewardSpec = decision.RewardSpec
 
 // Traffic describes the arrival process and the requests' make-up.
 type Traffic struct {
@@ -343,6 +339,9 @@ func (s *Scenario) validate() error {
 	if err := s.validateReward(); err != nil {
 		return err
 	}
+	if err := s.EncoderSpec().Validate(); err != nil {
+		return err
+	}
 	if err := s.Traffic.validate(); err != nil {
 		return err
 	}
@@ -378,24 +377,8 @@ func (s *Scenario) validate() error {
 }
 
 func (s *Scenario) validateReward() error {
-	r := decision.DefaultReward()
-	if rs := s.Reward; rs != nil {
-		set := func(dst *float64, v *float64) {
-			if v != nil {
-				*dst = *v
-			}
-		}
-		set(&r.Quality, rs.Quality)
-		set(&r.Cost, rs.Cost)
-		set(&r.Latency, rs.Latency)
-		set(&r.Failure, rs.Failure)
-		set(&r.CostRef, rs.CostRef)
-		set(&r.UnknownQuality, rs.UnknownQuality)
-		if rs.LatencyRef != nil {
-			r.LatencyRef = rs.LatencyRef.D()
-		}
-	}
-	if err := r.Validate(); err != nil {
+	r, err := s.Reward.Reward()
+	if err != nil {
 		return fmt.Errorf("reward: %w", err)
 	}
 	s.reward = r
@@ -664,6 +647,16 @@ func (s *Scenario) Tenants() []string { return sortedKeys(s.Traffic.Tenants) }
 
 // StartTime is the virtual clock's start. Valid after Validate.
 func (s *Scenario) StartTime() time.Time { return s.start }
+
+// EncoderSpec is the spec of the scenario's feature encoder: its `encoder:`
+// block, or policy.DefaultEncoderSpec over the scenario's tasks. Build the
+// encoder with policy.NewEncoder.
+func (s *Scenario) EncoderSpec() policy.EncoderSpec {
+	if s.Encoder != nil {
+		return s.Encoder.Clone()
+	}
+	return policy.DefaultEncoderSpec(s.Tasks())
+}
 
 // RewardFunc is the scenario's reward function (decision.DefaultReward with
 // the scenario's overrides). Valid after Validate.

@@ -29,11 +29,6 @@ type benchdataFlags struct {
 	json     bool
 }
 
-// benchdataTokenBuckets split the benchmarks' prompts (a few tokens to
-// about 2k) into equal-width log-size buckets; DefaultTokenBuckets starts
-// at 128 and would lump most RouterBench prompts together.
-var benchdataTokenBuckets = []int{64, 128, 256, 512, 1024, 2048}
-
 func newBenchdataCmd() *cobra.Command {
 	var fl benchdataFlags
 	cmd := &cobra.Command{
@@ -111,7 +106,7 @@ func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
 			return fmt.Errorf("--price: %w", err)
 		}
 	}
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: tb.Tasks(), TokenBuckets: benchdataTokenBuckets})
+	enc, err := policy.NewEncoder(tb.EncoderSpec())
 	if err != nil {
 		return fmt.Errorf("feature encoder: %w", err)
 	}

@@ -121,19 +121,12 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	return writeSimTable(out, res)
 }
 
-// simEncoder builds the feature vector of a scenario's requests: an
-// intercept, one-hot task (the scenario's tasks), prompt-size buckets,
-// four six-hour buckets of the day, and one-hot tenant. Every run gets it,
+// simEncoder builds the scenario's feature encoder (sim.Scenario.EncoderSpec:
+// its `encoder:` block or the default over its tasks). Every run gets it,
 // so contextual policies work and decision logs of any policy carry the
 // vectors that offline training needs.
 func simEncoder(sc *sim.Scenario) (policy.Encoder, error) {
-	return policy.NewFeatureEncoder(policy.EncoderOpts{
-		Intercept:    true,
-		Tasks:        sc.Tasks(),
-		TokenBuckets: policy.DefaultTokenBuckets,
-		HourBuckets:  4,
-		Tenants:      sc.Tenants(),
-	})
+	return policy.NewEncoder(sc.EncoderSpec())
 }
 
 func writeSimTable(out io.Writer, r *sim.Result) error {

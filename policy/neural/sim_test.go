@@ -24,8 +24,8 @@ func registry() *policy.Registry {
 }
 
 // simRun runs spec on scenario with routelab sim's default encoder
-// (intercept, task, default token buckets, four hour buckets, tenant; no
-// crosses).
+// (sim.Scenario.EncoderSpec: intercept, task, default token buckets, four
+// hour buckets; no crosses) without the tenant block.
 func simRun(t testing.TB, scenario, spec string, requests int) *sim.Result {
 	t.Helper()
 	sc, err := sim.LoadScenario(scenario)
@@ -37,9 +37,10 @@ func simRun(t testing.TB, scenario, spec string, requests int) *sim.Result {
 	}
 	p, err := registry().New(s)
 	require.NoError(t, err)
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{
-		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants(),
-	})
+	// tasks-nonlinear has no tenants: drop the (all-zero) tenant block.
+	es := sc.EncoderSpec()
+	es.TenantBuckets = 0
+	enc, err := policy.NewEncoder(es)
 	require.NoError(t, err)
 	res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: p, Seed: 1, Requests: requests, Encoder: enc})
 	require.NoError(t, err)
@@ -96,8 +97,8 @@ func (c *collect) Log(rec *decision.Record) {
 func TestSimWarmStartFromLogs(t *testing.T) {
 	sc, err := sim.LoadScenario("tasks-nonlinear")
 	require.NoError(t, err)
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{
-		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants(),
+	enc, err := policy.NewEncoder(policy.EncoderSpec{
+		Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: policy.DefaultTenantBuckets,
 	})
 	require.NoError(t, err)
 	logged := &collect{}

@@ -44,7 +44,7 @@
 // production saw:
 //
 //	cal, err := fromlogs.Calibrate(ctx, src, fromlogs.CalibrateOpts{Name: "prod"})
-//	res, err := sim.Run(ctx, sim.Options{Scenario: cal.Scenario, Policy: p, Seed: 1})
+//	res, err := sim.Run(ctx, sim.Opts{Scenario: cal.Scenario, Policy: p, Seed: 1})
 //
 // ResimulateFitted runs the targets on fresh traffic from a scenario fitted
 // by Calibrate instead of the logged requests.

@@ -144,7 +144,7 @@ func Resimulate(ctx context.Context, tr *Trace, sc *sim.Scenario, targets []repl
 
 // FittedOpts configures ResimulateFitted.
 type FittedOpts struct {
-	// Seed drives the traffic and the providers' noise, as sim.Options.Seed.
+	// Seed drives the traffic and the providers' noise, as sim.Opts.Seed.
 	Seed uint64
 	// Requests is how many requests to simulate; 0 means the scenario's.
 	Requests int
@@ -173,7 +173,7 @@ func ResimulateFitted(ctx context.Context, sc *sim.Scenario, targets []replay.Ta
 		if name == "" {
 			name = t.Policy.Name()
 		}
-		res, err := sim.Run(ctx, sim.Options{Scenario: sc, Policy: t.Policy, Seed: o.Seed, Requests: o.Requests, Encoder: o.Encoder})
+		res, err := sim.Run(ctx, sim.Opts{Scenario: sc, Policy: t.Policy, Seed: o.Seed, Requests: o.Requests, Encoder: o.Encoder})
 		if err != nil {
 			return nil, fmt.Errorf("resimulate %s: %w", name, err)
 		}

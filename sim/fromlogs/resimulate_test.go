@@ -27,7 +27,7 @@ func TestResimulateFitted(t *testing.T) {
 	got, err := fromlogs.ResimulateFitted(context.Background(), sc, targets, fromlogs.FittedOpts{Seed: 9, Requests: 2000})
 	require.NoError(t, err)
 	require.Len(t, got, 2)
-	want, err := sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: newP("thompson=seed:3"), Seed: 9, Requests: 2000})
+	want, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: newP("thompson=seed:3"), Seed: 9, Requests: 2000})
 	require.NoError(t, err)
 	want.Policy = "ts"
 	want.DecisionsPerSecond, got[0].DecisionsPerSecond = 0, 0 // wall-clock throughput

@@ -47,7 +47,7 @@ func logRun(t testing.TB, sc *sim.Scenario, spec string, seed uint64, n int, enc
 
 func taskEncoder(t testing.TB, sc *sim.Scenario) policy.Encoder {
 	t.Helper()
-	enc, err := policy.NewFeatureEncoder(policy.EncoderOpts{Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, Tenants: sc.Tenants()})
+	enc, err := policy.NewEncoder(policy.EncoderSpec{Intercept: true, Tasks: sc.Tasks(), TokenBuckets: policy.DefaultTokenBuckets, HourBuckets: 4, TenantBuckets: policy.DefaultTenantBuckets})
 	require.NoError(t, err)
 	return enc
 }

@@ -322,7 +322,7 @@ func TestBootstrapDeterministicAndBracketing(t *testing.T) {
 	log := synthLog(t, 3000, 11)
 	target := []replay.Target{{Policy: &fixed{probs: map[string]float64{"m0": 0.1, "m1": 0.2, "m2": 0.3, "m3": 0.4}}}}
 	run := func(seed uint64) []replay.Result {
-		res, err := replay.Evaluate(context.Background(), log, target, replay.Opts{Seed: seed, Buckets: 512})
+		res, err := replay.Evaluate(context.Background(), log, target, replay.Opts{Seed: seed})
 		require.NoError(t, err)
 		return res
 	}

@@ -86,6 +86,17 @@ var constModel = replay.ModelFunc(func(rec *decision.Record, q []float64) error 
 	return nil
 })
 
+// targetRows checks that the first result is the logging policy's own
+// value (the mean logged reward, want) and returns the others.
+func targetRows(t *testing.T, res []replay.Result, want float64) []replay.Result {
+	t.Helper()
+	require.NotEmpty(t, res)
+	assert.Equal(t, replay.LoggedPolicy, res[0].Policy)
+	assert.Equal(t, replay.OnPolicy, res[0].Estimator)
+	assert.InDelta(t, want, res[0].Value, 1e-12, "on-policy value")
+	return res[1:]
+}
+
 func byEstimator(res []replay.Result) map[replay.Estimator]replay.Result {
 	out := map[replay.Estimator]replay.Result{}
 	for _, r := range res {
@@ -120,6 +131,7 @@ func TestHandComputedStochastic(t *testing.T) {
 		Model: func() replay.RewardModel { return constModel },
 	})
 	require.NoError(t, err)
+	res = targetRows(t, res, 2.5/4)
 	require.Len(t, res, len(replay.AllEstimators()))
 	want := map[replay.Estimator]float64{
 		replay.Replay: 0.7, replay.IPS: 0.8666666667, replay.ClippedIPS: 0.7166666667,
@@ -159,6 +171,7 @@ func TestHandComputedDeterministic(t *testing.T) {
 		Model: func() replay.RewardModel { return constModel },
 	})
 	require.NoError(t, err)
+	res = targetRows(t, res, 2.5/4)
 	require.Len(t, res, 4)
 	got := byEstimator(res)
 	assert.InDelta(t, 0.75, got[replay.Replay].Value, 1e-12)
@@ -177,9 +190,10 @@ func TestUndefinedIsNaNAndNull(t *testing.T) {
 	log := replay.Records{rec("r1", []float64{1, 0}, 0, 1)}
 	target := &fixed{probs: map[string]float64{"b": 1}}
 	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, replay.Opts{
-		Estimators: []replay.Estimator{replay.SNIPS, replay.IPS}, Bootstrap: -1,
+		Estimators: []replay.Estimator{replay.SNIPS, replay.IPS}, Bootstrap: -1, AllowMissingSupport: true,
 	})
 	require.NoError(t, err)
+	res = targetRows(t, res, 1)
 	assert.True(t, math.IsNaN(res[0].Value))
 	assert.Contains(t, fmt.Sprint(res[0].Warnings), "undefined")
 	assert.Contains(t, fmt.Sprint(res[0].Warnings), "missing support")
@@ -190,21 +204,36 @@ func TestUndefinedIsNaNAndNull(t *testing.T) {
 	assert.Contains(t, string(b), `"estimator":"snips"`)
 }
 
-func TestMissingSupportWarning(t *testing.T) {
+// Missing support is an error naming the share of rows, unless allowed;
+// allowed, it is a warning on every estimate.
+func TestMissingSupport(t *testing.T) {
 	// A deterministic logger (always a); the target is uniform: half of its
-	// mass is on b, which the logger never plays.
-	log := replay.Records{
-		rec("r1", []float64{1, 0}, 0, 1),
-		rec("r2", []float64{1, 0}, 0, 0),
+	// mass is on b, which the logger never plays. Kish's ESS of the constant
+	// weight 0.5 is n: only the mean weight shows the shortfall.
+	// 20 rows so logged, then 10 logged uniformly: weights 0.5 ×20, 1 ×10.
+	var log replay.Records
+	for i := range 30 {
+		probs := []float64{1, 0}
+		if i >= 20 {
+			probs = []float64{0.5, 0.5}
+		}
+		log = append(log, rec(fmt.Sprint("r", i), probs, 0, float64(i%2)))
 	}
 	target := &fixed{probs: map[string]float64{"a": 0.5, "b": 0.5}}
-	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, replay.Opts{
-		Estimators: []replay.Estimator{replay.IPS}, Bootstrap: -1,
-	})
+	opts := replay.Opts{Estimators: []replay.Estimator{replay.IPS}, Bootstrap: -1}
+	_, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, opts)
+	require.ErrorIs(t, err, replay.ErrMissingSupport)
+	assert.ErrorContains(t, err, "on 20 of 30 rows (66.7%)")
+
+	opts.AllowMissingSupport = true
+	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, opts)
 	require.NoError(t, err)
+	res = targetRows(t, res, 0.5)
 	require.Len(t, res, 1)
-	assert.Contains(t, fmt.Sprint(res[0].Warnings), "missing support: on 2 of 2 rows")
-	assert.Contains(t, fmt.Sprint(res[0].Warnings), "50% of its total mass")
+	assert.InDelta(t, 400.0/15, res[0].ESS, 1e-9, "Kish ESS (Σw)²/Σw² = 20²/15: 89% of n, though a third of the mass is unseen")
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "missing support: on 20 of 30 rows")
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "33.3% of its total mass")
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "mean importance weight 0.6667")
 }
 
 func TestBadRows(t *testing.T) {

@@ -398,7 +398,8 @@ func FuzzParseEstimators(f *testing.F) {
 }
 
 // FuzzEvaluateRow: whatever a logged row holds, Evaluate returns an error
-// or finite estimates — never a panic, never a silent NaN without warning.
+// or finite estimates — never a panic, never a silent NaN without warning,
+// never an interval outside [0,1] or an estimate outside it unflagged.
 func FuzzEvaluateRow(f *testing.F) {
 	f.Add(0.5, 0.5, 0, 1.0, 0.8)
 	f.Add(0.0, 1.0, 0, 1.0, 0.5)
@@ -415,6 +416,13 @@ func FuzzEvaluateRow(f *testing.F) {
 		log := append(tinyLog(), rec("fuzz", []float64{p0, p1}, chosen, reward))
 		pol := &fixed{probs: map[string]float64{"a": target, "b": 1 - target}}
 		res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: pol}}, replay.Opts{Folds: 1, Bootstrap: 5})
+		if !(reward >= 0 && reward <= 1) {
+			// A reward outside [0,1] (1e308 made ips infinite) is rejected,
+			// naming the row (the fifth, index 4).
+			require.ErrorIs(t, err, replay.ErrBadRow, "reward %v accepted", reward)
+			require.ErrorContains(t, err, "row 4 ")
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -424,6 +432,12 @@ func FuzzEvaluateRow(f *testing.F) {
 				continue
 			}
 			require.False(t, math.IsInf(r.Value, 0), "%s: infinite value", r.Estimator)
+			if !math.IsNaN(r.CILow) {
+				require.True(t, r.CILow >= 0 && r.CIHigh <= 1, "%s: interval [%v, %v] outside [0,1]", r.Estimator, r.CILow, r.CIHigh)
+			}
+			if r.Value < 0 || r.Value > 1 {
+				require.Contains(t, fmt.Sprint(r.Warnings), "outside the reward range", "%s: %v unflagged", r.Estimator, r.Value)
+			}
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -440,4 +441,92 @@ func FuzzEvaluateRow(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An estimate above the reward range is flagged and its interval cut to
+// [0,1]: one row logged a with μ = 0.25 (w = 4 for "always a"), reward 1,
+// and one row that logged b: ips = 4/2 = 2.
+func TestOutsideRewardRange(t *testing.T) {
+	log := replay.Records{
+		rec("r1", []float64{0.25, 0.75}, 0, 1),
+		rec("r2", []float64{0.25, 0.75}, 1, 1),
+	}
+	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: &fixed{probs: map[string]float64{"a": 1}}}},
+		replay.Opts{Estimators: []replay.Estimator{replay.IPS}, Folds: 1, Bootstrap: 50})
+	require.NoError(t, err)
+	res = targetRows(t, res, 1)
+	assert.InDelta(t, 2, res[0].Value, 1e-12)
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "outside the reward range")
+	assert.True(t, res[0].CIClipped, "interval [%v, %v] not flagged", res[0].CILow, res[0].CIHigh)
+	assert.LessOrEqual(t, res[0].CIHigh, 1.0)
+	assert.GreaterOrEqual(t, res[0].CILow, 0.0)
+	assert.Contains(t, res[0].Interval, "poisson bootstrap")
+}
+
+// Tune picks clip, τ and λ by estimated MSE and says which. The MSE
+// criterion measures bias against the unbiased estimate (ips for the clip,
+// dr for τ and λ), so a tuned estimate must stay within three of its
+// standard errors (read off its own bootstrap interval, (high − low)/3.92;
+// 0.006–0.012 here) of that estimate on the same sample. Distance to the
+// truth is the coverage test's business: this seed's sample sits 2–4
+// standard errors below it for every estimator, the logger's mean too.
+func TestTune(t *testing.T) {
+	src := synthSource{n: 20_000, seed: 5, vector: true}
+	res, err := replay.Evaluate(context.Background(), src, synthTargets(4),
+		replay.Opts{Estimators: []replay.Estimator{replay.ClippedIPS, replay.SwitchDR, replay.DROS}, Tune: true, Bootstrap: 100})
+	require.NoError(t, err)
+	ref, err := replay.Evaluate(context.Background(), src, synthTargets(4),
+		replay.Opts{Estimators: []replay.Estimator{replay.IPS, replay.DR}, Bootstrap: -1})
+	require.NoError(t, err)
+	refs := map[string]float64{}
+	for _, r := range ref[1:] {
+		refs[r.Policy+"/"+string(r.Estimator)] = r.Value
+	}
+	res = res[1:]
+	require.Len(t, res, 6)
+	prefix := map[replay.Estimator]string{replay.ClippedIPS: "clip=", replay.SwitchDR: "tau=", replay.DROS: "lambda="}
+	for _, r := range res {
+		want := refs[r.Policy+"/dr"]
+		if r.Estimator == replay.ClippedIPS {
+			want = refs[r.Policy+"/ips"]
+		}
+		se := (r.CIHigh - r.CILow) / 3.92
+		t.Logf("%-6s %-11s %-12s value %.4f unbiased %.4f se %.4f truth %.4f", r.Policy, r.Estimator, r.Param, r.Value, want, se, synthTruth[r.Policy])
+		assert.True(t, r.Tuned, "%s/%s", r.Policy, r.Estimator)
+		assert.True(t, strings.HasPrefix(r.Param, prefix[r.Estimator]), "%s/%s: param %q", r.Policy, r.Estimator, r.Param)
+		assert.InDelta(t, want, r.Value, 3*se, "%s/%s", r.Policy, r.Estimator)
+	}
+	_, err = replay.Evaluate(context.Background(), tinyLog(), []replay.Target{{Policy: &fixed{probs: map[string]float64{"a": 1}}}},
+		replay.Opts{Tune: true, TuneGrid: []float64{-1}, Folds: 1})
+	assert.ErrorContains(t, err, "option tune grid")
+}
+
+// Segments partition the rows: their counts add up to the whole log, and
+// the row-weighted average of their on-policy and ips values is the
+// overall one (both are means over rows).
+func TestSegments(t *testing.T) {
+	res, err := replay.Evaluate(context.Background(), synthSource{n: 3000, seed: 2}, synthTargets(1)[:1],
+		replay.Opts{Estimators: []replay.Estimator{replay.IPS}, Bootstrap: 20,
+			Segment: func(r *decision.Record) string { return r.Request.Features.Task }})
+	require.NoError(t, err)
+	require.Len(t, res, 2*(1+len(synthTasks)), "overall block, then one per task")
+	assert.Empty(t, res[0].Segment)
+	var n int64
+	var sumLogged, sumIPS float64
+	segs := []string{}
+	for i := 2; i < len(res); i += 2 {
+		lg, ips := res[i], res[i+1]
+		require.Equal(t, replay.LoggedPolicy, lg.Policy, "each block starts with the logger")
+		assert.Equal(t, lg.Segment, ips.Segment)
+		assert.Equal(t, lg.N, ips.N)
+		segs = append(segs, lg.Segment)
+		n += lg.N
+		sumLogged += lg.Value * float64(lg.N)
+		sumIPS += ips.Value * float64(ips.N)
+		assert.LessOrEqual(t, ips.CILow, ips.CIHigh)
+	}
+	assert.Equal(t, []string{"chat", "code", "math"}, segs, "sorted")
+	assert.EqualValues(t, 3000, n)
+	assert.InDelta(t, res[0].Value, sumLogged/float64(n), 1e-12)
+	assert.InDelta(t, res[1].Value, sumIPS/float64(n), 1e-12)
 }

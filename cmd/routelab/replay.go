@@ -73,13 +73,26 @@ NAME=key:value;key:value; several separated by commas), or a policy
 snapshot (--snapshot FILE, e.g. from "routelab train"). Targets are
 evaluated frozen: they see each logged request and its candidate set and
 report their probability of every candidate, but never learn from the log.
+A learning policy given as a spec is therefore untrained (a fresh linucb
+or ucb1 plays "the first candidate"): that is an error unless --frozen;
+evaluate a trained snapshot instead, or re-simulate it (--resimulate).
 Logged candidates carry only their model id, so policies that score live
 profiles (weighted) see none.
 
-The output has one line per target and estimator: policy, estimator, value,
-ci_low, ci_high, ess (effective sample size), n (rows). Warnings (missing
-support, low overlap, default rewards, replay's assumptions) follow the
-table, or are part of each JSON object with --json.
+The output starts with the logging policy's own value (policy "logged",
+estimator on-policy: the mean logged reward), then has one line per target
+and estimator: value, ci_low, ci_high (Poisson bootstrap with the reward
+model refitted per resample; cut to [0,1] and marked * when it left it),
+ess (Kish effective sample size), mean_w and max_w (importance weights;
+mean_w far from 1 means the logger does not cover the policy), w>10
+(share of rows with weight above 10), n (rows) and param (the clip, tau or
+lambda used). --by task|tenant|arm repeats the table per segment. Clip, tau
+and lambda default to Open Bandit Pipeline's (inf, inf, 0); --tune picks
+them by estimated MSE. A policy that puts probability on arms the logger
+never played is an error naming the share of rows, unless
+--allow-missing-support. Warnings (missing support, low overlap, large
+weights, default rewards, replay's assumptions) follow the table, or are
+part of each JSON object with --json.
 
 --export-rows FILE.csv writes per logged row the action index, reward,
 pscore and the target's pi_* and the reward model's q_* per action, the
@@ -113,7 +126,8 @@ requests at most; select fewer with --from/--to or --requests).
 --traffic fitted instead simulates fresh traffic from the logs' fitted
 arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 		Example: `  routelab replay --logs data/decisions --policy thompson,epsilon-greedy=epsilon:0.05
-  routelab replay --logs logs --policy ucb1 --estimators snips,dr --bootstrap 500 --json
+  routelab replay --logs logs --snapshot linucb.json --estimators snips,dr --bootstrap 500 --json
+  routelab replay --logs logs --policy random --by task --tune
   routelab replay --resimulate --logs logs --policy thompson,linucb --scenario tasks`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

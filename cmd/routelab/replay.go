@@ -125,7 +125,7 @@ The trace is held in memory, about 32 bytes per request (20 million
 requests at most; select fewer with --from/--to or --requests).
 --traffic fitted instead simulates fresh traffic from the logs' fitted
 arrival rate, diurnal curve, task and tenant mix and token lengths.`,
-		Example: `  routelab replay --logs data/decisions --policy thompson,epsilon-greedy=epsilon:0.05
+		Example: `  routelab replay --logs data/decisions --policy random --snapshot trained.json
   routelab replay --logs logs --snapshot linucb.json --estimators snips,dr --bootstrap 500 --json
   routelab replay --logs logs --policy random --by task --tune
   routelab replay --resimulate --logs logs --policy thompson,linucb --scenario tasks`,

@@ -696,6 +696,9 @@ func (a *acc) results(c *cfg, interval, modelInterval string) []Result {
 		case DROS:
 			j = jl
 			r.ESS = a.shrK[j].ess()
+			if c.lambdas[j] == 0 {
+				r.ESS = n // every weight shrunk to 0: it is dm
+			}
 			r.Param = "lambda=" + fmtParam(c.lambdas[j])
 		case DM:
 			r.ESS = n

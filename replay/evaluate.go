@@ -532,8 +532,8 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 		} else {
 			clear(q)
 		}
+		poissonRow(c.Seed, i, counts)
 		for b := range counts {
-			counts[b] = poisson1(c.Seed, i, b)
 			if needModel && counts[b] > 0 {
 				qb[b] = grow(qb[b], k)
 				if err := predict(fit.boot[b][f], rec, qb[b]); err != nil {
@@ -867,20 +867,31 @@ func (a *acc) replayWarnings() []string {
 	return w
 }
 
-// poisson1 is the Poisson(1) weight of row i in bootstrap resample b,
-// a pure function of (seed, i, b) so that both passes agree.
-func poisson1(seed uint64, i int64, b int) float64 {
-	h := splitmix(splitmix(splitmix(seed^0x5eed0b007)^uint64(i)) ^ uint64(b))
-	u := float64(h>>11) / (1 << 53)
-	p := math.Exp(-1) // P(0)
-	cdf := p
-	k := 0
-	for u >= cdf && k < 30 {
-		k++
+// poissonCDF[k] is P(Poisson(1) <= k), up to where it rounds to 1.
+var poissonCDF = func() []float64 {
+	var cdf []float64
+	p, c := math.Exp(-1), 0.0
+	for k := 1; c < 1-1e-16 && k < 30; k++ {
+		c += p
+		cdf = append(cdf, c)
 		p /= float64(k)
-		cdf += p
 	}
-	return float64(k)
+	return cdf
+}()
+
+// poissonRow fills counts[b] with the Poisson(1) weight of row i in
+// bootstrap resample b, a pure function of (seed, i, b) so that both
+// passes agree.
+func poissonRow(seed uint64, i int64, counts []float64) {
+	h := splitmix(splitmix(seed^0x5eed0b007) ^ uint64(i))
+	for b := range counts {
+		u := float64(splitmix(h^uint64(b))>>11) / (1 << 53)
+		k := 0
+		for k < len(poissonCDF) && u >= poissonCDF[k] {
+			k++
+		}
+		counts[b] = float64(k)
+	}
 }
 
 func splitmix(x uint64) uint64 {
@@ -959,6 +970,7 @@ func fitPass(ctx context.Context, src Source, c *cfg, needModel bool) (*fitted, 
 		}
 	}
 	perFold := make([]int64, c.Folds)
+	counts := make([]float64, len(ft.boot))
 	arms := map[string]struct{}{}
 	var idx int64
 	observe := func(ms []RewardModel, f, times int, rec *decision.Record) error {
@@ -998,8 +1010,9 @@ func fitPass(ctx context.Context, src Source, c *cfg, needModel bool) (*fitted, 
 		if err := observe(ft.models, f, 1, rec); err != nil {
 			return rowErr(i, rec, err)
 		}
+		poissonRow(c.Seed, i, counts)
 		for b, ms := range ft.boot {
-			if n := int(poisson1(c.Seed, i, b)); n > 0 {
+			if n := int(counts[b]); n > 0 {
 				if err := observe(ms, f, n, rec); err != nil {
 					return rowErr(i, rec, err)
 				}

@@ -20,6 +20,10 @@ const (
 	SNDR       Estimator = "sndr"        // self-normalised doubly robust
 	SwitchDR   Estimator = "switch-dr"   // DR correction only where weight <= Opts.Tau
 	DROS       Estimator = "dr-os"       // DR with optimistic shrinkage (Opts.Lambda)
+	// OnPolicy is the logging policy's own value, the mean logged reward:
+	// the first Result of every evaluation (Policy LoggedPolicy). It is not
+	// one of AllEstimators and cannot be requested.
+	OnPolicy Estimator = "on-policy"
 )
 
 // AllEstimators returns every estimator in display order.

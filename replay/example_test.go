@@ -23,7 +23,8 @@ func ExampleEvaluate() {
 		logged("q1", 0, 0.6), logged("q2", 1, 0.9),
 		logged("q3", 0, 0.4), logged("q4", 1, 0.7),
 	}
-	// A deterministic target: the first candidate, always. Replay keeps the
+	// The first line is the logging policy's own value (the mean logged
+	// reward). A deterministic target: the first candidate, always. Replay keeps the
 	// two rows that logged "cheap" (rewards 0.6 and 0.4); IPS weighs them by
 	// 1/0.5 over all four rows; SNIPS by the sum of weights.
 	res, err := replay.Evaluate(context.Background(), log,
@@ -37,6 +38,7 @@ func ExampleEvaluate() {
 		fmt.Printf("%s %-6s value %.2f ess %.0f n %d\n", r.Policy, r.Estimator, r.Value, r.ESS, r.N)
 	}
 	// Output:
+	// logged on-policy value 0.65 ess 4 n 4
 	// always-cheap replay value 0.50 ess 2 n 4
 	// always-cheap ips    value 0.50 ess 2 n 4
 	// always-cheap snips  value 0.50 ess 2 n 4

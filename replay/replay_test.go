@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -86,6 +87,17 @@ var constModel = replay.ModelFunc(func(rec *decision.Record, q []float64) error 
 	return nil
 })
 
+// targetRows checks that the first result is the logging policy's own
+// value (the mean logged reward, want) and returns the others.
+func targetRows(t *testing.T, res []replay.Result, want float64) []replay.Result {
+	t.Helper()
+	require.NotEmpty(t, res)
+	assert.Equal(t, replay.LoggedPolicy, res[0].Policy)
+	assert.Equal(t, replay.OnPolicy, res[0].Estimator)
+	assert.InDelta(t, want, res[0].Value, 1e-12, "on-policy value")
+	return res[1:]
+}
+
 func byEstimator(res []replay.Result) map[replay.Estimator]replay.Result {
 	out := map[replay.Estimator]replay.Result{}
 	for _, r := range res {
@@ -120,6 +132,7 @@ func TestHandComputedStochastic(t *testing.T) {
 		Model: func() replay.RewardModel { return constModel },
 	})
 	require.NoError(t, err)
+	res = targetRows(t, res, 2.5/4)
 	require.Len(t, res, len(replay.AllEstimators()))
 	want := map[replay.Estimator]float64{
 		replay.Replay: 0.7, replay.IPS: 0.8666666667, replay.ClippedIPS: 0.7166666667,
@@ -159,6 +172,7 @@ func TestHandComputedDeterministic(t *testing.T) {
 		Model: func() replay.RewardModel { return constModel },
 	})
 	require.NoError(t, err)
+	res = targetRows(t, res, 2.5/4)
 	require.Len(t, res, 4)
 	got := byEstimator(res)
 	assert.InDelta(t, 0.75, got[replay.Replay].Value, 1e-12)
@@ -177,9 +191,10 @@ func TestUndefinedIsNaNAndNull(t *testing.T) {
 	log := replay.Records{rec("r1", []float64{1, 0}, 0, 1)}
 	target := &fixed{probs: map[string]float64{"b": 1}}
 	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, replay.Opts{
-		Estimators: []replay.Estimator{replay.SNIPS, replay.IPS}, Bootstrap: -1,
+		Estimators: []replay.Estimator{replay.SNIPS, replay.IPS}, Bootstrap: -1, AllowMissingSupport: true,
 	})
 	require.NoError(t, err)
+	res = targetRows(t, res, 1)
 	assert.True(t, math.IsNaN(res[0].Value))
 	assert.Contains(t, fmt.Sprint(res[0].Warnings), "undefined")
 	assert.Contains(t, fmt.Sprint(res[0].Warnings), "missing support")
@@ -190,21 +205,36 @@ func TestUndefinedIsNaNAndNull(t *testing.T) {
 	assert.Contains(t, string(b), `"estimator":"snips"`)
 }
 
-func TestMissingSupportWarning(t *testing.T) {
+// Missing support is an error naming the share of rows, unless allowed;
+// allowed, it is a warning on every estimate.
+func TestMissingSupport(t *testing.T) {
 	// A deterministic logger (always a); the target is uniform: half of its
-	// mass is on b, which the logger never plays.
-	log := replay.Records{
-		rec("r1", []float64{1, 0}, 0, 1),
-		rec("r2", []float64{1, 0}, 0, 0),
+	// mass is on b, which the logger never plays. Kish's ESS of the constant
+	// weight 0.5 is n: only the mean weight shows the shortfall.
+	// 20 rows so logged, then 10 logged uniformly: weights 0.5 ×20, 1 ×10.
+	var log replay.Records
+	for i := range 30 {
+		probs := []float64{1, 0}
+		if i >= 20 {
+			probs = []float64{0.5, 0.5}
+		}
+		log = append(log, rec(fmt.Sprint("r", i), probs, 0, float64(i%2)))
 	}
 	target := &fixed{probs: map[string]float64{"a": 0.5, "b": 0.5}}
-	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, replay.Opts{
-		Estimators: []replay.Estimator{replay.IPS}, Bootstrap: -1,
-	})
+	opts := replay.Opts{Estimators: []replay.Estimator{replay.IPS}, Bootstrap: -1}
+	_, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, opts)
+	require.ErrorIs(t, err, replay.ErrMissingSupport)
+	assert.ErrorContains(t, err, "on 20 of 30 rows (66.7%)")
+
+	opts.AllowMissingSupport = true
+	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: target}}, opts)
 	require.NoError(t, err)
+	res = targetRows(t, res, 0.5)
 	require.Len(t, res, 1)
-	assert.Contains(t, fmt.Sprint(res[0].Warnings), "missing support: on 2 of 2 rows")
-	assert.Contains(t, fmt.Sprint(res[0].Warnings), "50% of its total mass")
+	assert.InDelta(t, 400.0/15, res[0].ESS, 1e-9, "Kish ESS (Σw)²/Σw² = 20²/15: 89% of n, though a third of the mass is unseen")
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "missing support: on 20 of 30 rows")
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "33.3% of its total mass")
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "mean importance weight 0.6667")
 }
 
 func TestBadRows(t *testing.T) {
@@ -322,7 +352,7 @@ func TestBootstrapDeterministicAndBracketing(t *testing.T) {
 	log := synthLog(t, 3000, 11)
 	target := []replay.Target{{Policy: &fixed{probs: map[string]float64{"m0": 0.1, "m1": 0.2, "m2": 0.3, "m3": 0.4}}}}
 	run := func(seed uint64) []replay.Result {
-		res, err := replay.Evaluate(context.Background(), log, target, replay.Opts{Seed: seed, Buckets: 512})
+		res, err := replay.Evaluate(context.Background(), log, target, replay.Opts{Seed: seed})
 		require.NoError(t, err)
 		return res
 	}
@@ -369,7 +399,8 @@ func FuzzParseEstimators(f *testing.F) {
 }
 
 // FuzzEvaluateRow: whatever a logged row holds, Evaluate returns an error
-// or finite estimates — never a panic, never a silent NaN without warning.
+// or finite estimates — never a panic, never a silent NaN without warning,
+// never an interval outside [0,1] or an estimate outside it unflagged.
 func FuzzEvaluateRow(f *testing.F) {
 	f.Add(0.5, 0.5, 0, 1.0, 0.8)
 	f.Add(0.0, 1.0, 0, 1.0, 0.5)
@@ -386,6 +417,13 @@ func FuzzEvaluateRow(f *testing.F) {
 		log := append(tinyLog(), rec("fuzz", []float64{p0, p1}, chosen, reward))
 		pol := &fixed{probs: map[string]float64{"a": target, "b": 1 - target}}
 		res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: pol}}, replay.Opts{Folds: 1, Bootstrap: 5})
+		if !(reward >= 0 && reward <= 1) {
+			// A reward outside [0,1] (1e308 made ips infinite) is rejected,
+			// naming the row (the fifth, index 4).
+			require.ErrorIs(t, err, replay.ErrBadRow, "reward %v accepted", reward)
+			require.ErrorContains(t, err, "row 4 ")
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -395,6 +433,100 @@ func FuzzEvaluateRow(f *testing.F) {
 				continue
 			}
 			require.False(t, math.IsInf(r.Value, 0), "%s: infinite value", r.Estimator)
+			if !math.IsNaN(r.CILow) {
+				require.True(t, r.CILow >= 0 && r.CIHigh <= 1, "%s: interval [%v, %v] outside [0,1]", r.Estimator, r.CILow, r.CIHigh)
+			}
+			if r.Value < 0 || r.Value > 1 {
+				require.Contains(t, fmt.Sprint(r.Warnings), "outside the reward range", "%s: %v unflagged", r.Estimator, r.Value)
+			}
 		}
 	})
+}
+
+// An estimate above the reward range is flagged and its interval cut to
+// [0,1]: one row logged a with μ = 0.25 (w = 4 for "always a"), reward 1,
+// and one row that logged b: ips = 4/2 = 2.
+func TestOutsideRewardRange(t *testing.T) {
+	log := replay.Records{
+		rec("r1", []float64{0.25, 0.75}, 0, 1),
+		rec("r2", []float64{0.25, 0.75}, 1, 1),
+	}
+	res, err := replay.Evaluate(context.Background(), log, []replay.Target{{Policy: &fixed{probs: map[string]float64{"a": 1}}}},
+		replay.Opts{Estimators: []replay.Estimator{replay.IPS}, Folds: 1, Bootstrap: 50})
+	require.NoError(t, err)
+	res = targetRows(t, res, 1)
+	assert.InDelta(t, 2, res[0].Value, 1e-12)
+	assert.Contains(t, fmt.Sprint(res[0].Warnings), "outside the reward range")
+	assert.True(t, res[0].CIClipped, "interval [%v, %v] not flagged", res[0].CILow, res[0].CIHigh)
+	assert.LessOrEqual(t, res[0].CIHigh, 1.0)
+	assert.GreaterOrEqual(t, res[0].CILow, 0.0)
+	assert.Contains(t, res[0].Interval, "poisson bootstrap")
+}
+
+// Tune picks clip, τ and λ by estimated MSE and says which. The MSE
+// criterion measures bias against the unbiased estimate (ips for the clip,
+// dr for τ and λ), so a tuned estimate must stay within three of its
+// standard errors (read off its own bootstrap interval, (high − low)/3.92;
+// 0.006–0.012 here) of that estimate on the same sample. Distance to the
+// truth is the coverage test's business: this seed's sample sits 2–4
+// standard errors below it for every estimator, the logger's mean too.
+func TestTune(t *testing.T) {
+	src := synthSource{n: 20_000, seed: 5, vector: true}
+	res, err := replay.Evaluate(context.Background(), src, synthTargets(4),
+		replay.Opts{Estimators: []replay.Estimator{replay.ClippedIPS, replay.SwitchDR, replay.DROS}, Tune: true, Bootstrap: 100})
+	require.NoError(t, err)
+	ref, err := replay.Evaluate(context.Background(), src, synthTargets(4),
+		replay.Opts{Estimators: []replay.Estimator{replay.IPS, replay.DR}, Bootstrap: -1})
+	require.NoError(t, err)
+	refs := map[string]float64{}
+	for _, r := range ref[1:] {
+		refs[r.Policy+"/"+string(r.Estimator)] = r.Value
+	}
+	res = res[1:]
+	require.Len(t, res, 6)
+	prefix := map[replay.Estimator]string{replay.ClippedIPS: "clip=", replay.SwitchDR: "tau=", replay.DROS: "lambda="}
+	for _, r := range res {
+		want := refs[r.Policy+"/dr"]
+		if r.Estimator == replay.ClippedIPS {
+			want = refs[r.Policy+"/ips"]
+		}
+		se := (r.CIHigh - r.CILow) / 3.92
+		t.Logf("%-6s %-11s %-12s value %.4f unbiased %.4f se %.4f truth %.4f", r.Policy, r.Estimator, r.Param, r.Value, want, se, synthTruth[r.Policy])
+		assert.True(t, r.Tuned, "%s/%s", r.Policy, r.Estimator)
+		assert.True(t, strings.HasPrefix(r.Param, prefix[r.Estimator]), "%s/%s: param %q", r.Policy, r.Estimator, r.Param)
+		assert.InDelta(t, want, r.Value, 3*se, "%s/%s", r.Policy, r.Estimator)
+	}
+	_, err = replay.Evaluate(context.Background(), tinyLog(), []replay.Target{{Policy: &fixed{probs: map[string]float64{"a": 1}}}},
+		replay.Opts{Tune: true, TuneGrid: []float64{-1}, Folds: 1})
+	assert.ErrorContains(t, err, "option tune grid")
+}
+
+// Segments partition the rows: their counts add up to the whole log, and
+// the row-weighted average of their on-policy and ips values is the
+// overall one (both are means over rows).
+func TestSegments(t *testing.T) {
+	res, err := replay.Evaluate(context.Background(), synthSource{n: 3000, seed: 2}, synthTargets(1)[:1],
+		replay.Opts{Estimators: []replay.Estimator{replay.IPS}, Bootstrap: 20,
+			Segment: func(r *decision.Record) string { return r.Request.Features.Task }})
+	require.NoError(t, err)
+	require.Len(t, res, 2*(1+len(synthTasks)), "overall block, then one per task")
+	assert.Empty(t, res[0].Segment)
+	var n int64
+	var sumLogged, sumIPS float64
+	segs := []string{}
+	for i := 2; i < len(res); i += 2 {
+		lg, ips := res[i], res[i+1]
+		require.Equal(t, replay.LoggedPolicy, lg.Policy, "each block starts with the logger")
+		assert.Equal(t, lg.Segment, ips.Segment)
+		assert.Equal(t, lg.N, ips.N)
+		segs = append(segs, lg.Segment)
+		n += lg.N
+		sumLogged += lg.Value * float64(lg.N)
+		sumIPS += ips.Value * float64(ips.N)
+		assert.LessOrEqual(t, ips.CILow, ips.CIHigh)
+	}
+	assert.Equal(t, []string{"chat", "code", "math"}, segs, "sorted")
+	assert.EqualValues(t, 3000, n)
+	assert.InDelta(t, res[0].Value, sumLogged/float64(n), 1e-12)
+	assert.InDelta(t, res[1].Value, sumIPS/float64(n), 1e-12)
 }

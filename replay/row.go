@@ -61,7 +61,7 @@ var (
 	// not sum to 1.
 	ErrBadPropensity = errors.New("invalid propensities")
 	// ErrBadRow: no candidates, chosen index out of range, duplicate arm
-	// ids, or a NaN/infinite reward.
+	// ids, or a reward that is NaN or outside [0,1].
 	ErrBadRow = errors.New("malformed logged row")
 	// ErrTarget: the target policy failed on a logged row (its Select
 	// returned an error, e.g. an arm or feature vector it cannot handle,
@@ -107,8 +107,10 @@ func checkRecord(rec *decision.Record) error {
 	if d.Chosen < 0 || d.Chosen >= k {
 		return fmt.Errorf("%w: chosen index %d of %d candidates", ErrBadRow, d.Chosen, k)
 	}
-	if math.IsNaN(rec.Reward) || math.IsInf(rec.Reward, 0) {
-		return fmt.Errorf("%w: reward %v", ErrBadRow, rec.Reward)
+	// Rewards live in [0,1] (decision.Outcome.Reward); one outside it (or
+	// NaN) is a logging bug, and a huge one would make ips infinite.
+	if !(rec.Reward >= 0 && rec.Reward <= 1) {
+		return fmt.Errorf("%w: reward %v outside [0,1]", ErrBadRow, rec.Reward)
 	}
 	if err := checkProbs(d.Probs); err != nil {
 		return err

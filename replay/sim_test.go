@@ -124,7 +124,7 @@ func TestSimTasksValidation(t *testing.T) {
 	for _, p := range newTargets() {
 		targets = append(targets, replay.Target{Policy: p})
 	}
-	res, err := replay.Evaluate(ctx, sink.recs, targets, replay.Opts{Bootstrap: 100, Clip: 20, Tau: 20})
+	res, err := replay.Evaluate(ctx, sink.recs, targets, replay.Opts{Bootstrap: -1, Clip: 20, Tau: 20}) // intervals: TestBootstrapCoverage; refitting 100 of them on 100k rows costs ~25 s here
 	require.NoError(t, err)
 	t.Logf("%-18s %-11s %8s %8s %9s %19s %7s", "policy", "estimator", "value", "truth", "rel.err", "95% CI", "ess")
 	for _, r := range res {

@@ -58,7 +58,7 @@ func TestNeuralFitThenReplay(t *testing.T) {
 	require.NoError(t, runReplay(context.Background(), rf, &out, &bytes.Buffer{}))
 	var res []map[string]any
 	require.NoError(t, json.Unmarshal(out.Bytes(), &res), out.String())
-	require.Len(t, res, 2)
+	require.Len(t, res, 3) // the logger's own value, then the two targets
 	vals := map[string]float64{}
 	for _, r := range res {
 		vals[r["policy"].(string)] = r["value"].(float64)

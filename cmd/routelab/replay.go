@@ -34,6 +34,10 @@ type replayFlags struct {
 	clip       float64
 	tau        float64
 	lambda     float64
+	tune       bool
+	allowMiss  bool
+	by         string
+	frozen     bool
 	folds      int
 	json       bool
 	exportRows string
@@ -68,13 +72,26 @@ NAME=key:value;key:value; several separated by commas), or a policy
 snapshot (--snapshot FILE, e.g. from "routelab train"). Targets are
 evaluated frozen: they see each logged request and its candidate set and
 report their probability of every candidate, but never learn from the log.
+A learning policy given as a spec is therefore untrained (a fresh linucb
+or ucb1 plays "the first candidate"): that is an error unless --frozen;
+evaluate a trained snapshot instead, or re-simulate it (--resimulate).
 Logged candidates carry only their model id, so policies that score live
 profiles (weighted) see none.
 
-The output has one line per target and estimator: policy, estimator, value,
-ci_low, ci_high, ess (effective sample size), n (rows). Warnings (missing
-support, low overlap, default rewards, replay's assumptions) follow the
-table, or are part of each JSON object with --json.
+The output starts with the logging policy's own value (policy "logged",
+estimator on-policy: the mean logged reward), then has one line per target
+and estimator: value, ci_low, ci_high (Poisson bootstrap with the reward
+model refitted per resample; cut to [0,1] and marked * when it left it),
+ess (Kish effective sample size), mean_w and max_w (importance weights;
+mean_w far from 1 means the logger does not cover the policy), w>10
+(share of rows with weight above 10), n (rows) and param (the clip, tau or
+lambda used). --by task|tenant|arm repeats the table per segment. Clip, tau
+and lambda default to Open Bandit Pipeline's (inf, inf, 0); --tune picks
+them by estimated MSE. A policy that puts probability on arms the logger
+never played is an error naming the share of rows, unless
+--allow-missing-support. Warnings (missing support, low overlap, large
+weights, default rewards, replay's assumptions) follow the table, or are
+part of each JSON object with --json.
 
 --export-rows FILE.csv writes per logged row the action index, reward,
 pscore and the target's pi_* and the reward model's q_* per action, the
@@ -107,8 +124,9 @@ The trace is held in memory, about 32 bytes per request (20 million
 requests at most; select fewer with --from/--to or --requests).
 --traffic fitted instead simulates fresh traffic from the logs' fitted
 arrival rate, diurnal curve, task and tenant mix and token lengths.`,
-		Example: `  routelab replay --logs data/decisions --policy thompson,epsilon-greedy=epsilon:0.05
-  routelab replay --logs logs --policy ucb1 --estimators snips,dr --bootstrap 500 --json
+		Example: `  routelab replay --logs data/decisions --policy random --snapshot trained.json
+  routelab replay --logs logs --snapshot linucb.json --estimators snips,dr --bootstrap 500 --json
+  routelab replay --logs logs --policy random --by task --tune
   routelab replay --resimulate --logs logs --policy thompson,linucb --scenario tasks`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -123,9 +141,13 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 	f.IntVar(&fl.bootstrap, "bootstrap", 200, "bootstrap resamples for the confidence intervals (0 = no intervals)")
 	f.Float64Var(&fl.level, "level", 0.95, "confidence level of the intervals")
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the bootstrap; with --resimulate, of the simulation (as \"routelab sim --seed\": the same seed reproduces a logged run)")
-	f.Float64Var(&fl.clip, "clip", 10, "weight cap of clipped-ips")
-	f.Float64Var(&fl.tau, "tau", 10, "weight threshold of switch-dr")
-	f.Float64Var(&fl.lambda, "lambda", 100, "shrinkage of dr-os")
+	f.Float64Var(&fl.clip, "clip", math.Inf(1), "weight cap of clipped-ips (inf = none, Open Bandit Pipeline's default: clipped-ips = ips)")
+	f.Float64Var(&fl.tau, "tau", math.Inf(1), "weight threshold of switch-dr (inf, OBP's default: switch-dr = dr)")
+	f.Float64Var(&fl.lambda, "lambda", 0, "shrinkage of dr-os, w -> λw/(w²+λ) (0, OBP's default: dr-os = dm; inf: dr-os = dr)")
+	f.BoolVar(&fl.tune, "tune", false, "choose --clip, --tau and --lambda per policy by estimated MSE (as OBP's tuning); the PARAM column shows the choice")
+	f.BoolVar(&fl.allowMiss, "allow-missing-support", false, "estimate even when a policy puts probability on arms the logger never played (by default an error naming the share of rows)")
+	f.StringVar(&fl.by, "by", "", "also break the table down by segment: task, tenant or arm (the logged arm)")
+	f.BoolVar(&fl.frozen, "frozen", false, "allow --policy specs of learning policies, evaluated untrained and frozen (they never learn from the log: a fresh linucb or ucb1 is \"always the first candidate\")")
 	f.IntVar(&fl.folds, "folds", 2, "cross-fitting folds of the reward model (1 = fit and score on the same rows)")
 	f.BoolVar(&fl.json, "json", false, "print a JSON array instead of a table")
 	f.StringVar(&fl.exportRows, "export-rows", "", "write per-row OBP inputs (action, reward, pscore, pi_*, q_*) to this CSV file")
@@ -171,10 +193,17 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	for _, v := range []struct {
 		name string
 		v    float64
-	}{{"clip", fl.clip}, {"tau", fl.tau}, {"lambda", fl.lambda}} {
-		if !(v.v > 0) || math.IsInf(v.v, 0) {
-			return fmt.Errorf("--%s %v: must be a finite number > 0", v.name, v.v)
+	}{{"clip", fl.clip}, {"tau", fl.tau}} {
+		if !(v.v > 0) {
+			return fmt.Errorf("--%s %v: must be a number > 0 (or inf)", v.name, v.v)
 		}
+	}
+	if !(fl.lambda >= 0) {
+		return fmt.Errorf("--lambda %v: must be a number >= 0 (or inf)", fl.lambda)
+	}
+	segment, err := segmentFunc(fl.by)
+	if err != nil {
+		return err
 	}
 	if fl.folds < 1 {
 		return fmt.Errorf("--folds %d: must be >= 1", fl.folds)
@@ -205,6 +234,9 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		if seen[label] {
 			return fmt.Errorf("--policy: %q named twice", label)
 		}
+		if !fl.resimulate && !fl.frozen && !staticPolicies[s.Name] {
+			return fmt.Errorf("--policy %q: a learning policy built from a spec is untrained, and replay evaluates it frozen (it never learns from the log), so it would report the value of its untrained choice (e.g. always the first candidate), not of the policy as it would learn; evaluate a trained snapshot (routelab train, then --snapshot FILE), re-simulate it learning (--resimulate), or pass --frozen to evaluate the untrained policy anyway", label)
+		}
 		seen[label] = true
 		targets = append(targets, replay.Target{Name: label, Policy: p})
 	}
@@ -232,7 +264,8 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	}
 
 	opts := replay.Opts{
-		Estimators: ests, Clip: fl.clip, Tau: fl.tau, Lambda: fl.lambda,
+		Estimators: ests, Clip: fl.clip, Tau: fl.tau, Lambda: fl.lambda, Tune: fl.tune,
+		AllowMissingSupport: fl.allowMiss, Segment: segment,
 		Bootstrap: fl.bootstrap, Level: fl.level, Seed: fl.seed, Folds: fl.folds,
 	}
 	if fl.bootstrap == 0 {
@@ -287,28 +320,88 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	return writeReplayTable(out, res)
 }
 
+// staticPolicies are the builtin policies that do not learn: a fresh one
+// is the policy itself, so replay may evaluate it from a spec.
+var staticPolicies = map[string]bool{"random": true, "weighted": true}
+
+// segmentFunc reads --by.
+func segmentFunc(by string) (func(*decision.Record) string, error) {
+	switch by {
+	case "":
+		return nil, nil
+	case "task":
+		return func(r *decision.Record) string { return "task=" + r.Request.Features.Task }, nil
+	case "tenant":
+		return func(r *decision.Record) string { return "tenant=" + r.Request.Features.Tenant }, nil
+	case "arm":
+		return func(r *decision.Record) string {
+			return "arm=" + r.Decision.Candidates[r.Decision.Chosen].ID
+		}, nil
+	}
+	return nil, fmt.Errorf("--by %q: must be task, tenant or arm", by)
+}
+
 func writeReplayTable(out io.Writer, res []replay.Result) error {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "POLICY\tESTIMATOR\tVALUE\tCI_LOW\tCI_HIGH\tESS\tN")
+	segs := false
+	for _, r := range res {
+		segs = segs || r.Segment != ""
+	}
+	head := "POLICY\tESTIMATOR\tVALUE\tCI_LOW\tCI_HIGH\tESS\tMEAN_W\tMAX_W\tW>10\tN\tPARAM"
+	if segs {
+		head = "SEGMENT\t" + head
+	}
+	fmt.Fprintln(w, head)
 	num := func(v float64, prec int) string {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return "-"
 		}
 		return fmt.Sprintf("%.*f", prec, v)
 	}
+	clipped := false
+	methods := map[string]bool{}
+	var order []string
 	for _, r := range res {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Policy, r.Estimator, num(r.Value, 4), num(r.CILow, 4), num(r.CIHigh, 4), num(r.ESS, 1), r.N)
+		if segs {
+			seg := r.Segment
+			if seg == "" {
+				seg = "all"
+			}
+			fmt.Fprintf(w, "%s\t", seg)
+		}
+		lo, hi := num(r.CILow, 4), num(r.CIHigh, 4)
+		if r.CIClipped {
+			clipped = true
+			lo, hi = lo+"*", hi+"*"
+		}
+		param := r.Param
+		if r.Tuned {
+			param += " (tuned)"
+		}
+		if param == "" {
+			param = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Policy, r.Estimator, num(r.Value, 4), lo, hi,
+			num(r.ESS, 1), num(r.MeanWeight, 3), num(r.MaxWeight, 2), num(100*r.Over10, 1)+"%", r.N, param)
+		if !methods[r.Interval] {
+			methods[r.Interval] = true
+			order = append(order, r.Interval)
+		}
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintf(out, "\nintervals: %s\n", strings.Join(order, "; "))
+	if clipped {
+		fmt.Fprintln(out, "* interval cut to the reward range [0,1]")
+	}
 	// Warnings: each once per policy (most are shared by its estimators).
-	type key struct{ policy, text string }
+	type key struct{ policy, segment, text string }
 	seen := map[key]bool{}
 	first := true
 	for _, r := range res {
 		for _, t := range r.Warnings {
-			k := key{r.Policy, t}
+			k := key{r.Policy, r.Segment, t}
 			if seen[k] {
 				continue
 			}
@@ -318,7 +411,10 @@ func writeReplayTable(out io.Writer, res []replay.Result) error {
 				first = false
 			}
 			scope := r.Policy
-			if strings.HasPrefix(t, "replay ") || strings.HasPrefix(t, "undefined") {
+			if r.Segment != "" {
+				scope += " [" + r.Segment + "]"
+			}
+			if strings.HasPrefix(t, "replay ") || strings.HasPrefix(t, "undefined") || strings.HasPrefix(t, "estimate ") {
 				scope += "/" + string(r.Estimator)
 			}
 			fmt.Fprintf(out, "warning: %s: %s\n", scope, t)

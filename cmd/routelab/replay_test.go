@@ -44,14 +44,17 @@ func TestReplayCommand(t *testing.T) {
 	fl := replayFlags{
 		logs: []string{dir}, policies: "random,epsilon-greedy=epsilon:0.5", estimators: "ips,snips,dr",
 		bootstrap: 50, level: 0.95, seed: 1, clip: 10, tau: 10, lambda: 100, folds: 2, feedback: true, json: true,
-		exportRows: export,
+		exportRows: export, frozen: true, // epsilon-greedy learns: evaluated untrained on purpose
 	}
 	require.NoError(t, runReplay(context.Background(), fl, &out, &errOut))
 	var res []map[string]any
 	require.NoError(t, json.Unmarshal(out.Bytes(), &res), out.String())
-	require.Len(t, res, 6)
+	require.Len(t, res, 7)
+	assert.Equal(t, "logged", res[0]["policy"], "the logger's own value comes first")
+	assert.Equal(t, "on-policy", res[0]["estimator"])
+	res = res[1:]
 	for _, r := range res {
-		for _, k := range []string{"policy", "estimator", "value", "ci_low", "ci_high", "ess", "n"} {
+		for _, k := range []string{"policy", "estimator", "value", "ci_low", "ci_high", "ess", "n", "interval", "max_weight", "share_weight_over_10"} {
 			assert.Contains(t, r, k)
 		}
 		assert.EqualValues(t, 5000, r["n"])
@@ -107,7 +110,11 @@ func TestReplayCommand(t *testing.T) {
 	t.Log("\n" + out.String())
 	assert.Contains(t, out.String(), "POLICY")
 	assert.Contains(t, out.String(), "CI_LOW")
-	assert.Equal(t, 4, strings.Count(strings.TrimSpace(out.String()), "\n")+1-countWarnings(out.String()), out.String())
+	assert.Contains(t, out.String(), "MAX_W")
+	assert.Contains(t, out.String(), "intervals: poisson bootstrap")
+	lines := strings.Split(out.String(), "\n")
+	assert.True(t, strings.HasPrefix(lines[1], "logged"), "first row is the logger's value: %q", lines[1])
+	assert.Equal(t, 6, strings.Count(strings.TrimSpace(out.String()), "\n")+1-countWarnings(out.String()), out.String())
 }
 
 func countWarnings(s string) int {
@@ -118,6 +125,37 @@ func countWarnings(s string) int {
 		}
 	}
 	return n
+}
+
+// A greedy logger (ε = 0) never plays most arms: evaluating the uniform
+// policy on its log is an error naming the share of rows, unless
+// --allow-missing-support; then the table says so.
+func TestReplayMissingSupport(t *testing.T) {
+	dir := t.TempDir()
+	w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: dir, Full: decisionlog.FullBlock})
+	require.NoError(t, err)
+	sc, err := sim.LoadScenario("tasks")
+	require.NoError(t, err)
+	logger, err := policy.NewEpsilonGreedy(0, 9)
+	require.NoError(t, err)
+	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: logger, Seed: 3, Requests: 300, Sink: w})
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	fl := replayFlags{logs: []string{dir}, policies: "random", estimators: "ips,snips", bootstrap: 20, level: 0.95, clip: 10, tau: 10, folds: 2, feedback: true}
+	err = runReplay(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "missing support: on 300 of 300 rows (100%)")
+	assert.Contains(t, err.Error(), "--allow-missing-support")
+
+	fl.allowMiss, fl.by = true, "task"
+	var out bytes.Buffer
+	require.NoError(t, runReplay(context.Background(), fl, &out, &bytes.Buffer{}))
+	t.Log("\n" + out.String())
+	assert.Contains(t, out.String(), "SEGMENT")
+	assert.Contains(t, out.String(), "task=")
+	assert.Contains(t, out.String(), "warning: random: missing support")
+	assert.Contains(t, out.String(), "mean importance weight")
 }
 
 func TestReplayCommandErrors(t *testing.T) {
@@ -138,6 +176,9 @@ func TestReplayCommandErrors(t *testing.T) {
 		{"negative bootstrap", func(f *replayFlags) { f.bootstrap = -1 }, "--bootstrap"},
 		{"bad level", func(f *replayFlags) { f.level = 1.5 }, "--level"},
 		{"bad clip", func(f *replayFlags) { f.clip = 0 }, "--clip"},
+		{"negative lambda", func(f *replayFlags) { f.lambda = -1 }, "--lambda"},
+		{"bad by", func(f *replayFlags) { f.by = "model" }, "--by"},
+		{"learning policy, not frozen", func(f *replayFlags) { f.policies = "linucb" }, "--frozen"},
 		{"bad folds", func(f *replayFlags) { f.folds = 0 }, "--folds"},
 		{"bad from", func(f *replayFlags) { f.from = "yesterday" }, "--from"},
 		{"empty log", func(f *replayFlags) {}, "no rows"},
@@ -191,8 +232,8 @@ func TestTrainThenReplaySnapshot(t *testing.T) {
 	require.NoError(t, runReplay(context.Background(), rf, &out, &bytes.Buffer{}))
 	var res []map[string]any
 	require.NoError(t, json.Unmarshal(out.Bytes(), &res))
-	require.Len(t, res, 2)
-	assert.Equal(t, "epsilon-greedy@eg.json", res[0]["policy"])
+	require.Len(t, res, 3)
+	assert.Equal(t, "epsilon-greedy@eg.json", res[1]["policy"])
 }
 
 func TestTrainCommandErrors(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"

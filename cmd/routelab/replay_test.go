@@ -136,9 +136,9 @@ func TestReplayMissingSupport(t *testing.T) {
 	require.NoError(t, err)
 	sc, err := sim.LoadScenario("tasks")
 	require.NoError(t, err)
-	logger, err := policy.NewEpsilonGreedy(0, 9)
+	logger, err := policy.NewEpsilonGreedy(policy.EpsilonGreedyOpts{Epsilon: 0, Seed: 9})
 	require.NoError(t, err)
-	_, err = sim.Run(context.Background(), sim.Options{Scenario: sc, Policy: logger, Seed: 3, Requests: 300, Sink: w})
+	_, err = sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: logger, Seed: 3, Requests: 300, Sink: w})
 	require.NoError(t, err)
 	require.NoError(t, w.Close())
 

@@ -72,7 +72,7 @@ var simpleKinds = []string{"random", "weighted"}
 func summarySection(r *Results, a *Analysis) section {
 	ratio, _ := MetricByName("oracle_ratio")
 	conf := pct(a.Confidence)
-	t := table{head: []string{"scenario", "best policy", "reward / oracle", "best simple baseline", "reward / oracle", "Δ best − simple (" + conf + " CI)"}, text: 2}
+	t := table{head: []string{"scenario", "best policy", "best simple baseline", "best: reward / oracle", "simple: reward / oracle", "Δ best − simple (" + conf + " CI)"}, text: 3}
 	nPol, nSeed := len(a.Policies), len(a.Seeds)
 	vals := func(si, pi int) []float64 {
 		i := (si*nPol + pi) * nSeed
@@ -81,7 +81,7 @@ func summarySection(r *Results, a *Analysis) section {
 	for si, sc := range a.Scenarios {
 		best := a.Best(sc)
 		bs, _ := a.Summary(sc, best, ratio.Name)
-		row := []cell{{text: sc}, {text: best, strong: true}, {text: fmtInterval(ratio.Format, bs.Interval)}}
+		row := []cell{{text: sc}, {text: best, strong: true}}
 		simple, sv := -1, 0.0
 		for pi, pol := range a.Policies {
 			if pi < len(a.Kinds) && slices.Contains(simpleKinds, a.Kinds[pi]) {
@@ -91,10 +91,10 @@ func summarySection(r *Results, a *Analysis) section {
 			}
 		}
 		if simple < 0 {
-			row = append(row, cell{text: "—"}, cell{text: "—"}, cell{text: "—"})
+			row = append(row, cell{text: "—"}, cell{text: fmtInterval(ratio.Format, bs.Interval)}, cell{text: "—"}, cell{text: "—"})
 		} else {
 			sm, _ := a.Summary(sc, a.Policies[simple], ratio.Name)
-			row = append(row, cell{text: a.Policies[simple]}, cell{text: fmtInterval(ratio.Format, sm.Interval)})
+			row = append(row, cell{text: a.Policies[simple]}, cell{text: fmtInterval(ratio.Format, bs.Interval)}, cell{text: fmtInterval(ratio.Format, sm.Interval)})
 			d := "n/a"
 			if c, err := Compare(vals(si, slices.Index(a.Policies, best)), vals(si, simple), a.Confidence, true); err == nil {
 				df := diffFormat(ratio)

@@ -25,7 +25,20 @@ type Event struct {
 
 // ScenarioEvents returns sc's timed events, in time order (then by label).
 func ScenarioEvents(sc *sim.Scenario) []Event {
-	var evs []Event
+	// Events of several models at one time with one description merge
+	// into one ("4 models: drift from 40m").
+	type key struct {
+		secs float64
+		desc string
+	}
+	var order []key
+	names := map[key][]string{}
+	add := func(k key, model string) {
+		if _, ok := names[k]; !ok {
+			order = append(order, k)
+		}
+		names[k] = append(names[k], model)
+	}
 	for _, p := range sc.Providers {
 		for _, m := range p.Modifiers {
 			what := "change"
@@ -39,12 +52,21 @@ func ScenarioEvents(sc *sim.Scenario) []Event {
 				what += " on " + strings.Join(m.When.Tasks, ",")
 			}
 			if f := m.When.From.D(); f > 0 {
-				evs = append(evs, Event{Label: fmt.Sprintf("%s %s from %s", p.Name, what, fmtDur(f)), Seconds: f.Seconds()})
+				add(key{f.Seconds(), what + " from " + fmtDur(f)}, p.Name)
 			}
 			if t := m.When.To.D(); t > 0 {
-				evs = append(evs, Event{Label: fmt.Sprintf("%s %s ends at %s", p.Name, what, fmtDur(t)), Seconds: t.Seconds()})
+				add(key{t.Seconds(), what + " ends at " + fmtDur(t)}, p.Name)
 			}
 		}
+	}
+	evs := make([]Event, 0, len(order))
+	for _, k := range order {
+		who := names[k]
+		label := strings.Join(who, ", ")
+		if len(who) > 2 {
+			label = fmt.Sprintf("%d models", len(who))
+		}
+		evs = append(evs, Event{Label: label + ": " + k.desc, Seconds: k.secs})
 	}
 	sort.SliceStable(evs, func(i, j int) bool {
 		if evs[i].Seconds != evs[j].Seconds {

@@ -50,3 +50,25 @@ newcomer:
 
 clean:
 	rm -rf bin
+
+# The committed experiment reports (experiments/reports/*.yaml → a directory
+# of the same name); check-reports regenerates them into a temporary
+# directory and fails if any committed file differs (Parquet outputs are not
+# committed: they carry a wall-clock column). The baseline takes about 2 CPU
+# minutes; TestCommittedReportRegenerates checks the small one in `make test`.
+REPORTS := $(basename $(wildcard experiments/reports/*.yaml))
+
+.PHONY: reports check-reports
+reports: build
+	@for r in $(REPORTS); do \
+		echo "./$(BIN) experiment --spec $$r.yaml --out $$r"; \
+		./$(BIN) experiment --spec $$r.yaml --out $$r >/dev/null || exit 1; \
+	done
+
+check-reports: build
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
+	for r in $(REPORTS); do \
+		n=$$(basename $$r); \
+		./$(BIN) experiment --spec $$r.yaml --out $$tmp/$$n >/dev/null || exit 1; \
+		diff -r -x '*.parquet' $$r $$tmp/$$n >/dev/null || { echo "$$r: regenerated report differs from the committed one (run make reports)"; status=1; }; \
+	done; exit $$status

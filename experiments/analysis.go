@@ -3,6 +3,7 @@ package experiments
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 )
@@ -41,6 +42,41 @@ type Series struct {
 	Arms            []string
 	ArmShares       map[string][]float64
 	OracleArmShares map[string][]float64
+	// Start is the mean virtual time (seconds from the scenario's start)
+	// at each window's first request.
+	Start []float64
+	// Tasks are the scenario's task types when it has several; then
+	// TaskArmShares[task][arm][w] is the share of arm among window w's
+	// requests of that task, pooled over seeds (NaN when the window has
+	// none).
+	Tasks         []string
+	TaskArmShares map[string]map[string][]float64
+}
+
+// RequestAt maps a virtual time (seconds from the start) to the number of
+// requests that arrived by then, interpolating between windows; ok is
+// false past the last window's start.
+func (s Series) RequestAt(sec float64) (req float64, ok bool) {
+	n := len(s.Start)
+	if n == 0 || sec > s.Start[n-1] {
+		return 0, false
+	}
+	first := func(w int) float64 {
+		if w == 0 {
+			return 0
+		}
+		return s.End[w-1]
+	}
+	for w := 1; w < n; w++ {
+		if sec <= s.Start[w] {
+			t0, t1 := s.Start[w-1], s.Start[w]
+			if t1 <= t0 {
+				return first(w), true
+			}
+			return first(w-1) + (sec-t0)/(t1-t0)*(first(w)-first(w-1)), true
+		}
+	}
+	return first(n - 1), true
 }
 
 // Analysis is what the report shows: per-metric intervals across seeds,
@@ -64,6 +100,14 @@ type Analysis struct {
 	Summaries   []Summary
 	Comparisons []Comparison
 	Series      []Series
+	// Kinds are the policies' registry names, in Policies order
+	// ("random", "thompson"), to tell simple baselines from learners.
+	Kinds []string
+	// Events are each scenario's timed events (ScenarioEvents); Horizon
+	// its shortest run in virtual seconds. Events at or past the horizon
+	// were never reached.
+	Events  map[string][]Event
+	Horizon map[string]float64
 
 	summaryIdx, comparisonIdx map[akey]int
 	seriesIdx                 map[akey]int
@@ -102,6 +146,10 @@ func Analyze(r *Results) (*Analysis, error) {
 		Policies:   s.Labels(),
 		Seeds:      s.Seeds.Values(),
 	}
+	a.Events, a.Horizon = map[string][]Event{}, map[string]float64{}
+	for _, p := range s.policies {
+		a.Kinds = append(a.Kinds, p.Name)
+	}
 	nPol, nSeed := len(a.Policies), len(a.Seeds)
 	if len(r.Cells) != len(a.Scenarios)*nPol*nSeed {
 		return nil, fmt.Errorf("analyze: %d cells, want %d scenarios × %d policies × %d seeds", len(r.Cells), len(a.Scenarios), nPol, nSeed)
@@ -119,12 +167,15 @@ func Analyze(r *Results) (*Analysis, error) {
 		return r.Cells[i : i+nSeed]
 	}
 	for si, scName := range a.Scenarios {
+		a.Events[scName] = ScenarioEvents(s.scenarios[si])
+		a.Horizon[scName] = math.Inf(1)
 		for pi, pol := range a.Policies {
 			cs := cells(si, pi)
 			for _, c := range cs {
 				if c.Result == nil || c.Scenario != scName || c.Policy != pol {
 					return nil, fmt.Errorf("analyze: cell of (scenario %q, policy %q) missing or out of order", scName, pol)
 				}
+				a.Horizon[scName] = math.Min(a.Horizon[scName], c.Result.VirtualSeconds)
 			}
 			for _, m := range metrics {
 				xs := values(cs, m)
@@ -158,7 +209,7 @@ func series(scenario, pol string, cs []Cell, level float64) Series {
 	for _, c := range cs[1:] {
 		nw = min(nw, len(c.Result.Windows))
 	}
-	s := Series{Scenario: scenario, Policy: pol, End: make([]float64, nw), Mid: make([]float64, nw), Regret: make([]Interval, nw),
+	s := Series{Scenario: scenario, Policy: pol, End: make([]float64, nw), Mid: make([]float64, nw), Start: make([]float64, nw), Regret: make([]Interval, nw),
 		ArmShares: map[string][]float64{}, OracleArmShares: map[string][]float64{}}
 	arms := map[string]bool{}
 	for _, c := range cs {
@@ -194,6 +245,40 @@ func series(scenario, pol string, cs []Cell, level float64) Series {
 			}
 		}
 		s.Regret[w] = MeanCI(xs, level)
+		for _, c := range cs {
+			s.Start[w] += c.Result.Windows[w].StartSeconds / n
+		}
+	}
+	if tc := cs[0].taskCounts; tc != nil {
+		s.TaskArmShares = map[string]map[string][]float64{}
+		for task := range tc {
+			s.Tasks = append(s.Tasks, task)
+			s.TaskArmShares[task] = map[string][]float64{}
+			for _, arm := range s.Arms {
+				s.TaskArmShares[task][arm] = make([]float64, nw)
+			}
+		}
+		sort.Strings(s.Tasks)
+		for _, task := range s.Tasks {
+			for w := range nw {
+				total := 0.0
+				for _, c := range cs {
+					for _, arm := range s.Arms {
+						if cnt := c.taskCounts[task][arm]; w < len(cnt) {
+							s.TaskArmShares[task][arm][w] += cnt[w]
+							total += cnt[w]
+						}
+					}
+				}
+				for _, arm := range s.Arms {
+					if total == 0 {
+						s.TaskArmShares[task][arm][w] = math.NaN()
+					} else {
+						s.TaskArmShares[task][arm][w] /= total
+					}
+				}
+			}
+		}
 	}
 	return s
 }

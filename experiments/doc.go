@@ -23,5 +23,16 @@
 // seeds; Compare is the paired t interval of the per-seed difference from
 // the baseline, with a two-sided p-value and a verdict (significantly
 // better, significantly worse, no evidence) oriented by the metric's
-// direction. No correction is made for multiple comparisons.
+// direction. No correction is made for multiple comparisons unless the
+// spec asks for Bonferroni.
+//
+// The report is a deterministic function of the spec (no wall-clock facts),
+// so committed reports (experiments/reports, `make reports`) regenerate
+// byte for byte. It opens with a summary (best policy per scenario beside
+// the best simple baseline) and a table of contents; time-series figures
+// mark the scenario's timed events (ScenarioEvents: outages, drifts), and on
+// scenarios whose best model depends on the task the arm shares are drawn
+// per task (counted by a sim sink in each cell). Spec.HorizonWarnings names
+// the events a shortened run never reaches; the CLI prints them and the
+// report repeats them.
 package experiments

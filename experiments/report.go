@@ -6,8 +6,9 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"strings"
-	"time"
+	"unicode"
 )
 
 // The report is built once as a small document model (sections of
@@ -38,7 +39,93 @@ type section struct {
 type document struct {
 	title    string
 	intro    []string
+	warnings []string
 	sections []section
+}
+
+// horizonWarnings names, per scenario, the timed events the cells' runs
+// ended before: a shortened run silently measures another experiment.
+func horizonWarnings(a *Analysis) []string {
+	var out []string
+	for _, sc := range a.Scenarios {
+		var cut []string
+		for _, e := range a.Events[sc] {
+			if e.Seconds >= a.Horizon[sc] {
+				cut = append(cut, e.Label)
+			}
+		}
+		if len(cut) > 0 {
+			out = append(out, fmt.Sprintf("Warning: on %s the runs end after %s of virtual time, before the scenario's %s. Those events are not in these results; run more requests to include them.",
+				sc, fmtSeconds(a.Horizon[sc]), strings.Join(cut, "; ")))
+		}
+	}
+	return out
+}
+
+// simpleKinds are the policies that do not learn from rewards: the
+// baselines a learner has to beat to earn its complexity.
+var simpleKinds = []string{"random", "weighted"}
+
+// summarySection is the key table: per scenario the best policy by
+// reward/oracle and the strongest simple baseline beside it, with their
+// paired difference.
+func summarySection(r *Results, a *Analysis) section {
+	ratio, _ := MetricByName("oracle_ratio")
+	conf := pct(a.Confidence)
+	t := table{head: []string{"scenario", "best policy", "best simple baseline", "best: reward / oracle", "simple: reward / oracle", "Δ best − simple (" + conf + " CI)"}, text: 3}
+	nPol, nSeed := len(a.Policies), len(a.Seeds)
+	vals := func(si, pi int) []float64 {
+		i := (si*nPol + pi) * nSeed
+		return values(r.Cells[i:i+nSeed], ratio)
+	}
+	for si, sc := range a.Scenarios {
+		best := a.Best(sc)
+		bs, _ := a.Summary(sc, best, ratio.Name)
+		row := []cell{{text: sc}, {text: best, strong: true}}
+		simple, sv := -1, 0.0
+		for pi, pol := range a.Policies {
+			if pi < len(a.Kinds) && slices.Contains(simpleKinds, a.Kinds[pi]) {
+				if sm, _ := a.Summary(sc, pol, ratio.Name); simple < 0 || sm.Mean > sv {
+					simple, sv = pi, sm.Mean
+				}
+			}
+		}
+		if simple < 0 {
+			row = append(row, cell{text: "—"}, cell{text: fmtInterval(ratio.Format, bs.Interval)}, cell{text: "—"}, cell{text: "—"})
+		} else {
+			sm, _ := a.Summary(sc, a.Policies[simple], ratio.Name)
+			row = append(row, cell{text: a.Policies[simple]}, cell{text: fmtInterval(ratio.Format, bs.Interval)}, cell{text: fmtInterval(ratio.Format, sm.Interval)})
+			d := "n/a"
+			if c, err := Compare(vals(si, slices.Index(a.Policies, best)), vals(si, simple), a.Confidence, true); err == nil {
+				df := diffFormat(ratio)
+				d = fmt.Sprintf(df, c.Diff.Mean)
+				if c.Diff.Defined() {
+					d += " " + fmtRange(df, c.Diff)
+				}
+			}
+			row = append(row, cell{text: d})
+		}
+		t.rows = append(t.rows, row)
+	}
+	kinds := simpleKinds
+	return section{title: "Summary", level: 2, tables: []table{t}, paras: []string{fmt.Sprintf(
+		"Per scenario, the policy with the highest mean reward / oracle and the best of the simple baselines (policies that do not learn: %s), mean ± %s half-width over %d seeds, and their paired difference with its %s interval.",
+		strings.Join(kinds, ", "), conf, nSeed, conf)}}
+}
+
+// anchor is a section's link target: GitHub's heading slug (lower case,
+// punctuation dropped, spaces to hyphens), also used as the HTML id.
+func anchor(title string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(title) {
+		switch {
+		case r == ' ':
+			b.WriteByte('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func fmtInterval(format string, iv Interval) string {
@@ -108,8 +195,14 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 	if n < 2 {
 		doc.intro = append(doc.intro, "With a single seed there are no intervals and no verdicts: run more seeds.")
 	}
-	doc.intro = append(doc.intro, fmt.Sprintf("Ran %s on %d workers in %s. Reproduce with `routelab experiment --spec spec.yaml`.",
-		r.Started.UTC().Format(time.RFC3339), r.Workers, r.Elapsed.Round(time.Millisecond)))
+	// No wall-clock facts (start time, duration, workers): the report is a
+	// deterministic function of the spec, so that a committed report can be
+	// checked by regenerating it byte for byte.
+	doc.intro = append(doc.intro, "Reproduce with `routelab experiment --spec spec.yaml` (the results do not depend on the machine or on --parallel).")
+	for _, w := range horizonWarnings(a) {
+		doc.warnings = append(doc.warnings, w)
+	}
+	doc.sections = append(doc.sections, summarySection(r, a))
 
 	// Overview: reward/oracle, policies × scenarios, best in bold.
 	ov := table{head: append([]string{"policy"}, a.Scenarios...), text: 1}
@@ -241,6 +334,14 @@ func WriteMarkdown(w io.Writer, r *Results, a *Analysis, figs []Figure) error {
 	doc := buildDocument(r, a, figs)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# %s\n\n", doc.title)
+	for _, w := range doc.warnings {
+		fmt.Fprintf(&b, "> **%s**\n\n", mdEscape(w))
+	}
+	b.WriteString("Contents:\n\n")
+	for _, sec := range doc.sections {
+		fmt.Fprintf(&b, "- [%s](#%s)\n", sec.title, anchor(sec.title))
+	}
+	b.WriteString("\n")
 	for _, p := range doc.intro {
 		fmt.Fprintf(&b, "%s\n\n", p)
 	}
@@ -301,13 +402,19 @@ figure { margin: 1.5em 0; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { font-size: 0.85em; color: #555; }
 code { background: #f4f4f4; padding: 0 0.2em; }
+p.warning { background: #fff3cd; border: 1px solid #e0c060; padding: 0.5em 0.8em; }
+nav ul { margin-top: 0; }
 </style>
 </head>
 <body>
 <h1>{{.Title}}</h1>
+{{range .Warnings}}<p class="warning"><strong>{{.}}</strong></p>
+{{end}}<nav><p>Contents:</p><ul>
+{{range .Sections}}<li><a href="#{{.ID}}">{{.Title}}</a></li>
+{{end}}</ul></nav>
 {{range .Intro}}<p>{{.}}</p>
 {{end}}
-{{range .Sections}}<h{{.Level}}>{{.Title}}</h{{.Level}}>
+{{range .Sections}}<h{{.Level}} id="{{.ID}}">{{.Title}}</h{{.Level}}>
 {{range .Paras}}<p>{{.}}</p>
 {{end}}{{range .Tables}}<table>
 <tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr>
@@ -339,6 +446,7 @@ type htmlTable struct {
 
 type htmlSection struct {
 	Title   string
+	ID      string
 	Level   int
 	Paras   []template.HTML
 	Tables  []htmlTable
@@ -382,14 +490,15 @@ func WriteHTML(w io.Writer, r *Results, a *Analysis, figs []Figure) error {
 	doc := buildDocument(r, a, figs)
 	data := struct {
 		Title    string
+		Warnings []string
 		Intro    []template.HTML
 		Sections []htmlSection
-	}{Title: doc.title}
+	}{Title: doc.title, Warnings: doc.warnings}
 	for _, p := range doc.intro {
 		data.Intro = append(data.Intro, codeSpans(p))
 	}
 	for _, sec := range doc.sections {
-		hs := htmlSection{Title: sec.title, Level: sec.level}
+		hs := htmlSection{Title: sec.title, ID: anchor(sec.title), Level: sec.level}
 		for _, p := range sec.paras {
 			hs.Paras = append(hs.Paras, codeSpans(p))
 		}

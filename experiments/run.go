@@ -48,6 +48,10 @@ type Cell struct {
 	Seed       uint64
 	PolicySeed uint64
 	Result     *sim.Result
+
+	// taskCounts are the per-task arm counts per window, for scenarios
+	// with several tasks.
+	taskCounts taskCounts
 }
 
 // Results are an experiment's cells, in spec order: scenario, then policy,
@@ -180,6 +184,10 @@ func runCell(ctx context.Context, spec *Spec, newEnc func(*sim.Scenario) (policy
 	if err != nil {
 		return Cell{}, fmt.Errorf("%s: feature encoder: %w", where, err)
 	}
+	var tc *taskCounter
+	if taskDependent(sc) {
+		tc = newTaskCounter(sc.Tasks())
+	}
 	r, err := sim.Run(ctx, sim.Opts{
 		Scenario:          sc,
 		Policy:            p,
@@ -188,9 +196,14 @@ func runCell(ctx context.Context, spec *Spec, newEnc func(*sim.Scenario) (policy
 		Window:            spec.Window,
 		Encoder:           enc,
 		ImmediateFeedback: spec.ImmediateFeedback,
+		Sink:              sinkOf(tc),
 	})
 	if err != nil {
 		return Cell{}, fmt.Errorf("%s: %w", where, err)
 	}
-	return Cell{Scenario: sc.Name, Policy: label, PolicySpec: ps.String(), Seed: seed, PolicySeed: pseed, Result: r}, nil
+	c := Cell{Scenario: sc.Name, Policy: label, PolicySpec: ps.String(), Seed: seed, PolicySeed: pseed, Result: r}
+	if tc != nil {
+		c.taskCounts = tc.counts(r)
+	}
+	return c, nil
 }

@@ -82,6 +82,11 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 	if err := spec.Validate(reg); err != nil {
 		return fmt.Errorf("--spec %s: %w", fl.spec, err)
 	}
+	// A shortened run (--requests) can end before a scenario's outage or
+	// drift: say so loudly, naming the events; the report repeats it.
+	for _, w := range spec.HorizonWarnings() {
+		fmt.Fprintf(errOut, "WARNING: %s\n", w)
+	}
 	dir := fl.out
 	if dir == "" {
 		dir = filepath.Join("results", spec.Name)

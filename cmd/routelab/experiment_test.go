@@ -66,3 +66,24 @@ func TestExperimentCmdErrors(t *testing.T) {
 		})
 	}
 }
+
+// A --requests that ends the runs before a scenario's outage warns on
+// stderr and in the report, naming the events it cuts off.
+func TestExperimentCmdWarnsAboutCutEvents(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "e.yaml")
+	require.NoError(t, os.WriteFile(spec, []byte("name: cut\npolicies: [random, thompson]\nscenarios: [outage, steady]\nseeds: {count: 2}\n"), 0o644))
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, runExperiment(context.Background(), experimentFlags{spec: spec, out: out, requests: 3000, parallel: 2}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "WARNING: scenario outage")
+	assert.Contains(t, stderr.String(), "outage (error) from 10m")
+	assert.NotContains(t, stderr.String(), "scenario steady")
+	md, err := os.ReadFile(filepath.Join(out, experiments.FileReportMD))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "Warning: on outage")
+
+	stderr.Reset()
+	require.NoError(t, runExperiment(context.Background(), experimentFlags{spec: spec, out: out, requests: 15000, seeds: 1, parallel: 2}, &stdout, &stderr))
+	assert.Empty(t, stderr.String(), "15000 requests at 10/s reach the outage's end at 20m")
+}

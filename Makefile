@@ -50,3 +50,10 @@ newcomer:
 
 clean:
 	rm -rf bin
+
+# Executes notebooks/*.ipynb headlessly with the GoNB kernel and writes their
+# outputs back (committed); installs Jupyter (Debian packages), GoNB, gopls
+# and goimports when missing. NOTEBOOKS=notebooks/x.ipynb runs one.
+.PHONY: notebooks
+notebooks:
+	bash scripts/notebooks.sh

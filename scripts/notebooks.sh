@@ -4,8 +4,8 @@
 #
 # Installs what is missing, without PyPI: the Debian packages
 # jupyter-nbconvert, python3-ipykernel and jupyter-client (apt-get), the
-# GoNB kernel (pinned in notebooks/tools/go.mod), and goimports and gopls (pinned, into
-# bin/notebook-tools, which GoNB finds on PATH). Then builds bin/routelab,
+# GoNB kernel (pinned in notebooks/tools/go.mod), and goimports and gopls
+# (pinned, into bin/notebook-tools, which GoNB finds on PATH). Then builds bin/routelab,
 # which the notebooks call for simulations and replays.
 #
 # Environment:
@@ -59,7 +59,7 @@ fi
 kernel_json="$(jupyter --data-dir)/kernels/gonb/kernel.json"
 if ! grep -qF "\"$TOOLBIN/gonb\"" "$kernel_json" 2>/dev/null; then
 	phase "registering the GoNB kernel"
-	"$TOOLBIN/gonb" --install >/dev/null
+	"$TOOLBIN/gonb" --install >"$TOOLBIN/install.log" 2>&1 || { cat "$TOOLBIN/install.log" >&2; exit 1; }
 fi
 
 # 4. The routelab binary the notebooks call.

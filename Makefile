@@ -72,3 +72,10 @@ check-reports: build
 		./$(BIN) experiment --spec $$r.yaml --out $$tmp/$$n >/dev/null || exit 1; \
 		diff -r -x '*.parquet' $$r $$tmp/$$n >/dev/null || { echo "$$r: regenerated report differs from the committed one (run make reports)"; status=1; }; \
 	done; exit $$status
+
+# Executes notebooks/*.ipynb headlessly with the GoNB kernel and writes their
+# outputs back (committed); installs Jupyter (Debian packages), GoNB, gopls
+# and goimports when missing. NOTEBOOKS=notebooks/x.ipynb runs one.
+.PHONY: notebooks
+notebooks:
+	bash scripts/notebooks.sh

@@ -4,7 +4,7 @@ BIN       := bin/routelab
 # Tests run with the race detector; CI may add flags through TESTFLAGS.
 TESTFLAGS ?=
 
-.PHONY: all build run test lint bench bench-gateway check-alerts newcomer clean
+.PHONY: all build run test test-long lint bench bench-gateway check-alerts newcomer clean
 
 all: build
 
@@ -24,6 +24,12 @@ run: build
 
 test:
 	$(GO) test -race -count=1 $(TESTFLAGS) $(PKGS)
+
+# Long statistical runs, kept out of `make test` (run by .ci/run): interval
+# coverage of every off-policy estimator over 100 seeded repetitions, on
+# synthetic bandit data and against the simulator's ground truth.
+test-long:
+	ROUTELAB_COVERAGE_REPS=100 $(GO) test -count=1 -run 'BootstrapCoverage|CoverageAgainstSimulatorTruth' -v ./replay/ ./replay/opebench/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

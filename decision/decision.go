@@ -60,3 +60,16 @@ type Record struct {
 	Reward       float64
 	RewardSource RewardSource
 }
+
+// Clone returns a deep copy of r: its slices (tags, vector, candidates,
+// probabilities, attempts) are the copy's own, so a sink may keep it after
+// Log returns.
+func (r *Record) Clone() Record {
+	c := *r
+	c.Request.Features.Tags = append([]string(nil), r.Request.Features.Tags...)
+	c.Request.Features.Vector = append([]float64(nil), r.Request.Features.Vector...)
+	c.Decision.Candidates = append([]Arm(nil), r.Decision.Candidates...)
+	c.Decision.Probs = append([]float64(nil), r.Decision.Probs...)
+	c.Outcome.Attempts = append([]Attempt(nil), r.Outcome.Attempts...)
+	return c
+}

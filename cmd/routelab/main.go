@@ -40,6 +40,7 @@ func newRoot() *cobra.Command {
 		newExperimentCmd(),
 		newBenchdataCmd(),
 		newPromoteCmd(),
+		newOPEBenchCmd(),
 	)
 	return root
 }

@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"route":            {"decision", "policy"},
 	"decisionlog":      {"decision"},
 	"replay":           {"decision", "policy"},
+	"replay/opebench":  {"decision", "offline", "policy", "replay", "sim"},
 	"sim":              {"decision", "policy", "route"},
 	"sim/fromlogs":     {"decision", "decisionlog", "policy", "replay", "sim"},
 	"offline":          {"decision", "decisionlog", "policy", "policy/neural", "replay"},
@@ -31,7 +32,7 @@ var allowed = map[string][]string{
 	"gateway":          {"decision", "gateway/provider", "policy", "route"},
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
 	"cmd/routelab": {"datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
-		"policy", "policy/neural", "replay", "route", "sim", "sim/fromlogs"},
+		"policy", "policy/neural", "replay", "replay/opebench", "route", "sim", "sim/fromlogs"},
 }
 
 // leafOnly are packages whose whole dependency closure (not just direct

@@ -34,6 +34,24 @@ type PromotionConfig struct {
 	// RollbackWindow is the number of post-promotion requests averaged;
 	// 0 = 200.
 	RollbackWindow int `yaml:"rollback_window"`
+	// Floor is the exploration floor (policy.WithFloor epsilon) a promoted
+	// shadow serves with when its spec has none, so that every arm keeps a
+	// positive serving propensity and the reverse estimate (the demoted
+	// policy, now shadow, against the new serving one: the rollback case)
+	// stays unbiased. Absent = DefaultPromotionFloor; 0 promotes the policy
+	// as it is.
+	Floor *float64 `yaml:"floor"`
+}
+
+// DefaultPromotionFloor is PromotionConfig.Floor when absent.
+const DefaultPromotionFloor = 0.05
+
+// floor returns the exploration floor promotion adds.
+func (p *PromotionConfig) floor() float64 {
+	if p.Floor == nil {
+		return DefaultPromotionFloor
+	}
+	return *p.Floor
 }
 
 func (p *PromotionConfig) fillDefaults() {
@@ -63,8 +81,47 @@ func (p *PromotionConfig) validate() error {
 		return fmt.Errorf("promotion.rollback_guard: %v must lie in [0, 1]", p.RollbackGuard)
 	case p.RollbackWindow < 0:
 		return fmt.Errorf("promotion.rollback_window: %d must be >= 1 (0 = default 200)", p.RollbackWindow)
+	case p.Floor != nil && !(*p.Floor >= 0 && *p.Floor <= 1):
+		return fmt.Errorf("promotion.floor: %v must lie in [0, 1] (absent = default %v, 0 = none)", *p.Floor, DefaultPromotionFloor)
 	}
 	return nil
+}
+
+// validateShadowLearn checks shadow.learn (and that policy.learn is unset:
+// the serving policy always learns on-policy).
+func (c *Config) validateShadowLearn() error {
+	if c.Policy.Learn != "" {
+		return fmt.Errorf("policy.learn: %q: only the shadow block takes learn (the serving policy learns from its own choices)", c.Policy.Learn)
+	}
+	if c.Shadow != nil {
+		if _, err := route.ParseShadowLearnMode(c.Shadow.Learn); err != nil {
+			return fmt.Errorf("shadow.learn: %w", err)
+		}
+	}
+	return nil
+}
+
+// shadowLearn is the core's shadow learning configuration (validated).
+func (c *Config) shadowLearn() route.ShadowLearnOpts {
+	var o route.ShadowLearnOpts
+	if c.Shadow != nil {
+		o.Mode, _ = route.ParseShadowLearnMode(c.Shadow.Learn)
+	}
+	return o
+}
+
+// withPromotionFloor returns cand wrapped in an exploration floor of eps
+// unless eps is 0 or cand already has a floor. The wrapper shares cand's
+// learned state (it is the same policy that goes on learning) and reports
+// its name, so the estimate and the logs follow it.
+func withPromotionFloor(cand policy.Policy, eps float64, seed uint64) (policy.Policy, error) {
+	if eps == 0 {
+		return cand, nil
+	}
+	if _, has := cand.(*policy.Floor); has {
+		return cand, nil
+	}
+	return policy.WithFloor(cand, eps, seed)
 }
 
 // OPEEstimate is a running off-policy comparison of a shadow policy with
@@ -196,6 +253,16 @@ type promoter struct {
 	certain         int64         // evaluated requests whose serving propensity was 1
 	previous        policy.Policy // restored by rollback
 	guard           *rollbackGuard
+	promotions      uint64 // seeds the promotion floor's coin
+}
+
+// nextSeed returns a fresh seed for a promotion floor's coin (deterministic
+// per gateway: the n-th promotion gets the same seed on every run).
+func (p *promoter) nextSeed() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.promotions++
+	return 0x6a09e667f3bcc909 ^ p.promotions
 }
 
 type rollbackGuard struct {

@@ -130,16 +130,34 @@ func withPromotionFloor(cand policy.Policy, eps float64, seed uint64) (policy.Po
 // shadow's probability qᵢ of that same arm, the weight is wᵢ = qᵢ/pᵢ:
 //
 //	incumbent value  V₀ = Σ rᵢ / n                (on-policy mean)
-//	shadow value     V₁ = Σ wᵢrᵢ / n              (IPS)
-//	shadow SNIPS        = Σ wᵢrᵢ / Σ wᵢ
+//	shadow value     V₁ = Σ wᵢrᵢ / n              (IPS, as replay's ips)
+//	shadow SNIPS        = Σ wᵢrᵢ / Σ wᵢ           (as replay's snips)
 //	difference       D  = Σ dᵢ / n,  dᵢ = wᵢrᵢ − rᵢ (paired per request)
 //
-// The interval is D ± z·s_d/√n with s_d the sample standard deviation of
-// dᵢ (Welford) and z the normal quantile of the confidence level. With a
-// deterministic serving policy pᵢ = 1 and wᵢ ∈ {0,1} for a deterministic
-// shadow: V₁ is then the "replay" estimate on agreements, biased when the
-// two rarely agree; a floor:EPS serving policy keeps every pᵢ ≥ EPS/K.
-// ESS = (Σwᵢ)²/Σwᵢ² is the effective sample size of the weights.
+// These are the estimators of package replay (ips, snips, and the logging
+// policy's own mean) computed on the fly; the weights are not clipped, so D
+// is unbiased wherever the serving policy gives the shadow's arms support
+// (a floor:EPS serving policy keeps every pᵢ ≥ EPS/K).
+//
+// Interval (Interval names it): D ± z·s_d/√n with s_d the sample standard
+// deviation of dᵢ (Welford) and z the normal quantile of the confidence
+// level — a normal interval where replay uses a Poisson bootstrap; for a
+// mean the two agree asymptotically, and this one needs no resample state
+// on the serving path. Its coverage is tested by simulation
+// (TestOPEAccCoverage). What it covers: both policies may learn while the
+// estimate runs, so dᵢ − E[dᵢ | past] are martingale differences and the
+// interval is for the mean over the window of the per-request value
+// difference of the policies as they were at each request. For a shadow
+// that learns (shadow.learn: weighted) that is its average value along its
+// learning path, which under-states the trained shadow while it still
+// improves; a frozen shadow is estimated as it is.
+//
+// The normal approximation fails when a few large weights carry the sum:
+// with the ESS = (Σwᵢ)²/Σwᵢ² below max(10, n/10) (replay's "low overlap"
+// rule) the status carries a warning and a guarded promotion is refused.
+// With a deterministic serving policy pᵢ = 1 and wᵢ ∈ {0,1} for a
+// deterministic shadow: V₁ is then the "replay" estimate on agreements,
+// biased when the two rarely agree.
 type OPEEstimate struct {
 	N              int64   `json:"n"`
 	ESS            float64 `json:"ess"`
@@ -149,6 +167,15 @@ type OPEEstimate struct {
 	Diff           float64 `json:"diff"`
 	CILow          float64 `json:"ci_low"`
 	CIHigh         float64 `json:"ci_high"`
+}
+
+// IntervalMethod names the interval OPEEstimate reports.
+const IntervalMethod = "normal (paired IPS differences)"
+
+// lowOverlap reports whether the weights' ESS is too small for the normal
+// interval: replay's low-overlap rule, ESS < max(10, n/10).
+func (e *OPEEstimate) lowOverlap() bool {
+	return e.N > 0 && e.ESS < math.Max(10, 0.1*float64(e.N))
 }
 
 // opeAcc accumulates the sums behind OPEEstimate; the zero value is empty.
@@ -207,11 +234,13 @@ type ShadowStatus struct {
 	Diff           float64  `json:"diff"`
 	CILow          *float64 `json:"ci_low"`
 	CIHigh         *float64 `json:"ci_high"`
-	Margin         float64  `json:"margin"`
-	MinSamples     int      `json:"min_samples"`
-	Confidence     float64  `json:"confidence"`
-	Eligible       bool     `json:"eligible"`
-	Reason         string   `json:"reason"`
+	// Interval names the interval's method (IntervalMethod).
+	Interval   string  `json:"interval"`
+	Margin     float64 `json:"margin"`
+	MinSamples int     `json:"min_samples"`
+	Confidence float64 `json:"confidence"`
+	Eligible   bool    `json:"eligible"`
+	Reason     string  `json:"reason"`
 	// Previous is the policy a rollback would restore ("" = none).
 	Previous string `json:"previous,omitempty"`
 	// Guard describes the armed automatic rollback, if any.
@@ -349,7 +378,7 @@ func (p *promoter) status(serving, shadow policy.Policy) ShadowStatus {
 	e := p.acc.estimate(p.z)
 	st := ShadowStatus{Incumbent: serving.Name(), N: e.N, ESS: e.ESS, IncumbentValue: e.IncumbentValue,
 		ShadowValue: e.ShadowValue, ShadowSNIPS: e.ShadowSNIPS, Diff: e.Diff, CILow: finite(e.CILow), CIHigh: finite(e.CIHigh),
-		Margin: p.cfg.Margin, MinSamples: p.cfg.MinSamples, Confidence: p.cfg.Confidence, est: e}
+		Interval: IntervalMethod, Margin: p.cfg.Margin, MinSamples: p.cfg.MinSamples, Confidence: p.cfg.Confidence, est: e}
 	if p.previous != nil {
 		st.Previous = p.previous.Name()
 	}
@@ -361,6 +390,8 @@ func (p *promoter) status(serving, shadow policy.Policy) ShadowStatus {
 		st.Reason = "no shadow policy"
 	case st.N < int64(p.cfg.MinSamples):
 		st.Reason = fmt.Sprintf("%d of %d samples", st.N, p.cfg.MinSamples)
+	case e.lowOverlap():
+		st.Reason = fmt.Sprintf("low overlap: effective sample size %.1f of %d requests; the interval rests on too few requests", e.ESS, e.N)
 	case !(e.CILow > p.cfg.Margin):
 		st.Reason = fmt.Sprintf("ci_low %.4f of shadow − incumbent is not above margin %.4f", e.CILow, p.cfg.Margin)
 	default:
@@ -370,8 +401,14 @@ func (p *promoter) status(serving, shadow policy.Policy) ShadowStatus {
 	if shadow != nil {
 		st.Shadow = shadow.Name()
 	}
+	if e.lowOverlap() {
+		st.Warning = fmt.Sprintf("low overlap: effective sample size %.1f of %d requests (the shadow mostly chooses arms the serving policy rarely plays); the normal interval is unreliable", e.ESS, e.N)
+	}
 	if e.N > 0 && p.certain == e.N {
-		st.Warning = "every evaluated request had serving propensity 1 (a deterministic serving policy): the shadow value is a replay estimate on agreements, biased when they rarely agree; serve with floor:EPS"
+		if st.Warning != "" {
+			st.Warning += "; "
+		}
+		st.Warning += "every evaluated request had serving propensity 1 (a deterministic serving policy): the shadow value is a replay estimate on agreements, biased when they rarely agree; serve with floor:EPS"
 	}
 	return st
 }

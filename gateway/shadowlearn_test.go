@@ -221,3 +221,36 @@ func TestShadowLearnConfigValidation(t *testing.T) {
 		assert.Equal(t, want, string(c.shadowLearn().Mode))
 	}
 }
+
+// TestLowOverlapBlocksGuardedPromotion: an estimate whose weights' ESS is
+// below max(10, n/10) (replay's low-overlap rule) is not eligible, however
+// good its interval looks, and says why.
+func TestLowOverlapBlocksGuardedPromotion(t *testing.T) {
+	serving, shadow := policy.NewRandom(policy.RandomOpts{Seed: 1}), policy.NewRandom(policy.RandomOpts{Seed: 2})
+	for _, tc := range []struct {
+		name     string
+		big      int // requests with w = 40, r = 1; the rest w = rest, r = 0.9
+		rest     float64
+		eligible bool
+	}{{"low overlap", 20, 0.2, false}, {"enough overlap", 0, 1, true}} {
+		p := newPromoter(PromotionConfig{MinSamples: 100, Margin: -0.5})
+		p.syncPair(serving, shadow)
+		for i := range 1000 {
+			if i < tc.big {
+				p.acc.add(1, 40)
+			} else {
+				p.acc.add(0.9, tc.rest)
+			}
+		}
+		st := p.status(serving, shadow)
+		t.Logf("%s: ess %.1f diff %.3f ci [%.3f, %.3f] %s", tc.name, st.ESS, st.Diff, *st.CILow, *st.CIHigh, st.Reason)
+		assert.Equal(t, IntervalMethod, st.Interval)
+		assert.Equal(t, tc.eligible, st.Eligible, "%s: %s", tc.name, st.Reason)
+		if !tc.eligible {
+			assert.Contains(t, st.Reason, "low overlap")
+			assert.Contains(t, st.Warning, "effective sample size")
+		} else {
+			assert.Empty(t, st.Warning)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -252,5 +254,49 @@ func TestLowOverlapBlocksGuardedPromotion(t *testing.T) {
 		} else {
 			assert.Empty(t, st.Warning)
 		}
+	}
+}
+
+// TestIssueScenarioDefaultConfig runs the issue's set-up on the shipped
+// default configuration (five simulated models, serving thompson with
+// floor 0.05, shadow linucb), once per shadow learning mode, and logs the
+// estimate before a forced promotion and linucb's live value after it.
+// It drives 2×(before+after) requests: set ROUTELAB_SHADOW_REPRO=1.
+func TestIssueScenarioDefaultConfig(t *testing.T) {
+	if os.Getenv("ROUTELAB_SHADOW_REPRO") == "" {
+		t.Skip("set ROUTELAB_SHADOW_REPRO=1 (slow)")
+	}
+	before, after := 3000, 1500
+	tasks := []string{"chat", "code", "math", "summarize"}
+	for _, learn := range []string{"matched", "weighted"} {
+		y := string(DefaultConfigYAML())
+		y = strings.Replace(y, "    seed: 42\n", "    seed: 42\n    time_scale: 0.001\n    health_check: false\n", 1)
+		y = strings.Replace(y, "log:\n  dir: ./data/decisions\n", "log:\n  dir: \"\"\n", 1)
+		y += fmt.Sprintf("\nshadow: {name: linucb, learn: %s}\npromotion: {min_samples: 100, rollback_guard: 1}\n", learn)
+		cfg, err := ParseConfig([]byte(y))
+		require.NoError(t, err)
+		srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		require.NoError(t, err)
+		hs := httptest.NewServer(srv.Handler())
+		g := &promoGW{srv: srv, url: hs.URL}
+		send := func(n int) {
+			for i := range n {
+				code, _, body := post(t, g.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""), HeaderTask, tasks[i%len(tasks)])
+				require.Equal(t, 200, code, "%s", body)
+			}
+		}
+		send(before)
+		require.Eventually(t, func() bool { return g.n() >= int64(before) }, defaultWait, pollEvery)
+		st := g.status(t)
+		code, _, body := post(t, g.url+"/admin/promote", `{"force": true}`)
+		require.Equal(t, http.StatusOK, code, "%s", body)
+		send(after)
+		require.Eventually(t, func() bool { return g.n() >= int64(after) }, defaultWait, pollEvery)
+		post2 := g.status(t)
+		hs.Close()
+		t.Logf("%s: before promotion n=%d thompson %.4f, linucb IPS %.4f SNIPS %.4f, diff %.4f ci [%.4f, %.4f] ess %.0f eligible=%v (%s)",
+			learn, st.N, st.IncumbentValue, st.ShadowValue, st.ShadowSNIPS, st.Diff, *st.CILow, *st.CIHigh, st.ESS, st.Eligible, st.Reason)
+		t.Logf("%s: after promotion n=%d linucb live %.4f (live − thompson %.4f); reverse estimate thompson %.4f diff %.4f ci [%.4f, %.4f] ess %.0f warning %q",
+			learn, post2.N, post2.IncumbentValue, post2.IncumbentValue-st.IncumbentValue, post2.ShadowValue, post2.Diff, *post2.CILow, *post2.CIHigh, post2.ESS, post2.Warning)
 	}
 }

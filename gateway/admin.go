@@ -88,10 +88,30 @@ func (s *Server) policyInfo() policyInfo {
 
 func (s *Server) handleGetPolicy(c *gin.Context) { c.JSON(http.StatusOK, s.policyInfo()) }
 
-// policyChange is the body of POST /admin/policy and /admin/shadow.
+// policyChange is the body of POST /admin/policy and /admin/shadow. Policy
+// is a spec string as the CLI takes it ("linucb=alpha:0.5;floor:0.05");
+// Params, optional, adds parameters as a JSON object.
 type policyChange struct {
 	Policy string                     `json:"policy"`
 	Params map[string]json.RawMessage `json:"params"`
+}
+
+// spec reads the policy field as a spec string, exactly as the CLI's
+// --policy does (policy.ParseSpec: "NAME" or "NAME=key:value;key:value"),
+// and adds params, the same parameters as a JSON object; a key given both
+// ways is an error.
+func (pc *policyChange) spec(params policy.Params) (policy.Spec, error) {
+	sp, err := policy.ParseSpec(pc.Policy)
+	if err != nil {
+		return policy.Spec{}, err
+	}
+	for k, v := range params {
+		if old, dup := sp.Params[k]; dup {
+			return policy.Spec{}, fmt.Errorf("policy %q: parameter %q given in the spec (%q) and in params (%q)", pc.Policy, k, old, v)
+		}
+		sp.Params[k] = v
+	}
+	return sp, nil
 }
 
 // handleSetPolicy builds the named policy through the registry and swaps
@@ -126,7 +146,12 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 			c.JSON(http.StatusOK, s.policyInfo())
 			return
 		}
-		p, err := s.reg.New(policy.Spec{Name: pc.Policy, Params: params})
+		spec, err := pc.spec(params)
+		if err != nil {
+			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
+			return
+		}
+		p, err := s.reg.New(spec)
 		if err != nil {
 			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
 			return
@@ -137,7 +162,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 			s.core.SetPolicy(p)
 			s.promo.disarm() // a hand-picked policy is not a promotion to guard
 		}
-		s.log.Info("policy swapped", "shadow", shadow, "policy", policy.Spec{Name: pc.Policy, Params: params}.String())
+		s.log.Info("policy swapped", "shadow", shadow, "policy", spec.String())
 		c.JSON(http.StatusOK, s.policyInfo())
 	}
 }
@@ -177,7 +202,10 @@ type PromoteResponse struct {
 	Shadow   string `json:"shadow,omitempty"`
 	Previous string `json:"previous,omitempty"`
 	Forced   bool   `json:"forced,omitempty"`
-	Warning  string `json:"warning,omitempty"`
+	// Floor is the exploration floor promotion added (promotion.floor);
+	// 0 when the policy already had one or none was configured.
+	Floor   float64 `json:"floor,omitempty"`
+	Warning string  `json:"warning,omitempty"`
 	// Status is the estimate the decision was taken on.
 	Status *ShadowStatus `json:"status,omitempty"`
 }
@@ -216,13 +244,24 @@ func (s *Server) handlePromote(c *gin.Context) {
 	if st.N >= int64(s.promo.cfg.RollbackWindow) {
 		baseline = st.IncumbentValue
 	}
+	// The promoted policy keeps exploring (promotion.floor) so that the
+	// demoted one, now the shadow, is still estimated without bias: the
+	// rollback decision rests on that estimate.
+	serve, err := withPromotionFloor(cand, s.promo.cfg.floor(), s.promo.nextSeed())
+	if err != nil {
+		writeAPIError(c.Writer, apiErr(http.StatusConflict, typeInvalidRequest, "not_promotable", "shadow "+cand.Name()+": promotion floor: "+err.Error()))
+		return
+	}
 	// Clearing the shadow first means no request ever sees the same policy
 	// in both slots; the serving swap itself is one atomic store.
 	s.core.SetShadow(nil)
-	s.core.SetPolicy(cand)
+	s.core.SetPolicy(serve)
 	s.core.SetShadow(old)
 	s.promo.promoted(old, baseline)
 	resp := PromoteResponse{Policy: cand.Name(), Shadow: old.Name(), Previous: old.Name(), Forced: !st.Eligible, Status: &st}
+	if serve != cand {
+		resp.Floor = s.promo.cfg.floor()
+	}
 	kind := "guarded"
 	if !st.Eligible {
 		kind = "forced"

@@ -101,6 +101,10 @@ type RateLimitsConfig struct {
 type PolicyConfig struct {
 	Name   string            `yaml:"name"`
 	Params map[string]string `yaml:"params"`
+	// Learn, for the shadow block only, says how the shadow learns:
+	// "weighted" (default: importance-weighted, from every request),
+	// "frozen" or "matched" (route.ShadowLearnMode).
+	Learn string `yaml:"learn"`
 }
 
 // RewardConfig is the `reward:` block: decision.RewardSpec, the schema the
@@ -383,6 +387,7 @@ func (c *Config) Validate() error {
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder,
+		c.validateShadowLearn,
 	} {
 		if err := v(); err != nil {
 			return err

@@ -40,11 +40,15 @@
 // drain, which flushes the core's pending store) so that every request
 // updates the policy exactly once.
 //
-// A shadow policy runs beside the serving one; the gateway keeps a running
-// off-policy estimate of shadow versus incumbent (IPS with a paired normal
-// interval) and promotes the shadow only when the interval's lower bound
-// beats the incumbent by a margin over a minimum sample; rollback is one
-// call, and automatic when live reward drops below a guard.
+// A shadow policy runs beside the serving one and learns importance-weighted
+// from every request (shadow.learn: weighted|frozen|matched); the gateway
+// keeps a running off-policy estimate of shadow versus incumbent (IPS with a
+// paired normal interval, refused on low overlap) and promotes the shadow
+// only when the interval's lower bound beats the incumbent by a margin over
+// a minimum sample. The promoted policy serves with an exploration floor
+// (promotion.floor) so the reverse estimate stays unbiased; rollback is one
+// call, and automatic when live reward drops below a guard. The admin API
+// takes the CLI's policy spec strings.
 //
 // Endpoints: POST /v1/chat/completions, GET /v1/models, POST /v1/feedback,
 // GET /admin/models, GET|POST /admin/policy, POST /admin/shadow,

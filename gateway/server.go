@@ -236,7 +236,8 @@ func New(o Opts) (*Server, error) {
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: o.Sink},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
-		Pending: route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
+		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
+		ShadowLearn: c.shadowLearn(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decision core: %w", err)

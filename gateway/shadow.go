@@ -34,6 +34,24 @@ type PromotionConfig struct {
 	// RollbackWindow is the number of post-promotion requests averaged;
 	// 0 = 200.
 	RollbackWindow int `yaml:"rollback_window"`
+	// Floor is the exploration floor (policy.WithFloor epsilon) a promoted
+	// shadow serves with when its spec has none, so that every arm keeps a
+	// positive serving propensity and the reverse estimate (the demoted
+	// policy, now shadow, against the new serving one: the rollback case)
+	// stays unbiased. Absent = DefaultPromotionFloor; 0 promotes the policy
+	// as it is.
+	Floor *float64 `yaml:"floor"`
+}
+
+// DefaultPromotionFloor is PromotionConfig.Floor when absent.
+const DefaultPromotionFloor = 0.05
+
+// floor returns the exploration floor promotion adds.
+func (p *PromotionConfig) floor() float64 {
+	if p.Floor == nil {
+		return DefaultPromotionFloor
+	}
+	return *p.Floor
 }
 
 func (p *PromotionConfig) fillDefaults() {
@@ -63,8 +81,47 @@ func (p *PromotionConfig) validate() error {
 		return fmt.Errorf("promotion.rollback_guard: %v must lie in [0, 1]", p.RollbackGuard)
 	case p.RollbackWindow < 0:
 		return fmt.Errorf("promotion.rollback_window: %d must be >= 1 (0 = default 200)", p.RollbackWindow)
+	case p.Floor != nil && !(*p.Floor >= 0 && *p.Floor <= 1):
+		return fmt.Errorf("promotion.floor: %v must lie in [0, 1] (absent = default %v, 0 = none)", *p.Floor, DefaultPromotionFloor)
 	}
 	return nil
+}
+
+// validateShadowLearn checks shadow.learn (and that policy.learn is unset:
+// the serving policy always learns on-policy).
+func (c *Config) validateShadowLearn() error {
+	if c.Policy.Learn != "" {
+		return fmt.Errorf("policy.learn: %q: only the shadow block takes learn (the serving policy learns from its own choices)", c.Policy.Learn)
+	}
+	if c.Shadow != nil {
+		if _, err := route.ParseShadowLearnMode(c.Shadow.Learn); err != nil {
+			return fmt.Errorf("shadow.learn: %w", err)
+		}
+	}
+	return nil
+}
+
+// shadowLearn is the core's shadow learning configuration (validated).
+func (c *Config) shadowLearn() route.ShadowLearnOpts {
+	var o route.ShadowLearnOpts
+	if c.Shadow != nil {
+		o.Mode, _ = route.ParseShadowLearnMode(c.Shadow.Learn)
+	}
+	return o
+}
+
+// withPromotionFloor returns cand wrapped in an exploration floor of eps
+// unless eps is 0 or cand already has a floor. The wrapper shares cand's
+// learned state (it is the same policy that goes on learning) and reports
+// its name, so the estimate and the logs follow it.
+func withPromotionFloor(cand policy.Policy, eps float64, seed uint64) (policy.Policy, error) {
+	if eps == 0 {
+		return cand, nil
+	}
+	if _, has := cand.(*policy.Floor); has {
+		return cand, nil
+	}
+	return policy.WithFloor(cand, eps, seed)
 }
 
 // OPEEstimate is a running off-policy comparison of a shadow policy with
@@ -73,16 +130,34 @@ func (p *PromotionConfig) validate() error {
 // shadow's probability qᵢ of that same arm, the weight is wᵢ = qᵢ/pᵢ:
 //
 //	incumbent value  V₀ = Σ rᵢ / n                (on-policy mean)
-//	shadow value     V₁ = Σ wᵢrᵢ / n              (IPS)
-//	shadow SNIPS        = Σ wᵢrᵢ / Σ wᵢ
+//	shadow value     V₁ = Σ wᵢrᵢ / n              (IPS, as replay's ips)
+//	shadow SNIPS        = Σ wᵢrᵢ / Σ wᵢ           (as replay's snips)
 //	difference       D  = Σ dᵢ / n,  dᵢ = wᵢrᵢ − rᵢ (paired per request)
 //
-// The interval is D ± z·s_d/√n with s_d the sample standard deviation of
-// dᵢ (Welford) and z the normal quantile of the confidence level. With a
-// deterministic serving policy pᵢ = 1 and wᵢ ∈ {0,1} for a deterministic
-// shadow: V₁ is then the "replay" estimate on agreements, biased when the
-// two rarely agree; a floor:EPS serving policy keeps every pᵢ ≥ EPS/K.
-// ESS = (Σwᵢ)²/Σwᵢ² is the effective sample size of the weights.
+// These are the estimators of package replay (ips, snips, and the logging
+// policy's own mean) computed on the fly; the weights are not clipped, so D
+// is unbiased wherever the serving policy gives the shadow's arms support
+// (a floor:EPS serving policy keeps every pᵢ ≥ EPS/K).
+//
+// Interval (Interval names it): D ± z·s_d/√n with s_d the sample standard
+// deviation of dᵢ (Welford) and z the normal quantile of the confidence
+// level — a normal interval where replay uses a Poisson bootstrap; for a
+// mean the two agree asymptotically, and this one needs no resample state
+// on the serving path. Its coverage is tested by simulation
+// (TestOPEAccCoverage). What it covers: both policies may learn while the
+// estimate runs, so dᵢ − E[dᵢ | past] are martingale differences and the
+// interval is for the mean over the window of the per-request value
+// difference of the policies as they were at each request. For a shadow
+// that learns (shadow.learn: weighted) that is its average value along its
+// learning path, which under-states the trained shadow while it still
+// improves; a frozen shadow is estimated as it is.
+//
+// The normal approximation fails when a few large weights carry the sum:
+// with the ESS = (Σwᵢ)²/Σwᵢ² below max(10, n/10) (replay's "low overlap"
+// rule) the status carries a warning and a guarded promotion is refused.
+// With a deterministic serving policy pᵢ = 1 and wᵢ ∈ {0,1} for a
+// deterministic shadow: V₁ is then the "replay" estimate on agreements,
+// biased when the two rarely agree.
 type OPEEstimate struct {
 	N              int64   `json:"n"`
 	ESS            float64 `json:"ess"`
@@ -92,6 +167,15 @@ type OPEEstimate struct {
 	Diff           float64 `json:"diff"`
 	CILow          float64 `json:"ci_low"`
 	CIHigh         float64 `json:"ci_high"`
+}
+
+// IntervalMethod names the interval OPEEstimate reports.
+const IntervalMethod = "normal (paired IPS differences)"
+
+// lowOverlap reports whether the weights' ESS is too small for the normal
+// interval: replay's low-overlap rule, ESS < max(10, n/10).
+func (e *OPEEstimate) lowOverlap() bool {
+	return e.N > 0 && e.ESS < math.Max(10, 0.1*float64(e.N))
 }
 
 // opeAcc accumulates the sums behind OPEEstimate; the zero value is empty.
@@ -150,11 +234,13 @@ type ShadowStatus struct {
 	Diff           float64  `json:"diff"`
 	CILow          *float64 `json:"ci_low"`
 	CIHigh         *float64 `json:"ci_high"`
-	Margin         float64  `json:"margin"`
-	MinSamples     int      `json:"min_samples"`
-	Confidence     float64  `json:"confidence"`
-	Eligible       bool     `json:"eligible"`
-	Reason         string   `json:"reason"`
+	// Interval names the interval's method (IntervalMethod).
+	Interval   string  `json:"interval"`
+	Margin     float64 `json:"margin"`
+	MinSamples int     `json:"min_samples"`
+	Confidence float64 `json:"confidence"`
+	Eligible   bool    `json:"eligible"`
+	Reason     string  `json:"reason"`
 	// Previous is the policy a rollback would restore ("" = none).
 	Previous string `json:"previous,omitempty"`
 	// Guard describes the armed automatic rollback, if any.
@@ -196,6 +282,16 @@ type promoter struct {
 	certain         int64         // evaluated requests whose serving propensity was 1
 	previous        policy.Policy // restored by rollback
 	guard           *rollbackGuard
+	promotions      uint64 // seeds the promotion floor's coin
+}
+
+// nextSeed returns a fresh seed for a promotion floor's coin (deterministic
+// per gateway: the n-th promotion gets the same seed on every run).
+func (p *promoter) nextSeed() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.promotions++
+	return 0x6a09e667f3bcc909 ^ p.promotions
 }
 
 type rollbackGuard struct {
@@ -282,7 +378,7 @@ func (p *promoter) status(serving, shadow policy.Policy) ShadowStatus {
 	e := p.acc.estimate(p.z)
 	st := ShadowStatus{Incumbent: serving.Name(), N: e.N, ESS: e.ESS, IncumbentValue: e.IncumbentValue,
 		ShadowValue: e.ShadowValue, ShadowSNIPS: e.ShadowSNIPS, Diff: e.Diff, CILow: finite(e.CILow), CIHigh: finite(e.CIHigh),
-		Margin: p.cfg.Margin, MinSamples: p.cfg.MinSamples, Confidence: p.cfg.Confidence, est: e}
+		Interval: IntervalMethod, Margin: p.cfg.Margin, MinSamples: p.cfg.MinSamples, Confidence: p.cfg.Confidence, est: e}
 	if p.previous != nil {
 		st.Previous = p.previous.Name()
 	}
@@ -294,6 +390,8 @@ func (p *promoter) status(serving, shadow policy.Policy) ShadowStatus {
 		st.Reason = "no shadow policy"
 	case st.N < int64(p.cfg.MinSamples):
 		st.Reason = fmt.Sprintf("%d of %d samples", st.N, p.cfg.MinSamples)
+	case e.lowOverlap():
+		st.Reason = fmt.Sprintf("low overlap: effective sample size %.1f of %d requests; the interval rests on too few requests", e.ESS, e.N)
 	case !(e.CILow > p.cfg.Margin):
 		st.Reason = fmt.Sprintf("ci_low %.4f of shadow − incumbent is not above margin %.4f", e.CILow, p.cfg.Margin)
 	default:
@@ -303,8 +401,14 @@ func (p *promoter) status(serving, shadow policy.Policy) ShadowStatus {
 	if shadow != nil {
 		st.Shadow = shadow.Name()
 	}
+	if e.lowOverlap() {
+		st.Warning = fmt.Sprintf("low overlap: effective sample size %.1f of %d requests (the shadow mostly chooses arms the serving policy rarely plays); the normal interval is unreliable", e.ESS, e.N)
+	}
 	if e.N > 0 && p.certain == e.N {
-		st.Warning = "every evaluated request had serving propensity 1 (a deterministic serving policy): the shadow value is a replay estimate on agreements, biased when they rarely agree; serve with floor:EPS"
+		if st.Warning != "" {
+			st.Warning += "; "
+		}
+		st.Warning += "every evaluated request had serving propensity 1 (a deterministic serving policy): the shadow value is a replay estimate on agreements, biased when they rarely agree; serve with floor:EPS"
 	}
 	return st
 }

@@ -102,6 +102,8 @@ type Core struct {
 	now       func() time.Time
 	pending   *pendingStore
 	deferOn   bool
+	learn     ShadowLearnOpts
+	learnSeq  atomic.Uint64 // draws of the weighted shadow update's coin
 
 	serving atomic.Pointer[policyBox]
 	shadow  atomic.Pointer[policyBox]
@@ -137,6 +139,9 @@ type CoreOpts struct {
 	// (Feedback) and may defer policy updates until it arrives. The zero
 	// value keeps nothing and learns at completion.
 	Pending PendingOpts
+	// ShadowLearn says how the shadow policy learns; the zero value is
+	// importance-weighted learning from every routed request.
+	ShadowLearn ShadowLearnOpts
 }
 
 // NewCore validates o and builds a Core.
@@ -163,6 +168,9 @@ func NewCore(o CoreOpts) (*Core, error) {
 	if o.Policy == nil {
 		return nil, fmt.Errorf("policy: none given")
 	}
+	if err := o.ShadowLearn.validate(); err != nil {
+		return nil, err
+	}
 	if err := o.Reward.Validate(); err != nil {
 		return nil, err
 	}
@@ -175,6 +183,13 @@ func NewCore(o CoreOpts) (*Core, error) {
 		profiles:  o.Profiles,
 		encoder:   o.Encoder,
 		now:       o.Now,
+		learn:     o.ShadowLearn,
+	}
+	if c.learn.Mode == "" {
+		c.learn.Mode = ShadowWeighted
+	}
+	if c.learn.MaxWeight == 0 {
+		c.learn.MaxWeight = DefaultShadowMaxWeight
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -347,8 +362,7 @@ func (c *Core) explainEmpty(f *decision.Features) error {
 }
 
 // Complete computes the reward of the record's outcome, records the outcome
-// in the profiles, updates the serving policy (and the shadow policy when it
-// chose the same arm), hands the record to the sink and, when the pending
+// in the profiles, updates the serving policy and the shadow policy (Learn), hands the record to the sink and, when the pending
 // store is on, keeps the decision for delayed feedback. It is the second
 // half of Run.
 //
@@ -449,8 +463,9 @@ func (c *Core) Flush() { c.pending.flush() }
 // PendingStats returns the pending store's counters.
 func (c *Core) PendingStats() PendingStats { return c.pending.stats() }
 
-// Learn reports reward for decision d to the serving policy and, when the
-// shadow chose the same arm, to the shadow policy. Delayed rewards enter here.
+// Learn reports reward for decision d to the serving policy and to the
+// shadow policy as ShadowLearnOpts.Mode says (by default importance-weighted,
+// from every routed decision). Delayed rewards enter here.
 func (c *Core) Learn(f *decision.Features, d *decision.Decision, reward float64) error {
 	box := c.serving.Load()
 	// Only the policy that made the decision learns from it; after a hot
@@ -460,8 +475,8 @@ func (c *Core) Learn(f *decision.Features, d *decision.Decision, reward float64)
 			return fmt.Errorf("policy %s update: %w", box.p.Name(), err)
 		}
 	}
-	if sb := c.shadow.Load(); sb != nil && d.Shadow.Policy == sb.p.Name() && d.Shadow.Arm == d.Arm().ID {
-		if err := sb.p.Update(f, d.Candidates, d.Chosen, reward); err != nil {
+	if sb := c.shadow.Load(); sb != nil && d.Shadow.Policy == sb.p.Name() {
+		if err := c.learnShadow(sb.p, f, d, reward); err != nil {
 			return fmt.Errorf("shadow policy %s update: %w", sb.p.Name(), err)
 		}
 	}

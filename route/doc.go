@@ -30,7 +30,12 @@
 //   - computes the reward (decision.Reward.ForDecision: a same-model retry
 //     that answered earns the outcome's reward, a fallback's answer is the
 //     chosen arm's failure);
-//   - learns (Complete, Learn) and hands the record to the Sink;
+//   - learns (Complete, Learn) and hands the record to the Sink; the
+//     shadow policy learns as ShadowLearnOpts says — by default
+//     off-policy from every routed request, importance-weighted by its
+//     probability of the served arm over the serving policy's
+//     (WeightedUpdater, or a seeded integer number of Updates with mean w);
+//     frozen; or, for comparison, only when it agreed;
 //   - holds finished decisions for delayed feedback (PendingOpts): one
 //     bounded store, oldest evicted first, with a TTL (DefaultPendingTTL
 //     when zero). With PendingOpts.Defer, Complete holds back the policy

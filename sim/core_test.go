@@ -7,6 +7,7 @@ import (
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/route"
 	"github.com/routelab/routelab/sim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -54,7 +55,8 @@ func (s *spySink) Log(rec *decision.Record) {
 // The simulator acts and nothing else: every policy update and every
 // reward comes from route.Core.Complete, exactly one per completed routed
 // request, in completion order; forced requests teach no policy; the
-// shadow learns only where it agreed; and the Result's rewards are the
+// shadow learns only where it agreed (ShadowMatched; weighted learning is
+// route's tests' business); and the Result's rewards are the
 // core's.
 func TestSimLearnsOnlyThroughTheCore(t *testing.T) {
 	sc := load(t, "tasks")
@@ -73,7 +75,7 @@ func TestSimLearnsOnlyThroughTheCore(t *testing.T) {
 		shadow := &spyPolicy{Policy: newPolicy(t, "random", 4)}
 		sink := &spySink{serving: serving, reward: sc.RewardFunc()}
 		res := run(t, sim.Opts{Scenario: sc, Policy: serving, Shadow: shadow, Seed: 3, Trace: tr,
-			Sink: sink, ImmediateFeedback: immediate})
+			Sink: sink, ImmediateFeedback: immediate, ShadowLearn: route.ShadowLearnOpts{Mode: route.ShadowMatched}})
 
 		require.Len(t, sink.rewards, n, "immediate=%v: records logged", immediate)
 		routed, sum := 0, 0.0

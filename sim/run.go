@@ -21,6 +21,9 @@ type Opts struct {
 	Policy policy.Policy
 	// Shadow, optional, runs beside Policy in the decision core.
 	Shadow policy.Policy
+	// ShadowLearn says how Shadow learns (route.ShadowLearnOpts; the zero
+	// value is importance-weighted learning from every routed request).
+	ShadowLearn route.ShadowLearnOpts
 	// Seed drives the traffic and the providers' noise. The policy has its
 	// own seed (see PolicySeed), so that two policies run on one Seed see
 	// the same requests and the same latent draws.
@@ -306,15 +309,16 @@ func Run(ctx context.Context, o Opts) (*Result, error) {
 	w := compile(sc)
 	clk := &clock{start: sc.StartTime()}
 	core, err := route.NewCore(route.CoreOpts{
-		Catalogue: w.catalogue,
-		Policy:    o.Policy,
-		Shadow:    o.Shadow,
-		Rules:     append([]route.Rule{route.ContextWindowRule{}}, o.Rules...),
-		Reward:    reward,
-		Sink:      o.Sink,
-		Profiles:  route.NewProfiles(route.ProfileOpts{Priors: w.catalogue, Now: clk.Now}),
-		Encoder:   o.Encoder,
-		Now:       clk.Now,
+		Catalogue:   w.catalogue,
+		Policy:      o.Policy,
+		Shadow:      o.Shadow,
+		ShadowLearn: o.ShadowLearn,
+		Rules:       append([]route.Rule{route.ContextWindowRule{}}, o.Rules...),
+		Reward:      reward,
+		Sink:        o.Sink,
+		Profiles:    route.NewProfiles(route.ProfileOpts{Priors: w.catalogue, Now: clk.Now}),
+		Encoder:     o.Encoder,
+		Now:         clk.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sim: scenario %q: %w", sc.Name, err)

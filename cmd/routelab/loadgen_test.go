@@ -35,10 +35,14 @@ log: {dir: ""}
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 
-	var out bytes.Buffer
-	require.NoError(t, runLoadgen(&out, loadgenOpts{Target: hs.URL, RPS: 50, Duration: time.Second, Timeout: 5 * time.Second, Seed: 1, StreamFrac: 0.3, FeedbackRate: 0.5, Workers: 4}))
+	var out, progress bytes.Buffer
+	require.NoError(t, runLoadgen(&out, loadgenOpts{Target: hs.URL, RPS: 50, Duration: time.Second, Timeout: 5 * time.Second, Seed: 1, StreamFrac: 0.3, FeedbackRate: 0.5, Workers: 4,
+		Progress: &progress, ProgressEvery: 200 * time.Millisecond}))
 	assert.Contains(t, out.String(), "success                  100.00%")
 	assert.Regexp(t, regexp.MustCompile(`feedback sent / failed\s+\d+ / 0`), out.String())
+	line := regexp.MustCompile(`(?m)^\s+\d+s/1s  \d+ answers  100\.0% ok  p50 \S+  p99 \S+  [\d.]+ req/s$`)
+	assert.GreaterOrEqual(t, len(line.FindAllString(progress.String(), -1)), 3, "a progress line every 200ms:\n%s", progress.String())
+	assert.NotContains(t, out.String(), "answers", "progress stays off the summary")
 }
 
 func TestLoadTargeterIsSeededAndValid(t *testing.T) {
@@ -68,7 +72,7 @@ func TestLoadgenOptsValidation(t *testing.T) {
 	ok := loadgenOpts{Target: "http://gw:8080/", RPS: 1, Duration: time.Second}
 	got, err := ok.withDefaults()
 	require.NoError(t, err)
-	assert.Equal(t, loadgenOpts{Target: "http://gw:8080", Model: "auto", RPS: 1, Duration: time.Second, Timeout: 60 * time.Second, Workers: 64}, got, "zero values filled, trailing / dropped")
+	assert.Equal(t, loadgenOpts{Target: "http://gw:8080", Model: "auto", RPS: 1, Duration: time.Second, Timeout: 60 * time.Second, Workers: 64, ProgressEvery: 2 * time.Second}, got, "zero values filled, trailing / dropped")
 	tests := []struct {
 		name string
 		edit func(*loadgenOpts)

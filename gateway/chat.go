@@ -402,7 +402,12 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 		ar.code, ar.finish = e.Status, func() { writeAPIError(w, e) }
 		return ar
 	}
-	body := ar.res.Body
+	// The body names the catalogue id, as the header does, not the
+	// upstream's model name.
+	body, err := provider.AppendWithModel(make([]byte, 0, len(ar.res.Body)+len(ar.arm.id)), ar.res.Body, provider.QuoteJSON(ar.arm.id))
+	if err != nil {
+		s.log.Warn("answer passed on with the upstream's model name", "request_id", rec.Request.ID, "model", ar.arm.id, "err", err)
+	}
 	ar.code, ar.finish = http.StatusOK, func() {
 		h["Content-Type"] = jsonContentType
 		w.WriteHeader(http.StatusOK)
@@ -415,6 +420,7 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 type sse struct {
 	w       gin.ResponseWriter
 	arm     *arm
+	model   []byte // arm's catalogue id as a JSON string, for every chunk
 	started bool
 	first   time.Duration
 	t0      time.Time
@@ -443,7 +449,10 @@ func (e *sse) emit(chunk []byte) error {
 		e.start()
 		e.first = time.Since(e.t0)
 	}
-	e.buf = append(append(append(e.buf[:0], sseData...), chunk...), sseEnd...)
+	// Every chunk names the catalogue id (a chunk that is not a JSON object
+	// goes out as it came).
+	e.buf, _ = provider.AppendWithModel(append(e.buf[:0], sseData...), chunk, e.model)
+	e.buf = append(e.buf, sseEnd...)
 	if _, err := e.w.Write(e.buf); err != nil {
 		return provider.ErrClientGone
 	}
@@ -457,7 +466,7 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 	e := &sse{w: w, t0: t0}
 	ar := s.run(ctx, rec, req, chosen, func() bool { return e.started },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
-			e.arm = a
+			e.arm, e.model = a, provider.QuoteJSON(a.id)
 			return a.up.p.Stream(ctx, call, e.emit)
 		})
 	rec.Outcome.TTFT = e.first
@@ -478,7 +487,7 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 		return ar
 	}
 	if !e.started {
-		e.arm = final
+		e.arm, e.model = final, provider.QuoteJSON(final.id)
 		e.start()
 		e.first = time.Since(t0)
 		rec.Outcome.TTFT = e.first
@@ -488,10 +497,10 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 		if req.IncludeUsage {
 			u := res.Usage
 			u.TotalTokens = u.PromptTokens + u.CompletionTokens
-			uc := provider.Completion{ID: res.ChunkID, Object: "chat.completion.chunk", Created: res.Created, Model: res.ChunkModel,
+			uc := provider.Completion{ID: res.ChunkID, Object: "chat.completion.chunk", Created: res.Created, Model: final.id,
 				Choices: []provider.Choice{}, Usage: &u}
 			if uc.ID == "" {
-				uc.ID, uc.Created, uc.Model = "chatcmpl-"+rec.Request.ID, s.now().Unix(), final.upstream
+				uc.ID, uc.Created = "chatcmpl-"+rec.Request.ID, s.now().Unix()
 			}
 			b, _ := json.Marshal(uc) // plain fields always marshal
 			if e.emit(b) != nil {

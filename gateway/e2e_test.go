@@ -64,6 +64,7 @@ func TestOpenAISDKEndToEnd(t *testing.T) {
 			assert.Equal(t, "stop", string(c.Choices[0].FinishReason))
 			assert.Positive(t, c.Usage.TotalTokens)
 			assert.Equal(t, tc.wantArm, raw.Header.Get(HeaderModel))
+			assert.Equal(t, tc.wantArm, c.Model, "the body names the catalogue id, as the header does")
 			assert.Equal(t, "thompson", raw.Header.Get(HeaderPolicy))
 			id := raw.Header.Get(HeaderRequestID)
 			rec, ok := gw.sink.get(id)
@@ -80,14 +81,19 @@ func TestOpenAISDKEndToEnd(t *testing.T) {
 				StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 			})
 			acc := openai.ChatCompletionAccumulator{}
+			chunks := 0
 			for st.Next() {
-				acc.AddChunk(st.Current())
+				ch := st.Current()
+				assert.Equal(t, tc.wantArm, ch.Model, "chunk %d names the catalogue id", chunks)
+				acc.AddChunk(ch)
+				chunks++
 			}
 			require.NoError(t, st.Err())
 			require.NoError(t, st.Close())
 			require.Len(t, acc.Choices, 1)
 			assert.Equal(t, tc.wantText, acc.Choices[0].Message.Content)
 			assert.Positive(t, acc.Usage.TotalTokens, "include_usage chunk arrived")
+			assert.Equal(t, tc.wantArm, acc.Model)
 		})
 	}
 
@@ -95,10 +101,11 @@ func TestOpenAISDKEndToEnd(t *testing.T) {
 		seen := map[string]int{}
 		for range 30 {
 			var raw *http.Response
-			_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			c, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 				Model: "auto", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
 			}, option.WithResponseInto(&raw))
 			require.NoError(t, err)
+			assert.Equal(t, raw.Header.Get(HeaderModel), c.Model, "a routed answer names the catalogue id too")
 			rec, ok := gw.sink.get(raw.Header.Get(HeaderRequestID))
 			require.True(t, ok)
 			assert.Equal(t, decision.ReasonPolicy, rec.Decision.Reason)

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/routelab/routelab/sim"
 	"github.com/routelab/routelab/sim/fromlogs"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -90,6 +94,9 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 	if err != nil {
 		return err
 	}
+	// Six significant digits: fitted values carry no more precision, and
+	// the file reads 0.0008, not 0.0008000000000000004.
+	roundFloats(reflect.ValueOf(cal.Scenario), 6)
 	y, err := yaml.Marshal(cal.Scenario)
 	if err != nil {
 		return fmt.Errorf("encode scenario: %w", err)
@@ -118,13 +125,22 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 	}
 	fmt.Fprintf(out, "scenario %q written to %s (%d requests, %.3g req/s)\n\n", name, fl.out, cal.Scenario.Requests, cal.Scenario.Traffic.Rate)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ARM\tATTEMPTS\tOK\tTTFT_MEDIAN_MS\tSIGMA\tMS/OUT_TOK\tERROR\t429\tTIMEOUT\tPRICE_IN\tPRICE_OUT\tKS_LATENCY\tKS_TTFT")
+	fmt.Fprintln(w, "ARM\tATTEMPTS\tOK\tTTFT_MEDIAN_MS\tSIGMA\tMS/OUT_TOK\tERROR\t429\tTIMEOUT\tPRICE_IN\tPRICE_OUT\tKS_LATENCY\tKS_TTFT\tKS_CRIT")
 	for _, a := range cal.Arms {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.4f\t%.4f\t%.4f\t%.5f\t%.5f\t%.4f\t%.4f\n", a.Arm, a.Attempts, a.OK, a.MedianMS, a.Sigma,
-			a.PerOutputTokenMS, a.ErrorRate, a.RateLimitedRate, a.TimeoutRate, a.PriceIn, a.PriceOut, a.KSLatency, a.KSTTFT)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%.1f\t%.3f\t%.3f\t%.4f\t%.4f\t%.4f\t%.5f\t%.5f\t%s\t%s\t%s\n", a.Arm, a.Attempts, a.OK, a.MedianMS, a.Sigma,
+			a.PerOutputTokenMS, a.ErrorRate, a.RateLimitedRate, a.TimeoutRate, a.PriceIn, a.PriceOut,
+			ksCell(a.KSLatency, a.KSLatencyFit, a.Samples), ksCell(a.KSTTFT, a.KSTTFTFit, a.Samples), ksCrit(a))
 	}
 	if err := w.Flush(); err != nil {
 		return err
+	}
+	fmt.Fprintf(out, "KS: distance between the logged and the fitted latency (TTFT) distributions of answered requests; "+
+		"%q = not told apart by a two-sample KS test at α=0.05 (distance ≤ KS_CRIT), %q = told apart but ≤ %.2g, %q = more.\n",
+		fromlogs.FitGood, fromlogs.FitClose, fromlogs.KSClose, fromlogs.FitPoor)
+	for _, a := range cal.Arms {
+		if a.KSLatencyFit == fromlogs.FitPoor || a.KSTTFTFit == fromlogs.FitPoor {
+			fmt.Fprintf(out, "%s: poor fit of the latency model (KS latency %.3f, TTFT %.3f): simulated latencies will not match the logs well\n", a.Arm, a.KSLatency, a.KSTTFT)
+		}
 	}
 	for _, a := range cal.Arms {
 		if len(a.HourlyFailure) > 0 {
@@ -149,6 +165,86 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 		fmt.Fprintln(out, "note:", n)
 	}
 	return nil
+}
+
+// ksCell renders a KS distance with its verdict.
+func ksCell(d float64, verdict string, n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f %s", d, verdict)
+}
+
+func ksCrit(a fromlogs.ArmFit) string {
+	if a.Samples == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", a.KSCritical)
+}
+
+var simDuration = reflect.TypeFor[sim.Duration]()
+
+// roundFloats rounds, in place, every float and sim.Duration (written as
+// "379.742247ms") reachable from v (through pointers, structs' exported
+// fields, slices, arrays, maps and interfaces) to digits significant
+// digits.
+func roundFloats(v reflect.Value, digits int) {
+	if v.Type() == simDuration {
+		if v.CanSet() {
+			v.SetInt(int64(roundSig(float64(v.Int()), digits)))
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			if v.Kind() == reflect.Interface {
+				// An interface's dynamic value is not settable: round a copy.
+				c := reflect.New(v.Elem().Type()).Elem()
+				c.Set(v.Elem())
+				roundFloats(c, digits)
+				if v.CanSet() {
+					v.Set(c)
+				}
+				return
+			}
+			roundFloats(v.Elem(), digits)
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				roundFloats(v.Field(i), digits)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			roundFloats(v.Index(i), digits)
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			c := reflect.New(iter.Value().Type()).Elem()
+			c.Set(iter.Value())
+			roundFloats(c, digits)
+			v.SetMapIndex(iter.Key(), c)
+		}
+	case reflect.Float32, reflect.Float64:
+		if v.CanSet() {
+			v.SetFloat(roundSig(v.Float(), digits))
+		}
+	}
+}
+
+// roundSig rounds x to digits significant digits (NaN and ±Inf unchanged).
+func roundSig(x float64, digits int) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	r, err := strconv.ParseFloat(strconv.FormatFloat(x, 'g', digits, 64), 64)
+	if err != nil {
+		return x
+	}
+	return r
 }
 
 // wrapComment keeps a long YAML header comment readable.

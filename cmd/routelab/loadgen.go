@@ -142,6 +142,11 @@ type loadgenOpts struct {
 	FeedbackRate float64
 	// Workers is vegeta's initial worker count; 0 means 64.
 	Workers uint64
+	// Progress receives a progress line (answers so far, success rate,
+	// p50/p99 latency, rate) every ProgressEvery; nil writes none.
+	Progress io.Writer
+	// ProgressEvery is the progress interval; 0 means 2s.
+	ProgressEvery time.Duration
 }
 
 // withDefaults validates o, names the flag of a bad field, fills the zero
@@ -173,11 +178,17 @@ func (o loadgenOpts) withDefaults() (loadgenOpts, error) {
 	if o.Workers == 0 {
 		o.Workers = 64
 	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 2 * time.Second
+	}
 	return o, nil
 }
 
 func newLoadgenCmd() *cobra.Command {
-	var o loadgenOpts
+	var (
+		o     loadgenOpts
+		quiet bool
+	)
 	cmd := &cobra.Command{
 		Use:   "loadgen",
 		Short: "Send a realistic task mix to a gateway at a fixed rate (fills the decision log)",
@@ -188,10 +199,14 @@ naming their task (X-Routelab-Task), a share streamed. With --feedback-rate,
 a share of the answered requests gets a delayed rating on /v1/feedback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !quiet {
+				o.Progress = cmd.ErrOrStderr()
+			}
 			return runLoadgen(cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&quiet, "quiet", false, "no progress lines on stderr (every 2s: answers, success, p50/p99, rate)")
 	f.StringVar(&o.Target, "target", "http://localhost:8080", "gateway base URL")
 	f.IntVar(&o.RPS, "rps", 20, "requests per second (open loop)")
 	f.DurationVar(&o.Duration, "duration", 30*time.Second, "how long to send")
@@ -228,11 +243,20 @@ func runLoadgen(out io.Writer, o loadgenOpts) error {
 	defer signal.Stop(stop)
 	results := atk.Attack(vegeta.Targeter(lt.next), vegeta.Rate{Freq: rps, Per: time.Second}, dur, "loadgen")
 	fmt.Fprintf(out, "sending %d req/s to %s for %v…\n", rps, base, dur)
+	var tick <-chan time.Time
+	if o.Progress != nil {
+		t := time.NewTicker(o.ProgressEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	start, answered := time.Now(), 0
 loop:
 	for {
 		select {
 		case <-stop:
 			atk.Stop()
+		case now := <-tick:
+			fmt.Fprintln(o.Progress, progressLine(now.Sub(start), dur, &metrics, answered))
 		case res, ok := <-results:
 			if !ok {
 				break loop
@@ -241,6 +265,7 @@ loop:
 			if res.Code != http.StatusOK {
 				continue
 			}
+			answered++
 			models[res.Headers.Get("X-Routelab-Model")]++
 			if fbRate > 0 && fbRng.Float64() < fbRate {
 				id := res.Headers.Get("X-Routelab-Request-Id")
@@ -291,6 +316,19 @@ loop:
 		fmt.Fprintf(tw, "error\t%s\n", e)
 	}
 	return tw.Flush()
+}
+
+// progressLine is loadgen's progress report after elapsed of dur: answers
+// received so far, the share answered 200, latency p50/p99 so far and the
+// rate of answers.
+func progressLine(elapsed, dur time.Duration, m *vegeta.Metrics, ok int) string {
+	if m.Requests == 0 {
+		return fmt.Sprintf("%5.0fs/%.0fs  no answer yet", elapsed.Seconds(), dur.Seconds())
+	}
+	return fmt.Sprintf("%5.0fs/%.0fs  %d answers  %.1f%% ok  p50 %v  p99 %v  %.1f req/s",
+		elapsed.Seconds(), dur.Seconds(), m.Requests, 100*float64(ok)/float64(m.Requests),
+		m.Latencies.Quantile(0.5).Round(time.Millisecond), m.Latencies.Quantile(0.99).Round(time.Millisecond),
+		float64(m.Requests)/elapsed.Seconds())
 }
 
 func sendFeedback(base, key, id string, quality float64) error {

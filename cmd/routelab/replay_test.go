@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -271,6 +272,16 @@ func TestCalibrateCommand(t *testing.T) {
 	t.Log("\n" + buf.String())
 	assert.Contains(t, buf.String(), `scenario "fitted" written`)
 	assert.Contains(t, buf.String(), "KS_LATENCY")
+	// Every KS distance comes with a verdict.
+	verdicts := regexp.MustCompile(`\d\.\d{4} (good|close|poor) fit`).FindAllString(buf.String(), -1)
+	assert.Len(t, verdicts, 10, "a verdict per arm for latency and TTFT")
+	// The file holds no float noise: at most 6 significant digits.
+	y, err := os.ReadFile(out)
+	require.NoError(t, err)
+	for _, num := range regexp.MustCompile(`[0-9]*\.[0-9]+(e-?[0-9]+)?`).FindAllString(string(y), -1) {
+		digits := strings.TrimLeft(strings.ReplaceAll(strings.SplitN(num, "e", 2)[0], ".", ""), "0")
+		assert.LessOrEqual(t, len(digits), 6, "%s has more than 6 significant digits", num)
+	}
 	for _, arm := range []string{"chatty", "coder", "mathlete", "summarizer", "generalist"} {
 		assert.Contains(t, buf.String(), arm)
 	}

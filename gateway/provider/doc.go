@@ -12,4 +12,9 @@
 // simulated upstream (real sleeps, token streaming, failures, 429s, a
 // judged quality per task). Failures are *Error values classified for the
 // gateway's fallback logic (status, HTTP code, retryable, client fault).
+//
+// Answers name the upstream's model; the gateway renames them to its
+// catalogue id with AppendWithModel, which rewrites only the top-level
+// "model" member of a body or stream chunk and copies the rest byte for
+// byte.
 package provider

@@ -219,3 +219,29 @@ func ExampleParseRequest() {
 	// {"temperature":0.2,"messages":[{"role":"user","content":"Hi!"}],"model":"gpt-4o-mini"}
 	// messages: is required
 }
+
+func TestAppendWithModel(t *testing.T) {
+	q := QuoteJSON("cat-id")
+	for _, tc := range []struct{ in, want string }{
+		{`{"id":"x","model":"gpt-up","choices":[]}`, `{"id":"x","model":"cat-id","choices":[]}`},
+		{`{ "choices" : [{"model":"inner","delta":{"content":"\"model\":"}}] , "model" : "gpt-up" }`,
+			`{ "choices" : [{"model":"inner","delta":{"content":"\"model\":"}}] , "model" : "cat-id" }`},
+		{`{"meta":{"model":"nested"},"n":1.5e3,"ok":true,"x":null,"model":null}`, `{"meta":{"model":"nested"},"n":1.5e3,"ok":true,"x":null,"model":"cat-id"}`},
+		{`{"id":"no model here"}`, `{"id":"no model here"}`},
+		{`{}`, `{}`},
+	} {
+		got, err := AppendWithModel([]byte("data: "), []byte(tc.in), q)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if string(got) != "data: "+tc.want {
+			t.Errorf("AppendWithModel(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	for _, bad := range []string{`[1,2]`, `{"model":`, `not json`} {
+		got, err := AppendWithModel(nil, []byte(bad), q)
+		if err == nil || string(got) != bad {
+			t.Errorf("AppendWithModel(%s) = %s, %v; want it unchanged with an error", bad, got, err)
+		}
+	}
+}

@@ -74,6 +74,59 @@ type ArmFit struct {
 	KSTTFT    float64 `json:"ks_ttft"`
 	// Samples is the number of answered requests behind the KS distances.
 	Samples int `json:"ks_samples"`
+	// KSCritical is the two-sample KS critical value at α = 0.05 for
+	// Samples logged against Samples modelled draws, and KSLatencyFit and
+	// KSTTFTFit the verdicts on the distances (see KSVerdict).
+	KSCritical   float64 `json:"ks_critical"`
+	KSLatencyFit string  `json:"ks_latency_fit"`
+	KSTTFTFit    string  `json:"ks_ttft_fit"`
+}
+
+// KS verdicts.
+const (
+	// FitGood: the logged and modelled samples are not told apart by a
+	// two-sample KS test at α = 0.05.
+	FitGood = "good fit"
+	// FitClose: told apart at α = 0.05 (large samples detect small
+	// differences), but the distance is at most KSClose.
+	FitClose = "close fit"
+	// FitPoor: the distance exceeds both the critical value and KSClose.
+	FitPoor = "poor fit"
+	// FitUnknown: no sample.
+	FitUnknown = "no sample"
+)
+
+// KSClose is the KS distance up to which a fit that the test rejects is
+// still called close: the distributions' CDFs differ by at most 10
+// percentage points anywhere.
+const KSClose = 0.1
+
+// KSCritical is the two-sample Kolmogorov–Smirnov critical value at
+// α = 0.05 for samples of n and m: c(α)·√((n+m)/(n·m)) with c(0.05) =
+// √(−ln(α/2)/2) ≈ 1.358 (the asymptotic formula; conservative here, since
+// the modelled distribution was fitted to the logged sample). It is +Inf
+// when either sample is empty.
+func KSCritical(n, m int) float64 {
+	if n <= 0 || m <= 0 {
+		return math.Inf(1)
+	}
+	c := math.Sqrt(-math.Log(0.05/2) / 2)
+	return c * math.Sqrt(float64(n+m)/(float64(n)*float64(m)))
+}
+
+// KSVerdict names the fit of KS distance d between samples of n and m:
+// FitGood when d is within the critical value at α = 0.05, else FitClose
+// when d ≤ KSClose, else FitPoor; FitUnknown without samples.
+func KSVerdict(d float64, n, m int) string {
+	switch crit := KSCritical(n, m); {
+	case math.IsInf(crit, 1):
+		return FitUnknown
+	case d <= crit:
+		return FitGood
+	case d <= KSClose:
+		return FitClose
+	}
+	return FitPoor
 }
 
 // armCal accumulates one arm's statistics in one pass.
@@ -647,6 +700,11 @@ func (a *armCal) fit(id string, rng *rand.Rand, first time.Time) (ArmFit, sim.Pr
 		f.KSLatency = ks(obsL, modL)
 		f.KSTTFT = ks(obsT, modT)
 		f.Samples = len(a.res)
+		f.KSCritical = KSCritical(f.Samples, f.Samples)
+		f.KSLatencyFit = KSVerdict(f.KSLatency, f.Samples, f.Samples)
+		f.KSTTFTFit = KSVerdict(f.KSTTFT, f.Samples, f.Samples)
+	} else {
+		f.KSLatencyFit, f.KSTTFTFit = FitUnknown, FitUnknown
 	}
 	return f, p
 }

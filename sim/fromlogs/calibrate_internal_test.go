@@ -1,6 +1,7 @@
 package fromlogs
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,4 +28,31 @@ func TestBinsCoarsen(t *testing.T) {
 	}
 	assert.EqualValues(t, n, att)
 	assert.EqualValues(t, n/2, failed)
+}
+
+func TestKSVerdict(t *testing.T) {
+	// Tabulated two-sample critical values at α = 0.05: 1.358·√(2/n).
+	for _, tc := range []struct {
+		n    int
+		crit float64
+	}{{100, 0.1921}, {1000, 0.0607}, {10000, 0.0192}} {
+		if got := KSCritical(tc.n, tc.n); math.Abs(got-tc.crit) > 5e-4 {
+			t.Errorf("KSCritical(%d, %d) = %.4f, want %.4f", tc.n, tc.n, got, tc.crit)
+		}
+	}
+	for _, tc := range []struct {
+		d    float64
+		n    int
+		want string
+	}{
+		{0.15, 100, FitGood},    // within 0.192
+		{0.25, 100, FitPoor},    // beyond both
+		{0.05, 10000, FitClose}, // rejected (0.0192) but close
+		{0.01, 10000, FitGood},
+		{0.3, 0, FitUnknown},
+	} {
+		if got := KSVerdict(tc.d, tc.n, tc.n); got != tc.want {
+			t.Errorf("KSVerdict(%v, %d) = %q, want %q", tc.d, tc.n, got, tc.want)
+		}
+	}
 }

@@ -116,7 +116,7 @@ func demoConfig(t *testing.T, timeScale string) *gateway.Config {
 	t.Helper()
 	y := string(gateway.DefaultConfigYAML())
 	for _, r := range [][2]string{
-		{"name: thompson\n  params: {seed: \"1\", floor: \"0.05\"}", "name: linucb\n  params: {floor: \"0.05\"}"},
+		{"name: thompson\n  params: {seed: \"1\", floor: \"0.1\"}", "name: linucb\n  params: {floor: \"0.05\"}"},
 		{"type: sim\n", "type: sim\n    time_scale: " + timeScale + "\n"},
 		{"dir: ./data/decisions", `dir: ""`},
 	} {

@@ -477,9 +477,9 @@ const (
 	defMaxHeaderBytes    = 64 << 10
 	defMaxConnections    = 4096
 	defMaxInFlight       = 1024
-	defMaxTags           = 32
-	defMaxTagBytes       = 256
-	defMaxTagsBytes      = 4096
+	defMaxTags           = 16
+	defMaxTagBytes       = 128
+	defMaxTagsBytes      = 1024
 )
 
 func (sc *ServerConfig) fillDefaults() {

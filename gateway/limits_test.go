@@ -302,8 +302,8 @@ func TestTagsAndMetadataAreBounded(t *testing.T) {
 		{"tag too long", body, strings.Repeat("a", 300), "tag_too_long", "limits.max_tag_bytes"},
 		{"metadata too long", fmt.Sprintf(msgBody, "auto", `,"metadata":{"k":"`+strings.Repeat("v", 300)+`"}`), "", "tag_too_long", "limits.max_tag_bytes"},
 		{"task too long", fmt.Sprintf(msgBody, "auto", `,"metadata":{"task":"`+strings.Repeat("v", 300)+`"}`), "", "task_too_long", "limits.max_tag_bytes"},
-		{"tags and metadata together", fmt.Sprintf(msgBody, "auto", `,"metadata":{"k":"`+strings.Repeat("v", 200)+`"}`),
-			strings.TrimSuffix(strings.Repeat(strings.Repeat("t", 200)+",", 20), ","), "tags_too_large", "limits.max_tags_bytes"},
+		{"tags and metadata together", fmt.Sprintf(msgBody, "auto", `,"metadata":{"k":"`+strings.Repeat("v", 100)+`"}`),
+			strings.TrimSuffix(strings.Repeat(strings.Repeat("t", 100)+",", 10), ","), "tags_too_large", "limits.max_tags_bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, b := post(t, url, tc.body, HeaderTags, tc.hdr)
@@ -314,11 +314,11 @@ func TestTagsAndMetadataAreBounded(t *testing.T) {
 			assert.Contains(t, e.Error.Message, tc.limit)
 		})
 	}
-	code, hdr, _ := post(t, url, body, HeaderTags, strings.TrimSuffix(strings.Repeat("t,", 32), ","))
-	require.Equal(t, 200, code, "32 tags are within the default limit")
+	code, hdr, _ := post(t, url, body, HeaderTags, strings.TrimSuffix(strings.Repeat("t,", 16), ","))
+	require.Equal(t, 200, code, "16 tags are within the default limit")
 	rec, ok := gw.sink.get(hdr.Get(HeaderRequestID))
 	require.True(t, ok)
-	assert.Len(t, rec.Request.Features.Tags, 32)
+	assert.Len(t, rec.Request.Features.Tags, 16)
 }
 
 // Finding 8: a key without a tenant chose its tenant with the header and
@@ -389,5 +389,43 @@ log: {dir: ""}
 func TestRetryAfterRoundsUp(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", time.Second: "1", 1001 * time.Millisecond: "2", 90 * time.Second: "90"} {
 		assert.Equal(t, want, retryAfter(d), "%v", d)
+	}
+}
+
+func TestServerAndLimitsConfig(t *testing.T) {
+	const base = "providers: [{name: p, type: sim}]\nmodels: [{id: m, provider: p, sim: {}}]\n"
+	c, err := ParseConfig([]byte(base))
+	require.NoError(t, err)
+	assert.Equal(t, ServerConfig{ReadHeaderTimeout: defReadHeaderTimeout, ReadTimeout: defReadTimeout, WriteTimeout: defWriteTimeout,
+		IdleTimeout: defIdleTimeout, MaxHeaderBytes: defMaxHeaderBytes, MaxConnections: defMaxConnections, MaxInFlight: defMaxInFlight}, c.Server)
+	assert.Equal(t, RequestLimits{MaxTags: defMaxTags, MaxTagBytes: defMaxTagBytes, MaxTagsBytes: defMaxTagsBytes}, c.Limits)
+	c, err = ParseConfig([]byte(base + "server: {max_connections: -1, max_inflight: -1}\n"))
+	require.NoError(t, err, "-1 is unlimited")
+	assert.Equal(t, -1, c.Server.MaxConnections)
+	for _, tc := range []struct{ yaml, want string }{
+		{"server: {read_timeout: -1s}", "server.read_timeout"},
+		{"server: {write_timeout: -1s}", "server.write_timeout"},
+		{"server: {max_header_bytes: -1}", "server.max_header_bytes"},
+		{"server: {max_connections: -2}", "server.max_connections"},
+		{"server: {max_inflight: -2}", "server.max_inflight"},
+		{"limits: {max_tags: -1}", "limits.max_tags"},
+		{"limits: {max_tag_bytes: -1}", "limits.max_tag_bytes"},
+		{"limits: {max_tags_bytes: -1}", "limits.max_tags_bytes"},
+		{"server: {bogus: 1}", "bogus"},
+	} {
+		_, err := ParseConfig([]byte(base + tc.yaml + "\n"))
+		require.Error(t, err, tc.yaml)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"": 0, "7": 7 * time.Second, " 2 ": 2 * time.Second, "-3": 0, "soon": 0, "999999999": 24 * time.Hour,
+		now.Add(30 * time.Second).Format(http.TimeFormat): 30 * time.Second,
+		now.Add(-time.Minute).Format(http.TimeFormat):     0,
+	} {
+		assert.Equal(t, want, provider.ParseRetryAfter(v, now), "%q", v)
 	}
 }

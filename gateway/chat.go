@@ -523,7 +523,13 @@ func (e *sse) write(b []byte) error {
 // serveStream relays a streaming request; finish writes the stream's end
 // (usage chunk and [DONE], or an error).
 func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm, t0 time.Time) attemptResult {
-	e := &sse{w: w, rc: http.NewResponseController(w), wt: s.srv.WriteTimeout, t0: t0}
+	// gin's Flush swallows the write error: flush the net/http writer
+	// underneath (gin's Write has sent the headers by then).
+	var base http.ResponseWriter = w
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		base = u.Unwrap()
+	}
+	e := &sse{w: w, rc: http.NewResponseController(base), wt: s.srv.WriteTimeout, t0: t0}
 	if dl, ok := ctx.Deadline(); ok {
 		e.end = dl
 	}

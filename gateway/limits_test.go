@@ -431,3 +431,36 @@ func TestParseRetryAfter(t *testing.T) {
 		assert.Equal(t, want, provider.ParseRetryAfter(v, now), "%q", v)
 	}
 }
+
+// Finding 2 as reported: many clients open a stream and never read; the
+// normal requests that follow must not get 503 once write_timeout passed.
+func TestStalledStreamsDoNotStarveOthers(t *testing.T) {
+	up := &endless{ended: make(chan error, 64)}
+	srv, url := serveGateway(t, `
+server: {write_timeout: 300ms}
+providers: [{name: p, type: openai, base_url: http://127.0.0.1:1, max_concurrency: 4, queue_timeout: 5s, health_check: false}]
+models: [{id: m, provider: p}]
+log: {dir: ""}
+`, map[string]provider.Provider{"p": up}, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	const stalled = 12
+	body := fmt.Sprintf(msgBody, "m", `,"stream":true`)
+	for range stalled {
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		require.NoError(t, err)
+		defer c.Close()
+		_ = c.(*net.TCPConn).SetReadBuffer(4 << 10)
+		_, err = fmt.Fprintf(c, "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return up.streams.Load() == stalled }, 10*time.Second, 10*time.Millisecond,
+		"every stalled stream got a slot in turn")
+	require.Eventually(t, func() bool { return srv.inflight.Load() == 0 }, 10*time.Second, 10*time.Millisecond,
+		"every stalled stream ended")
+	ok := 0
+	for range 20 {
+		if code, _, _ := post(t, url+"/v1/chat/completions", fmt.Sprintf(msgBody, "m", "")); code == 200 {
+			ok++
+		}
+	}
+	assert.Equal(t, 20, ok)
+}

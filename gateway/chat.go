@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/gin-gonic/gin"
 	"github.com/sony/gobreaker/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
@@ -49,27 +51,31 @@ func (s *Server) reject(w http.ResponseWriter, e *APIError) {
 	s.m.requests.WithLabelValues("", codeString(e.Status)).Inc()
 }
 
-func (s *Server) readBody(r *http.Request) ([]byte, *APIError) {
+// readBody reads the request body incrementally up to max_body_bytes: the
+// declared Content-Length is checked but never preallocated, so a client
+// declaring a large body and trickling it reserves nothing it has not
+// sent. A body not read within server.read_timeout gets 408. Once the
+// body is read the read deadline is disarmed (bodyDeadline armed it).
+func (s *Server) readBody(r *http.Request, w http.ResponseWriter) ([]byte, *APIError) {
 	limit := s.cfg.MaxBodyBytes
 	if r.ContentLength > limit {
 		return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
 			fmt.Sprintf("request body of %d bytes exceeds the %d byte limit", r.ContentLength, limit))
 	}
-	var body []byte
-	var err error
-	if r.ContentLength > 0 {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		body, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
-		if err == nil && int64(len(body)) > limit {
-			return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
-				fmt.Sprintf("request body exceeds the %d byte limit", limit))
-		}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err == nil && int64(len(body)) > limit {
+		return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+			fmt.Sprintf("request body exceeds the %d byte limit", limit))
 	}
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, apiErr(http.StatusRequestTimeout, typeInvalidRequest, "request_timeout",
+				fmt.Sprintf("request body not received within server.read_timeout (%v)", s.srv.ReadTimeout))
+		}
 		return nil, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_body", "could not read request body: "+err.Error())
 	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return body, nil
 }
 
@@ -100,13 +106,13 @@ func (s *Server) handleChat(c *gin.Context) {
 		s.reject(w, aerr)
 		return
 	}
-	if cl.lim != nil && !cl.lim.Allow() {
+	if ok, wait := take(cl.lim, time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("key").Inc()
-		h.Set("Retry-After", "1")
+		h.Set("Retry-After", retryAfter(wait))
 		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"))
 		return
 	}
-	body, aerr := s.readBody(r)
+	body, aerr := s.readBody(r, w)
 	if aerr != nil {
 		s.reject(w, aerr)
 		return
@@ -121,10 +127,14 @@ func (s *Server) handleChat(c *gin.Context) {
 		s.reject(w, e)
 		return
 	}
-	tenant := s.tenantOf(cl, r, req)
-	if l := s.tenants.limiter(tenant); l != nil && !l.Allow() {
+	tenant, aerr := s.tenantOf(cl, r, req)
+	if aerr != nil {
+		s.reject(w, aerr)
+		return
+	}
+	if ok, wait := take(s.tenants.limiter(tenant), time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("tenant").Inc()
-		h.Set("Retry-After", "1")
+		h.Set("Retry-After", retryAfter(wait))
 		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"))
 		return
 	}
@@ -144,7 +154,10 @@ func (s *Server) handleChat(c *gin.Context) {
 	defer s.recs.Put(rec)
 	rec.Time = time.Time{}
 	rec.Request.ID, rec.Request.Forced = id, forced
-	s.fillFeatures(&rec.Request.Features, r, req, tenant)
+	if aerr := s.fillFeatures(&rec.Request.Features, r, req, tenant); aerr != nil {
+		s.reject(w, aerr)
+		return
+	}
 	if err := s.core.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
 		s.reject(w, s.decideError(err, forced, tenant))
 		return
@@ -187,7 +200,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	// The answer (or its last bytes) goes out only now, so that a client
 	// holding the request id finds its decision logged and ready for
 	// feedback.
-	ar.finish()
+	s.finish(w, ar.finish)
 	s.m.inflight.Dec()
 
 	m := s.m
@@ -205,6 +218,43 @@ func (s *Server) handleChat(c *gin.Context) {
 	chosen.decided(m, d.Policy, d.Reason).Inc()
 	m.success.observe(d.Reason, perr == nil)
 	m.overhead.Observe((time.Since(t0) - ar.wait).Seconds())
+}
+
+// finish writes the answer under server.write_timeout, then disarms the
+// write deadline so that it cannot fail a later request on the same
+// keep-alive connection.
+func (s *Server) finish(w http.ResponseWriter, f func()) {
+	rc := http.NewResponseController(w)
+	if s.srv.WriteTimeout > 0 {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.srv.WriteTimeout))
+	}
+	f()
+	_ = rc.SetWriteDeadline(time.Time{})
+}
+
+// take takes a token from l (nil = unlimited) at now. When none is left
+// it takes nothing and returns how long until one is.
+func take(l *rate.Limiter, now time.Time) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	r := l.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second // burst 0: never; validated against
+	}
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return true, 0
+	}
+	r.CancelAt(now)
+	return false, d
+}
+
+// retryAfter is a Retry-After value: d rounded up to whole seconds, at
+// least 1 (0 or unknown → 1).
+func retryAfter(d time.Duration) string {
+	sec := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(max(sec, 1), 10)
 }
 
 // decideError maps a failed Decide to the client's answer: a forced model
@@ -397,7 +447,7 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 	if ar.err != nil {
 		e := failure(ctx, ar.err)
 		if e.Status == http.StatusTooManyRequests {
-			h.Set("Retry-After", "1")
+			h.Set("Retry-After", retryAfter(ar.err.RetryAfter))
 		}
 		ar.code, ar.finish = e.Status, func() { writeAPIError(w, e) }
 		return ar
@@ -419,6 +469,9 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 // sse writes chat.completion.chunk events to the client.
 type sse struct {
 	w       gin.ResponseWriter
+	rc      *http.ResponseController
+	wt      time.Duration // server.write_timeout, per write
+	end     time.Time     // no write outlives it (the request's deadline); zero = none
 	arm     *arm
 	model   []byte // arm's catalogue id as a JSON string, for every chunk
 	started bool
@@ -453,17 +506,42 @@ func (e *sse) emit(chunk []byte) error {
 	// goes out as it came).
 	e.buf, _ = provider.AppendWithModel(append(e.buf[:0], sseData...), chunk, e.model)
 	e.buf = append(e.buf, sseEnd...)
-	if _, err := e.w.Write(e.buf); err != nil {
+	return e.write(e.buf)
+}
+
+// write writes and flushes b under a write deadline, so that a client
+// that stops reading fails the write (and the attempt, which frees its
+// provider slot) instead of blocking it.
+func (e *sse) write(b []byte) error {
+	if e.wt > 0 {
+		dl := time.Now().Add(e.wt)
+		if !e.end.IsZero() && e.end.Before(dl) {
+			dl = e.end
+		}
+		_ = e.rc.SetWriteDeadline(dl)
+	}
+	if _, err := e.w.Write(b); err != nil {
 		return provider.ErrClientGone
 	}
-	e.w.Flush()
+	if err := e.rc.Flush(); err != nil {
+		return provider.ErrClientGone
+	}
 	return nil
 }
 
 // serveStream relays a streaming request; finish writes the stream's end
 // (usage chunk and [DONE], or an error).
 func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm, t0 time.Time) attemptResult {
-	e := &sse{w: w, t0: t0}
+	// gin's Flush swallows the write error: flush the net/http writer
+	// underneath (gin's Write has sent the headers by then).
+	var base http.ResponseWriter = w
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		base = u.Unwrap()
+	}
+	e := &sse{w: w, rc: http.NewResponseController(base), wt: s.srv.WriteTimeout, t0: t0}
+	if dl, ok := ctx.Deadline(); ok {
+		e.end = dl
+	}
 	ar := s.run(ctx, rec, req, chosen, func() bool { return e.started },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
 			e.arm, e.model = a, provider.QuoteJSON(a.id)
@@ -475,14 +553,17 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 		ae := failure(ctx, ar.err)
 		if !e.started {
 			w.Header()[HeaderModel] = final.idHdr
+			if ae.Status == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", retryAfter(ar.err.RetryAfter))
+			}
 			ar.code, ar.finish = ae.Status, func() { writeAPIError(w, ae) }
 			return ar
 		}
 		// Headers are gone: end the stream with an error event (the OpenAI
 		// SDKs raise it) and no [DONE].
 		ar.code, ar.finish = http.StatusOK, func() {
-			_, _ = w.Write(append(append(append(e.buf[:0], sseData...), ae.body()...), sseEnd...))
-			w.Flush()
+			e.end = time.Time{}
+			_ = e.write(append(append(append(e.buf[:0], sseData...), ae.body()...), sseEnd...))
 		}
 		return ar
 	}
@@ -494,6 +575,7 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 	}
 	res := ar.res
 	ar.code, ar.finish = http.StatusOK, func() {
+		e.end = time.Time{}
 		if req.IncludeUsage {
 			u := res.Usage
 			u.TotalTokens = u.PromptTokens + u.CompletionTokens
@@ -507,8 +589,7 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 				return // the client left
 			}
 		}
-		_, _ = w.Write(sseDone)
-		w.Flush()
+		_ = e.write(sseDone)
 	}
 	return ar
 }

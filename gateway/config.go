@@ -43,6 +43,12 @@ type Config struct {
 	// OpenPaths are served without any credential.
 	OpenPaths []string `yaml:"open_paths"`
 
+	// Server bounds connections: timeouts, header size, connection and
+	// in-flight request caps (docs/config.md, `server:`).
+	Server ServerConfig `yaml:"server"`
+	// Limits bounds what a request may carry in tags and metadata.
+	Limits RequestLimits `yaml:"limits"`
+
 	Auth       AuthConfig       `yaml:"auth"`
 	RateLimits RateLimitsConfig `yaml:"rate_limits"`
 	Policy     PolicyConfig     `yaml:"policy"`
@@ -70,17 +76,60 @@ type AuthConfig struct {
 	Keys []KeyConfig `yaml:"keys"`
 	// AdminTokenSHA256 guards /admin/*.
 	AdminTokenSHA256 string `yaml:"admin_token_sha256"`
-	// TrustTenantHeader lets a caller name its tenant with X-Routelab-Tenant
-	// even when its key carries one.
+	// TrustTenantHeader makes every key behave as if it had tenant_header:
+	// true (a trusted front end names the tenant of each request).
 	TrustTenantHeader bool `yaml:"trust_tenant_header"`
+}
+
+// ServerConfig is the `server:` block. Zero values take the defaults
+// fillDefaults gives (see docs/config.md).
+type ServerConfig struct {
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a request's body, from the end of its
+	// headers (408 request_timeout when exceeded); streams are not cut by
+	// it.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds each write to the client (a response, or one
+	// chunk of a stream): a client that stops reading fails the write,
+	// which ends the attempt and frees its provider slot.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers (431 above it).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnections caps open client connections; further connections
+	// wait in the kernel's accept queue. -1 = unlimited.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxInFlight caps requests being handled at once on /v1/*; above it
+	// requests get 503 server_busy. -1 = unlimited.
+	MaxInFlight int `yaml:"max_inflight"`
+}
+
+// RequestLimits is the `limits:` block: what one request may carry in
+// X-Routelab-Tags and metadata (400 naming the limit above it). Everything
+// a decision keeps for delayed feedback is bounded by these.
+type RequestLimits struct {
+	// MaxTags caps the tags of a request, header tags and metadata pairs
+	// together.
+	MaxTags int `yaml:"max_tags"`
+	// MaxTagBytes caps one tag (a metadata pair counts as key=value).
+	MaxTagBytes int `yaml:"max_tag_bytes"`
+	// MaxTagsBytes caps all tags of a request together.
+	MaxTagsBytes int `yaml:"max_tags_bytes"`
 }
 
 // KeyConfig is one API key.
 type KeyConfig struct {
-	Name   string       `yaml:"name"`
-	SHA256 string       `yaml:"sha256"`
-	Tenant string       `yaml:"tenant"`
-	Limit  *LimitConfig `yaml:"rate_limit"`
+	Name   string `yaml:"name"`
+	SHA256 string `yaml:"sha256"`
+	Tenant string `yaml:"tenant"`
+	// TenantHeader lets this key name the tenant of each request with
+	// X-Routelab-Tenant (or metadata.tenant): for a trusted front end
+	// serving many tenants. Without it the header is ignored and the
+	// tenant is the key's tenant, else the key's name.
+	TenantHeader bool         `yaml:"tenant_header"`
+	Limit        *LimitConfig `yaml:"rate_limit"`
 }
 
 // LimitConfig is a token bucket: RPS tokens per second, Burst capacity.
@@ -316,6 +365,8 @@ func (c *Config) fillDefaults() {
 		c.MaxBodyBytes = 1 << 20
 	}
 	def(&c.RequestTimeout, 120*time.Second)
+	c.Server.fillDefaults()
+	c.Limits.fillDefaults()
 	def(&c.ShutdownTimeout, 30*time.Second)
 	if c.Aliases == nil {
 		c.Aliases = []string{"auto"}
@@ -383,7 +434,7 @@ var (
 // section has its own validate function, run in this order.
 func (c *Config) Validate() error {
 	for _, v := range []func() error{
-		c.validateServer, c.validateAuth, c.validateRateLimits, c.validateReward,
+		c.validateServer, c.validateLimits, c.validateAuth, c.validateRateLimits, c.validateReward,
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder,
@@ -420,6 +471,80 @@ func (c *Config) validateServer() error {
 		return fmt.Errorf("max_body_bytes: %d must be > 0", c.MaxBodyBytes)
 	}
 	return nonNegative(namedDuration{"request_timeout", c.RequestTimeout}, namedDuration{"shutdown_timeout", c.ShutdownTimeout})
+}
+
+// Defaults of the server: and limits: blocks.
+const (
+	defReadHeaderTimeout = 10 * time.Second
+	defReadTimeout       = 30 * time.Second
+	defWriteTimeout      = 30 * time.Second
+	defIdleTimeout       = 120 * time.Second
+	defMaxHeaderBytes    = 64 << 10
+	defMaxConnections    = 4096
+	defMaxInFlight       = 1024
+	defMaxTags           = 16
+	defMaxTagBytes       = 128
+	defMaxTagsBytes      = 1024
+)
+
+func (sc *ServerConfig) fillDefaults() {
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&sc.ReadHeaderTimeout, defReadHeaderTimeout}, {&sc.ReadTimeout, defReadTimeout},
+		{&sc.WriteTimeout, defWriteTimeout}, {&sc.IdleTimeout, defIdleTimeout}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+	for _, d := range []struct {
+		p *int
+		v int
+	}{{&sc.MaxHeaderBytes, defMaxHeaderBytes},
+		{&sc.MaxConnections, defMaxConnections}, {&sc.MaxInFlight, defMaxInFlight}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+}
+
+func (l *RequestLimits) fillDefaults() {
+	for _, d := range []struct {
+		p *int
+		v int
+	}{{&l.MaxTags, defMaxTags}, {&l.MaxTagBytes, defMaxTagBytes}, {&l.MaxTagsBytes, defMaxTagsBytes}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+}
+
+// validateLimits checks the server: and limits: blocks. Zero values are
+// accepted (New fills the defaults of a config built in code).
+func (c *Config) validateLimits() error {
+	sc := &c.Server
+	if err := nonNegative(namedDuration{"server.read_header_timeout", sc.ReadHeaderTimeout}, namedDuration{"server.read_timeout", sc.ReadTimeout},
+		namedDuration{"server.write_timeout", sc.WriteTimeout}, namedDuration{"server.idle_timeout", sc.IdleTimeout}); err != nil {
+		return err
+	}
+	if sc.MaxHeaderBytes < 0 {
+		return fmt.Errorf("server.max_header_bytes: %d must be > 0", sc.MaxHeaderBytes)
+	}
+	if sc.MaxConnections < -1 {
+		return fmt.Errorf("server.max_connections: %d must be > 0, or -1 for unlimited", sc.MaxConnections)
+	}
+	if sc.MaxInFlight < -1 {
+		return fmt.Errorf("server.max_inflight: %d must be > 0, or -1 for unlimited", sc.MaxInFlight)
+	}
+	for _, v := range []struct {
+		name string
+		v    int
+	}{{"limits.max_tags", c.Limits.MaxTags}, {"limits.max_tag_bytes", c.Limits.MaxTagBytes}, {"limits.max_tags_bytes", c.Limits.MaxTagsBytes}} {
+		if v.v < 0 {
+			return fmt.Errorf("%s: %d must be > 0", v.name, v.v)
+		}
+	}
+	return nil
 }
 
 // validateAuth checks auth: the keys and the admin token.

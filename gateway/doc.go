@@ -10,7 +10,9 @@
 //
 // One request takes this path:
 //
-//	auth (hashed API keys) → per-key and per-tenant token buckets →
+//	connection cap (LimitListener) and header/body read timeouts →
+//	in-flight cap → auth (hashed API keys) → per-key and per-tenant token
+//	buckets (429 with the bucket's real wait as Retry-After) →
 //	decode (provider.ParseRequest) → features (tenant, task, prompt tokens,
 //	time, tags) → core.Decide (rule filter: context window, breakers,
 //	health checks, profile conditions, tenant allowlist; then the policy, or
@@ -28,6 +30,14 @@
 // any other rule rejection 503 no_model_available, naming the rule.
 // Breakers count only the model's own failures: client errors, clients
 // leaving and local queue limits are excluded.
+//
+// No client can hold resources by being slow or large: bodies are read
+// incrementally under server.read_timeout; every write to the client
+// (each stream chunk) has a deadline, so a client that stops reading fails
+// the attempt and frees its provider slot; tags, metadata, task and
+// tenant names are bounded (limits:) before the pending store keeps them.
+// The tenant is the key's (or the key's name) unless the key is trusted
+// with tenant_header, so rotating X-Routelab-Tenant escapes no limit.
 //
 // Every attempt is recorded in decision.Outcome.Attempts. Streams are relayed
 // chunk by chunk as Server-Sent Events; once a chunk has reached the client

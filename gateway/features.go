@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -9,27 +10,43 @@ import (
 	"github.com/routelab/routelab/gateway/provider"
 )
 
-// tenantOf picks the request's tenant: the key's tenant unless the config
-// trusts the header, then X-Routelab-Tenant, metadata.tenant, the key name.
-func (s *Server) tenantOf(cl *caller, r *http.Request, req *provider.Request) string {
-	if cl.tenant != "" && !s.cfg.Auth.TrustTenantHeader {
-		return cl.tenant
-	}
-	if t := r.Header.Get(HeaderTenant); t != "" {
-		return t
-	}
-	if t := req.Metadata["tenant"]; t != "" {
-		return t
+// tenantOf picks the request's tenant. A key trusted to name tenants
+// (auth.keys[].tenant_header, or auth.trust_tenant_header for all keys)
+// and anonymous development traffic name it with X-Routelab-Tenant, else
+// metadata.tenant; otherwise, and when they name none, it is the key's
+// tenant, else the key's name. So a key cannot leave its tenant's rate
+// limit by rotating the header. A tenant name longer than
+// limits.max_tag_bytes is refused.
+func (s *Server) tenantOf(cl *caller, r *http.Request, req *provider.Request) (string, *APIError) {
+	if cl.key == "" || s.trusted[cl.key] {
+		t := r.Header.Get(HeaderTenant)
+		if t == "" {
+			t = req.Metadata["tenant"]
+		}
+		if len(t) > s.lim.MaxTagBytes {
+			return "", s.limitErr("tenant_too_long", fmt.Sprintf("the tenant name has %d bytes", len(t)), "limits.max_tag_bytes", s.lim.MaxTagBytes)
+		}
+		if t != "" {
+			return t, nil
+		}
 	}
 	if cl.tenant != "" {
-		return cl.tenant
+		return cl.tenant, nil
 	}
-	return cl.key
+	return cl.key, nil
+}
+
+// limitErr is the 400 for a request beyond one of the limits: block.
+func (s *Server) limitErr(code, what, key string, limit int) *APIError {
+	return apiErr(http.StatusBadRequest, typeInvalidRequest, code, fmt.Sprintf("%s, above the limit of %d (%s)", what, limit, key))
 }
 
 // fillFeatures describes the request for the policy, reusing f's vector
-// and tag storage.
-func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provider.Request, tenant string) {
+// and tag storage. Tags (X-Routelab-Tags and metadata pairs) and the task
+// are bounded by the limits: block, checked before anything is kept: the
+// decision core keeps Features until feedback.
+func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provider.Request, tenant string) *APIError {
+	lim := &s.lim
 	vec, tags := f.Vector[:0], f.Tags[:0]
 	*f = decision.Features{Tenant: tenant, Time: s.now(), Vector: vec}
 	size := 0
@@ -45,16 +62,48 @@ func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provid
 	default:
 		f.Task = GuessTask(req.Messages)
 	}
+	if len(f.Task) > lim.MaxTagBytes {
+		return s.limitErr("task_too_long", fmt.Sprintf("the task name has %d bytes", len(f.Task)), "limits.max_tag_bytes", lim.MaxTagBytes)
+	}
+	total := 0
+	add := func(t string) *APIError {
+		if len(tags) >= lim.MaxTags {
+			return s.limitErr("too_many_tags", "the request has more tags (X-Routelab-Tags and metadata pairs)", "limits.max_tags", lim.MaxTags)
+		}
+		if len(t) > lim.MaxTagBytes {
+			return s.limitErr("tag_too_long", fmt.Sprintf("a tag of %d bytes", len(t)), "limits.max_tag_bytes", lim.MaxTagBytes)
+		}
+		if total += len(t); total > lim.MaxTagsBytes {
+			return s.limitErr("tags_too_large", "the tags (X-Routelab-Tags and metadata pairs) together are larger", "limits.max_tags_bytes", lim.MaxTagsBytes)
+		}
+		tags = append(tags, t)
+		return nil
+	}
 	if h := r.Header.Get(HeaderTags); h != "" {
-		for _, t := range strings.Split(h, ",") {
+		if len(h) > lim.MaxTagsBytes+lim.MaxTags*8 { // room for separators; refuse before splitting
+			return s.limitErr("tags_too_large", fmt.Sprintf("the %s header has %d bytes", HeaderTags, len(h)), "limits.max_tags_bytes", lim.MaxTagsBytes)
+		}
+		for h != "" {
+			var t string
+			t, h, _ = strings.Cut(h, ",")
 			if t = strings.TrimSpace(t); t != "" {
-				tags = append(tags, t)
+				if e := add(t); e != nil {
+					f.Tags = tags[:0]
+					return e
+				}
 			}
 		}
 	}
 	for k, v := range req.Metadata {
 		if k != "tenant" && k != "task" {
-			tags = append(tags, k+"="+v)
+			if len(k)+1+len(v) > lim.MaxTagBytes { // refuse before concatenating
+				f.Tags = tags[:0]
+				return s.limitErr("tag_too_long", fmt.Sprintf("metadata %q of %d bytes", truncate(k, 64), len(k)+1+len(v)), "limits.max_tag_bytes", lim.MaxTagBytes)
+			}
+			if e := add(k + "=" + v); e != nil {
+				f.Tags = tags[:0]
+				return e
+			}
 		}
 	}
 	if len(tags) > 1 {
@@ -63,6 +112,15 @@ func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provid
 	if len(tags) > 0 {
 		f.Tags = tags
 	}
+	return nil
+}
+
+// truncate cuts s to at most n bytes, for error messages.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // Task words, by priority: a request is "code" if any code word occurs,

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -103,7 +104,11 @@ func TestRateLimitsPerKeyAndTenant(t *testing.T) {
 	assert.Equal(t, []int{200, 200, 429, 429}, codes)
 	code, hdr, b := post(t, url, body, "Authorization", "Bearer key-one")
 	require.Equal(t, 429, code)
-	assert.Equal(t, "1", hdr.Get("Retry-After"))
+	// The bucket refills one token per 1000 s: Retry-After is the real wait,
+	// rounded up to seconds (it used to be a constant 1).
+	ra, err := strconv.Atoi(hdr.Get("Retry-After"))
+	require.NoError(t, err, "Retry-After %q", hdr.Get("Retry-After"))
+	assert.InDelta(t, 1000, ra, 10, "Retry-After is the tenant bucket's wait")
 	e := decodeAPIError(t, b)
 	assert.Equal(t, typeRateLimit, e.Error.Type)
 	code, _, _ = post(t, url, body, "Authorization", "Bearer key-two")

@@ -92,8 +92,12 @@ type Server struct {
 	promo     *promoter
 	pm        *promotionMetrics
 	created   int64
-	lastTick  time.Time // condition loop only
-	models    []byte    // GET /v1/models body
+	lastTick  time.Time       // condition loop only
+	models    []byte          // GET /v1/models body
+	srv       ServerConfig    // Config.Server with defaults filled
+	lim       RequestLimits   // Config.Limits with defaults filled
+	inflight  atomic.Int64    // requests in /v1/* handlers
+	trusted   map[string]bool // keys that may name the tenant (tenant_header)
 }
 
 // New builds the gateway from a validated config.
@@ -109,7 +113,15 @@ func New(o Opts) (*Server, error) {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
 	s := &Server{cfg: c, reg: o.Registry, log: o.Logger, now: o.Now, feedback: o.Feedback,
-		arms: map[string]*arm{}, aliases: map[string]bool{}}
+		arms: map[string]*arm{}, aliases: map[string]bool{}, srv: c.Server, lim: c.Limits}
+	s.srv.fillDefaults()
+	s.lim.fillDefaults()
+	s.trusted = map[string]bool{}
+	for _, k := range c.Auth.Keys {
+		if k.TenantHeader || c.Auth.TrustTenantHeader {
+			s.trusted[k.Name] = true
+		}
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -306,8 +318,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stop := context.WithCancel(context.Background())
 	defer stop()
 	s.Start(bg)
-	hs := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	ln = LimitListener(ln, s.srv.MaxConnections)
+	hs := s.httpServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -328,6 +340,94 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Updates still waiting for feedback learn their immediate reward.
 	s.core.Flush()
 	return nil
+}
+
+// httpServer is the http.Server Serve runs. Its ReadTimeout and
+// WriteTimeout stay 0: they would cut streams longer than them (an expired
+// read deadline cancels the request's context). The body read deadline
+// (bodyDeadline) and the per-write deadlines (writeDeadline) apply the
+// server: block's read_timeout and write_timeout instead.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{Handler: s.engine, ReadHeaderTimeout: s.srv.ReadHeaderTimeout, IdleTimeout: s.srv.IdleTimeout,
+		MaxHeaderBytes: s.srv.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+}
+
+// bodyDeadline arms the connection's read deadline for the request body:
+// a client trickling its body is cut at server.read_timeout. Handlers
+// that read the body to its end disarm it (readBody) so that a long
+// stream is not cancelled by it.
+func (s *Server) bodyDeadline(c *gin.Context) {
+	if c.Request.ContentLength != 0 && s.srv.ReadTimeout > 0 {
+		_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(s.srv.ReadTimeout))
+	}
+	c.Next()
+}
+
+// limitInFlight answers 503 server_busy beyond server.max_inflight
+// concurrent /v1/* requests.
+func (s *Server) limitInFlight(c *gin.Context) {
+	if s.srv.MaxInFlight < 0 {
+		c.Next()
+		return
+	}
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	if n > int64(s.srv.MaxInFlight) {
+		c.Writer.Header().Set("Retry-After", "1")
+		s.reject(c.Writer, apiErr(http.StatusServiceUnavailable, typeUnavailable, "server_busy",
+			fmt.Sprintf("the gateway is handling its maximum of %d concurrent requests (server.max_inflight)", s.srv.MaxInFlight)))
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// LimitListener returns a listener that keeps at most n connections open
+// at once: Accept waits while n are open. n <= 0 returns ln unchanged.
+func LimitListener(ln net.Listener, n int) net.Listener {
+	if n <= 0 {
+		return ln
+	}
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+type limitListener struct {
+	net.Listener
+	sem       chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 func (s *Server) nextID() string {
@@ -358,9 +458,10 @@ func (s *Server) routes() *gin.Engine {
 			h(c)
 		}
 	}
-	e.POST("/v1/chat/completions", s.handleChat)
+	e.Use(s.bodyDeadline)
+	e.POST("/v1/chat/completions", s.limitInFlight, s.handleChat)
 	e.GET("/v1/models", s.handleModels)
-	e.POST("/v1/feedback", s.handleFeedback)
+	e.POST("/v1/feedback", s.limitInFlight, s.handleFeedback)
 	e.GET("/healthz", guard("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") }))
 	e.GET("/readyz", guard("/readyz", s.handleReady))
 	mh := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{})

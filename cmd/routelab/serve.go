@@ -113,8 +113,13 @@ func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Lo
 	for i, m := range cfg.Models {
 		models[i] = m.ID
 	}
+	if cfg.Auth.TrustTenantHeader {
+		log.Warn("auth.trust_tenant_header: every key may name its requests' tenant (X-Routelab-Tenant), so per-tenant limits hold only per key")
+	}
 	log.Info("routelab gateway listening", "addr", ln.Addr().String(), "config", src, "mode", cfg.Mode,
-		"policy", cfg.Policy.Name, "models", strings.Join(models, ","), "decision_log", cfg.Log.Dir)
+		"policy", cfg.Policy.Name, "models", strings.Join(models, ","), "decision_log", cfg.Log.Dir,
+		"max_connections", cfg.Server.MaxConnections, "max_inflight", cfg.Server.MaxInFlight,
+		"read_timeout", cfg.Server.ReadTimeout, "write_timeout", cfg.Server.WriteTimeout)
 	host := ln.Addr().String()
 	if h, port, err := net.SplitHostPort(host); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
 		host = "localhost:" + port

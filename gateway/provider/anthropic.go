@@ -142,6 +142,7 @@ func (p *Anthropic) post(ctx context.Context, c *Call, stream bool) (*http.Respo
 		}
 		e := StatusError(code, upstreamMessage(b))
 		e.HTTPStatus = res.StatusCode
+		e.RetryAfter = ParseRetryAfter(res.Header.Get("Retry-After"), time.Now())
 		return nil, e
 	}
 	return res, nil

@@ -136,7 +136,9 @@ func (p *OpenAI) post(ctx context.Context, c *Call, stream bool) (*http.Response
 	if res.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 		res.Body.Close()
-		return nil, StatusError(res.StatusCode, upstreamMessage(b))
+		e := StatusError(res.StatusCode, upstreamMessage(b))
+		e.RetryAfter = ParseRetryAfter(res.Header.Get("Retry-After"), time.Now())
+		return nil, e
 	}
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,9 +83,31 @@ type Error struct {
 	Retryable bool
 	// Client is true when the request itself was rejected (400, 413, 422):
 	// no other upstream would accept it either.
-	Client  bool
-	Message string
-	Err     error
+	Client bool
+	// RetryAfter is the wait the upstream asked for (its Retry-After
+	// header, in seconds or as an HTTP date); 0 = none given.
+	RetryAfter time.Duration
+	Message    string
+	Err        error
+}
+
+// ParseRetryAfter reads a Retry-After header value: delay seconds or an
+// HTTP date (relative to now). Anything else, or a past date, is 0.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if sec <= 0 {
+			return 0
+		}
+		return time.Duration(min(sec, 24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), 24*time.Hour)
+	}
+	return 0
 }
 
 func (e *Error) Error() string {

@@ -62,6 +62,7 @@ type Config struct {
 	Conditions ConditionsConfig    `yaml:"conditions"`
 	Feedback   FeedbackConfig      `yaml:"feedback"`
 	Promotion  PromotionConfig     `yaml:"promotion"`
+	Checkpoint CheckpointConfig    `yaml:"checkpoint"`
 	Log        LogConfig           `yaml:"log"`
 }
 
@@ -97,10 +98,31 @@ type RateLimitsConfig struct {
 	PerTenant *LimitConfig `yaml:"per_tenant"`
 }
 
-// PolicyConfig names a registered policy and its parameters.
+// PolicyConfig names a registered policy and its parameters, or (File) a
+// policy artifact to load (package artifact: from routelab train, neural
+// fit, sim --save-policy or a checkpoint). File excludes Name and Params;
+// the artifact's encoder, reward and models must match the config's.
 type PolicyConfig struct {
 	Name   string            `yaml:"name"`
 	Params map[string]string `yaml:"params"`
+	File   string            `yaml:"file"`
+}
+
+// CheckpointConfig is the `checkpoint:` block: where and how often the
+// serving (and shadow) policy is saved as a policy artifact, so that a
+// restart resumes what was learned.
+//
+//	checkpoint:
+//	  dir: /var/lib/routelab/policies   # empty = no checkpoints
+//	  every: 1m                         # 0 = 1m; also written on drain
+//
+// At start-up the policies are restored from DIR/serving.json and
+// DIR/shadow.json when present; a checkpoint that cannot be read, or that
+// was written for another encoder, reward or catalogue, is reported as a
+// warning and the configured policy starts fresh.
+type CheckpointConfig struct {
+	Dir   string        `yaml:"dir"`
+	Every time.Duration `yaml:"every"`
 }
 
 // RewardConfig is the `reward:` block: decision.RewardSpec, the schema the
@@ -319,9 +341,10 @@ func (c *Config) fillDefaults() {
 	if c.OpenPaths == nil {
 		c.OpenPaths = []string{"/healthz", "/readyz", "/metrics"}
 	}
-	if c.Policy.Name == "" {
+	if c.Policy.Name == "" && c.Policy.File == "" {
 		c.Policy.Name = "thompson"
 	}
+	def(&c.Checkpoint.Every, time.Minute)
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		def(&p.Timeout, 60*time.Second)
@@ -382,7 +405,7 @@ func (c *Config) Validate() error {
 		c.validateServer, c.validateAuth, c.validateRateLimits, c.validateReward,
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
-		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder,
+		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
 	} {
 		if err := v(); err != nil {
 			return err
@@ -728,6 +751,27 @@ func (c *Config) validateFeedback() error {
 	}
 	if c.Feedback.MaxEntries < 0 {
 		return fmt.Errorf("feedback.max_entries: %d must be >= 0", c.Feedback.MaxEntries)
+	}
+	return nil
+}
+
+// validatePolicies checks policy, shadow and checkpoint: a policy is a
+// name or a file, not both. Whether the file is a valid artifact for this
+// config is checked by New, which loads it.
+func (c *Config) validatePolicies() error {
+	for _, x := range []struct {
+		path string
+		pc   *PolicyConfig
+	}{{"policy", &c.Policy}, {"shadow", c.Shadow}} {
+		if x.pc == nil || x.pc.File == "" {
+			continue
+		}
+		if x.pc.Name != "" || len(x.pc.Params) > 0 {
+			return fmt.Errorf("%s: give file (%s) or name and params (%q), not both", x.path, x.pc.File, x.pc.Name)
+		}
+	}
+	if c.Checkpoint.Every < 0 {
+		return fmt.Errorf("checkpoint.every: %v must be positive", c.Checkpoint.Every)
 	}
 	return nil
 }

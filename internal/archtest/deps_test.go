@@ -22,15 +22,16 @@ var allowed = map[string][]string{
 	"route":            {"decision", "policy"},
 	"decisionlog":      {"decision"},
 	"replay":           {"decision", "policy"},
+	"artifact":         {"decision", "policy"},
 	"sim":              {"decision", "policy", "route"},
 	"sim/fromlogs":     {"decision", "decisionlog", "policy", "replay", "sim"},
 	"offline":          {"decision", "decisionlog", "policy", "policy/neural", "replay"},
 	"datasets":         {"decision", "policy", "route"},
 	"experiments":      {"decision", "policy", "route", "sim"},
 	"gateway/provider": {"decision"},
-	"gateway":          {"decision", "gateway/provider", "policy", "route"},
+	"gateway":          {"artifact", "decision", "gateway/provider", "policy", "route"},
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
-	"cmd/routelab": {"datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
+	"cmd/routelab": {"artifact", "datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
 		"policy", "policy/neural", "replay", "route", "sim", "sim/fromlogs"},
 }
 

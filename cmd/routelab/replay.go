@@ -245,7 +245,7 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		targets = append(targets, replay.Target{Name: label, Policy: p})
 	}
 	for _, path := range fl.snapshots {
-		p, err := policy.LoadFile(reg, path)
+		p, _, err := artifact.LoadPolicy(reg, path)
 		if err != nil {
 			return fmt.Errorf("--snapshot: %w", err)
 		}

@@ -81,7 +81,13 @@ func (s *Server) restoreCheckpoint(name string, env artifactEnv) policy.Policy {
 	}
 	p, err := loadArtifactPolicy(s.reg, path, env)
 	if err != nil {
-		s.log.Warn("checkpoint not restored: starting from the configured policy", "file", path, "err", err)
+		// Keep the rejected file for inspection: the next checkpoint would
+		// overwrite it.
+		kept := fmt.Sprintf("%s.rejected-%d", path, s.now().Unix())
+		if rerr := os.Rename(path, kept); rerr != nil {
+			kept = "(not kept: " + rerr.Error() + ")"
+		}
+		s.log.Warn("checkpoint not restored: starting from the configured policy", "file", path, "kept_as", kept, "err", err)
 		return nil
 	}
 	s.log.Info("restored policy from checkpoint", "file", path, "policy", p.Name())

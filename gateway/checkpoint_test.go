@@ -82,6 +82,9 @@ func TestCheckpointRestoresServingPolicy(t *testing.T) {
 	assert.Equal(t, fresh, policyState(t, srv3.Core().Policy()))
 	assert.Contains(t, logs.String(), "checkpoint not restored")
 	assert.Contains(t, logs.String(), "truncated or corrupt")
+	kept, err := filepath.Glob(filepath.Join(dir, ServingCheckpoint+".rejected-*"))
+	require.NoError(t, err)
+	assert.Len(t, kept, 1, "the corrupt checkpoint is kept aside")
 
 	// A checkpoint of another catalogue: also a warning, not a crash.
 	require.NoError(t, artifact.Write(filepath.Join(dir, ServingCheckpoint), a))

@@ -119,7 +119,8 @@ type PolicyConfig struct {
 // At start-up the policies are restored from DIR/serving.json and
 // DIR/shadow.json when present; a checkpoint that cannot be read, or that
 // was written for another encoder, reward or catalogue, is reported as a
-// warning and the configured policy starts fresh.
+// warning, renamed to NAME.rejected-UNIXTIME (so that the next checkpoint
+// does not overwrite it) and the configured policy starts fresh.
 type CheckpointConfig struct {
 	Dir   string        `yaml:"dir"`
 	Every time.Duration `yaml:"every"`

@@ -50,9 +50,17 @@ regret, cost, latency percentiles, failure rate and arm shares.
 The policy is a spec as in "routelab policies": NAME or NAME=key:value;...
 When the spec sets no seed, the policy's seed is derived from --seed, so the
 same --seed and policy give byte-identical output (apart from the
-wall-clock decisions_per_second).`,
+wall-clock decisions_per_second).
+
+--policy-file starts from a policy artifact (routelab train, neural fit, a
+gateway checkpoint or an earlier --save-policy): its learned state and RNG
+state, warm; it keeps learning during the run. Its encoder, reward and arms
+must be the scenario's. --save-policy writes the policy after the run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fl.policyFile != "" && cmd.Flags().Changed("policy") {
+				return fmt.Errorf("--policy and --policy-file: give one (the artifact names its policy)")
+			}
 			if fl.log == "" {
 				return runSim(cmd.Context(), fl, nil, cmd.OutOrStdout())
 			}

@@ -135,7 +135,7 @@ func trainingContextFor(scenario, config string, st *logStats) (trainingContext,
 
 // writeTrained writes p as an artifact learned from the logs st describes.
 func writeTrained(path, source string, p policy.Policy, tc trainingContext, st *logStats, logs []string, seed uint64) error {
-	prov := artifact.Provenance{Source: source, Rows: st.rows, Seed: seed, Scenario: tc.scenario, Data: logs, Command: os.Args, Note: tc.note}
+	prov := artifact.Provenance{Source: source, Rows: st.rows, Seed: seed, Scenario: tc.scenario, Data: logs, Command: os.Args, Note: tc.note, CodeVersion: versionString()}
 	if !st.from.IsZero() {
 		f, t := st.from.UTC(), st.to.UTC()
 		prov.From, prov.To = &f, &t
@@ -244,7 +244,7 @@ func listArtifacts(dir string, out, errOut io.Writer) error {
 			rng = pr.From.Format(time.RFC3339) + ".." + pr.To.Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\t%s\n", filepath.Base(p), a.Spec, pr.Source, pr.Rows, rng, pr.Seed,
-			len(a.Catalogue), pr.Created.UTC().Format(time.RFC3339), strings.SplitN(pr.CodeVersion, " ", 2)[0])
+			len(a.Catalogue), pr.Created.UTC().Format(time.RFC3339), shortVersion(pr.CodeVersion))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -253,4 +253,13 @@ func listArtifacts(dir string, out, errOut io.Writer) error {
 		return fmt.Errorf("%d of %d files in %s are not readable artifacts", bad, len(paths), dir)
 	}
 	return nil
+}
+
+// shortVersion trims "routelab v1.2 (commit abc, go1.26)" to "v1.2".
+func shortVersion(v string) string {
+	v = strings.TrimPrefix(v, "routelab ")
+	if i := strings.Index(v, " (commit "); i > 0 {
+		v = v[:i]
+	}
+	return v
 }

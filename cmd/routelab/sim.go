@@ -125,7 +125,7 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	}
 	if fl.savePolicy != "" {
 		a, err := artifact.New(p, sc.EncoderSpec(), sc.RewardFunc(), scenarioCatalogue(sc), artifact.Provenance{
-			Source: "sim", Rows: int64(res.Requests), Seed: fl.seed, Scenario: sc.Name, Command: os.Args})
+			Source: "sim", Rows: int64(res.Requests), Seed: fl.seed, Scenario: sc.Name, Command: os.Args, CodeVersion: versionString()})
 		if err != nil {
 			return fmt.Errorf("--save-policy: %w", err)
 		}

@@ -161,3 +161,26 @@ func TestPolicyFileConfig(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not both")
 }
+
+// Checkpoints run beside live traffic (the race detector checks them).
+func TestCheckpointConcurrentWithTraffic(t *testing.T) {
+	dir := t.TempDir()
+	srv, _, err := ckptGateway(t, fastSim+"policy: {name: linucb}\nshadow: {name: thompson}\ncheckpoint: {dir: "+dir+"}\n")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		routeSome(t, srv, 60)
+	}()
+	for i := 0; ; i++ {
+		require.NoError(t, srv.Checkpoint())
+		select {
+		case <-done:
+			_, err := artifact.Read(filepath.Join(dir, ServingCheckpoint))
+			require.NoError(t, err)
+			t.Logf("%d checkpoints during the traffic", i+1)
+			return
+		default:
+		}
+	}
+}

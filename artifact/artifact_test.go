@@ -70,7 +70,7 @@ func write(t *testing.T, spec string) (string, *artifact.Artifact, policy.Policy
 }
 
 func TestRoundTripSameDecisions(t *testing.T) {
-	for _, spec := range []string{"thompson=seed:5", "linucb=alpha:0.5;seed:9", "epsilon-greedy=epsilon:0.3;seed:2"} {
+	for _, spec := range []string{"thompson=seed:5", "thompson=seed:6;floor:0.1", "linucb=alpha:0.5;seed:9", "epsilon-greedy=epsilon:0.3;seed:2"} {
 		t.Run(spec, func(t *testing.T) {
 			path, _, orig, enc := write(t, spec)
 			a, err := artifact.Read(path)

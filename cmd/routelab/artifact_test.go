@@ -137,3 +137,29 @@ func renamePolicy(t *testing.T, data []byte, from, to string) string {
 	require.NoError(t, a.Encode(&out))
 	return out.String()
 }
+
+func TestTrainRecordsScenarioOrRefusesMismatch(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "L")
+	w, err := decisionlog.NewWriter(decisionlog.WriterOpts{Root: logs, Full: decisionlog.FullBlock})
+	require.NoError(t, err)
+	require.NoError(t, runSim(context.Background(), simFlags{scenario: "tasks", policy: "random", seed: 1, requests: 500}, w, &bytes.Buffer{}))
+	require.NoError(t, w.Close())
+
+	art := filepath.Join(dir, "a.json")
+	fl := trainFlags{logs: []string{logs}, policy: "linucb", out: art, seed: 1, quiet: true, scenario: "tasks"}
+	require.NoError(t, runTrain(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{}))
+	a, err := artifact.Read(art)
+	require.NoError(t, err)
+	assert.Equal(t, "tasks", a.Provenance.Scenario)
+
+	// steady's encoder has another task vocabulary: the logged vectors do
+	// not fit it, and no artifact is written.
+	fl.scenario, fl.out = "steady", filepath.Join(dir, "b.json")
+	err = runTrain(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "feature vectors")
+	assert.Contains(t, err.Error(), "steady")
+	_, err = os.Stat(fl.out)
+	assert.True(t, os.IsNotExist(err))
+}

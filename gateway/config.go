@@ -68,6 +68,7 @@ type Config struct {
 	Conditions ConditionsConfig    `yaml:"conditions"`
 	Feedback   FeedbackConfig      `yaml:"feedback"`
 	Promotion  PromotionConfig     `yaml:"promotion"`
+	Checkpoint CheckpointConfig    `yaml:"checkpoint"`
 	Log        LogConfig           `yaml:"log"`
 }
 
@@ -146,7 +147,10 @@ type RateLimitsConfig struct {
 	PerTenant *LimitConfig `yaml:"per_tenant"`
 }
 
-// PolicyConfig names a registered policy and its parameters.
+// PolicyConfig names a registered policy and its parameters, or (File) a
+// policy artifact to load (package artifact: from routelab train, neural
+// fit, sim --save-policy or a checkpoint). File excludes Name and Params;
+// the artifact's encoder, reward and models must match the config's.
 type PolicyConfig struct {
 	Name   string            `yaml:"name"`
 	Params map[string]string `yaml:"params"`
@@ -154,6 +158,28 @@ type PolicyConfig struct {
 	// "weighted" (default: importance-weighted, from every request),
 	// "frozen" or "matched" (route.ShadowLearnMode).
 	Learn string `yaml:"learn"`
+	// File, instead of Name/Params, loads a policy artifact (routelab
+	// train, neural fit, sim --save-policy); its encoder, reward and
+	// catalogue must match this config's.
+	File string `yaml:"file"`
+}
+
+// CheckpointConfig is the `checkpoint:` block: where and how often the
+// serving (and shadow) policy is saved as a policy artifact, so that a
+// restart resumes what was learned.
+//
+//	checkpoint:
+//	  dir: /var/lib/routelab/policies   # empty = no checkpoints
+//	  every: 1m                         # 0 = 1m; also written on drain
+//
+// At start-up the policies are restored from DIR/serving.json and
+// DIR/shadow.json when present; a checkpoint that cannot be read, or that
+// was written for another encoder, reward or catalogue, is reported as a
+// warning, renamed to NAME.rejected-UNIXTIME (so that the next checkpoint
+// does not overwrite it) and the configured policy starts fresh.
+type CheckpointConfig struct {
+	Dir   string        `yaml:"dir"`
+	Every time.Duration `yaml:"every"`
 }
 
 // RewardConfig is the `reward:` block: decision.RewardSpec, the schema the
@@ -374,9 +400,10 @@ func (c *Config) fillDefaults() {
 	if c.OpenPaths == nil {
 		c.OpenPaths = []string{"/healthz", "/readyz", "/metrics"}
 	}
-	if c.Policy.Name == "" {
+	if c.Policy.Name == "" && c.Policy.File == "" {
 		c.Policy.Name = "thompson"
 	}
+	def(&c.Checkpoint.Every, time.Minute)
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		def(&p.Timeout, 60*time.Second)
@@ -437,7 +464,7 @@ func (c *Config) Validate() error {
 		c.validateServer, c.validateLimits, c.validateAuth, c.validateRateLimits, c.validateReward,
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
-		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder,
+		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
 		c.validateShadowLearn,
 	} {
 		if err := v(); err != nil {
@@ -858,6 +885,27 @@ func (c *Config) validateFeedback() error {
 	}
 	if c.Feedback.MaxEntries < 0 {
 		return fmt.Errorf("feedback.max_entries: %d must be >= 0", c.Feedback.MaxEntries)
+	}
+	return nil
+}
+
+// validatePolicies checks policy, shadow and checkpoint: a policy is a
+// name or a file, not both. Whether the file is a valid artifact for this
+// config is checked by New, which loads it.
+func (c *Config) validatePolicies() error {
+	for _, x := range []struct {
+		path string
+		pc   *PolicyConfig
+	}{{"policy", &c.Policy}, {"shadow", c.Shadow}} {
+		if x.pc == nil || x.pc.File == "" {
+			continue
+		}
+		if x.pc.Name != "" || len(x.pc.Params) > 0 {
+			return fmt.Errorf("%s: give file (%s) or name and params (%q), not both", x.path, x.pc.File, x.pc.Name)
+		}
+	}
+	if c.Checkpoint.Every < 0 {
+		return fmt.Errorf("checkpoint.every: %v must be positive", c.Checkpoint.Every)
 	}
 	return nil
 }

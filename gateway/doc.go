@@ -60,6 +60,13 @@
 // call, and automatic when live reward drops below a guard. The admin API
 // takes the CLI's policy spec strings.
 //
+// Policies load from policy artifacts (package artifact: `policy: {file:
+// PATH}`, `shadow: {file: PATH}`), checked against the config's encoder,
+// reward and models at start-up. With `checkpoint.dir` the serving and
+// shadow policies are checkpointed as artifacts periodically and on drain
+// (checkpoint.go), and restored from there at start-up; an unusable
+// checkpoint is a warning and a fresh policy, never a failed start.
+//
 // Endpoints: POST /v1/chat/completions, GET /v1/models, POST /v1/feedback,
 // GET /admin/models, GET|POST /admin/policy, POST /admin/shadow,
 // GET /admin/shadow/status, POST /admin/promote, POST /admin/rollback,

@@ -98,6 +98,7 @@ type Server struct {
 	lim       RequestLimits   // Config.Limits with defaults filled
 	inflight  atomic.Int64    // requests in /v1/* handlers
 	trusted   map[string]bool // keys that may name the tenant (tenant_header)
+	ckpt      *checkpointer
 }
 
 // New builds the gateway from a validated config.
@@ -221,17 +222,8 @@ func New(o Opts) (*Server, error) {
 	}
 
 	// Decision core.
-	pol, err := o.Registry.New(policy.Spec{Name: c.Policy.Name, Params: policy.Params(c.Policy.Params)})
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	var shadow policy.Policy
-	if c.Shadow != nil && c.Shadow.Name != "" {
-		if shadow, err = o.Registry.New(policy.Spec{Name: c.Shadow.Name, Params: policy.Params(c.Shadow.Params)}); err != nil {
-			return nil, fmt.Errorf("shadow: %w", err)
-		}
-	}
 	enc := o.Encoder
+	var err error
 	if enc == nil {
 		// Contextual policies (linucb, lin-thompson, …) need a vector: the
 		// config's encoder block, or the default over what the gateway
@@ -241,6 +233,27 @@ func New(o Opts) (*Server, error) {
 		}
 	}
 	rw, _ := c.Reward.Reward() // validated
+	env := artifactEnv{enc: encoderSpecOf(enc, c), reward: rw}
+	for _, mc := range c.Models {
+		env.catalogue = append(env.catalogue, mc.ID)
+	}
+	s.ckpt = &checkpointer{env: env}
+	pol, err := buildPolicy(o.Registry, "policy", &c.Policy, env)
+	if err != nil {
+		return nil, err
+	}
+	if p := s.restoreCheckpoint(ServingCheckpoint, env); p != nil {
+		pol = p
+	}
+	var shadow policy.Policy
+	if c.Shadow != nil && (c.Shadow.Name != "" || c.Shadow.File != "") {
+		if shadow, err = buildPolicy(o.Registry, "shadow", c.Shadow, env); err != nil {
+			return nil, err
+		}
+		if p := s.restoreCheckpoint(ShadowCheckpoint, env); p != nil {
+			shadow = p
+		}
+	}
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
 	if len(allowed) > 0 {
 		rules = append(rules, allowlistRule{allowed: allowed})
@@ -305,6 +318,13 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // until ctx is done.
 func (s *Server) Start(ctx context.Context) {
 	go loop(ctx, s.cfg.Conditions.Every, s.evalConditions)
+	if s.cfg.Checkpoint.Dir != "" {
+		every := s.cfg.Checkpoint.Every
+		if every <= 0 {
+			every = time.Minute
+		}
+		go loop(ctx, every, s.checkpointTick)
+	}
 	go func() {
 		s.checkHealth(ctx)
 		loop(ctx, s.cfg.Health.Interval, func(time.Time) { s.checkHealth(ctx) })
@@ -337,8 +357,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	// Updates still waiting for feedback learn their immediate reward.
+	// Updates still waiting for feedback learn their immediate reward;
+	// then the policies learned so far are checkpointed.
 	s.core.Flush()
+	if err := s.Checkpoint(); err != nil {
+		s.log.Warn("policy checkpoint on drain failed", "err", err)
+	}
 	return nil
 }
 

@@ -25,6 +25,8 @@ type neuralFitFlags struct {
 	feedback  bool
 	skipBad   bool
 	quiet     bool
+	scenario  string
+	config    string
 }
 
 func newNeuralCmd() *cobra.Command {
@@ -45,12 +47,12 @@ the logging policy: --weighting ips weights each row by min(1/propensity,
 takes every row once. Each arm's Bayesian linear regression is then built on
 the network's last layer from the logged rows, which also fill the replay
 buffer; the snapshot restores a policy that serves and keeps learning online.
-Evaluate it with "routelab replay --snapshot FILE".
+Evaluate it with "routelab replay --policy-file FILE".
 
 Logs need feature vectors (routelab sim --log and the gateway write them when
 an encoder is configured).`,
 		Example: `  routelab neural fit --logs data/decisions --policy "neural-linear=explore:thompson;hidden:64x32" --out nl.json
-  routelab replay --logs data/decisions --snapshot nl.json --estimators snips,dr`,
+  routelab replay --logs data/decisions --policy-file nl.json --estimators snips,dr`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runNeuralFit(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -60,7 +62,9 @@ an encoder is configured).`,
 	addLogFlags(f, &fl.logs, &fl.from, &fl.to, &fl.feedback, &fl.skipBad, "join delayed feedback found under --logs into the rewards")
 	f.StringVar(&fl.policy, "policy", "", "neural-linear spec: neural-linear=key:value;key:value")
 	f.StringVar(&fl.init, "init", "", "start from this neural-linear snapshot instead of a fresh --policy")
-	f.StringVar(&fl.out, "out", "", "write the fitted policy's snapshot to this file")
+	f.StringVar(&fl.out, "out", "", "write the fitted policy as a policy artifact to this file")
+	f.StringVar(&fl.scenario, "scenario", "", "the logs came from this sim scenario: record its encoder, reward and arms")
+	f.StringVar(&fl.config, "config", "", "the logs came from a gateway with this config: record its encoder, reward and models")
 	f.StringVar(&fl.weighting, "weighting", "ips", "correction for the logging policy: ips, dr or none")
 	f.Float64Var(&fl.clip, "clip", 10, "cap on 1/propensity (>= 1)")
 	f.Float64Var(&fl.epochs, "epochs", 10, "passes over the rows per training stage")
@@ -101,8 +105,8 @@ func runNeuralFit(ctx context.Context, fl neuralFitFlags, out, errOut io.Writer)
 	flag := "--policy"
 	if fl.init != "" {
 		flag = "--init"
-		if p, err = policy.LoadFile(reg, fl.init); err != nil {
-			return fmt.Errorf("--init: %w", err)
+		if p, err = loadInit(reg, fl.init); err != nil {
+			return err
 		}
 	} else if p, err = reg.NewFromString(fl.policy); err != nil {
 		return fmt.Errorf("--policy: %w", err)
@@ -115,12 +119,16 @@ func runNeuralFit(ctx context.Context, fl neuralFitFlags, out, errOut io.Writer)
 	if !ok {
 		return fmt.Errorf("%s: %s is not %s; use routelab train for other policies", flag, p.Name(), neural.Name)
 	}
-	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut, "reading logs")
+	src := &logStats{src: newLogSource(ropts, fl.skipBad, fl.quiet, errOut, "reading logs")}
 	st, err := offline.FitNeural(ctx, nl, src, neural.FitOpts{Weighting: w, Clip: fl.clip, Epochs: fl.epochs})
 	if err != nil {
 		return err
 	}
-	if err := policy.SaveFile(p, fl.out); err != nil {
+	tc, err := trainingContextFor(fl.scenario, fl.config, src)
+	if err != nil {
+		return err
+	}
+	if err := writeTrained(fl.out, "neural fit", p, tc, src, fl.logs, 0); err != nil {
 		return err
 	}
 	steps := st.IPS.Steps

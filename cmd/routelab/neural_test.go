@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/sim"
@@ -40,7 +41,11 @@ func TestNeuralFitThenReplay(t *testing.T) {
 	require.NoError(t, runNeuralFit(context.Background(), fl, &out, &bytes.Buffer{}))
 	t.Log(out.String())
 	assert.Contains(t, out.String(), "fitted neural-linear on 3000 rows, 3 arms (ips: max 1/propensity 3")
-	p, err := policy.LoadFile(newRegistry(), snap)
+	a, err := artifact.Read(snap)
+	require.NoError(t, err)
+	assert.Equal(t, "neural fit", a.Provenance.Source)
+	assert.EqualValues(t, 3000, a.Provenance.Rows)
+	p, err := a.Policy(newRegistry())
 	require.NoError(t, err)
 	assert.Equal(t, "neural-linear", p.Name())
 

@@ -22,9 +22,9 @@ func newRegistry() *policy.Registry {
 }
 
 func newPoliciesCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "policies",
-		Short: "List the routing policies and their parameters",
+		Short: "List the routing policies and their parameters (list|show DIR: policy artifacts)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			reg := newRegistry()
@@ -50,4 +50,6 @@ func newPoliciesCmd() *cobra.Command {
 			return err
 		},
 	}
+	cmd.AddCommand(newPoliciesListCmd(), newPoliciesShowCmd())
+	return cmd
 }

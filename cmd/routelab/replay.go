@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/offline"
 	"github.com/routelab/routelab/policy"
@@ -49,6 +50,7 @@ type replayFlags struct {
 	includeOpen bool
 	skipBad     bool
 	snapshots   []string
+	policyFiles []string
 	resimulate  bool
 	scenario    string
 	requests    int
@@ -154,6 +156,7 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 	f.StringVar(&fl.exportRows, "export-rows", "", "write per-row OBP inputs (action, reward, pscore, pi_*, q_*) to this CSV file")
 	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
 	f.StringSliceVar(&fl.snapshots, "snapshot", nil, "also evaluate the policy restored from this snapshot file (repeatable)")
+	f.StringSliceVar(&fl.policyFiles, "policy-file", nil, "also evaluate the policy of this policy artifact, frozen (repeatable; from routelab train, neural fit, sim --save-policy or a gateway checkpoint)")
 	f.BoolVar(&fl.resimulate, "resimulate", false, "run the policies through the simulator on the logs' traffic instead of estimating off-policy")
 	f.StringVar(&fl.scenario, "scenario", "", "with --resimulate: take the providers from this scenario (name or YAML) instead of fitting them to the logs")
 	f.IntVar(&fl.requests, "requests", 0, "with --resimulate: number of requests (0 = as many as the logs hold; with logged traffic, the first N)")
@@ -171,8 +174,8 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if err := checkLogPaths(fl.logs); err != nil {
 		return err
 	}
-	if strings.TrimSpace(fl.policies) == "" && len(fl.snapshots) == 0 {
-		return fmt.Errorf("--policy: no target policy given (nor --snapshot)")
+	if strings.TrimSpace(fl.policies) == "" && len(fl.snapshots) == 0 && len(fl.policyFiles) == 0 {
+		return fmt.Errorf("--policy: no target policy given (nor --snapshot, nor --policy-file)")
 	}
 	var specs []policy.Spec
 	var err error
@@ -242,13 +245,30 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		targets = append(targets, replay.Target{Name: label, Policy: p})
 	}
 	for _, path := range fl.snapshots {
-		p, err := policy.LoadFile(reg, path)
+		p, _, err := artifact.LoadPolicy(reg, path)
 		if err != nil {
 			return fmt.Errorf("--snapshot: %w", err)
 		}
 		label := p.Name() + "@" + filepath.Base(path)
 		if seen[label] {
 			return fmt.Errorf("--snapshot: %q named twice", label)
+		}
+		seen[label] = true
+		targets = append(targets, replay.Target{Name: label, Policy: p})
+	}
+
+	for _, path := range fl.policyFiles {
+		a, err := artifact.Read(path)
+		if err != nil {
+			return fmt.Errorf("--policy-file: %w", err)
+		}
+		p, err := a.Policy(reg)
+		if err != nil {
+			return fmt.Errorf("--policy-file: %w", err)
+		}
+		label := a.Spec + "@" + filepath.Base(path)
+		if seen[label] {
+			return fmt.Errorf("--policy-file: %q named twice", label)
 		}
 		seen[label] = true
 		targets = append(targets, replay.Target{Name: label, Policy: p})

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
@@ -29,6 +31,10 @@ type simFlags struct {
 	json     bool
 	log      string
 	appendTo bool
+	// policyFile starts from a policy artifact instead of --policy;
+	// savePolicy writes the policy as an artifact after the run.
+	policyFile string
+	savePolicy string
 }
 
 func newSimCmd() *cobra.Command {
@@ -44,9 +50,17 @@ regret, cost, latency percentiles, failure rate and arm shares.
 The policy is a spec as in "routelab policies": NAME or NAME=key:value;...
 When the spec sets no seed, the policy's seed is derived from --seed, so the
 same --seed and policy give byte-identical output (apart from the
-wall-clock decisions_per_second).`,
+wall-clock decisions_per_second).
+
+--policy-file starts from a policy artifact (routelab train, neural fit, a
+gateway checkpoint or an earlier --save-policy): its learned state and RNG
+state, warm; it keeps learning during the run. Its encoder, reward and arms
+must be the scenario's. --save-policy writes the policy after the run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fl.policyFile != "" && cmd.Flags().Changed("policy") {
+				return fmt.Errorf("--policy and --policy-file: give one (the artifact names its policy)")
+			}
 			if fl.log == "" {
 				return runSim(cmd.Context(), fl, nil, cmd.OutOrStdout())
 			}
@@ -78,6 +92,8 @@ wall-clock decisions_per_second).`,
 	f.IntVar(&fl.requests, "requests", 0, "number of requests (0 = the scenario's default)")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
 	f.StringVar(&fl.log, "log", "", "write every decision to this decision-log `DIR` (Parquet; read it with \"routelab logs inspect\"); refused when DIR already holds a log, unless --append")
+	f.StringVar(&fl.policyFile, "policy-file", "", "start from this policy artifact (warm: its learned state, RNG included) instead of --policy; its encoder, reward and arms must match the scenario's")
+	f.StringVar(&fl.savePolicy, "save-policy", "", "after the run, write the policy (with what it learned) as a policy artifact to this `FILE`")
 	f.BoolVar(&fl.appendTo, "append", false, "with --log, add to a directory that already holds decision-log files")
 	return cmd
 }
@@ -95,16 +111,9 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	if err != nil {
 		return fmt.Errorf("--scenario: %w", err)
 	}
-	spec, err := policy.ParseSpec(fl.policy)
+	p, err := simPolicy(fl, sc)
 	if err != nil {
-		return fmt.Errorf("--policy: %w", err)
-	}
-	if _, ok := spec.Params["seed"]; !ok {
-		spec.Params["seed"] = strconv.FormatUint(sim.PolicySeed(fl.seed), 10)
-	}
-	p, err := newRegistry().New(spec)
-	if err != nil {
-		return fmt.Errorf("--policy: %w", err)
+		return err
 	}
 	enc, err := simEncoder(sc)
 	if err != nil {
@@ -114,11 +123,54 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	if err != nil {
 		return err
 	}
+	if fl.savePolicy != "" {
+		a, err := artifact.New(p, sc.EncoderSpec(), sc.RewardFunc(), scenarioCatalogue(sc), artifact.Provenance{
+			Source: "sim", Rows: int64(res.Requests), Seed: fl.seed, Scenario: sc.Name, Command: os.Args, CodeVersion: versionString()})
+		if err != nil {
+			return fmt.Errorf("--save-policy: %w", err)
+		}
+		if err := artifact.Write(fl.savePolicy, a); err != nil {
+			return fmt.Errorf("--save-policy: %w", err)
+		}
+	}
 	if fl.json {
 		enc := json.NewEncoder(out)
 		return enc.Encode(res)
 	}
 	return writeSimTable(out, res)
+}
+
+// simPolicy builds the run's policy: restored from --policy-file (checked
+// against the scenario's encoder, reward and arms) or built from --policy,
+// seeded from --seed unless the spec sets a seed.
+func simPolicy(fl simFlags, sc *sim.Scenario) (policy.Policy, error) {
+	reg := newRegistry()
+	if fl.policyFile != "" {
+		a, err := artifact.Read(fl.policyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--policy-file: %w", err)
+		}
+		if err := a.Check(sc.EncoderSpec(), sc.RewardFunc(), scenarioCatalogue(sc)); err != nil {
+			return nil, fmt.Errorf("--policy-file %s vs scenario %s: %w", fl.policyFile, sc.Name, err)
+		}
+		p, err := a.Policy(reg)
+		if err != nil {
+			return nil, fmt.Errorf("--policy-file: %w", err)
+		}
+		return p, nil
+	}
+	spec, err := policy.ParseSpec(fl.policy)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	if _, ok := spec.Params["seed"]; !ok {
+		spec.Params["seed"] = strconv.FormatUint(sim.PolicySeed(fl.seed), 10)
+	}
+	p, err := reg.New(spec)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	return p, nil
 }
 
 // simEncoder builds the scenario's feature encoder (sim.Scenario.EncoderSpec:

@@ -25,6 +25,8 @@ type trainFlags struct {
 	feedback   bool
 	skipBad    bool
 	quiet      bool
+	scenario   string
+	config     string
 }
 
 func newTrainCmd() *cobra.Command {
@@ -45,9 +47,13 @@ choices itself.
 
 The policy is a spec as in "routelab policies", or --init continues from a
 snapshot. Contextual policies learn from the feature vectors as logged.
-Evaluate the result with "routelab replay --snapshot FILE".`,
+The output is a policy artifact: the learned state with the encoder,
+reward and arms it was trained with and its provenance; --scenario or
+--config say which encoder and reward the logs were written with. Serve it
+with "routelab sim --policy-file FILE" or the gateway's policy: {file: FILE};
+evaluate it with "routelab replay --policy-file FILE".`,
 		Example: `  routelab train --logs data/decisions --policy linucb=alpha:0.5 --out linucb.json
-  routelab replay --logs data/decisions --snapshot linucb.json --estimators snips,dr`,
+  routelab replay --logs data/decisions --policy-file linucb.json --estimators snips,dr`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runTrain(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -57,7 +63,9 @@ Evaluate the result with "routelab replay --snapshot FILE".`,
 	addLogFlags(f, &fl.logs, &fl.from, &fl.to, &fl.feedback, &fl.skipBad, "join delayed feedback found under --logs into the rewards")
 	f.StringVar(&fl.policy, "policy", "", "policy spec to train: NAME or NAME=key:value;key:value")
 	f.StringVar(&fl.init, "init", "", "start from this policy snapshot instead of a fresh --policy")
-	f.StringVar(&fl.out, "out", "", "write the trained policy's snapshot to this file")
+	f.StringVar(&fl.out, "out", "", "write the trained policy as a policy artifact (see \"routelab policies show\") to this file")
+	f.StringVar(&fl.scenario, "scenario", "", "the logs came from this sim scenario: record its encoder, reward and arms (default: the default encoder over the logged tasks, the default reward)")
+	f.StringVar(&fl.config, "config", "", "the logs came from a gateway with this config: record its encoder, reward and models")
 	f.BoolVar(&fl.unweighted, "unweighted", false, "feed every row once instead of importance-weighting")
 	f.Float64Var(&fl.clip, "clip", 0, "cap on a row's normalised weight (0 = no cap)")
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the stochastic rounding of weights")
@@ -88,8 +96,8 @@ func runTrain(ctx context.Context, fl trainFlags, out, errOut io.Writer) error {
 	reg := newRegistry()
 	var p policy.Policy
 	if fl.init != "" {
-		if p, err = policy.LoadFile(reg, fl.init); err != nil {
-			return fmt.Errorf("--init: %w", err)
+		if p, err = loadInit(reg, fl.init); err != nil {
+			return err
 		}
 	} else if p, err = reg.NewFromString(fl.policy); err != nil {
 		return fmt.Errorf("--policy: %w", err)
@@ -101,12 +109,16 @@ func runTrain(ctx context.Context, fl trainFlags, out, errOut io.Writer) error {
 	if !fl.unweighted {
 		desc = []string{"pass 1/2: weights", "pass 2/2: train"}
 	}
-	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut, desc...)
+	src := &logStats{src: newLogSource(ropts, fl.skipBad, fl.quiet, errOut, desc...)}
 	st, err := offline.Train(ctx, src, p, offline.TrainOpts{Unweighted: fl.unweighted, Clip: fl.clip, Seed: fl.seed})
 	if err != nil {
 		return err
 	}
-	if err := policy.SaveFile(p, fl.out); err != nil {
+	tc, err := trainingContextFor(fl.scenario, fl.config, src)
+	if err != nil {
+		return err
+	}
+	if err := writeTrained(fl.out, "train", p, tc, src, fl.logs, fl.seed); err != nil {
 		return err
 	}
 	mode := "importance-weighted"

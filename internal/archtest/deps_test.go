@@ -23,15 +23,16 @@ var allowed = map[string][]string{
 	"decisionlog":      {"decision"},
 	"replay":           {"decision", "policy"},
 	"replay/opebench":  {"decision", "offline", "policy", "replay", "sim"},
+	"artifact":         {"decision", "policy"},
 	"sim":              {"decision", "policy", "route"},
 	"sim/fromlogs":     {"decision", "decisionlog", "policy", "replay", "sim"},
 	"offline":          {"decision", "decisionlog", "policy", "policy/neural", "replay"},
 	"datasets":         {"decision", "policy", "route"},
 	"experiments":      {"decision", "policy", "route", "sim"},
 	"gateway/provider": {"decision"},
-	"gateway":          {"decision", "gateway/provider", "policy", "route"},
+	"gateway":          {"artifact", "decision", "gateway/provider", "policy", "route"},
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
-	"cmd/routelab": {"datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
+	"cmd/routelab": {"artifact", "datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
 		"policy", "policy/neural", "replay", "replay/opebench", "route", "sim", "sim/fromlogs"},
 }
 

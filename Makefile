@@ -70,6 +70,7 @@ reports: build
 		echo "./$(BIN) experiment --spec $$r.yaml --out $$r"; \
 		./$(BIN) experiment --spec $$r.yaml --out $$r >/dev/null || exit 1; \
 	done
+	bash scripts/routerbench-report.sh
 
 check-reports: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
@@ -77,7 +78,9 @@ check-reports: build
 		n=$$(basename $$r); \
 		./$(BIN) experiment --spec $$r.yaml --out $$tmp/$$n >/dev/null || exit 1; \
 		diff -r -x '*.parquet' $$r $$tmp/$$n >/dev/null || { echo "$$r: regenerated report differs from the committed one (run make reports)"; status=1; }; \
-	done; exit $$status
+	done; \
+	bash scripts/routerbench-report.sh --check || status=1; \
+	exit $$status
 
 # Executes notebooks/*.ipynb headlessly with the GoNB kernel and writes their
 # outputs back (committed); installs Jupyter (Debian packages), GoNB, gopls

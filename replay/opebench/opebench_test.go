@@ -16,23 +16,26 @@ import (
 // TestCoverageAgainstSimulatorTruth: on `tasks`, logged by ε-greedy
 // (ε = 0.2), the nominal 95% intervals of every estimator that reports one
 // cover the simulator's true value of a trained, frozen linucb and of
-// random. By default 20 repetitions with a bar of 0.75: for a true
+// random. By default 20 repetitions of 1500 requests with a bar of 0.75: for a true
 // coverage of 0.95, fewer than 15 hits in 20 has probability 3e-4. With
 // ROUTELAB_COVERAGE_REPS=100 (make test-long) the bar is the issue's 0.90;
 // measured (100 × 3000 requests): 0.91–0.98 for every estimator with an
 // interval, and replay — whose uniform-logging assumption fails here —
 // reports none (its biased value covered the truth 10% of the time when
-// it had one).
+// it had one). At 1000 requests DM's ridge model is still biased for
+// linucb's rarely logged arms (coverage 0.65 measured): the bar needs n.
 func TestCoverageAgainstSimulatorTruth(t *testing.T) {
-	reps, requests, bar := 20, 1500, 0.75
+	reps, requests, boot, bar := 20, 1500, 100, 0.75
 	if s := os.Getenv("ROUTELAB_COVERAGE_REPS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n <= 0 {
 			t.Fatalf("ROUTELAB_COVERAGE_REPS=%q: want a positive integer", s)
 		}
-		reps, requests, bar = n, 3000, 0.90
-	} else if testing.Short() {
-		t.Skip("statistical run; see make test-long")
+		reps, requests, boot, bar = n, 3000, 100, 0.90
+	} else if testing.Short() || raceEnabled {
+		// Single-goroutine statistics: the race detector adds nothing but a
+		// 20× slowdown. make test-long runs the 100-repetition version.
+		t.Skip("statistical run: skipped under -short and -race; see make test-long")
 	}
 	sc, err := sim.LoadScenario("tasks")
 	if err != nil {
@@ -40,7 +43,7 @@ func TestCoverageAgainstSimulatorTruth(t *testing.T) {
 	}
 	res, err := opebench.Run(context.Background(), opebench.Opts{
 		Scenario: sc, Registry: policy.NewBuiltinRegistry(), Targets: []string{"random", "linucb"},
-		Seeds: reps, Requests: requests, Eval: replay.Opts{Bootstrap: 100},
+		Seeds: reps, Requests: requests, Eval: replay.Opts{Bootstrap: boot},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,5 @@
+//go:build race
+
+package opebench_test
+
+const raceEnabled = true

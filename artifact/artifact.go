@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/internal/atomicfile"
 	"github.com/routelab/routelab/policy"
 )
 
@@ -265,33 +265,12 @@ func (a *Artifact) Encode(w io.Writer) error {
 	return err
 }
 
-// Write writes a to path atomically: to a temporary file in the same
-// directory, fsync, rename, fsync of the directory; a crash never leaves a
-// truncated artifact at path.
+// Write writes a to path atomically (internal/atomicfile: temporary file,
+// fsync, rename, fsync of the directory); a crash never leaves a truncated
+// artifact at path.
 func Write(path string, a *Artifact) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write artifact %s: %w", path, err)
-	}
-	tmp := f.Name()
-	err = a.Encode(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write artifact %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	if err := atomicfile.Write(path, a.Encode); err != nil {
+		return fmt.Errorf("artifact: %w", err)
 	}
 	return nil
 }

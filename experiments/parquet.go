@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/routelab/routelab/internal/atomicfile"
 )
 
 // CellRow is one row of cells.parquet: one simulation of the grid.
@@ -106,7 +107,7 @@ const rowGroupRows = 64 << 10
 // fsync, then rename, so a reader never sees a file whose footer is
 // missing (such a file is unreadable).
 func writeParquet[T any](path string, rows []T) error {
-	return writeAtomic(path, func(f *os.File) error {
+	return atomicfile.Write(path, func(f io.Writer) error {
 		w := parquet.NewGenericWriter[T](f, parquet.MaxRowsPerRowGroup(rowGroupRows), parquet.Compression(&parquet.Zstd))
 		for len(rows) > 0 {
 			n := min(len(rows), rowGroupRows)
@@ -120,19 +121,6 @@ func writeParquet[T any](path string, rows []T) error {
 		}
 		return nil
 	})
-}
-
-// syncDir makes a rename durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // ReadParquet reads every row of a cells.parquet or windows.parquet file

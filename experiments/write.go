@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/routelab/routelab/internal/atomicfile"
 )
 
 // Output file names inside the directory Write fills.
@@ -82,39 +84,8 @@ func writeWith(path string, fill func(io.Writer) error) error {
 
 // writeFileAtomic writes data to path+".tmp", fsyncs and renames it.
 func writeFileAtomic(path string, data []byte) error {
-	return writeAtomic(path, func(f *os.File) error {
-		_, err := f.Write(data)
+	return atomicfile.Write(path, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
 	})
-}
-
-// writeAtomic creates path+".tmp", lets fill write it, then fsyncs, closes
-// and renames it into place (and fsyncs the directory), so a reader sees
-// either the old file or the whole new one. On error the temporary file is
-// removed.
-func writeAtomic(path string, fill func(f *os.File) error) (err error) {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = fill(f); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
 }

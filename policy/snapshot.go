@@ -8,9 +8,10 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
+
+	"github.com/routelab/routelab/internal/atomicfile"
 )
 
 // SnapshotFormat is the "format" field of every policy snapshot.
@@ -202,35 +203,16 @@ func Load(reg *Registry, r io.Reader) (Policy, error) {
 	return p, nil
 }
 
-// SaveFile writes p's snapshot to path atomically: to path+".tmp", fsync,
-// then rename, so a crash never leaves a truncated snapshot behind.
+// SaveFile writes p's snapshot to path atomically (internal/atomicfile:
+// temporary file, fsync, rename), so a crash never leaves a truncated
+// snapshot behind.
 func SaveFile(p Policy, path string) error {
 	s, ok := p.(Snapshotter)
 	if !ok {
 		return fmt.Errorf("save policy %q to %s: policy cannot snapshot", p.Name(), path)
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := atomicfile.Write(path, s.Snapshot); err != nil {
 		return fmt.Errorf("save policy %q: %w", p.Name(), err)
-	}
-	err = s.Snapshot(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("save policy %q to %s: %w", p.Name(), path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }

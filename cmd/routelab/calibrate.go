@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/routelab/routelab/internal/atomicfile"
 	"github.com/routelab/routelab/sim"
 	"github.com/routelab/routelab/sim/fromlogs"
 	"github.com/spf13/cobra"
@@ -102,12 +102,10 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 		return fmt.Errorf("encode scenario: %w", err)
 	}
 	header := "# Fitted by routelab calibrate. " + strings.Join(cal.Notes, "; ") + "\n"
-	tmp := fl.out + ".tmp"
-	if err := os.WriteFile(tmp, append([]byte(wrapComment(header)), y...), 0o644); err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	if err := os.Rename(tmp, fl.out); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(fl.out, func(w io.Writer) error {
+		_, err := w.Write(append([]byte(wrapComment(header)), y...))
+		return err
+	}); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	if fl.json {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 )
 
 // APIError is an error answered in OpenAI's shape:
@@ -60,4 +61,20 @@ func writeAPIError(w http.ResponseWriter, e *APIError) {
 	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(e.body())
+}
+
+// maxEcho is how much of a client's input an error message quotes.
+const maxEcho = 64
+
+// clip shortens client input echoed in an error message to maxEcho bytes
+// (on a rune boundary), marking the cut with "…".
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	n := maxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -92,7 +92,7 @@ func (s *Server) requestTimeout(r *http.Request) time.Duration {
 func (s *Server) handleChat(c *gin.Context) {
 	t0 := time.Now()
 	w, r := c.Writer, c.Request
-	id := s.nextID()
+	id := s.nextID(r)
 	h := w.Header()
 	h[HeaderRequestID] = []string{id}
 	cl, aerr := s.keys.authenticate(r)

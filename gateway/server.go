@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
+	"github.com/routelab/routelab/mask"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 )
@@ -64,6 +62,9 @@ type Opts struct {
 	Encoder policy.Encoder
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// AuditLog and AccessLog, optional, replace the files named by the
+	// config's audit_log.path and access_log.path (tests).
+	AuditLog, AccessLog io.Writer
 }
 
 // Server is the gateway: an http.Handler plus its background loops.
@@ -84,8 +85,7 @@ type Server struct {
 	tenants   *tenantLimits
 	budget    *retryBudget
 	engine    *gin.Engine
-	idPrefix  string
-	idSeq     atomic.Uint64
+	ids       *idSource
 	draining  atomic.Bool
 	recs      sync.Pool
 	policyMu  sync.Mutex // serialises admin swaps
@@ -94,6 +94,11 @@ type Server struct {
 	created   int64
 	lastTick  time.Time // condition loop only
 	models    []byte    // GET /v1/models body
+	audit     *slog.Logger
+	access    *slog.Logger // nil = access log off
+	masker    *mask.Masker // nil = masking off
+	allowMeta map[string]bool
+	closers   []io.Closer
 }
 
 // New builds the gateway from a validated config.
@@ -117,11 +122,14 @@ func New(o Opts) (*Server, error) {
 		s.now = time.Now
 	}
 	s.created = s.now().Unix()
-	var pfx [4]byte
-	if _, err := rand.Read(pfx[:]); err != nil {
-		return nil, fmt.Errorf("gateway: request id prefix: %w", err)
+	ids, err := newIDSource()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s.idPrefix = "rl-" + hex.EncodeToString(pfx[:]) + "-"
+	s.ids = ids
+	if err := s.setupLogs(&o); err != nil {
+		return nil, err
+	}
 	s.m = newMetrics(o.SinkStats)
 	s.promo, s.pm = newPromoter(c.Promotion), newPromotionMetrics(s.m.reg, s)
 	for _, a := range c.Aliases {
@@ -234,7 +242,7 @@ func New(o Opts) (*Server, error) {
 		rules = append(rules, allowlistRule{allowed: allowed})
 	}
 	s.core, err = route.NewCore(route.CoreOpts{
-		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: o.Sink},
+		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: newMaskingSink(o.Sink, s.masker, s.allowMeta)},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
 		Pending: route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
 	})
@@ -326,17 +334,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Updates still waiting for feedback learn their immediate reward.
 	s.core.Flush()
+	s.closeLogs()
 	return nil
-}
-
-func (s *Server) nextID() string {
-	return s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
 }
 
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	if s.access != nil {
+		e.Use(s.accessLog)
+	}
 	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
 		s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", err)
 		writeAPIError(c.Writer, apiErr(http.StatusInternalServerError, typeServer, "internal_error", "internal error"))
@@ -349,13 +357,7 @@ func (s *Server) routes() *gin.Engine {
 		if open[path] {
 			return h
 		}
-		return func(c *gin.Context) {
-			if !s.keys.adminOK(c.Request) {
-				writeAPIError(c.Writer, apiErr(http.StatusUnauthorized, typeAuth, "invalid_admin_token", "missing or invalid admin token"))
-				return
-			}
-			h(c)
-		}
+		return s.adminGuard(path, h)
 	}
 	e.POST("/v1/chat/completions", s.handleChat)
 	e.GET("/v1/models", s.handleModels)

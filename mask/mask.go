@@ -41,10 +41,77 @@ type Opts struct {
 
 // Masker replaces what its detectors find.
 type Masker struct {
-	re    *regexp.Regexp
-	kinds []string // kinds[i] is the detector of capture group i+1
-	// prefix[i]: group i+1's leading "key=" part is kept (credential kinds).
-	keep []bool
+	dets []detector
+}
+
+type detector struct {
+	kind string
+	re   *regexp.Regexp
+	// keepKey: a leading "key=" / "key:" of the match is kept.
+	keepKey bool
+	// may is a cheap prefilter: false means the pattern cannot match.
+	may func(s string, st stats) bool
+}
+
+// stats are computed once per string for the prefilters.
+type stats struct {
+	digits  int
+	at, sep bool // '@'; '=' or ':'
+	dash    bool // '-' or '_'
+}
+
+func scan(s string) (st stats) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			st.digits++
+		case c == '@':
+			st.at = true
+		case c == '=' || c == ':':
+			st.sep = true
+		case c == '-' || c == '_':
+			st.dash = true
+		}
+	}
+	return st
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains sub, ASCII case-insensitively,
+// without allocating.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+var prefilters = map[string]func(string, stats) bool{
+	Credential: func(s string, st stats) bool {
+		return st.sep && (containsFold(s, "key") || containsFold(s, "token") || containsFold(s, "secret") ||
+			containsFold(s, "pass") || containsFold(s, "pwd"))
+	},
+	SSN: func(s string, st stats) bool {
+		return (st.sep && containsFold(s, "ssn")) || (st.digits >= 9 && st.dash)
+	},
+	Cloud: func(s string, st stats) bool {
+		return containsAny(s, "AIza", "AccountKey=", "-----BEGIN") || (st.sep && containsFold(s, "aws_secret"))
+	},
+	APIKey: func(s string, st stats) bool { return st.dash && containsAny(s, "gh", "github_pat_", "sk-", "xox") },
+	AWS:    func(s string, _ stats) bool { return containsAny(s, "AKIA", "ASIA") },
+	Email:  func(_ string, st stats) bool { return st.at },
+	Card:   func(_ string, st stats) bool { return st.digits >= 13 },
+	Phone:  func(_ string, st stats) bool { return st.digits >= 7 },
 }
 
 // New builds a masker; an unknown detector name is an error.
@@ -61,67 +128,58 @@ func New(o Opts) (*Masker, error) {
 		want[n] = true
 	}
 	m := &Masker{}
-	var alts []string
 	for _, n := range All { // fixed priority whatever the configured order
 		if !want[n] {
 			continue
 		}
-		alts = append(alts, "("+patterns[n]+")")
-		m.kinds = append(m.kinds, n)
-		m.keep = append(m.keep, n == Credential || n == SSN || n == Cloud)
-	}
-	re, err := regexp.Compile(strings.Join(alts, "|"))
-	if err != nil {
-		return nil, fmt.Errorf("mask: %w", err)
-	}
-	m.re = re
-	return m, nil
-}
-
-// quick reports whether s could hold anything a detector finds: every
-// pattern needs a digit, '@', '=', ':', '-' or '_' somewhere. It lets
-// plain words skip the regexp.
-func quick(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9', c == '@', c == '=', c == ':', c == '-', c == '_':
-			return true
+		re, err := regexp.Compile(patterns[n])
+		if err != nil {
+			return nil, fmt.Errorf("mask: detector %s: %w", n, err)
 		}
+		m.dets = append(m.dets, detector{kind: n, re: re, keepKey: n == Credential || n == SSN || n == Cloud, may: prefilters[n]})
 	}
-	return false
+	return m, nil
 }
 
 // String returns s with every finding replaced by "[REDACTED:kind]" (for
 // "key=value" findings the key is kept: "token=[REDACTED:credential]").
-// s itself is returned when nothing is found.
+// Detectors run in the order of All, each on the previous one's output.
+// s itself is returned, without allocating, when nothing is found.
 func (m *Masker) String(s string) string {
-	if m == nil || !quick(s) {
+	if m == nil {
 		return s
 	}
-	locs := m.re.FindAllStringSubmatchIndex(s, -1)
+	st := scan(s)
+	for i := range m.dets {
+		d := &m.dets[i]
+		if !d.may(s, st) {
+			continue
+		}
+		if t := d.replace(s); t != s {
+			s = t
+			st = scan(s)
+		}
+	}
+	return s
+}
+
+func (d *detector) replace(s string) string {
+	if !d.re.MatchString(s) { // MatchString does not allocate
+		return s
+	}
+	locs := d.re.FindAllStringIndex(s, -1)
 	if locs == nil {
 		return s
 	}
 	var b strings.Builder
 	last := 0
 	for _, loc := range locs {
-		g := 0
-		for i := 1; i < len(loc)/2; i++ {
-			if loc[2*i] >= 0 {
-				g = i
-				break
-			}
-		}
-		if g == 0 {
+		start, end := loc[0], loc[1]
+		if d.kind == Card && !luhn(s[start:end]) {
 			continue
 		}
-		start, end := loc[2*g], loc[2*g+1]
-		kind := m.kinds[g-1]
-		if kind == Card && !luhn(s[start:end]) {
-			continue
-		}
-		if m.keep[g-1] {
-			if k := strings.IndexAny(s[start:end], "=:"); k >= 0 && !strings.HasPrefix(s[start:end], "-----") && !strings.HasPrefix(s[start:end], "AIza") {
+		if d.keepKey && !strings.HasPrefix(s[start:end], "-----") && !strings.HasPrefix(s[start:end], "AIza") {
+			if k := strings.IndexAny(s[start:end], "=:"); k >= 0 {
 				start += k + 1
 				for start < end && s[start] == ' ' {
 					start++
@@ -129,15 +187,15 @@ func (m *Masker) String(s string) string {
 			}
 		}
 		if b.Len() == 0 {
-			b.Grow(len(s))
+			b.Grow(len(s) + 16)
 		}
 		b.WriteString(s[last:start])
 		b.WriteString("[REDACTED:")
-		b.WriteString(kind)
+		b.WriteString(d.kind)
 		b.WriteByte(']')
 		last = end
 	}
-	if last == 0 {
+	if b.Len() == 0 {
 		return s
 	}
 	b.WriteString(s[last:])

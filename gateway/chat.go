@@ -132,7 +132,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	if !s.aliases[req.Model] {
 		if s.arms[req.Model] == nil {
 			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
-				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", req.Model, s.cfg.Aliases[0])).withParam("model"))
+				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"))
 			return
 		}
 		forced = req.Model
@@ -395,7 +395,7 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 	h := w.Header()
 	h[HeaderModel] = ar.arm.idHdr
 	if ar.err != nil {
-		e := failure(ctx, ar.err)
+		e := s.clientFailure(ctx, ar.err, ar.arm, rec.Request.ID)
 		if e.Status == http.StatusTooManyRequests {
 			h.Set("Retry-After", "1")
 		}
@@ -463,7 +463,7 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 	rec.Outcome.TTFT = e.first
 	final := ar.arm
 	if ar.err != nil {
-		ae := failure(ctx, ar.err)
+		ae := s.clientFailure(ctx, ar.err, ar.arm, rec.Request.ID)
 		if !e.started {
 			w.Header()[HeaderModel] = final.idHdr
 			ar.code, ar.finish = ae.Status, func() { writeAPIError(w, ae) }

@@ -374,10 +374,10 @@ func (s *Server) routes() *gin.Engine {
 	e.POST("/admin/promote", guard("/admin/promote", s.handlePromote))
 	e.POST("/admin/rollback", guard("/admin/rollback", s.handleRollback))
 	e.NoRoute(func(c *gin.Context) {
-		writeAPIError(c.Writer, apiErr(http.StatusNotFound, typeNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
+		writeAPIError(c.Writer, apiErr(http.StatusNotFound, typeNotFound, "not_found", "no route "+clip(c.Request.Method)+" "+clip(c.Request.URL.Path)))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeAPIError(c.Writer, apiErr(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "method "+c.Request.Method+" not allowed on "+c.Request.URL.Path))
+		writeAPIError(c.Writer, apiErr(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "method "+clip(c.Request.Method)+" not allowed on "+clip(c.Request.URL.Path)))
 	})
 	return e
 }

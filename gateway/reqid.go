@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"sync"
@@ -20,7 +22,14 @@ import (
 // keeping any per-request state.
 type idSource struct {
 	secret [32]byte
-	pool   sync.Pool // *mrand.ChaCha8
+	pool   sync.Pool // *idGen
+}
+
+// idGen is one goroutine's generator and keyed MAC (Reset keeps the key).
+type idGen struct {
+	rng *mrand.ChaCha8
+	mac hash.Hash
+	sum [sha256.Size]byte
 }
 
 const (
@@ -38,26 +47,31 @@ func newIDSource() (*idSource, error) {
 	s.pool.New = func() any {
 		var seed [32]byte
 		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails on supported platforms
-		return mrand.NewChaCha8(seed)
+		return &idGen{rng: mrand.NewChaCha8(seed), mac: hmac.New(sha256.New, s.secret[:])}
 	}
 	return s, nil
 }
 
+func (g *idGen) tag(dst []byte, random []byte, cred string) {
+	g.mac.Reset()
+	g.mac.Write(random)
+	_, _ = io.WriteString(g.mac, cred)
+	copy(dst, g.mac.Sum(g.sum[:0])[:idMACBytes])
+}
+
 func (s *idSource) mac(dst []byte, random []byte, cred string) {
-	m := hmac.New(sha256.New, s.secret[:])
-	m.Write(random)
-	m.Write([]byte(cred))
-	var sum [sha256.Size]byte
-	copy(dst, m.Sum(sum[:0])[:idMACBytes])
+	g := s.pool.Get().(*idGen)
+	g.tag(dst, random, cred)
+	s.pool.Put(g)
 }
 
 // next returns a fresh id owned by credential cred (the bearer token).
 func (s *idSource) next(cred string) string {
 	var raw [idRandBytes + idMACBytes]byte
-	g := s.pool.Get().(*mrand.ChaCha8)
-	_, _ = g.Read(raw[:idRandBytes]) // ChaCha8.Read never fails
+	g := s.pool.Get().(*idGen)
+	_, _ = g.rng.Read(raw[:idRandBytes]) // ChaCha8.Read never fails
+	g.tag(raw[idRandBytes:], raw[:idRandBytes], cred)
 	s.pool.Put(g)
-	s.mac(raw[idRandBytes:], raw[:idRandBytes], cred)
 	var out [idLen]byte
 	copy(out[:], idPrefix)
 	hex.Encode(out[len(idPrefix):], raw[:])

@@ -111,7 +111,7 @@ func (s *Server) handleChat(c *gin.Context) {
 		s.reject(w, aerr)
 		return
 	}
-	req, err := provider.ParseRequest(body)
+	req, err := provider.ParseRequest(s.maskPrompt(body))
 	if err != nil {
 		var re *provider.RequestError
 		e := apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_request", err.Error())

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -151,4 +152,74 @@ func (s *Server) accessLog(c *gin.Context) {
 		slog.String("method", r.Method), slog.String("path", clip(r.URL.Path)), slog.Int("status", w.Status()),
 		slog.Float64("latency_ms", float64(time.Since(t0).Microseconds())/1000), slog.String("model", h.Get(HeaderModel)),
 		slog.String("remote", r.RemoteAddr))
+}
+
+// maskPrompt returns body with the text of every message masked
+// (privacy.mask.prompts), re-encoded only when something was found. A body
+// that is not a JSON object with a messages array is returned unchanged:
+// ParseRequest rejects it with a precise error.
+func (s *Server) maskPrompt(body []byte) []byte {
+	if s.masker == nil || !s.cfg.Privacy.Mask.Prompts {
+		return body
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return body
+	}
+	var msgs []map[string]json.RawMessage
+	if json.Unmarshal(top["messages"], &msgs) != nil {
+		return body
+	}
+	changed := false
+	for _, m := range msgs {
+		if c, ok := s.maskContent(m["content"]); ok {
+			m["content"], changed = c, true
+		}
+	}
+	if !changed {
+		return body
+	}
+	var err error
+	if top["messages"], err = json.Marshal(msgs); err != nil {
+		return body
+	}
+	out, err := json.Marshal(top)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// maskContent masks a message content: a string, or an array of parts
+// whose "text" members are masked. ok reports a change.
+func (s *Server) maskContent(raw json.RawMessage) (json.RawMessage, bool) {
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		if m := s.masker.String(str); m != str {
+			b, err := json.Marshal(m)
+			return b, err == nil
+		}
+		return raw, false
+	}
+	var parts []map[string]json.RawMessage
+	if json.Unmarshal(raw, &parts) != nil {
+		return raw, false
+	}
+	changed := false
+	for _, p := range parts {
+		var t string
+		if json.Unmarshal(p["text"], &t) != nil {
+			continue
+		}
+		if m := s.masker.String(t); m != t {
+			if b, err := json.Marshal(m); err == nil {
+				p["text"], changed = b, true
+			}
+		}
+	}
+	if !changed {
+		return raw, false
+	}
+	b, err := json.Marshal(parts)
+	return b, err == nil
 }

@@ -276,3 +276,29 @@ func BenchmarkRequestID(b *testing.B) {
 		}
 	})
 }
+
+// Masking: prompts leave for the upstream masked when configured.
+func TestPromptMaskedBeforeUpstream(t *testing.T) {
+	up := newFakeOpenAI(t)
+	cfg := func(prompts bool) string {
+		return fmt.Sprintf(`
+providers: [{name: oai, type: openai, base_url: %s, health_check: false}]
+models: [{id: gpt-x, provider: oai}]
+privacy: {mask: {prompts: %v}}
+log: {dir: ""}
+`, up.url(), prompts)
+	}
+	body := `{"model":"gpt-x","messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"my key is AKIAIOSFODNN7EXAMPLE, mail bob@example.com"}]},{"role":"user","content":"card 4111 1111 1111 1111"}]}`
+	for _, prompts := range []bool{false, true} {
+		gw := startSecGateway(t, cfg(prompts))
+		code, _, b := post(t, gw.url+"/v1/chat/completions", body)
+		require.Equal(t, 200, code, "%s", b)
+		up.mu.Lock()
+		sent, _ := json.Marshal(up.lastBody)
+		up.mu.Unlock()
+		for _, secret := range []string{"AKIAIOSFODNN7EXAMPLE", "bob@example.com", "4111 1111 1111 1111"} {
+			assert.Equal(t, !prompts, strings.Contains(string(sent), secret), "prompts=%v: %s in %s", prompts, secret, sent)
+		}
+		assert.Contains(t, string(sent), "be brief")
+	}
+}

@@ -5,13 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -301,4 +305,42 @@ log: {dir: ""}
 		}
 		assert.Contains(t, string(sent), "be brief")
 	}
+}
+
+// Finding 5: /readyz was refused (connection closed) during the drain.
+func TestReadyzAnswers503WhileDraining(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+providers: [{name: sim, type: sim, time_scale: 0.05}]
+models: [{id: s1, provider: sim, sim: {ttft_ms: 100, tokens_per_sec: 20, output_tokens: 40}}]
+log: {dir: ""}
+`))
+	require.NoError(t, err)
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	res, err := http.Post(base+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"model":"auto","stream":true,"max_tokens":40,"messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	defer res.Body.Close()
+	buf := make([]byte, 64)
+	_, err = res.Body.Read(buf)
+	require.NoError(t, err)
+	cancel()
+	require.Eventually(t, srv.draining.Load, time.Second, time.Millisecond)
+	cl := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	rr, err := cl.Get(base + "/readyz")
+	require.NoError(t, err, "readyz during the drain answers")
+	_ = rr.Body.Close()
+	assert.Equal(t, 503, rr.StatusCode)
+	rest, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(string(rest), "data: [DONE]\n\n"), "the in-flight stream finishes")
+	require.NoError(t, <-served)
+	_, err = cl.Get(base + "/readyz")
+	assert.Error(t, err, "the socket is closed once drained")
 }

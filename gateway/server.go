@@ -316,7 +316,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	// The drain listener keeps the socket open through Shutdown: /readyz
+	// (every path) answers 503 during the drain instead of refusing.
+	dl := newDrainListener(ln)
+	defer dl.closeAll()
+	go func() { errc <- hs.Serve(dl) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)

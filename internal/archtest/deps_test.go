@@ -17,6 +17,7 @@ const module = "github.com/routelab/routelab/"
 // decision, made here and in the package docs.
 var allowed = map[string][]string{
 	"decision":         {},
+	"mask":             {},
 	"policy":           {"decision"},
 	"policy/neural":    {"decision", "policy"},
 	"route":            {"decision", "policy"},
@@ -28,7 +29,7 @@ var allowed = map[string][]string{
 	"datasets":         {"decision", "policy", "route"},
 	"experiments":      {"decision", "policy", "route", "sim"},
 	"gateway/provider": {"decision"},
-	"gateway":          {"decision", "gateway/provider", "policy", "route"},
+	"gateway":          {"decision", "gateway/provider", "mask", "policy", "route"},
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
 	"cmd/routelab": {"datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
 		"policy", "policy/neural", "replay", "route", "sim", "sim/fromlogs"},
@@ -39,6 +40,7 @@ var allowed = map[string][]string{
 var leafOnly = map[string][]string{
 	"decision":    {},
 	"decisionlog": {"decision"},
+	"mask":        {},
 	"policy":      {"decision"},
 }
 

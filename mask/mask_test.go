@@ -3,6 +3,7 @@ package mask
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -78,4 +79,23 @@ func BenchmarkMaskTag(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzMask: any input masks without panicking, keeps valid UTF-8 valid,
+// and a secret appended as a word is always masked.
+func FuzzMask(f *testing.F) {
+	for _, s := range []string{"api_token=ghp_0123456789abcdefghijABCDEFGHIJ", "bob@example.com", "4111 1111 1111 1111", "ssn=1", "é=é", "AKIAIOSFODNN7EXAMPLE"} {
+		f.Add(s)
+	}
+	m, _ := New(Opts{})
+	f.Fuzz(func(t *testing.T, s string) {
+		out := m.String(s)
+		if utf8.ValidString(s) && !utf8.ValidString(out) {
+			t.Fatalf("%q masked to invalid UTF-8 %q", s, out)
+		}
+		// A key standing as its own word is masked whatever surrounds it.
+		if out := m.String(s + " AKIAIOSFODNN7EXAMPLE "); strings.Contains(out, "AKIAIOSFODNN7EXAMPLE") {
+			t.Fatalf("%q + key kept the AWS key: %q", s, out)
+		}
+	})
 }

@@ -90,7 +90,11 @@ type WriterOpts struct {
 	MaxOpenFiles int
 	// Compression is "snappy" (default), "zstd", "gzip", "lz4" or "none".
 	Compression string
-	// TenantSalt keys HashTenant; keep it secret and stable.
+	// TenantSalt keys HashTenant; keep it secret and stable. Empty leaves
+	// the hash unkeyed (anyone can recompute it from a tenant name): only
+	// for tests. routelab serve always sets it (gateway Config.TenantSalt:
+	// privacy.tenant_salt, its environment variable, or a per-directory
+	// random salt in development).
 	TenantSalt string
 	// WriterID goes into file names and the stats sidecar; default
 	// host-pid-random, unique across replicas and restarts.

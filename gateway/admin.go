@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"strings"
@@ -314,4 +315,41 @@ func (s *Server) rollbackLocked(trigger string) (PromoteResponse, bool) {
 		s.log.Warn("serving policy rolled back", "trigger", trigger, "policy", prev.Name(), "demoted", cur.Name())
 	}
 	return PromoteResponse{Policy: prev.Name(), Shadow: cur.Name()}, true
+}
+
+// adminGuard wraps an /admin (or other guarded) handler: no or an unknown
+// credential gets 401, a valid API key that is not the admin token 403.
+// Every change (non-GET) and every refusal goes to the audit log with the
+// caller's identity, source address, action and outcome.
+func (s *Server) adminGuard(path string, h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		acc, who := s.keys.adminCheck(c.Request)
+		action := c.Request.Method + " " + path
+		switch acc {
+		case adminNoToken:
+			writeAPIError(c.Writer, apiErr(http.StatusUnauthorized, typeAuth, "invalid_admin_token", "missing or invalid admin token"))
+			s.auditLog(c, who, action, "denied")
+			return
+		case adminUserKey:
+			writeAPIError(c.Writer, apiErr(http.StatusForbidden, typePermission, "admin_only", "this API key may not use admin endpoints"))
+			s.auditLog(c, who, action, "forbidden")
+			return
+		}
+		h(c)
+		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
+			outcome := "ok"
+			if c.Writer.Status() >= 400 {
+				outcome = "failed"
+			}
+			s.auditLog(c, who, action, outcome)
+		}
+	}
+}
+
+// auditLog writes one audit record (a JSON line on the audit logger).
+func (s *Server) auditLog(c *gin.Context, who, action, outcome string) {
+	s.audit.LogAttrs(c.Request.Context(), slog.LevelInfo, "admin",
+		slog.String("identity", who), slog.String("remote", c.Request.RemoteAddr),
+		slog.String("action", action), slog.String("outcome", outcome),
+		slog.Int("status", c.Writer.Status()), slog.String("policy", s.core.Policy().Name()))
 }

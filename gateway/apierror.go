@@ -1,8 +1,13 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"unicode/utf8"
+
+	"github.com/routelab/routelab/gateway/provider"
 )
 
 // APIError is an error answered in OpenAI's shape:
@@ -60,4 +65,56 @@ func writeAPIError(w http.ResponseWriter, e *APIError) {
 	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(e.body())
+}
+
+// maxEcho is how much of a client's input an error message quotes.
+const maxEcho = 64
+
+// clip shortens client input echoed in an error message to maxEcho bytes
+// (on a rune boundary), marking the cut with "…".
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	n := maxEcho
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// publicCauses is what a client is told, by error code, when an upstream
+// fails: the model and a generic cause, never the upstream's URL or raw
+// error text (those go to the server log with the request id).
+var publicCauses = map[string]string{
+	"upstream_rejected_request": "the upstream rejected the request",
+	"upstream_timeout":          "the upstream timed out",
+	"upstream_rate_limited":     "the upstream is rate limited",
+	"upstream_unavailable":      "the model is temporarily unavailable",
+	"upstream_error":            "the upstream failed",
+}
+
+// clientFailure maps the final upstream error of request id to the
+// client's answer (failure), logs the details, and replaces the message
+// by the model's name and a generic cause.
+func (s *Server) clientFailure(ctx context.Context, pe *provider.Error, a *arm, id string) *APIError {
+	e := failure(ctx, pe)
+	model := ""
+	if a != nil {
+		model = a.id
+	}
+	code := ""
+	if e.Code != nil {
+		code = *e.Code
+	}
+	s.log.Warn("upstream failure", "request_id", id, "model", model, "status", e.Status, "code", code, "err", pe.Error())
+	cause, ok := publicCauses[code]
+	if !ok {
+		cause = "the upstream failed"
+	}
+	if pe.HTTPStatus != 0 {
+		cause += fmt.Sprintf(" (HTTP %d)", pe.HTTPStatus)
+	}
+	e.Message = fmt.Sprintf("model %s: %s; request id %s has the details in the gateway's log", model, cause, id)
+	return e
 }

@@ -90,14 +90,40 @@ func (k *keyring) authenticate(r *http.Request) (*caller, *APIError) {
 	return c, nil
 }
 
-// adminOK reports whether r carries the admin token (always true when no
-// admin token is configured, which only development mode allows).
-func (k *keyring) adminOK(r *http.Request) bool {
+// adminAccess is the outcome of checking an admin request's credential.
+type adminAccess int
+
+const (
+	adminGranted adminAccess = iota
+	adminNoToken             // no or unknown credential: 401
+	adminUserKey             // a valid /v1 API key, not the admin token: 403
+)
+
+// adminCheck checks r's credential against the admin token and names who
+// presented it for the audit log: "admin:" plus the first 8 hex digits of
+// the token's hash, "key:NAME" for an API key, "anonymous" for none, or
+// "unknown:" plus a hash prefix. Without an admin token (development mode
+// without keys only: Validate refuses keys without one) everyone is
+// granted.
+func (k *keyring) adminCheck(r *http.Request) (adminAccess, string) {
+	tok := bearer(r)
+	h := sha256.Sum256([]byte(tok))
 	if k.admin == nil {
-		return true
+		if tok == "" {
+			return adminGranted, "anonymous"
+		}
+		return adminGranted, "unknown:" + hex.EncodeToString(h[:4])
 	}
-	h := sha256.Sum256([]byte(bearer(r)))
-	return subtle.ConstantTimeCompare(h[:], k.admin[:]) == 1
+	switch {
+	case subtle.ConstantTimeCompare(h[:], k.admin[:]) == 1:
+		return adminGranted, "admin:" + hex.EncodeToString(h[:4])
+	case tok == "":
+		return adminNoToken, "anonymous"
+	}
+	if c := k.keys[h]; c != nil {
+		return adminUserKey, "key:" + c.key
+	}
+	return adminNoToken, "unknown:" + hex.EncodeToString(h[:4])
 }
 
 // tenantLimits holds one token bucket per tenant: configured tenants get
@@ -151,4 +177,22 @@ func (t *tenantLimits) limiter(tenant string) *rate.Limiter {
 	l = newLimiter(t.def)
 	t.dyn[tenant] = l
 	return l
+}
+
+// identify names r's credential for the access log without judging it:
+// the key name and its tenant, "admin" for the admin token, "anonymous"
+// for none, "unknown" otherwise.
+func (k *keyring) identify(r *http.Request) (key, tenant string) {
+	tok := bearer(r)
+	if tok == "" {
+		return "anonymous", ""
+	}
+	h := sha256.Sum256([]byte(tok))
+	if c := k.keys[h]; c != nil {
+		return c.key, c.tenant
+	}
+	if k.admin != nil && subtle.ConstantTimeCompare(h[:], k.admin[:]) == 1 {
+		return "admin", ""
+	}
+	return "unknown", ""
 }

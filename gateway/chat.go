@@ -98,7 +98,7 @@ func (s *Server) requestTimeout(r *http.Request) time.Duration {
 func (s *Server) handleChat(c *gin.Context) {
 	t0 := time.Now()
 	w, r := c.Writer, c.Request
-	id := s.nextID()
+	id := s.nextID(r)
 	h := w.Header()
 	h[HeaderRequestID] = []string{id}
 	cl, aerr := s.keys.authenticate(r)
@@ -117,7 +117,7 @@ func (s *Server) handleChat(c *gin.Context) {
 		s.reject(w, aerr)
 		return
 	}
-	req, err := provider.ParseRequest(body)
+	req, err := provider.ParseRequest(s.maskPrompt(body))
 	if err != nil {
 		var re *provider.RequestError
 		e := apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_request", err.Error())
@@ -142,7 +142,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	if !s.aliases[req.Model] {
 		if s.arms[req.Model] == nil {
 			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
-				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", req.Model, s.cfg.Aliases[0])).withParam("model"))
+				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"))
 			return
 		}
 		forced = req.Model
@@ -445,7 +445,7 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 	h := w.Header()
 	h[HeaderModel] = ar.arm.idHdr
 	if ar.err != nil {
-		e := failure(ctx, ar.err)
+		e := s.clientFailure(ctx, ar.err, ar.arm, rec.Request.ID)
 		if e.Status == http.StatusTooManyRequests {
 			h.Set("Retry-After", retryAfter(ar.err.RetryAfter))
 		}
@@ -550,7 +550,7 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 	rec.Outcome.TTFT = e.first
 	final := ar.arm
 	if ar.err != nil {
-		ae := failure(ctx, ar.err)
+		ae := s.clientFailure(ctx, ar.err, ar.arm, rec.Request.ID)
 		if !e.started {
 			w.Header()[HeaderModel] = final.idHdr
 			if ae.Status == http.StatusTooManyRequests {

@@ -2,19 +2,23 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/mask"
 	"github.com/routelab/routelab/policy"
 	"go.yaml.in/yaml/v3"
 )
@@ -70,7 +74,60 @@ type Config struct {
 	Promotion  PromotionConfig     `yaml:"promotion"`
 	Checkpoint CheckpointConfig    `yaml:"checkpoint"`
 	Log        LogConfig           `yaml:"log"`
+	Privacy    PrivacyConfig       `yaml:"privacy"`
+	AccessLog  AccessLogConfig     `yaml:"access_log"`
+	AuditLog   AuditLogConfig      `yaml:"audit_log"`
 }
+
+// PrivacyConfig keys the tenant hash and masks what is logged.
+type PrivacyConfig struct {
+	// TenantSalt keys the decision log's tenant hash (HMAC-SHA256); keep it
+	// secret and stable. TenantSaltEnv names an environment variable that
+	// holds it instead (default ROUTELAB_TENANT_SALT). Production mode with
+	// a decision log needs one; development mode without one generates a
+	// random salt per log directory, kept in <log.dir>/tenant_salt.
+	TenantSalt    string `yaml:"tenant_salt"`
+	TenantSaltEnv string `yaml:"tenant_salt_env"`
+	// Mask configures the detectors run over tags and metadata before they
+	// are logged (package mask).
+	Mask MaskConfig `yaml:"mask"`
+	// MetadataAllowlist, when set, is the only tag/metadata keys logged
+	// (the part before "="; a tag without "=" is its own key).
+	MetadataAllowlist []string `yaml:"metadata_allowlist"`
+}
+
+// MaskConfig selects the masking detectors.
+type MaskConfig struct {
+	// Disabled turns masking of logged tags and metadata off.
+	Disabled bool `yaml:"disabled"`
+	// Detectors names the detectors (mask.All when empty): api_key,
+	// credential, aws, cloud, card, email, phone, ssn.
+	Detectors []string `yaml:"detectors"`
+	// Prompts also masks message contents before they leave for an
+	// upstream (off by default: it changes what the model sees).
+	Prompts bool `yaml:"prompts"`
+}
+
+// AccessLogConfig is the per-request access log: one JSON line per
+// request (time, id, key, tenant, method, path, status, latency, model).
+type AccessLogConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Path is the file appended to (JSON lines), "stderr", or "" for the
+	// server's own log.
+	Path string `yaml:"path"`
+}
+
+// AuditLogConfig is the audit log of admin actions (always on): JSON lines
+// with identity, source address, action and outcome.
+type AuditLogConfig struct {
+	// Path is the file appended to (JSON lines), "stderr", or "" for the
+	// server's own log.
+	Path string `yaml:"path"`
+}
+
+// DefaultTenantSaltEnv is where the tenant salt is read from when
+// privacy.tenant_salt_env is not set.
+const DefaultTenantSaltEnv = "ROUTELAB_TENANT_SALT"
 
 // AuthConfig holds credentials, stored as SHA-256 hex digests only.
 type AuthConfig struct {
@@ -465,7 +522,7 @@ func (c *Config) Validate() error {
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
-		c.validateShadowLearn,
+		c.validateShadowLearn, c.validatePrivacy,
 	} {
 		if err := v(); err != nil {
 			return err
@@ -604,6 +661,11 @@ func (c *Config) validateAuth() error {
 		if err := k.Limit.validate(p + ".rate_limit"); err != nil {
 			return err
 		}
+	}
+	if len(c.Auth.Keys) > 0 && c.Auth.AdminTokenSHA256 == "" {
+		// Without a token /admin/* would be open to anyone while /v1 asks
+		// for a key: refuse rather than expose policy swaps and promotion.
+		return fmt.Errorf("auth.admin_token_sha256: required when auth.keys are configured (otherwise /admin/* is open to anyone); set it to the sha256 of an admin token")
 	}
 	return nil
 }
@@ -1000,4 +1062,78 @@ func walkPaths(n *yaml.Node, path string, out map[int]string) {
 			walkPaths(c, p, out)
 		}
 	}
+}
+
+// validatePrivacy checks privacy: the masking detectors and, in
+// production mode with a decision log, that a tenant salt is configured.
+func (c *Config) validatePrivacy() error {
+	if _, err := mask.New(mask.Opts{Detectors: c.Privacy.Mask.Detectors}); err != nil {
+		return fmt.Errorf("privacy.mask.detectors: %w", err)
+	}
+	for i, k := range c.Privacy.MetadataAllowlist {
+		if k == "" {
+			return fmt.Errorf("privacy.metadata_allowlist[%d]: empty key", i)
+		}
+	}
+	if c.Mode == "production" && c.Log.Dir != "" && c.configuredSalt() == "" {
+		return fmt.Errorf("privacy.tenant_salt: production mode needs a secret to key the tenant hash (set privacy.tenant_salt or the %s environment variable)", c.saltEnv())
+	}
+	return nil
+}
+
+func (c *Config) saltEnv() string {
+	if c.Privacy.TenantSaltEnv != "" {
+		return c.Privacy.TenantSaltEnv
+	}
+	return DefaultTenantSaltEnv
+}
+
+func (c *Config) configuredSalt() string {
+	if c.Privacy.TenantSalt != "" {
+		return c.Privacy.TenantSalt
+	}
+	return os.Getenv(c.saltEnv())
+}
+
+// TenantSalt returns the secret that keys the decision log's tenant hash:
+// privacy.tenant_salt, else the privacy.tenant_salt_env variable, else (a
+// development fallback) the salt kept in <log.dir>/tenant_salt, created
+// with 32 random bytes on first use so hashes stay stable across
+// restarts. Production mode never reaches the fallback (Validate).
+func (c *Config) TenantSalt() (string, error) {
+	if s := c.configuredSalt(); s != "" {
+		return s, nil
+	}
+	if c.Log.Dir == "" {
+		return "", nil
+	}
+	path := filepath.Join(c.Log.Dir, "tenant_salt")
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, nil
+		}
+		return "", fmt.Errorf("tenant salt %s: empty file", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("tenant salt: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("tenant salt: %w", err)
+	}
+	s := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(c.Log.Dir, 0o755); err != nil {
+		return "", fmt.Errorf("tenant salt: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) { // another process won the race
+		return c.TenantSalt()
+	}
+	if err != nil {
+		return "", fmt.Errorf("tenant salt: %w", err)
+	}
+	_, werr := f.WriteString(s + "\n")
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return "", fmt.Errorf("tenant salt %s: %w", path, err)
+	}
+	return s, nil
 }

@@ -67,6 +67,17 @@
 // (checkpoint.go), and restored from there at start-up; an unusable
 // checkpoint is a warning and a fresh policy, never a failed start.
 //
+// Security: request ids are 128 random bits plus a MAC binding them to the
+// bearer credential (reqid.go), so feedback is accepted only from the key
+// that made the request, under that key's rate limit. Keys without an admin
+// token are refused at start-up; an API key on an admin route gets 403.
+// Admin changes and refusals go to the audit log, requests (optionally) to
+// the access log (privacy.go). Tags and metadata pass through package mask
+// and the metadata allowlist before reaching the decision log sink, and
+// optionally prompts before they leave for an upstream. Upstream failures
+// reach clients as the model and a generic cause; details go to the server
+// log. During the drain new connections get 503 (drain.go).
+//
 // Endpoints: POST /v1/chat/completions, GET /v1/models, POST /v1/feedback,
 // GET /admin/models, GET|POST /admin/policy, POST /admin/shadow,
 // GET /admin/shadow/status, POST /admin/promote, POST /admin/rollback,

@@ -178,6 +178,8 @@ func TestOpenAISDKEndToEnd(t *testing.T) {
 
 	t.Run("admin needs the admin token", func(t *testing.T) {
 		code, _, _ := post(t, gw.url+"/admin/policy", `{"policy":"ucb1"}`, "Authorization", "Bearer sk-team-a")
+		assert.Equal(t, 403, code, "an API key is known but not allowed on admin routes")
+		code, _, _ = post(t, gw.url+"/admin/policy", `{"policy":"ucb1"}`, "Authorization", "Bearer wrong")
 		assert.Equal(t, 401, code)
 		code, _, body := post(t, gw.url+"/admin/policy", `{"policy":"ucb1","params":{"c":0.5}}`, "Authorization", "Bearer admin-secret")
 		require.Equal(t, 200, code, "%s", body)

@@ -68,8 +68,16 @@ func unit(name string, v float64) error {
 // id, and answers.
 func (s *Server) handleFeedback(c *gin.Context) {
 	w := c.Writer
-	if _, aerr := s.keys.authenticate(c.Request); aerr != nil {
+	cl, aerr := s.keys.authenticate(c.Request)
+	if aerr != nil {
 		writeAPIError(w, aerr)
+		return
+	}
+	if cl.lim != nil && !cl.lim.Allow() {
+		// Feedback shares the key's token bucket with chat completions.
+		s.m.feedback.WithLabelValues("rate_limited").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeAPIError(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"))
 		return
 	}
 	bad := func(param, msg string) {
@@ -120,11 +128,18 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	if fr.Source == "" {
 		fr.Source = "user"
 	}
-	res, err := s.core.Feedback(fr.RequestID, quality, fr.Reward)
-	if errors.Is(err, route.ErrUnknownRequest) {
+	// Only the credential that made the request may rate it; an id issued
+	// to another key answers exactly as an unknown one (no oracle).
+	owned := s.ids.owns(fr.RequestID, bearer(c.Request))
+	var res route.FeedbackResult
+	var err error
+	if owned {
+		res, err = s.core.Feedback(fr.RequestID, quality, fr.Reward)
+	}
+	if !owned || errors.Is(err, route.ErrUnknownRequest) {
 		s.m.feedback.WithLabelValues("unknown").Inc()
 		writeAPIError(w, apiErr(http.StatusNotFound, typeNotFound, "unknown_request_id",
-			fmt.Sprintf("request %q is unknown, older than %v, or already rated", fr.RequestID, s.cfg.Feedback.TTL)).withParam("request_id"))
+			fmt.Sprintf("request %q is unknown, older than %v, already rated, or not made with this API key", clip(fr.RequestID), s.cfg.Feedback.TTL)).withParam("request_id"))
 		return
 	}
 	if err != nil {

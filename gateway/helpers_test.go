@@ -195,6 +195,7 @@ func (s *recSink) Log(rec *decision.Record) {
 	c.Outcome.Attempts = append([]decision.Attempt(nil), rec.Outcome.Attempts...)
 	c.Decision.Candidates = append([]decision.Arm(nil), rec.Decision.Candidates...)
 	c.Decision.Probs = append([]float64(nil), rec.Decision.Probs...)
+	c.Request.Features.Tags = append([]string(nil), rec.Request.Features.Tags...) // the masking sink reuses its tag buffer
 	s.mu.Lock()
 	s.recs[rec.Request.ID] = c
 	s.mu.Unlock()

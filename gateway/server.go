@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
+	"github.com/routelab/routelab/mask"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 )
@@ -64,6 +62,9 @@ type Opts struct {
 	Encoder policy.Encoder
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// AuditLog and AccessLog, optional, replace the files named by the
+	// config's audit_log.path and access_log.path (tests).
+	AuditLog, AccessLog io.Writer
 }
 
 // Server is the gateway: an http.Handler plus its background loops.
@@ -84,21 +85,27 @@ type Server struct {
 	tenants   *tenantLimits
 	budget    *retryBudget
 	engine    *gin.Engine
-	idPrefix  string
-	idSeq     atomic.Uint64
-	draining  atomic.Bool
-	recs      sync.Pool
-	policyMu  sync.Mutex // serialises admin swaps
-	promo     *promoter
-	pm        *promotionMetrics
-	created   int64
-	lastTick  time.Time       // condition loop only
-	models    []byte          // GET /v1/models body
-	srv       ServerConfig    // Config.Server with defaults filled
-	lim       RequestLimits   // Config.Limits with defaults filled
-	inflight  atomic.Int64    // requests in /v1/* handlers
-	trusted   map[string]bool // keys that may name the tenant (tenant_header)
-	ckpt      *checkpointer
+	ids       *idSource
+	// requestsSeen counts chat requests given an id (checkpoint provenance).
+	requestsSeen atomic.Int64
+	draining     atomic.Bool
+	recs         sync.Pool
+	policyMu     sync.Mutex // serialises admin swaps
+	promo        *promoter
+	pm           *promotionMetrics
+	created      int64
+	lastTick     time.Time       // condition loop only
+	models       []byte          // GET /v1/models body
+	srv          ServerConfig    // Config.Server with defaults filled
+	lim          RequestLimits   // Config.Limits with defaults filled
+	inflight     atomic.Int64    // requests in /v1/* handlers
+	trusted      map[string]bool // keys that may name the tenant (tenant_header)
+	ckpt         *checkpointer
+	audit        *slog.Logger
+	access       *slog.Logger // nil = access log off
+	masker       *mask.Masker // nil = masking off
+	allowMeta    map[string]bool
+	closers      []io.Closer
 }
 
 // New builds the gateway from a validated config.
@@ -130,11 +137,14 @@ func New(o Opts) (*Server, error) {
 		s.now = time.Now
 	}
 	s.created = s.now().Unix()
-	var pfx [4]byte
-	if _, err := rand.Read(pfx[:]); err != nil {
-		return nil, fmt.Errorf("gateway: request id prefix: %w", err)
+	ids, err := newIDSource()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s.idPrefix = "rl-" + hex.EncodeToString(pfx[:]) + "-"
+	s.ids = ids
+	if err := s.setupLogs(&o); err != nil {
+		return nil, err
+	}
 	s.m = newMetrics(o.SinkStats)
 	s.promo, s.pm = newPromoter(c.Promotion), newPromotionMetrics(s.m.reg, s)
 	for _, a := range c.Aliases {
@@ -223,7 +233,6 @@ func New(o Opts) (*Server, error) {
 
 	// Decision core.
 	enc := o.Encoder
-	var err error
 	if enc == nil {
 		// Contextual policies (linucb, lin-thompson, …) need a vector: the
 		// config's encoder block, or the default over what the gateway
@@ -259,7 +268,7 @@ func New(o Opts) (*Server, error) {
 		rules = append(rules, allowlistRule{allowed: allowed})
 	}
 	s.core, err = route.NewCore(route.CoreOpts{
-		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: o.Sink},
+		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: newMaskingSink(o.Sink, s.masker, s.allowMeta)},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
 		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
 		ShadowLearn: c.shadowLearn(),
@@ -341,7 +350,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ln = LimitListener(ln, s.srv.MaxConnections)
 	hs := s.httpServer()
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	// The drain listener keeps the socket open through Shutdown: /readyz
+	// (every path) answers 503 during the drain instead of refusing.
+	dl := newDrainListener(ln)
+	defer dl.closeAll()
+	go func() { errc <- hs.Serve(dl) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
@@ -363,6 +376,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := s.Checkpoint(); err != nil {
 		s.log.Warn("policy checkpoint on drain failed", "err", err)
 	}
+	s.closeLogs()
 	return nil
 }
 
@@ -454,14 +468,13 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-func (s *Server) nextID() string {
-	return s.idPrefix + strconv.FormatUint(s.idSeq.Add(1), 36)
-}
-
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	if s.access != nil {
+		e.Use(s.accessLog)
+	}
 	e.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, err any) {
 		s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", err)
 		writeAPIError(c.Writer, apiErr(http.StatusInternalServerError, typeServer, "internal_error", "internal error"))
@@ -474,13 +487,7 @@ func (s *Server) routes() *gin.Engine {
 		if open[path] {
 			return h
 		}
-		return func(c *gin.Context) {
-			if !s.keys.adminOK(c.Request) {
-				writeAPIError(c.Writer, apiErr(http.StatusUnauthorized, typeAuth, "invalid_admin_token", "missing or invalid admin token"))
-				return
-			}
-			h(c)
-		}
+		return s.adminGuard(path, h)
 	}
 	e.Use(s.bodyDeadline)
 	e.POST("/v1/chat/completions", s.limitInFlight, s.handleChat)
@@ -498,10 +505,10 @@ func (s *Server) routes() *gin.Engine {
 	e.POST("/admin/promote", guard("/admin/promote", s.handlePromote))
 	e.POST("/admin/rollback", guard("/admin/rollback", s.handleRollback))
 	e.NoRoute(func(c *gin.Context) {
-		writeAPIError(c.Writer, apiErr(http.StatusNotFound, typeNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path))
+		writeAPIError(c.Writer, apiErr(http.StatusNotFound, typeNotFound, "not_found", "no route "+clip(c.Request.Method)+" "+clip(c.Request.URL.Path)))
 	})
 	e.NoMethod(func(c *gin.Context) {
-		writeAPIError(c.Writer, apiErr(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "method "+c.Request.Method+" not allowed on "+c.Request.URL.Path))
+		writeAPIError(c.Writer, apiErr(http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "method "+clip(c.Request.Method)+" not allowed on "+clip(c.Request.URL.Path)))
 	})
 	return e
 }

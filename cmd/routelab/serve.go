@@ -64,7 +64,11 @@ func (f feedbackLog) LogFeedback(id string, at time.Time, reward, quality *float
 func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Logger) (err error) {
 	opts := gateway.Opts{Config: cfg, Registry: newRegistry(), Logger: log}
 	if cfg.Log.Dir != "" {
-		wo := decisionlog.WriterOpts{Root: cfg.Log.Dir, QueueBatches: cfg.Log.QueueSize, MaxFileRows: int64(cfg.Log.RotateRows), MaxFileAge: cfg.Log.RotateEvery,
+		salt, err := cfg.TenantSalt()
+		if err != nil {
+			return fmt.Errorf("decision log %s: %w", cfg.Log.Dir, err)
+		}
+		wo := decisionlog.WriterOpts{Root: cfg.Log.Dir, TenantSalt: salt, QueueBatches: cfg.Log.QueueSize, MaxFileRows: int64(cfg.Log.RotateRows), MaxFileAge: cfg.Log.RotateEvery,
 			FlushInterval: cfg.Log.FlushInterval, RowGroupRows: int64(cfg.Log.RowGroupRows)}
 		if wo.QueueBatches > 0 {
 			// queue_size is in rows; the writer counts batches of 1024.

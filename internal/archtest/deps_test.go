@@ -17,6 +17,7 @@ const module = "github.com/routelab/routelab/"
 // decision, made here and in the package docs.
 var allowed = map[string][]string{
 	"decision":         {},
+	"mask":             {},
 	"policy":           {"decision"},
 	"policy/neural":    {"decision", "policy"},
 	"route":            {"decision", "policy"},
@@ -30,7 +31,7 @@ var allowed = map[string][]string{
 	"datasets":         {"decision", "policy", "route"},
 	"experiments":      {"decision", "policy", "route", "sim"},
 	"gateway/provider": {"decision"},
-	"gateway":          {"artifact", "decision", "gateway/provider", "policy", "route"},
+	"gateway":          {"artifact", "decision", "gateway/provider", "mask", "policy", "route"},
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
 	"cmd/routelab": {"artifact", "datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
 		"policy", "policy/neural", "replay", "replay/opebench", "route", "sim", "sim/fromlogs"},
@@ -41,6 +42,7 @@ var allowed = map[string][]string{
 var leafOnly = map[string][]string{
 	"decision":    {},
 	"decisionlog": {"decision"},
+	"mask":        {},
 	"policy":      {"decision"},
 }
 

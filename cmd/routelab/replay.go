@@ -40,6 +40,7 @@ type replayFlags struct {
 	allowMiss  bool
 	by         string
 	frozen     bool
+	trainSplit float64
 	folds      int
 	json       bool
 	exportRows string
@@ -151,6 +152,7 @@ arrival rate, diurnal curve, task and tenant mix and token lengths.`,
 	f.BoolVar(&fl.allowMiss, "allow-missing-support", false, "estimate even when a policy puts probability on arms the logger never played (by default an error naming the share of rows)")
 	f.StringVar(&fl.by, "by", "", "also break the table down by segment: task, tenant or arm (the logged arm)")
 	f.BoolVar(&fl.frozen, "frozen", false, "allow --policy specs of learning policies, evaluated untrained and frozen (they never learn from the log: a fresh linucb or ucb1 is \"always the first candidate\")")
+	f.Float64Var(&fl.trainSplit, "train-split", 0, "time-split mode: train the --policy specs on the earliest `FRACTION` of the log (routelab train's importance-weighted warm start), then evaluate every target frozen on the rest only (no row is both learned from and evaluated on; the log is held in memory)")
 	f.IntVar(&fl.folds, "folds", 2, "cross-fitting folds of the reward model (1 = fit and score on the same rows)")
 	f.BoolVar(&fl.json, "json", false, "print a JSON array instead of a table")
 	f.StringVar(&fl.exportRows, "export-rows", "", "write per-row OBP inputs (action, reward, pscore, pi_*, q_*) to this CSV file")
@@ -238,8 +240,8 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		if seen[label] {
 			return fmt.Errorf("--policy: %q named twice", label)
 		}
-		if !fl.resimulate && !fl.frozen && !staticPolicies[s.Name] {
-			return fmt.Errorf("--policy %q: a learning policy built from a spec is untrained, and replay evaluates it frozen (it never learns from the log), so it would report the value of its untrained choice (e.g. always the first candidate), not of the policy as it would learn; evaluate a trained snapshot (routelab train, then --snapshot FILE), re-simulate it learning (--resimulate), or pass --frozen to evaluate the untrained policy anyway", label)
+		if !fl.resimulate && !fl.frozen && fl.trainSplit == 0 && !staticPolicies[s.Name] {
+			return fmt.Errorf("--policy %q: a learning policy built from a spec is untrained, and replay evaluates it frozen (it never learns from the log), so it would report the value of its untrained choice (e.g. always the first candidate), not of the policy as it would learn; train it on the earlier part of the log and evaluate it on the rest (--train-split 0.5), evaluate a trained snapshot (routelab train, then --snapshot FILE), re-simulate it learning (--resimulate), or pass --frozen to evaluate the untrained policy anyway", label)
 		}
 		seen[label] = true
 		targets = append(targets, replay.Target{Name: label, Policy: p})
@@ -323,7 +325,12 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	if passes == 2 {
 		desc = []string{"pass 1/2: fit reward model", "pass 2/2: evaluate"}
 	}
-	src := newLogSource(ropts, fl.skipBad, fl.quiet, errOut, desc...)
+	var src replay.Source = newLogSource(ropts, fl.skipBad, fl.quiet, errOut, desc...)
+	if fl.trainSplit != 0 {
+		if src, err = trainOnSplit(ctx, fl, ropts, specs, targets, errOut); err != nil {
+			return err
+		}
+	}
 	res, err := replay.Evaluate(ctx, src, targets, opts)
 	if err != nil {
 		return err
@@ -339,6 +346,29 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 		return enc.Encode(res)
 	}
 	return writeReplayTable(out, res)
+}
+
+// trainOnSplit is --train-split: it splits the log by time, trains the
+// targets built from --policy specs (the first len(specs) targets) on the
+// earlier part and returns the later part, on which every target is then
+// evaluated frozen.
+func trainOnSplit(ctx context.Context, fl replayFlags, ropts offline.ReaderOpts, specs []policy.Spec, targets []replay.Target, errOut io.Writer) (replay.Source, error) {
+	if fl.resimulate {
+		return nil, fmt.Errorf("--train-split does not go with --resimulate")
+	}
+	ropts.Log.Reuse = false // the split keeps the records
+	train, test, cut, err := offline.TimeSplit(ctx, newLogSource(ropts, fl.skipBad, true, errOut), fl.trainSplit)
+	if err != nil {
+		return nil, fmt.Errorf("--train-split: %w", err)
+	}
+	for i := range specs {
+		if _, err := offline.Train(ctx, train, targets[i].Policy, offline.TrainOpts{Seed: fl.seed}); err != nil {
+			return nil, fmt.Errorf("--train-split: train %s: %w", targets[i].Name, err)
+		}
+	}
+	fmt.Fprintf(errOut, "train-split: %d policies trained on the %d rows before %s; every target evaluated on the %d rows from then on\n",
+		len(specs), len(train), cut.UTC().Format(time.RFC3339Nano), len(test))
+	return test, nil
 }
 
 // staticPolicies are the builtin policies that do not learn: a fresh one

@@ -18,6 +18,7 @@ import (
 
 	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
 )
 
@@ -364,4 +365,39 @@ func TestReplayNewerSchemaFile(t *testing.T) {
 	require.NoError(t, runReplay(context.Background(), fl, &out, &errOut))
 	assert.Contains(t, errOut.String(), "schema version 2")
 	assert.Contains(t, out.String(), " 300")
+}
+
+// TestReplayTrainSplit: --train-split trains learning --policy specs on the
+// earlier part of the log and evaluates every target on the later part
+// only; without it (or --frozen) a learning spec is refused.
+func TestReplayTrainSplit(t *testing.T) {
+	dir := writeSimLogs(t, 3000)
+	run := func(args ...string) (string, string, error) {
+		cmd := newReplayCmd()
+		var out, errOut bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		cmd.SetArgs(append([]string{"--logs", dir, "--quiet", "--bootstrap", "20", "--estimators", "snips,dr"}, args...))
+		err := cmd.Execute()
+		return out.String(), errOut.String(), err
+	}
+	_, _, err := run("--policy", "thompson")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--train-split")
+
+	out, errOut, err := run("--policy", "thompson", "--train-split", "0.6", "--json")
+	require.NoError(t, err, errOut)
+	assert.Contains(t, errOut, "trained on the 1800 rows")
+	assert.Contains(t, errOut, "evaluated on the 1200 rows")
+	var res []replay.Result
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.NotEmpty(t, res)
+	assert.Equal(t, replay.LoggedPolicy, res[0].Policy, "the logged policy's value comes first")
+	for _, r := range res {
+		assert.EqualValues(t, 1200, r.N, "%s/%s: evaluated on the held-out rows only", r.Policy, r.Estimator)
+	}
+
+	_, _, err = run("--policy", "thompson", "--train-split", "1.5")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--train-split")
 }

@@ -95,7 +95,7 @@
 // BootstrapCoverage ./replay) every estimator's 95% interval covers in
 // 90–98% of them. The cost is Bootstrap reward models and predictions per
 // row, except with the default Ridge model on feature vectors and at least
-// 1,024 rows: there every row falls in one of 256 random groups (a seeded
+// 50,000 rows: there every row falls in one of 256 random groups (a seeded
 // hash of its index), pass 1 keeps the ridge's sufficient statistics
 // (Σφφᵀ, Σφr per arm) per group and fold, pass 2 the sums with q̂ = 0 and
 // the vectors the model-based sums are linear in (Σπ_a·φ, Σw·φ, ...), and

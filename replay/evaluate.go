@@ -450,7 +450,7 @@ func (t *target) seg(name string, c *cfg) *acc {
 // the intervals of dm, dr, sndr, switch-dr and dr-os include the model's
 // estimation error, which a model held fixed across resamples leaves out
 // (such intervals covered the truth 5–76% of the time). With the default
-// Ridge model on feature vectors and at least 1,024 rows, resample b
+// Ridge model on feature vectors and at least 50,000 rows, resample b
 // weights instead each of 256 random row groups (a seeded hash of the row
 // index) by a Poisson(1) count drawn from (Seed, b, group), and refits the
 // ridge from per-group sufficient statistics (see the package doc): the

@@ -384,6 +384,8 @@ type acc struct {
 	total     []float64
 	sq        []float64   // Σ per-row value² per sums index (for tuning)
 	boot      [][]float64 // [resample][sums index]
+	gbase     []float64   // grouped bootstrap: [group·width + sums index], sums with q̂ = 0
+	gmod      [][]float64 // grouped bootstrap: [arm][(group·folds+fold)·blk + ...], the sums' terms linear in q̂
 
 	raw, accept   kish
 	clipK, shrK   []kish // per candidate clip / λ
@@ -447,7 +449,12 @@ func (t *target) seg(name string, c *cfg) *acc {
 // refitted (cross-fitted, on the resample's weights) in every resample, so
 // the intervals of dm, dr, sndr, switch-dr and dr-os include the model's
 // estimation error, which a model held fixed across resamples leaves out
-// (such intervals covered the truth 5–76% of the time).
+// (such intervals covered the truth 5–76% of the time). With the default
+// Ridge model on feature vectors and at least 50,000 rows, resample b
+// weights instead each of 256 random row groups (a seeded hash of the row
+// index) by a Poisson(1) count drawn from (Seed, b, group), and refits the
+// ridge from per-group sufficient statistics (see the package doc): the
+// same refit, at a cost per row independent of the number of resamples.
 //
 // Every row is validated (see ErrMissingPropensity and its siblings); the
 // first invalid row stops the evaluation with an error naming it.
@@ -480,10 +487,31 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 	// collect arm ids.
 	var fit *fitted
 	var rows1 int64 = -1
+	// With the default Ridge model on feature vectors, pass 1 also collects
+	// its sufficient statistics per random row group, and the resamples
+	// weight groups (see the doc above); otherwise they weight rows and fit
+	// one model per resample and fold.
+	var rg *ridgeGroups
+	if needModel && c.Bootstrap > 0 {
+		if m, ok := c.Model().(*Ridge); ok {
+			rg = newRidgeGroups(m.lambda(), c.Folds)
+		}
+	}
+	grouped := false
 	if needModel || c.Observer != nil {
-		fit, err = fitPass(ctx, src, c, needModel)
+		fit, err = fitPass(ctx, src, c, needModel, rg == nil, rg)
 		if err != nil {
 			return nil, err
+		}
+		grouped = rg != nil && rg.ok && rg.dim > 1 && fit.rows >= groupedMinRows
+		if rg != nil && !grouped {
+			first := fit.rows
+			if fit, err = fitPass(ctx, src, c, needModel, true, nil); err != nil {
+				return nil, err
+			}
+			if fit.rows != first {
+				return nil, fmt.Errorf("evaluate: source yielded %d rows on the second pass, %d on the first", fit.rows, first)
+			}
 		}
 		rows1 = fit.rows
 		if c.Observer != nil {
@@ -499,12 +527,17 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 		q, pi  []float64
 		qb     [][]float64
 		counts = make([]float64, max(c.Bootstrap, 0))
+		phi    []float64
+		zero   []float64
 		cur    = make([]float64, c.width)
 		bc     = make([]float64, c.width)
 		view   RowView
 	)
 	if needModel {
 		qb = make([][]float64, len(counts))
+	}
+	if grouped {
+		counts = nil
 	}
 	err = src.Scan(ctx, func(rec *decision.Record) error {
 		i := idx
@@ -532,7 +565,21 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 		} else {
 			clear(q)
 		}
-		poissonRow(c.Seed, i, counts)
+		var g int
+		if grouped {
+			g = groupOf(c.Seed, i)
+			v := rec.Request.Features.Vector
+			if len(v)+1 != rg.dim {
+				return rowErr(i, rec, fmt.Errorf("feature vector of length %d on the second pass, %d on the first", len(v), rg.dim-1))
+			}
+			phi = grow(phi, rg.dim)
+			phi[0] = 1
+			copy(phi[1:], v)
+			zero = grow(zero, k)
+			clear(zero)
+		} else {
+			poissonRow(c.Seed, i, counts)
+		}
 		for b := range counts {
 			if needModel && counts[b] > 0 {
 				qb[b] = grow(qb[b], k)
@@ -559,6 +606,14 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 			c.contrib(cur, pi, rec.Decision.Probs, q, rec.Decision.Chosen, rec.Reward)
 			for _, a := range accs {
 				a.row(rec, pi, cur, c)
+			}
+			if grouped {
+				c.contrib(bc, pi, rec.Decision.Probs, zero, rec.Decision.Chosen, rec.Reward)
+				for _, a := range accs {
+					if err := a.groupRow(c, rg, g, f, bc, rec, pi, phi); err != nil {
+						return rowErr(i, rec, err)
+					}
+				}
 			}
 			for b, n := range counts {
 				if n == 0 {
@@ -604,8 +659,16 @@ func Evaluate(ctx context.Context, src Source, targets []Target, o Opts) ([]Resu
 		}
 	}
 
+	if grouped {
+		if err := groupResamples(c, rg, tgts); err != nil {
+			return nil, err
+		}
+	}
 	interval := "none"
-	if c.Bootstrap > 0 {
+	switch {
+	case grouped:
+		interval = fmt.Sprintf("grouped poisson bootstrap (%d random row groups), %d resamples, percentile", bootGroups, c.Bootstrap)
+	case c.Bootstrap > 0:
 		interval = fmt.Sprintf("poisson bootstrap, %d resamples, percentile", c.Bootstrap)
 	}
 	modelInterval := interval
@@ -954,7 +1017,10 @@ type fitted struct {
 // fitPass validates every row, trains one reward model per fold on the
 // other folds' rows (and, for the bootstrap, one per resample and fold on
 // the resample's Poisson weights), and collects the arm ids.
-func fitPass(ctx context.Context, src Source, c *cfg, needModel bool) (*fitted, error) {
+//
+// With rowBoot false it fits no per-resample models; with rg it feeds every
+// row to rg (by bootstrap group and fold).
+func fitPass(ctx context.Context, src Source, c *cfg, needModel, rowBoot bool, rg *ridgeGroups) (*fitted, error) {
 	ft := &fitted{}
 	mk := func() ([]RewardModel, error) {
 		ms := make([]RewardModel, c.Folds)
@@ -970,7 +1036,10 @@ func fitPass(ctx context.Context, src Source, c *cfg, needModel bool) (*fitted, 
 		if ft.models, err = mk(); err != nil {
 			return nil, err
 		}
-		ft.boot = make([][]RewardModel, max(c.Bootstrap, 0))
+		ft.boot = make([][]RewardModel, 0)
+		if rowBoot {
+			ft.boot = make([][]RewardModel, max(c.Bootstrap, 0))
+		}
 		for b := range ft.boot {
 			if ft.boot[b], err = mk(); err != nil {
 				return nil, err
@@ -1015,10 +1084,16 @@ func fitPass(ctx context.Context, src Source, c *cfg, needModel bool) (*fitted, 
 		}
 		f := fold(rec, i, c.Folds)
 		perFold[f]++
+		if rg != nil {
+			rg.register(rec)
+			rg.observe(rec, groupOf(c.Seed, i), f)
+		}
 		if err := observe(ft.models, f, 1, rec); err != nil {
 			return rowErr(i, rec, err)
 		}
-		poissonRow(c.Seed, i, counts)
+		if len(ft.boot) > 0 {
+			poissonRow(c.Seed, i, counts)
+		}
 		for b, ms := range ft.boot {
 			if n := int(counts[b]); n > 0 {
 				if err := observe(ms, f, n, rec); err != nil {
@@ -1080,4 +1155,134 @@ func fnv64a(s string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// groupRow adds one row to a's per-group sums: cur0 is the row's
+// contribution with q̂ = 0, and the terms linear in q̂ = θ·φ go to the
+// per-(group, fold, arm) vectors π_a·φ (dm), w·φ (the DR correction),
+// 1{w ≤ τ_j}·w·φ (Switch-DR) and shrink_j(w)·φ (DR-OS) of the chosen arm.
+func (a *acc) groupRow(c *cfg, rg *ridgeGroups, g, f int, cur0 []float64, rec *decision.Record, pi, phi []float64) error {
+	if a.gbase == nil {
+		a.gbase = make([]float64, bootGroups*c.width)
+	}
+	base := a.gbase[g*c.width:][:c.width]
+	for s, v := range cur0 {
+		base[s] += v
+	}
+	dim := rg.dim
+	blk := dim * (2 + len(c.taus) + len(c.lambdas))
+	d := &rec.Decision
+	w := pi[d.Chosen] / d.Probs[d.Chosen]
+	for j, cd := range d.Candidates {
+		arm, ok := rg.arms[cd.ID]
+		if !ok {
+			return fmt.Errorf("arm %q not seen on the first pass", cd.ID)
+		}
+		for len(a.gmod) <= arm {
+			a.gmod = append(a.gmod, nil)
+		}
+		if a.gmod[arm] == nil {
+			a.gmod[arm] = make([]float64, bootGroups*c.Folds*blk)
+		}
+		m := a.gmod[arm][(g*c.Folds+f)*blk:][:blk]
+		if p := pi[j]; p != 0 {
+			axpy(m[:dim], p, phi)
+		}
+		if j != d.Chosen {
+			continue
+		}
+		axpy(m[dim:2*dim], w, phi)
+		for t, tau := range c.taus {
+			if w <= tau {
+				axpy(m[(2+t)*dim:(3+t)*dim], w, phi)
+			}
+		}
+		for l, lam := range c.lambdas {
+			if sw := shrink(w, lam); sw != 0 {
+				axpy(m[(2+len(c.taus)+l)*dim:(3+len(c.taus)+l)*dim], sw, phi)
+			}
+		}
+	}
+	return nil
+}
+
+func axpy(dst []float64, a float64, x []float64) {
+	for i, v := range x {
+		dst[i] += a * v
+	}
+}
+
+func dot(x, y []float64) float64 {
+	s := 0.0
+	for i, v := range x {
+		s += v * y[i]
+	}
+	return s
+}
+
+// groupResamples fills every accumulator's resamples from its per-group
+// sums: resample b weights group g by a Poisson(1) count drawn from
+// (Seed, b, g), refits every fold's ridge model on the weighted groups'
+// sufficient statistics, and evaluates the sums, which are linear in the
+// model's coefficients given the per-group vectors.
+func groupResamples(c *cfg, rg *ridgeGroups, tgts []*target) error {
+	var accs []*acc
+	for _, tg := range tgts {
+		accs = append(accs, tg.all)
+		names := make([]string, 0, len(tg.segs))
+		for s := range tg.segs {
+			names = append(names, s)
+		}
+		sort.Strings(names)
+		for _, s := range names {
+			accs = append(accs, tg.segs[s])
+		}
+	}
+	theta := make([][][]float64, c.Folds)
+	for k := range theta {
+		theta[k] = make([][]float64, len(rg.arms))
+		for a := range theta[k] {
+			theta[k][a] = make([]float64, rg.dim)
+		}
+	}
+	dim := rg.dim
+	blk := dim * (2 + len(c.taus) + len(c.lambdas))
+	cg := make([]float64, bootGroups)
+	for b := 0; b < c.Bootstrap; b++ {
+		poissonRow(c.Seed^0x9a0c3e5b, int64(b), cg)
+		if err := rg.fit(cg, theta); err != nil {
+			return fmt.Errorf("evaluate: bootstrap resample %d: %w", b, err)
+		}
+		for _, a := range accs {
+			s := a.boot[b]
+			clear(s)
+			if a.gbase == nil {
+				continue
+			}
+			for g, cw := range cg {
+				if cw == 0 {
+					continue
+				}
+				axpy(s, cw, a.gbase[g*c.width:][:c.width])
+				for arm, st := range a.gmod {
+					if st == nil {
+						continue
+					}
+					for f := 0; f < c.Folds; f++ {
+						th := theta[f][arm]
+						m := st[(g*c.Folds+f)*blk:][:blk]
+						s[sDM] += cw * dot(th, m[:dim])
+						s[sWRes] -= cw * dot(th, m[dim:2*dim])
+						for t := range c.taus {
+							s[c.sw(t)] -= cw * dot(th, m[(2+t)*dim:(3+t)*dim])
+						}
+						for l := range c.lambdas {
+							s[c.sh(l)] -= cw * dot(th, m[(2+len(c.taus)+l)*dim:(3+len(c.taus)+l)*dim])
+						}
+					}
+				}
+			}
+		}
+	}
+	return nil
 }

@@ -103,6 +103,9 @@ type Analysis struct {
 	// Kinds are the policies' registry names, in Policies order
 	// ("random", "thompson"), to tell simple baselines from learners.
 	Kinds []string
+	// Stateful marks the scenarios whose oracle depends on the state the
+	// policy created (sim.Scenario.Stateful): ranked by mean reward.
+	Stateful map[string]bool
 	// Events are each scenario's timed events (ScenarioEvents); Horizon
 	// its shortest run in virtual seconds. Events at or past the horizon
 	// were never reached.
@@ -147,6 +150,10 @@ func Analyze(r *Results) (*Analysis, error) {
 		Seeds:      s.Seeds.Values(),
 	}
 	a.Events, a.Horizon = map[string][]Event{}, map[string]float64{}
+	a.Stateful = map[string]bool{}
+	for i, sc := range s.scenarios {
+		a.Stateful[a.Scenarios[i]] = sc.Stateful()
+	}
 	for _, p := range s.policies {
 		a.Kinds = append(a.Kinds, p.Name)
 	}
@@ -283,6 +290,18 @@ func series(scenario, pol string, cs []Cell, level float64) Series {
 	return s
 }
 
+// RankMetric is the metric policies are ranked by on scenario:
+// "oracle_ratio", or "mean_reward" where the scenario is Stateful (its
+// oracle follows the state each policy created, so the ratio can rank
+// policies the wrong way round; common random numbers make the mean reward
+// comparable).
+func (a *Analysis) RankMetric(scenario string) string {
+	if a.Stateful[scenario] {
+		return "mean_reward"
+	}
+	return "oracle_ratio"
+}
+
 // Summary returns the summary of metric for policy on scenario.
 func (a *Analysis) Summary(scenario, policy, metric string) (Summary, bool) {
 	i, ok := a.summaryIdx[akey{scenario, policy, metric}]
@@ -316,7 +335,7 @@ func (a *Analysis) SeriesOf(scenario, policy string) (Series, bool) {
 func (a *Analysis) Best(scenario string) string {
 	best, bestV := "", 0.0
 	for _, p := range a.Policies {
-		s, ok := a.Summary(scenario, p, "oracle_ratio")
+		s, ok := a.Summary(scenario, p, a.RankMetric(scenario))
 		if ok && (best == "" || s.Mean > bestV) {
 			best, bestV = p, s.Mean
 		}

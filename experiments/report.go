@@ -71,33 +71,42 @@ var simpleKinds = []string{"random", "weighted"}
 // paired difference.
 func summarySection(r *Results, a *Analysis) section {
 	ratio, _ := MetricByName("oracle_ratio")
+	reward, _ := MetricByName("mean_reward")
 	conf := pct(a.Confidence)
-	t := table{head: []string{"scenario", "best policy", "best simple baseline", "best: reward / oracle", "simple: reward / oracle", "Δ best − simple (" + conf + " CI)"}, text: 3}
+	t := table{head: []string{"scenario", "best policy", "best simple baseline", "best", "simple", "Δ best − simple (" + conf + " CI)"}, text: 3}
 	nPol, nSeed := len(a.Policies), len(a.Seeds)
-	vals := func(si, pi int) []float64 {
+	vals := func(si, pi int, m Metric) []float64 {
 		i := (si*nPol + pi) * nSeed
-		return values(r.Cells[i:i+nSeed], ratio)
+		return values(r.Cells[i:i+nSeed], m)
 	}
+	anyStateful := false
 	for si, sc := range a.Scenarios {
+		// Where the oracle follows the state the policy itself created
+		// (rate limits, fillable queues), reward / oracle does not rank
+		// policies: rank and show the mean reward instead.
+		m, label := ratio, sc
+		if a.Stateful[sc] {
+			m, label, anyStateful = reward, sc+" †", true
+		}
 		best := a.Best(sc)
-		bs, _ := a.Summary(sc, best, ratio.Name)
-		row := []cell{{text: sc}, {text: best, strong: true}}
+		bs, _ := a.Summary(sc, best, m.Name)
+		row := []cell{{text: label}, {text: best, strong: true}}
 		simple, sv := -1, 0.0
 		for pi, pol := range a.Policies {
 			if pi < len(a.Kinds) && slices.Contains(simpleKinds, a.Kinds[pi]) {
-				if sm, _ := a.Summary(sc, pol, ratio.Name); simple < 0 || sm.Mean > sv {
+				if sm, _ := a.Summary(sc, pol, m.Name); simple < 0 || sm.Mean > sv {
 					simple, sv = pi, sm.Mean
 				}
 			}
 		}
 		if simple < 0 {
-			row = append(row, cell{text: "—"}, cell{text: fmtInterval(ratio.Format, bs.Interval)}, cell{text: "—"}, cell{text: "—"})
+			row = append(row, cell{text: "—"}, cell{text: fmtInterval(m.Format, bs.Interval)}, cell{text: "—"}, cell{text: "—"})
 		} else {
-			sm, _ := a.Summary(sc, a.Policies[simple], ratio.Name)
-			row = append(row, cell{text: a.Policies[simple]}, cell{text: fmtInterval(ratio.Format, bs.Interval)}, cell{text: fmtInterval(ratio.Format, sm.Interval)})
+			sm, _ := a.Summary(sc, a.Policies[simple], m.Name)
+			row = append(row, cell{text: a.Policies[simple]}, cell{text: fmtInterval(m.Format, bs.Interval)}, cell{text: fmtInterval(m.Format, sm.Interval)})
 			d := "n/a"
-			if c, err := Compare(vals(si, slices.Index(a.Policies, best)), vals(si, simple), a.Confidence, true); err == nil {
-				df := diffFormat(ratio)
+			if c, err := Compare(vals(si, slices.Index(a.Policies, best), m), vals(si, simple, m), a.Confidence, true); err == nil {
+				df := diffFormat(m)
 				d = fmt.Sprintf(df, c.Diff.Mean)
 				if c.Diff.Defined() {
 					d += " " + fmtRange(df, c.Diff)
@@ -108,9 +117,13 @@ func summarySection(r *Results, a *Analysis) section {
 		t.rows = append(t.rows, row)
 	}
 	kinds := simpleKinds
-	return section{title: "Summary", level: 2, tables: []table{t}, paras: []string{fmt.Sprintf(
+	paras := []string{fmt.Sprintf(
 		"Per scenario, the policy with the highest mean reward / oracle and the best of the simple baselines (policies that do not learn: %s), mean ± %s half-width over %d seeds, and their paired difference with its %s interval.",
-		strings.Join(kinds, ", "), conf, nSeed, conf)}}
+		strings.Join(kinds, ", "), conf, nSeed, conf)}
+	if anyStateful {
+		paras = append(paras, "† A scenario with rate limits or queues the traffic can fill: its oracle is computed against the state the policy's own choices created, so reward / oracle can rank policies the wrong way round. These rows rank and show the mean reward instead (common random numbers make it comparable across policies); `routelab sim` reports the best fixed arm there as the policy-independent reference.")
+	}
+	return section{title: "Summary", level: 2, tables: []table{t}, paras: paras}
 }
 
 // anchor is a section's link target: GitHub's heading slug (lower case,
@@ -205,7 +218,13 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 	doc.sections = append(doc.sections, summarySection(r, a))
 
 	// Overview: reward/oracle, policies × scenarios, best in bold.
-	ov := table{head: append([]string{"policy"}, a.Scenarios...), text: 1}
+	ov := table{head: []string{"policy"}, text: 1}
+	for _, sc := range a.Scenarios {
+		if a.Stateful[sc] {
+			sc += " †"
+		}
+		ov.head = append(ov.head, sc)
+	}
 	ratio, _ := MetricByName("oracle_ratio")
 	for _, pol := range a.Policies {
 		row := []cell{{text: pol}}
@@ -216,7 +235,7 @@ func buildDocument(r *Results, a *Analysis, figs []Figure) document {
 		ov.rows = append(ov.rows, row)
 	}
 	overview := section{title: "Overview: reward / oracle", level: 2, tables: []table{ov},
-		paras: []string{fmt.Sprintf("Mean ± %s half-width over %d seeds; the best policy per scenario in bold.", conf, n)}}
+		paras: []string{fmt.Sprintf("Mean ± %s half-width over %d seeds; the best policy per scenario in bold (on † scenarios, whose oracle follows the state the policy created, the best by mean reward: there the ratio does not rank policies).", conf, n)}}
 	for _, f := range figs {
 		if f.Name == "oracle-ratio.svg" {
 			overview.figures = append(overview.figures, f)

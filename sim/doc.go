@@ -45,7 +45,11 @@
 // given the providers' state at that moment (queue, rate limit, outage,
 // price, quality, latency distribution), so a Result reports the oracle's
 // mean reward and the regret of the policy against it. See oracle.go for
-// the model and the numerical approximation.
+// the model and the numerical approximation. In a Stateful scenario (rate
+// limits, queues the traffic can fill) that state follows the policy's
+// own choices, so the oracle is policy-dependent (Result.OracleStateDependent)
+// and "% of oracle" can rank policies the wrong way round; FixedArmValues
+// runs every arm alone on the same seed for a policy-independent reference.
 //
 // Randomness: Opts.Seed drives a traffic stream and counter-based
 // per-(request, arm) noise, separate from the policy's own seed

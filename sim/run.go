@@ -79,6 +79,11 @@ type Result struct {
 	MeanReward         float64 `json:"mean_reward"`
 	ExpectedMeanReward float64 `json:"expected_mean_reward"`
 	OracleMeanReward   float64 `json:"oracle_mean_reward"`
+	// OracleStateDependent says the scenario is Stateful: the oracle is
+	// computed against the state this policy's own choices created, so
+	// "% of oracle" does not rank policies reliably there; compare
+	// ExpectedMeanReward (or the best fixed arm, FixedArmValues).
+	OracleStateDependent bool `json:"oracle_state_dependent"`
 	// Regret is Σ (oracle expected reward − chosen arm's expected reward).
 	Regret    float64 `json:"regret"`
 	CostTotal float64 `json:"cost_total"`
@@ -553,21 +558,22 @@ func (r *runner) result(o Opts, n int) *Result {
 	w := r.w
 	fn := float64(n)
 	res := &Result{
-		Policy:             o.Policy.Name(),
-		PolicyVersion:      policy.VersionOf(o.Policy),
-		Scenario:           w.sc.Name,
-		Seed:               o.Seed,
-		Requests:           n,
-		VirtualSeconds:     r.lastDone,
-		MeanReward:         r.reward / fn,
-		ExpectedMeanReward: r.expected / fn,
-		OracleMeanReward:   r.orcl / fn,
-		Regret:             r.orcl - r.expected,
-		CostTotal:          r.cost,
-		FailureRate:        float64(n-r.statuses[decision.StatusOK]) / fn,
-		StatusCounts:       map[string]int{},
-		ArmShares:          shares(w, r.armN, n),
-		OracleArmShares:    shares(w, r.oracleN, n),
+		Policy:               o.Policy.Name(),
+		PolicyVersion:        policy.VersionOf(o.Policy),
+		Scenario:             w.sc.Name,
+		Seed:                 o.Seed,
+		Requests:             n,
+		VirtualSeconds:       r.lastDone,
+		MeanReward:           r.reward / fn,
+		ExpectedMeanReward:   r.expected / fn,
+		OracleMeanReward:     r.orcl / fn,
+		OracleStateDependent: w.sc.Stateful(),
+		Regret:               r.orcl - r.expected,
+		CostTotal:            r.cost,
+		FailureRate:          float64(n-r.statuses[decision.StatusOK]) / fn,
+		StatusCounts:         map[string]int{},
+		ArmShares:            shares(w, r.armN, n),
+		OracleArmShares:      shares(w, r.oracleN, n),
 	}
 	for st, c := range r.statuses {
 		res.StatusCounts[decision.Status(st).String()] = c

@@ -694,7 +694,7 @@ func writeResimResults(out io.Writer, asJSON bool, results []*sim.Result) error 
 		if i > 0 {
 			fmt.Fprintln(out)
 		}
-		if err := writeSimTable(out, r); err != nil {
+		if err := writeSimTable(out, &simView{Result: r}); err != nil {
 			return err
 		}
 	}

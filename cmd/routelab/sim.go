@@ -35,6 +35,8 @@ type simFlags struct {
 	// savePolicy writes the policy as an artifact after the run.
 	policyFile string
 	savePolicy string
+	// fixedArms runs every arm alone too (always on stateful scenarios).
+	fixedArms bool
 }
 
 func newSimCmd() *cobra.Command {
@@ -94,6 +96,7 @@ must be the scenario's. --save-policy writes the policy after the run.`,
 	f.StringVar(&fl.log, "log", "", "write every decision to this decision-log `DIR` (Parquet; read it with \"routelab logs inspect\"); refused when DIR already holds a log, unless --append")
 	f.StringVar(&fl.policyFile, "policy-file", "", "start from this policy artifact (warm: its learned state, RNG included) instead of --policy; its encoder, reward and arms must match the scenario's")
 	f.StringVar(&fl.savePolicy, "save-policy", "", "after the run, write the policy (with what it learned) as a policy artifact to this `FILE`")
+	f.BoolVar(&fl.fixedArms, "fixed-arms", false, "also run every arm alone on the same seed and report the best fixed arm (always on scenarios with rate limits or fillable queues, where % of oracle is state-dependent)")
 	f.BoolVar(&fl.appendTo, "append", false, "with --log, add to a directory that already holds decision-log files")
 	return cmd
 }
@@ -133,11 +136,33 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 			return fmt.Errorf("--save-policy: %w", err)
 		}
 	}
+	// Where the oracle depends on the state the policy created, the best
+	// fixed arm (each arm run alone on the same seed) is the
+	// policy-independent reference.
+	view := simView{Result: res}
+	if sc.Stateful() || fl.fixedArms {
+		vals, err := sim.FixedArmValues(ctx, sim.Opts{Scenario: sc, Seed: fl.seed, Requests: fl.requests, Encoder: enc})
+		if err != nil {
+			return err
+		}
+		view.FixedArms = vals
+		view.BestFixedArm = vals[0].Arm
+		view.BestFixedExpected = &vals[0].ExpectedMeanReward
+	}
 	if fl.json {
 		enc := json.NewEncoder(out)
-		return enc.Encode(res)
+		return enc.Encode(view)
 	}
-	return writeSimTable(out, res)
+	return writeSimTable(out, &view)
+}
+
+// simView is what `routelab sim` prints: the run's result and, for a
+// stateful scenario (or with --fixed-arms), every arm's value alone.
+type simView struct {
+	*sim.Result
+	BestFixedArm      string         `json:"best_fixed_arm,omitempty"`
+	BestFixedExpected *float64       `json:"best_fixed_expected_mean_reward,omitempty"`
+	FixedArms         []sim.ArmValue `json:"fixed_arms,omitempty"`
 }
 
 // simPolicy builds the run's policy: restored from --policy-file (checked
@@ -181,14 +206,22 @@ func simEncoder(sc *sim.Scenario) (policy.Encoder, error) {
 	return policy.NewEncoder(sc.EncoderSpec())
 }
 
-func writeSimTable(out io.Writer, r *sim.Result) error {
+func writeSimTable(out io.Writer, v *simView) error {
+	r := v.Result
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "policy\t%s (version %s)\n", r.Policy, r.PolicyVersion)
 	fmt.Fprintf(w, "scenario\t%s\n", r.Scenario)
 	fmt.Fprintf(w, "seed\t%d\n", r.Seed)
 	fmt.Fprintf(w, "requests\t%d (%.0f virtual seconds)\n", r.Requests, r.VirtualSeconds)
 	fmt.Fprintf(w, "mean reward\t%.4f (expected %.4f)\n", r.MeanReward, r.ExpectedMeanReward)
-	fmt.Fprintf(w, "oracle mean reward\t%.4f (policy reaches %.1f%%)\n", r.OracleMeanReward, 100*r.ExpectedMeanReward/r.OracleMeanReward)
+	if r.OracleStateDependent {
+		fmt.Fprintf(w, "oracle mean reward\t%.4f (state-dependent: this scenario's queues or rate limits follow the policy's own choices, so %% of oracle does not rank policies; use the best fixed arm)\n", r.OracleMeanReward)
+	} else {
+		fmt.Fprintf(w, "oracle mean reward\t%.4f (policy reaches %.1f%%)\n", r.OracleMeanReward, 100*r.ExpectedMeanReward/r.OracleMeanReward)
+	}
+	if v.BestFixedExpected != nil {
+		fmt.Fprintf(w, "best fixed arm\t%s, expected %.4f alone (policy reaches %.1f%%)\n", v.BestFixedArm, *v.BestFixedExpected, 100*r.ExpectedMeanReward / *v.BestFixedExpected)
+	}
 	fmt.Fprintf(w, "regret\t%.1f\n", r.Regret)
 	fmt.Fprintf(w, "cost total\t$%.4f\n", r.CostTotal)
 	fmt.Fprintf(w, "latency p50 / p99\t%.0f ms / %.0f ms\n", r.LatencyP50MS, r.LatencyP99MS)

@@ -118,3 +118,41 @@ func TestSimCommandFlags(t *testing.T) {
 		assert.NotNil(t, cmd.Flags().Lookup(f), f)
 	}
 }
+
+// TestSimStatefulReference: on a scenario whose rate limits follow the
+// policy's own choices, sim marks the oracle state-dependent, shows no
+// "% of oracle" and reports the best fixed arm; elsewhere neither.
+func TestSimStatefulReference(t *testing.T) {
+	run := func(args ...string) string {
+		cmd := newSimCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetArgs(args)
+		require.NoError(t, cmd.Execute())
+		return out.String()
+	}
+	var st struct {
+		StateDependent bool     `json:"oracle_state_dependent"`
+		BestFixedArm   string   `json:"best_fixed_arm"`
+		BestFixed      *float64 `json:"best_fixed_expected_mean_reward"`
+		Expected       float64  `json:"expected_mean_reward"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(run("--scenario", "ratelimit", "--requests", "2000", "--json")), &st))
+	assert.True(t, st.StateDependent)
+	assert.NotEmpty(t, st.BestFixedArm)
+	require.NotNil(t, st.BestFixed)
+	table := run("--scenario", "ratelimit", "--requests", "2000")
+	assert.Contains(t, table, "state-dependent")
+	assert.Contains(t, table, "best fixed arm")
+
+	st = struct {
+		StateDependent bool     `json:"oracle_state_dependent"`
+		BestFixedArm   string   `json:"best_fixed_arm"`
+		BestFixed      *float64 `json:"best_fixed_expected_mean_reward"`
+		Expected       float64  `json:"expected_mean_reward"`
+	}{}
+	require.NoError(t, json.Unmarshal([]byte(run("--scenario", "tasks", "--requests", "2000", "--json")), &st))
+	assert.False(t, st.StateDependent)
+	assert.Empty(t, st.BestFixedArm)
+	assert.Nil(t, st.BestFixed)
+}

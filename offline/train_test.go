@@ -46,7 +46,7 @@ func armMeans(t *testing.T, p policy.Policy) (map[string]float64, float64) {
 // the three equally likely tasks) and keeps the counts at the row count.
 func TestTrainIPSWeighting(t *testing.T) {
 	const n = 60_000
-	src := synthSource{n: n, seed: 5}
+	src := synthSource{N: n, Seed: 5}
 	reg := policy.NewBuiltinRegistry()
 	weighted, err := reg.NewFromString("epsilon-greedy=epsilon:0.1;seed:1")
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ func TestTrainContextual(t *testing.T) {
 	reg := policy.NewBuiltinRegistry()
 	p, err := reg.NewFromString("egreedy-ridge=epsilon:0;seed:1")
 	require.NoError(t, err)
-	_, err = offline.Train(context.Background(), synthSource{n: 30_000, seed: 8, vector: true}, p, offline.TrainOpts{Seed: 2})
+	_, err = offline.Train(context.Background(), synthSource{N: 30_000, Seed: 8, Vector: true}, p, offline.TrainOpts{Seed: 2})
 	require.NoError(t, err)
 	probs := make([]float64, 4)
 	for ti, task := range synthTasks {
@@ -94,7 +94,7 @@ func TestTrainContextual(t *testing.T) {
 		best := oracleTable()[ti]
 		assert.Equal(t, 1.0, best[c], "task %s: trained policy chose %s", task, synthArms[c].ID)
 	}
-	res, err := replay.Evaluate(context.Background(), synthSource{n: 30_000, seed: 9, vector: true}, []replay.Target{{Policy: p}},
+	res, err := replay.Evaluate(context.Background(), synthSource{N: 30_000, Seed: 9, Vector: true}, []replay.Target{{Policy: p}},
 		replay.Opts{Estimators: []replay.Estimator{replay.DR}, Bootstrap: -1})
 	require.NoError(t, err)
 	assert.InDelta(t, synthTruth["oracle"], res[len(res)-1].Value, 0.02*synthTruth["oracle"])

@@ -20,7 +20,7 @@ import (
 func BenchmarkEvaluate(b *testing.B) {
 	const rows = 200_000
 	b.ReportAllocs()
-	src := synthSource{n: rows, seed: 1, vector: true}
+	src := synthSource{N: rows, Seed: 1, Vector: true}
 	targets := synthTargets(1)[1:]
 	for b.Loop() {
 		_, err := replay.Evaluate(context.Background(), src, targets, replay.Opts{})
@@ -40,7 +40,7 @@ func TestTenMillionRows(t *testing.T) {
 	}
 	const n = 10_000_000
 	start := time.Now()
-	res, err := replay.Evaluate(context.Background(), synthSource{n: n, seed: 1, vector: true}, synthTargets(1)[1:], replay.Opts{})
+	res, err := replay.Evaluate(context.Background(), synthSource{N: n, Seed: 1, Vector: true}, synthTargets(1)[1:], replay.Opts{})
 	require.NoError(t, err)
 	el := time.Since(start)
 	for _, r := range res {

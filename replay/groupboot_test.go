@@ -17,7 +17,7 @@ import (
 // (Their coverage is TestBootstrapCoverage's vector=true runs.)
 func TestGroupedBootstrap(t *testing.T) {
 	run := func(seed uint64) []replay.Result {
-		res, err := replay.Evaluate(context.Background(), synthSource{n: 60_000, seed: 9, vector: true}, synthTargets(1)[1:], replay.Opts{Seed: seed, Bootstrap: 50})
+		res, err := replay.Evaluate(context.Background(), synthSource{N: 60_000, Seed: 9, Vector: true}, synthTargets(1)[1:], replay.Opts{Seed: seed, Bootstrap: 50})
 		require.NoError(t, err)
 		return res
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/internal/synthlog"
 	"github.com/routelab/routelab/replay"
 )
 
@@ -53,31 +54,14 @@ func (*fixed) Update(*decision.Features, []decision.Arm, int, float64) error {
 	return errors.New("a frozen target must not be updated")
 }
 
-func arms(ids ...string) []decision.Arm {
-	out := make([]decision.Arm, len(ids))
-	for i, id := range ids {
-		out[i] = decision.Arm{ID: id}
-	}
-	return out
-}
+func arms(ids ...string) []decision.Arm { return synthlog.MakeArms(ids...) }
 
 func rec(id string, probs []float64, chosen int, reward float64) decision.Record {
-	return decision.Record{
-		Request:  decision.Request{ID: id},
-		Decision: decision.Decision{Candidates: arms("a", "b"), Probs: probs, Chosen: chosen},
-		Reward:   reward,
-	}
+	return synthlog.Rec(id, probs, chosen, reward)
 }
 
 // tinyLog: two arms a, b; two rows logged uniformly, two with μ = (¼, ¾).
-func tinyLog() replay.Records {
-	return replay.Records{
-		rec("r1", []float64{0.5, 0.5}, 0, 1),
-		rec("r2", []float64{0.5, 0.5}, 1, 0),
-		rec("r3", []float64{0.25, 0.75}, 0, 0.5),
-		rec("r4", []float64{0.25, 0.75}, 1, 1),
-	}
-}
+func tinyLog() replay.Records { return synthlog.TinyLog() }
 
 // constModel predicts q̂(a) = 0.4 and q̂(b) = 0.2 on every request.
 var constModel = replay.ModelFunc(func(rec *decision.Record, q []float64) error {
@@ -477,7 +461,7 @@ func TestOutsideRewardRange(t *testing.T) {
 // truth is the coverage test's business: this seed's sample sits 2–4
 // standard errors below it for every estimator, the logger's mean too.
 func TestTune(t *testing.T) {
-	src := synthSource{n: 20_000, seed: 5, vector: true}
+	src := synthSource{N: 20_000, Seed: 5, Vector: true}
 	res, err := replay.Evaluate(context.Background(), src, synthTargets(4),
 		replay.Opts{Estimators: []replay.Estimator{replay.ClippedIPS, replay.SwitchDR, replay.DROS}, Tune: true, Bootstrap: 100})
 	require.NoError(t, err)
@@ -511,7 +495,7 @@ func TestTune(t *testing.T) {
 // the row-weighted average of their on-policy and ips values is the
 // overall one (both are means over rows).
 func TestSegments(t *testing.T) {
-	res, err := replay.Evaluate(context.Background(), synthSource{n: 3000, seed: 2}, synthTargets(1)[:1],
+	res, err := replay.Evaluate(context.Background(), synthSource{N: 3000, Seed: 2}, synthTargets(1)[:1],
 		replay.Opts{Estimators: []replay.Estimator{replay.IPS}, Bootstrap: 20,
 			Segment: func(r *decision.Record) string { return r.Request.Features.Task }})
 	require.NoError(t, err)

@@ -13,160 +13,33 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/internal/synthlog"
 	"github.com/routelab/routelab/replay"
 )
 
-// The synthetic world of the statistical tests: three task types, four
-// arms, Bernoulli rewards whose mean depends on task and arm. The best arm
-// differs per task, so a context-aware target is worth evaluating.
+// The synthetic world is package internal/synthlog's; these names keep
+// the tests short.
 var (
-	synthTasks = []string{"code", "chat", "math"}
-	synthArms  = arms("m0", "m1", "m2", "m3")
-	synthMean  = [3][4]float64{
-		{0.30, 0.80, 0.50, 0.40}, // code: m1 best
-		{0.60, 0.40, 0.70, 0.20}, // chat: m2 best
-		{0.20, 0.50, 0.30, 0.90}, // math: m3 best
-	}
-	// The logger is ε-greedy around a mediocre arm per task.
-	synthLoggerGreedy = [3]int{2, 0, 1}
-	synthEpsilon      = 0.3
+	synthTasks = synthlog.Tasks
+	synthArms  = synthlog.Arms
+	synthMean  = synthlog.Mean
 )
 
-// taskPolicy plays the probabilities table[task] over the four synthetic
-// arms (in catalogue order) and draws its choice from them.
-type taskPolicy struct {
-	name  string
-	table [3][4]float64
-	rng   *rand.Rand
-}
+type (
+	taskPolicy  = synthlog.TaskPolicy
+	synthSource = synthlog.Source
+)
 
-func (p *taskPolicy) Name() string { return p.name }
-
-func (p *taskPolicy) Select(_ context.Context, f *decision.Features, cands []decision.Arm, probs []float64) (int, error) {
-	t := taskIndex(f.Task)
-	if t < 0 {
-		return 0, fmt.Errorf("unknown task %q", f.Task)
-	}
-	copy(probs, p.table[t][:len(cands)])
-	u, chosen := p.rng.Float64(), len(cands)-1
-	for i := range cands {
-		if u -= probs[i]; u < 0 {
-			chosen = i
-			break
-		}
-	}
-	return chosen, nil
-}
-
-func (*taskPolicy) Update(*decision.Features, []decision.Arm, int, float64) error { return nil }
-
-func taskIndex(task string) int {
-	for i, t := range synthTasks {
-		if t == task {
-			return i
-		}
-	}
-	return -1
-}
-
-func loggerTable() (tab [3][4]float64) {
-	for t := range tab {
-		for a := range tab[t] {
-			tab[t][a] = synthEpsilon / 4
-		}
-		tab[t][synthLoggerGreedy[t]] += 1 - synthEpsilon
-	}
-	return tab
-}
-
-// Targets: the oracle (best arm per task, deterministic) and a softmax-ish
-// stochastic policy.
-func oracleTable() (tab [3][4]float64) {
-	for t := range tab {
-		best := 0
-		for a := range tab[t] {
-			if synthMean[t][a] > synthMean[t][best] {
-				best = a
-			}
-		}
-		tab[t][best] = 1
-	}
-	return tab
-}
-
-func softTable() [3][4]float64 {
-	return [3][4]float64{
-		{0.1, 0.6, 0.2, 0.1},
-		{0.2, 0.1, 0.6, 0.1},
-		{0.1, 0.2, 0.1, 0.6},
-	}
-}
-
-// trueValue is the exact value of a task policy: tasks are uniform.
-func trueValue(tab [3][4]float64) float64 {
-	v := 0.0
-	for t := range tab {
-		for a := range tab[t] {
-			v += tab[t][a] * synthMean[t][a] / 3
-		}
-	}
-	return v
-}
-
-// synthSource generates n logged rows from seed on every Scan (the same
-// rows each time), streaming: memory does not grow with n. With vector
-// set, requests carry a one-hot task vector for the ridge model.
-type synthSource struct {
-	n      int64
-	seed   uint64
-	vector bool
-}
-
-func (s synthSource) Scan(ctx context.Context, fn func(*decision.Record) error) error {
-	rng := rand.New(rand.NewPCG(s.seed, 0xda7a))
-	logger := &taskPolicy{name: "logger", table: loggerTable(), rng: rand.New(rand.NewPCG(s.seed, 0x1099e7))}
-	var r decision.Record
-	r.Decision.Candidates = synthArms
-	r.Decision.Probs = make([]float64, len(synthArms))
-	vec := make([]float64, 3)
-	ids := make([]string, 1024)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("req-%d", i)
-	}
-	for i := int64(0); i < s.n; i++ {
-		if i&4095 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		t := rng.IntN(3)
-		r.Request.ID = ids[i%1024] // cross-fitting hashes the id; 1024 distinct ids spread rows over folds
-		r.Request.Features.Task = synthTasks[t]
-		if s.vector {
-			clear(vec)
-			vec[t] = 1
-			r.Request.Features.Vector = vec
-		}
-		c, err := logger.Select(ctx, &r.Request.Features, r.Decision.Candidates, r.Decision.Probs)
-		if err != nil {
-			return err
-		}
-		r.Decision.Chosen = c
-		r.Reward = 0
-		if rng.Float64() < synthMean[t][c] {
-			r.Reward = 1
-		}
-		if err := fn(&r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func taskIndex(task string) int           { return synthlog.TaskIndex(task) }
+func loggerTable() [3][4]float64          { return synthlog.LoggerTable() }
+func oracleTable() [3][4]float64          { return synthlog.OracleTable() }
+func softTable() [3][4]float64            { return synthlog.SoftTable() }
+func trueValue(tab [3][4]float64) float64 { return synthlog.TrueValue(tab) }
 
 // synthLog materialises a synthetic log (for tests that want a slice).
 func synthLog(t testing.TB, n int64, seed uint64) replay.Records {
 	var out replay.Records
-	require.NoError(t, synthSource{n: n, seed: seed}.Scan(context.Background(), func(r *decision.Record) error {
+	require.NoError(t, synthSource{N: n, Seed: seed}.Scan(context.Background(), func(r *decision.Record) error {
 		c := *r
 		c.Decision.Probs = append([]float64(nil), r.Decision.Probs...)
 		out = append(out, c)
@@ -177,8 +50,8 @@ func synthLog(t testing.TB, n int64, seed uint64) replay.Records {
 
 func synthTargets(seed uint64) []replay.Target {
 	return []replay.Target{
-		{Name: "oracle", Policy: &taskPolicy{name: "oracle", table: oracleTable(), rng: rand.New(rand.NewPCG(seed, 1))}},
-		{Name: "soft", Policy: &taskPolicy{name: "soft", table: softTable(), rng: rand.New(rand.NewPCG(seed, 2))}},
+		{Name: "oracle", Policy: &taskPolicy{Label: "oracle", Table: oracleTable(), Rng: rand.New(rand.NewPCG(seed, 1))}},
+		{Name: "soft", Policy: &taskPolicy{Label: "soft", Table: softTable(), Rng: rand.New(rand.NewPCG(seed, 2))}},
 	}
 }
 
@@ -200,7 +73,7 @@ func TestSyntheticAccuracy(t *testing.T) {
 	t.Parallel() // long under -race: overlap with the other statistical tests
 	for _, vector := range []bool{true, false} {
 		t.Run(fmt.Sprintf("vector=%v", vector), func(t *testing.T) {
-			res, err := replay.Evaluate(context.Background(), synthSource{n: 100_000, seed: 7, vector: vector}, synthTargets(3), replay.Opts{Bootstrap: -1})
+			res, err := replay.Evaluate(context.Background(), synthSource{N: 100_000, Seed: 7, Vector: vector}, synthTargets(3), replay.Opts{Bootstrap: -1})
 			require.NoError(t, err)
 			for _, r := range res {
 				truth := synthTruth[r.Policy]
@@ -314,12 +187,12 @@ func TestBootstrapCoverage(t *testing.T) {
 				covered := map[string]int{}
 				for rep := 0; rep < reps; rep++ {
 					targets := []replay.Target{
-						{Name: "oracle", Policy: &taskPolicy{name: "oracle", table: oracleTable(), rng: rand.New(rand.NewPCG(uint64(rep), 1))}},
-						{Name: "uniform", Policy: &taskPolicy{name: "uniform", table: uniformTable(), rng: rand.New(rand.NewPCG(uint64(rep), 2))}},
+						{Name: "oracle", Policy: &taskPolicy{Label: "oracle", Table: oracleTable(), Rng: rand.New(rand.NewPCG(uint64(rep), 1))}},
+						{Name: "uniform", Policy: &taskPolicy{Label: "uniform", Table: uniformTable(), Rng: rand.New(rand.NewPCG(uint64(rep), 2))}},
 					}
 					o := cf.opts
 					o.Estimators, o.Seed = ests, uint64(rep)
-					res, err := replay.Evaluate(context.Background(), synthSource{n: rn.rows, seed: uint64(1000 + rep), vector: vector}, targets, o)
+					res, err := replay.Evaluate(context.Background(), synthSource{N: rn.rows, Seed: uint64(1000 + rep), Vector: vector}, targets, o)
 					require.NoError(t, err)
 					for _, r := range res {
 						truth := synthTruth[r.Policy]

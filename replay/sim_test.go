@@ -11,39 +11,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/internal/synthlog"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/replay"
 	"github.com/routelab/routelab/sim"
 )
 
-// collect is a route.Sink that keeps copies of the records (the core reuses
-// their slices). Candidate sets are interned: the tasks scenario offers the
-// same five arms on every request.
-type collect struct {
-	recs  replay.Records
-	cands map[string][]decision.Arm
-}
-
-func (c *collect) Log(rec *decision.Record) {
-	var key strings.Builder
-	for _, a := range rec.Decision.Candidates {
-		key.WriteString(a.ID)
-		key.WriteByte(0)
-	}
-	cs, ok := c.cands[key.String()]
-	if !ok {
-		cs = make([]decision.Arm, len(rec.Decision.Candidates))
-		for i, a := range rec.Decision.Candidates {
-			cs[i] = decision.Arm{ID: a.ID} // what the decision log keeps too
-		}
-		c.cands[key.String()] = cs
-	}
-	r := *rec
-	r.Decision.Candidates = cs
-	r.Decision.Probs = append([]float64(nil), rec.Decision.Probs...)
-	r.Outcome.Attempts = nil
-	c.recs = append(c.recs, r)
-}
+// collect keeps copies of a simulation's records (internal/synthlog).
+type collect = synthlog.Collector
 
 // specialistPolicy is a fixed (non-learning) target on the tasks scenario:
 // the specialist of the request's task with probability pSpec, the
@@ -102,10 +77,10 @@ func TestSimTasksValidation(t *testing.T) {
 	ctx := context.Background()
 	logger, err := policy.NewEpsilonGreedy(policy.EpsilonGreedyOpts{Epsilon: 0.3, Seed: sim.PolicySeed(seed)})
 	require.NoError(t, err)
-	sink := &collect{cands: map[string][]decision.Arm{}}
+	sink := &collect{}
 	_, err = sim.Run(ctx, sim.Opts{Scenario: sc, Policy: logger, Seed: seed, Requests: n, Sink: sink})
 	require.NoError(t, err)
-	require.Len(t, sink.recs, n)
+	require.Len(t, sink.Recs, n)
 
 	newTargets := func() []*specialistPolicy {
 		return []*specialistPolicy{
@@ -124,7 +99,7 @@ func TestSimTasksValidation(t *testing.T) {
 	for _, p := range newTargets() {
 		targets = append(targets, replay.Target{Policy: p})
 	}
-	res, err := replay.Evaluate(ctx, sink.recs, targets, replay.Opts{Bootstrap: -1, Clip: 20, Tau: 20}) // intervals: TestBootstrapCoverage; refitting 100 of them on 100k rows costs ~25 s here
+	res, err := replay.Evaluate(ctx, replay.Records(sink.Recs), targets, replay.Opts{Bootstrap: -1, Clip: 20, Tau: 20}) // intervals: TestBootstrapCoverage; refitting 100 of them on 100k rows costs ~25 s here
 	require.NoError(t, err)
 	t.Logf("%-18s %-11s %8s %8s %9s %19s %7s", "policy", "estimator", "value", "truth", "rel.err", "95% CI", "ess")
 	for _, r := range res {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/routelab/routelab/decision"
 )
@@ -194,4 +195,38 @@ func TinyLog() []decision.Record {
 		Rec("r3", []float64{0.25, 0.75}, 0, 0.5),
 		Rec("r4", []float64{0.25, 0.75}, 1, 1),
 	}
+}
+
+// Collector is a sink (route.Sink) that keeps copies of the records a
+// simulation logs (the core reuses their slices), keeping of each arm only
+// its id — what the decision log keeps too — and interning candidate sets,
+// which in the built-in scenarios are the same on every request.
+type Collector struct {
+	Recs  []decision.Record
+	cands map[string][]decision.Arm
+}
+
+// Log keeps a copy of rec.
+func (c *Collector) Log(rec *decision.Record) {
+	if c.cands == nil {
+		c.cands = map[string][]decision.Arm{}
+	}
+	var key strings.Builder
+	for _, a := range rec.Decision.Candidates {
+		key.WriteString(a.ID)
+		key.WriteByte(0)
+	}
+	cs, ok := c.cands[key.String()]
+	if !ok {
+		cs = make([]decision.Arm, len(rec.Decision.Candidates))
+		for i, a := range rec.Decision.Candidates {
+			cs[i] = decision.Arm{ID: a.ID}
+		}
+		c.cands[key.String()] = cs
+	}
+	r := *rec
+	r.Decision.Candidates = cs
+	r.Decision.Probs = append([]float64(nil), rec.Decision.Probs...)
+	r.Outcome.Attempts = nil
+	c.Recs = append(c.Recs, r)
 }

@@ -99,11 +99,11 @@ func perArm(recs replay.Records) map[string]armMetrics {
 // uniformly at random.
 func simRecords(t *testing.T, sc *sim.Scenario, seed uint64, n int) replay.Records {
 	t.Helper()
-	sink := &collect{cands: map[string][]decision.Arm{}}
+	sink := &collect{}
 	sinkAttempts := &attemptsSink{inner: sink}
 	_, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: policy.NewRandom(policy.RandomOpts{Seed: seed}), Seed: seed, Requests: n, Sink: sinkAttempts})
 	require.NoError(t, err)
-	return sink.recs
+	return replay.Records(sink.Recs)
 }
 
 // attemptsSink keeps the attempt chain, which collect drops.
@@ -111,7 +111,7 @@ type attemptsSink struct{ inner *collect }
 
 func (s *attemptsSink) Log(rec *decision.Record) {
 	s.inner.Log(rec)
-	last := &s.inner.recs[len(s.inner.recs)-1]
+	last := &s.inner.Recs[len(s.inner.Recs)-1]
 	last.Outcome.Attempts = append([]decision.Attempt(nil), rec.Outcome.Attempts...)
 }
 

@@ -36,13 +36,13 @@ func newSpec(t testing.TB, spec string, seed uint64) policy.Policy {
 // completion order, as a decision log is written).
 func logRun(t testing.TB, sc *sim.Scenario, spec string, seed uint64, n int, enc policy.Encoder) (*sim.Result, replay.Records) {
 	t.Helper()
-	sink := &collect{cands: map[string][]decision.Arm{}}
+	sink := &collect{}
 	res, err := sim.Run(context.Background(), sim.Opts{Scenario: sc, Policy: newSpec(t, spec, seed), Seed: seed, Requests: n, Sink: sink, Encoder: enc})
 	require.NoError(t, err)
-	for i := range sink.recs {
-		sink.recs[i].Request.Features.Vector = nil // the sink does not own it
+	for i := range sink.Recs {
+		sink.Recs[i].Request.Features.Vector = nil // the sink does not own it
 	}
-	return res, sink.recs
+	return res, replay.Records(sink.Recs)
 }
 
 func taskEncoder(t testing.TB, sc *sim.Scenario) policy.Encoder {

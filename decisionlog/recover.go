@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/routelab/routelab/internal/atomicfile"
 )
 
 // recoverDir runs at writer start-up, before the disk goroutine: it turns
@@ -147,7 +148,7 @@ func (p *pipeline[R]) recoverSegment(walPath string) error {
 		err = os.Rename(tmp, final)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(final))
+		err = atomicfile.SyncDir(filepath.Dir(final))
 	}
 	if err != nil {
 		return fmt.Errorf("recover %s: %w", walPath, err)
@@ -173,7 +174,7 @@ func (p *pipeline[R]) dropSegment(walPath, tmp string) error {
 	if err := os.Remove(walPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("recover: remove %s: %w", walPath, err)
 	}
-	return syncDir(filepath.Dir(walPath))
+	return atomicfile.SyncDir(filepath.Dir(walPath))
 }
 
 // newParquetWriter returns a Parquet writer of the table onto f.

@@ -16,6 +16,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/internal/atomicfile"
 )
 
 // FullPolicy says what Log does when the queue is full.
@@ -748,8 +749,8 @@ func (p *pipeline[R]) fileFor(hour int64) (*partFile[R], error) {
 		}
 		// Make the new directories' entries durable too.
 		for _, d := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
-			if err := syncDir(d); err != nil {
-				return nil, fmt.Errorf("partition %s: sync %s: %w", dir, d, err)
+			if err := atomicfile.SyncDir(d); err != nil {
+				return nil, fmt.Errorf("partition %s: %w", dir, err)
 			}
 		}
 	}
@@ -787,7 +788,7 @@ func (p *pipeline[R]) fileFor(hour int64) (*partFile[R], error) {
 		os.Remove(walPath)
 		return nil, fmt.Errorf("create %s: %w", tmp, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		wal.Close()
 		f.Close()
 		os.Remove(walPath)
@@ -841,7 +842,7 @@ func (p *pipeline[R]) commit(pf *partFile[R]) {
 		err = os.Rename(pf.tmp, pf.final)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(pf.final))
+		err = atomicfile.SyncDir(filepath.Dir(pf.final))
 	}
 	if err != nil {
 		// The segment stays: the next writer started on the root recovers it.
@@ -928,16 +929,4 @@ func (p *pipeline[R]) writeSidecarLocked(closed bool) {
 	if err := os.Rename(path+".tmp", path); err != nil {
 		p.setErr(fmt.Errorf("stats sidecar %s: %w", path, err))
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

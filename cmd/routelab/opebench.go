@@ -113,8 +113,8 @@ func runOPEBench(ctx context.Context, fl opeBenchFlags, out, errOut io.Writer) e
 	fmt.Fprintln(tw, "TARGET\tESTIMATOR\tTRUTH\tMEAN\tBIAS\tRMSE\tCOVERAGE\tWIDTH\t")
 	for _, r := range res.Rows {
 		cov, width := "no interval", "-"
-		if r.Intervals > 0 {
-			cov, width = fmt.Sprintf("%.2f ± %.2f", r.Coverage, r.CoverageSE), fmt.Sprintf("%.4f", r.Width)
+		if r.Coverage != nil {
+			cov, width = fmt.Sprintf("%.2f ± %.2f", *r.Coverage, *r.CoverageSE), fmt.Sprintf("%.4f", *r.Width)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%+.4f\t%.4f\t%s\t%s\t\n",
 			r.Target, r.Estimator, r.Truth, r.Mean, r.Bias, r.RMSE, cov, width)

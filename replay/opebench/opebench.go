@@ -16,7 +16,6 @@ package opebench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -69,33 +68,15 @@ type Row struct {
 	RMSE float64 `json:"rmse"`
 	// Coverage is the share of repetitions whose interval held the truth
 	// (Level nominal); CoverageSE its binomial standard error. Width is
-	// the mean interval width.
-	Coverage   float64 `json:"coverage"`
-	CoverageSE float64 `json:"coverage_se"`
-	Width      float64 `json:"mean_width"`
+	// the mean interval width. All three are nil (JSON null) when no
+	// repetition had an interval.
+	Coverage   *float64 `json:"coverage"`
+	CoverageSE *float64 `json:"coverage_se"`
+	Width      *float64 `json:"mean_width"`
 	// N counts the repetitions with an estimate, Intervals those that also
-	// had an interval (replay reports none where its assumptions fail);
-	// Coverage, CoverageSE and Width are NaN (JSON null) without any.
+	// had an interval (replay reports none where its assumptions fail).
 	N         int `json:"n"`
 	Intervals int `json:"intervals"`
-}
-
-// MarshalJSON renders NaN as null.
-func (r Row) MarshalJSON() ([]byte, error) {
-	type plain Row
-	type out struct {
-		plain
-		Coverage   *float64 `json:"coverage"`
-		CoverageSE *float64 `json:"coverage_se"`
-		Width      *float64 `json:"mean_width"`
-	}
-	num := func(x float64) *float64 {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil
-		}
-		return &x
-	}
-	return json.Marshal(out{plain(r), num(r.Coverage), num(r.CoverageSE), num(r.Width)})
 }
 
 // Result is the benchmark: its settings and one Row per target × estimator.
@@ -286,11 +267,11 @@ func Run(ctx context.Context, o Opts) (*Result, error) {
 			a := accs[k]
 			n, nCI := float64(a.n), float64(a.nCI)
 			row := Row{Target: k[0], Estimator: replay.Estimator(k[1]), Truth: a.truth / n, Mean: a.sum / n,
-				RMSE: math.Sqrt(a.sq / n), Coverage: math.NaN(), CoverageSE: math.NaN(), Width: math.NaN(), N: a.n, Intervals: a.nCI}
+				RMSE: math.Sqrt(a.sq / n), N: a.n, Intervals: a.nCI}
 			if a.nCI > 0 {
-				row.Coverage = a.cover / nCI
-				row.CoverageSE = math.Sqrt(row.Coverage * (1 - row.Coverage) / nCI)
-				row.Width = a.width / nCI
+				cov, width := a.cover/nCI, a.width/nCI
+				se := math.Sqrt(cov * (1 - cov) / nCI)
+				row.Coverage, row.CoverageSE, row.Width = &cov, &se, &width
 			}
 			row.Bias = row.Mean - row.Truth
 			out.Rows = append(out.Rows, row)

@@ -76,10 +76,15 @@ var (
 
 // authenticate returns the caller of an /v1 request.
 func (k *keyring) authenticate(r *http.Request) (*caller, *APIError) {
+	return k.authenticateToken(bearer(r))
+}
+
+// authenticateToken returns the caller presenting bearer token tok, on
+// any transport.
+func (k *keyring) authenticateToken(tok string) (*caller, *APIError) {
 	if k.anon != nil {
 		return k.anon, nil
 	}
-	tok := bearer(r)
 	if tok == "" {
 		return nil, errMissingKey
 	}

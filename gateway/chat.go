@@ -79,9 +79,11 @@ func (s *Server) readBody(r *http.Request, w http.ResponseWriter) ([]byte, *APIE
 	return body, nil
 }
 
-func (s *Server) requestTimeout(r *http.Request) time.Duration {
+// requestTimeout is request_timeout, shortened by the client's timeout
+// hint (X-Routelab-Timeout: a Go duration or seconds), never lengthened.
+func (s *Server) requestTimeout(h string) time.Duration {
 	t := s.cfg.RequestTimeout
-	if h := r.Header.Get(HeaderTimeout); h != "" {
+	if h != "" {
 		d, err := time.ParseDuration(h)
 		if err != nil {
 			if sec, err2 := strconv.ParseFloat(h, 64); err2 == nil {
@@ -95,26 +97,62 @@ func (s *Server) requestTimeout(r *http.Request) time.Duration {
 	return t
 }
 
+// handleChat is POST /v1/chat/completions: the REST transport of chat.
 func (s *Server) handleChat(c *gin.Context) {
-	t0 := time.Now()
 	w, r := c.Writer, c.Request
-	id := s.nextID(r)
-	h := w.Header()
-	h[HeaderRequestID] = []string{id}
-	cl, aerr := s.keys.authenticate(r)
+	out := newHTTPSink(s, w)
+	s.chat(r.Context(), &chatIn{
+		t0:        time.Now(),
+		transport: transportHTTP,
+		cred:      bearer(r),
+		hints:     headerHints(r.Header),
+		read:      func() ([]byte, *APIError) { return s.readBody(r, w) },
+	}, out)
+}
+
+// chatIn is one chat request, whatever transport carried it.
+type chatIn struct {
+	t0        time.Time
+	transport transport
+	// cred is the bearer credential: it authenticates the request and
+	// owns its id.
+	cred  string
+	hints Hints
+	// read returns the request JSON within max_body_bytes; it is called
+	// only once the caller passed its key's rate limit.
+	read func() ([]byte, *APIError)
+	// stream answers as a stream whatever the body's "stream" says
+	// (WebSocket, gRPC Stream).
+	stream bool
+}
+
+// chat is the one request path of every transport (REST, WebSocket,
+// gRPC): id, auth, the key's rate limit, the body, parse, tenant and its
+// rate limit, features, core.Decide, the upstream attempts with retries
+// and fallbacks, core.Complete, metrics. The answer goes to out.
+func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) {
+	t0 := in.t0
+	s.requestsSeen.Add(1)
+	id := s.ids.next(in.cred)
+	out.RequestID(id)
+	s.m.transport(in.transport)
+	reject := func(e *APIError, wait time.Duration) {
+		out.Fail(e, "", wait)
+		s.m.requests.WithLabelValues("", codeString(e.Status)).Inc()
+	}
+	cl, aerr := s.keys.authenticateToken(in.cred)
 	if aerr != nil {
-		s.reject(w, aerr)
+		reject(aerr, 0)
 		return
 	}
 	if ok, wait := take(cl.lim, time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("key").Inc()
-		h.Set("Retry-After", retryAfter(wait))
-		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"))
+		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"), wait)
 		return
 	}
-	body, aerr := s.readBody(r, w)
+	body, aerr := in.read()
 	if aerr != nil {
-		s.reject(w, aerr)
+		reject(aerr, 0)
 		return
 	}
 	req, err := provider.ParseRequest(s.maskPrompt(body))
@@ -124,57 +162,61 @@ func (s *Server) handleChat(c *gin.Context) {
 		if errors.As(err, &re) {
 			e = e.withParam(re.Param)
 		}
-		s.reject(w, e)
+		reject(e, 0)
 		return
 	}
-	tenant, aerr := s.tenantOf(cl, r, req)
+	tenant, aerr := s.tenantOf(cl, &in.hints, req)
 	if aerr != nil {
-		s.reject(w, aerr)
+		reject(aerr, 0)
 		return
 	}
 	if ok, wait := take(s.tenants.limiter(tenant), time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("tenant").Inc()
-		h.Set("Retry-After", retryAfter(wait))
-		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"))
+		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"), wait)
 		return
 	}
 	forced := ""
 	if !s.aliases[req.Model] {
 		if s.arms[req.Model] == nil {
-			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
-				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"))
+			reject(apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
+				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"), 0)
 			return
 		}
 		forced = req.Model
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout(r))
+	ctx, cancel := context.WithTimeout(cctx, s.requestTimeout(in.hints.Timeout))
 	defer cancel()
+	if d, ok := out.(interface{ deadline(time.Time) }); ok {
+		dl, _ := ctx.Deadline()
+		d.deadline(dl)
+	}
 	rec := s.recs.Get().(*decision.Record)
 	defer s.recs.Put(rec)
 	rec.Time = time.Time{}
 	rec.Request.ID, rec.Request.Forced = id, forced
-	if aerr := s.fillFeatures(&rec.Request.Features, r, req, tenant); aerr != nil {
-		s.reject(w, aerr)
+	if aerr := s.fillFeatures(&rec.Request.Features, &in.hints, req, tenant); aerr != nil {
+		reject(aerr, 0)
 		return
 	}
 	if err := s.core.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
-		s.reject(w, s.decideError(err, forced, tenant))
+		reject(s.decideError(err, forced, tenant), 0)
 		return
 	}
 	d := &rec.Decision
-	h[HeaderPolicy] = []string{d.Policy}
+	out.Policy(d.Policy)
 	chosen := s.arms[d.Arm().ID]
 	o := &rec.Outcome
 	*o = decision.Outcome{Attempts: o.Attempts[:0]}
 	s.budget.deposit(t0)
 	s.m.inflight.Inc()
 
+	stream := req.Stream || in.stream
 	var ar attemptResult
-	if req.Stream {
-		ar = s.serveStream(ctx, w, req, rec, chosen, t0)
+	if stream {
+		ar = s.serveStream(ctx, out, req, rec, chosen, t0)
 	} else {
-		ar = s.serveComplete(ctx, w, req, rec, chosen)
+		ar = s.serveComplete(ctx, out, req, rec, chosen)
 	}
 	final, perr := ar.arm, ar.err
 
@@ -182,7 +224,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	o.Latency = time.Since(t0)
 	if perr == nil {
 		o.Status = decision.StatusOK
-		if !req.Stream {
+		if !stream {
 			o.TTFT = o.Latency
 		}
 		o.TokensIn, o.TokensOut = ar.res.Usage.PromptTokens, ar.res.Usage.CompletionTokens
@@ -200,7 +242,7 @@ func (s *Server) handleChat(c *gin.Context) {
 	// The answer (or its last bytes) goes out only now, so that a client
 	// holding the request id finds its decision logged and ready for
 	// feedback.
-	s.finish(w, ar.finish)
+	ar.finish()
 	s.m.inflight.Dec()
 
 	m := s.m
@@ -211,25 +253,13 @@ func (s *Server) handleChat(c *gin.Context) {
 	}
 	if perr == nil {
 		final.m.latency.Observe(o.Latency.Seconds())
-		if req.Stream {
+		if stream {
 			m.ttft.WithLabelValues(final.id).Observe(o.TTFT.Seconds())
 		}
 	}
 	chosen.decided(m, d.Policy, d.Reason).Inc()
 	m.success.observe(d.Reason, perr == nil)
 	m.overhead.Observe((time.Since(t0) - ar.wait).Seconds())
-}
-
-// finish writes the answer under server.write_timeout, then disarms the
-// write deadline so that it cannot fail a later request on the same
-// keep-alive connection.
-func (s *Server) finish(w http.ResponseWriter, f func()) {
-	rc := http.NewResponseController(w)
-	if s.srv.WriteTimeout > 0 {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.srv.WriteTimeout))
-	}
-	f()
-	_ = rc.SetWriteDeadline(time.Time{})
 }
 
 // take takes a token from l (nil = unlimited) at now. When none is left
@@ -436,20 +466,16 @@ func failure(ctx context.Context, pe *provider.Error) *APIError {
 	return apiErr(http.StatusBadGateway, typeUpstream, "upstream_error", "upstream failed: "+pe.Error())
 }
 
-// serveComplete acts on a non-streaming request; finish writes the answer.
-func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm) attemptResult {
+// serveComplete acts on a non-streaming request; finish sends the answer.
+func (s *Server) serveComplete(ctx context.Context, out ChatSink, req *provider.Request, rec *decision.Record, chosen *arm) attemptResult {
 	ar := s.run(ctx, rec, req, chosen, func() bool { return false },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
 			return a.up.p.Complete(ctx, call)
 		})
-	h := w.Header()
-	h[HeaderModel] = ar.arm.idHdr
 	if ar.err != nil {
 		e := s.clientFailure(ctx, ar.err, ar.arm, rec.Request.ID)
-		if e.Status == http.StatusTooManyRequests {
-			h.Set("Retry-After", retryAfter(ar.err.RetryAfter))
-		}
-		ar.code, ar.finish = e.Status, func() { writeAPIError(w, e) }
+		model, wait := ar.arm.id, ar.err.RetryAfter
+		ar.code, ar.finish = e.Status, func() { out.Fail(e, model, wait) }
 		return ar
 	}
 	// The body names the catalogue id, as the header does, not the
@@ -458,90 +484,54 @@ func (s *Server) serveComplete(ctx context.Context, w gin.ResponseWriter, req *p
 	if err != nil {
 		s.log.Warn("answer passed on with the upstream's model name", "request_id", rec.Request.ID, "model", ar.arm.id, "err", err)
 	}
-	ar.code, ar.finish = http.StatusOK, func() {
-		h["Content-Type"] = jsonContentType
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(body)
-	}
+	model := ar.arm.id
+	ar.code, ar.finish = http.StatusOK, func() { out.Answer(model, body) }
 	return ar
 }
 
-// sse writes chat.completion.chunk events to the client.
-type sse struct {
-	w       gin.ResponseWriter
-	rc      *http.ResponseController
-	wt      time.Duration // server.write_timeout, per write
-	end     time.Time     // no write outlives it (the request's deadline); zero = none
+// relay passes a stream's chunks to a ChatSink, naming the catalogue id
+// in every chunk.
+type relay struct {
+	out     ChatSink
 	arm     *arm
 	model   []byte // arm's catalogue id as a JSON string, for every chunk
 	started bool
+	gone    bool // the client left: Start or Chunk failed
 	first   time.Duration
 	t0      time.Time
 	buf     []byte
 }
 
-var (
-	sseData = []byte("data: ")
-	sseEnd  = []byte("\n\n")
-	sseDone = []byte("data: [DONE]\n\n")
-)
-
-func (e *sse) start() {
-	h := e.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set(HeaderModel, e.arm.id)
-	e.w.WriteHeader(http.StatusOK)
+func (e *relay) start(a *arm) error {
 	e.started = true
-}
-
-func (e *sse) emit(chunk []byte) error {
-	if !e.started {
-		e.start()
-		e.first = time.Since(e.t0)
-	}
-	// Every chunk names the catalogue id (a chunk that is not a JSON object
-	// goes out as it came).
-	e.buf, _ = provider.AppendWithModel(append(e.buf[:0], sseData...), chunk, e.model)
-	e.buf = append(e.buf, sseEnd...)
-	return e.write(e.buf)
-}
-
-// write writes and flushes b under a write deadline, so that a client
-// that stops reading fails the write (and the attempt, which frees its
-// provider slot) instead of blocking it.
-func (e *sse) write(b []byte) error {
-	if e.wt > 0 {
-		dl := time.Now().Add(e.wt)
-		if !e.end.IsZero() && e.end.Before(dl) {
-			dl = e.end
-		}
-		_ = e.rc.SetWriteDeadline(dl)
-	}
-	if _, err := e.w.Write(b); err != nil {
-		return provider.ErrClientGone
-	}
-	if err := e.rc.Flush(); err != nil {
+	e.first = time.Since(e.t0)
+	if err := e.out.Start(a.id); err != nil {
+		e.gone = true
 		return provider.ErrClientGone
 	}
 	return nil
 }
 
-// serveStream relays a streaming request; finish writes the stream's end
-// (usage chunk and [DONE], or an error).
-func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *provider.Request, rec *decision.Record, chosen *arm, t0 time.Time) attemptResult {
-	// gin's Flush swallows the write error: flush the net/http writer
-	// underneath (gin's Write has sent the headers by then).
-	var base http.ResponseWriter = w
-	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
-		base = u.Unwrap()
+func (e *relay) emit(chunk []byte) error {
+	if !e.started {
+		if err := e.start(e.arm); err != nil {
+			return err
+		}
 	}
-	e := &sse{w: w, rc: http.NewResponseController(base), wt: s.srv.WriteTimeout, t0: t0}
-	if dl, ok := ctx.Deadline(); ok {
-		e.end = dl
+	// Every chunk names the catalogue id (a chunk that is not a JSON object
+	// goes out as it came).
+	e.buf, _ = provider.AppendWithModel(e.buf[:0], chunk, e.model)
+	if err := e.out.Chunk(e.buf); err != nil {
+		e.gone = true
+		return provider.ErrClientGone
 	}
+	return nil
+}
+
+// serveStream relays a streaming request; finish sends the stream's end
+// (usage chunk and the end, or an error).
+func (s *Server) serveStream(ctx context.Context, out ChatSink, req *provider.Request, rec *decision.Record, chosen *arm, t0 time.Time) attemptResult {
+	e := &relay{out: out, t0: t0}
 	ar := s.run(ctx, rec, req, chosen, func() bool { return e.started },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
 			e.arm, e.model = a, provider.QuoteJSON(a.id)
@@ -552,44 +542,42 @@ func (s *Server) serveStream(ctx context.Context, w gin.ResponseWriter, req *pro
 	if ar.err != nil {
 		ae := s.clientFailure(ctx, ar.err, ar.arm, rec.Request.ID)
 		if !e.started {
-			w.Header()[HeaderModel] = final.idHdr
-			if ae.Status == http.StatusTooManyRequests {
-				w.Header().Set("Retry-After", retryAfter(ar.err.RetryAfter))
-			}
-			ar.code, ar.finish = ae.Status, func() { writeAPIError(w, ae) }
+			model, wait := final.id, ar.err.RetryAfter
+			ar.code, ar.finish = ae.Status, func() { out.Fail(ae, model, wait) }
 			return ar
 		}
-		// Headers are gone: end the stream with an error event (the OpenAI
-		// SDKs raise it) and no [DONE].
+		// The stream has begun: it ends with the error (the OpenAI SDKs
+		// raise an SSE error event) and no regular end.
 		ar.code, ar.finish = http.StatusOK, func() {
-			e.end = time.Time{}
-			_ = e.write(append(append(append(e.buf[:0], sseData...), ae.body()...), sseEnd...))
+			if !e.gone {
+				out.End(ae, provider.Usage{})
+			}
 		}
 		return ar
 	}
 	if !e.started {
 		e.arm, e.model = final, provider.QuoteJSON(final.id)
-		e.start()
-		e.first = time.Since(t0)
+		_ = e.start(final) // a client already gone fails End too
 		rec.Outcome.TTFT = e.first
 	}
 	res := ar.res
 	ar.code, ar.finish = http.StatusOK, func() {
-		e.end = time.Time{}
-		if req.IncludeUsage {
-			u := res.Usage
-			u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		u := res.Usage
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+		if req.IncludeUsage && !e.gone {
 			uc := provider.Completion{ID: res.ChunkID, Object: "chat.completion.chunk", Created: res.Created, Model: final.id,
 				Choices: []provider.Choice{}, Usage: &u}
 			if uc.ID == "" {
 				uc.ID, uc.Created = "chatcmpl-"+rec.Request.ID, s.now().Unix()
 			}
 			b, _ := json.Marshal(uc) // plain fields always marshal
-			if e.emit(b) != nil {
-				return // the client left
+			if out.Chunk(b) != nil {
+				e.gone = true
 			}
 		}
-		_ = e.write(sseDone)
+		if !e.gone {
+			out.End(nil, u)
+		}
 	}
 	return ar
 }

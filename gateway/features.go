@@ -17,9 +17,9 @@ import (
 // tenant, else the key's name. So a key cannot leave its tenant's rate
 // limit by rotating the header. A tenant name longer than
 // limits.max_tag_bytes is refused.
-func (s *Server) tenantOf(cl *caller, r *http.Request, req *provider.Request) (string, *APIError) {
+func (s *Server) tenantOf(cl *caller, h *Hints, req *provider.Request) (string, *APIError) {
 	if cl.key == "" || s.trusted[cl.key] {
-		t := r.Header.Get(HeaderTenant)
+		t := h.Tenant
 		if t == "" {
 			t = req.Metadata["tenant"]
 		}
@@ -36,6 +36,23 @@ func (s *Server) tenantOf(cl *caller, r *http.Request, req *provider.Request) (s
 	return cl.key, nil
 }
 
+// Hints are a request's routing hints: the X-Routelab-Tenant, -Task,
+// -Tags and -Timeout headers of a REST request, or their equivalents on
+// another transport (the WebSocket upgrade's headers, gRPC fields or
+// metadata). Empty means not given.
+type Hints struct {
+	Tenant, Task string
+	// Tags is comma-separated, as in X-Routelab-Tags.
+	Tags string
+	// Timeout shortens request_timeout: a Go duration or seconds.
+	Timeout string
+}
+
+// headerHints reads the X-Routelab-* routing headers.
+func headerHints(h http.Header) Hints {
+	return Hints{Tenant: h.Get(HeaderTenant), Task: h.Get(HeaderTask), Tags: h.Get(HeaderTags), Timeout: h.Get(HeaderTimeout)}
+}
+
 // limitErr is the 400 for a request beyond one of the limits: block.
 func (s *Server) limitErr(code, what, key string, limit int) *APIError {
 	return apiErr(http.StatusBadRequest, typeInvalidRequest, code, fmt.Sprintf("%s, above the limit of %d (%s)", what, limit, key))
@@ -45,7 +62,7 @@ func (s *Server) limitErr(code, what, key string, limit int) *APIError {
 // and tag storage. Tags (X-Routelab-Tags and metadata pairs) and the task
 // are bounded by the limits: block, checked before anything is kept: the
 // decision core keeps Features until feedback.
-func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provider.Request, tenant string) *APIError {
+func (s *Server) fillFeatures(f *decision.Features, hints *Hints, req *provider.Request, tenant string) *APIError {
 	lim := &s.lim
 	vec, tags := f.Vector[:0], f.Tags[:0]
 	*f = decision.Features{Tenant: tenant, Time: s.now(), Vector: vec}
@@ -55,8 +72,8 @@ func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provid
 	}
 	f.PromptTokens = 4*len(req.Messages) + size/4
 	switch {
-	case r.Header.Get(HeaderTask) != "":
-		f.Task = r.Header.Get(HeaderTask)
+	case hints.Task != "":
+		f.Task = hints.Task
 	case req.Metadata["task"] != "":
 		f.Task = req.Metadata["task"]
 	default:
@@ -79,7 +96,7 @@ func (s *Server) fillFeatures(f *decision.Features, r *http.Request, req *provid
 		tags = append(tags, t)
 		return nil
 	}
-	if h := r.Header.Get(HeaderTags); h != "" {
+	if h := hints.Tags; h != "" {
 		if len(h) > lim.MaxTagsBytes+lim.MaxTags*8 { // room for separators; refuse before splitting
 			return s.limitErr("tags_too_large", fmt.Sprintf("the %s header has %d bytes", HeaderTags, len(h)), "limits.max_tags_bytes", lim.MaxTagsBytes)
 		}

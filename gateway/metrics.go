@@ -30,11 +30,12 @@ type metrics struct {
 	overhead    prometheus.Histogram
 	feedback    *prometheus.CounterVec
 	inflight    prometheus.Gauge
+	fronts      *frontMetrics // transport.go
 }
 
 func newMetrics(stats SinkStats) *metrics {
 	reg := prometheus.NewRegistry()
-	m := &metrics{reg: reg}
+	m := &metrics{reg: reg, fronts: newFrontMetrics(reg)}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_requests_total", Help: "Chat completion requests by answering model and HTTP status code.",
 	}, []string{"model", "code"})

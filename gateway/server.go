@@ -106,6 +106,8 @@ type Server struct {
 	masker       *mask.Masker // nil = masking off
 	allowMeta    map[string]bool
 	closers      []io.Closer
+	ws           *wsConns  // ws.go
+	services     []Service // transport.go
 }
 
 // New builds the gateway from a validated config.
@@ -285,6 +287,7 @@ func New(o Opts) (*Server, error) {
 	s.budget = newRetryBudget(c.Retries, s.now())
 	s.recs.New = func() any { return new(decision.Record) }
 	s.models = s.modelList()
+	s.ws = newWSConns()
 	s.engine = s.routes()
 	return s, nil
 }
@@ -355,17 +358,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	dl := newDrainListener(ln)
 	defer dl.closeAll()
 	go func() { errc <- hs.Serve(dl) }()
+	serr := s.startServices()
 	select {
 	case err := <-errc:
+		s.stopServices()
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	case err := <-serr:
+		s.stopServices()
+		_ = hs.Close()
+		return err
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
 	s.log.Info("shutting down: draining in-flight requests", "timeout", s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// WebSocket connections (hijacked, so not Shutdown's) and the other
+	// front ends (gRPC) drain alongside.
+	fronts := s.drainFronts(sctx)
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-fronts; err != nil {
+		s.log.Warn("drain", "err", err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -408,15 +423,13 @@ func (s *Server) limitInFlight(c *gin.Context) {
 		c.Next()
 		return
 	}
-	n := s.inflight.Add(1)
-	defer s.inflight.Add(-1)
-	if n > int64(s.srv.MaxInFlight) {
+	if e := s.admit(); e != nil {
 		c.Writer.Header().Set("Retry-After", "1")
-		s.reject(c.Writer, apiErr(http.StatusServiceUnavailable, typeUnavailable, "server_busy",
-			fmt.Sprintf("the gateway is handling its maximum of %d concurrent requests (server.max_inflight)", s.srv.MaxInFlight)))
+		s.reject(c.Writer, e)
 		c.Abort()
 		return
 	}
+	defer s.leave()
 	c.Next()
 }
 
@@ -493,6 +506,7 @@ func (s *Server) routes() *gin.Engine {
 	e.POST("/v1/chat/completions", s.limitInFlight, s.handleChat)
 	e.GET("/v1/models", s.handleModels)
 	e.POST("/v1/feedback", s.limitInFlight, s.handleFeedback)
+	e.GET("/v1/ws", s.handleWS) // in-flight cap per message, not per connection
 	e.GET("/healthz", guard("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") }))
 	e.GET("/readyz", guard("/readyz", s.handleReady))
 	mh := promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{})

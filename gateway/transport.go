@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// ChatCall is one chat completion arriving through a front end other than
+// the gateway's own HTTP server (the gRPC API, package grpcapi).
+// Server.Chat runs it through the same path as POST /v1/chat/completions.
+type ChatCall struct {
+	// Credential is the bearer token (what follows "Bearer " in an
+	// Authorization header); it authenticates the call and owns its
+	// request id, as on REST.
+	Credential string
+	// Body is the OpenAI chat-completions request JSON.
+	Body []byte
+	// Hints are the X-Routelab-* routing hints.
+	Hints Hints
+	// Stream answers as a stream (ChatSink.Start, Chunk, End) whatever
+	// Body's "stream" member says.
+	Stream bool
+}
+
+// Chat answers call through the gateway's one chat path, as REST does:
+// the in-flight cap (server.max_inflight), authentication, the key's and
+// tenant's rate limits, max_body_bytes, the routing limits, the decision
+// core with its rules, fallbacks and retries, decision logging and
+// metrics. It returns once the answer has gone to out. ctx ends the call
+// as a client leaving ends a REST request: the attempt is not counted
+// against the model. A call refused by the in-flight cap gets Fail (503
+// server_busy, retry after 1 s) without a request id.
+func (s *Server) Chat(ctx context.Context, call *ChatCall, out ChatSink) {
+	s.chatVia(ctx, transportGRPC, call, out)
+}
+
+func (s *Server) chatVia(ctx context.Context, t transport, call *ChatCall, out ChatSink) {
+	if aerr := s.admit(); aerr != nil {
+		out.Fail(aerr, "", time.Second)
+		s.m.requests.WithLabelValues("", codeString(aerr.Status)).Inc()
+		return
+	}
+	defer s.leave()
+	body := call.Body
+	s.chat(ctx, &chatIn{
+		t0:        time.Now(),
+		transport: t,
+		cred:      call.Credential,
+		hints:     call.Hints,
+		read: func() ([]byte, *APIError) {
+			if int64(len(body)) > s.cfg.MaxBodyBytes {
+				return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+					fmt.Sprintf("request of %d bytes exceeds the %d byte limit (max_body_bytes)", len(body), s.cfg.MaxBodyBytes))
+			}
+			return body, nil
+		},
+		stream: call.Stream,
+	}, out)
+}
+
+// MaxBodyBytes is the configured request size limit (max_body_bytes),
+// for front ends that bound their own reads.
+func (s *Server) MaxBodyBytes() int64 { return s.cfg.MaxBodyBytes }
+
+// Service is a front end served beside the HTTP listener (the gRPC API).
+// Server.Serve starts it and drains it with the HTTP server, before the
+// decision core flushes and the policies are checkpointed.
+type Service interface {
+	// Name names the service in errors and logs.
+	Name() string
+	// Serve serves until Shutdown or Stop; it returns nil after them.
+	Serve() error
+	// Shutdown stops taking calls and waits for those in flight until ctx
+	// ends, then cuts them.
+	Shutdown(ctx context.Context) error
+	// Stop cuts everything at once.
+	Stop()
+}
+
+// Attach adds a front end that Serve runs; call it before Serve.
+func (s *Server) Attach(svc Service) { s.services = append(s.services, svc) }
+
+// startServices starts the attached services; the channel reports the
+// first that fails.
+func (s *Server) startServices() <-chan error {
+	errc := make(chan error, len(s.services))
+	for _, svc := range s.services {
+		go func() {
+			if err := svc.Serve(); err != nil {
+				errc <- fmt.Errorf("%s: %w", svc.Name(), err)
+			}
+		}()
+	}
+	return errc
+}
+
+func (s *Server) stopServices() {
+	for _, svc := range s.services {
+		svc.Stop()
+	}
+}
+
+// drainFronts drains the WebSocket connections and the attached services
+// until ctx ends; the channel yields their joint error once all are done.
+func (s *Server) drainFronts(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		errs := make(chan error, len(s.services)+1)
+		go func() { errs <- s.ws.drain(ctx) }()
+		for _, svc := range s.services {
+			go func() {
+				if err := svc.Shutdown(ctx); err != nil {
+					errs <- fmt.Errorf("%s: %w", svc.Name(), err)
+					return
+				}
+				errs <- nil
+			}()
+		}
+		var all []error
+		for range len(s.services) + 1 {
+			all = append(all, <-errs)
+		}
+		done <- errors.Join(all...)
+	}()
+	return done
+}

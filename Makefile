@@ -88,3 +88,9 @@ check-reports: build
 .PHONY: notebooks
 notebooks:
 	bash scripts/notebooks.sh
+
+# Regenerate the gRPC API's Go code (gateway/grpcapi/routelabv1, committed)
+# from proto/: Debian's protoc and pinned protoc-gen-go(-grpc) in bin/tools.
+.PHONY: proto
+proto:
+	bash scripts/proto.sh

@@ -77,6 +77,8 @@ type Config struct {
 	Privacy    PrivacyConfig       `yaml:"privacy"`
 	AccessLog  AccessLogConfig     `yaml:"access_log"`
 	AuditLog   AuditLogConfig      `yaml:"audit_log"`
+	// GRPC is the gRPC API (grpcconfig.go); off without grpc.listen.
+	GRPC GRPCConfig `yaml:"grpc"`
 }
 
 // PrivacyConfig keys the tenant hash and masks what is logged.
@@ -522,7 +524,7 @@ func (c *Config) Validate() error {
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
-		c.validateShadowLearn, c.validatePrivacy,
+		c.validateShadowLearn, c.validatePrivacy, c.GRPC.validate,
 	} {
 		if err := v(); err != nil {
 			return err

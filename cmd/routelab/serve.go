@@ -15,6 +15,7 @@ import (
 
 	"github.com/routelab/routelab/decisionlog"
 	"github.com/routelab/routelab/gateway"
+	"github.com/routelab/routelab/gateway/grpcapi"
 )
 
 func newServeCmd() *cobra.Command {
@@ -102,6 +103,15 @@ func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Lo
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.GRPC.Listen != "" {
+		g, err := grpcapi.New(grpcapi.Opts{Gateway: srv, Listen: cfg.GRPC.Listen, Logger: log})
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		srv.Attach(g) // Serve runs and drains it
+		log.Info("routelab gRPC API listening", "addr", g.Addr().String())
 	}
 	src := cfgPath
 	if src == "" {

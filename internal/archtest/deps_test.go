@@ -33,8 +33,14 @@ var allowed = map[string][]string{
 	"gateway/provider": {"decision"},
 	"gateway":          {"artifact", "decision", "gateway/provider", "mask", "policy", "route"},
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
-	"cmd/routelab": {"artifact", "datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
+	"cmd/routelab": {"artifact", "datasets", "decision", "decisionlog", "experiments", "gateway", "gateway/grpcapi", "offline",
 		"policy", "policy/neural", "replay", "replay/opebench", "route", "sim", "sim/fromlogs"},
+
+	// The gRPC API (beside the gateway, which it drives through
+	// gateway.Server.Chat); its protoc-generated code imports nothing of
+	// the project.
+	"gateway/grpcapi":            {"gateway", "gateway/grpcapi/routelabv1", "gateway/provider"},
+	"gateway/grpcapi/routelabv1": {},
 }
 
 // leafOnly are packages whose whole dependency closure (not just direct

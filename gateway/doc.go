@@ -78,7 +78,14 @@
 // reach clients as the model and a generic cause; details go to the server
 // log. During the drain new connections get 503 (drain.go).
 //
-// Endpoints: POST /v1/chat/completions, GET /v1/models, POST /v1/feedback,
+// Transports: REST, the WebSocket at GET /v1/ws (ws.go) and the gRPC API
+// (package gateway/grpcapi, attached with Server.Attach, driving
+// Server.Chat) are front ends of one request path, Server.chat
+// (chat.go): it does everything above and hands the answer to a
+// ChatSink (sink.go: REST's JSON/SSE httpSink, wsSink, the gRPC sinks).
+// A client leaving mid-stream ends the request the same way on each.
+//
+// Endpoints: POST /v1/chat/completions, GET /v1/ws, GET /v1/models, POST /v1/feedback,
 // GET /admin/models, GET|POST /admin/policy, POST /admin/shadow,
 // GET /admin/shadow/status, POST /admin/promote, POST /admin/rollback,
 // /healthz, /readyz, /metrics. docs/config.md is the configuration reference.

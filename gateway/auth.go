@@ -188,7 +188,11 @@ func (t *tenantLimits) limiter(tenant string) *rate.Limiter {
 // the key name and its tenant, "admin" for the admin token, "anonymous"
 // for none, "unknown" otherwise.
 func (k *keyring) identify(r *http.Request) (key, tenant string) {
-	tok := bearer(r)
+	return k.identifyToken(bearer(r))
+}
+
+// identifyToken is identify for a bearer token from any transport.
+func (k *keyring) identifyToken(tok string) (key, tenant string) {
 	if tok == "" {
 		return "anonymous", ""
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,9 @@ type ChatCall struct {
 	// Stream answers as a stream (ChatSink.Start, Chunk, End) whatever
 	// Body's "stream" member says.
 	Stream bool
+	// Path and Remote describe the call in the access log: the method
+	// ("/routelab.v1.Chat/Stream") and the client's address.
+	Path, Remote string
 }
 
 // Chat answers call through the gateway's one chat path, as REST does:
@@ -38,6 +43,11 @@ func (s *Server) Chat(ctx context.Context, call *ChatCall, out ChatSink) {
 }
 
 func (s *Server) chatVia(ctx context.Context, t transport, call *ChatCall, out ChatSink) {
+	if s.access != nil {
+		al := &accessSink{ChatSink: out, t0: time.Now()}
+		defer s.logAccess(ctx, t, call, al)
+		out = al
+	}
 	if aerr := s.admit(); aerr != nil {
 		out.Fail(aerr, "", time.Second)
 		s.m.requests.WithLabelValues("", codeString(aerr.Status)).Inc()
@@ -61,9 +71,56 @@ func (s *Server) chatVia(ctx context.Context, t transport, call *ChatCall, out C
 	}, out)
 }
 
-// MaxBodyBytes is the configured request size limit (max_body_bytes),
-// for front ends that bound their own reads.
-func (s *Server) MaxBodyBytes() int64 { return s.cfg.MaxBodyBytes }
+// FrontLimits are the limits a front end applies itself.
+type FrontLimits struct {
+	// MaxBodyBytes is max_body_bytes, for bounding reads.
+	MaxBodyBytes int64
+	// WriteTimeout is server.write_timeout: how long one answer message
+	// may wait for a client that does not read.
+	WriteTimeout time.Duration
+}
+
+// FrontLimits returns the configured limits for front ends.
+func (s *Server) FrontLimits() FrontLimits {
+	return FrontLimits{MaxBodyBytes: s.cfg.MaxBodyBytes, WriteTimeout: s.srv.WriteTimeout}
+}
+
+// accessSink notes what the access log line of a request needs.
+type accessSink struct {
+	ChatSink
+	t0     time.Time
+	id     string
+	model  string
+	status int
+}
+
+func (a *accessSink) RequestID(id string) { a.id = id; a.ChatSink.RequestID(id) }
+func (a *accessSink) Fail(e *APIError, model string, wait time.Duration) {
+	a.status, a.model = e.Status, model
+	a.ChatSink.Fail(e, model, wait)
+}
+func (a *accessSink) Answer(model string, body []byte) {
+	a.status, a.model = http.StatusOK, model
+	a.ChatSink.Answer(model, body)
+}
+func (a *accessSink) Start(model string) error {
+	a.status, a.model = http.StatusOK, model
+	return a.ChatSink.Start(model)
+}
+
+// logAccess writes the access log line of a WebSocket or gRPC request,
+// as the REST middleware does for an HTTP request.
+func (s *Server) logAccess(ctx context.Context, t transport, call *ChatCall, a *accessSink) {
+	key, tenant := s.keys.identifyToken(call.Credential)
+	if tenant == "" {
+		tenant = clip(call.Hints.Tenant)
+	}
+	s.access.LogAttrs(ctx, slog.LevelInfo, "request",
+		slog.String("id", a.id), slog.String("key", key), slog.String("tenant", tenant),
+		slog.String("method", strings.ToUpper(t.String())), slog.String("path", clip(call.Path)), slog.Int("status", a.status),
+		slog.Float64("latency_ms", float64(time.Since(a.t0).Microseconds())/1000), slog.String("model", a.model),
+		slog.String("remote", call.Remote))
+}
 
 // Service is a front end served beside the HTTP listener (the gRPC API).
 // Server.Serve starts it and drains it with the HTTP server, before the

@@ -138,7 +138,7 @@ func (s *Server) handleWS(c *gin.Context) {
 	conn.SetReadLimit(s.cfg.MaxBodyBytes)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	wc := &wsConn{s: s, c: conn, ctx: ctx, cred: cred, hints: headerHints(r.Header)}
+	wc := &wsConn{s: s, c: conn, ctx: ctx, cred: cred, hints: headerHints(r.Header), remote: r.RemoteAddr}
 	msgs := make(chan wsMessage, wsMaxQueued)
 	go wc.read(msgs, cancel)
 	code, reason := wc.serve(msgs)
@@ -147,11 +147,12 @@ func (s *Server) handleWS(c *gin.Context) {
 }
 
 type wsConn struct {
-	s     *Server
-	c     *websocket.Conn
-	ctx   context.Context // cancelled when the client is gone
-	cred  string
-	hints Hints
+	s      *Server
+	c      *websocket.Conn
+	ctx    context.Context // cancelled when the client is gone
+	cred   string
+	hints  Hints
+	remote string
 }
 
 // read reads client messages until the connection fails or closes, then
@@ -211,7 +212,8 @@ func (wc *wsConn) answer(m wsMessage) {
 	s := wc.s
 	out := &wsSink{c: wc.c, ctx: wc.ctx, wt: s.srv.WriteTimeout}
 	// The connection's read limit has bounded the message to max_body_bytes.
-	s.chatVia(wc.ctx, transportWebSocket, &ChatCall{Credential: wc.cred, Body: m.data, Hints: wc.hints, Stream: true}, out)
+	s.chatVia(wc.ctx, transportWebSocket, &ChatCall{Credential: wc.cred, Body: m.data, Hints: wc.hints, Stream: true,
+		Path: "/v1/ws", Remote: wc.remote}, out)
 }
 
 // wsSink answers one request with WebSocket messages.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -53,6 +54,7 @@ type Service struct {
 	gs  *grpc.Server
 	ln  net.Listener
 	log *slog.Logger
+	lim gateway.FrontLimits
 }
 
 var _ gateway.Service = (*Service)(nil)
@@ -78,7 +80,8 @@ func New(o Opts) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(o.Gateway.MaxBodyBytes(), 1<<30))))
+	s.lim = o.Gateway.FrontLimits()
+	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.lim.MaxBodyBytes, 1<<30))))
 	routelabv1.RegisterChatServer(s.gs, s)
 	reflection.Register(s.gs)
 	return s, nil
@@ -122,6 +125,7 @@ func (s *Service) Complete(ctx context.Context, req *routelabv1.ChatRequest) (*r
 	if err != nil {
 		return nil, err
 	}
+	call.Path = "/routelab.v1.Chat/Complete"
 	out := &unarySink{}
 	s.gw.Chat(ctx, call, out)
 	_ = grpc.SetHeader(ctx, out.md)
@@ -144,8 +148,17 @@ func (s *Service) Stream(req *routelabv1.ChatRequest, st grpc.ServerStreamingSer
 	if err != nil {
 		return err
 	}
-	out := &streamSink{st: st}
-	s.gw.Chat(ctx, call, out)
+	call.Path = "/routelab.v1.Chat/Stream"
+	// The chat path runs beside the sends, so that a client that stops
+	// reading costs it no more than server.write_timeout per message (as
+	// REST's write deadline): a blocked Send cannot be interrupted, but the
+	// attempt ends and frees its provider slot.
+	out := newStreamSink(s.lim.WriteTimeout)
+	go func() {
+		defer close(out.ops)
+		s.gw.Chat(ctx, call, out)
+	}()
+	out.pump(st)
 	if out.err != nil {
 		if !out.sent {
 			_ = st.SetHeader(out.md)
@@ -158,7 +171,10 @@ func (s *Service) Stream(req *routelabv1.ChatRequest, st grpc.ServerStreamingSer
 // chatCall turns a request into the gateway's: the credential from the
 // authorization metadata, the routing hints and the OpenAI JSON body.
 func chatCall(ctx context.Context, req *routelabv1.ChatRequest, stream bool) (*gateway.ChatCall, error) {
-	cred := ""
+	cred, remote := "", ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		remote = p.Addr.String()
+	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		for _, v := range md.Get("authorization") {
 			if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
@@ -171,7 +187,7 @@ func chatCall(ctx context.Context, req *routelabv1.ChatRequest, stream bool) (*g
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
 	}
-	call := &gateway.ChatCall{Credential: cred, Body: body, Stream: stream}
+	call := &gateway.ChatCall{Credential: cred, Body: body, Stream: stream, Remote: remote}
 	if r := req.GetRouting(); r != nil {
 		for i, t := range r.GetTags() {
 			if strings.Contains(t, ",") {

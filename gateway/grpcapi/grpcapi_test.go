@@ -2,6 +2,7 @@ package grpcapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,10 +72,11 @@ func (s *recSink) all() []decision.Record {
 func hash(k string) string { return gateway.HashKey(k) }
 
 // config: a production gateway on simulated models. "fast" answers at
-// once with 12 tokens (max_tokens 12), "slow" streams 400 tokens at 50/s;
-// both have a context window of 2000 tokens. sk-limited may send one
+// once with 12 tokens (max_tokens 12), "slow" streams 400 tokens at 50/s,
+// "huge" (its provider has one slot) streams 20000 tokens at once; all
+// have a context window of 2000 tokens. sk-limited may send one
 // request per 100 s.
-func config() string {
+func config(extra string) string {
 	return fmt.Sprintf(`
 mode: production
 auth:
@@ -85,13 +87,15 @@ auth:
 policy: {name: thompson, params: {seed: "3"}}
 providers:
   - {name: sim, type: sim, seed: 11, health_check: false}
+  - {name: one, type: sim, seed: 5, max_concurrency: 1, queue_timeout: 100ms, health_check: false}
 models:
   - {id: fast, provider: sim, context_window: 2000, sim: {ttft_ms: 1, tokens_per_sec: 100000, output_tokens: 12, quality: {"": 0.7}}}
   - {id: slow, provider: sim, context_window: 2000, sim: {ttft_ms: 1, tokens_per_sec: 50, output_tokens: 400, quality: {"": 0.7}}}
+  - {id: huge, provider: one, context_window: 2000, sim: {ttft_ms: 1, tokens_per_sec: 1000000, output_tokens: 20000, quality: {"": 0.7}}}
 breaker: {consecutive_failures: 1, min_requests: 1000, open_timeout: 1h}
 retries: {max: 0}
 log: {dir: ""}
-`, hash("sk-team-a"), hash("sk-limited"), hash("admin-secret"))
+%s`, hash("sk-team-a"), hash("sk-limited"), hash("admin-secret"), extra)
 }
 
 type testGW struct {
@@ -100,18 +104,41 @@ type testGW struct {
 	conn *grpc.ClientConn
 	chat routelabv1.ChatClient
 	http string
+	addr string // gRPC
+	// access holds the access log (when the config enables it).
+	access *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // start serves a gateway with the gRPC API attached, both on loopback,
 // through gateway.Server.Serve (which drains both at the end), and dials
 // it with a real grpc-go client.
-func start(t *testing.T) *testGW {
+func start(t *testing.T) *testGW { return startWith(t, "") }
+
+func startWith(t *testing.T, extra string) *testGW {
 	t.Helper()
-	cfg, err := gateway.ParseConfig([]byte(config()))
+	cfg, err := gateway.ParseConfig([]byte(config(extra)))
 	require.NoError(t, err)
 	sink := &recSink{recs: map[string]decision.Record{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := gateway.New(gateway.Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: sink, Logger: log})
+	access := &lockedBuffer{}
+	srv, err := gateway.New(gateway.Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: sink, Logger: log, AccessLog: access})
 	require.NoError(t, err)
 	gln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -135,7 +162,8 @@ func start(t *testing.T) *testGW {
 			t.Error("Serve did not return")
 		}
 	})
-	return &testGW{srv: srv, sink: sink, conn: conn, chat: routelabv1.NewChatClient(conn), http: "http://" + hln.Addr().String()}
+	return &testGW{srv: srv, sink: sink, conn: conn, chat: routelabv1.NewChatClient(conn), http: "http://" + hln.Addr().String(),
+		addr: svc.Addr().String(), access: access}
 }
 
 func withKey(key string) context.Context {
@@ -387,4 +415,62 @@ func TestClientCancelsMidStream(t *testing.T) {
 	res, err := gw.chat.Complete(withKey("sk-team-a"), request("slow"))
 	require.NoError(t, err)
 	assert.Equal(t, "slow", res.Model)
+}
+
+// TestStalledStreamReleasesItsProviderSlot: a client that stops reading
+// a stream costs the chat path at most server.write_timeout per message
+// once the HTTP/2 window and the send queue are full: the attempt ends
+// as a client leaving (not counted against the model) and frees the
+// provider's only slot.
+func TestStalledStreamReleasesItsProviderSlot(t *testing.T) {
+	gw := startWith(t, "server: {write_timeout: 300ms}")
+	// A client whose stream window stays at 64 KiB (no BDP growth) and
+	// which never calls Recv.
+	conn, err := grpc.NewClient(gw.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithInitialWindowSize(65535), grpc.WithInitialConnWindowSize(65535))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(withKey("sk-team-a"))
+	defer cancel()
+	_, err = routelabv1.NewChatClient(conn).Stream(ctx, &routelabv1.ChatRequest{Model: "huge",
+		Messages: []*routelabv1.Message{{Role: "user", Content: "go on"}}})
+	require.NoError(t, err)
+	var recs []decision.Record
+	require.Eventually(t, func() bool { recs = gw.sink.all(); return len(recs) == 1 }, 20*time.Second, 10*time.Millisecond,
+		"the stalled stream's request ended")
+	rec := recs[0]
+	assert.Equal(t, "huge", rec.Outcome.Arm)
+	assert.True(t, rec.Outcome.Status.Failed())
+	// The only slot of the provider is free again, and the model's breaker
+	// (open at one counted failure) closed.
+	res, err := gw.chat.Complete(withKey("sk-team-a"), request("huge"))
+	require.NoError(t, err)
+	assert.Equal(t, "huge", res.Model)
+}
+
+// TestAccessLog: each gRPC call gets an access log line, as a REST
+// request does.
+func TestAccessLog(t *testing.T) {
+	gw := startWith(t, "access_log: {enabled: true}")
+	res, err := gw.chat.Complete(withKey("sk-team-a"), request("fast"))
+	require.NoError(t, err)
+	_, err = gw.chat.Complete(withKey("sk-nope"), request("fast"))
+	require.Error(t, err)
+	lines := strings.Split(strings.TrimSpace(gw.access.String()), "\n")
+	require.Len(t, lines, 2, "%s", gw.access.String())
+	var ok, denied struct {
+		ID, Key, Tenant, Method, Path, Model, Remote string
+		Status                                       int
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &ok))
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &denied))
+	assert.Equal(t, res.RequestId, ok.ID)
+	assert.Equal(t, "team-a", ok.Key)
+	assert.Equal(t, "team-a", ok.Tenant)
+	assert.Equal(t, "GRPC", ok.Method)
+	assert.Equal(t, "/routelab.v1.Chat/Complete", ok.Path)
+	assert.Equal(t, 200, ok.Status)
+	assert.Equal(t, "fast", ok.Model)
+	assert.True(t, strings.HasPrefix(ok.Remote, "127.0.0.1:"), ok.Remote)
+	assert.Equal(t, "unknown", denied.Key)
+	assert.Equal(t, 401, denied.Status)
 }

@@ -72,26 +72,93 @@ func (u *unarySink) End(e *gateway.APIError, _ provider.Usage) {
 	}
 }
 
-// streamSink sends a Stream answer as it comes.
+// streamSink hands a Stream answer to the handler goroutine (pump),
+// which sends it. The chat path waits at most write_timeout for room in
+// the queue: a client that stops reading ends the attempt as a client
+// leaving does.
 type streamSink struct {
 	answer
-	st   grpc.ServerStreamingServer[routelabv1.ChatChunk]
-	sent bool // the header metadata has gone out
-	// sendErr is the first failed Send (the client left) or an
-	// undecodable chunk.
+	ops    chan streamOp
+	wt     time.Duration
+	timer  *time.Timer
+	failed chan struct{} // closed by pump when a send fails
+	// Set by the chat path, read by the handler after ops is closed.
+	sent bool // the header metadata was queued
+	// sendErr is the first failed send (set by pump) or an undecodable
+	// chunk (set by the chat path before ops closes).
 	sendErr error
+}
+
+// streamOp is one send: the header metadata, or a message.
+type streamOp struct {
+	md  metadata.MD
+	msg *routelabv1.ChatChunk
 }
 
 var _ gateway.ChatSink = (*streamSink)(nil)
 
+// streamQueue is how many messages may wait for a slow client.
+const streamQueue = 32
+
+func newStreamSink(wt time.Duration) *streamSink {
+	return &streamSink{ops: make(chan streamOp, streamQueue), wt: wt, failed: make(chan struct{})}
+}
+
+// pump sends what the chat path queues until it closes the queue; after
+// a failed send it only drains.
+func (s *streamSink) pump(st grpc.ServerStreamingServer[routelabv1.ChatChunk]) {
+	var err error
+	for op := range s.ops {
+		if err != nil {
+			continue
+		}
+		if op.md != nil {
+			err = st.SendHeader(op.md)
+		} else {
+			err = st.Send(op.msg)
+		}
+		if err != nil {
+			close(s.failed)
+		}
+	}
+	if err != nil && s.sendErr == nil {
+		s.sendErr = err
+	}
+}
+
+// push queues op, waiting up to write_timeout (0 = no bound) for room.
+func (s *streamSink) push(op streamOp) error {
+	select {
+	case s.ops <- op:
+		return nil
+	case <-s.failed:
+		return provider.ErrClientGone
+	default:
+	}
+	var expired <-chan time.Time
+	if s.wt > 0 {
+		if s.timer == nil {
+			s.timer = time.NewTimer(s.wt)
+		} else {
+			s.timer.Reset(s.wt)
+		}
+		defer s.timer.Stop()
+		expired = s.timer.C
+	}
+	select {
+	case s.ops <- op:
+		return nil
+	case <-s.failed:
+		return provider.ErrClientGone
+	case <-expired:
+		return provider.ErrClientGone
+	}
+}
+
 func (s *streamSink) Start(model string) error {
 	s.setModel(model)
 	s.sent = true
-	if err := s.st.SendHeader(s.md); err != nil {
-		s.sendErr = err
-		return provider.ErrClientGone
-	}
-	return nil
+	return s.push(streamOp{md: s.md})
 }
 
 func (s *streamSink) Chunk(b []byte) error {
@@ -101,11 +168,7 @@ func (s *streamSink) Chunk(b []byte) error {
 		s.sendErr = err
 		return provider.ErrClientGone
 	}
-	if err := s.st.Send(c); err != nil {
-		s.sendErr = err
-		return provider.ErrClientGone
-	}
-	return nil
+	return s.push(streamOp{msg: c})
 }
 
 func (s *streamSink) End(e *gateway.APIError, u provider.Usage) {
@@ -113,10 +176,7 @@ func (s *streamSink) End(e *gateway.APIError, u provider.Usage) {
 		s.err = e
 		return
 	}
-	err := s.st.Send(&routelabv1.ChatChunk{Done: true, RequestId: s.id, Policy: s.policy, Model: s.model, Usage: usageOf(&u)})
-	if err != nil && s.sendErr == nil {
-		s.sendErr = err
-	}
+	_ = s.push(streamOp{msg: &routelabv1.ChatChunk{Done: true, RequestId: s.id, Policy: s.policy, Model: s.model, Usage: usageOf(&u)}})
 }
 
 // Answer is not used (Stream always streams) but keeps the contract.
@@ -134,8 +194,7 @@ func (s *streamSink) Answer(model string, body []byte) {
 		c.Choices = append(c.Choices, &routelabv1.ChunkChoice{Index: ch.Index, FinishReason: ch.FinishReason,
 			Delta: &routelabv1.Delta{Role: ch.GetMessage().GetRole(), Content: ch.GetMessage().GetContent()}})
 	}
-	if err := s.st.Send(c); err != nil {
-		s.sendErr = err
+	if s.push(streamOp{msg: c}) != nil {
 		return
 	}
 	var u provider.Usage

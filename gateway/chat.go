@@ -99,15 +99,11 @@ func (s *Server) requestTimeout(h string) time.Duration {
 
 // handleChat is POST /v1/chat/completions: the REST transport of chat.
 func (s *Server) handleChat(c *gin.Context) {
-	w, r := c.Writer, c.Request
-	out := newHTTPSink(s, w)
-	s.chat(r.Context(), &chatIn{
-		t0:        time.Now(),
-		transport: transportHTTP,
-		cred:      bearer(r),
-		hints:     headerHints(r.Header),
-		read:      func() ([]byte, *APIError) { return s.readBody(r, w) },
-	}, out)
+	h := s.getHTTPSink(c.Writer, c.Request)
+	defer s.putHTTPSink(h)
+	r := c.Request
+	h.in = chatIn{t0: time.Now(), transport: transportHTTP, cred: bearer(r), hints: headerHints(r.Header), body: h}
+	s.chat(r.Context(), &h.in, h)
 }
 
 // chatIn is one chat request, whatever transport carried it.
@@ -118,12 +114,17 @@ type chatIn struct {
 	// owns its id.
 	cred  string
 	hints Hints
-	// read returns the request JSON within max_body_bytes; it is called
+	// body reads the request JSON within max_body_bytes; it is called
 	// only once the caller passed its key's rate limit.
-	read func() ([]byte, *APIError)
+	body bodySource
 	// stream answers as a stream whatever the body's "stream" says
 	// (WebSocket, gRPC Stream).
 	stream bool
+}
+
+// bodySource is where a request's JSON comes from.
+type bodySource interface {
+	readBody() ([]byte, *APIError)
 }
 
 // chat is the one request path of every transport (REST, WebSocket,
@@ -150,7 +151,7 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) {
 		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"), wait)
 		return
 	}
-	body, aerr := in.read()
+	body, aerr := in.body.readBody()
 	if aerr != nil {
 		reject(aerr, 0)
 		return

@@ -108,6 +108,7 @@ type Server struct {
 	closers      []io.Closer
 	ws           *wsConns  // ws.go
 	services     []Service // transport.go
+	sinks        sync.Pool // *httpSink (sink.go)
 }
 
 // New builds the gateway from a validated config.

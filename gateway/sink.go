@@ -64,22 +64,43 @@ func (t transport) String() string { return transportNames[t] }
 type httpSink struct {
 	s  *Server
 	w  gin.ResponseWriter
-	rc *http.ResponseController
+	r  *http.Request
+	rc http.ResponseController
 	wt time.Duration // server.write_timeout, per write
 	// end: no stream write outlives it (the request's deadline); zero = none.
 	end time.Time
 	buf []byte
+	in  chatIn // the request, for Server.chat
 }
 
-func newHTTPSink(s *Server, w gin.ResponseWriter) *httpSink {
+// getHTTPSink takes a sink for one REST request from the server's pool
+// (it keeps its SSE buffer between requests); putHTTPSink returns it.
+func (s *Server) getHTTPSink(w gin.ResponseWriter, r *http.Request) *httpSink {
+	h, _ := s.sinks.Get().(*httpSink)
+	if h == nil {
+		h = &httpSink{s: s}
+	}
 	// gin's Flush swallows the write error: flush the net/http writer
 	// underneath (gin's Write has sent the headers by then).
 	var base http.ResponseWriter = w
 	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
 		base = u.Unwrap()
 	}
-	return &httpSink{s: s, w: w, rc: http.NewResponseController(base), wt: s.srv.WriteTimeout}
+	h.w, h.r, h.rc, h.wt, h.end = w, r, *http.NewResponseController(base), s.srv.WriteTimeout, time.Time{}
+	return h
 }
+
+func (s *Server) putHTTPSink(h *httpSink) {
+	buf := h.buf
+	if cap(buf) > 64<<10 {
+		buf = nil // do not keep a huge chunk's buffer
+	}
+	*h = httpSink{s: s, buf: buf[:0]}
+	s.sinks.Put(h)
+}
+
+// readBody implements bodySource.
+func (h *httpSink) readBody() ([]byte, *APIError) { return h.s.readBody(h.r, h.w) }
 
 // deadline bounds the stream's writes by the request's deadline.
 func (h *httpSink) deadline(t time.Time) { h.end = t }

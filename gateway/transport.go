@@ -54,21 +54,22 @@ func (s *Server) chatVia(ctx context.Context, t transport, call *ChatCall, out C
 		return
 	}
 	defer s.leave()
-	body := call.Body
-	s.chat(ctx, &chatIn{
-		t0:        time.Now(),
-		transport: t,
-		cred:      call.Credential,
-		hints:     call.Hints,
-		read: func() ([]byte, *APIError) {
-			if int64(len(body)) > s.cfg.MaxBodyBytes {
-				return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
-					fmt.Sprintf("request of %d bytes exceeds the %d byte limit (max_body_bytes)", len(body), s.cfg.MaxBodyBytes))
-			}
-			return body, nil
-		},
-		stream: call.Stream,
-	}, out)
+	s.chat(ctx, &chatIn{t0: time.Now(), transport: t, cred: call.Credential, hints: call.Hints,
+		body: &givenBody{b: call.Body, max: s.cfg.MaxBodyBytes}, stream: call.Stream}, out)
+}
+
+// givenBody is a request body another transport has read.
+type givenBody struct {
+	b   []byte
+	max int64
+}
+
+func (g *givenBody) readBody() ([]byte, *APIError) {
+	if int64(len(g.b)) > g.max {
+		return nil, apiErr(http.StatusRequestEntityTooLarge, typeInvalidRequest, "request_too_large",
+			fmt.Sprintf("request of %d bytes exceeds the %d byte limit (max_body_bytes)", len(g.b), g.max))
+	}
+	return g.b, nil
 }
 
 // FrontLimits are the limits a front end applies itself.

@@ -204,6 +204,13 @@ func TestWebSocketChatEndToEnd(t *testing.T) {
 		return testutil.ToFloat64(gw.srv.m.requests.WithLabelValues("fast", "200"))+testutil.ToFloat64(gw.srv.m.requests.WithLabelValues("slow", "200")) == 3
 	}, 5*time.Second, 2*time.Millisecond, "three answers counted as 200s")
 	assert.Equal(t, 1.0, testutil.ToFloat64(gw.srv.m.fronts.wsConns))
+
+	// The done message's request id takes feedback, from the same key only.
+	code, _, body = post(t, gw.url+"/v1/feedback", `{"request_id":"`+a.done.RequestID+`","quality":0.9}`, "Authorization", "Bearer sk-team-a")
+	assert.Equal(t, 200, code, "%s", body)
+	gw.fb.mu.Lock()
+	assert.Contains(t, gw.fb.ids, a.done.RequestID)
+	gw.fb.mu.Unlock()
 }
 
 func TestWebSocketAuth(t *testing.T) {

@@ -25,7 +25,10 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the OpenAI-compatible routing gateway",
 		Long: `Run the gateway. Without --config it uses the embedded development
 configuration: simulated models that stream in real time, policy thompson,
-no API key, decisions logged to ./data/decisions. See docs/config.md.`,
+no API key, decisions logged to ./data/decisions. See docs/config.md.
+Chat is served over REST (POST /v1/chat/completions), a WebSocket
+(GET /v1/ws) and, when the config sets grpc.listen, gRPC
+(routelab.v1.Chat); see docs/transports.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))

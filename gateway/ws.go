@@ -141,9 +141,14 @@ func (s *Server) handleWS(c *gin.Context) {
 	wc := &wsConn{s: s, c: conn, ctx: ctx, cred: cred, hints: headerHints(r.Header), remote: r.RemoteAddr}
 	msgs := make(chan wsMessage, wsMaxQueued)
 	go wc.read(msgs, cancel)
-	code, reason := wc.serve(msgs)
-	_ = conn.Close(code, reason)
+	if code, reason, gone := wc.serve(msgs); gone {
+		_ = conn.CloseNow() // the reader has seen the connection end
+	} else {
+		_ = conn.Close(code, reason)
+	}
 	cancel()
+	for range msgs { // wait for the reader to end
+	}
 }
 
 type wsConn struct {
@@ -178,8 +183,9 @@ func (wc *wsConn) read(msgs chan<- wsMessage, cancel context.CancelFunc) {
 
 // serve answers messages in order until the client leaves, the
 // connection idles past server.idle_timeout or the drain begins; it
-// returns the close code and reason.
-func (wc *wsConn) serve(msgs <-chan wsMessage) (websocket.StatusCode, string) {
+// returns the close code and reason, or gone when the connection has
+// ended already.
+func (wc *wsConn) serve(msgs <-chan wsMessage) (_ websocket.StatusCode, _ string, gone bool) {
 	s := wc.s
 	idle := time.NewTimer(s.srv.IdleTimeout)
 	defer idle.Stop()
@@ -187,22 +193,22 @@ func (wc *wsConn) serve(msgs <-chan wsMessage) (websocket.StatusCode, string) {
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				return websocket.StatusNormalClosure, ""
+				return 0, "", true
 			}
 			wc.answer(m)
 			if wc.ctx.Err() != nil {
-				return websocket.StatusNormalClosure, ""
+				return 0, "", true
 			}
 			select {
 			case <-s.ws.drainc:
-				return websocket.StatusGoingAway, "the gateway is shutting down"
+				return websocket.StatusGoingAway, "the gateway is shutting down", false
 			default:
 			}
 			idle.Reset(s.srv.IdleTimeout)
 		case <-idle.C:
-			return websocket.StatusNormalClosure, fmt.Sprintf("no request for %v (server.idle_timeout)", s.srv.IdleTimeout)
+			return websocket.StatusNormalClosure, fmt.Sprintf("no request for %v (server.idle_timeout)", s.srv.IdleTimeout), false
 		case <-s.ws.drainc:
-			return websocket.StatusGoingAway, "the gateway is shutting down"
+			return websocket.StatusGoingAway, "the gateway is shutting down", false
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	mrand "math/rand/v2"
-	"net/http"
 	"sync"
 )
 
@@ -90,10 +89,4 @@ func (s *idSource) owns(id, cred string) bool {
 	var want [idMACBytes]byte
 	s.mac(want[:], raw[:idRandBytes], cred)
 	return hmac.Equal(want[:], raw[idRandBytes:])
-}
-
-// nextID returns a new request id owned by r's bearer credential.
-func (s *Server) nextID(r *http.Request) string {
-	s.requestsSeen.Add(1)
-	return s.ids.next(bearer(r))
 }

@@ -21,7 +21,10 @@ import (
 // wsConfig is a production gateway on simulated models: "fast" answers
 // at once, "slow" streams 400 tokens at 50/s (8 s), for clients that
 // leave mid-stream. extra is appended (rate limits, server: block).
-func wsConfig(extra string) string {
+func wsConfig(extra string) string { return wsConfigWith("", extra) }
+
+// wsConfigWith adds models (YAML list items) to wsConfig's.
+func wsConfigWith(models, extra string) string {
 	return fmt.Sprintf(`
 mode: production
 auth:
@@ -34,10 +37,11 @@ providers:
 models:
   - {id: fast, provider: sim, sim: {ttft_ms: 1, tokens_per_sec: 100000, output_tokens: 12, quality: {"": 0.7}}}
   - {id: slow, provider: sim, sim: {ttft_ms: 1, tokens_per_sec: 50, output_tokens: 400, quality: {"": 0.7}}}
+%s
 breaker: {consecutive_failures: 1, min_requests: 1000, open_timeout: 1h}
 retries: {max: 0}
 log: {dir: ""}
-%s`, HashKey("sk-team-a"), HashKey("admin-secret"), extra)
+%s`, HashKey("sk-team-a"), HashKey("admin-secret"), models, extra)
 }
 
 func wsURL(gw *testGW) string { return "ws" + strings.TrimPrefix(gw.url, "http") + "/v1/ws" }
@@ -375,4 +379,28 @@ func TestWebSocketDrain(t *testing.T) {
 	require.NoError(t, <-drained)
 	var ce websocket.CloseError
 	assert.True(t, errors.As(err, &ce))
+}
+
+// TestWebSocketFallback: a WebSocket request takes the REST path's
+// fallbacks: the forced model fails before streaming, its fallback group
+// answers, the done message names the model that answered and the log
+// row records both attempts.
+func TestWebSocketFallback(t *testing.T) {
+	gw := startGateway(t, wsConfigWith(`  - {id: broken, provider: sim, sim: {ttft_ms: 1, error_rate: 1, quality: {"": 0.7}}}`,
+		`fallbacks: [{name: g, models: [broken, fast], when: ["status in (5xx)"]}]`))
+	c := dialWS(t, gw, "sk-team-a")
+	sendWS(t, c, fmt.Sprintf(wsReq, "broken", ""))
+	a := readAnswer(t, c)
+	require.NotNil(t, a.done, "error %+v", a.err)
+	assert.Equal(t, "fast", a.done.Model)
+	assert.Len(t, strings.Fields(a.content), 12)
+	rec, ok := gw.sink.get(a.done.RequestID)
+	require.True(t, ok)
+	assert.Equal(t, "broken", rec.Request.Forced)
+	assert.Equal(t, "fast", rec.Outcome.Arm)
+	require.Len(t, rec.Outcome.Attempts, 2)
+	assert.Equal(t, "broken", rec.Outcome.Attempts[0].Arm)
+	assert.Equal(t, decision.StatusError, rec.Outcome.Attempts[0].Status)
+	assert.Equal(t, "fast", rec.Outcome.Attempts[1].Arm)
+	assert.Equal(t, 1, rec.Outcome.Attempts[1].Fallback)
 }

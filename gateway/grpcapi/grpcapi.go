@@ -32,6 +32,12 @@ const (
 	MDPolicy     = "x-routelab-policy"
 	MDModel      = "x-routelab-model"
 	MDRetryAfter = "retry-after"
+	// Request metadata read when the Routing message leaves them empty
+	// (the X-Routelab-* request headers' names).
+	MDTenant  = "x-routelab-tenant"
+	MDTask    = "x-routelab-task"
+	MDTags    = "x-routelab-tags"
+	MDTimeout = "x-routelab-timeout"
 	// ErrorDomain is the ErrorInfo domain of the API's errors.
 	ErrorDomain = "routelab"
 )
@@ -175,12 +181,11 @@ func chatCall(ctx context.Context, req *routelabv1.ChatRequest, stream bool) (*g
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		remote = p.Addr.String()
 	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		for _, v := range md.Get("authorization") {
-			if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-				cred = strings.TrimSpace(v[7:])
-				break
-			}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			cred = strings.TrimSpace(v[7:])
+			break
 		}
 	}
 	body, err := encodeRequest(req, stream)
@@ -188,15 +193,31 @@ func chatCall(ctx context.Context, req *routelabv1.ChatRequest, stream bool) (*g
 		return nil, status.Errorf(codes.InvalidArgument, "request: %v", err)
 	}
 	call := &gateway.ChatCall{Credential: cred, Body: body, Stream: stream, Remote: remote}
-	if r := req.GetRouting(); r != nil {
-		for i, t := range r.GetTags() {
-			if strings.Contains(t, ",") {
-				return nil, status.Errorf(codes.InvalidArgument, "routing.tags[%d]: %q contains a comma", i, clip(t))
-			}
+	r := req.GetRouting()
+	for i, t := range r.GetTags() {
+		if strings.Contains(t, ",") {
+			return nil, status.Errorf(codes.InvalidArgument, "routing.tags[%d]: %q contains a comma", i, clip(t))
 		}
-		call.Hints = gateway.Hints{Tenant: r.GetTenant(), Task: r.GetTask(), Tags: strings.Join(r.GetTags(), ","), Timeout: r.GetTimeout()}
+	}
+	// The Routing fields, else the X-Routelab-* names as metadata.
+	call.Hints = gateway.Hints{
+		Tenant:  firstOf(r.GetTenant(), md, MDTenant),
+		Task:    firstOf(r.GetTask(), md, MDTask),
+		Tags:    firstOf(strings.Join(r.GetTags(), ","), md, MDTags),
+		Timeout: firstOf(r.GetTimeout(), md, MDTimeout),
 	}
 	return call, nil
+}
+
+// firstOf is v, else the first value of metadata key k.
+func firstOf(v string, md metadata.MD, k string) string {
+	if v != "" {
+		return v
+	}
+	if vs := md.Get(k); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 func clip(s string) string {

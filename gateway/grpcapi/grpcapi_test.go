@@ -245,12 +245,16 @@ func TestCompleteAndStream(t *testing.T) {
 	assert.Equal(t, decision.StatusOK, rec.Outcome.Status)
 	assert.Positive(t, rec.Outcome.TTFT)
 
-	// A routed request takes the policy's path.
-	res, err = a.chat.Complete(withKey("sk-team-a"), request("auto"))
+	// A routed request takes the policy's path; without Routing, the
+	// X-Routelab-* names as metadata are the hints.
+	mctx := metadata.AppendToOutgoingContext(withKey("sk-team-a"), grpcapi.MDTask, "math", grpcapi.MDTags, "x=1,y")
+	res, err = a.chat.Complete(mctx, request("auto"))
 	require.NoError(t, err)
 	rec = a.sink.get(t, res.RequestId)
 	assert.Equal(t, decision.ReasonPolicy, rec.Decision.Reason)
 	assert.Equal(t, res.Model, rec.Outcome.Arm)
+	assert.Equal(t, "math", rec.Request.Features.Task)
+	assert.Equal(t, []string{"x=1", "y"}, rec.Request.Features.Tags)
 }
 
 func TestReflection(t *testing.T) {
@@ -361,9 +365,11 @@ func TestErrors(t *testing.T) {
 	t.Run("rate limit", func(t *testing.T) {
 		_, err := gw.chat.Complete(withKey("sk-limited"), request("fast"))
 		require.NoError(t, err)
-		var trailer metadata.MD
-		_, err = gw.chat.Complete(withKey("sk-limited"), request("fast"), grpc.Trailer(&trailer))
+		var hdr metadata.MD
+		_, err = gw.chat.Complete(withKey("sk-limited"), request("fast"), grpc.Header(&hdr))
 		code, info, retry := errorInfo(t, err)
+		assert.Equal(t, []string{info.Metadata["request_id"]}, hdr.Get(grpcapi.MDRequestID), "header metadata with the error")
+		assert.NotEmpty(t, hdr.Get(grpcapi.MDRetryAfter))
 		assert.Equal(t, codes.ResourceExhausted, code)
 		assert.Equal(t, "rate_limit_exceeded", info.Reason)
 		require.NotNil(t, retry, "a RetryInfo detail")

@@ -153,7 +153,10 @@ func (x *ChatRequest) GetRouting() *Routing {
 	return nil
 }
 
-// Routing holds the REST routing headers' equivalents.
+// Routing holds the REST routing headers' equivalents. A field left
+// empty falls back to the call metadata of the header's name
+// (x-routelab-tenant, x-routelab-task, x-routelab-tags,
+// x-routelab-timeout).
 type Routing struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// tenant is X-Routelab-Tenant: honoured only for keys trusted to name

@@ -41,7 +41,8 @@ import (
 // and a client sending more is disconnected (close code 1008). A message
 // above max_body_bytes closes the connection (1009). A connection without
 // a request for server.idle_timeout is closed (1000), and during the drain
-// connections are closed (1001) once their current answer has ended.
+// connections are closed (1001) once their current answer has ended
+// (requests queued behind it are not answered).
 // Closing the connection mid-stream ends the request as a REST client
 // leaving does: the attempt is not counted against the model.
 
@@ -107,11 +108,6 @@ func (w *wsConns) drain(ctx context.Context) error {
 	return fmt.Errorf("websocket drain: %d connections cut at the shutdown timeout", n)
 }
 
-// wsMessage is one client message as read.
-type wsMessage struct {
-	data []byte
-}
-
 func (s *Server) handleWS(c *gin.Context) {
 	r, w := c.Request, c.Writer
 	cred := bearer(r)
@@ -139,7 +135,7 @@ func (s *Server) handleWS(c *gin.Context) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wc := &wsConn{s: s, c: conn, ctx: ctx, cred: cred, hints: headerHints(r.Header), remote: r.RemoteAddr}
-	msgs := make(chan wsMessage, wsMaxQueued)
+	msgs := make(chan []byte, wsMaxQueued)
 	go wc.read(msgs, cancel)
 	if code, reason, gone := wc.serve(msgs); gone {
 		_ = conn.CloseNow() // the reader has seen the connection end
@@ -164,7 +160,7 @@ type wsConn struct {
 // cancels the connection's context (which ends a request in flight as a
 // client leaving does) and closes msgs. It never blocks on msgs: a client
 // too far ahead is disconnected.
-func (wc *wsConn) read(msgs chan<- wsMessage, cancel context.CancelFunc) {
+func (wc *wsConn) read(msgs chan<- []byte, cancel context.CancelFunc) {
 	defer close(msgs)
 	defer cancel()
 	for {
@@ -173,7 +169,7 @@ func (wc *wsConn) read(msgs chan<- wsMessage, cancel context.CancelFunc) {
 			return
 		}
 		select {
-		case msgs <- wsMessage{data: data}:
+		case msgs <- data:
 		default:
 			_ = wc.c.Close(websocket.StatusPolicyViolation, fmt.Sprintf("more than %d requests sent ahead of the answer in progress", wsMaxQueued))
 			return
@@ -185,7 +181,7 @@ func (wc *wsConn) read(msgs chan<- wsMessage, cancel context.CancelFunc) {
 // connection idles past server.idle_timeout or the drain begins; it
 // returns the close code and reason, or gone when the connection has
 // ended already.
-func (wc *wsConn) serve(msgs <-chan wsMessage) (_ websocket.StatusCode, _ string, gone bool) {
+func (wc *wsConn) serve(msgs <-chan []byte) (_ websocket.StatusCode, _ string, gone bool) {
 	s := wc.s
 	idle := time.NewTimer(s.srv.IdleTimeout)
 	defer idle.Stop()
@@ -213,12 +209,12 @@ func (wc *wsConn) serve(msgs <-chan wsMessage) (_ websocket.StatusCode, _ string
 	}
 }
 
-// answer runs one request through the chat path.
-func (wc *wsConn) answer(m wsMessage) {
+// answer runs one request (a client message) through the chat path.
+func (wc *wsConn) answer(m []byte) {
 	s := wc.s
 	out := &wsSink{c: wc.c, ctx: wc.ctx, wt: s.srv.WriteTimeout}
 	// The connection's read limit has bounded the message to max_body_bytes.
-	s.chatVia(wc.ctx, transportWebSocket, &ChatCall{Credential: wc.cred, Body: m.data, Hints: wc.hints, Stream: true,
+	s.chatVia(wc.ctx, transportWebSocket, &ChatCall{Credential: wc.cred, Body: m, Hints: wc.hints, Stream: true,
 		Path: "/v1/ws", Remote: wc.remote}, out)
 }
 

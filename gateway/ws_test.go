@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -403,4 +404,52 @@ func TestWebSocketFallback(t *testing.T) {
 	assert.Equal(t, decision.StatusError, rec.Outcome.Attempts[0].Status)
 	assert.Equal(t, "fast", rec.Outcome.Attempts[1].Arm)
 	assert.Equal(t, 1, rec.Outcome.Attempts[1].Fallback)
+}
+
+// TestWebSocketStalledReaderReleasesItsProviderSlot: a client that stops
+// reading its stream is disconnected at server.write_timeout, which ends
+// the attempt and frees the provider's only slot, as REST's write
+// deadline does.
+func TestWebSocketStalledReaderReleasesItsProviderSlot(t *testing.T) {
+	cfg := wsConfigWith(`  - {id: huge, provider: one, sim: {ttft_ms: 1, tokens_per_sec: 1000000, output_tokens: 40000, quality: {"": 0.7}}}`,
+		"server: {write_timeout: 300ms}")
+	// "huge" has a provider of its own, with one slot.
+	cfg = strings.Replace(cfg, "models:", "  - {name: one, type: sim, seed: 5, max_concurrency: 1, queue_timeout: 100ms, health_check: false}\nmodels:", 1)
+	srv, url := serveGateway(t, cfg, nil, func(ln net.Listener) net.Listener { return smallBuffers{ln} })
+	gw := &testGW{srv: srv, url: url}
+	// A client with a small receive buffer that never reads.
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}
+	h := http.Header{"Authorization": {"Bearer sk-team-a"}}
+	stalled, _, err := websocket.Dial(context.Background(), wsURL(gw), &websocket.DialOptions{HTTPHeader: h, HTTPClient: &http.Client{Transport: tr}})
+	require.NoError(t, err)
+	defer stalled.CloseNow()
+	sendWS(t, stalled, `{"model":"huge","messages":[{"role":"user","content":"go on"}]}`)
+	// The stalled stream's attempt ends at write_timeout and frees the
+	// only slot: another client's request to the same provider is answered.
+	other := dialWS(t, gw, "sk-team-a")
+	require.Eventually(t, func() bool {
+		sendWS(t, other, `{"model":"huge","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+		return readAnswer(t, other).done != nil
+	}, 20*time.Second, 50*time.Millisecond, "the provider slot was freed")
+	// The write that timed out cut the connection (no close frame could be
+	// written to a client that does not read).
+	assert.Error(t, stalledErr(stalled), "the stalled client was disconnected")
+}
+
+// stalledErr reads what the stalled client finally gets: its buffered
+// chunks, then the connection's end.
+func stalledErr(c *websocket.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			return err
+		}
+	}
 }

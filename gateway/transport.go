@@ -79,11 +79,14 @@ type FrontLimits struct {
 	// WriteTimeout is server.write_timeout: how long one answer message
 	// may wait for a client that does not read.
 	WriteTimeout time.Duration
+	// MaxConnections is server.max_connections (-1 = unlimited), for
+	// LimitListener: each listener gets its own allowance.
+	MaxConnections int
 }
 
 // FrontLimits returns the configured limits for front ends.
 func (s *Server) FrontLimits() FrontLimits {
-	return FrontLimits{MaxBodyBytes: s.cfg.MaxBodyBytes, WriteTimeout: s.srv.WriteTimeout}
+	return FrontLimits{MaxBodyBytes: s.cfg.MaxBodyBytes, WriteTimeout: s.srv.WriteTimeout, MaxConnections: s.srv.MaxConnections}
 }
 
 // accessSink notes what the access log line of a request needs.

@@ -67,7 +67,9 @@ var _ gateway.Service = (*Service)(nil)
 
 // New listens and builds the gRPC server with the Chat service and
 // server reflection. Request messages above the gateway's max_body_bytes
-// are refused by gRPC itself (ResourceExhausted).
+// are refused by gRPC itself (ResourceExhausted); server.max_connections
+// caps the listener's open connections (its own allowance, beside the
+// HTTP listener's).
 func New(o Opts) (*Service, error) {
 	if o.Gateway == nil {
 		return nil, errors.New("grpcapi: no gateway")
@@ -82,11 +84,11 @@ func New(o Opts) (*Service, error) {
 			return nil, fmt.Errorf("grpc.listen %s: %w", o.Listen, err)
 		}
 	}
-	s := &Service{gw: o.Gateway, ln: ln, log: o.Logger}
+	lim := o.Gateway.FrontLimits()
+	s := &Service{gw: o.Gateway, ln: gateway.LimitListener(ln, lim.MaxConnections), log: o.Logger, lim: lim}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.lim = o.Gateway.FrontLimits()
 	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.lim.MaxBodyBytes, 1<<30))))
 	routelabv1.RegisterChatServer(s.gs, s)
 	reflection.Register(s.gs)

@@ -37,7 +37,8 @@ type ChatCall struct {
 // metrics. It returns once the answer has gone to out. ctx ends the call
 // as a client leaving ends a REST request: the attempt is not counted
 // against the model. A call refused by the in-flight cap gets Fail (503
-// server_busy, retry after 1 s) without a request id.
+// server_busy, retry after 1 s) without a request id. Calls are counted
+// as transport "grpc" in routelab_chat_requests_total.
 func (s *Server) Chat(ctx context.Context, call *ChatCall, out ChatSink) {
 	s.chatVia(ctx, transportGRPC, call, out)
 }

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
@@ -61,12 +63,14 @@ type Service struct {
 	ln  net.Listener
 	log *slog.Logger
 	lim gateway.FrontLimits
+	// health is grpc.health.v1.Health: SERVING until Shutdown.
+	health *health.Server
 }
 
 var _ gateway.Service = (*Service)(nil)
 
-// New listens and builds the gRPC server with the Chat service and
-// server reflection. Request messages above the gateway's max_body_bytes
+// New listens and builds the gRPC server with the Chat service, the
+// standard health service (grpc.health.v1) and server reflection. Request messages above the gateway's max_body_bytes
 // are refused by gRPC itself (ResourceExhausted); server.max_connections
 // caps the listener's open connections (its own allowance, beside the
 // HTTP listener's).
@@ -91,6 +95,8 @@ func New(o Opts) (*Service, error) {
 	}
 	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.lim.MaxBodyBytes, 1<<30))))
 	routelabv1.RegisterChatServer(s.gs, s)
+	s.health = health.NewServer() // "" and routelab.v1.Chat: SERVING until the drain
+	healthpb.RegisterHealthServer(s.gs, s.health)
 	reflection.Register(s.gs)
 	return s, nil
 }
@@ -112,6 +118,7 @@ func (s *Service) Serve() error {
 // Shutdown implements gateway.Service: new calls are refused, calls in
 // flight finish until ctx ends, then they are cut.
 func (s *Service) Shutdown(ctx context.Context) error {
+	s.health.Shutdown() // probes see NOT_SERVING while calls drain
 	done := make(chan struct{})
 	go func() { s.gs.GracefulStop(); close(done) }()
 	select {

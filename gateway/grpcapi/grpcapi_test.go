@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
@@ -257,6 +258,8 @@ func TestCompleteAndStream(t *testing.T) {
 	assert.Equal(t, []string{"x=1", "y"}, rec.Request.Features.Tags)
 }
 
+// TestReflection: reflection lists and describes the services; the
+// standard health service answers SERVING.
 func TestReflection(t *testing.T) {
 	gw := start(t)
 	rc, err := reflectionpb.NewServerReflectionClient(gw.conn).ServerReflectionInfo(context.Background())
@@ -270,12 +273,17 @@ func TestReflection(t *testing.T) {
 	}
 	assert.Contains(t, names, "routelab.v1.Chat")
 	assert.Contains(t, names, "grpc.reflection.v1.ServerReflection")
+	assert.Contains(t, names, "grpc.health.v1.Health")
 
 	require.NoError(t, rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "routelab.v1.Chat"}}))
 	res, err = rc.Recv()
 	require.NoError(t, err)
 	assert.NotEmpty(t, res.GetFileDescriptorResponse().GetFileDescriptorProto(), "the service's descriptor is served")
 	require.NoError(t, rc.CloseSend())
+
+	h, err := healthpb.NewHealthClient(gw.conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, h.Status)
 }
 
 // errorInfo returns the status's code and ErrorInfo detail.

@@ -1,7 +1,7 @@
 // Package grpcapi is routelab's gRPC API: the routelab.v1.Chat service
 // (proto/routelab/v1/chat.proto; generated code in routelabv1, rebuilt by
 // `make proto`) with a unary Complete and a server-streaming Stream, plus
-// server reflection. It is a thin transport: every call goes through
+// the standard health service and server reflection. It is a thin transport: every call goes through
 // gateway.Server.Chat, the same path as REST's POST /v1/chat/completions
 // (in-flight cap, API key from the `authorization: Bearer <key>`
 // metadata, per-key and per-tenant rate limits, max_body_bytes, routing

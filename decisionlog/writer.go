@@ -301,9 +301,9 @@ func (w *Writer) prepare(r *Row) {
 // is full it drops the record (counted) or waits, as WriterOpts.Full says.
 // It keeps no reference to rec.
 func (w *Writer) Log(rec *decision.Record) {
-	if r := w.p.acquire(); r != nil {
+	if r, b := w.p.acquire(); r != nil {
 		r.fill(rec)
-		w.p.release()
+		w.p.release(b)
 	}
 }
 
@@ -344,12 +344,12 @@ func (w *FeedbackWriter) Log(f *Feedback) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	r := w.p.acquire()
+	r, b := w.p.acquire()
 	if r == nil {
 		return fmt.Errorf("feedback %q: dropped (queue full or writer closed)", f.RequestID)
 	}
 	r.fill(f)
-	w.p.release()
+	w.p.release(b)
 	return nil
 }
 
@@ -362,11 +362,20 @@ func (w *FeedbackWriter) Err() error { return w.p.err() }
 // Close flushes and finishes everything; see Writer.Close.
 func (w *FeedbackWriter) Close() error { return w.p.close() }
 
-// batch is a reusable block of rows; rows[:n] are filled.
+// batch is a reusable block of rows; rows[:n] are reserved (under
+// pipeline.mu) and, once the batch reaches the disk goroutine, filled.
 type batch[R any] struct {
 	rows []R
 	n    int
+	// state counts the callers filling a reserved row (outside
+	// pipeline.mu), plus sealed once the batch stops taking rows. Whoever
+	// moves it to exactly sealed — the sealer when no row is being filled,
+	// else the last filler — hands the batch to the disk goroutine.
+	state atomic.Int64
 }
+
+// sealed is batch.state's flag: the batch takes no more rows.
+const sealed = 1 << 40
 
 // pipeline is the table-independent writer: caller-side batching, the
 // disk goroutine, partitioned files, rotation and commit.
@@ -386,6 +395,9 @@ type pipeline[R any] struct {
 	mu     sync.Mutex
 	cur    *batch[R]
 	closed bool
+	// filling counts rows reserved and not yet released, so that close
+	// waits for them before the disk goroutine drains the queue.
+	filling sync.WaitGroup
 	free   chan *batch[R]
 	full   chan *batch[R]
 	queued atomic.Int64 // rows in full batches
@@ -476,9 +488,11 @@ func newPipeline[R any](o WriterOpts, table, prefix string, timeOf func(*R) int6
 	return p, nil
 }
 
-// acquire returns the next row slot with p.mu held, or nil (record
-// dropped, lock released). The caller fills the row, then calls release.
-func (p *pipeline[R]) acquire() *R {
+// acquire reserves the next row slot of the current batch and returns it
+// with its batch, or nil (record dropped). The caller fills the row
+// without holding any lock — callers fill their rows in parallel, and one
+// that is descheduled mid-fill holds up nobody — then calls release.
+func (p *pipeline[R]) acquire() (*R, *batch[R]) {
 	p.mu.Lock()
 	for {
 		if p.closed {
@@ -486,10 +500,18 @@ func (p *pipeline[R]) acquire() *R {
 			p.dropped.Add(1)
 			p.droppedClosed.Add(1)
 			p.lateDropSidecar()
-			return nil
+			return nil, nil
 		}
-		if p.cur != nil {
-			return &p.cur.rows[p.cur.n]
+		if b := p.cur; b != nil {
+			r := &b.rows[b.n]
+			b.n++
+			b.state.Add(1)
+			p.filling.Add(1)
+			if b.n == len(b.rows) {
+				p.sealLocked()
+			}
+			p.mu.Unlock()
+			return r, b
 		}
 		select {
 		case b := <-p.free:
@@ -500,7 +522,7 @@ func (p *pipeline[R]) acquire() *R {
 		if p.o.Full == FullDrop {
 			p.mu.Unlock()
 			p.dropped.Add(1)
-			return nil
+			return nil, nil
 		}
 		// Wait without the lock: the disk goroutine needs it to hand over
 		// partial batches.
@@ -519,24 +541,33 @@ func (p *pipeline[R]) acquire() *R {
 	}
 }
 
-// release publishes the row filled after acquire and unlocks.
-func (p *pipeline[R]) release() {
-	b := p.cur
-	b.n++
+// release publishes a row filled after acquire; the last row filled of a
+// sealed batch hands it to the disk goroutine.
+func (p *pipeline[R]) release(b *batch[R]) {
 	p.enqueued.Add(1)
-	if b.n == len(b.rows) {
-		p.handoffLocked()
+	if b.state.Add(-1) == sealed {
+		p.handoff(b)
 	}
-	p.mu.Unlock()
+	p.filling.Done()
 }
 
-// handoffLocked moves the current batch to the disk goroutine; p.mu held.
-func (p *pipeline[R]) handoffLocked() {
+// sealLocked stops the current batch taking rows (p.mu held) and hands it
+// to the disk goroutine, at once when none of its rows is being filled,
+// else from the last release.
+func (p *pipeline[R]) sealLocked() {
 	b := p.cur
 	if b == nil || b.n == 0 {
 		return
 	}
 	p.cur = nil
+	if b.state.Add(sealed) == sealed {
+		p.handoff(b)
+	}
+}
+
+// handoff queues a sealed, completely filled batch for the disk goroutine.
+func (p *pipeline[R]) handoff(b *batch[R]) {
+	b.state.Store(0)
 	p.queued.Add(int64(b.n))
 	p.full <- b // cannot block: full has room for every batch
 }
@@ -587,9 +618,12 @@ func (p *pipeline[R]) close() error {
 		return p.err()
 	}
 	p.closed = true
-	p.handoffLocked()
-	close(p.closing)
+	p.sealLocked()
 	p.mu.Unlock()
+	// Rows reserved before close are released (and their batch handed
+	// off) before the disk goroutine drains the queue.
+	p.filling.Wait()
+	close(p.closing)
 	<-p.done
 	return p.err()
 }
@@ -605,7 +639,7 @@ func (p *pipeline[R]) run() {
 			p.writeBatch(b)
 		case <-tick.C:
 			p.mu.Lock()
-			p.handoffLocked()
+			p.sealLocked()
 			p.mu.Unlock()
 			p.rotateAged()
 			p.refreshSidecar()

@@ -160,6 +160,9 @@ func serveGateway(addr, upstream, logDir string) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
+	if a := os.Getenv("ROUTELAB_BENCH_PPROF"); a != "" { // diagnosis only: net/http/pprof on its own listener
+		servePprof(a)
+	}
 	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
 mode: development
 listen: %q

@@ -398,9 +398,9 @@ type pipeline[R any] struct {
 	// filling counts rows reserved and not yet released, so that close
 	// waits for them before the disk goroutine drains the queue.
 	filling sync.WaitGroup
-	free   chan *batch[R]
-	full   chan *batch[R]
-	queued atomic.Int64 // rows in full batches
+	free    chan *batch[R]
+	full    chan *batch[R]
+	queued  atomic.Int64 // rows in full batches
 
 	closing chan struct{}
 	done    chan struct{}

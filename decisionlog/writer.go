@@ -53,23 +53,49 @@ func ParseFullPolicy(s string) (FullPolicy, error) {
 	return 0, fmt.Errorf("full policy %q: want drop or block", s)
 }
 
+// Defaults of WriterOpts: the memory bound and how it is split.
+const (
+	// DefaultMaxMemoryRows bounds the rows a writer holds in memory.
+	DefaultMaxMemoryRows = 24576
+	// DefaultBatchRows is the rows per in-memory batch.
+	DefaultBatchRows = 512
+	// DefaultQueueBatches is the batches in circulation: at most 8,192
+	// rows wait for the disk, 1.6 s of traffic at 5,000 rows/s.
+	DefaultQueueBatches = 16
+	// DefaultRowGroupRows is the rows per Parquet row group, buffered
+	// per open file.
+	DefaultRowGroupRows = 8192
+)
+
 // WriterOpts configures NewWriter and NewFeedbackWriter. Only Root is
 // required; every zero value means the documented default.
 //
-// Memory bound: a writer holds at most BatchRows×QueueBatches rows in
-// its batches (preallocated, reused) plus at most RowGroupRows rows per
-// open file in parquet-go's row-group buffers, MaxOpenFiles files open:
-// with the defaults 1024×32 + 2×8192 = 49,152 rows, whatever the
-// rotation interval. The WAL segments hold an open file's rows on disk,
-// not in memory.
+// Memory bound: a writer holds at most MaxMemoryRows rows in memory —
+// BatchRows×QueueBatches in its batches (preallocated, reused) plus
+// RowGroupRows per open file (MaxOpenFiles) in parquet-go's row-group
+// buffers — whatever the traffic, the file size or the rotation interval:
+// with the defaults 512×16 + 8192×2 = 24,576 rows. Beside the rows, an
+// open file keeps its footer metadata (column chunk statistics and page
+// indexes) until it is committed: 30–40 KB per row group written, so
+// at most MaxFileRows/RowGroupRows row groups per file (4–5 MB with
+// the defaults). The WAL segments hold an open file's rows on disk, not
+// in memory.
 type WriterOpts struct {
 	// Root is the log root directory; the table goes under Root/decisions
 	// (or Root/feedback) in Hive partitions dt=YYYY-MM-DD/hour=HH by the
 	// record's time (UTC).
 	Root string
-	// BatchRows is the number of rows per in-memory batch (default 1024).
+	// MaxMemoryRows bounds the rows held in memory: BatchRows×QueueBatches
+	// + RowGroupRows×MaxOpenFiles must not exceed it (NewWriter says which
+	// setting breaks it). The settings left zero are derived from it:
+	// two thirds go to row groups (RowGroupRows = ⅔·MaxMemoryRows /
+	// MaxOpenFiles), the rest to the queue (BatchRows at most 512 and a
+	// quarter of it, QueueBatches what fits, at least 2). Zero means
+	// DefaultMaxMemoryRows when the others are zero too, else their sum.
+	MaxMemoryRows int
+	// BatchRows is the number of rows per in-memory batch (default 512).
 	BatchRows int
-	// QueueBatches is the number of batches in circulation (default 32):
+	// QueueBatches is the number of batches in circulation (default 16):
 	// at most BatchRows×QueueBatches rows wait for the disk.
 	QueueBatches int
 	// Full is what Log does when every batch is waiting (default FullDrop).
@@ -105,6 +131,54 @@ type WriterOpts struct {
 	OnCommit func(CommitInfo)
 	// Now is the wall clock for file names and ages (default time.Now).
 	Now func() time.Time
+}
+
+// memoryBound fills MaxMemoryRows, BatchRows, QueueBatches and
+// RowGroupRows (MaxOpenFiles is filled) and checks that the rows held in
+// memory fit the bound.
+func (o *WriterOpts) memoryBound() error {
+	switch {
+	case o.MaxMemoryRows < 0:
+		return fmt.Errorf("writer max_memory_rows: %d must be > 0", o.MaxMemoryRows)
+	case o.BatchRows < 0:
+		return fmt.Errorf("writer batch_rows: %d must be > 0", o.BatchRows)
+	case o.QueueBatches < 0:
+		return fmt.Errorf("writer queue_batches: %d must be > 0", o.QueueBatches)
+	case o.RowGroupRows < 0:
+		return fmt.Errorf("writer row_group_rows: %d must be > 0", o.RowGroupRows)
+	case o.MaxOpenFiles < 0:
+		return fmt.Errorf("writer max_open_files: %d must be > 0", o.MaxOpenFiles)
+	}
+	files := int64(o.MaxOpenFiles)
+	if o.MaxMemoryRows == 0 {
+		if o.BatchRows == 0 {
+			o.BatchRows = DefaultBatchRows
+		}
+		if o.QueueBatches == 0 {
+			o.QueueBatches = DefaultQueueBatches
+		}
+		if o.RowGroupRows == 0 {
+			o.RowGroupRows = DefaultRowGroupRows
+		}
+		o.MaxMemoryRows = o.BatchRows*o.QueueBatches + int(o.RowGroupRows*files)
+		return nil
+	}
+	bound := int64(o.MaxMemoryRows)
+	if o.RowGroupRows == 0 {
+		o.RowGroupRows = max(1, bound*2/(3*files))
+	}
+	rest := bound - o.RowGroupRows*files
+	if o.BatchRows == 0 {
+		o.BatchRows = int(max(1, min(DefaultBatchRows, rest/4)))
+	}
+	if o.QueueBatches == 0 {
+		o.QueueBatches = int(max(2, rest/int64(o.BatchRows)))
+	}
+	if held := int64(o.BatchRows*o.QueueBatches) + o.RowGroupRows*files; held > bound {
+		return fmt.Errorf("writer max_memory_rows: %d rows is less than batch_rows %d × queue_batches %d + row_group_rows %d × max_open_files %d = %d",
+			bound, o.BatchRows, o.QueueBatches, o.RowGroupRows, files, held)
+	}
+	return nil
 }
 
 // CommitInfo describes one finished file.
@@ -164,12 +238,6 @@ func (o *WriterOpts) defaults() error {
 	if o.Root == "" {
 		return fmt.Errorf("writer root: empty directory")
 	}
-	if o.BatchRows == 0 {
-		o.BatchRows = 1024
-	}
-	if o.QueueBatches == 0 {
-		o.QueueBatches = 32
-	}
 	if o.FlushInterval == 0 {
 		o.FlushInterval = time.Second
 	}
@@ -179,9 +247,6 @@ func (o *WriterOpts) defaults() error {
 	if o.MaxFileAge == 0 {
 		o.MaxFileAge = 5 * time.Minute
 	}
-	if o.RowGroupRows == 0 {
-		o.RowGroupRows = 8192
-	}
 	if o.MaxOpenFiles == 0 {
 		o.MaxOpenFiles = 2
 	}
@@ -190,6 +255,9 @@ func (o *WriterOpts) defaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if err := o.memoryBound(); err != nil {
+		return err
 	}
 	switch {
 	case o.BatchRows < 0:

@@ -50,6 +50,12 @@ func TestPendingStoreMemory(t *testing.T) {
 	}
 	before := heapInuse()
 	p := newPendingStore(time.Hour, n, nil)
+	p.catalogue = []decision.Arm{
+		{ID: "mock-small", Provider: "mock", PriceIn: 0.00015, PriceOut: 0.0006},
+		{ID: "mock-medium", Provider: "mock", PriceIn: 0.0005, PriceOut: 0.0015},
+		{ID: "mock-large", Provider: "mock", PriceIn: 0.003, PriceOut: 0.015},
+	}
+	p.index = map[string]int{"mock-small": 0, "mock-medium": 1, "mock-large": 2}
 	now := time.Unix(1700000000, 0)
 	for i := range n {
 		r := recs[i%len(recs)]

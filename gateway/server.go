@@ -185,6 +185,7 @@ func New(o Opts) (*Server, error) {
 		if a.upstream == "" {
 			a.upstream = mc.ID
 		}
+		a.idJSON, a.upstreamJSON = provider.QuoteJSON(mc.ID), provider.QuoteJSON(a.upstream)
 		a.breaker = newBreaker(mc.ID, c.Breaker, func(name string, st gobreaker.State) {
 			a.tripped.Store(st != gobreaker.StateClosed)
 			s.m.breaker.WithLabelValues(name).Set(breakerValue(st))

@@ -100,6 +100,7 @@ type pendingStore struct {
 	head int              // next slot to write
 	size int              // slots in use, oldest at head-size
 
+	strings internTable
 	blobs   sync.Pool // *[]byte: entry.nums buffers
 	scratch sync.Pool // *held: decoded for expiry
 }

@@ -3,30 +3,46 @@ package route
 import (
 	"encoding/binary"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/routelab/routelab/decision"
 )
 
-// entry is one decision in the pending store's ring. Strings are kept as
-// they are (they share the record's bytes: catalogue ids, policy names);
-// the numbers go to nums, a pointer-free buffer; what is rare (tags, a
-// fallback chain, candidates that are not catalogue arms) to extra.
+// entry is one decision in the pending store's ring. The strings that
+// repeat across requests (policy, version, reason, task, arm ids) are
+// indexes into the store's intern table; the numbers go to nums, a
+// pointer-free buffer; what is rare (tags, a fallback chain, candidates
+// that are not catalogue arms, strings past the intern table's bound) to
+// extra.
 type entry struct {
-	id, tenant, task                  string
-	policy, version, reason           string
-	shadowPolicy, shadowArm, finalArm string
-	at, time                          time.Time
-	reward                            float64
-	deferred                          bool
-	nums                              *[]byte
-	extra                             *entryExtra
+	id, tenant string
+	at, time   time.Time
+	reward     float64
+	strs       [nStrs]uint16 // intern indexes; noString = in extra.strs
+	deferred   bool
+	nums       *[]byte
+	extra      *entryExtra
 }
+
+// The interned strings of an entry, by position in entry.strs.
+const (
+	sTask = iota
+	sPolicy
+	sVersion
+	sReason
+	sShadowPolicy
+	sShadowArm
+	sFinalArm
+	nStrs
+)
 
 type entryExtra struct {
 	tags       []string
 	attempts   []decision.Attempt
 	candidates []decision.Arm // when not stored by catalogue index
+	strs       *[nStrs]string // when a string did not fit the intern table
 }
 
 // Flags in the first byte of nums.
@@ -41,8 +57,14 @@ const (
 // than one).
 func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, deferred bool) {
 	f, d, o := &rec.Request.Features, &rec.Decision, &rec.Outcome
-	*e = entry{id: rec.Request.ID, tenant: f.Tenant, task: f.Task, policy: d.Policy, version: d.PolicyVersion, reason: d.Reason,
-		shadowPolicy: d.Shadow.Policy, shadowArm: d.Shadow.Arm, finalArm: o.Arm, at: now, time: f.Time, reward: rec.Reward, deferred: deferred}
+	*e = entry{id: rec.Request.ID, tenant: f.Tenant, at: now, time: f.Time, reward: rec.Reward, deferred: deferred}
+	strs := [nStrs]string{sTask: f.Task, sPolicy: d.Policy, sVersion: d.PolicyVersion, sReason: d.Reason,
+		sShadowPolicy: d.Shadow.Policy, sShadowArm: d.Shadow.Arm, sFinalArm: o.Arm}
+	overflow := false
+	for i, v := range strs {
+		e.strs[i] = p.strings.index(v)
+		overflow = overflow || e.strs[i] == noString
+	}
 	var tags []string
 	var attempts []decision.Attempt
 	if len(f.Tags) > 0 {
@@ -63,8 +85,12 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 		cands = append([]decision.Arm(nil), d.Candidates...)
 		flags |= flagCandidatesExtra
 	}
-	if tags != nil || attempts != nil || cands != nil {
+	if tags != nil || attempts != nil || cands != nil || overflow {
 		e.extra = &entryExtra{tags: tags, attempts: attempts, candidates: cands}
+		if overflow {
+			e.extra.strs = new([nStrs]string)
+			*e.extra.strs = strs
+		}
 	}
 	if d.Shadow.LoggedProbKnown {
 		flags |= flagShadowKnown
@@ -77,7 +103,7 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 	if bp == nil {
 		bp = new([]byte)
 	}
-	if need := 64 + 8*(len(d.Probs)+len(f.Vector)) + 32*len(d.Candidates); cap(*bp) < need {
+	if need := 48 + 8*(len(d.Probs)+len(f.Vector)) + 25*len(d.Candidates); cap(*bp) < need { // typically: no varint over 3 bytes
 		*bp = make([]byte, 0, need)
 	}
 	b := append((*bp)[:0], flags, byte(o.Status))
@@ -159,13 +185,21 @@ func (p *pendingStore) decode(h *held, e *entry) {
 	cost, b := float(b)
 	quality, _ := float(b)
 
+	var strs [nStrs]string
+	if x.strs != nil {
+		strs = *x.strs
+	} else {
+		for i, k := range e.strs {
+			strs[i] = p.strings.get(k)
+		}
+	}
 	*h = held{id: e.id, at: e.at, reward: e.reward, deferred: e.deferred}
-	h.features = decision.Features{Tenant: e.tenant, Task: e.task, PromptTokens: int(prompt), Time: e.time,
+	h.features = decision.Features{Tenant: e.tenant, Task: strs[sTask], PromptTokens: int(prompt), Time: e.time,
 		Tags: x.tags, Vector: nilIfEmpty(vector)}
-	h.decision = decision.Decision{Policy: e.policy, PolicyVersion: e.version, Reason: e.reason, Candidates: nilIfEmptyArms(cands),
+	h.decision = decision.Decision{Policy: strs[sPolicy], PolicyVersion: strs[sVersion], Reason: strs[sReason], Candidates: nilIfEmptyArms(cands),
 		Probs: nilIfEmpty(probs), Chosen: int(chosen),
-		Shadow: decision.Shadow{Policy: e.shadowPolicy, Arm: e.shadowArm, Prob: sp, LoggedProb: slp, LoggedProbKnown: flags&flagShadowKnown != 0}}
-	h.outcome = decision.Outcome{Arm: e.finalArm, Status: status, Latency: time.Duration(lat), TTFT: time.Duration(ttft),
+		Shadow: decision.Shadow{Policy: strs[sShadowPolicy], Arm: strs[sShadowArm], Prob: sp, LoggedProb: slp, LoggedProbKnown: flags&flagShadowKnown != 0}}
+	h.outcome = decision.Outcome{Arm: strs[sFinalArm], Status: status, Latency: time.Duration(lat), TTFT: time.Duration(ttft),
 		TokensIn: int(tin), TokensOut: int(tout), Cost: cost, Quality: quality, QualityKnown: flags&flagQualityKnown != 0, Attempts: x.attempts}
 }
 
@@ -227,3 +261,57 @@ func nilIfEmptyArms(s []decision.Arm) []decision.Arm {
 	}
 	return s
 }
+
+// noString marks a string that is not in the intern table.
+const noString = math.MaxUint16
+
+// maxInterned bounds the intern table: task names, policy names and
+// versions, reasons and arm ids are few; a flood of distinct ones (task
+// names from a header, say) goes to entryExtra instead.
+const maxInterned = 4096
+
+// internTable maps the strings that repeat across decisions to small
+// indexes. Reads are lock-free (an immutable snapshot); a new string
+// copies the snapshot under mu, which happens a bounded number of times.
+type internTable struct {
+	snap atomic.Pointer[internSnap]
+	mu   sync.Mutex
+}
+
+type internSnap struct {
+	idx  map[string]uint16
+	strs []string
+}
+
+// index returns s's index, adding it when new, or noString when the
+// table is full.
+func (t *internTable) index(s string) uint16 {
+	if sn := t.snap.Load(); sn != nil {
+		if i, ok := sn.idx[s]; ok {
+			return i
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.snap.Load()
+	if old == nil {
+		old = &internSnap{}
+	}
+	if i, ok := old.idx[s]; ok {
+		return i
+	}
+	if len(old.strs) >= maxInterned {
+		return noString
+	}
+	sn := &internSnap{idx: make(map[string]uint16, len(old.strs)+1), strs: append(old.strs[:len(old.strs):len(old.strs)], s)}
+	for k, v := range old.idx {
+		sn.idx[k] = v
+	}
+	i := uint16(len(old.strs))
+	sn.idx[s] = i
+	t.snap.Store(sn)
+	return i
+}
+
+// get returns the string of index i (from index).
+func (t *internTable) get(i uint16) string { return t.snap.Load().strs[i] }

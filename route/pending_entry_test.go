@@ -1,6 +1,7 @@
 package route
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -86,4 +87,23 @@ func TestPendingEntryRoundTrip(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestPendingEntryInternFull fills the intern table: strings past its
+// bound are kept in the entry's extra and still decode exactly.
+func TestPendingEntryInternFull(t *testing.T) {
+	p := newPendingStore(time.Hour, 4, nil)
+	for i := range maxInterned {
+		assert.NotEqual(t, uint16(noString), p.strings.index(fmt.Sprint("task-", i)))
+	}
+	assert.Equal(t, uint16(noString), p.strings.index("one more"), "the table is full")
+	rec := pendingRecord(1)
+	rec.Request.Features.Task = "a task never seen"
+	now := time.Unix(1700000000, 0)
+	var e entry
+	p.encode(&e, rec, now, false)
+	assert.NotNil(t, e.extra, "the overflowing string goes to extra")
+	var got held
+	p.decode(&got, &e)
+	assert.Equal(t, copyHeld(rec, now, false), got)
 }

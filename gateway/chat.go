@@ -163,7 +163,7 @@ func (s *Server) handleChat(c *gin.Context) {
 		return
 	}
 	d := &rec.Decision
-	h[HeaderPolicy] = []string{d.Policy}
+	h[HeaderPolicy] = s.policyHeader(d.Policy)
 	chosen := s.arms[d.Arm().ID]
 	o := &rec.Outcome
 	*o = decision.Outcome{Attempts: o.Attempts[:0]}

@@ -106,6 +106,7 @@ type Server struct {
 	masker       *mask.Masker // nil = masking off
 	allowMeta    map[string]bool
 	closers      []io.Closer
+	policyHdr    policyHdr
 }
 
 // New builds the gateway from a validated config.

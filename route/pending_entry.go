@@ -103,14 +103,20 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 	if bp == nil {
 		bp = new([]byte)
 	}
-	if need := 48 + 8*(len(d.Probs)+len(f.Vector)) + 25*len(d.Candidates); cap(*bp) < need { // typically: no varint over 3 bytes
+	nz := 0
+	for _, v := range f.Vector {
+		if math.Float64bits(v) != 0 {
+			nz++
+		}
+	}
+	if need := 48 + 8*(len(d.Probs)+nz) + (len(f.Vector)+7)/8 + 25*len(d.Candidates); cap(*bp) < need { // typically: no varint over 3 bytes
 		*bp = make([]byte, 0, need)
 	}
 	b := append((*bp)[:0], flags, byte(o.Status))
 	b = binary.AppendVarint(b, int64(f.PromptTokens))
 	b = binary.AppendVarint(b, int64(d.Chosen))
 	b = appendFloats(b, d.Probs)
-	b = appendFloats(b, f.Vector)
+	b = appendSparse(b, f.Vector)
 	if byIndex {
 		b = binary.AppendUvarint(b, uint64(len(d.Candidates)))
 		for i := range d.Candidates {
@@ -154,7 +160,7 @@ func (p *pendingStore) decode(h *held, e *entry) {
 	chosen, b := varint(b)
 	var probs, vector []float64
 	probs, b = floats(b, h.decision.Probs[:0])
-	vector, b = floats(b, h.features.Vector[:0])
+	vector, b = sparse(b, h.features.Vector[:0])
 	cands := h.decision.Candidates[:0]
 	var x entryExtra
 	if e.extra != nil {
@@ -221,6 +227,43 @@ func appendFloats(b []byte, vs []float64) []byte {
 		b = appendFloat(b, v)
 	}
 	return b
+}
+
+// appendSparse appends vs as its length, a bitmap of the elements whose
+// bits are not all zero (so -0 and NaN are kept), and those elements:
+// feature vectors are mostly one-hot groups, so mostly +0.
+func appendSparse(b []byte, vs []float64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(vs)))
+	for i := 0; i < len(vs); i += 8 {
+		var m byte
+		for j := i; j < min(i+8, len(vs)); j++ {
+			if math.Float64bits(vs[j]) != 0 {
+				m |= 1 << (j - i)
+			}
+		}
+		b = append(b, m)
+	}
+	for _, v := range vs {
+		if math.Float64bits(v) != 0 {
+			b = appendFloat(b, v)
+		}
+	}
+	return b
+}
+
+// sparse reads what appendSparse wrote, appending to dst.
+func sparse(b []byte, dst []float64) ([]float64, []byte) {
+	n, b := uvarint(b)
+	mask := b[:(n+7)/8]
+	b = b[(n+7)/8:]
+	for i := range int(n) {
+		v := 0.0
+		if mask[i/8]&(1<<(i%8)) != 0 {
+			v, b = float(b)
+		}
+		dst = append(dst, v)
+	}
+	return dst, b
 }
 
 func float(b []byte) (float64, []byte) {

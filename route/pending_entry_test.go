@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func TestPendingEntryRoundTrip(t *testing.T) {
 		r := pendingRecord(7)
 		r.Request.Features.Tenant = "acme"
 		r.Request.Features.Tags = []string{"env=prod", "tier=gold"}
-		r.Request.Features.Vector = []float64{1, -0.5, 0, 3e300}
+		r.Request.Features.Vector = []float64{1, -0.5, 0, 3e300, 0, 0, 0, 0, math.Copysign(0, -1), 0, 1, 0}
 		r.Request.Features.Time = time.Date(2026, 12, 4, 10, 0, 0, 123, time.FixedZone("x", 3600))
 		r.Decision.Candidates = []decision.Arm{cat[1], cat[0]}
 		r.Decision.Candidates[0].LatencyMS, r.Decision.Candidates[1].ErrorRate = 12.5, 0.25

@@ -10,17 +10,22 @@ import (
 )
 
 // pendingRecord is a record as the gateway completes it: three
-// candidates with live profiles, a 10-dimensional feature vector, a
-// request id of the gateway's length.
+// candidates with live profiles, the default encoder's 26-dimensional
+// feature vector (one-hot groups: 5 non-zero), a request id of the
+// gateway's length (rl- and 48 hex digits).
 func pendingRecord(i int) *decision.Record {
+	vec := make([]float64, 26)
+	for _, j := range []int{0, 3, 9, 15, 20} {
+		vec[j] = 1
+	}
 	cands := []decision.Arm{
 		{ID: "mock-small", Provider: "mock", PriceIn: 0.00015, PriceOut: 0.0006, LatencyMS: 12, Quality: 0.7, ErrorRate: 0.01},
 		{ID: "mock-medium", Provider: "mock", PriceIn: 0.0005, PriceOut: 0.0015, LatencyMS: 15, Quality: 0.8},
 		{ID: "mock-large", Provider: "mock", PriceIn: 0.003, PriceOut: 0.015, LatencyMS: 30, Quality: 0.9},
 	}
 	return &decision.Record{
-		Request: decision.Request{ID: fmt.Sprintf("req-%020d", i), Features: decision.Features{Task: "chat", PromptTokens: 60,
-			Time: time.Unix(1700000000, 0), Vector: make([]float64, 10)}},
+		Request: decision.Request{ID: fmt.Sprintf("rl-%048d", i), Features: decision.Features{Task: "chat", PromptTokens: 60,
+			Time: time.Unix(1700000000, 0), Vector: vec}},
 		Decision: decision.Decision{Policy: "thompson", PolicyVersion: "v1", Reason: decision.ReasonPolicy, Candidates: cands,
 			Probs: []float64{0.2, 0.3, 0.5}, Chosen: 1},
 		Outcome: decision.Outcome{Arm: "mock-medium", Status: decision.StatusOK, Latency: time.Millisecond, TokensIn: 60, TokensOut: 20,
@@ -59,7 +64,7 @@ func TestPendingStoreMemory(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	for i := range n {
 		r := recs[i%len(recs)]
-		r.Request.ID = fmt.Sprintf("req-%020d", i)
+		r.Request.ID = fmt.Sprintf("rl-%048d", i)
 		p.put(r, now, true)
 	}
 	after := heapInuse()

@@ -99,20 +99,10 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 		flags |= flagQualityKnown
 	}
 
-	bp, _ := p.blobs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	nz := 0
-	for _, v := range f.Vector {
-		if math.Float64bits(v) != 0 {
-			nz++
-		}
-	}
-	if need := 48 + 8*(len(d.Probs)+nz) + (len(f.Vector)+7)/8 + 25*len(d.Candidates); cap(*bp) < need { // typically: no varint over 3 bytes
-		*bp = make([]byte, 0, need)
-	}
-	b := append((*bp)[:0], flags, byte(o.Status))
+	// Encode on the stack, then copy into a pooled buffer of the exact
+	// size class: no buffer grows, and none is larger than it must be.
+	var scratch [512]byte
+	b := append(scratch[:0], flags, byte(o.Status))
 	b = binary.AppendVarint(b, int64(f.PromptTokens))
 	b = binary.AppendVarint(b, int64(d.Chosen))
 	b = appendFloats(b, d.Probs)
@@ -131,7 +121,14 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 	b = binary.AppendVarint(b, int64(o.TokensIn))
 	b = binary.AppendVarint(b, int64(o.TokensOut))
 	b = appendFloat(appendFloat(b, o.Cost), o.Quality)
-	*bp = b
+	bp, _ := p.blobs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	if cap(*bp) < len(b) {
+		*bp = make([]byte, 0, len(b))
+	}
+	*bp = append((*bp)[:0], b...)
 	e.nums = bp
 }
 

@@ -44,13 +44,14 @@ func heapInuse() uint64 {
 	return ms.HeapInuse
 }
 
-// TestMemoryBounded writes many rows into one open file (no rotation)
-// and checks that the writer's heap does not grow with the rows written:
+// TestMemoryBounded writes 200,000 rows into one open file (no
+// rotation) and checks that the writer's heap does not grow with the
+// rows written over the last 100,000:
 // rows stream to disk a row group at a time, and the queue is bounded by
 // MaxMemoryRows. Heap in use is read with runtime.ReadMemStats after a
 // GC, not timed.
 func TestMemoryBounded(t *testing.T) {
-	n := 300_000
+	n := 200_000
 	if testing.Short() {
 		n = 60_000
 	}
@@ -58,14 +59,14 @@ func TestMemoryBounded(t *testing.T) {
 	base := genRecord(rng, 4, 0)
 	base.Request.Features.Tags = []string{"env=prod", "tier=gold"}
 	base.Request.Features.Vector = make([]float64, 10)
-	w := mustWriter(t, WriterOpts{Root: t.TempDir(), Full: FullBlock, MaxMemoryRows: 6144, MaxFileRows: 1 << 40})
+	w := mustWriter(t, WriterOpts{Root: t.TempDir(), Full: FullBlock, MaxFileRows: 1 << 40}) // default bound: 8192-row groups
 	logN := func(from, to int) {
 		for i := from; i < to; i++ {
 			base.Time = testBase // one hour partition, one open file
 			w.Log(&base)
 		}
 	}
-	warm := n / 6
+	warm := n / 2 // every buffer has reached its size by then
 	logN(0, warm)
 	h0 := heapInuse()
 	logN(warm, n)
@@ -77,10 +78,10 @@ func TestMemoryBounded(t *testing.T) {
 		warm, float64(h0)/(1<<20), n, float64(h1)/(1<<20), float64(growth)/(1<<20), float64(growth)/float64(groups), st.OpenFiles)
 	require.Equal(t, uint64(0), st.Dropped)
 	require.Equal(t, 1, st.OpenFiles, "all rows go to one open file")
-	// What grows is the open file's footer metadata, about 30 KB per row
-	// group (doc.go); rows kept in memory would cost ~0.5 KB each, over
-	// 100 MiB for these rows.
-	assert.Less(t, growth, 48<<10*groups+(1<<20), "heap grew by %d bytes over %d rows in %d row groups", growth, n-warm, groups)
+	// What grows is the open file's footer metadata, 30–40 KB per row
+	// group whatever its rows (doc.go; more under the race detector).
+	// Rows kept in memory would cost ~0.5 KB each: 48 MiB here.
+	assert.Less(t, growth, 64<<10*groups+(3<<20), "heap grew by %d bytes over %d rows in %d row groups", growth, n-warm, groups)
 	require.NoError(t, w.Close())
 	fi, err := os.ReadDir(w.p.dir)
 	require.NoError(t, err)

@@ -45,10 +45,11 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 # Gateway overhead vs a bare reverse proxy, at 1000/2000/3000/5000 req/s on
-# loopback (vegeta); see bench/gateway. BENCH_GATEWAY_FLAGS passes options.
+# loopback (vegeta), plus SSE streaming; results also in bin/bench-gateway.json.
+# See docs/gateway-benchmark.md. BENCH_GATEWAY_FLAGS passes options (-reps 3, -duration 5s).
 bench-gateway:
 	$(GO) build -o bin/gateway-bench ./bench/gateway
-	./bin/gateway-bench $(BENCH_GATEWAY_FLAGS)
+	./bin/gateway-bench -json bin/bench-gateway.json $(BENCH_GATEWAY_FLAGS)
 
 # The README's quick start on this checkout, scripted (run by .ci/run).
 newcomer:

@@ -13,7 +13,7 @@
 //	...
 //	err = w.Close() // flushes everything
 //
-// At most BatchRows×QueueBatches rows wait for the disk. When all batches
+// At most BatchRows×QueueBatches rows (8,192 by default) wait for the disk. When all batches
 // are waiting, Log drops the record and counts it (WriterOpts.Full =
 // FullDrop, the default: serving never waits for the disk) or waits
 // (FullBlock, for batch jobs). Stats returns the counters for metrics; a
@@ -78,11 +78,21 @@
 //
 // # Memory
 //
-// A writer holds at most BatchRows×QueueBatches rows in its batches plus
-// RowGroupRows rows per open file (MaxOpenFiles) in parquet-go's buffers:
-// 1024×32 + 2×8192 = 49,152 rows with the defaults, whatever the rotation
-// interval. Segments are on disk; the WAL encoder reuses one buffer of
-// one batch.
+// A writer holds at most WriterOpts.MaxMemoryRows rows in memory
+// (default 24,576; the gateway's log.max_memory_rows): BatchRows×QueueBatches
+// rows in its batches plus RowGroupRows rows per open file (MaxOpenFiles)
+// in parquet-go's buffers, 512×16 + 8192×2 with the defaults, whatever
+// the traffic or the rotation interval; an open file also keeps its footer
+// metadata, 30–40 KB per row group written, until it is committed.
+// Segments are on disk; the WAL encoder reuses one buffer of one batch.
+// TestMemoryBounded writes 200,000 rows into one open file and checks
+// that over the last 100,000 the heap grows by no more than that
+// metadata (rows kept in memory would take 48 MiB).
+//
+// Log reserves its row under a mutex and copies the record into it
+// outside the mutex, so callers copy in parallel and a caller descheduled
+// mid-copy holds up nobody; the batch goes to the disk goroutine when its
+// last row is filled.
 //
 // # Layout
 //

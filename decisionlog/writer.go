@@ -53,23 +53,49 @@ func ParseFullPolicy(s string) (FullPolicy, error) {
 	return 0, fmt.Errorf("full policy %q: want drop or block", s)
 }
 
+// Defaults of WriterOpts: the memory bound and how it is split.
+const (
+	// DefaultMaxMemoryRows bounds the rows a writer holds in memory.
+	DefaultMaxMemoryRows = 24576
+	// DefaultBatchRows is the rows per in-memory batch.
+	DefaultBatchRows = 512
+	// DefaultQueueBatches is the batches in circulation: at most 8,192
+	// rows wait for the disk, 1.6 s of traffic at 5,000 rows/s.
+	DefaultQueueBatches = 16
+	// DefaultRowGroupRows is the rows per Parquet row group, buffered
+	// per open file.
+	DefaultRowGroupRows = 8192
+)
+
 // WriterOpts configures NewWriter and NewFeedbackWriter. Only Root is
 // required; every zero value means the documented default.
 //
-// Memory bound: a writer holds at most BatchRows×QueueBatches rows in
-// its batches (preallocated, reused) plus at most RowGroupRows rows per
-// open file in parquet-go's row-group buffers, MaxOpenFiles files open:
-// with the defaults 1024×32 + 2×8192 = 49,152 rows, whatever the
-// rotation interval. The WAL segments hold an open file's rows on disk,
-// not in memory.
+// Memory bound: a writer holds at most MaxMemoryRows rows in memory —
+// BatchRows×QueueBatches in its batches (preallocated, reused) plus
+// RowGroupRows per open file (MaxOpenFiles) in parquet-go's row-group
+// buffers — whatever the traffic, the file size or the rotation interval:
+// with the defaults 512×16 + 8192×2 = 24,576 rows. Beside the rows, an
+// open file keeps its footer metadata (column chunk statistics and page
+// indexes) until it is committed: 30–40 KB per row group written, so
+// at most MaxFileRows/RowGroupRows row groups per file (4–5 MB with
+// the defaults). The WAL segments hold an open file's rows on disk, not
+// in memory.
 type WriterOpts struct {
 	// Root is the log root directory; the table goes under Root/decisions
 	// (or Root/feedback) in Hive partitions dt=YYYY-MM-DD/hour=HH by the
 	// record's time (UTC).
 	Root string
-	// BatchRows is the number of rows per in-memory batch (default 1024).
+	// MaxMemoryRows bounds the rows held in memory: BatchRows×QueueBatches
+	// + RowGroupRows×MaxOpenFiles must not exceed it (NewWriter says which
+	// setting breaks it). The settings left zero are derived from it:
+	// two thirds go to row groups (RowGroupRows = ⅔·MaxMemoryRows /
+	// MaxOpenFiles), the rest to the queue (BatchRows at most 512 and a
+	// quarter of it, QueueBatches what fits, at least 2). Zero means
+	// DefaultMaxMemoryRows when the others are zero too, else their sum.
+	MaxMemoryRows int
+	// BatchRows is the number of rows per in-memory batch (default 512).
 	BatchRows int
-	// QueueBatches is the number of batches in circulation (default 32):
+	// QueueBatches is the number of batches in circulation (default 16):
 	// at most BatchRows×QueueBatches rows wait for the disk.
 	QueueBatches int
 	// Full is what Log does when every batch is waiting (default FullDrop).
@@ -105,6 +131,54 @@ type WriterOpts struct {
 	OnCommit func(CommitInfo)
 	// Now is the wall clock for file names and ages (default time.Now).
 	Now func() time.Time
+}
+
+// memoryBound fills MaxMemoryRows, BatchRows, QueueBatches and
+// RowGroupRows (MaxOpenFiles is filled) and checks that the rows held in
+// memory fit the bound.
+func (o *WriterOpts) memoryBound() error {
+	switch {
+	case o.MaxMemoryRows < 0:
+		return fmt.Errorf("writer max_memory_rows: %d must be > 0", o.MaxMemoryRows)
+	case o.BatchRows < 0:
+		return fmt.Errorf("writer batch_rows: %d must be > 0", o.BatchRows)
+	case o.QueueBatches < 0:
+		return fmt.Errorf("writer queue_batches: %d must be > 0", o.QueueBatches)
+	case o.RowGroupRows < 0:
+		return fmt.Errorf("writer row_group_rows: %d must be > 0", o.RowGroupRows)
+	case o.MaxOpenFiles < 0:
+		return fmt.Errorf("writer max_open_files: %d must be > 0", o.MaxOpenFiles)
+	}
+	files := int64(o.MaxOpenFiles)
+	if o.MaxMemoryRows == 0 {
+		if o.BatchRows == 0 {
+			o.BatchRows = DefaultBatchRows
+		}
+		if o.QueueBatches == 0 {
+			o.QueueBatches = DefaultQueueBatches
+		}
+		if o.RowGroupRows == 0 {
+			o.RowGroupRows = DefaultRowGroupRows
+		}
+		o.MaxMemoryRows = o.BatchRows*o.QueueBatches + int(o.RowGroupRows*files)
+		return nil
+	}
+	bound := int64(o.MaxMemoryRows)
+	if o.RowGroupRows == 0 {
+		o.RowGroupRows = max(1, bound*2/(3*files))
+	}
+	rest := bound - o.RowGroupRows*files
+	if o.BatchRows == 0 {
+		o.BatchRows = int(max(1, min(DefaultBatchRows, rest/4)))
+	}
+	if o.QueueBatches == 0 {
+		o.QueueBatches = int(max(2, rest/int64(o.BatchRows)))
+	}
+	if held := int64(o.BatchRows*o.QueueBatches) + o.RowGroupRows*files; held > bound {
+		return fmt.Errorf("writer max_memory_rows: %d rows is less than batch_rows %d × queue_batches %d + row_group_rows %d × max_open_files %d = %d",
+			bound, o.BatchRows, o.QueueBatches, o.RowGroupRows, files, held)
+	}
+	return nil
 }
 
 // CommitInfo describes one finished file.
@@ -164,12 +238,6 @@ func (o *WriterOpts) defaults() error {
 	if o.Root == "" {
 		return fmt.Errorf("writer root: empty directory")
 	}
-	if o.BatchRows == 0 {
-		o.BatchRows = 1024
-	}
-	if o.QueueBatches == 0 {
-		o.QueueBatches = 32
-	}
 	if o.FlushInterval == 0 {
 		o.FlushInterval = time.Second
 	}
@@ -179,9 +247,6 @@ func (o *WriterOpts) defaults() error {
 	if o.MaxFileAge == 0 {
 		o.MaxFileAge = 5 * time.Minute
 	}
-	if o.RowGroupRows == 0 {
-		o.RowGroupRows = 8192
-	}
 	if o.MaxOpenFiles == 0 {
 		o.MaxOpenFiles = 2
 	}
@@ -190,6 +255,9 @@ func (o *WriterOpts) defaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if err := o.memoryBound(); err != nil {
+		return err
 	}
 	switch {
 	case o.BatchRows < 0:
@@ -301,9 +369,9 @@ func (w *Writer) prepare(r *Row) {
 // is full it drops the record (counted) or waits, as WriterOpts.Full says.
 // It keeps no reference to rec.
 func (w *Writer) Log(rec *decision.Record) {
-	if r := w.p.acquire(); r != nil {
+	if r, b := w.p.acquire(); r != nil {
 		r.fill(rec)
-		w.p.release()
+		w.p.release(b)
 	}
 }
 
@@ -344,12 +412,12 @@ func (w *FeedbackWriter) Log(f *Feedback) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	r := w.p.acquire()
+	r, b := w.p.acquire()
 	if r == nil {
 		return fmt.Errorf("feedback %q: dropped (queue full or writer closed)", f.RequestID)
 	}
 	r.fill(f)
-	w.p.release()
+	w.p.release(b)
 	return nil
 }
 
@@ -362,11 +430,20 @@ func (w *FeedbackWriter) Err() error { return w.p.err() }
 // Close flushes and finishes everything; see Writer.Close.
 func (w *FeedbackWriter) Close() error { return w.p.close() }
 
-// batch is a reusable block of rows; rows[:n] are filled.
+// batch is a reusable block of rows; rows[:n] are reserved (under
+// pipeline.mu) and, once the batch reaches the disk goroutine, filled.
 type batch[R any] struct {
 	rows []R
 	n    int
+	// state counts the callers filling a reserved row (outside
+	// pipeline.mu), plus sealed once the batch stops taking rows. Whoever
+	// moves it to exactly sealed — the sealer when no row is being filled,
+	// else the last filler — hands the batch to the disk goroutine.
+	state atomic.Int64
 }
+
+// sealed is batch.state's flag: the batch takes no more rows.
+const sealed = 1 << 40
 
 // pipeline is the table-independent writer: caller-side batching, the
 // disk goroutine, partitioned files, rotation and commit.
@@ -386,9 +463,12 @@ type pipeline[R any] struct {
 	mu     sync.Mutex
 	cur    *batch[R]
 	closed bool
-	free   chan *batch[R]
-	full   chan *batch[R]
-	queued atomic.Int64 // rows in full batches
+	// filling counts rows reserved and not yet released, so that close
+	// waits for them before the disk goroutine drains the queue.
+	filling sync.WaitGroup
+	free    chan *batch[R]
+	full    chan *batch[R]
+	queued  atomic.Int64 // rows in full batches
 
 	closing chan struct{}
 	done    chan struct{}
@@ -476,9 +556,11 @@ func newPipeline[R any](o WriterOpts, table, prefix string, timeOf func(*R) int6
 	return p, nil
 }
 
-// acquire returns the next row slot with p.mu held, or nil (record
-// dropped, lock released). The caller fills the row, then calls release.
-func (p *pipeline[R]) acquire() *R {
+// acquire reserves the next row slot of the current batch and returns it
+// with its batch, or nil (record dropped). The caller fills the row
+// without holding any lock — callers fill their rows in parallel, and one
+// that is descheduled mid-fill holds up nobody — then calls release.
+func (p *pipeline[R]) acquire() (*R, *batch[R]) {
 	p.mu.Lock()
 	for {
 		if p.closed {
@@ -486,10 +568,18 @@ func (p *pipeline[R]) acquire() *R {
 			p.dropped.Add(1)
 			p.droppedClosed.Add(1)
 			p.lateDropSidecar()
-			return nil
+			return nil, nil
 		}
-		if p.cur != nil {
-			return &p.cur.rows[p.cur.n]
+		if b := p.cur; b != nil {
+			r := &b.rows[b.n]
+			b.n++
+			b.state.Add(1)
+			p.filling.Add(1)
+			if b.n == len(b.rows) {
+				p.sealLocked()
+			}
+			p.mu.Unlock()
+			return r, b
 		}
 		select {
 		case b := <-p.free:
@@ -500,7 +590,7 @@ func (p *pipeline[R]) acquire() *R {
 		if p.o.Full == FullDrop {
 			p.mu.Unlock()
 			p.dropped.Add(1)
-			return nil
+			return nil, nil
 		}
 		// Wait without the lock: the disk goroutine needs it to hand over
 		// partial batches.
@@ -519,24 +609,33 @@ func (p *pipeline[R]) acquire() *R {
 	}
 }
 
-// release publishes the row filled after acquire and unlocks.
-func (p *pipeline[R]) release() {
-	b := p.cur
-	b.n++
+// release publishes a row filled after acquire; the last row filled of a
+// sealed batch hands it to the disk goroutine.
+func (p *pipeline[R]) release(b *batch[R]) {
 	p.enqueued.Add(1)
-	if b.n == len(b.rows) {
-		p.handoffLocked()
+	if b.state.Add(-1) == sealed {
+		p.handoff(b)
 	}
-	p.mu.Unlock()
+	p.filling.Done()
 }
 
-// handoffLocked moves the current batch to the disk goroutine; p.mu held.
-func (p *pipeline[R]) handoffLocked() {
+// sealLocked stops the current batch taking rows (p.mu held) and hands it
+// to the disk goroutine, at once when none of its rows is being filled,
+// else from the last release.
+func (p *pipeline[R]) sealLocked() {
 	b := p.cur
 	if b == nil || b.n == 0 {
 		return
 	}
 	p.cur = nil
+	if b.state.Add(sealed) == sealed {
+		p.handoff(b)
+	}
+}
+
+// handoff queues a sealed, completely filled batch for the disk goroutine.
+func (p *pipeline[R]) handoff(b *batch[R]) {
+	b.state.Store(0)
 	p.queued.Add(int64(b.n))
 	p.full <- b // cannot block: full has room for every batch
 }
@@ -587,9 +686,12 @@ func (p *pipeline[R]) close() error {
 		return p.err()
 	}
 	p.closed = true
-	p.handoffLocked()
-	close(p.closing)
+	p.sealLocked()
 	p.mu.Unlock()
+	// Rows reserved before close are released (and their batch handed
+	// off) before the disk goroutine drains the queue.
+	p.filling.Wait()
+	close(p.closing)
 	<-p.done
 	return p.err()
 }
@@ -605,7 +707,7 @@ func (p *pipeline[R]) run() {
 			p.writeBatch(b)
 		case <-tick.C:
 			p.mu.Lock()
-			p.handoffLocked()
+			p.sealLocked()
 			p.mu.Unlock()
 			p.rotateAged()
 			p.refreshSidecar()

@@ -26,6 +26,9 @@ func TestWriterOptsErrors(t *testing.T) {
 		{"bad policy", WriterOpts{Root: "x", Full: 7}, "full policy"},
 		{"bad codec", WriterOpts{Root: "x", Compression: "bzip9"}, "compression"},
 		{"bad id", WriterOpts{Root: "x", WriterID: "a/b"}, "path separator"},
+		{"negative bound", WriterOpts{Root: "x", MaxMemoryRows: -1}, "max_memory_rows: -1"},
+		{"over the bound", WriterOpts{Root: "x", MaxMemoryRows: 1000, RowGroupRows: 400, BatchRows: 100, QueueBatches: 3},
+			"max_memory_rows: 1000 rows is less than batch_rows 100 × queue_batches 3 + row_group_rows 400 × max_open_files 2 = 1100"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

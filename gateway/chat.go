@@ -349,7 +349,7 @@ func (s *Server) run(ctx context.Context, rec *decision.Record, req *provider.Re
 		}
 		var bo *backoff.ExponentialBackOff
 		for try := 0; ; try++ {
-			call.Model = a.upstream
+			call.Model, call.ModelJSON = a.upstream, a.upstreamJSON
 			res, perr, lat := s.attempt(ctx, a, &call, fn)
 			wait += lat
 			st := decision.StatusOK
@@ -481,7 +481,7 @@ func (s *Server) serveComplete(ctx context.Context, out ChatSink, req *provider.
 	}
 	// The body names the catalogue id, as the header does, not the
 	// upstream's model name.
-	body, err := provider.AppendWithModel(make([]byte, 0, len(ar.res.Body)+len(ar.arm.id)), ar.res.Body, provider.QuoteJSON(ar.arm.id))
+	body, err := provider.AppendWithModel(make([]byte, 0, len(ar.res.Body)+len(ar.arm.idJSON)), ar.res.Body, ar.arm.idJSON)
 	if err != nil {
 		s.log.Warn("answer passed on with the upstream's model name", "request_id", rec.Request.ID, "model", ar.arm.id, "err", err)
 	}
@@ -535,7 +535,7 @@ func (s *Server) serveStream(ctx context.Context, out ChatSink, req *provider.Re
 	e := &relay{out: out, t0: t0}
 	ar := s.run(ctx, rec, req, chosen, func() bool { return e.started },
 		func(ctx context.Context, a *arm, call *provider.Call) (provider.Result, error) {
-			e.arm, e.model = a, provider.QuoteJSON(a.id)
+			e.arm, e.model = a, a.idJSON
 			return a.up.p.Stream(ctx, call, e.emit)
 		})
 	rec.Outcome.TTFT = e.first
@@ -557,7 +557,7 @@ func (s *Server) serveStream(ctx context.Context, out ChatSink, req *provider.Re
 		return ar
 	}
 	if !e.started {
-		e.arm, e.model = final, provider.QuoteJSON(final.id)
+		e.arm, e.model = final, final.idJSON
 		_ = e.start(final) // a client already gone fails End too
 		rec.Outcome.TTFT = e.first
 	}

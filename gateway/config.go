@@ -390,6 +390,9 @@ type LogConfig struct {
 	// RowGroupRows bounds the rows an open file holds in memory before
 	// streaming them to disk as a Parquet row group (default 8192).
 	RowGroupRows int `yaml:"row_group_rows"`
+	// MaxMemoryRows bounds the rows the log holds in memory, queue and
+	// row groups together (default 24,576; decisionlog.WriterOpts).
+	MaxMemoryRows int `yaml:"max_memory_rows"`
 }
 
 // LoadConfig reads path ("" = the embedded default) and returns a
@@ -979,7 +982,7 @@ func (c *Config) validateLog() error {
 	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 || c.Log.FlushInterval < 0 || c.Log.RowGroupRows < 0 {
 		return fmt.Errorf("log: queue_size, rotate_rows, rotate_every, flush_interval and row_group_rows must be >= 0")
 	}
-	return nil
+	return c.Log.validateMemory()
 }
 
 func (l *LimitConfig) validate(path string) error {

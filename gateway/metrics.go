@@ -3,10 +3,12 @@ package gateway
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/route"
 )
 
@@ -119,24 +121,61 @@ func (m *metrics) registerPending(stats func() route.PendingStats) {
 
 // successRates is route_success_rate{source}: an exponentially weighted
 // success rate (weight 0.01 per request, so roughly the last 100
-// requests) per decision source ("policy", "forced").
+// requests) per decision source ("policy", "forced"). The two known
+// sources update lock-free (a compare-and-swap loop: every request's
+// update applies, in some order, as under a mutex); any other source
+// goes to a map under mu.
 type successRates struct {
-	desc *prometheus.Desc
-	mu   sync.Mutex
-	rate map[string]float64
+	desc   *prometheus.Desc
+	policy ewma
+	forced ewma
+	mu     sync.Mutex
+	rate   map[string]float64
+}
+
+// ewma is one lock-free rate: its float64 bits, or unseen before the
+// first request.
+type ewma struct{ bits atomic.Uint64 }
+
+// unseen is a NaN no update produces (rates stay in [0,1]).
+const unseen = math.MaxUint64
+
+func (e *ewma) observe(x float64) {
+	for {
+		old := e.bits.Load()
+		r := x
+		if old != unseen {
+			r = math.Float64frombits(old)
+			r += 0.01 * (x - r)
+		}
+		if e.bits.CompareAndSwap(old, math.Float64bits(r)) {
+			return
+		}
+	}
 }
 
 func newSuccessRates() *successRates {
-	return &successRates{
+	s := &successRates{
 		desc: prometheus.NewDesc("route_success_rate", "EWMA (weight 0.01) of request success by decision source.", []string{"source"}, nil),
 		rate: map[string]float64{},
 	}
+	s.policy.bits.Store(unseen)
+	s.forced.bits.Store(unseen)
+	return s
 }
 
 func (s *successRates) observe(source string, ok bool) {
 	x := 0.0
 	if ok {
 		x = 1
+	}
+	switch source {
+	case decision.ReasonPolicy:
+		s.policy.observe(x)
+		return
+	case decision.ReasonForced:
+		s.forced.observe(x)
+		return
 	}
 	s.mu.Lock()
 	r, seen := s.rate[source]
@@ -152,6 +191,15 @@ func (s *successRates) observe(source string, ok bool) {
 func (s *successRates) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
 
 func (s *successRates) Collect(ch chan<- prometheus.Metric) {
+	for _, e := range []struct {
+		src string
+		r   *ewma
+	}{{decision.ReasonPolicy, &s.policy}, {decision.ReasonForced, &s.forced}} {
+		if b := e.r.bits.Load(); b != unseen {
+			r := math.Float64frombits(b)
+			ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, r, e.src)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for src, r := range s.rate {

@@ -29,6 +29,8 @@ type idGen struct {
 	rng *mrand.ChaCha8
 	mac hash.Hash
 	sum [sha256.Size]byte
+	// raw is next's scratch: a local array would escape through mac.
+	raw [idRandBytes + idMACBytes]byte
 }
 
 const (
@@ -66,14 +68,14 @@ func (s *idSource) mac(dst []byte, random []byte, cred string) {
 
 // next returns a fresh id owned by credential cred (the bearer token).
 func (s *idSource) next(cred string) string {
-	var raw [idRandBytes + idMACBytes]byte
 	g := s.pool.Get().(*idGen)
+	raw := g.raw[:]
 	_, _ = g.rng.Read(raw[:idRandBytes]) // ChaCha8.Read never fails
 	g.tag(raw[idRandBytes:], raw[:idRandBytes], cred)
-	s.pool.Put(g)
 	var out [idLen]byte
 	copy(out[:], idPrefix)
-	hex.Encode(out[len(idPrefix):], raw[:])
+	hex.Encode(out[len(idPrefix):], raw)
+	s.pool.Put(g)
 	return string(out[:])
 }
 

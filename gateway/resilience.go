@@ -64,13 +64,16 @@ func (u *upstream) release() {
 type arm struct {
 	id       string
 	idHdr    []string      // id as a header value
+	idJSON   []byte        // id as a JSON string (answers name it)
 	spec     *decision.Arm // the core's catalogue entry; read only
 	m        armMetrics
 	upstream string // the provider's model name
-	up       *upstream
-	breaker  *gobreaker.TwoStepCircuitBreaker[struct{}]
-	group    *group // nil: no fallbacks
-	chain    []*arm // this arm, then the rest of its group in order
+	// upstreamJSON is upstream as a JSON string (provider.Call.ModelJSON).
+	upstreamJSON []byte
+	up           *upstream
+	breaker      *gobreaker.TwoStepCircuitBreaker[struct{}]
+	group        *group // nil: no fallbacks
+	chain        []*arm // this arm, then the rest of its group in order
 
 	// condOut is set while a profile condition holds (condition loop).
 	condOut atomic.Bool

@@ -109,6 +109,7 @@ type Server struct {
 	ws           *wsConns  // ws.go
 	services     []Service // transport.go
 	sinks        sync.Pool // *httpSink (sink.go)
+	policyHdr    policyHdr // hotpath.go
 }
 
 // New builds the gateway from a validated config.
@@ -188,6 +189,7 @@ func New(o Opts) (*Server, error) {
 		if a.upstream == "" {
 			a.upstream = mc.ID
 		}
+		a.idJSON, a.upstreamJSON = provider.QuoteJSON(mc.ID), provider.QuoteJSON(a.upstream)
 		a.breaker = newBreaker(mc.ID, c.Breaker, func(name string, st gobreaker.State) {
 			a.tripped.Store(st != gobreaker.StateClosed)
 			s.m.breaker.WithLabelValues(name).Set(breakerValue(st))

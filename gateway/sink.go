@@ -106,7 +106,7 @@ func (h *httpSink) readBody() ([]byte, *APIError) { return h.s.readBody(h.r, h.w
 func (h *httpSink) deadline(t time.Time) { h.end = t }
 
 func (h *httpSink) RequestID(id string) { h.w.Header()[HeaderRequestID] = []string{id} }
-func (h *httpSink) Policy(name string)  { h.w.Header()[HeaderPolicy] = []string{name} }
+func (h *httpSink) Policy(name string)  { h.w.Header()[HeaderPolicy] = h.s.policyHeader(name) }
 
 // modelHeader sets X-Routelab-Model, without allocating for a catalogue id.
 func (h *httpSink) modelHeader(model string) {

@@ -202,6 +202,7 @@ func NewCore(o CoreOpts) (*Core, error) {
 		ttl = DefaultPendingTTL
 	}
 	c.pending = newPendingStore(ttl, o.Pending.MaxEntries, c.expire)
+	c.pending.catalogue, c.pending.index = c.catalogue, c.index
 	c.deferOn = o.Pending.Defer && o.Pending.MaxEntries > 0
 	c.SetPolicy(o.Policy)
 	c.SetShadow(o.Shadow)

@@ -54,8 +54,9 @@ type PendingStats struct {
 	UpdateErrors uint64
 }
 
-// held is what the core keeps of a finished request so that delayed
-// feedback can reach the policy that decided it.
+// held is a decision taken out of the pending store: what delayed
+// feedback, or the expiry of a deferred update, needs to reach the policy
+// that decided it.
 type held struct {
 	id       string
 	at       time.Time
@@ -76,22 +77,36 @@ type held struct {
 // request updates the policy exactly once. Expiry is checked on every put
 // and take, so with no traffic at all an expired update waits for the next
 // request (or Flush).
+//
+// Decisions are stored compactly (entry): a ring of values, not pointers,
+// whose numbers live in a pointer-free byte slice that is recycled when
+// the entry leaves, and candidates as catalogue indexes plus their live
+// profile. Full, the store holds about 0.5 KB per decision
+// (TestPendingStoreMemory), which the garbage collector need not scan.
 type pendingStore struct {
 	ttl    time.Duration
 	max    int
 	expire func(*held)
+	// catalogue lets candidates that are catalogue arms be stored by
+	// index; nil stores every candidate in full.
+	catalogue []decision.Arm
+	index     map[string]int
 
 	deferred, fromFeedback, expired, evicted, updateErrors atomic.Uint64
 
 	mu   sync.Mutex
-	m    map[string]*held
-	ring []*held // insertion order, len max; nil = free slot
-	head int     // next slot to write
-	size int     // slots in use, oldest at head-size
+	m    map[string]int32 // request id → ring slot
+	ring []entry          // insertion order, len max; entry{} = free slot
+	head int              // next slot to write
+	size int              // slots in use, oldest at head-size
+
+	strings internTable
+	blobs   sync.Pool // *[]byte: entry.nums buffers
+	scratch sync.Pool // *held: decoded for expiry
 }
 
 func newPendingStore(ttl time.Duration, max int, expire func(*held)) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, expire: expire, m: make(map[string]*held, min(max, 1<<16)), ring: make([]*held, max)}
+	return &pendingStore{ttl: ttl, max: max, expire: expire, m: make(map[string]int32, min(max, 1<<16)), ring: make([]entry, max)}
 }
 
 // enabled reports whether the store keeps anything.
@@ -103,73 +118,89 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 	if p.max == 0 {
 		return
 	}
-	d := &held{id: rec.Request.ID, at: now, features: rec.Request.Features, decision: rec.Decision, outcome: rec.Outcome, reward: rec.Reward, deferred: deferred}
-	d.features.Vector = append([]float64(nil), rec.Request.Features.Vector...)
-	d.features.Tags = append([]string(nil), rec.Request.Features.Tags...)
-	d.decision.Candidates = append([]decision.Arm(nil), rec.Decision.Candidates...)
-	d.decision.Probs = append([]float64(nil), rec.Decision.Probs...)
-	d.outcome.Attempts = nil
-	if len(rec.Outcome.Attempts) > 1 { // ForDecision needs the chain only when there was more than one attempt
-		d.outcome.Attempts = append([]decision.Attempt(nil), rec.Outcome.Attempts...)
-	}
+	var e entry
+	p.encode(&e, rec, now, deferred)
 	if deferred {
 		p.deferred.Add(1)
 	}
+	var outBuf [2]entry
 	p.mu.Lock()
-	out := p.sweepLocked(now, nil)
-	if old := p.m[d.id]; old != nil {
+	out := p.sweepLocked(now, outBuf[:0])
+	if i, ok := p.m[e.id]; ok {
 		// A reused id replaces its older entry, which leaves unrated; its
-		// ring slot no longer counts (live reports it free).
-		out = append(out, old)
+		// ring slot no longer counts (liveAt reports it free).
+		out = append(out, p.ring[i])
+		p.ring[i] = entry{}
 	}
 	if p.size == p.max {
-		if old := p.ring[p.head]; p.live(old) {
+		if p.liveAt(p.head) {
+			old := p.ring[p.head]
 			delete(p.m, old.id)
 			out = append(out, old)
 			p.evicted.Add(1)
+		} else {
+			p.release(&p.ring[p.head])
 		}
 		p.size--
 	}
-	p.ring[p.head] = d
+	p.ring[p.head] = e
+	p.m[e.id] = int32(p.head)
 	p.head = (p.head + 1) % p.max
 	p.size++
-	p.m[d.id] = d
 	p.mu.Unlock()
 	p.expireAll(out)
 }
 
-// live reports whether ring entry d is still waiting (not taken, replaced
-// or swept). Callers hold mu.
-func (p *pendingStore) live(d *held) bool { return d != nil && p.m[d.id] == d }
+// liveAt reports whether ring slot i holds a decision still waiting (not
+// taken, replaced or swept). Callers hold mu.
+func (p *pendingStore) liveAt(i int) bool {
+	e := &p.ring[i]
+	if e.id == "" {
+		return false
+	}
+	j, ok := p.m[e.id]
+	return ok && int(j) == i
+}
 
 // sweepLocked removes the entries older than ttl, oldest first, appending
 // them to out. Callers hold mu.
-func (p *pendingStore) sweepLocked(now time.Time, out []*held) []*held {
+func (p *pendingStore) sweepLocked(now time.Time, out []entry) []entry {
 	for p.size > 0 {
 		i := (p.head - p.size + p.max) % p.max
-		d := p.ring[i]
-		live := p.live(d)
-		if live && now.Sub(d.at) <= p.ttl {
+		live := p.liveAt(i)
+		if live && now.Sub(p.ring[i].at) <= p.ttl {
 			break
 		}
 		if live {
-			delete(p.m, d.id)
-			out = append(out, d)
+			delete(p.m, p.ring[i].id)
+			out = append(out, p.ring[i])
+		} else {
+			p.release(&p.ring[i])
 		}
-		p.ring[i] = nil
+		p.ring[i] = entry{}
 		p.size--
 	}
 	return out
 }
 
-func (p *pendingStore) expireAll(out []*held) {
-	for _, d := range out {
-		if d.deferred {
+// expireAll credits the deferred entries of out their immediate reward
+// and recycles every entry's buffer.
+func (p *pendingStore) expireAll(out []entry) {
+	for i := range out {
+		e := &out[i]
+		if e.deferred {
 			p.expired.Add(1)
 			if p.expire != nil {
-				p.expire(d)
+				h, _ := p.scratch.Get().(*held)
+				if h == nil {
+					h = new(held)
+				}
+				p.decode(h, e)
+				p.expire(h)
+				p.scratch.Put(h)
 			}
 		}
+		p.release(e)
 	}
 }
 
@@ -179,15 +210,24 @@ func (p *pendingStore) take(id string, now time.Time) *held {
 	if p.max == 0 {
 		return nil
 	}
+	var e entry
 	p.mu.Lock()
 	out := p.sweepLocked(now, nil)
-	d := p.m[id]
-	if d != nil {
+	i, ok := p.m[id]
+	if ok {
 		delete(p.m, id)
+		e = p.ring[i]
+		p.ring[i] = entry{}
 	}
 	p.mu.Unlock()
 	p.expireAll(out)
-	if d != nil && d.deferred {
+	if !ok {
+		return nil
+	}
+	d := new(held)
+	p.decode(d, &e)
+	p.release(&e)
+	if d.deferred {
 		p.fromFeedback.Add(1)
 	}
 	return d
@@ -199,14 +239,16 @@ func (p *pendingStore) flush() {
 		return
 	}
 	p.mu.Lock()
-	out := make([]*held, 0, len(p.m))
+	out := make([]entry, 0, len(p.m))
 	for p.size > 0 { // oldest first
 		i := (p.head - p.size + p.max) % p.max
-		if d := p.ring[i]; p.live(d) {
-			delete(p.m, d.id)
-			out = append(out, d)
+		if p.liveAt(i) {
+			delete(p.m, p.ring[i].id)
+			out = append(out, p.ring[i])
+		} else {
+			p.release(&p.ring[i])
 		}
-		p.ring[i] = nil
+		p.ring[i] = entry{}
 		p.size--
 	}
 	p.mu.Unlock()

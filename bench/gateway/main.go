@@ -4,12 +4,18 @@
 // It starts three processes from its own binary — a zero-latency mock
 // OpenAI upstream, the floor (httputil.ReverseProxy that decodes and
 // re-encodes the JSON request body, the least any LLM gateway must do) and
-// the gateway (routing policy on, decision logging on) — and attacks, at
-// each open-loop rate, the mock directly, then the floor, then the gateway,
-// with vegeta from this process. Per target and rate it reports latency
-// percentiles, the latency added over the direct call, the achieved rate,
-// errors, and the proxy process's CPU time per request (from
-// /proc/PID/stat), then the gateway/floor ratios the issue sets targets on.
+// the gateway (thompson routing, decision logging, metrics and the
+// feedback store on) — and attacks, at each open-loop rate, the mock
+// directly, then the floor, then the gateway, with vegeta from this
+// process, -reps times. Per target, rate and repetition it reports latency
+// percentiles (p50/p90/p99/max), the latency added over the direct call,
+// the achieved rate, errors, the proxy process's CPU time per request
+// (from /proc/PID/stat) and its resident memory; then the streaming
+// variant (SSE, -stream-chunks chunks from the mock, open loop at
+// -stream-rate): time to first byte and the gap between chunks, each as
+// added over the direct call; then peak RSS (VmHWM) per process, the
+// gateway/floor ratios and the issue's targets, each PASS or FAIL.
+// -json writes everything as JSON.
 package main
 
 import (
@@ -32,7 +38,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -52,17 +57,27 @@ func main() {
 	warm := flag.Duration("warmup", 2*time.Second, "warm-up attack per target before the measured runs")
 	jsonOut := flag.String("json", "", "also write the results as JSON to this file")
 	targetsFlag := flag.String("targets", "direct,floor,gateway", "comma-separated targets to attack, in turn")
+	reps := flag.Int("reps", 1, "repetitions of the whole rate sweep (each reported)")
+	streamRate := flag.Int("stream-rate", 100, "streaming variant: streams started per second (0 = skip the streaming variant)")
+	streamDur := flag.Duration("stream-duration", 0, "streaming variant: duration per target (0 = -duration)")
+	chunks := flag.Int("stream-chunks", 20, "streaming variant: content chunks the mock sends per stream")
+	chunkGap := flag.Duration("chunk-interval", 2*time.Millisecond, "streaming variant: the mock's pause between chunks (internal for -role mock)")
 	flag.Parse()
 	var err error
 	switch *role {
 	case "mock":
-		err = serveMock(*addr)
+		err = serveMock(*addr, *chunks, *chunkGap)
 	case "floor":
 		err = serveFloor(*addr, *upstream)
 	case "gateway":
 		err = serveGateway(*addr, *upstream, *logDir)
 	case "":
-		err = run(*rates, *targetsFlag, *dur, *warm, *jsonOut)
+		sd := *streamDur
+		if sd == 0 {
+			sd = *dur
+		}
+		err = run(runOpts{rates: *rates, targets: *targetsFlag, dur: *dur, warm: *warm, jsonOut: *jsonOut, reps: *reps,
+			streamRate: *streamRate, streamDur: sd, chunks: *chunks, chunkGap: *chunkGap})
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -101,10 +116,14 @@ func serveUntilSignal(h http.Handler, addr string) error {
 	return nil
 }
 
-func serveMock(addr string) error {
+func serveMock(addr string, chunks int, gap time.Duration) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
+		if bytes.Contains(body, []byte(`"stream":true`)) {
+			streamMock(w, chunks, gap)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", strconv.Itoa(len(mockBody)))
 		_, _ = w.Write(mockBody)
@@ -159,6 +178,9 @@ func serveGateway(addr, upstream, logDir string) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if a := os.Getenv("ROUTELAB_BENCH_PPROF"); a != "" { // diagnosis only: net/http/pprof on its own listener
+		servePprof(a)
 	}
 	cfg, err := gateway.ParseConfig([]byte(fmt.Sprintf(`
 mode: development
@@ -218,12 +240,12 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func start(self, role, upstream, logDir string) (*proc, error) {
+func start(self, role, upstream, logDir string, extra ...string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-role", role, "-addr", addr, "-upstream", upstream, "-log-dir", logDir)
+	cmd := exec.Command(self, append([]string{"-role", role, "-addr", addr, "-upstream", upstream, "-log-dir", logDir}, extra...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", role, err)
@@ -271,23 +293,6 @@ func (p *proc) cpu() (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / hz, nil
 }
 
-// Result is one target at one rate.
-type Result struct {
-	Target     string         `json:"target"`
-	Rate       int            `json:"rate"`
-	Requests   uint64         `json:"requests"`
-	Achieved   float64        `json:"achieved_rate"`
-	Throughput float64        `json:"throughput"`
-	Errors     uint64         `json:"errors"`
-	Codes      map[string]int `json:"status_codes"`
-	ErrorTexts []string       `json:"error_texts,omitempty"`
-	P50        time.Duration  `json:"p50_ns"`
-	P90        time.Duration  `json:"p90_ns"`
-	P99        time.Duration  `json:"p99_ns"`
-	AddedP50   time.Duration  `json:"added_p50_ns"`
-	CPUPerReq  time.Duration  `json:"cpu_per_request_ns"`
-}
-
 func attack(target string, rate int, d time.Duration) vegeta.Metrics {
 	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodPost, URL: target + "/v1/chat/completions", Body: requestBody,
 		Header: http.Header{"Content-Type": {"application/json"}}})
@@ -316,14 +321,37 @@ func raiseFileLimit() {
 	}
 }
 
-func run(rateList, targetList string, d, warm time.Duration, jsonOut string) error {
+type runOpts struct {
+	rates, targets string
+	dur, warm      time.Duration
+	jsonOut        string
+	reps           int
+	streamRate     int
+	streamDur      time.Duration
+	chunks         int
+	chunkGap       time.Duration
+}
+
+type target struct {
+	name string
+	url  string
+	p    *proc
+}
+
+func run(o runOpts) error {
 	var rates []int
-	for _, s := range strings.Split(rateList, ",") {
+	for _, s := range strings.Split(o.rates, ",") {
 		r, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || r <= 0 {
 			return fmt.Errorf("-rates: %q is not a positive integer", s)
 		}
 		rates = append(rates, r)
+	}
+	if o.reps < 1 {
+		return fmt.Errorf("-reps: %d must be at least 1", o.reps)
+	}
+	if o.streamRate < 0 || o.chunks < 1 {
+		return fmt.Errorf("-stream-rate %d must be >= 0 and -stream-chunks %d >= 1", o.streamRate, o.chunks)
 	}
 	raiseFileLimit()
 	self, err := os.Executable()
@@ -335,7 +363,7 @@ func run(rateList, targetList string, d, warm time.Duration, jsonOut string) err
 		return err
 	}
 	defer os.RemoveAll(logDir)
-	mock, err := start(self, "mock", "", "")
+	mock, err := start(self, "mock", "", "", "-stream-chunks", strconv.Itoa(o.chunks), "-chunk-interval", o.chunkGap.String())
 	if err != nil {
 		return err
 	}
@@ -350,121 +378,98 @@ func run(rateList, targetList string, d, warm time.Duration, jsonOut string) err
 		return err
 	}
 	defer gw.stop()
-	type target struct {
-		name string
-		url  string
-		p    *proc
-	}
-	all := map[string]target{"direct": {"direct", mock.url, nil}, "floor": {"floor", floor.url, floor}, "gateway": {"gateway", gw.url, gw}}
+	all := map[string]target{"direct": {"direct", mock.url, mock}, "floor": {"floor", floor.url, floor}, "gateway": {"gateway", gw.url, gw}}
 	var targets []target
-	for _, n := range strings.Split(targetList, ",") {
+	for _, n := range strings.Split(o.targets, ",") {
 		t, ok := all[strings.TrimSpace(n)]
 		if !ok {
 			return fmt.Errorf("-targets: %q is not direct, floor or gateway", n)
 		}
 		targets = append(targets, t)
 	}
-	fmt.Fprintf(os.Stderr, "warming up (%v per target)…\n", warm)
+	fmt.Fprintf(os.Stderr, "warming up (%v per target)…\n", o.warm)
 	for _, t := range targets {
-		attack(t.url, 500, warm)
+		attack(t.url, 500, o.warm)
 	}
-	var results []Result
-	for _, rate := range rates {
-		var directP50 time.Duration
-		for _, t := range targets {
-			fmt.Fprintf(os.Stderr, "%-8s %5d/s for %v…\n", t.name, rate, d)
-			var c0 time.Duration
-			if t.p != nil {
-				if c0, err = t.p.cpu(); err != nil {
-					fmt.Fprintln(os.Stderr, "warning:", err)
+	rep := Report{Duration: o.dur, Reps: o.reps, LoadBefore: loadAvg()}
+	for k := 1; k <= o.reps; k++ {
+		for _, rate := range rates {
+			var directP50 time.Duration
+			for _, t := range targets {
+				fmt.Fprintf(os.Stderr, "rep %d  %-8s %5d/s for %v…\n", k, t.name, rate, o.dur)
+				r := measure(t, rate, o.dur)
+				r.Rep = k
+				if t.name == "direct" {
+					directP50 = r.P50
+				} else if directP50 > 0 {
+					r.AddedP50 = r.P50 - directP50
 				}
+				rep.Results = append(rep.Results, r)
+				time.Sleep(500 * time.Millisecond) // let connections settle between targets
 			}
-			m := attack(t.url, rate, d)
-			r := Result{Target: t.name, Rate: rate, Requests: m.Requests, Achieved: m.Rate, Throughput: m.Throughput,
-				Codes: m.StatusCodes, P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99}
-			r.Errors = m.Requests - uint64(m.StatusCodes["200"])
-			if len(m.Errors) > 5 {
-				m.Errors = m.Errors[:5]
-			}
-			r.ErrorTexts = m.Errors
-			if t.p != nil {
-				c1, err := t.p.cpu()
-				if err != nil {
-					fmt.Fprintln(os.Stderr, "warning:", err)
-				} else if m.Requests > 0 && c0 > 0 {
-					r.CPUPerReq = (c1 - c0) / time.Duration(m.Requests)
+		}
+		if o.streamRate > 0 {
+			var direct *StreamResult
+			for _, t := range targets {
+				fmt.Fprintf(os.Stderr, "rep %d  %-8s streaming %d/s for %v…\n", k, t.name, o.streamRate, o.streamDur)
+				sr := measureStream(t, o.streamRate, o.streamDur, o.chunks)
+				sr.Rep = k
+				if t.name == "direct" {
+					direct = &sr
+				} else if direct != nil {
+					sr.AddedTTFBP50 = sr.TTFBP50 - direct.TTFBP50
+					sr.AddedTTFBP99 = sr.TTFBP99 - direct.TTFBP99
+					sr.AddedGapMean = sr.GapMean - direct.GapMean
 				}
+				rep.Streams = append(rep.Streams, sr)
+				time.Sleep(500 * time.Millisecond)
 			}
-			if t.name == "direct" {
-				directP50 = r.P50
-			} else {
-				r.AddedP50 = r.P50 - directP50
-			}
-			results = append(results, r)
-			time.Sleep(500 * time.Millisecond) // let connections settle between targets
 		}
 	}
-	report(os.Stdout, results, d)
+	rep.Peak = map[string]int64{}
+	for _, t := range targets {
+		if hwm, _, err := t.p.mem(); err == nil {
+			rep.Peak[t.name] = hwm
+		}
+	}
+	rep.LoadAfter = loadAvg()
+	rep.Checks = checks(rep)
+	report(os.Stdout, rep)
 	gatewayCounters(os.Stdout, gw.url)
-	if jsonOut != "" {
-		b, _ := json.MarshalIndent(results, "", "  ")
-		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", jsonOut, err)
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.jsonOut, err)
 		}
+		fmt.Fprintf(os.Stdout, "\nresults written to %s\n", o.jsonOut)
 	}
 	return nil
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
-func us(d time.Duration) string { return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond)) }
-
-func report(w io.Writer, rs []Result, d time.Duration) {
-	fmt.Fprintf(w, "\n## Gateway benchmark (%v per target and rate, loopback, vegeta open loop)\n\n", d)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\trate/s\tachieved/s\terrors\tp50 ms\tp90 ms\tp99 ms\tadded p50 ms\tCPU µs/req\t")
-	for _, r := range rs {
-		cpu, added := "-", "-"
-		if r.Target != "direct" {
-			cpu, added = us(r.CPUPerReq), ms(r.AddedP50)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s\t\n", r.Target, r.Rate, r.Achieved, r.Errors, ms(r.P50), ms(r.P90), ms(r.P99), added, cpu)
+// measure attacks t at rate for d and returns the result with the
+// process's CPU time per request and resident memory afterwards.
+func measure(t target, rate int, d time.Duration) Result {
+	c0, err := t.p.cpu()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warning:", err)
 	}
-	tw.Flush()
-	fmt.Fprintln(w, "\n## Gateway / floor (targets: CPU ≤ 1.25×, added p50 ≤ 1.25×, sustained rate ≥ floor's)")
-	by := map[string]map[int]Result{}
-	for _, r := range rs {
-		if by[r.Target] == nil {
-			by[r.Target] = map[int]Result{}
-		}
-		by[r.Target][r.Rate] = r
+	m := attack(t.url, rate, d)
+	r := Result{Target: t.name, Rate: rate, Requests: m.Requests, Achieved: m.Rate, Throughput: m.Throughput,
+		Codes: m.StatusCodes, P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99, Max: m.Latencies.Max}
+	r.Errors = m.Requests - uint64(m.StatusCodes["200"])
+	if len(m.Errors) > 5 {
+		m.Errors = m.Errors[:5]
 	}
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rate/s\tCPU ratio\tadded p50 ratio\t")
-	sustained := map[string]int{}
-	for _, r := range rs {
-		if r.Errors == 0 && r.P99 < 50*time.Millisecond && r.Rate > sustained[r.Target] {
-			sustained[r.Target] = r.Rate
-		}
+	r.ErrorTexts = m.Errors
+	if c1, err := t.p.cpu(); err != nil {
+		fmt.Fprintln(os.Stderr, "warning:", err)
+	} else if m.Requests > 0 && c0 > 0 {
+		r.CPUPerReq = (c1 - c0) / time.Duration(m.Requests)
 	}
-	seen := map[int]bool{}
-	for _, r := range rs {
-		if seen[r.Rate] {
-			continue
-		}
-		seen[r.Rate] = true
-		f, g := by["floor"][r.Rate], by["gateway"][r.Rate]
-		cpu, added := "-", "-"
-		if f.CPUPerReq > 0 {
-			cpu = fmt.Sprintf("%.2f", float64(g.CPUPerReq)/float64(f.CPUPerReq))
-		}
-		if f.AddedP50 > 0 {
-			added = fmt.Sprintf("%.2f", float64(g.AddedP50)/float64(f.AddedP50))
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", r.Rate, cpu, added)
+	if _, rss, err := t.p.mem(); err == nil {
+		r.RSS = rss
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nhighest rate with 0 errors and p99 < 50 ms: direct %d/s, floor %d/s, gateway %d/s\n",
-		sustained["direct"], sustained["floor"], sustained["gateway"])
+	return r
 }
 
 // gatewayCounters prints the gateway's attempt, fallback and retry counters.

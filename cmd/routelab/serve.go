@@ -72,11 +72,12 @@ func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Lo
 		if err != nil {
 			return fmt.Errorf("decision log %s: %w", cfg.Log.Dir, err)
 		}
-		wo := decisionlog.WriterOpts{Root: cfg.Log.Dir, TenantSalt: salt, QueueBatches: cfg.Log.QueueSize, MaxFileRows: int64(cfg.Log.RotateRows), MaxFileAge: cfg.Log.RotateEvery,
+		wo := decisionlog.WriterOpts{Root: cfg.Log.Dir, TenantSalt: salt, MaxMemoryRows: cfg.Log.MaxMemoryRows, MaxFileRows: int64(cfg.Log.RotateRows), MaxFileAge: cfg.Log.RotateEvery,
 			FlushInterval: cfg.Log.FlushInterval, RowGroupRows: int64(cfg.Log.RowGroupRows)}
-		if wo.QueueBatches > 0 {
-			// queue_size is in rows; the writer counts batches of 1024.
-			wo.QueueBatches = max(2, (wo.QueueBatches+1023)/1024)
+		if q := cfg.Log.QueueSize; q > 0 {
+			// queue_size is in rows; the writer counts batches.
+			wo.BatchRows = min(decisionlog.DefaultBatchRows, max(1, q/4))
+			wo.QueueBatches = max(2, (q+wo.BatchRows-1)/wo.BatchRows)
 		}
 		dw, err := decisionlog.NewWriter(wo)
 		if err != nil {

@@ -108,7 +108,11 @@ func (p *OpenAI) Name() string { return p.o.Name }
 var streamUsageOn = []byte(`{"include_usage":true}`)
 
 func (p *OpenAI) post(ctx context.Context, c *Call, stream bool) (*http.Response, error) {
-	ov := map[string][]byte{"model": QuoteJSON(c.Model)}
+	model := c.ModelJSON
+	if model == nil {
+		model = QuoteJSON(c.Model)
+	}
+	ov := map[string][]byte{"model": model}
 	if stream {
 		ov["stream_options"] = streamUsageOn
 	}

@@ -40,6 +40,9 @@ type Call struct {
 	Req *Request
 	// Model is the upstream's model name (the catalogue entry's upstream id).
 	Model string
+	// ModelJSON, optional, is Model as a JSON string (QuoteJSON), computed
+	// once per model by the caller instead of once per call.
+	ModelJSON []byte
 	// ID is the gateway's request id, used for synthesised response ids.
 	ID string
 	// Task is the request's task type (the simulated provider's quality

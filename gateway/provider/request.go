@@ -261,7 +261,7 @@ func scanMembers(b []byte, out []Member) ([]Member, bool) {
 			}
 			m.Key = k
 		} else {
-			m.Key = string(key)
+			m.Key = memberKey(key)
 		}
 		i = skipWS(b, ke)
 		if i >= len(b) || b[i] != ':' {
@@ -273,6 +273,46 @@ func scanMembers(b []byte, out []Member) ([]Member, bool) {
 		m.End = i
 		out = append(out, m)
 	}
+}
+
+// memberKey returns key as a string, without allocating for the
+// members of an OpenAI chat request.
+func memberKey(key []byte) string {
+	switch string(key) { // compared in place: no allocation
+	case "model":
+		return "model"
+	case "messages":
+		return "messages"
+	case "temperature":
+		return "temperature"
+	case "top_p":
+		return "top_p"
+	case "max_tokens":
+		return "max_tokens"
+	case "max_completion_tokens":
+		return "max_completion_tokens"
+	case "stream":
+		return "stream"
+	case "stream_options":
+		return "stream_options"
+	case "user":
+		return "user"
+	case "n":
+		return "n"
+	case "stop":
+		return "stop"
+	case "tools":
+		return "tools"
+	case "tool_choice":
+		return "tool_choice"
+	case "response_format":
+		return "response_format"
+	case "seed":
+		return "seed"
+	case "metadata":
+		return "metadata"
+	}
+	return string(key)
 }
 
 func skipWS(b []byte, i int) int {

@@ -98,23 +98,28 @@ func (s *Server) requestTimeout(r *http.Request) time.Duration {
 func (s *Server) handleChat(c *gin.Context) {
 	t0 := time.Now()
 	w, r := c.Writer, c.Request
-	id := s.nextID(r)
+	cl, aerr := s.keys.authenticate(r)
+	id := s.nextID(owner(cl, r))
 	h := w.Header()
 	h[HeaderRequestID] = []string{id}
-	cl, aerr := s.keys.authenticate(r)
 	if aerr != nil {
-		s.reject(w, aerr)
+		s.refuse(w, aerr, id, nil, nil)
+		return
+	}
+	c.Set(ctxCaller, cl)
+	if cl.scopes&scopeChat == 0 {
+		s.refuse(w, scopeErr(w, scopeChat, "POST /v1/chat/completions"), id, cl, nil)
 		return
 	}
 	if ok, wait := take(cl.lim, time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("key").Inc()
 		h.Set("Retry-After", retryAfter(wait))
-		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"))
+		s.refuse(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"), id, cl, nil)
 		return
 	}
 	body, aerr := s.readBody(r, w)
 	if aerr != nil {
-		s.reject(w, aerr)
+		s.refuse(w, aerr, id, cl, nil)
 		return
 	}
 	req, err := provider.ParseRequest(s.maskPrompt(body))
@@ -124,25 +129,27 @@ func (s *Server) handleChat(c *gin.Context) {
 		if errors.As(err, &re) {
 			e = e.withParam(re.Param)
 		}
-		s.reject(w, e)
+		s.refuse(w, e, id, cl, nil)
 		return
 	}
 	tenant, aerr := s.tenantOf(cl, r, req)
 	if aerr != nil {
-		s.reject(w, aerr)
+		s.refuse(w, aerr, id, cl, nil)
 		return
 	}
 	if ok, wait := take(s.tenants.limiter(tenant), time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("tenant").Inc()
 		h.Set("Retry-After", retryAfter(wait))
-		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"))
+		s.refuse(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"), id, cl,
+			&decision.Features{Tenant: tenant, Time: s.now()})
 		return
 	}
 	forced := ""
 	if !s.aliases[req.Model] {
 		if s.arms[req.Model] == nil {
-			s.reject(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
-				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"))
+			s.refuse(w, apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
+				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"), id, cl,
+				&decision.Features{Tenant: tenant, Time: s.now()})
 			return
 		}
 		forced = req.Model
@@ -155,11 +162,11 @@ func (s *Server) handleChat(c *gin.Context) {
 	rec.Time = time.Time{}
 	rec.Request.ID, rec.Request.Forced = id, forced
 	if aerr := s.fillFeatures(&rec.Request.Features, r, req, tenant); aerr != nil {
-		s.reject(w, aerr)
+		s.refuse(w, aerr, id, cl, &decision.Features{Tenant: tenant, Time: s.now()})
 		return
 	}
 	if err := s.core.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
-		s.reject(w, s.decideError(err, forced, tenant))
+		s.refuse(w, s.decideError(err, forced, tenant), id, cl, &rec.Request.Features)
 		return
 	}
 	d := &rec.Decision

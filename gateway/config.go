@@ -77,6 +77,9 @@ type Config struct {
 	Privacy    PrivacyConfig       `yaml:"privacy"`
 	AccessLog  AccessLogConfig     `yaml:"access_log"`
 	AuditLog   AuditLogConfig      `yaml:"audit_log"`
+	// TLS, when set, terminates TLS (and optionally mTLS) on the listener
+	// (tls.go).
+	TLS *TLSConfig `yaml:"tls"`
 }
 
 // PrivacyConfig keys the tenant hash and masks what is logged.
@@ -137,6 +140,9 @@ type AuthConfig struct {
 	// TrustTenantHeader makes every key behave as if it had tenant_header:
 	// true (a trusted front end names the tenant of each request).
 	TrustTenantHeader bool `yaml:"trust_tenant_header"`
+	// JWT, when set, also accepts JWT bearer tokens verified against a
+	// JWKS file (jwt.go).
+	JWT *JWTConfig `yaml:"jwt"`
 }
 
 // ServerConfig is the `server:` block. Zero values take the defaults
@@ -188,6 +194,9 @@ type KeyConfig struct {
 	// tenant is the key's tenant, else the key's name.
 	TenantHeader bool         `yaml:"tenant_header"`
 	Limit        *LimitConfig `yaml:"rate_limit"`
+	// Scopes the key holds (chat, feedback, admin-read, admin-write);
+	// empty = chat and feedback (authz.go).
+	Scopes []string `yaml:"scopes"`
 }
 
 // LimitConfig is a token bucket: RPS tokens per second, Burst capacity.
@@ -522,7 +531,7 @@ func (c *Config) Validate() error {
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
-		c.validateShadowLearn, c.validatePrivacy,
+		c.validateShadowLearn, c.validatePrivacy, c.validateTLS, c.validateJWT,
 	} {
 		if err := v(); err != nil {
 			return err
@@ -634,8 +643,8 @@ func (c *Config) validateLimits() error {
 // validateAuth checks auth: the keys and the admin token.
 func (c *Config) validateAuth() error {
 	if c.Mode == "production" {
-		if len(c.Auth.Keys) == 0 {
-			return fmt.Errorf("auth.keys: production mode needs at least one API key")
+		if len(c.Auth.Keys) == 0 && c.Auth.JWT == nil {
+			return fmt.Errorf("auth.keys: production mode needs at least one API key (or auth.jwt)")
 		}
 		if c.Auth.AdminTokenSHA256 == "" {
 			return fmt.Errorf("auth.admin_token_sha256: production mode needs an admin token")
@@ -660,6 +669,9 @@ func (c *Config) validateAuth() error {
 		seenKey[h] = true
 		if err := k.Limit.validate(p + ".rate_limit"); err != nil {
 			return err
+		}
+		if _, err := parseScopes(k.Scopes); err != nil {
+			return fmt.Errorf("%s.scopes: %w", p, err)
 		}
 	}
 	if len(c.Auth.Keys) > 0 && c.Auth.AdminTokenSHA256 == "" {

@@ -9,7 +9,6 @@ import (
 	"hash"
 	"io"
 	mrand "math/rand/v2"
-	"net/http"
 	"sync"
 )
 
@@ -92,8 +91,9 @@ func (s *idSource) owns(id, cred string) bool {
 	return hmac.Equal(want[:], raw[idRandBytes:])
 }
 
-// nextID returns a new request id owned by r's bearer credential.
-func (s *Server) nextID(r *http.Request) string {
+// nextID returns a new request id owned by cred (see owner: the bearer
+// token, or a JWT's subject).
+func (s *Server) nextID(cred string) string {
 	s.requestsSeen.Add(1)
-	return s.ids.next(bearer(r))
+	return s.ids.next(cred)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sony/gobreaker/v2"
 
@@ -106,6 +107,9 @@ type Server struct {
 	masker       *mask.Masker // nil = masking off
 	allowMeta    map[string]bool
 	closers      []io.Closer
+	tlsr         *tlsReloader           // nil = no TLS (tls.go)
+	refusals     route.Sink             // decision log rows of refused requests (refused.go)
+	refused      *prometheus.CounterVec // routelab_refused_total{code}
 }
 
 // New builds the gateway from a validated config.
@@ -267,8 +271,10 @@ func New(o Opts) (*Server, error) {
 	if len(allowed) > 0 {
 		rules = append(rules, allowlistRule{allowed: allowed})
 	}
+	s.refusals = newMaskingSink(o.Sink, s.masker, s.allowMeta)
+	s.refused = newRefusedCounter(s.m.reg)
 	s.core, err = route.NewCore(route.CoreOpts{
-		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: newMaskingSink(o.Sink, s.masker, s.allowMeta)},
+		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: s.refusals},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
 		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
 		ShadowLearn: c.shadowLearn(),
@@ -281,6 +287,9 @@ func New(o Opts) (*Server, error) {
 	}
 	s.m.registerPending(s.core.PendingStats)
 	s.keys = newKeyring(c)
+	if err := s.setupJWT(); err != nil {
+		return nil, err
+	}
 	s.tenants = newTenantLimits(c)
 	s.budget = newRetryBudget(c.Retries, s.now())
 	s.recs.New = func() any { return new(decision.Record) }
@@ -348,6 +357,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	s.Start(bg)
 	ln = LimitListener(ln, s.srv.MaxConnections)
+	ln, err := s.wrapTLS(bg, ln)
+	if err != nil {
+		return err
+	}
 	hs := s.httpServer()
 	errc := make(chan error, 1)
 	// The drain listener keeps the socket open through Shutdown: /readyz
@@ -412,8 +425,8 @@ func (s *Server) limitInFlight(c *gin.Context) {
 	defer s.inflight.Add(-1)
 	if n > int64(s.srv.MaxInFlight) {
 		c.Writer.Header().Set("Retry-After", "1")
-		s.reject(c.Writer, apiErr(http.StatusServiceUnavailable, typeUnavailable, "server_busy",
-			fmt.Sprintf("the gateway is handling its maximum of %d concurrent requests (server.max_inflight)", s.srv.MaxInFlight)))
+		s.refuse(c.Writer, apiErr(http.StatusServiceUnavailable, typeUnavailable, "server_busy",
+			fmt.Sprintf("the gateway is handling its maximum of %d concurrent requests (server.max_inflight)", s.srv.MaxInFlight)), "", nil, nil)
 		c.Abort()
 		return
 	}

@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/policy"
+)
+
+// Refusals: a chat request refused before any attempt — a key or tenant
+// rate limit, a bad or oversized request, a forced model that does not
+// exist or is not the tenant's, a rule filter leaving no model
+// (no_model_available) — is never silently lost. Every refusal is counted
+// in routelab_refused_total{code}; a refusal of an authenticated caller is
+// also logged as a decision-log row with status "refused"
+// (decision.StatusRefused), no candidates, chosen index -1 and the error
+// code in the reason column, so that `routelab logs inspect` shows what
+// the gateway turned away beside what it served. Unauthenticated requests
+// (401) and server_busy (503 before authentication) are counted, and
+// appear in the access log, but write no row: an anonymous client must not
+// be able to write to the decision log.
+
+// newRefusedCounter registers routelab_refused_total{code}.
+func newRefusedCounter(reg *prometheus.Registry) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_refused_total",
+		Help: "Chat requests refused before any upstream attempt, by error code (rate_limit_exceeded, no_model_available, model_not_found, invalid_request, server_busy, missing_api_key, ...).",
+	}, []string{"code"})
+	reg.MustRegister(c)
+	return c
+}
+
+// refuse answers a chat request refused before any attempt, counts it and,
+// when cl (the authenticated caller) is known, logs it through sink. f,
+// optional, is what the request was already known to be (features filled
+// before the rule filter); without it the row names the caller's tenant.
+func (s *Server) refuse(w http.ResponseWriter, e *APIError, id string, cl *caller, f *decision.Features) {
+	s.reject(w, e)
+	code := ""
+	if e.Code != nil {
+		code = *e.Code
+	}
+	s.refused.WithLabelValues(code).Inc()
+	if cl == nil || s.refusals == nil {
+		return
+	}
+	rec := decision.Record{Time: s.now()}
+	rec.Request.ID = id
+	if f != nil {
+		rec.Request.Features = *f // the sink copies what it keeps
+	} else {
+		tenant := cl.tenant
+		if tenant == "" {
+			tenant = cl.key
+		}
+		rec.Request.Features = decision.Features{Tenant: tenant, Time: rec.Time}
+	}
+	p := s.core.Policy()
+	rec.Decision = decision.Decision{Policy: p.Name(), PolicyVersion: policy.VersionOf(p), Reason: code, Chosen: -1}
+	rec.Outcome = decision.Outcome{Status: decision.StatusRefused}
+	s.refusals.Log(&rec)
+}

@@ -37,9 +37,9 @@ type Summary struct {
 	// Refused counts the rows of requests refused before any attempt
 	// (status "refused") by their refusal code (the reason column); they
 	// are in Rows but not in Policies or Arms.
-	Refused map[string]int64 `json:"refused"`
-	FeedbackFiles  int             `json:"feedback_files"`
-	FeedbackRows   int64           `json:"feedback_rows"`
+	Refused       map[string]int64 `json:"refused"`
+	FeedbackFiles int              `json:"feedback_files"`
+	FeedbackRows  int64            `json:"feedback_rows"`
 	// TmpFiles are unfinished files: being written, or left by a crash.
 	TmpFiles int `json:"tmp_files"`
 	// OpenSegments are the WAL segments of files being written that were

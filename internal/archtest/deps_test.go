@@ -35,6 +35,9 @@ var allowed = map[string][]string{
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
 	"cmd/routelab": {"artifact", "datasets", "decision", "decisionlog", "experiments", "gateway", "offline",
 		"policy", "policy/neural", "replay", "replay/opebench", "route", "sim", "sim/fromlogs"},
+	// The chaos suite drives the binary over HTTP; it reads the decision
+	// log it left behind.
+	"cmd/routelab-chaos": {"decision", "decisionlog"},
 }
 
 // leafOnly are packages whose whole dependency closure (not just direct

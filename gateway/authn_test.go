@@ -33,7 +33,7 @@ type testIdP struct {
 
 func b64u(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func newTestIdP(t *testing.T) *testIdP {
+func newTestIdP(t testing.TB) *testIdP {
 	t.Helper()
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
@@ -45,7 +45,7 @@ func newTestIdP(t *testing.T) *testIdP {
 }
 
 // writeJWKS publishes the RSA key as rsaKid and the EC key as ecKid.
-func (p *testIdP) writeJWKS(t *testing.T, rsaKid, ecKid string) {
+func (p *testIdP) writeJWKS(t testing.TB, rsaKid, ecKid string) {
 	t.Helper()
 	ecPub, err := p.ec.PublicKey.Bytes() // 0x04 || X || Y
 	require.NoError(t, err)
@@ -62,7 +62,7 @@ func (p *testIdP) writeJWKS(t *testing.T, rsaKid, ecKid string) {
 
 // token signs claims (iss, aud, exp, iat filled unless given) with the
 // RSA ("RS256") or EC ("ES256") key under kid.
-func (p *testIdP) token(t *testing.T, alg, kid string, claims jwt.MapClaims) string {
+func (p *testIdP) token(t testing.TB, alg, kid string, claims jwt.MapClaims) string {
 	t.Helper()
 	now := time.Now()
 	for k, v := range map[string]any{"iss": "https://idp.test", "aud": "routelab", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "sub": "svc-1"} {
@@ -253,4 +253,24 @@ func TestJWTConfigErrors(t *testing.T) {
 	_, err := ParseConfig([]byte("auth: {keys: [{name: k, sha256: " + HashKey("k") + ", scopes: [chat, root]}], admin_token_sha256: " + HashKey("a") + "}\n" + base))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `auth.keys[0].scopes: [1]: "root" is not a scope`)
+}
+
+// BenchmarkJWTVerify is the cost a JWT adds to a request (RS256 and ES256
+// signature checks dominate).
+func BenchmarkJWTVerify(b *testing.B) {
+	idp := newTestIdP(b)
+	v, err := newJWTVerifier(&JWTConfig{JWKSFile: idp.jwks, Issuer: "https://idp.test", Audience: "routelab"}, nil, time.Now)
+	require.NoError(b, err)
+	for _, alg := range []string{"RS256", "ES256"} {
+		kid := map[string]string{"RS256": "r1", "ES256": "e1"}[alg]
+		tok := idp.token(b, alg, kid, jwt.MapClaims{"tenant": "acme", "scope": "chat"})
+		b.Run(alg, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

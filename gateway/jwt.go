@@ -235,8 +235,9 @@ type jwtVerifier struct {
 	now    func() time.Time
 
 	keys    atomic.Pointer[jwks]
-	mu      sync.Mutex // serialises reloads
-	checked time.Time  // last stat of the file (under mu)
+	last    atomic.Int64 // UnixNano of the last look at the file: the lock-free fast path
+	mu      sync.Mutex   // serialises reloads
+	checked time.Time    // last stat of the file (under mu)
 	mtime   time.Time
 	size    int64
 }
@@ -256,6 +257,7 @@ func newJWTVerifier(c *JWTConfig, log *slog.Logger, now func() time.Time) (*jwtV
 	}
 	v.keys.Store(ks)
 	v.mtime, v.size, v.checked = st.ModTime(), st.Size(), now()
+	v.last.Store(v.checked.UnixNano())
 	return v, nil
 }
 
@@ -264,17 +266,21 @@ func newJWTVerifier(c *JWTConfig, log *slog.Logger, now func() time.Time) (*jwtV
 // mean the identity provider rotated its keys), but never more than ten
 // times a second.
 func (v *jwtVerifier) reload(force bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	now := v.now()
 	wait := time.Second
 	if force {
 		wait = 100 * time.Millisecond
 	}
+	if time.Duration(v.now().UnixNano()-v.last.Load()) < wait {
+		return // every request asks: most must not take the lock
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.now()
 	if now.Sub(v.checked) < wait {
 		return
 	}
 	v.checked = now
+	v.last.Store(now.UnixNano())
 	st, err := os.Stat(v.cfg.JWKSFile)
 	if err != nil {
 		v.log.Warn("jwks file: keeping the loaded keys", "path", v.cfg.JWKSFile, "err", err)

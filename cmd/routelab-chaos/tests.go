@@ -38,6 +38,7 @@ func tests() []test {
 		{"f7-privacy", testPrivacy},
 		{"f8-limits", testLimits},
 		{"f9-leaks", testLeaks},
+		{"tls-mtls", testTLS},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
@@ -20,16 +21,42 @@ import (
 // the gateway turned away beside what it served. Unauthenticated requests
 // (401) and server_busy (503 before authentication) are counted, and
 // appear in the access log, but write no row: an anonymous client must not
-// be able to write to the decision log.
+// be able to write to the decision log. Refusal rows are themselves
+// bounded (refusalRowsPerSec, burst refusalRowsBurst) so that a key
+// holder hammering a limit cannot crowd real decisions out of the log's
+// queue; refusals beyond that are counted in
+// routelab_refused_unlogged_total{code}.
+const (
+	refusalRowsPerSec = 500
+	refusalRowsBurst  = 2000
+)
 
-// newRefusedCounter registers routelab_refused_total{code}.
-func newRefusedCounter(reg *prometheus.Registry) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "routelab_refused_total",
-		Help: "Chat requests refused before any upstream attempt, by error code (rate_limit_exceeded, no_model_available, model_not_found, invalid_request, server_busy, missing_api_key, ...).",
-	}, []string{"code"})
-	reg.MustRegister(c)
+// refusalCounters are routelab_refused_total{code} and
+// routelab_refused_unlogged_total{code}, and the bucket of refusal rows.
+type refusalCounters struct {
+	all, unlogged *prometheus.CounterVec
+	rows          *rate.Limiter
+}
+
+func newRefusalCounters(reg *prometheus.Registry) *refusalCounters {
+	c := &refusalCounters{
+		all: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "routelab_refused_total",
+			Help: "Chat requests refused before any upstream attempt, by error code (rate_limit_exceeded, no_model_available, model_not_found, invalid_request, server_busy, missing_api_key, ...).",
+		}, []string{"code"}),
+		unlogged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "routelab_refused_unlogged_total",
+			Help: "Refusals of authenticated requests not written to the decision log because refusal rows exceeded their rate (500/s).",
+		}, []string{"code"}),
+		rows: rate.NewLimiter(refusalRowsPerSec, refusalRowsBurst),
+	}
+	reg.MustRegister(c.all, c.unlogged)
 	return c
+}
+
+// WithLabelValues is the routelab_refused_total counter of one code.
+func (c *refusalCounters) WithLabelValues(code string) prometheus.Counter {
+	return c.all.WithLabelValues(code)
 }
 
 // refuse answers a chat request refused before any attempt, counts it and,
@@ -44,6 +71,10 @@ func (s *Server) refuse(w http.ResponseWriter, e *APIError, id string, cl *calle
 	}
 	s.refused.WithLabelValues(code).Inc()
 	if cl == nil || s.refusals == nil {
+		return
+	}
+	if !s.refused.rows.Allow() {
+		s.refused.unlogged.WithLabelValues(code).Inc()
 		return
 	}
 	rec := decision.Record{Time: s.now()}

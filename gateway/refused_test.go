@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"golang.org/x/time/rate"
 
 	"github.com/routelab/routelab/decision"
 )
@@ -90,4 +93,32 @@ log: {dir: ""}
 	} {
 		assert.True(t, strings.Contains(string(b), line), "metrics contain %s", line)
 	}
+}
+
+// TestRefusalRowsAreBounded: a key hammering its limit cannot crowd the
+// decision log's queue: refusal rows beyond their bucket are counted in
+// routelab_refused_unlogged_total instead.
+func TestRefusalRowsAreBounded(t *testing.T) {
+	gw := startGateway(t, fmt.Sprintf(`
+auth:
+  keys: [{name: alice, tenant: ta, sha256: %s, rate_limit: {rps: 0.001, burst: 1}}]
+  admin_token_sha256: %s
+providers: [{name: sim, type: sim, time_scale: 0.001}]
+models: [{id: s, provider: sim, sim: {ttft_ms: 1, output_tokens: 2}}]
+log: {dir: ""}
+`, HashKey("ka"), HashKey("adm")))
+	gw.srv.refused.rows = rate.NewLimiter(0, 2) // two refusal rows, then none
+	for i := 0; i < 5; i++ {
+		code, _, _ := post(t, gw.url+"/v1/chat/completions", fmt.Sprintf(msgBody, "auto", ""), "Authorization", "Bearer ka")
+		require.Equal(t, map[bool]int{true: 200, false: 429}[i == 0], code, "request %d", i)
+	}
+	require.Eventually(t, func() bool { return gw.sink.len() == 3 }, 5*time.Second, 5*time.Millisecond, "1 answer + 2 refusal rows")
+	assert.Equal(t, 3, gw.sink.len())
+	res, err := http.Get(gw.url + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `routelab_refused_unlogged_total{code="rate_limit_exceeded"} 2`)
+	assert.Contains(t, string(b), `routelab_refused_total{code="rate_limit_exceeded"} 4`)
 }

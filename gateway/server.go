@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sony/gobreaker/v2"
 
@@ -107,9 +106,9 @@ type Server struct {
 	masker       *mask.Masker // nil = masking off
 	allowMeta    map[string]bool
 	closers      []io.Closer
-	tlsr         *tlsReloader           // nil = no TLS (tls.go)
-	refusals     route.Sink             // decision log rows of refused requests (refused.go)
-	refused      *prometheus.CounterVec // routelab_refused_total{code}
+	tlsr         *tlsReloader     // nil = no TLS (tls.go)
+	refusals     route.Sink       // decision log rows of refused requests (refused.go)
+	refused      *refusalCounters // routelab_refused_total{code} (refused.go)
 }
 
 // New builds the gateway from a validated config.
@@ -272,7 +271,7 @@ func New(o Opts) (*Server, error) {
 		rules = append(rules, allowlistRule{allowed: allowed})
 	}
 	s.refusals = newMaskingSink(o.Sink, s.masker, s.allowMeta)
-	s.refused = newRefusedCounter(s.m.reg)
+	s.refused = newRefusalCounters(s.m.reg)
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: s.refusals},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,

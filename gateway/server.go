@@ -46,7 +46,9 @@ type FeedbackLogger interface {
 type Opts struct {
 	Config   *Config
 	Registry *policy.Registry
-	// Sink receives every decision record (the decision log); optional.
+	// Sink receives every decision record (the decision log), and a record
+	// with status refused and no candidates for every refused request of
+	// an authenticated caller (refused.go); optional.
 	Sink route.Sink
 	// SinkStats, optional, feeds the log queue metrics.
 	SinkStats SinkStats

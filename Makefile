@@ -4,7 +4,7 @@ BIN       := bin/routelab
 # Tests run with the race detector; CI may add flags through TESTFLAGS.
 TESTFLAGS ?=
 
-.PHONY: all build run test test-long lint bench bench-gateway check-alerts newcomer clean
+.PHONY: all build run test test-long lint bench bench-gateway check-alerts newcomer clean chaos fuzz
 
 all: build
 
@@ -57,6 +57,19 @@ newcomer:
 
 clean:
 	rm -rf bin
+
+# Issue 14's attacks, replayed against the real binary on loopback (about
+# a minute): one row per check, test | expected | observed | PASS/FAIL;
+# fails on any FAIL. CHAOS_FLAGS passes options (--only REGEXP, --keep).
+chaos: build
+	$(GO) build -o bin/routelab-chaos ./cmd/routelab-chaos
+	./bin/routelab-chaos --bin $(BIN) $(CHAOS_FLAGS)
+
+# Every fuzz target in turn for FUZZTIME each (FUZZ=REGEXP selects by
+# pkg.FuzzName); prints executions and new inputs per target.
+FUZZTIME ?= 60s
+fuzz:
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh $(FUZZ)
 
 # The committed experiment reports (experiments/reports/*.yaml → a directory
 # of the same name); check-reports regenerates them into a temporary

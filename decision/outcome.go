@@ -14,11 +14,18 @@ const (
 	StatusError                     // provider error (5xx, malformed answer, cut stream)
 	StatusRateLimited               // 429 from the provider or a local limit
 	StatusTimeout                   // deadline exceeded
+	// StatusRefused: the request was refused before any attempt (a rate
+	// limit, a rule leaving no model, a bad request). Its record has no
+	// candidates (Decision.Chosen is -1) and Decision.Reason holds the
+	// refusal's error code ("no_model_available", "rate_limit_exceeded",
+	// ...). Nothing was decided, so learning from logs skips such rows.
+	StatusRefused
 )
 
-var statusNames = [...]string{"ok", "error", "rate_limited", "timeout"}
+var statusNames = [...]string{"ok", "error", "rate_limited", "timeout", "refused"}
 
-// String returns the status's log name ("ok", "error", "rate_limited", "timeout").
+// String returns the status's log name ("ok", "error", "rate_limited",
+// "timeout", "refused").
 func (s Status) String() string {
 	if int(s) < len(statusNames) {
 		return statusNames[s]

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/routelab/routelab/decision"
 )
 
 // Summary describes a log directory; see Inspect.
@@ -32,8 +34,12 @@ type Summary struct {
 	Arms     map[string]int64 `json:"arms"`
 	// SchemaVersions counts rows per schema version.
 	SchemaVersions map[int32]int64 `json:"schema_versions"`
-	FeedbackFiles  int             `json:"feedback_files"`
-	FeedbackRows   int64           `json:"feedback_rows"`
+	// Refused counts the rows of requests refused before any attempt
+	// (status "refused") by their refusal code (the reason column); they
+	// are in Rows but not in Policies or Arms.
+	Refused       map[string]int64 `json:"refused"`
+	FeedbackFiles int              `json:"feedback_files"`
+	FeedbackRows  int64            `json:"feedback_rows"`
 	// TmpFiles are unfinished files: being written, or left by a crash.
 	TmpFiles int `json:"tmp_files"`
 	// OpenSegments are the WAL segments of files being written that were
@@ -78,6 +84,8 @@ type inspectRow struct {
 	ChosenArm     string `parquet:"chosen_arm"`
 	Policy        string `parquet:"policy"`
 	PolicyVersion string `parquet:"policy_version"`
+	Reason        string `parquet:"reason"`
+	Status        string `parquet:"status"`
 }
 
 // InspectOpts configures InspectWith.
@@ -102,7 +110,7 @@ func Inspect(ctx context.Context, paths ...string) (*Summary, error) {
 func InspectWith(ctx context.Context, o InspectOpts) (*Summary, error) {
 	paths := o.Paths
 	s := &Summary{Paths: paths, Policies: map[string]int64{}, Arms: map[string]int64{}, SchemaVersions: map[int32]int64{},
-		Writers: []WriterStatsFile{}, Corrupt: []CorruptFile{}}
+		Refused: map[string]int64{}, Writers: []WriterStatsFile{}, Corrupt: []CorruptFile{}}
 	decs, fbs, errs := listFiles(paths, o.IncludeOpen)
 	for _, err := range errs {
 		s.addCorrupt(err)
@@ -188,6 +196,7 @@ func (s *Summary) inspectFile(path string, buf []inspectRow) error {
 		policies          = map[key]int64{}
 		arms              = map[string]int64{}
 		versions          = map[int32]int64{}
+		refused           = map[string]int64{}
 	)
 	for {
 		var n int
@@ -200,9 +209,13 @@ func (s *Summary) inspectFile(path string, buf []inspectRow) error {
 			r := &buf[i]
 			rows++
 			first, last = min(first, r.Time), max(last, r.Time)
+			versions[r.SchemaVersion]++
+			if r.Status == statusRefused {
+				refused[r.Reason]++
+				continue
+			}
 			policies[key{r.Policy, r.PolicyVersion}]++
 			arms[r.ChosenArm]++
-			versions[r.SchemaVersion]++
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -230,8 +243,14 @@ func (s *Summary) inspectFile(path string, buf []inspectRow) error {
 	for k, v := range versions {
 		s.SchemaVersions[k] += v
 	}
+	for k, v := range refused {
+		s.Refused[k] += v
+	}
 	return nil
 }
+
+// statusRefused is decision.StatusRefused as logged.
+var statusRefused = decision.StatusRefused.String()
 
 // inspectSegment adds the complete records of an open file's WAL segment.
 func (s *Summary) inspectSegment(path string) error {
@@ -249,9 +268,13 @@ func (s *Summary) inspectSegment(path string) error {
 			}
 			s.Rows++
 			rows++
+			s.SchemaVersions[r.SchemaVersion]++
+			if r.Status == statusRefused {
+				s.Refused[r.Reason]++
+				continue
+			}
 			s.Policies[r.Policy+"@"+r.PolicyVersion]++
 			s.Arms[r.ChosenArm]++
-			s.SchemaVersions[r.SchemaVersion]++
 		}
 		return true
 	})

@@ -39,8 +39,13 @@ func (s *Server) modelList() []byte {
 }
 
 func (s *Server) handleModels(c *gin.Context) {
-	if _, aerr := s.keys.authenticate(c.Request); aerr != nil {
+	cl, aerr := s.keys.authenticate(c.Request)
+	if aerr != nil {
 		writeAPIError(c.Writer, aerr)
+		return
+	}
+	c.Set(ctxCaller, cl)
+	if !s.requireScope(c, cl, scopeChat, "GET /v1/models") {
 		return
 	}
 	c.Data(http.StatusOK, "application/json", s.models)
@@ -323,7 +328,11 @@ func (s *Server) rollbackLocked(trigger string) (PromoteResponse, bool) {
 // caller's identity, source address, action and outcome.
 func (s *Server) adminGuard(path string, h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		acc, who := s.keys.adminCheck(c.Request)
+		need := scopeAdminWrite
+		if c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead {
+			need = scopeAdminRead
+		}
+		acc, who := s.keys.adminCheck(c.Request, need)
 		action := c.Request.Method + " " + path
 		switch acc {
 		case adminNoToken:
@@ -331,7 +340,7 @@ func (s *Server) adminGuard(path string, h gin.HandlerFunc) gin.HandlerFunc {
 			s.auditLog(c, who, action, "denied")
 			return
 		case adminUserKey:
-			writeAPIError(c.Writer, apiErr(http.StatusForbidden, typePermission, "admin_only", "this API key may not use admin endpoints"))
+			writeAPIError(c.Writer, scopeErr(c.Writer.Header(), need, action))
 			s.auditLog(c, who, action, "forbidden")
 			return
 		}

@@ -13,15 +13,24 @@ import (
 
 // caller is who sent a request, after authentication.
 type caller struct {
-	key    string // key name; "" = anonymous (development mode without keys)
+	key    string // key name, "jwt:SUBJECT"; "" = anonymous (development mode without credentials)
 	tenant string
 	lim    *rate.Limiter
+	scopes scopeSet
+	// owner, when set, is what the request ids this caller gets are bound
+	// to (reqid.go) instead of the bearer token: a JWT's subject, which
+	// outlives the token.
+	owner string
 }
 
 type keyring struct {
 	keys  map[[32]byte]*caller
 	anon  *caller
 	admin *[32]byte
+	// jwt, optional, verifies JWT bearer tokens; jwtLims holds the
+	// per-subject buckets (rate_limits.per_key).
+	jwt     *jwtVerifier
+	jwtLims *tenantLimits
 }
 
 func newKeyring(c *Config) *keyring {
@@ -30,7 +39,8 @@ func newKeyring(c *Config) *keyring {
 		var h [32]byte
 		b, _ := hex.DecodeString(strings.ToLower(k.SHA256)) // validated
 		copy(h[:], b)
-		cl := &caller{key: k.Name, tenant: k.Tenant}
+		sc, _ := parseScopes(k.Scopes) // validated
+		cl := &caller{key: k.Name, tenant: k.Tenant, scopes: sc}
 		if l := k.Limit; l != nil {
 			cl.lim = newLimiter(l)
 		} else if l := c.RateLimits.PerKey; l != nil {
@@ -38,8 +48,8 @@ func newKeyring(c *Config) *keyring {
 		}
 		kr.keys[h] = cl
 	}
-	if len(kr.keys) == 0 {
-		kr.anon = &caller{}
+	if len(kr.keys) == 0 && c.Auth.JWT == nil {
+		kr.anon = &caller{scopes: scopeAll}
 		if l := c.RateLimits.PerKey; l != nil {
 			kr.anon.lim = newLimiter(l)
 		}
@@ -74,7 +84,9 @@ var (
 	errBadKey     = apiErr(http.StatusUnauthorized, typeAuth, "invalid_api_key", "invalid API key")
 )
 
-// authenticate returns the caller of an /v1 request.
+// authenticate returns the caller of a request: an API key, a verified
+// JWT (auth.jwt), or the anonymous caller when no credential is
+// configured. It judges the credential, not its scopes.
 func (k *keyring) authenticate(r *http.Request) (*caller, *APIError) {
 	return k.authenticateToken(bearer(r))
 }
@@ -88,11 +100,33 @@ func (k *keyring) authenticateToken(tok string) (*caller, *APIError) {
 	if tok == "" {
 		return nil, errMissingKey
 	}
-	c := k.keys[sha256.Sum256([]byte(tok))]
-	if c == nil {
-		return nil, errBadKey
+	if c := k.keys[sha256.Sum256([]byte(tok))]; c != nil {
+		return c, nil
 	}
-	return c, nil
+	if k.jwt != nil && looksLikeJWT(tok) {
+		id, err := k.jwt.verify(tok)
+		if err != nil {
+			return nil, apiErr(http.StatusUnauthorized, typeAuth, "invalid_token", "invalid token: "+clip(err.Error()))
+		}
+		name := "jwt:" + id.subject
+		return &caller{key: name, tenant: id.tenant, scopes: id.scopes, lim: k.jwtLims.limiter(id.subject), owner: name}, nil
+	}
+	return nil, errBadKey
+}
+
+// owner is what r's request ids are bound to: the caller's owner, else
+// the bearer token.
+func owner(cl *caller, r *http.Request) string {
+	return ownerOf(cl, bearer(r))
+}
+
+// ownerOf is what the request ids of a caller presenting the bearer
+// credential cred are bound to.
+func ownerOf(cl *caller, cred string) string {
+	if cl != nil && cl.owner != "" {
+		return cl.owner
+	}
+	return cred
 }
 
 // adminAccess is the outcome of checking an admin request's credential.
@@ -104,29 +138,42 @@ const (
 	adminUserKey             // a valid /v1 API key, not the admin token: 403
 )
 
-// adminCheck checks r's credential against the admin token and names who
-// presented it for the audit log: "admin:" plus the first 8 hex digits of
-// the token's hash, "key:NAME" for an API key, "anonymous" for none, or
-// "unknown:" plus a hash prefix. Without an admin token (development mode
-// without keys only: Validate refuses keys without one) everyone is
-// granted.
-func (k *keyring) adminCheck(r *http.Request) (adminAccess, string) {
+// adminCheck checks r's credential for an admin route needing scope need
+// and names who presented it for the audit log: "admin:" plus the first 8
+// hex digits of the token's hash, "key:NAME" for an API key, "jwt:SUBJECT"
+// for a verified JWT, "anonymous" for none, or "unknown:" plus a hash
+// prefix. The admin token holds admin-read and admin-write; keys and JWTs
+// their scopes (adminUserKey, a 403, when they lack need). Without any
+// credential configured (development mode only: Validate refuses keys
+// without an admin token) everyone is granted.
+func (k *keyring) adminCheck(r *http.Request, need scopeSet) (adminAccess, string) {
 	tok := bearer(r)
 	h := sha256.Sum256([]byte(tok))
-	if k.admin == nil {
+	if k.admin == nil && k.anon != nil {
 		if tok == "" {
 			return adminGranted, "anonymous"
 		}
 		return adminGranted, "unknown:" + hex.EncodeToString(h[:4])
 	}
 	switch {
-	case subtle.ConstantTimeCompare(h[:], k.admin[:]) == 1:
+	case k.admin != nil && subtle.ConstantTimeCompare(h[:], k.admin[:]) == 1:
 		return adminGranted, "admin:" + hex.EncodeToString(h[:4])
 	case tok == "":
 		return adminNoToken, "anonymous"
 	}
 	if c := k.keys[h]; c != nil {
+		if c.scopes&need == need {
+			return adminGranted, "key:" + c.key
+		}
 		return adminUserKey, "key:" + c.key
+	}
+	if k.jwt != nil && looksLikeJWT(tok) {
+		if id, err := k.jwt.verify(tok); err == nil {
+			if id.scopes&need == need {
+				return adminGranted, "jwt:" + id.subject
+			}
+			return adminUserKey, "jwt:" + id.subject
+		}
 	}
 	return adminNoToken, "unknown:" + hex.EncodeToString(h[:4])
 }

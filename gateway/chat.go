@@ -103,7 +103,9 @@ func (s *Server) handleChat(c *gin.Context) {
 	defer s.putHTTPSink(h)
 	r := c.Request
 	h.in = chatIn{t0: time.Now(), transport: transportHTTP, cred: bearer(r), hints: headerHints(r.Header), body: h}
-	s.chat(r.Context(), &h.in, h)
+	if cl := s.chat(r.Context(), &h.in, h); cl != nil {
+		c.Set(ctxCaller, cl) // for the access log (JWT subjects included)
+	}
 }
 
 // chatIn is one chat request, whatever transport carried it.
@@ -128,33 +130,45 @@ type bodySource interface {
 }
 
 // chat is the one request path of every transport (REST, WebSocket,
-// gRPC): id, auth, the key's rate limit, the body, parse, tenant and its
-// rate limit, features, core.Decide, the upstream attempts with retries
-// and fallbacks, core.Complete, metrics. The answer goes to out.
-func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) {
+// gRPC): auth, id, scope, the key's rate limit, the body, parse, tenant
+// and its rate limit, features, core.Decide, the upstream attempts with
+// retries and fallbacks, core.Complete, metrics. The answer goes to out.
+// A request refused before any attempt is counted and, for an
+// authenticated caller, logged (refused.go). It returns the authenticated
+// caller (nil when authentication failed).
+func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) *caller {
 	t0 := in.t0
-	s.requestsSeen.Add(1)
-	id := s.ids.next(in.cred)
+	cl, aerr := s.keys.authenticateToken(in.cred)
+	id := s.nextID(ownerOf(cl, in.cred))
 	out.RequestID(id)
 	s.m.transport(in.transport)
-	reject := func(e *APIError, wait time.Duration) {
+	reject := func(e *APIError, wait time.Duration, f *decision.Features) {
 		out.Fail(e, "", wait)
 		s.m.requests.WithLabelValues("", codeString(e.Status)).Inc()
+		s.noteRefusal(e, id, cl, f)
 	}
-	cl, aerr := s.keys.authenticateToken(in.cred)
 	if aerr != nil {
-		reject(aerr, 0)
-		return
+		cl = nil
+		reject(aerr, 0, nil)
+		return nil
+	}
+	if cl.scopes&scopeChat == 0 {
+		var hdr http.Header
+		if hs, ok := out.(*httpSink); ok {
+			hdr = hs.w.Header()
+		}
+		reject(scopeErr(hdr, scopeChat, in.transport.route()), 0, nil)
+		return cl
 	}
 	if ok, wait := take(cl.lim, time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("key").Inc()
-		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"), wait)
-		return
+		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"), wait, nil)
+		return cl
 	}
 	body, aerr := in.body.readBody()
 	if aerr != nil {
-		reject(aerr, 0)
-		return
+		reject(aerr, 0, nil)
+		return cl
 	}
 	req, err := provider.ParseRequest(s.maskPrompt(body))
 	if err != nil {
@@ -163,25 +177,27 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) {
 		if errors.As(err, &re) {
 			e = e.withParam(re.Param)
 		}
-		reject(e, 0)
-		return
+		reject(e, 0, nil)
+		return cl
 	}
 	tenant, aerr := s.tenantOf(cl, &in.hints, req)
 	if aerr != nil {
-		reject(aerr, 0)
-		return
+		reject(aerr, 0, nil)
+		return cl
 	}
 	if ok, wait := take(s.tenants.limiter(tenant), time.Now()); !ok {
 		s.m.rateLimited.WithLabelValues("tenant").Inc()
-		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"), wait)
-		return
+		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"), wait,
+			&decision.Features{Tenant: tenant, Time: s.now()})
+		return cl
 	}
 	forced := ""
 	if !s.aliases[req.Model] {
 		if s.arms[req.Model] == nil {
 			reject(apiErr(http.StatusNotFound, typeInvalidRequest, "model_not_found",
-				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"), 0)
-			return
+				fmt.Sprintf("the model %q does not exist; use one of GET /v1/models or %q to route", clip(req.Model), s.cfg.Aliases[0])).withParam("model"), 0,
+				&decision.Features{Tenant: tenant, Time: s.now()})
+			return cl
 		}
 		forced = req.Model
 	}
@@ -197,12 +213,12 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) {
 	rec.Time = time.Time{}
 	rec.Request.ID, rec.Request.Forced = id, forced
 	if aerr := s.fillFeatures(&rec.Request.Features, &in.hints, req, tenant); aerr != nil {
-		reject(aerr, 0)
-		return
+		reject(aerr, 0, &decision.Features{Tenant: tenant, Time: s.now()})
+		return cl
 	}
 	if err := s.core.Decide(ctx, &rec.Request, &rec.Decision); err != nil {
-		reject(s.decideError(err, forced, tenant), 0)
-		return
+		reject(s.decideError(err, forced, tenant), 0, &rec.Request.Features)
+		return cl
 	}
 	d := &rec.Decision
 	out.Policy(d.Policy)
@@ -261,6 +277,7 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) {
 	chosen.decided(m, d.Policy, d.Reason).Inc()
 	m.success.observe(d.Reason, perr == nil)
 	m.overhead.Observe((time.Since(t0) - ar.wait).Seconds())
+	return cl
 }
 
 // take takes a token from l (nil = unlimited) at now. When none is left

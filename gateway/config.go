@@ -79,6 +79,9 @@ type Config struct {
 	AuditLog   AuditLogConfig      `yaml:"audit_log"`
 	// GRPC is the gRPC API (grpcconfig.go); off without grpc.listen.
 	GRPC GRPCConfig `yaml:"grpc"`
+	// TLS, when set, terminates TLS (and optionally mTLS) on the listener
+	// (tls.go).
+	TLS *TLSConfig `yaml:"tls"`
 }
 
 // PrivacyConfig keys the tenant hash and masks what is logged.
@@ -139,6 +142,9 @@ type AuthConfig struct {
 	// TrustTenantHeader makes every key behave as if it had tenant_header:
 	// true (a trusted front end names the tenant of each request).
 	TrustTenantHeader bool `yaml:"trust_tenant_header"`
+	// JWT, when set, also accepts JWT bearer tokens verified against a
+	// JWKS file (jwt.go).
+	JWT *JWTConfig `yaml:"jwt"`
 }
 
 // ServerConfig is the `server:` block. Zero values take the defaults
@@ -190,6 +196,9 @@ type KeyConfig struct {
 	// tenant is the key's tenant, else the key's name.
 	TenantHeader bool         `yaml:"tenant_header"`
 	Limit        *LimitConfig `yaml:"rate_limit"`
+	// Scopes the key holds (chat, feedback, admin-read, admin-write);
+	// empty = chat and feedback (authz.go).
+	Scopes []string `yaml:"scopes"`
 }
 
 // LimitConfig is a token bucket: RPS tokens per second, Burst capacity.
@@ -527,7 +536,7 @@ func (c *Config) Validate() error {
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
-		c.validateShadowLearn, c.validatePrivacy, c.GRPC.validate,
+		c.validateShadowLearn, c.validatePrivacy, c.GRPC.validate, c.validateTLS, c.validateJWT,
 	} {
 		if err := v(); err != nil {
 			return err
@@ -639,8 +648,8 @@ func (c *Config) validateLimits() error {
 // validateAuth checks auth: the keys and the admin token.
 func (c *Config) validateAuth() error {
 	if c.Mode == "production" {
-		if len(c.Auth.Keys) == 0 {
-			return fmt.Errorf("auth.keys: production mode needs at least one API key")
+		if len(c.Auth.Keys) == 0 && c.Auth.JWT == nil {
+			return fmt.Errorf("auth.keys: production mode needs at least one API key (or auth.jwt)")
 		}
 		if c.Auth.AdminTokenSHA256 == "" {
 			return fmt.Errorf("auth.admin_token_sha256: production mode needs an admin token")
@@ -665,6 +674,9 @@ func (c *Config) validateAuth() error {
 		seenKey[h] = true
 		if err := k.Limit.validate(p + ".rate_limit"); err != nil {
 			return err
+		}
+		if _, err := parseScopes(k.Scopes); err != nil {
+			return fmt.Errorf("%s.scopes: %w", p, err)
 		}
 	}
 	if len(c.Auth.Keys) > 0 && c.Auth.AdminTokenSHA256 == "" {

@@ -10,8 +10,9 @@
 //
 // One request takes this path:
 //
-//	connection cap (LimitListener) and header/body read timeouts →
-//	in-flight cap → auth (hashed API keys) → per-key and per-tenant token
+//	connection cap (LimitListener) → TLS/mTLS (tls.go, optional) →
+//	header/body read timeouts → in-flight cap → auth (hashed API keys, or
+//	JWTs verified against a JWKS file) → scope → per-key and per-tenant token
 //	buckets (429 with the bucket's real wait as Retry-After) →
 //	decode (provider.ParseRequest) → features (tenant, task, prompt tokens,
 //	time, tags) → core.Decide (rule filter: context window, breakers,
@@ -68,9 +69,18 @@
 // checkpoint is a warning and a fresh policy, never a failed start.
 //
 // Security: request ids are 128 random bits plus a MAC binding them to the
-// bearer credential (reqid.go), so feedback is accepted only from the key
-// that made the request, under that key's rate limit. Keys without an admin
-// token are refused at start-up; an API key on an admin route gets 403.
+// bearer credential (reqid.go; a JWT's subject), so feedback is accepted
+// only from the key that made the request, under that key's rate limit.
+// Every route needs a scope (authz.go: chat, feedback, admin-read,
+// admin-write); a valid credential without it gets 403 insufficient_scope
+// naming the scope. Keys without an admin token are refused at start-up.
+// JWT bearer tokens (jwt.go, github.com/golang-jwt/jwt/v5) are checked
+// against a JWKS file reloaded on change: RS256/ES256, issuer, audience,
+// expiry; the tenant and scopes come from claims. TLS and mTLS (tls.go)
+// reload the certificate, key and client CAs on change and on SIGHUP.
+// Requests refused before any attempt (limits, rules, bad input) are
+// counted and, for an authenticated caller, logged as rows with status
+// refused (refused.go).
 // Admin changes and refusals go to the audit log, requests (optionally) to
 // the access log (privacy.go). Tags and metadata pass through package mask
 // and the metadata allowlist before reaching the decision log sink, and

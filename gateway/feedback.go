@@ -73,6 +73,10 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		writeAPIError(w, aerr)
 		return
 	}
+	c.Set(ctxCaller, cl)
+	if !s.requireScope(c, cl, scopeFeedback, "POST /v1/feedback") {
+		return
+	}
 	if cl.lim != nil && !cl.lim.Allow() {
 		// Feedback shares the key's token bucket with chat completions.
 		s.m.feedback.WithLabelValues("rate_limited").Inc()
@@ -130,7 +134,7 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	}
 	// Only the credential that made the request may rate it; an id issued
 	// to another key answers exactly as an unknown one (no oracle).
-	owned := s.ids.owns(fr.RequestID, bearer(c.Request))
+	owned := s.ids.owns(fr.RequestID, owner(cl, c.Request))
 	var res route.FeedbackResult
 	var err error
 	if owned {

@@ -144,6 +144,11 @@ func (s *Server) accessLog(c *gin.Context) {
 	r, w := c.Request, c.Writer
 	h := w.Header()
 	key, tenant := s.keys.identify(r)
+	if v, ok := c.Get(ctxCaller); ok { // authenticated by the handler (JWTs included)
+		if cl, _ := v.(*caller); cl != nil && cl.key != "" {
+			key, tenant = cl.key, cl.tenant
+		}
+	}
 	if tenant == "" {
 		tenant = clip(r.Header.Get(HeaderTenant))
 	}

@@ -92,3 +92,10 @@ func (s *idSource) owns(id, cred string) bool {
 	s.mac(want[:], raw[:idRandBytes], cred)
 	return hmac.Equal(want[:], raw[idRandBytes:])
 }
+
+// nextID returns a new request id owned by cred (see owner: the bearer
+// token, or a JWT's subject).
+func (s *Server) nextID(cred string) string {
+	s.requestsSeen.Add(1)
+	return s.ids.next(cred)
+}

@@ -46,7 +46,9 @@ type FeedbackLogger interface {
 type Opts struct {
 	Config   *Config
 	Registry *policy.Registry
-	// Sink receives every decision record (the decision log); optional.
+	// Sink receives every decision record (the decision log), and a record
+	// with status refused and no candidates for every refused request of
+	// an authenticated caller (refused.go); optional.
 	Sink route.Sink
 	// SinkStats, optional, feeds the log queue metrics.
 	SinkStats SinkStats
@@ -106,10 +108,13 @@ type Server struct {
 	masker       *mask.Masker // nil = masking off
 	allowMeta    map[string]bool
 	closers      []io.Closer
-	ws           *wsConns  // ws.go
-	services     []Service // transport.go
-	sinks        sync.Pool // *httpSink (sink.go)
-	policyHdr    policyHdr // hotpath.go
+	ws           *wsConns         // ws.go
+	services     []Service        // transport.go
+	sinks        sync.Pool        // *httpSink (sink.go)
+	policyHdr    policyHdr        // hotpath.go
+	tlsr         *tlsReloader     // nil = no TLS (tls.go)
+	refusals     route.Sink       // decision log rows of refused requests (refused.go)
+	refused      *refusalCounters // routelab_refused_total{code} (refused.go)
 }
 
 // New builds the gateway from a validated config.
@@ -272,8 +277,10 @@ func New(o Opts) (*Server, error) {
 	if len(allowed) > 0 {
 		rules = append(rules, allowlistRule{allowed: allowed})
 	}
+	s.refusals = newMaskingSink(o.Sink, s.masker, s.allowMeta)
+	s.refused = newRefusalCounters(s.m.reg)
 	s.core, err = route.NewCore(route.CoreOpts{
-		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: newMaskingSink(o.Sink, s.masker, s.allowMeta)},
+		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: s.refusals},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
 		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
 		ShadowLearn: c.shadowLearn(),
@@ -286,6 +293,9 @@ func New(o Opts) (*Server, error) {
 	}
 	s.m.registerPending(s.core.PendingStats)
 	s.keys = newKeyring(c)
+	if err := s.setupJWT(); err != nil {
+		return nil, err
+	}
 	s.tenants = newTenantLimits(c)
 	s.budget = newRetryBudget(c.Retries, s.now())
 	s.recs.New = func() any { return new(decision.Record) }
@@ -354,6 +364,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	s.Start(bg)
 	ln = LimitListener(ln, s.srv.MaxConnections)
+	ln, err := s.wrapTLS(bg, ln)
+	if err != nil {
+		return err
+	}
 	hs := s.httpServer()
 	errc := make(chan error, 1)
 	// The drain listener keeps the socket open through Shutdown: /readyz
@@ -428,7 +442,7 @@ func (s *Server) limitInFlight(c *gin.Context) {
 	}
 	if e := s.admit(); e != nil {
 		c.Writer.Header().Set("Retry-After", "1")
-		s.reject(c.Writer, e)
+		s.refuse(c.Writer, e, "", nil, nil)
 		c.Abort()
 		return
 	}

@@ -56,6 +56,17 @@ var transportNames = [...]string{"http", "websocket", "grpc"}
 
 func (t transport) String() string { return transportNames[t] }
 
+// route names the chat route of t in errors (insufficient_scope).
+func (t transport) route() string {
+	switch t {
+	case transportWebSocket:
+		return "GET /v1/ws"
+	case transportGRPC:
+		return "routelab.v1.Chat"
+	}
+	return "POST /v1/chat/completions"
+}
+
 // httpSink answers a REST request: JSON, or Server-Sent Events for a
 // stream. Every write has a deadline (server.write_timeout, and no later
 // than the request's own deadline while streaming), so a client that

@@ -52,6 +52,7 @@ func (s *Server) chatVia(ctx context.Context, t transport, call *ChatCall, out C
 	if aerr := s.admit(); aerr != nil {
 		out.Fail(aerr, "", time.Second)
 		s.m.requests.WithLabelValues("", codeString(aerr.Status)).Inc()
+		s.noteRefusal(aerr, "", nil, nil)
 		return
 	}
 	defer s.leave()

@@ -63,5 +63,5 @@ func ExampleReader() {
 	// req-0 small p=0.3 reward=0.5 (immediate)
 	// req-1 large p=0.7 reward=0.9 (delayed)
 	// req-2 large p=0.7 reward=0.5 (immediate)
-	// {FeedbackRows:1 FeedbackIDs:1 Duplicates:0 Applied:1 Late:0 Defaulted:0 Unknown:0}
+	// {FeedbackRows:1 FeedbackIDs:1 Duplicates:0 Applied:1 Late:0 Defaulted:0 Unknown:0 Refused:0}
 }

@@ -57,6 +57,9 @@ type JoinStats struct {
 	Defaulted int64
 	// Unknown feedback ids matched no record read.
 	Unknown int64
+	// Refused rows (decision.StatusRefused: requests refused before any
+	// attempt, with no decision) were read and skipped.
+	Refused int64
 }
 
 // Reader streams logged decisions with their delayed feedback joined in.
@@ -76,7 +79,9 @@ func (r *Reader) JoinStats() JoinStats { return r.stats }
 
 // Records yields every logged decision as decisionlog.Reader.Records does
 // (same order, same errors, same reuse rule), after applying the feedback
-// join when ReaderOpts.Feedback is set.
+// join when ReaderOpts.Feedback is set. Rows of refused requests
+// (decision.StatusRefused) carry no decision to learn or evaluate from:
+// they are skipped and counted in JoinStats.Refused.
 func (r *Reader) Records(ctx context.Context) iter.Seq2[decision.Record, error] {
 	return func(yield func(decision.Record, error) bool) {
 		r.stats = JoinStats{}
@@ -102,6 +107,10 @@ func (r *Reader) Records(ctx context.Context) iter.Seq2[decision.Record, error] 
 			r.stats.Duplicates = idx.rows - int64(len(idx.m))
 		}
 		for rec, err := range lr.Records(ctx) {
+			if err == nil && rec.Outcome.Status == decision.StatusRefused {
+				r.stats.Refused++
+				continue
+			}
 			if err == nil && idx != nil {
 				r.join(idx, &rec)
 			}

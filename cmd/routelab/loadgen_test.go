@@ -105,6 +105,9 @@ type taskSink struct {
 }
 
 func (s *taskSink) Log(rec *decision.Record) {
+	if rec.Outcome.Status == decision.StatusRefused {
+		return // no decision: refused before any attempt
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.arm[rec.Request.Features.Task] = append(s.arm[rec.Request.Features.Task], rec.Decision.Arm().ID)

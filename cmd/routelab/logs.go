@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -77,6 +78,16 @@ func writeLogSummary(out io.Writer, s *decisionlog.Summary) error {
 	}
 	sort.Strings(versions)
 	fmt.Fprintf(w, "schema versions\t%v\n", versions)
+	if len(s.Refused) > 0 {
+		refused := make([]string, 0, len(s.Refused))
+		var n int64
+		for code, k := range s.Refused {
+			refused = append(refused, fmt.Sprintf("%s %d", code, k))
+			n += k
+		}
+		sort.Strings(refused)
+		fmt.Fprintf(w, "refused\t%d rows of requests refused before any attempt (%s)\n", n, strings.Join(refused, ", "))
+	}
 	fmt.Fprintf(w, "dropped\t%d (from %d writer sidecar(s)), %d of them logged after the writer closed\n", s.Dropped, len(s.Writers), s.DroppedClosed)
 	fmt.Fprintf(w, "lost\t%d (%d dropped, %d failed writes); %d torn WAL record(s) cut (%d bytes)\n", s.Lost, s.Dropped, s.Failed, s.TornRecords, s.TornBytes)
 	fmt.Fprintf(w, "recovered\t%d rows from %d segment(s) of crashed writers; %d orphan .tmp removed\n", s.Recovered, s.RecoveredSegments, s.OrphanTmp)

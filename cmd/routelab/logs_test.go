@@ -158,3 +158,15 @@ func TestSimLogRefusesToMix(t *testing.T) {
 	}
 	assert.Equal(t, 400, n, "the refused run wrote nothing; --append added 200 rows")
 }
+
+// TestLogsInspectShowsRefusals: refused requests are summarised per code.
+func TestLogsInspectShowsRefusals(t *testing.T) {
+	var buf bytes.Buffer
+	s := &decisionlog.Summary{Rows: 10, Refused: map[string]int64{"no_model_available": 3, "rate_limit_exceeded": 2}}
+	require.NoError(t, writeLogSummary(&buf, s))
+	assert.Contains(t, buf.String(), "5 rows of requests refused before any attempt (no_model_available 3, rate_limit_exceeded 2)")
+	buf.Reset()
+	s.Refused = map[string]int64{}
+	require.NoError(t, writeLogSummary(&buf, s))
+	assert.NotContains(t, buf.String(), "refused")
+}

@@ -121,10 +121,10 @@ func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Lo
 	if src == "" {
 		src = "embedded default"
 	}
-	if len(cfg.Auth.Keys) == 0 {
+	if len(cfg.Auth.Keys) == 0 && cfg.Auth.JWT == nil {
 		log.Warn("no API key required: anyone who can reach this port can use the gateway (development mode)")
 	}
-	if cfg.Auth.AdminTokenSHA256 == "" {
+	if cfg.Auth.AdminTokenSHA256 == "" && len(cfg.Auth.Keys) == 0 && cfg.Auth.JWT == nil {
 		log.Warn("no admin token: /admin/* is open (development mode)")
 	}
 	models := make([]string, len(cfg.Models))
@@ -137,7 +137,7 @@ func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Lo
 	log.Info("routelab gateway listening", "addr", ln.Addr().String(), "config", src, "mode", cfg.Mode,
 		"policy", cfg.Policy.Name, "models", strings.Join(models, ","), "decision_log", cfg.Log.Dir,
 		"max_connections", cfg.Server.MaxConnections, "max_inflight", cfg.Server.MaxInFlight,
-		"read_timeout", cfg.Server.ReadTimeout, "write_timeout", cfg.Server.WriteTimeout)
+		"read_timeout", cfg.Server.ReadTimeout, "write_timeout", cfg.Server.WriteTimeout, "tls", cfg.TLS != nil)
 	host := ln.Addr().String()
 	if h, port, err := net.SplitHostPort(host); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
 		host = "localhost:" + port
@@ -146,8 +146,12 @@ func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Lo
 	if len(cfg.Auth.Keys) > 0 {
 		auth = ` -H "Authorization: Bearer $ROUTELAB_KEY"`
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "\nTry it:\n  curl -s http://%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a haiku about routing\"}]}'\n\n",
-		host, auth, cfg.Aliases[0])
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "\nTry it:\n  curl -s %s://%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"Write a haiku about routing\"}]}'\n\n",
+		scheme, host, auth, cfg.Aliases[0])
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := srv.Serve(ctx, ln); err != nil {

@@ -41,6 +41,10 @@ var allowed = map[string][]string{
 	// the project.
 	"gateway/grpcapi":            {"gateway", "gateway/grpcapi/routelabv1", "gateway/provider"},
 	"gateway/grpcapi/routelabv1": {},
+
+	// The chaos suite drives the binary over HTTP; it reads the decision
+	// log it left behind.
+	"cmd/routelab-chaos": {"decision", "decisionlog"},
 }
 
 // leafOnly are packages whose whole dependency closure (not just direct

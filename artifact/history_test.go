@@ -20,8 +20,8 @@ func TestHistoryAppendRead(t *testing.T) {
 	lo, hi := 0.01, 0.05
 	want := []artifact.HistoryRecord{
 		{Time: time.Unix(100, 0).UTC(), Action: artifact.ActionPromote, Identity: "admin:ab12", Forced: true,
-			From: &artifact.PolicyRef{Policy: "thompson", StateSHA256: strings.Repeat("a", 64)},
-			To:   &artifact.PolicyRef{Policy: "linucb", StateSHA256: strings.Repeat("b", 64)},
+			From:     &artifact.PolicyRef{Policy: "thompson", StateSHA256: strings.Repeat("a", 64)},
+			To:       &artifact.PolicyRef{Policy: "linucb", StateSHA256: strings.Repeat("b", 64)},
 			Estimate: &artifact.Estimate{N: 900, ESS: 300, Diff: 0.03, CILow: &lo, CIHigh: &hi, Confidence: 0.95}},
 		{Time: time.Unix(200, 0).UTC(), Action: artifact.ActionRollback, Trigger: "auto", Identity: "rollback-guard"},
 	}

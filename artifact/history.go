@@ -28,7 +28,7 @@ const (
 // PolicyRef names a policy at the moment of a history event.
 type PolicyRef struct {
 	// Policy is the policy's name, Version its version string
-	// (policy.VersionOf: the name plus parameters and floor).
+	// (policy.VersionOf, e.g. "1+floor:0.05").
 	Policy  string `json:"policy"`
 	Version string `json:"version,omitempty"`
 	// StateSHA256 is the checksum an artifact of the policy's state at
@@ -89,10 +89,13 @@ func AppendHistory(dir string, rec HistoryRecord) error {
 	if rec.Time.IsZero() {
 		rec.Time = time.Now().UTC()
 	}
-	b, err := json.Marshal(rec)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // reasons hold "ci_low 0.03 > margin 0"
+	if err := enc.Encode(rec); err != nil {
 		return fmt.Errorf("history: encode: %w", err)
 	}
+	b := buf.Bytes() // one line, newline-terminated
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
@@ -101,7 +104,7 @@ func AppendHistory(dir string, rec HistoryRecord) error {
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	_, err = f.Write(append(b, '\n'))
+	_, err = f.Write(b)
 	if err == nil {
 		err = f.Sync()
 	}

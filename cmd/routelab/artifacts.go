@@ -291,12 +291,13 @@ func showHistory(dir string, out io.Writer) error {
 	if len(recs) > 0 {
 		fmt.Fprintf(out, "history\t%s\n", filepath.Join(dir, artifact.HistoryFile))
 	}
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
 	for _, r := range recs {
-		b, merr := json.MarshalIndent(r, "", "  ")
-		if merr != nil {
-			return merr
+		if eerr := enc.Encode(r); eerr != nil {
+			return eerr
 		}
-		fmt.Fprintf(out, "%s\n", b)
 	}
 	return err
 }
@@ -305,9 +306,9 @@ func refString(r *artifact.PolicyRef) string {
 	if r == nil {
 		return "-"
 	}
-	s := r.Version
-	if s == "" {
-		s = r.Policy
+	s := r.Policy
+	if r.Version != "" {
+		s += "/" + r.Version
 	}
 	if len(r.StateSHA256) >= 12 {
 		s += "@" + r.StateSHA256[:12]

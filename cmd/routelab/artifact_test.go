@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,12 +92,16 @@ func TestPolicyFileBadInputs(t *testing.T) {
 		return p
 	}
 	scenarioFile := write("tasks-cost.yaml", strings.Replace(string(mustScenarioYAML(t, "tasks")), "\ntraffic:", "\nreward: {cost: 0.5}\ntraffic:", 1))
+	otherArms := strings.Replace(string(mustScenarioYAML(t, "tasks")), "- name: chatty", "- name: talker", 1)
+	require.NotEqual(t, string(mustScenarioYAML(t, "tasks")), otherArms)
+	armsFile := write("tasks-arms.yaml", otherArms)
 	cases := []struct {
 		name, scenario, file string
 		want                 []string
 	}{
 		{"other encoder", "steady", art, []string{"encoder", `"math"`, `"tasks":["chat","code","summarize"]`}},
 		{"other reward", scenarioFile, art, []string{"reward", "cost 0.2", "cost 0.5"}},
+		{"other catalogue", armsFile, art, []string{"catalogue", "[chatty coder generalist mathlete summarizer]", "[coder generalist mathlete summarizer talker]"}},
 		{"truncated", "tasks", write("t.json", string(data[:len(data)/3])), []string{"truncated or corrupt"}},
 		{"unknown version", "tasks", write("v.json", strings.Replace(string(data), `"version": 1,`, `"version": 99,`, 1)), []string{"version 99, this build reads version 1"}},
 		{"unknown policy", "tasks", write("p.json", renamePolicy(t, data, "linucb", "nosuch")), []string{"nosuch"}},
@@ -223,4 +228,53 @@ func TestReplayPolicyFileMismatch(t *testing.T) {
 	fl := rf
 	fl.policyFiles = []string{tasks}
 	require.NoError(t, runReplay(context.Background(), fl, &bytes.Buffer{}, &bytes.Buffer{}), "the matching artifact evaluates")
+}
+
+// TestServeRefusesBadArtifact: `routelab serve` with a policy or shadow
+// file that is truncated, of another version or for other models exits
+// with an error naming the config field and the fault, before listening.
+func TestServeRefusesBadArtifact(t *testing.T) {
+	dir := t.TempDir()
+	art := filepath.Join(dir, "a.json")
+	require.NoError(t, runSim(context.Background(), simFlags{scenario: "tasks", policy: "linucb", seed: 1, requests: 200, savePolicy: art}, nil, &bytes.Buffer{}))
+	data, err := os.ReadFile(art)
+	require.NoError(t, err)
+	example, err := os.ReadFile("../../examples/gateway/tasks.yaml")
+	require.NoError(t, err)
+	steady := filepath.Join(dir, "steady.json")
+	require.NoError(t, runSim(context.Background(), simFlags{scenario: "steady", policy: "linucb", seed: 1, requests: 200, savePolicy: steady}, nil, &bytes.Buffer{}))
+	for _, c := range []struct {
+		name, field, content string
+		want                 []string
+	}{
+		{"truncated", "shadow", string(data[:len(data)/2]), []string{"shadow.file", "truncated or corrupt"}},
+		{"unknown version", "shadow", strings.Replace(string(data), `"version": 1,`, `"version": 2,`, 1), []string{"shadow.file", "version 2, this build reads version 1"}},
+		{"other encoder and arms", "policy", "", []string{"policy.file", "encoder", "steady.json"}},
+	} {
+		path := steady
+		if c.content != "" {
+			path = filepath.Join(dir, c.name+".json")
+			require.NoError(t, os.WriteFile(path, []byte(c.content), 0o644))
+		}
+		cfg := strings.Replace(string(example), "shadow: {file: a.json}", "shadow: {file: "+art+"}", 1)
+		if c.field == "shadow" {
+			cfg = strings.Replace(string(example), "shadow: {file: a.json}", "shadow: {file: "+path+"}", 1)
+		} else {
+			cfg = strings.Replace(cfg, "policy: {name: thompson, params: {floor: \"0.6\", seed: \"1\"}}", "policy: {file: "+path+"}", 1)
+			require.Contains(t, cfg, "policy: {file: "+path+"}")
+		}
+		cfg = strings.Replace(cfg, "./data/", dir+"/data/", -1)
+		cfgPath := filepath.Join(dir, "gw.yaml")
+		require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
+		cmd := newServeCmd()
+		cmd.SetArgs([]string{"--config", cfgPath, "--listen", "127.0.0.1:0"})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.Execute()
+		if assert.Error(t, err, c.name) {
+			for _, w := range c.want {
+				assert.Contains(t, err.Error(), w, c.name)
+			}
+		}
+	}
 }

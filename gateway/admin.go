@@ -172,7 +172,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 				writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
 				return
 			}
-			to, desc = s.policyRef(p), spec.String()
+			desc = spec.String()
 		}
 		s.policyMu.Lock()
 		defer s.policyMu.Unlock()
@@ -180,7 +180,12 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 		if shadow {
 			from = s.core.ShadowPolicy()
 		}
-		if aerr := s.appendHistory(c, artifact.HistoryRecord{Action: action, From: s.policyRef(from), To: to}); aerr != nil {
+		if aerr := s.appendHistory(c, func() artifact.HistoryRecord {
+			if to == nil && p != nil {
+				to = s.policyRef(p)
+			}
+			return artifact.HistoryRecord{Action: action, From: s.policyRef(from), To: to}
+		}); aerr != nil {
 			writeAPIError(c.Writer, aerr)
 			return
 		}
@@ -285,8 +290,10 @@ func (s *Server) handlePromote(c *gin.Context) {
 	if serve != cand {
 		resp.Floor = s.promo.cfg.floor()
 	}
-	if aerr := s.appendHistory(c, artifact.HistoryRecord{Action: artifact.ActionPromote, Forced: resp.Forced,
-		From: s.policyRef(old), To: s.policyRef(serve), Estimate: historyEstimate(&st), Floor: resp.Floor, Reason: st.Reason}); aerr != nil {
+	if aerr := s.appendHistory(c, func() artifact.HistoryRecord {
+		return artifact.HistoryRecord{Action: artifact.ActionPromote, Forced: resp.Forced,
+			From: s.policyRef(old), To: s.policyRef(serve), Estimate: historyEstimate(&st), Floor: resp.Floor, Reason: st.Reason}
+	}); aerr != nil {
 		writeAPIError(c.Writer, aerr)
 		return
 	}
@@ -345,14 +352,17 @@ func (s *Server) rollbackLocked(c *gin.Context, trigger string) (PromoteResponse
 		return PromoteResponse{}, false
 	}
 	cur := s.core.Policy()
-	st := s.promo.status(cur, s.core.ShadowPolicy())
-	rec := artifact.HistoryRecord{Action: artifact.ActionRollback, Trigger: trigger, From: s.policyRef(cur),
-		To: s.policyRef(s.promo.previousPolicy()), Estimate: historyEstimate(&st)}
-	if g != nil {
-		rec.Reason = fmt.Sprintf("live mean %.4f over %d requests, threshold %.4f (baseline %.4f)", g.Mean, g.Seen, g.Threshold, g.Baseline)
-	}
-	if c == nil {
-		rec.Identity = "rollback-guard"
+	rec := func() artifact.HistoryRecord {
+		st := s.promo.status(cur, s.core.ShadowPolicy())
+		rec := artifact.HistoryRecord{Action: artifact.ActionRollback, Trigger: trigger, From: s.policyRef(cur),
+			To: s.policyRef(s.promo.previousPolicy()), Estimate: historyEstimate(&st)}
+		if g != nil {
+			rec.Reason = fmt.Sprintf("live mean %.4f over %d requests, threshold %.4f (baseline %.4f)", g.Mean, g.Seen, g.Threshold, g.Baseline)
+		}
+		if c == nil {
+			rec.Identity = "rollback-guard"
+		}
+		return rec
 	}
 	if aerr := s.appendHistory(c, rec); aerr != nil && c != nil {
 		writeAPIError(c.Writer, aerr)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -170,24 +169,17 @@ func historyEstimate(st *ShadowStatus) *artifact.Estimate {
 		Diff: st.Diff, CILow: st.CILow, CIHigh: st.CIHigh, Confidence: st.Confidence, Margin: st.Margin}
 }
 
-// historyPath is where promotions and rollbacks are recorded: the
-// checkpoint directory's artifact.HistoryFile ("" without a checkpoint
-// directory: then only the audit log records them).
-func (s *Server) historyPath() string {
-	if s.cfg.Checkpoint.Dir == "" {
-		return ""
-	}
-	return filepath.Join(s.cfg.Checkpoint.Dir, artifact.HistoryFile)
-}
-
-// appendHistory appends rec to the checkpoint directory's history. Callers
-// hold policyMu, so records are in the order of the swaps. The swap is
-// made only after the record is durable: a change that cannot be recorded
-// is refused (500) rather than made unrecorded.
-func (s *Server) appendHistory(c *gin.Context, rec artifact.HistoryRecord) *APIError {
+// appendHistory appends the record build returns (called only when there
+// is a history to write: it snapshots policies) to the checkpoint
+// directory's history. Callers hold policyMu, so records are in the order
+// of the swaps. The swap is made only after the record is durable: a
+// change that cannot be recorded is refused (500) rather than made
+// unrecorded.
+func (s *Server) appendHistory(c *gin.Context, build func() artifact.HistoryRecord) *APIError {
 	if s.cfg.Checkpoint.Dir == "" {
 		return nil
 	}
+	rec := build()
 	if c != nil {
 		rec.Identity, rec.Remote = adminIdentity(c), c.Request.RemoteAddr
 	}

@@ -223,3 +223,23 @@ func TestPolicyHistoryUnwritableRefusesSwap(t *testing.T) {
 	assert.Contains(t, string(body), "the change was not made")
 	assert.Same(t, before, srv.Core().Policy())
 }
+
+// TestShadowRemovalDropsItsCheckpoint: after DELETE-by-POST of the shadow,
+// its checkpoint goes too, so a restart does not bring back a removed shadow.
+func TestShadowRemovalDropsItsCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	srv, url, _ := uploadGateway(t, "policy: {name: thompson}\nshadow: {name: ucb1}\ncheckpoint: {dir: "+dir+"}\n")
+	require.NoError(t, srv.Checkpoint())
+	_, err := os.Stat(filepath.Join(dir, ShadowCheckpoint))
+	require.NoError(t, err)
+	code, _, body := post(t, url+"/admin/shadow", `{}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	_, err = os.Stat(filepath.Join(dir, ShadowCheckpoint))
+	assert.True(t, os.IsNotExist(err), "shadow checkpoint removed: %v", err)
+	h, err := artifact.ReadHistory(dir)
+	require.NoError(t, err)
+	require.Len(t, h, 1)
+	assert.Equal(t, artifact.ActionSetShadow, h[0].Action)
+	assert.Equal(t, "ucb1", h[0].From.Policy)
+	assert.Nil(t, h[0].To)
+}

@@ -243,3 +243,29 @@ func TestShadowRemovalDropsItsCheckpoint(t *testing.T) {
 	assert.Equal(t, "ucb1", h[0].From.Policy)
 	assert.Nil(t, h[0].To)
 }
+
+// TestRestartAfterPromotionOfUploadedShadow: the config names no shadow;
+// an artifact uploaded as shadow is promoted; after a restart the promoted
+// policy serves with its state and the demoted one is still the shadow.
+func TestRestartAfterPromotionOfUploadedShadow(t *testing.T) {
+	dir := t.TempDir()
+	a := trainedArtifact(t, []string{"s1", "s2"}, decision.DefaultReward())
+	yaml := "policy: {name: thompson, params: {floor: \"0.2\", seed: \"1\"}}\ncheckpoint: {dir: " + dir + "}\n"
+	srv, url, _ := uploadGateway(t, yaml)
+	code, _, body := post(t, url+"/admin/shadow", encodeArtifact(t, a))
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	routeSome(t, srv, 20)
+	code, _, body = post(t, url+"/admin/promote", `{"force": true}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	routeSome(t, srv, 20)
+	srv.Core().Flush()
+	require.NoError(t, srv.Checkpoint())
+	serving, shadow := policyState(t, srv.Core().Policy()), policyState(t, srv.Core().ShadowPolicy())
+
+	srv2, logs, err := ckptGateway(t, fastSim+yaml)
+	require.NoError(t, err)
+	assert.Equal(t, serving, policyState(t, srv2.Core().Policy()), "the promoted policy resumes with its state")
+	require.NotNil(t, srv2.Core().ShadowPolicy(), "the demoted policy is still the shadow:\n%s", logs)
+	assert.Equal(t, shadow, policyState(t, srv2.Core().ShadowPolicy()))
+	assert.Equal(t, "thompson", srv2.Core().ShadowPolicy().Name())
+}

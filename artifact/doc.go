@@ -26,5 +26,10 @@
 // encoder, reward or catalogue differs from the caller's, naming both sides.
 // Write is atomic (temporary file, fsync, rename).
 //
+// An artifact directory (the gateway's checkpoint.dir) also holds the
+// promote/rollback history, HistoryFile: one HistoryRecord per line,
+// appended and fsynced (AppendHistory), read by ReadHistory and printed by
+// `routelab policies list|show DIR`.
+//
 // The package imports decision and policy only, never route or gateway.
 package artifact

@@ -29,6 +29,11 @@ type Opts struct {
 	// Progress, optional, is called after each finished cell with the
 	// number done so far and the total. Calls are serialised.
 	Progress func(done, total int)
+	// KeepTrained keeps the policy of each (scenario, policy) pair's
+	// first-seed cell as it ended the run (Cell.Trained), so that the
+	// caller can save the best one (routelab experiment writes it as a
+	// policy artifact). Other cells drop theirs, bounding memory.
+	KeepTrained bool
 }
 
 // DefaultEncoder is the feature encoder `routelab sim` uses: the
@@ -48,6 +53,9 @@ type Cell struct {
 	Seed       uint64
 	PolicySeed uint64
 	Result     *sim.Result
+	// Trained is the cell's policy after the run, learned state included:
+	// set only with Opts.KeepTrained and only on the first seed's cells.
+	Trained policy.Policy
 
 	// taskCounts are the per-task arm counts per window, for scenarios
 	// with several tasks.
@@ -126,6 +134,9 @@ func Run(ctx context.Context, spec *Spec, o Opts) (*Results, error) {
 					fail(err)
 					continue
 				}
+				if !o.KeepTrained || k.seed != 0 {
+					c.Trained = nil
+				}
 				res.Cells[idx] = c
 				if o.Progress != nil {
 					mu.Lock()
@@ -201,7 +212,7 @@ func runCell(ctx context.Context, spec *Spec, newEnc func(*sim.Scenario) (policy
 	if err != nil {
 		return Cell{}, fmt.Errorf("%s: %w", where, err)
 	}
-	c := Cell{Scenario: sc.Name, Policy: label, PolicySpec: ps.String(), Seed: seed, PolicySeed: pseed, Result: r}
+	c := Cell{Scenario: sc.Name, Policy: label, PolicySpec: ps.String(), Seed: seed, PolicySeed: pseed, Result: r, Trained: p}
 	if tc != nil {
 		c.taskCounts = tc.counts(r)
 	}

@@ -470,6 +470,10 @@ func (s *Spec) ScenarioNames() []string {
 	return out
 }
 
+// ScenarioList returns the scenarios as loaded, in spec order. Valid
+// after Validate.
+func (s *Spec) ScenarioList() []*sim.Scenario { return slices.Clone(s.scenarios) }
+
 // RequestsFor returns the run length of the i-th scenario's cells as the
 // spec sets it: the entry's requests, else the spec's, else 0 (the
 // scenario's default).

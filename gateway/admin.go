@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/route"
 )
@@ -120,18 +121,25 @@ func (pc *policyChange) spec(params policy.Params) (policy.Spec, error) {
 	return sp, nil
 }
 
-// handleSetPolicy builds the named policy through the registry and swaps
-// it in atomically: requests past Select finish with the old policy.
+// handleSetPolicy builds the policy a spec names through the registry, or
+// restores an uploaded policy artifact (readPolicyRequest), and swaps it in
+// atomically: requests past Select finish with the old policy. An artifact
+// must match the gateway's encoder, reward and catalogue, as for policy:
+// {file: ...}. The change is appended to the policy history (with a
+// checkpoint directory) before it is made, and checkpointed after.
 func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
+	action := artifact.ActionSetPolicy
+	if shadow {
+		action = artifact.ActionSetShadow
+	}
 	return func(c *gin.Context) {
-		var pc policyChange
-		dec := json.NewDecoder(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&pc); err != nil {
-			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_json", "body must be {\"policy\": NAME, \"params\": {...}}: "+err.Error()))
+		req, aerr := s.readPolicyRequest(c)
+		if aerr != nil {
+			writeAPIError(c.Writer, aerr)
 			return
 		}
-		if pc.Policy == "" && !shadow {
+		pc := req.change
+		if req.art == nil && pc.Policy == "" && !shadow {
 			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_request", "policy: required").withParam("policy"))
 			return
 		}
@@ -144,31 +152,56 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 			}
 			params[k] = v
 		}
+		var (
+			p    policy.Policy
+			to   *artifact.PolicyRef
+			desc string
+		)
+		switch {
+		case req.art != nil:
+			auditAttrs(c, artifactAuditAttrs(req.art)...)
+			if p, aerr = s.artifactPolicy(req.art); aerr != nil {
+				writeAPIError(c.Writer, aerr)
+				return
+			}
+			to, desc = artifactRef(p, req.art), policyDesc("", req.art)
+		case shadow && pc.Policy == "":
+			desc = "(none)"
+		default:
+			spec, err := pc.spec(params)
+			if err != nil {
+				writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
+				return
+			}
+			if p, err = s.reg.New(spec); err != nil {
+				writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
+				return
+			}
+			desc = spec.String()
+		}
 		s.policyMu.Lock()
 		defer s.policyMu.Unlock()
-		if shadow && pc.Policy == "" {
-			s.core.SetShadow(nil)
-			s.log.Info("shadow policy removed")
-			c.JSON(http.StatusOK, s.policyInfo())
-			return
+		from := s.core.Policy()
+		if shadow {
+			from = s.core.ShadowPolicy()
 		}
-		spec, err := pc.spec(params)
-		if err != nil {
-			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
-			return
-		}
-		p, err := s.reg.New(spec)
-		if err != nil {
-			writeAPIError(c.Writer, apiErr(http.StatusBadRequest, typeInvalidRequest, "invalid_policy", err.Error()).withParam("policy"))
+		if aerr := s.appendHistory(c, func() artifact.HistoryRecord {
+			if to == nil && p != nil {
+				to = s.policyRef(p)
+			}
+			return artifact.HistoryRecord{Action: action, From: s.policyRef(from), To: to}
+		}); aerr != nil {
+			writeAPIError(c.Writer, aerr)
 			return
 		}
 		if shadow {
-			s.core.SetShadow(p)
+			s.core.SetShadow(p) // nil removes it
 		} else {
 			s.core.SetPolicy(p)
 			s.promo.disarm() // a hand-picked policy is not a promotion to guard
 		}
-		s.log.Info("policy swapped", "shadow", shadow, "policy", spec.String())
+		s.checkpointAfterSwap()
+		s.log.Info("policy swapped", "shadow", shadow, "policy", desc)
 		c.JSON(http.StatusOK, s.policyInfo())
 	}
 }
@@ -258,16 +291,24 @@ func (s *Server) handlePromote(c *gin.Context) {
 		writeAPIError(c.Writer, apiErr(http.StatusConflict, typeInvalidRequest, "not_promotable", "shadow "+cand.Name()+": promotion floor: "+err.Error()))
 		return
 	}
+	resp := PromoteResponse{Policy: cand.Name(), Shadow: old.Name(), Previous: old.Name(), Forced: !st.Eligible, Status: &st}
+	if serve != cand {
+		resp.Floor = s.promo.cfg.floor()
+	}
+	if aerr := s.appendHistory(c, func() artifact.HistoryRecord {
+		return artifact.HistoryRecord{Action: artifact.ActionPromote, Forced: resp.Forced,
+			From: s.policyRef(old), To: s.policyRef(serve), Estimate: historyEstimate(&st), Floor: resp.Floor, Reason: st.Reason}
+	}); aerr != nil {
+		writeAPIError(c.Writer, aerr)
+		return
+	}
 	// Clearing the shadow first means no request ever sees the same policy
 	// in both slots; the serving swap itself is one atomic store.
 	s.core.SetShadow(nil)
 	s.core.SetPolicy(serve)
 	s.core.SetShadow(old)
 	s.promo.promoted(old, baseline)
-	resp := PromoteResponse{Policy: cand.Name(), Shadow: old.Name(), Previous: old.Name(), Forced: !st.Eligible, Status: &st}
-	if serve != cand {
-		resp.Floor = s.promo.cfg.floor()
-	}
+	s.checkpointAfterSwap()
 	kind := "guarded"
 	if !st.Eligible {
 		kind = "forced"
@@ -284,7 +325,10 @@ func (s *Server) handlePromote(c *gin.Context) {
 func (s *Server) handleRollback(c *gin.Context) {
 	s.policyMu.Lock()
 	defer s.policyMu.Unlock()
-	resp, ok := s.rollbackLocked("manual")
+	resp, ok := s.rollbackLocked(c, "manual")
+	if c.Writer.Written() { // refused: the history could not be written
+		return
+	}
 	if !ok {
 		writeAPIError(c.Writer, apiErr(http.StatusConflict, typeInvalidRequest, "nothing_to_roll_back", "no promotion to roll back"))
 		return
@@ -296,22 +340,44 @@ func (s *Server) handleRollback(c *gin.Context) {
 func (s *Server) autoRollback() {
 	s.policyMu.Lock()
 	defer s.policyMu.Unlock()
-	s.rollbackLocked("auto")
+	s.rollbackLocked(nil, "auto")
 }
 
 // rollbackLocked swaps the previous serving policy back in; the policy it
 // replaces stays as the shadow so its evaluation can go on. Callers hold
 // policyMu.
-func (s *Server) rollbackLocked(trigger string) (PromoteResponse, bool) {
+//
+// The rollback is recorded in the policy history first; a manual rollback
+// that cannot be recorded is refused (c's answer is then written), an
+// automatic one goes ahead regardless (the guard protects serving) and the
+// failure is logged.
+func (s *Server) rollbackLocked(c *gin.Context, trigger string) (PromoteResponse, bool) {
 	g := s.promo.guardStatus()
-	prev := s.promo.takePrevious()
-	if prev == nil {
+	if !s.promo.hasPrevious() {
 		return PromoteResponse{}, false
 	}
 	cur := s.core.Policy()
+	rec := func() artifact.HistoryRecord {
+		st := s.promo.status(cur, s.core.ShadowPolicy())
+		rec := artifact.HistoryRecord{Action: artifact.ActionRollback, Trigger: trigger, From: s.policyRef(cur),
+			To: s.policyRef(s.promo.previousPolicy()), Estimate: historyEstimate(&st)}
+		if g != nil {
+			rec.Reason = fmt.Sprintf("live mean %.4f over %d requests, threshold %.4f (baseline %.4f)", g.Mean, g.Seen, g.Threshold, g.Baseline)
+		}
+		if c == nil {
+			rec.Identity = "rollback-guard"
+		}
+		return rec
+	}
+	if aerr := s.appendHistory(c, rec); aerr != nil && c != nil {
+		writeAPIError(c.Writer, aerr)
+		return PromoteResponse{}, true
+	}
+	prev := s.promo.takePrevious()
 	s.core.SetShadow(nil)
 	s.core.SetPolicy(prev)
 	s.core.SetShadow(cur)
+	s.checkpointAfterSwap()
 	s.pm.rollbacks.WithLabelValues(trigger).Inc()
 	if g != nil {
 		s.log.Warn("serving policy rolled back", "trigger", trigger, "policy", prev.Name(), "demoted", cur.Name(),
@@ -344,6 +410,7 @@ func (s *Server) adminGuard(path string, h gin.HandlerFunc) gin.HandlerFunc {
 			s.auditLog(c, who, action, "forbidden")
 			return
 		}
+		c.Set(ctxAdminIdentity, who)
 		h(c)
 		if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
 			outcome := "ok"
@@ -356,9 +423,14 @@ func (s *Server) adminGuard(path string, h gin.HandlerFunc) gin.HandlerFunc {
 }
 
 // auditLog writes one audit record (a JSON line on the audit logger).
+// Handlers add attributes with auditAttrs (an uploaded artifact's spec and
+// checksum).
 func (s *Server) auditLog(c *gin.Context, who, action, outcome string) {
-	s.audit.LogAttrs(c.Request.Context(), slog.LevelInfo, "admin",
-		slog.String("identity", who), slog.String("remote", c.Request.RemoteAddr),
+	attrs := []slog.Attr{slog.String("identity", who), slog.String("remote", c.Request.RemoteAddr),
 		slog.String("action", action), slog.String("outcome", outcome),
-		slog.Int("status", c.Writer.Status()), slog.String("policy", s.core.Policy().Name()))
+		slog.Int("status", c.Writer.Status()), slog.String("policy", s.core.Policy().Name())}
+	if v, ok := c.Get(ctxAuditAttrs); ok {
+		attrs = append(attrs, v.([]slog.Attr)...)
+	}
+	s.audit.LogAttrs(c.Request.Context(), slog.LevelInfo, "admin", attrs...)
 }

@@ -119,6 +119,11 @@ func (s *Server) Checkpoint() error {
 		p    policy.Policy
 	}{{ServingCheckpoint, s.core.Policy()}, {ShadowCheckpoint, s.core.ShadowPolicy()}} {
 		if x.p == nil {
+			// No shadow any more (removed by the admin API): a stale
+			// shadow checkpoint would come back at the next start.
+			if err := os.Remove(filepath.Join(dir, x.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("checkpoint %s: %w", x.name, err))
+			}
 			continue
 		}
 		if _, ok := x.p.(policy.Snapshotter); !ok {

@@ -183,6 +183,9 @@ type RequestLimits struct {
 	MaxTagBytes int `yaml:"max_tag_bytes"`
 	// MaxTagsBytes caps all tags of a request together.
 	MaxTagsBytes int `yaml:"max_tags_bytes"`
+	// MaxArtifactBytes caps the body of POST /admin/policy and
+	// /admin/shadow (a policy artifact upload); 0 = DefaultMaxArtifactBytes.
+	MaxArtifactBytes int `yaml:"max_artifact_bytes"`
 }
 
 // KeyConfig is one API key.
@@ -610,7 +613,7 @@ func (l *RequestLimits) fillDefaults() {
 	for _, d := range []struct {
 		p *int
 		v int
-	}{{&l.MaxTags, defMaxTags}, {&l.MaxTagBytes, defMaxTagBytes}, {&l.MaxTagsBytes, defMaxTagsBytes}} {
+	}{{&l.MaxTags, defMaxTags}, {&l.MaxTagBytes, defMaxTagBytes}, {&l.MaxTagsBytes, defMaxTagsBytes}, {&l.MaxArtifactBytes, DefaultMaxArtifactBytes}} {
 		if *d.p == 0 {
 			*d.p = d.v
 		}
@@ -637,7 +640,7 @@ func (c *Config) validateLimits() error {
 	for _, v := range []struct {
 		name string
 		v    int
-	}{{"limits.max_tags", c.Limits.MaxTags}, {"limits.max_tag_bytes", c.Limits.MaxTagBytes}, {"limits.max_tags_bytes", c.Limits.MaxTagsBytes}} {
+	}{{"limits.max_tags", c.Limits.MaxTags}, {"limits.max_tag_bytes", c.Limits.MaxTagBytes}, {"limits.max_tags_bytes", c.Limits.MaxTagsBytes}, {"limits.max_artifact_bytes", c.Limits.MaxArtifactBytes}} {
 		if v.v < 0 {
 			return fmt.Errorf("%s: %d must be > 0", v.name, v.v)
 		}

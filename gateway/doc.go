@@ -59,14 +59,19 @@
 // a minimum sample. The promoted policy serves with an exploration floor
 // (promotion.floor) so the reverse estimate stays unbiased; rollback is one
 // call, and automatic when live reward drops below a guard. The admin API
-// takes the CLI's policy spec strings.
+// takes the CLI's policy spec strings or a policy artifact upload
+// (artifactadmin.go).
 //
 // Policies load from policy artifacts (package artifact: `policy: {file:
-// PATH}`, `shadow: {file: PATH}`), checked against the config's encoder,
-// reward and models at start-up. With `checkpoint.dir` the serving and
-// shadow policies are checkpointed as artifacts periodically and on drain
-// (checkpoint.go), and restored from there at start-up; an unusable
-// checkpoint is a warning and a fresh policy, never a failed start.
+// PATH}`, `shadow: {file: PATH}`, or uploaded to POST /admin/policy and
+// /admin/shadow), checked against the config's encoder, reward and models.
+// With `checkpoint.dir` the serving and shadow policies are checkpointed as
+// artifacts periodically, after every swap and on drain (checkpoint.go),
+// and restored from there at start-up; an unusable checkpoint is a warning
+// and a fresh policy, never a failed start. Every promotion, rollback and
+// admin swap is appended to checkpoint.dir/history.jsonl
+// (artifact.HistoryRecord: who, when, estimate with interval, forced,
+// from/to with state checksums) before it is made.
 //
 // Security: request ids are 128 random bits plus a MAC binding them to the
 // bearer credential (reqid.go; a JWT's subject), so feedback is accepted

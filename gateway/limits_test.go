@@ -400,7 +400,7 @@ func TestServerAndLimitsConfig(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ServerConfig{ReadHeaderTimeout: defReadHeaderTimeout, ReadTimeout: defReadTimeout, WriteTimeout: defWriteTimeout,
 		IdleTimeout: defIdleTimeout, MaxHeaderBytes: defMaxHeaderBytes, MaxConnections: defMaxConnections, MaxInFlight: defMaxInFlight}, c.Server)
-	assert.Equal(t, RequestLimits{MaxTags: defMaxTags, MaxTagBytes: defMaxTagBytes, MaxTagsBytes: defMaxTagsBytes}, c.Limits)
+	assert.Equal(t, RequestLimits{MaxTags: defMaxTags, MaxTagBytes: defMaxTagBytes, MaxTagsBytes: defMaxTagsBytes, MaxArtifactBytes: DefaultMaxArtifactBytes}, c.Limits)
 	c, err = ParseConfig([]byte(base + "server: {max_connections: -1, max_inflight: -1}\n"))
 	require.NoError(t, err, "-1 is unlimited")
 	assert.Equal(t, -1, c.Server.MaxConnections)

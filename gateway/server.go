@@ -269,9 +269,13 @@ func New(o Opts) (*Server, error) {
 		if shadow, err = buildPolicy(o.Registry, "shadow", c.Shadow, env); err != nil {
 			return nil, err
 		}
-		if p := s.restoreCheckpoint(ShadowCheckpoint, env); p != nil {
-			shadow = p
-		}
+	}
+	// A shadow checkpoint exists only while a shadow ran (set by the
+	// config, the admin API or a promotion): restore it even when the
+	// config names none, so a restart after a promotion keeps the demoted
+	// policy under evaluation.
+	if p := s.restoreCheckpoint(ShadowCheckpoint, env); p != nil {
+		shadow = p
 	}
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
 	if len(allowed) > 0 {

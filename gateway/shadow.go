@@ -446,6 +446,20 @@ func (p *promoter) takePrevious() policy.Policy {
 	return prev
 }
 
+// hasPrevious reports whether there is a policy to roll back to.
+func (p *promoter) hasPrevious() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.previous != nil
+}
+
+// previousPolicy is the policy a rollback would restore, or nil.
+func (p *promoter) previousPolicy() policy.Policy {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.previous
+}
+
 // disarm forgets the rollback target and guard (an operator replaced the
 // serving policy by hand).
 func (p *promoter) disarm() {

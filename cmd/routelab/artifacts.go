@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -168,7 +170,7 @@ func scenarioCatalogue(sc *sim.Scenario) []string {
 func newPoliciesListCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list DIR",
-		Short: "List the policy artifacts in DIR with their provenance",
+		Short: "List the policy artifacts in DIR with their provenance, then its promote/rollback history (DIR/history.jsonl)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return listArtifacts(args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -179,7 +181,7 @@ func newPoliciesListCmd() *cobra.Command {
 func newPoliciesShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show FILE|DIR",
-		Short: "Print a policy artifact's header (spec, encoder, reward, catalogue, provenance); for a DIR, every artifact's",
+		Short: "Print a policy artifact's header (spec, encoder, reward, catalogue, provenance); for a DIR, every artifact's and every promote/rollback record of its history",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			paths := []string{args[0]}
@@ -203,7 +205,10 @@ func newPoliciesShowCmd() *cobra.Command {
 					return err
 				}
 			}
-			return nil
+			if len(paths) == 1 && paths[0] == args[0] {
+				return nil
+			}
+			return showHistory(args[0], out)
 		},
 	}
 }
@@ -249,10 +254,77 @@ func listArtifacts(dir string, out, errOut io.Writer) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	herr := listHistory(dir, out)
 	if bad > 0 {
-		return fmt.Errorf("%d of %d files in %s are not readable artifacts", bad, len(paths), dir)
+		return errors.Join(fmt.Errorf("%d of %d files in %s are not readable artifacts", bad, len(paths), dir), herr)
 	}
-	return nil
+	return herr
+}
+
+// listHistory prints DIR's promote/rollback history as a table (nothing
+// when there is none). Torn lines are reported after the records read.
+func listHistory(dir string, out io.Writer) error {
+	recs, err := artifact.ReadHistory(dir)
+	if len(recs) == 0 {
+		return err
+	}
+	fmt.Fprintf(out, "\nhistory (%s):\n", filepath.Join(dir, artifact.HistoryFile))
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TIME\tACTION\tWHO\tFORCED\tFROM\tTO\tESTIMATE (shadow − serving)")
+	for _, r := range recs {
+		action := r.Action
+		if r.Trigger != "" {
+			action += " (" + r.Trigger + ")"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%t\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), action, r.Identity, r.Forced,
+			refString(r.From), refString(r.To), estimateString(r.Estimate))
+	}
+	if ferr := w.Flush(); ferr != nil {
+		return ferr
+	}
+	return err
+}
+
+// showHistory prints every history record of dir in full, one JSON object each.
+func showHistory(dir string, out io.Writer) error {
+	recs, err := artifact.ReadHistory(dir)
+	if len(recs) > 0 {
+		fmt.Fprintf(out, "history\t%s\n", filepath.Join(dir, artifact.HistoryFile))
+	}
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	for _, r := range recs {
+		if eerr := enc.Encode(r); eerr != nil {
+			return eerr
+		}
+	}
+	return err
+}
+
+func refString(r *artifact.PolicyRef) string {
+	if r == nil {
+		return "-"
+	}
+	s := r.Policy
+	if r.Version != "" {
+		s += "/" + r.Version
+	}
+	if len(r.StateSHA256) >= 12 {
+		s += "@" + r.StateSHA256[:12]
+	}
+	return s
+}
+
+func estimateString(e *artifact.Estimate) string {
+	if e == nil {
+		return "-"
+	}
+	ci := "no interval"
+	if e.CILow != nil && e.CIHigh != nil {
+		ci = fmt.Sprintf("%.0f%% CI [%+.4f, %+.4f]", 100*e.Confidence, *e.CILow, *e.CIHigh)
+	}
+	return fmt.Sprintf("%+.4f %s n=%d ess=%.0f", e.Diff, ci, e.N, e.ESS)
 }
 
 // shortVersion trims "routelab v1.2 (commit abc, go1.26)" to "v1.2".

@@ -32,7 +32,10 @@ docs/experiments.md) as an independent simulation, in parallel, then write to
 over seeds, paired comparisons with the baseline policy, SVG figures),
 cells.parquet and windows.parquet (every cell and every time-series window,
 for DuckDB or pandas), figures/*.svg and spec.yaml (the effective spec;
-rerunning it repeats the experiment exactly).
+rerunning it repeats the experiment exactly), and policies/SCENARIO.json:
+the best policy on each scenario as a policy artifact (its state at the end
+of the first seed's run; "routelab policies list DIR/policies", "routelab
+sim --policy-file").
 
 --seeds and --requests override the spec for quick runs: --seeds N runs N
 consecutive seeds from the spec's first seed. Results do not depend on
@@ -91,7 +94,7 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 	if dir == "" {
 		dir = filepath.Join("results", spec.Name)
 	}
-	opts := experiments.Opts{Registry: reg, Parallel: fl.parallel}
+	opts := experiments.Opts{Registry: reg, Parallel: fl.parallel, KeepTrained: true}
 	var bar *progressbar.ProgressBar
 	if isTerminal(errOut) {
 		total := len(spec.Policies) * len(spec.Scenarios) * len(spec.Seeds.Values())
@@ -115,6 +118,10 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 	if err != nil {
 		return fmt.Errorf("--out %s: %w", dir, err)
 	}
+	saved, err := writeBestPolicies(dir, fl.spec, spec, res, a, errOut)
+	if err != nil {
+		return fmt.Errorf("--out %s: best policies: %w", dir, err)
+	}
 	fmt.Fprintf(out, "experiment %s: %d cells in %s on %d workers\n\n", spec.Name, len(res.Cells), res.Elapsed.Round(1e6), res.Workers)
 	if err := writeExperimentOverview(out, a); err != nil {
 		return err
@@ -122,6 +129,9 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 	fmt.Fprintf(out, "\nreport: %s\n", filepath.Join(dir, experiments.FileReportHTML))
 	fmt.Fprintf(out, "        %s\n", filepath.Join(dir, experiments.FileReportMD))
 	fmt.Fprintf(out, "data:   %s, %s\n", filepath.Join(dir, experiments.FileCells), filepath.Join(dir, experiments.FileWindows))
+	if len(saved) > 0 {
+		fmt.Fprintf(out, "best policy per scenario (policy artifacts): %s\n", filepath.Join(dir, experimentPoliciesDir))
+	}
 	return nil
 }
 

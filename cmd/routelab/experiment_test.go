@@ -5,8 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/experiments"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,6 +42,22 @@ requests: 100000
 	require.NoError(t, err)
 	assert.Equal(t, []uint64{4, 5, 6}, written.Seeds.Values(), "spec.yaml records the overrides")
 	assert.Equal(t, 1500, written.Requests)
+
+	// The best policy on each scenario is saved as an artifact that the
+	// simulator accepts.
+	assert.Contains(t, stdout.String(), filepath.Join(out, "policies"))
+	art, err := artifact.Read(filepath.Join(out, "policies", "steady.json"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(art.Spec, "thompson"), "best on steady: %s", art.Spec)
+	assert.Equal(t, "experiment", art.Provenance.Source)
+	assert.Equal(t, "steady", art.Provenance.Scenario)
+	assert.Equal(t, uint64(4), art.Provenance.Seed)
+	assert.EqualValues(t, 1500, art.Provenance.Rows)
+	assert.Contains(t, art.Provenance.Note, "best of experiment cli")
+	require.NoError(t, runSim(context.Background(), simFlags{scenario: "steady", policyFile: filepath.Join(out, "policies", "steady.json"), seed: 1, requests: 100}, nil, &bytes.Buffer{}))
+	var list bytes.Buffer
+	require.NoError(t, listArtifacts(filepath.Join(out, "policies"), &list, &bytes.Buffer{}))
+	assert.Contains(t, list.String(), "experiment")
 }
 
 func TestExperimentCmdErrors(t *testing.T) {

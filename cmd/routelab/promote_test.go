@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -105,4 +106,32 @@ func TestShadowStatusSummary(t *testing.T) {
 		assert.Contains(t, got, want)
 	}
 	assert.NotContains(t, got, "NOT eligible")
+}
+
+// TestPromoteWithoutShadow: against a real gateway with no shadow policy,
+// promote (guarded or forced) and rollback fail with the gateway's reason
+// and change nothing.
+func TestPromoteWithoutShadow(t *testing.T) {
+	cfg, err := gateway.ParseConfig([]byte("providers: [{name: sim, type: sim, time_scale: 0.001}]\nmodels: [{id: a, provider: sim, sim: {ttft_ms: 1}}, {id: b, provider: sim, sim: {ttft_ms: 1}}]\npolicy: {name: thompson}\nlog: {dir: \"\"}\n"))
+	require.NoError(t, err)
+	srv, err := gateway.New(gateway.Opts{Config: cfg, Registry: newRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	before := srv.Core().Policy()
+	for _, c := range []struct {
+		o    promoteOpts
+		want string
+	}{
+		{promoteOpts{}, "409 Conflict: no shadow policy to promote"},
+		{promoteOpts{force: true}, "409 Conflict: no shadow policy to promote"},
+		{promoteOpts{rollback: true}, "409 Conflict: no promotion to roll back"},
+	} {
+		c.o.admin, c.o.timeout = hs.URL, 5e9
+		err := runPromote(context.Background(), io.Discard, c.o)
+		if assert.Error(t, err) {
+			assert.Contains(t, err.Error(), c.want)
+		}
+	}
+	assert.Same(t, before, srv.Core().Policy(), "nothing changed")
 }

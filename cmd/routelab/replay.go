@@ -273,6 +273,11 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 			return fmt.Errorf("--policy-file: %q named twice", label)
 		}
 		seen[label] = true
+		if !fl.resimulate {
+			if p, err = newCheckedArtifact(p, a, path); err != nil {
+				return err
+			}
+		}
 		targets = append(targets, replay.Target{Name: label, Policy: p})
 	}
 

@@ -118,19 +118,27 @@ func simPath(t *testing.T, spec string) ([]call, policy.Encoder) {
 // policy saw.
 func gatewayPath(t *testing.T, spec string, reqs []call) []call {
 	t.Helper()
+	p := newFrozen(t, spec)
+	reg := policy.NewBuiltinRegistry()
+	if err := reg.Register("frozen", "test wrapper", func(policy.Params) (policy.Policy, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+	return gatewayServe(t, "policy: {name: frozen}\n", reg, func() *frozen { return p }, reqs)
+}
+
+// gatewayServe serves reqs through a gateway whose config has policyLine
+// (the models, encoder block and an empty log added), with policies from
+// reg; rec returns the recording policy once the gateway is built.
+func gatewayServe(t *testing.T, policyLine string, reg *policy.Registry, rec func() *frozen, reqs []call) []call {
+	t.Helper()
 	var cfg strings.Builder
 	cfg.WriteString("providers: [{name: sim, type: sim, time_scale: 0.0001}]\nmodels:\n")
 	for _, m := range models {
 		fmt.Fprintf(&cfg, "  - {id: %s, provider: sim, price_in: 0.0005, price_out: 0.0015, context_window: 100000, sim: {ttft_ms: 1, output_tokens: 2}}\n", m)
 	}
-	cfg.WriteString("policy: {name: frozen}\nlog: {dir: \"\"}\n" + encoderBlock)
+	cfg.WriteString(policyLine + "log: {dir: \"\"}\n" + encoderBlock)
 	c, err := gateway.ParseConfig([]byte(cfg.String()))
 	if err != nil {
-		t.Fatal(err)
-	}
-	p := newFrozen(t, spec)
-	reg := policy.NewBuiltinRegistry()
-	if err := reg.Register("frozen", "test wrapper", func(policy.Params) (policy.Policy, error) { return p, nil }); err != nil {
 		t.Fatal(err)
 	}
 	var now atomic.Int64
@@ -140,6 +148,7 @@ func gatewayPath(t *testing.T, spec string, reqs []call) []call {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := rec()
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	for i, r := range reqs {

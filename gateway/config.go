@@ -388,6 +388,8 @@ type LogConfig struct {
 	// RowGroupRows bounds the rows an open file holds in memory before
 	// streaming them to disk as a Parquet row group (default 8192).
 	RowGroupRows int `yaml:"row_group_rows"`
+	// Ship uploads finished log files to an object store (config_logship.go).
+	Ship LogShipConfig `yaml:"ship"`
 }
 
 // LoadConfig reads path ("" = the embedded default) and returns a
@@ -977,7 +979,7 @@ func (c *Config) validateLog() error {
 	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 || c.Log.FlushInterval < 0 || c.Log.RowGroupRows < 0 {
 		return fmt.Errorf("log: queue_size, rotate_rows, rotate_every, flush_interval and row_group_rows must be >= 0")
 	}
-	return nil
+	return c.Log.validateShip()
 }
 
 func (l *LimitConfig) validate(path string) error {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // FinishedFiles lists the finished (committed) log files under root,
@@ -30,4 +31,24 @@ func IsFinishedKey(key string) bool {
 		}
 	}
 	return strings.HasSuffix(name, ".parquet") && !strings.HasPrefix(name, ".") && filepath.Base(name) == name
+}
+
+// KeyInRange reports whether the finished file at key (as in IsFinishedKey)
+// may hold decisions in [from, to) (zero: unbounded): false only for a
+// decisions file whose dt=/hour= partition lies wholly outside, the
+// partitions a Reader with that range would not open. Feedback files are
+// always in range: feedback may arrive long after the decision it rates.
+func KeyInRange(key string, from, to time.Time) bool {
+	path := filepath.FromSlash(key)
+	if isFeedbackFile(path) {
+		return true
+	}
+	var f, t int64 = -1 << 63, 1<<63 - 1
+	if !from.IsZero() {
+		f = toMicros(from)
+	}
+	if !to.IsZero() {
+		t = toMicros(to)
+	}
+	return partitionOverlaps(path, f, t)
 }

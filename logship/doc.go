@@ -52,9 +52,11 @@
 //
 // # Reading shipped logs
 //
-// Fetch(ctx, bucket, dir) downloads every finished file under the
-// bucket's prefix (keys that decisionlog.IsFinishedKey accepts) to dir,
-// keeping the layout, each through a temporary name and a rename: the
+// Fetch(ctx, bucket, dir, opts) downloads every finished file under the
+// bucket's prefix (keys that decisionlog.IsFinishedKey accepts; with
+// opts.From/To, not the decision files of hour partitions outside the
+// range) to dir, keeping the layout, each through a temporary name and a
+// rename: the
 // CLI's --logs accepts a bucket URL this way (replay, train, neural fit,
 // calibrate).
 //

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/routelab/routelab/decisionlog"
 	"gocloud.dev/blob"
@@ -18,6 +19,14 @@ import (
 func IsURL(s string) bool {
 	scheme, rest, ok := strings.Cut(s, "://")
 	return ok && rest != "" && scheme != "" && !strings.ContainsAny(scheme, `/\`)
+}
+
+// FetchOpts narrows what Fetch copies.
+type FetchOpts struct {
+	// From and To (zero: unbounded) skip the decision files whose hour
+	// partition lies wholly outside [From, To), as a Reader with the same
+	// range would (decisionlog.KeyInRange); feedback is always fetched.
+	From, To time.Time
 }
 
 // FetchStats says what Fetch copied.
@@ -31,8 +40,9 @@ type FetchStats struct {
 // directories) to dir, under the same relative paths, so that dir reads
 // as a log root. Each file is written to a temporary name and renamed
 // once its size matches the object's. A bucket with no log file is an
-// error.
-func Fetch(ctx context.Context, b *blob.Bucket, dir string) (FetchStats, error) {
+// error; one whose log files all lie outside o's range is not.
+func Fetch(ctx context.Context, b *blob.Bucket, dir string, o FetchOpts) (FetchStats, error) {
+	found := false
 	var st FetchStats
 	it := b.List(nil)
 	for {
@@ -46,6 +56,10 @@ func Fetch(ctx context.Context, b *blob.Bucket, dir string) (FetchStats, error) 
 		if obj.IsDir || !decisionlog.IsFinishedKey(obj.Key) {
 			continue
 		}
+		found = true
+		if !decisionlog.KeyInRange(obj.Key, o.From, o.To) {
+			continue
+		}
 		n, err := fetchOne(ctx, b, obj.Key, obj.Size, filepath.Join(dir, filepath.FromSlash(obj.Key)))
 		if err != nil {
 			return st, err
@@ -53,7 +67,7 @@ func Fetch(ctx context.Context, b *blob.Bucket, dir string) (FetchStats, error) 
 		st.Files++
 		st.Bytes += n
 	}
-	if st.Files == 0 {
+	if !found {
 		return st, errors.New("no decision-log file (*.parquet) under this prefix")
 	}
 	return st, nil

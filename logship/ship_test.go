@@ -93,7 +93,7 @@ func openBucket(t *testing.T, dir string) *blob.Bucket {
 func readRows(t *testing.T, b *blob.Bucket) []string {
 	t.Helper()
 	dir := t.TempDir()
-	_, err := Fetch(context.Background(), b, dir)
+	_, err := Fetch(context.Background(), b, dir, FetchOpts{})
 	require.NoError(t, err)
 	var ids []string
 	for rec, err := range decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{dir}}).Records(context.Background()) {
@@ -225,7 +225,7 @@ func TestNewErrors(t *testing.T) {
 func TestFetchEmptyBucket(t *testing.T) {
 	b := openBucket(t, t.TempDir())
 	require.NoError(t, b.WriteAll(context.Background(), "_stats/x.parquet", []byte("x"), nil))
-	_, err := Fetch(context.Background(), b, t.TempDir())
+	_, err := Fetch(context.Background(), b, t.TempDir(), FetchOpts{})
 	assert.ErrorContains(t, err, "no decision-log file")
 }
 
@@ -253,6 +253,18 @@ func TestIsFinishedKey(t *testing.T) {
 	} {
 		assert.Equal(t, want, decisionlog.IsFinishedKey(k), k)
 	}
+	from, to := time.Date(2026, 12, 4, 7, 0, 0, 0, time.UTC), time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
+	for k, want := range map[string]bool{
+		"decisions/dt=2026-12-04/hour=07/dec-1.parquet": true,
+		"decisions/dt=2026-12-04/hour=08/dec-1.parquet": false,
+		"decisions/dt=2026-12-04/hour=06/dec-1.parquet": false,
+		"decisions/dt=2026-12-03/hour=07/dec-1.parquet": false,
+		"feedback/dt=2026-12-05/hour=01/fb-1.parquet":   true,
+		"dec-1.parquet": true,
+	} {
+		assert.Equal(t, want, decisionlog.KeyInRange(k, from, to), "KeyInRange(%s)", k)
+	}
+	assert.True(t, decisionlog.KeyInRange("decisions/dt=2026-12-03/hour=07/dec-1.parquet", time.Time{}, time.Time{}), "unbounded")
 }
 
 // The kill -9 test runs the shipper in a child process (this test binary
@@ -378,4 +390,43 @@ func TestKill9MidUpload(t *testing.T) {
 	assert.Len(t, ids, 400, "no row lost")
 	slices.Sort(ids)
 	assert.Len(t, slices.Compact(ids), 400, "no row duplicated")
+}
+
+// TestFetchTimeRange: Fetch with a range skips the decision files of
+// hour partitions outside it, and what it fetches reads as the same rows
+// as the whole prefix read with that range.
+func TestFetchTimeRange(t *testing.T) {
+	root := t.TempDir()
+	want := writeLogs(t, root, 200) // 07:30 to 10:49, a row a minute
+	b := openBucket(t, t.TempDir())
+	s, err := New(Opts{Root: root, Bucket: b})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Pass(context.Background()))
+
+	from, to := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC), time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	st, err := Fetch(context.Background(), b, dir, FetchOpts{From: from, To: to})
+	require.NoError(t, err)
+	got, err := decisionlog.FinishedFiles(dir)
+	require.NoError(t, err)
+	require.Len(t, got, st.Files)
+	require.NotEmpty(t, got)
+	for _, f := range got {
+		assert.Contains(t, filepath.ToSlash(f), "/hour=09/", "only the 09:00 partition")
+	}
+	assert.Less(t, st.Files, len(want))
+
+	count := func(dir string) int {
+		n := 0
+		for _, err := range decisionlog.NewReader(decisionlog.ReaderOpts{Paths: []string{dir}, From: from, To: to}).Records(context.Background()) {
+			require.NoError(t, err)
+			n++
+		}
+		return n
+	}
+	assert.Equal(t, 60, count(dir), "an hour of rows, one a minute")
+
+	_, err = Fetch(context.Background(), b, t.TempDir(), FetchOpts{From: from.AddDate(1, 0, 0)})
+	assert.NoError(t, err, "log files outside the range: nothing to fetch, not an error")
 }

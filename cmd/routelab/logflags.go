@@ -56,7 +56,7 @@ func logReaderOpts(ctx context.Context, logs []string, from, to string, feedback
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if ropts.Log.Paths, cleanup, err = openLogURLs(ctx, logs, errOut); err != nil {
+	if ropts.Log.Paths, cleanup, err = openLogURLs(ctx, logs, ropts.Log.From, ropts.Log.To, errOut); err != nil {
 		return ropts, nil, err
 	}
 	return ropts, cleanup, nil

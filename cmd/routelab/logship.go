@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/routelab/routelab/gateway"
@@ -58,9 +59,10 @@ func startLogShip(cfg *gateway.Config, log *slog.Logger) (stop func() error, met
 
 // openLogURLs replaces every bucket URL among logs by a temporary
 // directory holding a copy of the shipped log files under it (see
-// logship.Fetch), so that the readers see a local log root. cleanup
-// removes the copies.
-func openLogURLs(ctx context.Context, logs []string, errOut io.Writer) (paths []string, cleanup func(), err error) {
+// logship.Fetch; decision files in hour partitions outside [from, to) are
+// not fetched), so that the readers see a local log root. cleanup removes
+// the copies.
+func openLogURLs(ctx context.Context, logs []string, from, to time.Time, errOut io.Writer) (paths []string, cleanup func(), err error) {
 	var tmps []string
 	cleanup = func() {
 		for _, d := range tmps {
@@ -85,7 +87,7 @@ func openLogURLs(ctx context.Context, logs []string, errOut io.Writer) (paths []
 			return nil, nil, fmt.Errorf("--logs %q: %w", l, err)
 		}
 		tmps = append(tmps, dir)
-		st, err := logship.Fetch(ctx, b, dir)
+		st, err := logship.Fetch(ctx, b, dir, logship.FetchOpts{From: from, To: to})
 		_ = b.Close()
 		if err != nil {
 			cleanup()

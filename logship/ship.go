@@ -48,6 +48,9 @@ type Opts struct {
 	// 30s) between them, with jitter.
 	MaxAttempts                int
 	InitialBackoff, MaxBackoff time.Duration
+	// FinalPassTimeout bounds Run's last pass after its context ends
+	// (default 20s: within a typical termination grace period).
+	FinalPassTimeout time.Duration
 	// Logger receives a line per failed upload; nil discards.
 	Logger *slog.Logger
 
@@ -101,7 +104,7 @@ func New(o Opts) (*Shipper, error) {
 		return nil, errors.New("logship: no log root")
 	case o.Bucket == nil:
 		return nil, fmt.Errorf("logship %s: no bucket", o.Root)
-	case o.Interval < 0 || o.MaxAttempts < 0 || o.InitialBackoff < 0 || o.MaxBackoff < 0:
+	case o.Interval < 0 || o.MaxAttempts < 0 || o.InitialBackoff < 0 || o.MaxBackoff < 0 || o.FinalPassTimeout < 0:
 		return nil, fmt.Errorf("logship %s: interval, attempts and backoffs must be >= 0", o.Root)
 	}
 	if o.Interval == 0 {
@@ -109,6 +112,9 @@ func New(o Opts) (*Shipper, error) {
 	}
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = 5
+	}
+	if o.FinalPassTimeout == 0 {
+		o.FinalPassTimeout = 20 * time.Second
 	}
 	if o.InitialBackoff == 0 {
 		o.InitialBackoff = 500 * time.Millisecond
@@ -203,8 +209,9 @@ func (s *Shipper) Close() error {
 }
 
 // Run makes a pass at once and then every Interval until ctx ends, then a
-// last pass (with a fresh context bounded by Interval) so that the files
-// finished by a clean shutdown are shipped too. Pass errors are logged.
+// last pass (with a fresh context bounded by FinalPassTimeout) so that the
+// files finished by a clean shutdown are shipped too; what it cannot ship
+// in time stays on disk for the next start. Pass errors are logged.
 func (s *Shipper) Run(ctx context.Context) {
 	t := time.NewTicker(s.o.Interval)
 	defer t.Stop()
@@ -214,7 +221,7 @@ func (s *Shipper) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.Interval)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.FinalPassTimeout)
 			defer cancel()
 			if err := s.Pass(fctx); err != nil {
 				s.o.Logger.Warn("log shipping: last pass", "url", s.o.URL, "err", err)

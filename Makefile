@@ -108,3 +108,14 @@ notebooks:
 .PHONY: proto
 proto:
 	bash scripts/proto.sh
+
+# Kubernetes manifests (deploy/k8s) validated offline by kubeconform
+# (pinned, installed into bin/) against the schemas vendored in
+# deploy/k8s/schemas; k8s-schemas regenerates those from the Kubernetes
+# definitions the pinned kubeconform module ships.
+.PHONY: k8s-validate k8s-schemas
+k8s-validate:
+	bash scripts/k8s-validate.sh
+
+k8s-schemas:
+	bash scripts/k8s-validate.sh --write

@@ -101,6 +101,10 @@
 //	ROOT/decisions/dt=YYYY-MM-DD/hour=HH/dec-...parquet.tmp and .parquet.wal  (open files)
 //	ROOT/_stats/<table>-<writer>.json
 //
+// FinishedFiles lists a root's committed files — what may be copied,
+// shipped (package logship) or deleted — and IsFinishedKey and KeyInRange
+// apply the same rules to object-store keys.
+//
 // Partitions are by the record's time in UTC. Each table is a Hive-style
 // dataset that DuckDB reads directly:
 //

@@ -19,6 +19,17 @@
 // depend on Opts.Parallel. The policy registry is injected (the program
 // builds it), so this package knows nothing of which policies exist.
 //
+// Sharding: RunShard runs one slice of the cells (Shard{I, N}: the cells
+// whose grid index is I mod N) and WritePartial stores it; Merge
+// reassembles the Results of the whole grid from every slice (ReadPartials),
+// equal to one Run's, so that Write gives the same report and tables:
+//
+//	p, err := experiments.RunShard(ctx, spec, opts, experiments.Shard{Index: 0, Count: 4})
+//	_, err = experiments.WritePartial("out/bandits", p)
+//	...
+//	parts, err := experiments.ReadPartials("out/bandits")
+//	res, err := experiments.Merge(parts, reg, "")
+//
 // Statistics: MeanCI is the mean with a two-sided Student-t interval over
 // seeds; Compare is the paired t interval of the per-seed difference from
 // the baseline, with a two-sided p-value and a verdict (significantly

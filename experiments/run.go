@@ -87,6 +87,12 @@ type cellKey struct {
 // paired. The first failing cell, or ctx's cancellation, stops the run and
 // is returned.
 func Run(ctx context.Context, spec *Spec, o Opts) (*Results, error) {
+	return run(ctx, spec, o, nil)
+}
+
+// run is Run over the cells whose grid index keep accepts (all when keep
+// is nil); the other entries of Results.Cells stay zero.
+func run(ctx context.Context, spec *Spec, o Opts, keep func(idx int) bool) (*Results, error) {
 	if spec == nil {
 		return nil, errors.New("experiments: no spec")
 	}
@@ -104,7 +110,16 @@ func Run(ctx context.Context, spec *Spec, o Opts) (*Results, error) {
 	seeds := spec.Seeds.Values()
 	nSc, nPol, nSeed := len(spec.scenarios), len(spec.policies), len(seeds)
 	total := nSc * nPol * nSeed
-	workers = min(workers, total)
+	kept := total
+	if keep != nil {
+		kept = 0
+		for i := range total {
+			if keep(i) {
+				kept++
+			}
+		}
+	}
+	workers = max(1, min(workers, kept))
 
 	res := &Results{Spec: spec, Cells: make([]Cell, total), Started: time.Now(), Workers: workers}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -141,7 +156,7 @@ func Run(ctx context.Context, spec *Spec, o Opts) (*Results, error) {
 				if o.Progress != nil {
 					mu.Lock()
 					done++
-					o.Progress(done, total)
+					o.Progress(done, kept)
 					mu.Unlock()
 				}
 			}
@@ -151,6 +166,9 @@ feed:
 	for s := range nSc {
 		for p := range nPol {
 			for i := range nSeed {
+				if keep != nil && !keep((s*nPol+p)*nSeed+i) {
+					continue
+				}
 				select {
 				case jobs <- cellKey{s, p, i}:
 				case <-ctx.Done():

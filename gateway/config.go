@@ -405,6 +405,8 @@ type LogConfig struct {
 	// MaxMemoryRows bounds the rows the log holds in memory, queue and
 	// row groups together (default 24,576; decisionlog.WriterOpts).
 	MaxMemoryRows int `yaml:"max_memory_rows"`
+	// Ship uploads finished log files to an object store (config_logship.go).
+	Ship LogShipConfig `yaml:"ship"`
 }
 
 // LoadConfig reads path ("" = the embedded default) and returns a
@@ -997,7 +999,10 @@ func (c *Config) validateLog() error {
 	if c.Log.QueueSize < 0 || c.Log.RotateRows < 0 || c.Log.RotateEvery < 0 || c.Log.FlushInterval < 0 || c.Log.RowGroupRows < 0 {
 		return fmt.Errorf("log: queue_size, rotate_rows, rotate_every, flush_interval and row_group_rows must be >= 0")
 	}
-	return c.Log.validateMemory()
+	if err := c.Log.validateMemory(); err != nil {
+		return err
+	}
+	return c.Log.validateShip()
 }
 
 func (l *LimitConfig) validate(path string) error {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sony/gobreaker/v2"
 
@@ -52,6 +53,9 @@ type Opts struct {
 	Sink route.Sink
 	// SinkStats, optional, feeds the log queue metrics.
 	SinkStats SinkStats
+	// Collectors, optional, are served on /metrics beside the gateway's
+	// own (the log shipper's).
+	Collectors []prometheus.Collector
 	// Feedback, optional, logs delayed feedback beside the decisions.
 	Feedback FeedbackLogger
 	// Providers overrides or adds providers by name (tests inject fakes).
@@ -155,6 +159,11 @@ func New(o Opts) (*Server, error) {
 		return nil, err
 	}
 	s.m = newMetrics(o.SinkStats)
+	for _, c := range o.Collectors {
+		if err := s.m.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway metrics: %w", err)
+		}
+	}
 	s.promo, s.pm = newPromoter(c.Promotion), newPromotionMetrics(s.m.reg, s)
 	for _, a := range c.Aliases {
 		s.aliases[a] = true

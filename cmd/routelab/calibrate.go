@@ -80,10 +80,11 @@ func runCalibrate(ctx context.Context, fl calibrateFlags, out, errOut io.Writer)
 		return fmt.Errorf("--out: no scenario file given")
 	}
 	// Calibrate keeps no record past its callback: the reader may reuse them.
-	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	ropts, cleanup, err := logReaderOpts(ctx, fl.logs, fl.from, fl.to, fl.feedback, errOut)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	ropts.Log.Reuse = true
 	name := fl.name
 	if name == "" {

@@ -19,6 +19,7 @@ type experimentFlags struct {
 	parallel int
 	seeds    int
 	requests int
+	shard    string
 }
 
 func newExperimentCmd() *cobra.Command {
@@ -39,7 +40,12 @@ sim --policy-file").
 
 --seeds and --requests override the spec for quick runs: --seeds N runs N
 consecutive seeds from the spec's first seed. Results do not depend on
---parallel.`,
+--parallel.
+
+--shard I/N runs one deterministic slice of the cells (those whose index
+is I modulo N) and writes it to --out as part-I-of-N.gob; "routelab
+experiment merge DIR..." builds the report from all N slices, identical to
+one run (see docs/scale-out.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runExperiment(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -51,7 +57,9 @@ consecutive seeds from the spec's first seed. Results do not depend on
 	f.IntVar(&fl.parallel, "parallel", 0, "cells simulated at once (0 = GOMAXPROCS)")
 	f.IntVar(&fl.seeds, "seeds", 0, "override: run this many consecutive seeds from the spec's first seed")
 	f.IntVar(&fl.requests, "requests", 0, "override: requests per cell")
+	f.StringVar(&fl.shard, "shard", "", "run only slice `I/N` of the cells and write it to --out for `experiment merge`")
 	_ = cmd.MarkFlagRequired("spec")
+	cmd.AddCommand(newExperimentMergeCmd())
 	return cmd
 }
 
@@ -94,10 +102,18 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 	if dir == "" {
 		dir = filepath.Join("results", spec.Name)
 	}
-	opts := experiments.Opts{Registry: reg, Parallel: fl.parallel, KeepTrained: true}
+	// Sharded runs keep no trained policies: merge writes no policy artifacts.
+	opts := experiments.Opts{Registry: reg, Parallel: fl.parallel, KeepTrained: fl.shard == ""}
+	total := len(spec.Policies) * len(spec.Scenarios) * len(spec.Seeds.Values())
+	var shard experiments.Shard
+	if fl.shard != "" {
+		if shard, err = experiments.ParseShard(fl.shard); err != nil {
+			return fmt.Errorf("--shard: %w", err)
+		}
+		total = (total - shard.Index + shard.Count - 1) / shard.Count
+	}
 	var bar *progressbar.ProgressBar
 	if isTerminal(errOut) {
-		total := len(spec.Policies) * len(spec.Scenarios) * len(spec.Seeds.Values())
 		bar = progressbar.NewOptions(total,
 			progressbar.OptionSetWriter(errOut),
 			progressbar.OptionSetDescription("experiment "+spec.Name),
@@ -106,6 +122,9 @@ func runExperiment(ctx context.Context, fl experimentFlags, out, errOut io.Write
 			progressbar.OptionClearOnFinish(),
 		)
 		opts.Progress = func(done, _ int) { _ = bar.Set(done) }
+	}
+	if fl.shard != "" {
+		return runExperimentShard(ctx, spec, opts, shard, dir, bar, out)
 	}
 	res, err := experiments.Run(ctx, spec, opts)
 	if bar != nil {

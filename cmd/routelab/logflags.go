@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"github.com/routelab/routelab/decisionlog"
+	"github.com/routelab/routelab/logship"
 	"github.com/routelab/routelab/offline"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/pflag"
@@ -15,19 +17,23 @@ import (
 // addLogFlags registers the flags every command that reads decision logs
 // shares: --logs, --from, --to, --feedback and --skip-bad-files.
 func addLogFlags(f *pflag.FlagSet, logs *[]string, from, to *string, feedback, skipBad *bool, feedbackHelp string) {
-	f.StringSliceVar(logs, "logs", nil, "decision log root, directory or file (repeatable, comma-separated)")
+	f.StringSliceVar(logs, "logs", nil, "decision log root, directory or file, or a bucket URL of shipped logs (s3://, gs://, azblob://, file://) (repeatable, comma-separated)")
 	f.StringVar(from, "from", "", "only decisions at or after this time (RFC 3339)")
 	f.StringVar(to, "to", "", "only decisions before this time (RFC 3339)")
 	f.BoolVar(feedback, "feedback", true, feedbackHelp)
 	f.BoolVar(skipBad, "skip-bad-files", false, "report unreadable or newer-schema log files and go on without them")
 }
 
-// checkLogPaths rejects an empty or missing --logs.
+// checkLogPaths rejects an empty or missing --logs (bucket URLs are
+// checked when logReaderOpts fetches them).
 func checkLogPaths(logs []string) error {
 	if len(logs) == 0 {
 		return fmt.Errorf("--logs: no log directory given")
 	}
 	for _, p := range logs {
+		if logship.IsURL(p) {
+			continue
+		}
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("--logs %q: %w", p, err)
 		}
@@ -36,17 +42,24 @@ func checkLogPaths(logs []string) error {
 }
 
 // logReaderOpts parses --from and --to into reader options over logs,
-// joining feedback when feedback is set.
-func logReaderOpts(logs []string, from, to string, feedback bool) (offline.ReaderOpts, error) {
-	ropts := offline.ReaderOpts{Log: decisionlog.ReaderOpts{Paths: logs}, Feedback: feedback}
-	var err error
+// joining feedback when feedback is set. A bucket URL among logs is
+// fetched to a temporary directory first (openLogURLs): call cleanup
+// when done reading.
+func logReaderOpts(ctx context.Context, logs []string, from, to string, feedback bool, errOut io.Writer) (ropts offline.ReaderOpts, cleanup func(), err error) {
+	ropts = offline.ReaderOpts{Log: decisionlog.ReaderOpts{Paths: logs}, Feedback: feedback}
 	if ropts.Log.From, err = parseTimeFlag("from", from); err != nil {
-		return ropts, err
+		return ropts, nil, err
 	}
 	if ropts.Log.To, err = parseTimeFlag("to", to); err != nil {
-		return ropts, err
+		return ropts, nil, err
 	}
-	return ropts, nil
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if ropts.Log.Paths, cleanup, err = openLogURLs(ctx, logs, ropts.Log.From, ropts.Log.To, errOut); err != nil {
+		return ropts, nil, err
+	}
+	return ropts, cleanup, nil
 }
 
 // newLogSource is the decision log (feedback joined) as a replay.Source,

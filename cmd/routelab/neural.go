@@ -96,10 +96,11 @@ func runNeuralFit(ctx context.Context, fl neuralFitFlags, out, errOut io.Writer)
 	if !(fl.epochs > 0) || fl.epochs > 1e6 {
 		return fmt.Errorf("--epochs %v: must be a number in (0, 1e6]", fl.epochs)
 	}
-	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	ropts, cleanup, err := logReaderOpts(ctx, fl.logs, fl.from, fl.to, fl.feedback, errOut)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	reg := newRegistry()
 	var p policy.Policy
 	flag := "--policy"

@@ -216,10 +216,11 @@ func runReplay(ctx context.Context, fl replayFlags, out, errOut io.Writer) error
 	}
 	// Evaluate keeps no record past its callback (and frozen targets only
 	// read them in Select): the reader may reuse them.
-	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	ropts, cleanup, err := logReaderOpts(ctx, fl.logs, fl.from, fl.to, fl.feedback, errOut)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	ropts.Log.Reuse = true
 	ropts.Log.IncludeOpen = fl.includeOpen
 

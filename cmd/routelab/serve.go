@@ -67,6 +67,13 @@ func (f feedbackLog) LogFeedback(id string, at time.Time, reward, quality *float
 
 func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Logger) (err error) {
 	opts := gateway.Opts{Config: cfg, Registry: newRegistry(), Logger: log}
+	// Registered before the log's Close: runs after it, shipping its last files.
+	stopShip, shipMetrics, err := startLogShip(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, stopShip()) }()
+	opts.Collectors = shipMetrics
 	if cfg.Log.Dir != "" {
 		salt, err := cfg.TenantSalt()
 		if err != nil {

@@ -89,10 +89,11 @@ func runTrain(ctx context.Context, fl trainFlags, out, errOut io.Writer) error {
 	if fl.clip < 0 || math.IsNaN(fl.clip) || math.IsInf(fl.clip, 0) {
 		return fmt.Errorf("--clip %v: must be a finite number >= 0", fl.clip)
 	}
-	ropts, err := logReaderOpts(fl.logs, fl.from, fl.to, fl.feedback)
+	ropts, cleanup, err := logReaderOpts(ctx, fl.logs, fl.from, fl.to, fl.feedback, errOut)
 	if err != nil {
 		return err
 	}
+	defer cleanup()
 	reg := newRegistry()
 	var p policy.Policy
 	if fl.init != "" {

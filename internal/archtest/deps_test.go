@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"policy/neural":    {"decision", "policy"},
 	"route":            {"decision", "policy"},
 	"decisionlog":      {"decision"},
+	"logship":          {"decisionlog"},
 	"replay":           {"decision", "policy"},
 	"replay/opebench":  {"decision", "offline", "policy", "replay", "sim"},
 	"artifact":         {"decision", "policy"},
@@ -34,7 +35,7 @@ var allowed = map[string][]string{
 	"gateway":          {"artifact", "decision", "gateway/provider", "mask", "policy", "route"},
 	"bench/gateway":    {"decisionlog", "gateway", "policy"},
 	"cmd/routelab": {"artifact", "datasets", "decision", "decisionlog", "experiments", "gateway", "gateway/grpcapi", "offline",
-		"policy", "policy/neural", "replay", "replay/opebench", "route", "sim", "sim/fromlogs"},
+		"policy", "policy/neural", "logship", "replay", "replay/opebench", "route", "sim", "sim/fromlogs"},
 
 	// The gRPC API (beside the gateway, which it drives through
 	// gateway.Server.Chat); its protoc-generated code imports nothing of

@@ -143,9 +143,9 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) *caller {
 	out.RequestID(id)
 	s.m.transport(in.transport)
 	reject := func(e *APIError, wait time.Duration, f *decision.Features) {
+		s.noteRefusal(e, id, cl, f) // logged before the client hears of it
 		out.Fail(e, "", wait)
 		s.m.requests.WithLabelValues("", codeString(e.Status)).Inc()
-		s.noteRefusal(e, id, cl, f)
 	}
 	if aerr != nil {
 		cl = nil

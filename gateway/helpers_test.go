@@ -229,6 +229,19 @@ func (s *recSink) all(t *testing.T, n int) []decision.Record {
 	return out
 }
 
+// count is the number of records of status st.
+func (s *recSink) count(st decision.Status) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.recs {
+		if r.Outcome.Status == st {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *recSink) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

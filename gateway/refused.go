@@ -64,8 +64,8 @@ func (c *refusalCounters) WithLabelValues(code string) prometheus.Counter {
 // optional, is what the request was already known to be (features filled
 // before the rule filter); without it the row names the caller's tenant.
 func (s *Server) refuse(w http.ResponseWriter, e *APIError, id string, cl *caller, f *decision.Features) {
-	s.reject(w, e)
 	s.noteRefusal(e, id, cl, f)
+	s.reject(w, e)
 }
 
 // noteRefusal counts a refusal already answered and logs it as refuse

@@ -273,9 +273,10 @@ rate_limits: {per_key: {rps: 0.01, burst: 2}}
 	assert.Equal(t, "rate_limit_exceeded", limited.err.Code)
 	assert.GreaterOrEqual(t, limited.err.RetryAfter, int64(60), "0.01 rps: the next token is ~100 s away")
 	assert.Equal(t, 1.0, testutil.ToFloat64(gw.srv.m.rateLimited.WithLabelValues("key")))
-	// The answered request was logged before its done message; the refused
-	// ones are not decisions.
-	assert.Equal(t, 1, gw.sink.len(), "only the answered request is logged")
+	// The answered request was logged before its done message; the two
+	// refused ones (bad JSON, rate limit) are refusal rows, as on REST.
+	assert.Equal(t, 1, gw.sink.len()-gw.sink.count(decision.StatusRefused), "one answered request")
+	assert.Equal(t, 2, gw.sink.count(decision.StatusRefused), "the refused requests are logged as refused")
 
 	big := fmt.Sprintf(wsReq, "fast", `,"metadata":{"pad":"`+strings.Repeat("x", 3000)+`"}`)
 	sendWS(t, c, big)

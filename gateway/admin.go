@@ -87,8 +87,6 @@ func (s *Server) policyInfo() policyInfo {
 	return pi
 }
 
-func (s *Server) handleGetPolicy(c *gin.Context) { c.JSON(http.StatusOK, s.policyInfo()) }
-
 // policyChange is the body of POST /admin/policy and /admin/shadow. Policy
 // is a spec string as the CLI takes it ("linucb=alpha:0.5;floor:0.05");
 // Params, optional, adds parameters as a JSON object.
@@ -143,6 +141,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 		defer s.policyMu.Unlock()
 		if shadow && pc.Policy == "" {
 			s.core.SetShadow(nil)
+			s.shareSwap("set")
 			s.log.Info("shadow policy removed")
 			c.JSON(http.StatusOK, s.policyInfo())
 			return
@@ -163,6 +162,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 			s.core.SetPolicy(p)
 			s.promo.disarm() // a hand-picked policy is not a promotion to guard
 		}
+		s.shareSwap("set")
 		s.log.Info("policy swapped", "shadow", shadow, "policy", spec.String())
 		c.JSON(http.StatusOK, s.policyInfo())
 	}
@@ -259,6 +259,7 @@ func (s *Server) handlePromote(c *gin.Context) {
 	s.core.SetPolicy(serve)
 	s.core.SetShadow(old)
 	s.promo.promoted(old, baseline)
+	s.shareSwap("promote")
 	resp := PromoteResponse{Policy: cand.Name(), Shadow: old.Name(), Previous: old.Name(), Forced: !st.Eligible, Status: &st}
 	if serve != cand {
 		resp.Floor = s.promo.cfg.floor()
@@ -307,6 +308,7 @@ func (s *Server) rollbackLocked(trigger string) (PromoteResponse, bool) {
 	s.core.SetShadow(nil)
 	s.core.SetPolicy(prev)
 	s.core.SetShadow(cur)
+	s.shareSwap("rollback")
 	s.pm.rollbacks.WithLabelValues(trigger).Inc()
 	if g != nil {
 		s.log.Warn("serving policy rolled back", "trigger", trigger, "policy", prev.Name(), "demoted", cur.Name(),

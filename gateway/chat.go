@@ -106,7 +106,7 @@ func (s *Server) handleChat(c *gin.Context) {
 		s.reject(w, aerr)
 		return
 	}
-	if ok, wait := take(cl.lim, time.Now()); !ok {
+	if ok, wait := s.takeKey(r, cl); !ok {
 		s.m.rateLimited.WithLabelValues("key").Inc()
 		h.Set("Retry-After", retryAfter(wait))
 		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"))
@@ -132,7 +132,7 @@ func (s *Server) handleChat(c *gin.Context) {
 		s.reject(w, aerr)
 		return
 	}
-	if ok, wait := take(s.tenants.limiter(tenant), time.Now()); !ok {
+	if ok, wait := s.takeTenant(r, tenant); !ok {
 		s.m.rateLimited.WithLabelValues("tenant").Inc()
 		h.Set("Retry-After", retryAfter(wait))
 		s.reject(w, apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"))

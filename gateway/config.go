@@ -77,6 +77,9 @@ type Config struct {
 	Privacy    PrivacyConfig       `yaml:"privacy"`
 	AccessLog  AccessLogConfig     `yaml:"access_log"`
 	AuditLog   AuditLogConfig      `yaml:"audit_log"`
+	// State shares learned statistics, limits, policies and feedback
+	// between replicas (state.go, docs/scale-out.md).
+	State StateConfig `yaml:"state"`
 }
 
 // PrivacyConfig keys the tenant hash and masks what is logged.
@@ -522,7 +525,7 @@ func (c *Config) Validate() error {
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
-		c.validateShadowLearn, c.validatePrivacy,
+		c.validateShadowLearn, c.validatePrivacy, c.validateState,
 	} {
 		if err := v(); err != nil {
 			return err

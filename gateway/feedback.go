@@ -73,7 +73,7 @@ func (s *Server) handleFeedback(c *gin.Context) {
 		writeAPIError(w, aerr)
 		return
 	}
-	if cl.lim != nil && !cl.lim.Allow() {
+	if ok, _ := s.takeKey(c.Request, cl); !ok {
 		// Feedback shares the key's token bucket with chat completions.
 		s.m.feedback.WithLabelValues("rate_limited").Inc()
 		w.Header().Set("Retry-After", "1")

@@ -106,6 +106,7 @@ type Server struct {
 	masker       *mask.Masker // nil = masking off
 	allowMeta    map[string]bool
 	closers      []io.Closer
+	shared       *sharedState // nil without state.redis (shared.go)
 }
 
 // New builds the gateway from a validated config.
@@ -263,6 +264,9 @@ func New(o Opts) (*Server, error) {
 			shadow = p
 		}
 	}
+	if err := s.setupShared(); err != nil {
+		return nil, err
+	}
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
 	if len(allowed) > 0 {
 		rules = append(rules, allowlistRule{allowed: allowed})
@@ -270,7 +274,7 @@ func New(o Opts) (*Server, error) {
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: newMaskingSink(o.Sink, s.masker, s.allowMeta)},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
-		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
+		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates(), Backend: s.pendingBackend()},
 		ShadowLearn: c.shadowLearn(),
 	})
 	if err != nil {
@@ -280,6 +284,7 @@ func New(o Opts) (*Server, error) {
 		a.spec = s.core.Arm(a.id)
 	}
 	s.m.registerPending(s.core.PendingStats)
+	s.attachShared(pol, shadow)
 	s.keys = newKeyring(c)
 	s.tenants = newTenantLimits(c)
 	s.budget = newRetryBudget(c.Retries, s.now())
@@ -327,6 +332,7 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // until ctx is done.
 func (s *Server) Start(ctx context.Context) {
 	go loop(ctx, s.cfg.Conditions.Every, s.evalConditions)
+	s.startShared(ctx)
 	if s.cfg.Checkpoint.Dir != "" {
 		every := s.cfg.Checkpoint.Every
 		if every <= 0 {
@@ -373,6 +379,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Updates still waiting for feedback learn their immediate reward;
 	// then the policies learned so far are checkpointed.
 	s.core.Flush()
+	s.closeShared()
 	if err := s.Checkpoint(); err != nil {
 		s.log.Warn("policy checkpoint on drain failed", "err", err)
 	}
@@ -520,7 +527,7 @@ func (s *Server) handleReady(c *gin.Context) {
 	}
 	for _, a := range s.armList {
 		if a.available() {
-			c.String(http.StatusOK, "ready\n")
+			s.readyDetail(c)
 			return
 		}
 	}

@@ -573,3 +573,16 @@ var (
 	_ Mergeable = (*LinThompson)(nil)
 	_ Mergeable = (*EGreedyRidge)(nil)
 )
+
+// SpecOf returns the registry spec (name and parameters, without seed)
+// that p's snapshots record, for rebuilding an equivalent policy
+// elsewhere; false when p does not report one.
+func SpecOf(p Policy) (Spec, bool) {
+	switch s := p.(type) {
+	case speccer:
+		return s.spec(), true
+	case SpecReporter:
+		return s.Spec(), true
+	}
+	return Spec{}, false
+}

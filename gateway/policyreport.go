@@ -84,4 +84,12 @@ func (s *Server) policyReport() PolicyReport {
 	return r
 }
 
-func (s *Server) handleGetPolicy(c *gin.Context) { c.JSON(http.StatusOK, s.policyReport()) }
+// handleGetPolicy merges with Redis first (when it is reachable), so that
+// the report is as fresh as the other replicas' last publish: at most one
+// of their merge intervals old.
+func (s *Server) handleGetPolicy(c *gin.Context) {
+	if s.shared != nil && s.shared.c.Up() {
+		s.syncShared(c.Request.Context())
+	}
+	c.JSON(http.StatusOK, s.policyReport())
+}

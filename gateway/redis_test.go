@@ -47,8 +47,14 @@ func testPrefix(t *testing.T) string {
 }
 
 // replicaYAML is a gateway on three simulated models of different quality
-// sharing state through Redis at addr under prefix.
+// sharing state through Redis at addr under prefix. The Redis timeout is
+// generous (the machine may be loaded): a timed-out call would fall back
+// to the local bucket and blur the rate-limit bound.
 func replicaYAML(addr, prefix, merge, extra string) string {
+	return replicaYAMLTimeout(addr, prefix, merge, "1s", false, extra)
+}
+
+func replicaYAMLTimeout(addr, prefix, merge, timeout string, required bool, extra string) string {
 	return fmt.Sprintf(`
 providers: [{name: sim, type: sim, time_scale: 0.001, health_check: false}]
 models:
@@ -56,8 +62,8 @@ models:
   - {id: fair, provider: sim, sim: {ttft_ms: 20, tokens_per_sec: 500, output_tokens: 5, quality: {"": 0.5}}}
   - {id: poor, provider: sim, sim: {ttft_ms: 20, tokens_per_sec: 500, output_tokens: 5, quality: {"": 0.1}}}
 log: {dir: ""}
-state: {redis: {addr: %q, prefix: %q, merge_interval: %s, timeout: 100ms}}
-%s`, addr, prefix, merge, extra)
+state: {redis: {addr: %q, prefix: %q, merge_interval: %s, timeout: %s, required: %v}}
+%s`, addr, prefix, merge, timeout, required, extra)
 }
 
 type replica struct {
@@ -363,7 +369,7 @@ func TestRedisOutageMidLoad(t *testing.T) {
 	redisAddr(t) // CI runs this with the other Redis tests
 	rd := startOwnRedis(t, 0, t.TempDir())
 	prefix := testPrefix(t)
-	yaml := replicaYAML(rd.addr(), prefix, "100ms", "policy: {name: thompson}")
+	yaml := replicaYAMLTimeout(rd.addr(), prefix, "100ms", "200ms", false, "policy: {name: thompson}")
 	rs := []*replica{startReplica(t, yaml), startReplica(t, yaml)}
 
 	var ok, failed atomic.Int64

@@ -23,8 +23,15 @@ install() {
 	# tests never use it.
 }
 
+# freeport prints a loopback port nothing listens on.
 freeport() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+	if command -v python3 >/dev/null 2>&1; then
+		python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+		return
+	fi
+	p=$((20000 + $$ % 20000))
+	while redis-cli -p "$p" ping >/dev/null 2>&1; do p=$((p + 1)); done
+	echo "$p"
 }
 
 up() {

@@ -72,7 +72,10 @@ func New(o Opts) (*Client, error) {
 		Addr: o.Addr, Password: o.Password, DB: o.DB,
 		DialTimeout: o.Timeout, ReadTimeout: o.Timeout, WriteTimeout: o.Timeout,
 		MaxRetries: -1, // the caller decides: a failed call falls back to local state
-		PoolSize:   32,
+		// One dial attempt: go-redis would otherwise retry a refused dial
+		// five times, 100ms apart, inside every operation while Redis is down.
+		DialerRetries: 1,
+		PoolSize:      32,
 	})
 	return &Client{rdb: rdb, prefix: o.Prefix, replica: hex.EncodeToString(id[:]), timeout: o.Timeout, onChange: o.OnChange}, nil
 }

@@ -38,7 +38,7 @@ func TestStateConfigValidation(t *testing.T) {
 func TestRedisUnreachableServesLocally(t *testing.T) {
 	dead := strings.TrimSuffix(strings.TrimPrefix(deadURL(t), "http://"), "/v1")
 	for _, required := range []bool{false, true} {
-		yaml := replicaYAMLTimeout(dead, "x:", "50ms", "50ms", required, "policy: {name: thompson}\nrate_limits: {per_key: {rps: 1, burst: 3}}")
+		yaml := replicaYAMLTimeout(dead, "x:", "50ms", "50ms", required, "policy: {name: thompson}\nrate_limits: {per_key: {rps: 0.001, burst: 3}}")
 		r := startReplica(t, yaml)
 		codes := map[int]int{}
 		for i := 0; i < 6; i++ {

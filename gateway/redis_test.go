@@ -140,9 +140,16 @@ func preferred(pr PolicyReport) string {
 // and prefers the same arm; a replica restarted afterwards resumes from
 // the shared statistics.
 func TestRedisReplicasShareLearning(t *testing.T) {
-	addr, prefix := redisAddr(t), testPrefix(t)
+	addr := redisAddr(t)
+	for _, pol := range []string{"thompson", "linucb"} {
+		t.Run(pol, func(t *testing.T) { testReplicasShareLearning(t, addr, pol) })
+	}
+}
+
+func testReplicasShareLearning(t *testing.T, addr, pol string) {
+	prefix := testPrefix(t)
 	const merge = 500 * time.Millisecond
-	yaml := replicaYAML(addr, prefix, merge.String(), "policy: {name: thompson}")
+	yaml := replicaYAML(addr, prefix, merge.String(), "policy: {name: "+pol+"}")
 	a, b := startReplica(t, yaml), startReplica(t, yaml)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -164,7 +171,7 @@ func TestRedisReplicasShareLearning(t *testing.T) {
 	lag := time.Since(done)
 	pa, pb := a.policy(t), b.policy(t)
 	t.Logf("B reported %v updates %v after A's last answer (merge interval %v); arm counts A %v, B %v", pb.Updates, lag.Round(time.Millisecond), merge, armCounts(pa), armCounts(pb))
-	assert.Equal(t, "thompson", pb.Name)
+	assert.Equal(t, pol, pb.Name)
 	assert.Equal(t, 300.0, pa.Updates)
 	assert.Equal(t, pa.Updates, pb.Updates)
 	assert.Equal(t, "good", preferred(pa), "A learned the best arm")

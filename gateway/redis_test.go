@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,6 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/routelab/routelab/gateway/provider"
 	"github.com/routelab/routelab/policy"
 )
 
@@ -432,5 +434,58 @@ func TestRedisOutageMidLoad(t *testing.T) {
 	for _, r := range rs {
 		require.Eventually(t, func() bool { return r.policy(t).Updates == total }, 10*time.Second, 10*time.Millisecond,
 			"after the outage every replica's statistics hold all %v updates", total)
+	}
+}
+
+// BenchmarkChatHandlerRedis is BenchmarkChatHandler with state.redis: each
+// request stores its pending decision (one SET) and, with a per-key limit,
+// takes from the shared bucket (one Lua call) — the per-request cost of
+// sharing, one loopback round trip each. Needs ROUTELAB_REDIS_ADDR.
+func BenchmarkChatHandlerRedis(b *testing.B) {
+	addr := os.Getenv("ROUTELAB_REDIS_ADDR")
+	if addr == "" {
+		b.Skip("ROUTELAB_REDIS_ADDR not set (make redis-up)")
+	}
+	for _, bc := range []struct{ name, yaml string }{
+		{"pending", ""},
+		{"pending+limit", "rate_limits: {per_key: {rps: 1000000000, burst: 1000000}}"},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchChatRedis(b, addr, bc.yaml) })
+	}
+}
+
+func benchChatRedis(b *testing.B, addr, extra string) {
+	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
+providers: [{name: mem, type: sim, health_check: false}]
+models:
+  - {id: m1, provider: mem, sim: {}}
+  - {id: m2, provider: mem, sim: {}}
+  - {id: m3, provider: mem, sim: {}}
+log: {dir: ""}
+state: {redis: {addr: %q, prefix: "bench:", merge_interval: 1s}}
+%s
+`, addr, extra)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Sink: nopSink{},
+		Providers: map[string]provider.Provider{"mem": memProvider{}}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.shared.c.Close()
+	if !srv.shared.c.Up() {
+		b.Fatal("redis unreachable")
+	}
+	h := srv.Handler()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", bytes.NewReader(benchRequest))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
 	}
 }

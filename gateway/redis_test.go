@@ -372,8 +372,9 @@ func metricValue(t *testing.T, url, name string) string {
 }
 
 // Redis stopped mid-load: no request fails, /readyz says degraded (still
-// 200), routelab_state_redis_up is 0; when Redis is back the replicas
-// re-merge what they learned meanwhile and /readyz is plain ready again.
+// 200), routelab_state_redis_up is 0; a replica started meanwhile serves
+// on local state too; when Redis is back the replicas re-merge what they
+// learned meanwhile and /readyz is plain ready again.
 func TestRedisOutageMidLoad(t *testing.T) {
 	redisAddr(t) // CI runs this with the other Redis tests
 	rd := startOwnRedis(t, 0, t.TempDir())
@@ -418,6 +419,13 @@ func TestRedisOutageMidLoad(t *testing.T) {
 		assert.Equal(t, "down", r.policy(t).Shared.Redis)
 	}
 	require.Eventually(t, func() bool { return ok.Load() >= before+100 }, 20*time.Second, 5*time.Millisecond, "serving on local state")
+	late := startReplica(t, yaml) // starts without Redis
+	for i := 0; i < 20; i++ {
+		code, _ := late.chat(t)
+		require.Equal(t, http.StatusOK, code)
+	}
+	assert.Equal(t, 20.0, late.policy(t).Updates, "learning locally")
+	rs = append(rs, late)
 	rd = startOwnRedis(t, rd.port, rd.dir)
 	for _, r := range rs {
 		require.Eventually(t, func() bool {
@@ -428,7 +436,7 @@ func TestRedisOutageMidLoad(t *testing.T) {
 	}
 	close(stopLoad)
 	wg.Wait()
-	total := float64(ok.Load())
+	total := float64(ok.Load() + 20)
 	t.Logf("%d requests answered, %d failed; re-merging", ok.Load(), failed.Load())
 	assert.Zero(t, failed.Load(), "no failed requests")
 	for _, r := range rs {

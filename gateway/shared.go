@@ -271,7 +271,9 @@ func (sh *sharedState) syncFor(p policy.Policy) *sharedstate.StatsSync {
 // state (the replica starting these statistics); otherwise p's state is
 // replaced by the shared totals at the next merge. Callers hold mu.
 func (sh *sharedState) bind(p policy.Policy, id string, seed bool) {
+	var prev *sharedstate.StatsSync
 	if old, ok := sh.ids[p]; ok && old != id {
+		prev = sh.syncs[old]
 		delete(sh.insts, old)
 		delete(sh.syncs, old)
 	}
@@ -280,6 +282,8 @@ func (sh *sharedState) bind(p policy.Policy, id string, seed bool) {
 		sync := sh.c.NewStatsSync(id, m)
 		if seed {
 			sync.Seed()
+		} else if prev != nil {
+			sync.Carry(prev) // learned here, never merged: into the new totals
 		}
 		sh.syncs[id] = sync
 	}

@@ -22,20 +22,43 @@ type StatsSync struct {
 
 	mu      sync.Mutex
 	seq     uint64       // number of the last batch formed
+	seed    policy.Stats // complete state to publish first (Seed); nil when none
 	pending policy.Stats // batch seq, formed but not acknowledged; nil when none
+	seeded  bool         // pending is the seed
 	next    policy.Stats // deltas taken since
 	last    time.Time    // last successful merge
 	updates float64      // merged updates at the last merge
 }
 
-// NewStatsSync shares m's statistics under id. It discards what m learned
-// before (its state is replaced by the shared totals at the first Sync);
-// call Seed instead to publish m's complete state once, for the replica
-// that starts the shared statistics (a warm start from an artifact or a
-// checkpoint).
+// NewStatsSync shares m's statistics under id. The first Sync publishes
+// what m learned since it was built or restored (its delta: learning no
+// replica has seen, such as a replica's while it started without Redis)
+// and replaces m's state by the shared totals plus that; a state m was
+// restored with (a checkpoint) is not published. Call Seed to publish m's
+// complete state once instead, for the replica that starts the shared
+// statistics (a warm start from an artifact or a checkpoint).
 func (c *Client) NewStatsSync(id string, m policy.Mergeable) *StatsSync {
-	m.TakeDelta()
 	return &StatsSync{c: c, id: id, m: m, next: policy.Stats{}}
+}
+
+// Carry queues deltas that another sync of the same policy took but never
+// published (its statistics id was abandoned), so they reach these totals.
+// An unpublished seed is not carried: it is the state every replica
+// started from, which the totals' own seed holds.
+func (s *StatsSync) Carry(from *StatsSync) {
+	from.mu.Lock()
+	var st []policy.Stats
+	if from.pending != nil && !from.seeded {
+		st = append(st, from.pending)
+	}
+	st = append(st, from.next)
+	from.seed, from.pending, from.next = nil, nil, policy.Stats{}
+	from.mu.Unlock()
+	s.mu.Lock()
+	for _, d := range st {
+		add(s.next, d)
+	}
+	s.mu.Unlock()
 }
 
 // Seed queues m's complete statistics as this replica's first batch.
@@ -43,7 +66,7 @@ func (s *StatsSync) Seed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m.TakeDelta() // contained in Stats
-	add(s.next, s.m.Stats())
+	s.seed = s.m.Stats()
 }
 
 // ID is the shared statistics' id.
@@ -71,16 +94,22 @@ func (s *StatsSync) Sync(ctx context.Context) error {
 	add(s.next, s.m.TakeDelta())
 	for {
 		batch, seq := s.pending, s.seq
-		if batch == nil && len(s.next) > 0 {
+		switch {
+		case batch != nil:
+		case s.seed != nil:
 			s.seq++
-			s.pending, s.next = s.next, policy.Stats{}
+			s.pending, s.seeded, s.seed = s.seed, true, nil
+			batch, seq = s.pending, s.seq
+		case len(s.next) > 0:
+			s.seq++
+			s.pending, s.seeded, s.next = s.next, false, policy.Stats{}
 			batch, seq = s.pending, s.seq
 		}
 		totals, err := s.c.Merge(ctx, s.id, seq, batch)
 		if err != nil {
 			return fmt.Errorf("merge statistics %s: %w", s.id, err)
 		}
-		s.pending = nil
+		s.pending, s.seeded = nil, false
 		if len(s.next) > 0 {
 			continue
 		}

@@ -141,7 +141,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 		defer s.policyMu.Unlock()
 		if shadow && pc.Policy == "" {
 			s.core.SetShadow(nil)
-			s.shareSwap("set")
+			s.shareSwap("shadow")
 			s.log.Info("shadow policy removed")
 			c.JSON(http.StatusOK, s.policyInfo())
 			return
@@ -162,7 +162,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 			s.core.SetPolicy(p)
 			s.promo.disarm() // a hand-picked policy is not a promotion to guard
 		}
-		s.shareSwap("set")
+		s.shareSwap(map[bool]string{false: "set", true: "shadow"}[shadow])
 		s.log.Info("policy swapped", "shadow", shadow, "policy", spec.String())
 		c.JSON(http.StatusOK, s.policyInfo())
 	}

@@ -300,6 +300,11 @@ func TestRedisPromotionShared(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 	}
 	require.Eventually(t, func() bool { return a.policy(t).Updates == 10 }, 5*time.Second, 10*time.Millisecond, "the swapped-in policy's statistics are shared too")
+
+	code, _, body = post(t, a.url+"/admin/shadow", `{"policy":"softmax"}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	require.Eventually(t, func() bool { return b.policy(t).Shadow == "softmax" }, 5*time.Second, 10*time.Millisecond, "B adopts the new shadow")
+	assert.Equal(t, "ucb1", b.policy(t).Name)
 }
 
 // ownRedis runs a redis-server of the test's own (it is stopped and

@@ -33,7 +33,8 @@ import (
 // A replica changes it only by compare-and-swap on gen, right after an
 // admin swap, promotion or rollback; every replica reads it every merge
 // interval and adopts a newer generation (the swap is then the same atomic
-// route.Core swap the admin API does).
+// route.Core swap the admin API does). Kinds: start, set (serving policy
+// swapped by hand), shadow (shadow set or removed), promote, rollback.
 type sharedState struct {
 	c   *sharedstate.Client
 	cfg *RedisConfig
@@ -462,8 +463,8 @@ func (s *Server) adoptLocked(rec map[string]string, startup bool) error {
 			s.promo.promoted(old, math.NaN()) // the guard runs where the promotion was decided
 		case "rollback":
 			s.promo.takePrevious()
-		default:
-			s.promo.disarm()
+		case "set", "start":
+			s.promo.disarm() // as POST /admin/policy does
 		}
 		s.log.Info("adopted shared policy change", "kind", rec["kind"], "generation", rec["gen"], "policy", serving.Name(), "by", rec["replica"])
 	}

@@ -286,7 +286,10 @@ func TestRedisPromotionShared(t *testing.T) {
 	assert.Contains(t, pb.Version, "+floor:0.05", "with the promotion floor")
 	assert.Equal(t, a.policy(t).Shared.StatsID, pb.Shared.StatsID, "the promoted policy keeps its shared statistics")
 	assert.Positive(t, pb.Updates, "the shadow learned (importance-weighted) from A's requests")
-	assert.Equal(t, a.policy(t).Updates, pb.Updates)
+	require.Eventually(t, func() bool {
+		ua := a.policy(t).Updates // A's report publishes what it learned; B's then pulls it
+		return b.policy(t).Updates == ua
+	}, 5*time.Second, 10*time.Millisecond, "A and B agree on the promoted policy's statistics")
 
 	code, _, body = post(t, a.url+"/admin/rollback", "")
 	require.Equal(t, http.StatusOK, code, "%s", body)

@@ -505,3 +505,29 @@ state: {redis: {addr: %q, prefix: "bench:", merge_interval: 1s}}
 		}
 	}
 }
+
+// A replica started with another policy configuration (a rolling update)
+// makes its policies the deployment's; the running replicas adopt them,
+// built from the record's spec, with fresh shared statistics.
+func TestRedisNewConfigTakesOver(t *testing.T) {
+	addr, prefix := redisAddr(t), testPrefix(t)
+	a := startReplica(t, replicaYAML(addr, prefix, "100ms", "policy: {name: thompson}"))
+	for i := 0; i < 10; i++ {
+		code, _ := a.chat(t)
+		require.Equal(t, http.StatusOK, code)
+	}
+	require.Equal(t, 10.0, a.policy(t).Updates)
+	b := startReplica(t, replicaYAML(addr, prefix, "100ms", "policy: {name: ucb1, params: {c: \"0.5\"}}"))
+	pb := b.policy(t)
+	assert.Equal(t, "ucb1", pb.Name)
+	assert.Zero(t, pb.Updates, "new configuration, new statistics")
+	require.Eventually(t, func() bool { return a.policy(t).Name == "ucb1" }, 5*time.Second, 10*time.Millisecond, "A adopts the new configuration's policy")
+	pa := a.policy(t)
+	assert.Equal(t, pb.Shared.StatsID, pa.Shared.StatsID)
+	assert.Equal(t, pb.Version, pa.Version)
+	for i := 0; i < 5; i++ {
+		code, _ := a.chat(t)
+		require.Equal(t, http.StatusOK, code)
+	}
+	require.Eventually(t, func() bool { return b.policy(t).Updates == 5 }, 5*time.Second, 10*time.Millisecond, "B sees what A learned with the adopted policy")
+}

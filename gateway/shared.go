@@ -411,7 +411,10 @@ func (s *Server) resolve(rec map[string]string, slot string) (policy.Policy, err
 	var b policy.Policy
 	if p := sh.insts[id]; p != nil {
 		b = p
-	} else if p := sh.cfgPols[rec[slot+"origin"]]; p != nil {
+	} else if p := sh.cfgPols[rec[slot+"origin"]]; p != nil && rec["config"] == sh.fp {
+		// The record's configured policy is this replica's own (same
+		// configuration): it joins with that instance (an artifact's
+		// model included) rather than one built from the spec.
 		b = p
 		sh.bind(b, id, false)
 	} else {

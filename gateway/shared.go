@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -233,6 +235,9 @@ func (s *Server) syncShared(ctx context.Context) {
 		}
 		if err := sync.Sync(ctx); err != nil {
 			sh.merges.WithLabelValues("failed").Inc()
+			if !errors.Is(err, sharedstate.ErrDown) && sh.c.Up() {
+				s.log.Warn("shared statistics not merged", "err", err)
+			}
 			return
 		}
 		sh.merges.WithLabelValues("ok").Inc()
@@ -248,6 +253,9 @@ func (s *Server) syncShared(ctx context.Context) {
 // base returns the instance p stands for (p, or the inner policy of a
 // promotion floor around a known instance) and that floor.
 func (sh *sharedState) base(p policy.Policy) (policy.Policy, float64) {
+	if !reflect.TypeOf(p).Comparable() {
+		return p, 0 // cannot key a map: never shared (builtin policies are pointers)
+	}
 	if _, ok := sh.ids[p]; ok {
 		return p, 0
 	}
@@ -265,6 +273,9 @@ func (sh *sharedState) syncFor(p policy.Policy) *sharedstate.StatsSync {
 		return nil
 	}
 	b, _ := sh.base(p)
+	if !reflect.TypeOf(b).Comparable() {
+		return nil
+	}
 	return sh.syncs[sh.ids[b]]
 }
 
@@ -272,6 +283,9 @@ func (sh *sharedState) syncFor(p policy.Policy) *sharedstate.StatsSync {
 // state (the replica starting these statistics); otherwise p's state is
 // replaced by the shared totals at the next merge. Callers hold mu.
 func (sh *sharedState) bind(p policy.Policy, id string, seed bool) {
+	if !reflect.TypeOf(p).Comparable() {
+		return
+	}
 	var prev *sharedstate.StatsSync
 	if old, ok := sh.ids[p]; ok && old != id {
 		prev = sh.syncs[old]
@@ -304,6 +318,9 @@ func (sh *sharedState) slotFields(prefix string, p policy.Policy, f map[string]s
 		return
 	}
 	b, floor := sh.base(p)
+	if !reflect.TypeOf(b).Comparable() {
+		return
+	}
 	id, ok := sh.ids[b]
 	if !ok {
 		id = newSharedID()

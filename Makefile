@@ -51,6 +51,21 @@ bench-gateway:
 	$(GO) build -o bin/gateway-bench ./bench/gateway
 	./bin/gateway-bench -json bin/bench-gateway.json $(BENCH_GATEWAY_FLAGS)
 
+# Replicas sharing state through Redis (docs/scale-out.md): redis-up starts
+# Debian's redis-server on a free loopback port (installing it when
+# missing) and writes its address to .redis-test/addr; test-redis runs the
+# tests that need it (they skip without ROUTELAB_REDIS_ADDR); redis-down
+# stops it.
+.PHONY: redis-up redis-down test-redis
+redis-up:
+	sh scripts/redis.sh up
+redis-down:
+	sh scripts/redis.sh down
+test-redis:
+	@test -f .redis-test/addr || { echo "no test redis: run make redis-up first" >&2; exit 1; }
+	ROUTELAB_REDIS_ADDR=$$(cat .redis-test/addr) $(GO) test -race -count=1 $(TESTFLAGS) ./sharedstate/
+	ROUTELAB_REDIS_ADDR=$$(cat .redis-test/addr) $(GO) test -race -count=1 $(TESTFLAGS) -run 'TestRedis' ./gateway/
+
 # The README's quick start on this checkout, scripted (run by .ci/run).
 newcomer:
 	bash scripts/newcomer.sh

@@ -93,8 +93,6 @@ func (s *Server) policyInfo() policyInfo {
 	return pi
 }
 
-func (s *Server) handleGetPolicy(c *gin.Context) { c.JSON(http.StatusOK, s.policyInfo()) }
-
 // policyChange is the body of POST /admin/policy and /admin/shadow. Policy
 // is a spec string as the CLI takes it ("linucb=alpha:0.5;floor:0.05");
 // Params, optional, adds parameters as a JSON object.
@@ -201,6 +199,7 @@ func (s *Server) handleSetPolicy(shadow bool) gin.HandlerFunc {
 			s.promo.disarm() // a hand-picked policy is not a promotion to guard
 		}
 		s.checkpointAfterSwap()
+		s.shareSwap(map[bool]string{false: "set", true: "shadow"}[shadow])
 		s.log.Info("policy swapped", "shadow", shadow, "policy", desc)
 		c.JSON(http.StatusOK, s.policyInfo())
 	}
@@ -309,6 +308,7 @@ func (s *Server) handlePromote(c *gin.Context) {
 	s.core.SetShadow(old)
 	s.promo.promoted(old, baseline)
 	s.checkpointAfterSwap()
+	s.shareSwap("promote")
 	kind := "guarded"
 	if !st.Eligible {
 		kind = "forced"
@@ -378,6 +378,7 @@ func (s *Server) rollbackLocked(c *gin.Context, trigger string) (PromoteResponse
 	s.core.SetPolicy(prev)
 	s.core.SetShadow(cur)
 	s.checkpointAfterSwap()
+	s.shareSwap("rollback")
 	s.pm.rollbacks.WithLabelValues(trigger).Inc()
 	if g != nil {
 		s.log.Warn("serving policy rolled back", "trigger", trigger, "policy", prev.Name(), "demoted", cur.Name(),

@@ -160,7 +160,7 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) *caller {
 		reject(scopeErr(hdr, scopeChat, in.transport.route()), 0, nil)
 		return cl
 	}
-	if ok, wait := take(cl.lim, time.Now()); !ok {
+	if ok, wait := s.takeKey(cctx, cl); !ok {
 		s.m.rateLimited.WithLabelValues("key").Inc()
 		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of this API key exceeded"), wait, nil)
 		return cl
@@ -185,7 +185,7 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) *caller {
 		reject(aerr, 0, nil)
 		return cl
 	}
-	if ok, wait := take(s.tenants.limiter(tenant), time.Now()); !ok {
+	if ok, wait := s.takeTenant(cctx, tenant); !ok {
 		s.m.rateLimited.WithLabelValues("tenant").Inc()
 		reject(apiErr(http.StatusTooManyRequests, typeRateLimit, "rate_limit_exceeded", "rate limit of tenant "+strconv.Quote(tenant)+" exceeded"), wait,
 			&decision.Features{Tenant: tenant, Time: s.now()})

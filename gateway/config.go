@@ -82,6 +82,9 @@ type Config struct {
 	// TLS, when set, terminates TLS (and optionally mTLS) on the listener
 	// (tls.go).
 	TLS *TLSConfig `yaml:"tls"`
+	// State shares learned statistics, limits, policies and feedback
+	// between replicas (state.go, docs/scale-out.md).
+	State StateConfig `yaml:"state"`
 }
 
 // PrivacyConfig keys the tenant hash and masks what is logged.
@@ -541,7 +544,7 @@ func (c *Config) Validate() error {
 		c.validateProviders, c.validateModels, c.validateAliases, c.validateTenants, c.validateFallbacks,
 		c.validateRetries, c.validateBreaker, c.validateHealth, c.validateConditions,
 		c.validateFeedback, c.Promotion.validate, c.validateLog, c.validateEncoder, c.validatePolicies,
-		c.validateShadowLearn, c.validatePrivacy, c.GRPC.validate, c.validateTLS, c.validateJWT,
+		c.validateShadowLearn, c.validatePrivacy, c.GRPC.validate, c.validateTLS, c.validateJWT, c.validateState,
 	} {
 		if err := v(); err != nil {
 			return err

@@ -104,4 +104,9 @@
 // GET /admin/models, GET|POST /admin/policy, POST /admin/shadow,
 // GET /admin/shadow/status, POST /admin/promote, POST /admin/rollback,
 // /healthz, /readyz, /metrics. docs/config.md is the configuration reference.
+//
+// With `state: {redis: ...}` replicas share learned statistics, rate-limit
+// buckets, the policy record (swaps, promotions) and pending feedback
+// through package sharedstate (shared.go; docs/scale-out.md); without
+// Redis they keep serving on local state and /readyz says "degraded".
 package gateway

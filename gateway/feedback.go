@@ -77,7 +77,7 @@ func (s *Server) handleFeedback(c *gin.Context) {
 	if !s.requireScope(c, cl, scopeFeedback, "POST /v1/feedback") {
 		return
 	}
-	if cl.lim != nil && !cl.lim.Allow() {
+	if ok, _ := s.takeKey(c.Request.Context(), cl); !ok {
 		// Feedback shares the key's token bucket with chat completions.
 		s.m.feedback.WithLabelValues("rate_limited").Inc()
 		w.Header().Set("Retry-After", "1")

@@ -119,6 +119,7 @@ type Server struct {
 	tlsr         *tlsReloader     // nil = no TLS (tls.go)
 	refusals     route.Sink       // decision log rows of refused requests (refused.go)
 	refused      *refusalCounters // routelab_refused_total{code} (refused.go)
+	shared       *sharedState // nil without state.redis (shared.go)
 }
 
 // New builds the gateway from a validated config.
@@ -286,6 +287,9 @@ func New(o Opts) (*Server, error) {
 	if p := s.restoreCheckpoint(ShadowCheckpoint, env); p != nil {
 		shadow = p
 	}
+	if err := s.setupShared(); err != nil {
+		return nil, err
+	}
 	rules := []route.Rule{route.ContextWindowRule{}, healthRule{arms: s.arms}}
 	if len(allowed) > 0 {
 		rules = append(rules, allowlistRule{allowed: allowed})
@@ -295,7 +299,7 @@ func New(o Opts) (*Server, error) {
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: s.refusals},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
-		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates()},
+		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates(), Backend: s.pendingBackend()},
 		ShadowLearn: c.shadowLearn(),
 	})
 	if err != nil {
@@ -305,6 +309,7 @@ func New(o Opts) (*Server, error) {
 		a.spec = s.core.Arm(a.id)
 	}
 	s.m.registerPending(s.core.PendingStats)
+	s.attachShared(pol, shadow)
 	s.keys = newKeyring(c)
 	if err := s.setupJWT(); err != nil {
 		return nil, err
@@ -356,6 +361,7 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // until ctx is done.
 func (s *Server) Start(ctx context.Context) {
 	go loop(ctx, s.cfg.Conditions.Every, s.evalConditions)
+	s.startShared(ctx)
 	if s.cfg.Checkpoint.Dir != "" {
 		every := s.cfg.Checkpoint.Every
 		if every <= 0 {
@@ -418,6 +424,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	// Updates still waiting for feedback learn their immediate reward;
 	// then the policies learned so far are checkpointed.
 	s.core.Flush()
+	s.closeShared()
 	if err := s.Checkpoint(); err != nil {
 		s.log.Warn("policy checkpoint on drain failed", "err", err)
 	}
@@ -564,7 +571,7 @@ func (s *Server) handleReady(c *gin.Context) {
 	}
 	for _, a := range s.armList {
 		if a.available() {
-			c.String(http.StatusOK, "ready\n")
+			s.readyDetail(c)
 			return
 		}
 	}

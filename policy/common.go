@@ -123,6 +123,9 @@ type armTable struct {
 	index map[string]int
 	stats []armStats
 	ids   []string
+	// delta holds what record added since the last takeDelta, per slot
+	// (the replica's unpublished share; see Mergeable).
+	delta []armStats
 }
 
 func newArmTable() armTable { return armTable{index: map[string]int{}} }
@@ -135,8 +138,16 @@ func (t *armTable) slot(id string) int {
 	i := len(t.stats)
 	t.index[id] = i
 	t.stats = append(t.stats, armStats{})
+	t.delta = append(t.delta, armStats{})
 	t.ids = append(t.ids, id)
 	return i
+}
+
+// record adds reward r to arm id's statistics and to its delta.
+func (t *armTable) record(id string, r float64) {
+	i := t.slot(id)
+	t.stats[i].add(r)
+	t.delta[i].add(r)
 }
 
 // get returns the statistics of id, or the zero statistics when unseen.

@@ -131,6 +131,18 @@
 // from a registry with the snapshot's parameters and restore it; SaveFile
 // writes atomically (temporary file, fsync, rename).
 //
+// # Merging replicas' statistics
+//
+// Policies whose learned state is a sum over rewards implement Mergeable
+// (AsMergeable unwraps floors): the arm-table policies (epsilon-greedy,
+// ucb1, softmax, thompson) and the linear ones with gamma 1. TakeDelta
+// returns what Update added since the previous call as Stats — named sums
+// ("n:ID", "s:ID", "q:ID"; "a:I:J:ID", "b:I:ID", "!dim" for the linear
+// policies) — and SetShared installs totals summed over replicas plus the
+// delta learned since, so replicas merge by adding deltas in any order
+// (package sharedstate does it through Redis). Discounted and windowed
+// policies are not mergeable: their state depends on the order of rewards.
+//
 // # Features for contextual policies
 //
 // Contextual policies read Features.Vector. FeatureEncoder fills it from

@@ -58,7 +58,7 @@ func (p *EpsilonGreedy) Update(_ *decision.Features, cands []decision.Arm, chose
 		return err
 	}
 	p.mu.Lock()
-	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.arms.record(cands[chosen].ID, reward)
 	p.mu.Unlock()
 	return nil
 }
@@ -128,7 +128,7 @@ func (p *UCB1) Update(_ *decision.Features, cands []decision.Arm, chosen int, re
 		return err
 	}
 	p.mu.Lock()
-	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.arms.record(cands[chosen].ID, reward)
 	p.mu.Unlock()
 	return nil
 }

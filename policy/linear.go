@@ -111,6 +111,18 @@ type linModel struct {
 	chol    mat.Cholesky
 	invTmp  *mat.SymDense
 	refacts int64 // successful re-factorisations (diagnostics)
+
+	// delta is what update added since the last takeDelta, per arm id
+	// (Gamma = 1 only; see Mergeable).
+	delta map[string]*linDelta
+}
+
+// linDelta is one arm's data added since the last takeDelta: the count,
+// the upper triangle of Σxxᵀ (row-major d×d) and Σrx.
+type linDelta struct {
+	n float64
+	a []float64
+	b []float64
 }
 
 func newLinModel(name string, o LinearOpts) (*linModel, error) {
@@ -287,6 +299,9 @@ func (m *linModel) update(id string, x []float64, r float64) {
 		for _, k := range m.nz[ii:] {
 			a.a[j*d+k] += xj * x[k]
 		}
+	}
+	if m.o.Gamma == 1 {
+		m.addDelta(id, x, r)
 	}
 	a.n++
 	a.since++

@@ -113,7 +113,7 @@ func (p *Softmax) Update(_ *decision.Features, cands []decision.Arm, chosen int,
 		return err
 	}
 	p.mu.Lock()
-	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.arms.record(cands[chosen].ID, reward)
 	p.mu.Unlock()
 	return nil
 }

@@ -178,7 +178,7 @@ func (p *Thompson) Update(_ *decision.Features, cands []decision.Arm, chosen int
 	if p.gamma < 1 {
 		p.arms.discount(p.gamma)
 	}
-	p.arms.stats[p.arms.slot(cands[chosen].ID)].add(reward)
+	p.arms.record(cands[chosen].ID, reward)
 	p.mu.Unlock()
 	return nil
 }

@@ -201,7 +201,7 @@ func NewCore(o CoreOpts) (*Core, error) {
 	if ttl == 0 {
 		ttl = DefaultPendingTTL
 	}
-	c.pending = newPendingStore(ttl, o.Pending.MaxEntries, c.expire)
+	c.pending = newPendingStore(ttl, o.Pending.MaxEntries, c.expire, o.Pending.Backend)
 	c.pending.catalogue, c.pending.index = c.catalogue, c.index
 	c.deferOn = o.Pending.Defer && o.Pending.MaxEntries > 0
 	c.SetPolicy(o.Policy)

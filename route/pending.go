@@ -1,7 +1,9 @@
 package route
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,12 +31,38 @@ type PendingOpts struct {
 	// TTL is how long a decision waits for feedback; 0 means
 	// DefaultPendingTTL; negative is an error.
 	TTL time.Duration
+	// Backend, optional, shares the pending decisions with other processes
+	// (the gateway's replicas, through Redis): see PendingBackend.
+	Backend PendingBackend
 	// Defer makes Complete hold back the policy update of a routed,
 	// successful answer of unknown quality until its feedback arrives (or,
 	// when none does within TTL, credit the immediate reward then): every
 	// routed request updates the policy exactly once. Needs MaxEntries > 0.
 	Defer bool
 }
+
+// PendingBackend shares pending decisions between processes, so that
+// feedback reaching any of them joins the decision another one made. The
+// core's pending store stays the one store: it keeps every decision
+// locally as before and, with a backend, also puts an encoded copy there
+// (for TTL plus a minute). Whoever takes the copy from the backend owns the
+// decision: Feedback takes it (from the local store, or, when another
+// process made the decision, from the backend alone), and the process that
+// made a deferred decision takes it before crediting the immediate reward
+// at expiry — if it is gone, another process got the feedback and learned,
+// so the update happens exactly once across processes. A backend error
+// (unreachable) falls back to the local store alone: the decision is then
+// known only to the process that made it.
+type PendingBackend interface {
+	Put(id string, data []byte, ttl time.Duration) error
+	// Take removes and returns id's decision; ok is false when the
+	// backend holds none.
+	Take(id string) (data []byte, ok bool, err error)
+}
+
+// pendingGrace is how much longer the backend keeps a decision than the
+// local store, so the deciding process can still claim it at expiry.
+const pendingGrace = time.Minute
 
 // PendingStats are the pending store's counters since the core was built.
 type PendingStats struct {
@@ -52,6 +80,10 @@ type PendingStats struct {
 	Evicted uint64
 	// UpdateErrors counts expired updates whose policy Update failed.
 	UpdateErrors uint64
+	// Remote counts feedback joined to a decision another process made
+	// (through PendingOpts.Backend); BackendErrors counts backend calls that
+	// failed (the local store answered alone).
+	Remote, BackendErrors uint64
 }
 
 // held is a decision taken out of the pending store: what delayed
@@ -68,6 +100,34 @@ type held struct {
 	// deferred: the policy has not learned from this request yet; it learns
 	// exactly once, from feedback or, when none comes, from reward.
 	deferred bool
+	// shared: a copy went to the backend, and whoever takes it owns it.
+	shared bool
+}
+
+// heldJSON is held's encoding in a PendingBackend.
+type heldJSON struct {
+	ID       string            `json:"id"`
+	At       time.Time         `json:"at"`
+	Features decision.Features `json:"features"`
+	Decision decision.Decision `json:"decision"`
+	Outcome  decision.Outcome  `json:"outcome"`
+	Reward   float64           `json:"reward"`
+	Deferred bool              `json:"deferred"`
+}
+
+func (h *held) encode() ([]byte, error) {
+	return json.Marshal(heldJSON{ID: h.id, At: h.at, Features: h.features, Decision: h.decision, Outcome: h.outcome, Reward: h.reward, Deferred: h.deferred})
+}
+
+func decodeHeld(id string, data []byte) (*held, error) {
+	var j heldJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("pending decision %q from the backend: %w", id, err)
+	}
+	if j.ID != id || j.Decision.Chosen < 0 || j.Decision.Chosen >= len(j.Decision.Candidates) {
+		return nil, fmt.Errorf("pending decision %q from the backend: id %q, chosen %d of %d candidates", id, j.ID, j.Decision.Chosen, len(j.Decision.Candidates))
+	}
+	return &held{id: j.ID, at: j.At, features: j.Features, decision: j.Decision, outcome: j.Outcome, reward: j.Reward, deferred: j.Deferred}, nil
 }
 
 // pendingStore keeps recent decisions by request id, bounded in count
@@ -92,7 +152,9 @@ type pendingStore struct {
 	catalogue []decision.Arm
 	index     map[string]int
 
-	deferred, fromFeedback, expired, evicted, updateErrors atomic.Uint64
+	backend PendingBackend
+
+	deferred, fromFeedback, expired, evicted, updateErrors, remote, backendErrors atomic.Uint64
 
 	mu   sync.Mutex
 	m    map[string]int32 // request id → ring slot
@@ -105,8 +167,32 @@ type pendingStore struct {
 	scratch sync.Pool // *held: decoded for expiry
 }
 
-func newPendingStore(ttl time.Duration, max int, expire func(*held)) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, expire: expire, m: make(map[string]int32, min(max, 1<<16)), ring: make([]entry, max)}
+func newPendingStore(ttl time.Duration, max int, expire func(*held), backend PendingBackend) *pendingStore {
+	return &pendingStore{ttl: ttl, max: max, expire: expire, backend: backend, m: make(map[string]int32, min(max, 1<<16)), ring: make([]entry, max)}
+}
+
+// share puts d's copy in the backend.
+func (p *pendingStore) share(d *held) {
+	data, err := d.encode()
+	if err == nil {
+		err = p.backend.Put(d.id, data, p.ttl+pendingGrace)
+	}
+	if err != nil {
+		p.backendErrors.Add(1)
+		return
+	}
+	d.shared = true
+}
+
+// claimID takes id's copy from the backend: false when another process
+// took it first. A backend error claims locally.
+func (p *pendingStore) claimID(id string) bool {
+	_, ok, err := p.backend.Take(id)
+	if err != nil {
+		p.backendErrors.Add(1)
+		return true
+	}
+	return ok
 }
 
 // enabled reports whether the store keeps anything.
@@ -122,6 +208,14 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 	p.encode(&e, rec, now, deferred)
 	if deferred {
 		p.deferred.Add(1)
+	}
+	if p.backend != nil {
+		// The backend gets the full decision (encoded); the ring keeps
+		// whether it did, which decides who owns the decision later.
+		h := new(held)
+		p.decode(h, &e)
+		p.share(h)
+		e.shared = h.shared
 	}
 	var outBuf [2]entry
 	p.mu.Lock()
@@ -184,10 +278,16 @@ func (p *pendingStore) sweepLocked(now time.Time, out []entry) []entry {
 }
 
 // expireAll credits the deferred entries of out their immediate reward
-// and recycles every entry's buffer.
+// and recycles every entry's buffer. A deferred entry whose copy is in the
+// backend is claimed first: when another process took it, that process
+// got the feedback and learned.
 func (p *pendingStore) expireAll(out []entry) {
 	for i := range out {
 		e := &out[i]
+		if e.deferred && e.shared && !p.claimID(e.id) {
+			p.release(e)
+			continue
+		}
 		if e.deferred {
 			p.expired.Add(1)
 			if p.expire != nil {
@@ -221,15 +321,46 @@ func (p *pendingStore) take(id string, now time.Time) *held {
 	}
 	p.mu.Unlock()
 	p.expireAll(out)
-	if !ok {
+	var d *held
+	if ok {
+		d = new(held)
+		p.decode(d, &e)
+		p.release(&e)
+	}
+	if p.backend != nil {
+		d = p.takeShared(id, d)
+	}
+	if d == nil {
 		return nil
 	}
-	d := new(held)
-	p.decode(d, &e)
-	p.release(&e)
 	if d.deferred {
 		p.fromFeedback.Add(1)
 	}
+	return d
+}
+
+// takeShared settles ownership of id with the backend: local is what the
+// local store held (nil when this process did not make the decision).
+func (p *pendingStore) takeShared(id string, local *held) *held {
+	if local != nil && !local.shared {
+		return local
+	}
+	data, ok, err := p.backend.Take(id)
+	switch {
+	case err != nil:
+		p.backendErrors.Add(1)
+		return local
+	case !ok:
+		return nil // rated through another process, or expired there
+	case local != nil:
+		return local
+	}
+	d, err := decodeHeld(id, data)
+	if err != nil {
+		p.backendErrors.Add(1)
+		return nil
+	}
+	p.remote.Add(1)
 	return d
 }
 
@@ -260,5 +391,6 @@ func (p *pendingStore) stats() PendingStats {
 	n := len(p.m)
 	p.mu.Unlock()
 	return PendingStats{Waiting: n, Deferred: p.deferred.Load(), FromFeedback: p.fromFeedback.Load(),
-		Expired: p.expired.Load(), Evicted: p.evicted.Load(), UpdateErrors: p.updateErrors.Load()}
+		Expired: p.expired.Load(), Evicted: p.evicted.Load(), UpdateErrors: p.updateErrors.Load(),
+		Remote: p.remote.Load(), BackendErrors: p.backendErrors.Load()}
 }

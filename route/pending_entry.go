@@ -22,6 +22,7 @@ type entry struct {
 	reward     float64
 	strs       [nStrs]uint16 // intern indexes; noString = in extra.strs
 	deferred   bool
+	shared     bool // a copy went to PendingOpts.Backend (held.shared)
 	nums       *[]byte
 	extra      *entryExtra
 }
@@ -196,7 +197,7 @@ func (p *pendingStore) decode(h *held, e *entry) {
 			strs[i] = p.strings.get(k)
 		}
 	}
-	*h = held{id: e.id, at: e.at, reward: e.reward, deferred: e.deferred}
+	*h = held{id: e.id, at: e.at, reward: e.reward, deferred: e.deferred, shared: e.shared}
 	h.features = decision.Features{Tenant: e.tenant, Task: strs[sTask], PromptTokens: int(prompt), Time: e.time,
 		Tags: x.tags, Vector: nilIfEmpty(vector)}
 	h.decision = decision.Decision{Policy: strs[sPolicy], PolicyVersion: strs[sVersion], Reason: strs[sReason], Candidates: nilIfEmptyArms(cands),

@@ -54,7 +54,7 @@ func TestPendingStoreMemory(t *testing.T) {
 		recs[i] = pendingRecord(i)
 	}
 	before := heapInuse()
-	p := newPendingStore(time.Hour, n, nil)
+	p := newPendingStore(time.Hour, n, nil, nil)
 	p.catalogue = []decision.Arm{
 		{ID: "mock-small", Provider: "mock", PriceIn: 0.00015, PriceOut: 0.0006},
 		{ID: "mock-medium", Provider: "mock", PriceIn: 0.0005, PriceOut: 0.0015},

@@ -221,3 +221,80 @@ func TestRequestsWithoutIDAreNotKept(t *testing.T) {
 	assert.Len(t, rewards, 1, "no id, no feedback possible: learns at once")
 	assert.Equal(t, route.PendingStats{}, core.PendingStats())
 }
+
+// mapBackend is a PendingBackend in memory, shared by several cores as
+// Redis is by several gateway replicas; down makes every call fail.
+type mapBackend struct {
+	mu   sync.Mutex
+	m    map[string][]byte
+	down atomic.Bool
+}
+
+func (b *mapBackend) Put(id string, data []byte, _ time.Duration) error {
+	if b.down.Load() {
+		return fmt.Errorf("backend down")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.m[id] = append([]byte(nil), data...)
+	return nil
+}
+
+func (b *mapBackend) Take(id string) ([]byte, bool, error) {
+	if b.down.Load() {
+		return nil, false, fmt.Errorf("backend down")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d, ok := b.m[id]
+	delete(b.m, id)
+	return d, ok, nil
+}
+
+// Feedback reaching another core joins the decision through the shared
+// backend, and the deferred update happens exactly once across the cores:
+// on the core that got the feedback, not again at expiry on the one that
+// decided. A decision made while the backend was down is known locally only.
+func TestPendingBackendJoinsAcrossCores(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	be := &mapBackend{m: map[string][]byte{}}
+	pa, pb := &fixed{name: "p", pick: "b"}, &fixed{name: "p", pick: "b"}
+	newCore := func(p policy.Policy) *route.Core {
+		c, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p, Now: clock.Now,
+			Pending: route.PendingOpts{MaxEntries: 10, TTL: time.Minute, Defer: true, Backend: be}})
+		require.NoError(t, err)
+		return c
+	}
+	a, b := newCore(pa), newCore(pb)
+	run := func(id string) {
+		var rec decision.Record
+		req := decision.Request{ID: id, Features: decision.Features{Task: "code", Vector: []float64{1}}}
+		require.NoError(t, a.Run(context.Background(), &req, &scripted{out: unjudged()}, &rec))
+	}
+	run("r1")
+	run("r2")
+	be.down.Store(true)
+	run("r3") // not shared
+	be.down.Store(false)
+
+	res, err := b.Feedback("r1", nil, ptr(0.75))
+	require.NoError(t, err)
+	assert.Equal(t, route.FeedbackResult{Model: "b", Reward: 0.75, Learned: true}, res)
+	_, rb := pb.seen()
+	assert.Equal(t, []float64{0.75}, rb, "the core that got the feedback learned")
+	_, err = a.Feedback("r1", nil, ptr(0.5))
+	assert.ErrorIs(t, err, route.ErrUnknownRequest, "rated once across cores")
+	_, err = b.Feedback("r3", nil, ptr(0.5))
+	assert.ErrorIs(t, err, route.ErrUnknownRequest, "made while the backend was down: local only")
+	res, err = a.Feedback("r3", nil, ptr(0.5))
+	require.NoError(t, err)
+	assert.True(t, res.Learned)
+
+	a.Flush() // r1 was rated through b: only r2 expires here
+	_, ra := pa.seen()
+	assert.Len(t, ra, 2, "r3 from feedback, r2 at expiry; r1 not again")
+	st := a.PendingStats()
+	assert.Equal(t, uint64(1), st.Expired)
+	assert.Equal(t, uint64(1), st.BackendErrors)
+	assert.Equal(t, uint64(1), b.PendingStats().Remote)
+}

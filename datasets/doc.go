@@ -8,10 +8,10 @@
 //	tb, err := datasets.LoadRouterBench("../shared/data/routerbench") // 11 models, scores and costs
 //	tb, err := datasets.LoadRouteLLM("../shared/data/routellm/mmlu")   // 2 models, correctness only
 //
-// A Table keeps only numbers (scores, costs, the task and an estimate of
-// the prompt's size); prompt and response texts are read one record at a
-// time and dropped. Malformed input is a *ParseError naming file, line and
-// column.
+// A Table keeps scores, costs, the task, an estimate of the prompt's
+// size and the prompt text (for text features); response texts are read
+// one record at a time and dropped. Malformed input is a *ParseError naming
+// file, line and column.
 //
 // Because every model's outcome is known for every prompt, the evaluation
 // is full-information: Evaluate lets a policy choose on each row, pays it

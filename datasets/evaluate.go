@@ -232,7 +232,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 				}
 			}
 			row := &t.Rows[r]
-			req.Features = decision.Features{Task: row.Task, PromptTokens: row.PromptTokens, Vector: rec.Request.Features.Vector[:0]}
+			req.Features = decision.Features{Task: row.Task, PromptTokens: row.PromptTokens, Prompt: row.Prompt, Vector: rec.Request.Features.Vector[:0]}
 			act.row = row
 			if err := core.Run(ctx, &req, act, &rec); err != nil {
 				return nil, fmt.Errorf("evaluate: row %s: %w", row.ID, err)

@@ -74,7 +74,7 @@ func readFile(path string, t *Table, parse func(io.Reader, string, *Table) error
 // ParseRouterBench appends the rows of one RouterBench CSV, read from r and
 // called name in errors, to t. When t has no models yet the file's models
 // become t.Models; otherwise the file must have exactly those models. It
-// reads one record at a time and keeps no prompt or response text.
+// reads one record at a time and keeps the prompt text but no response.
 //
 // The header must hold "prompt" and "eval_name", and for every model both a
 // score column "<model>" and a cost column "<model>|total_cost"; the model
@@ -157,7 +157,7 @@ func ParseRouterBench(r io.Reader, name string, t *Table) error {
 			return csvError(name, err)
 		}
 		line, _ := cr.FieldPos(0)
-		row := Row{Task: rec[taskCol], PromptTokens: len(rec[promptCol]) / 4}
+		row := Row{Task: rec[taskCol], PromptTokens: len(rec[promptCol]) / 4, Prompt: strings.Clone(rec[promptCol])}
 		if hasID {
 			row.ID = rec[idCol]
 		} else {

@@ -81,14 +81,14 @@ type Server struct {
 	groups    []*group
 	upstreams []*upstream
 	aliases   map[string]bool
+	keys      *keyring
+	tenants   *tenantLimits
+	budget    *retryBudget
+	engine    *gin.Engine
+	ids       *idSource
 	// prompt: the encoder reads the prompt text (a text block), so
 	// fillFeatures fills Features.Prompt.
-	prompt  bool
-	keys    *keyring
-	tenants *tenantLimits
-	budget  *retryBudget
-	engine  *gin.Engine
-	ids     *idSource
+	prompt bool
 	// requestsSeen counts chat requests given an id (checkpoint provenance).
 	requestsSeen atomic.Int64
 	draining     atomic.Bool

@@ -307,6 +307,7 @@ func TestRewardSchemaShared(t *testing.T) {
 	for _, block := range []string{
 		"reward: {quality: 0.5, cost: 0.3, latency: 0.2, cost_ref: 0.01, latency_ref: 1500ms, unknown_quality: 0.4}\n",
 		"reward: {failure: 0.5, latency_ref: \"3s\"}\n",
+		"reward: {quality: 1, cost: 0, latency: 0, lambda: 20}\n",
 		"reward: {}\n",
 	} {
 		sc, err := sim.ParseScenario("tasks", append(append([]byte(nil), scenario...), block...))
@@ -340,6 +341,7 @@ func TestRewardSchemaShared(t *testing.T) {
 		{"reward: {latency_ref: soon}\n", "latency_ref"},
 		{"reward: {latency_ref: 1.5}\n", "latency_ref"},
 		{"reward: {qualty: 1}\n", "qualty"},
+		{"reward: {lambda: -2}\n", "lambda"},
 		{"encoder: {token_buckets: [10, 10]}\n", "encoder token_buckets[1]"},
 		{"encoder: {version: 9, intercept: true}\n", "encoder version 9"},
 	} {

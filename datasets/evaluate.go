@@ -55,7 +55,15 @@ type Opts struct {
 	LatencyMS map[string]float64
 	// Encoder, when set, fills Features.Vector for contextual policies.
 	Encoder policy.Encoder
+	// Frozen evaluates p without letting it learn: its Update is never
+	// called (a policy trained elsewhere, scored on held-out rows).
+	Frozen bool
 }
+
+// frozenPolicy is a policy whose Update does nothing.
+type frozenPolicy struct{ policy.Policy }
+
+func (frozenPolicy) Update(*decision.Features, []decision.Arm, int, float64) error { return nil }
 
 // Result is the outcome of one Evaluate run. Rewards are per decision;
 // Regret is the sum over decisions of the oracle's reward minus the
@@ -147,6 +155,10 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 		}
 	}
 
+	orig := p
+	if o.Frozen {
+		p = frozenPolicy{p}
+	}
 	cands := make([]decision.Arm, k)
 	for m := range k {
 		cands[m] = decision.Arm{ID: t.Models[m]}
@@ -172,7 +184,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	n := len(t.Rows)
 	rewards := make([]float64, n*k)
 	oracle := 0.0
-	res := &Result{Table: t.Name, Policy: p.Name(), PolicyVersion: policy.VersionOf(p), Seed: o.Seed,
+	res := &Result{Table: t.Name, Policy: orig.Name(), PolicyVersion: policy.VersionOf(orig), Seed: o.Seed,
 		Passes: passes, Rows: n, Decisions: n * passes, Fixed: make([]Fixed, k), Shares: make([]Share, k)}
 	crw := core.Reward()
 	for r := range t.Rows {
@@ -232,7 +244,8 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 				}
 			}
 			row := &t.Rows[r]
-			req.Features = decision.Features{Task: row.Task, PromptTokens: row.PromptTokens, Prompt: row.Prompt, Vector: rec.Request.Features.Vector[:0]}
+			req.Features = rowFeatures(row)
+			req.Features.Vector = rec.Request.Features.Vector[:0]
 			act.row = row
 			if err := core.Run(ctx, &req, act, &rec); err != nil {
 				return nil, fmt.Errorf("evaluate: row %s: %w", row.ID, err)

@@ -63,7 +63,11 @@ func ParseRouteLLM(r io.Reader, name string, t *Table) error {
 			return fieldError(name, cr, i+1, "header: empty model name")
 		}
 	}
-	perm, err := matchModels(name, t, models)
+	cols := make([]int, len(models))
+	for i := range cols {
+		cols[i] = i + 1
+	}
+	perm, err := matchModels(name, cr, t, models, cols)
 	if err != nil {
 		return err
 	}

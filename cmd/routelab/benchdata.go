@@ -27,6 +27,9 @@ type benchdataFlags struct {
 	noShuf   bool
 	prices   map[string]string
 	json     bool
+	// strict: a missing score is an error (held-out mode).
+	strict bool
+	ho     heldoutFlags
 }
 
 func newBenchdataCmd() *cobra.Command {
@@ -64,6 +67,7 @@ intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.`,
 	f.BoolVar(&fl.noShuf, "no-shuffle", false, "replay rows in file order (grouped by task) instead of a seeded random order")
 	f.StringToStringVar(&fl.prices, "price", nil, "prompt price per model in USD per 1,000 tokens, MODEL=USD (for routellm, which has no costs)")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
+	addHeldoutFlags(f, &fl.ho)
 	return cmd
 }
 
@@ -78,6 +82,9 @@ type benchdataOutput struct {
 func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if fl.ho.active() {
+		return runHeldout(ctx, fl, newRegistry(), out)
 	}
 	if fl.passes < 1 {
 		return fmt.Errorf("--passes %d: must be >= 1", fl.passes)
@@ -171,7 +178,7 @@ func loadBenchdata(fl benchdataFlags) (*datasets.Table, error) {
 		err error
 	)
 	if fl.data == "routerbench" {
-		tb, err = datasets.LoadRouterBench(path)
+		tb, err = datasets.LoadRouterBenchOpts(datasets.LoadOpts{RejectMissing: fl.strict}, path)
 	} else {
 		tb, err = datasets.LoadRouteLLM(path)
 	}

@@ -97,7 +97,8 @@ func TestLoadMismatchedModels(t *testing.T) {
 	require.NoError(t, os.WriteFile(b, []byte("prompt,eval_name,m2,m2|total_cost\np,t,1,0\n"), 0o644))
 	_, err := LoadRouterBench(a, b)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), b+":1:0: header: model \"m1\"")
+	// The error names the file, line 1 and the column of m2's score.
+	assert.Contains(t, err.Error(), b+":1:18: header: model \"m2\" is not one of the expected models [m1]")
 
 	_, err = LoadRouterBench(filepath.Join(dir, "missing.csv"))
 	assert.ErrorIs(t, err, os.ErrNotExist)

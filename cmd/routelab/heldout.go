@@ -89,10 +89,10 @@ func (fl *heldoutFlags) textSpec(buckets int) (policy.TextSpec, error) {
 
 // heldoutRun is one seed's evaluation.
 type heldoutRun struct {
-	Seed    uint64                  `json:"seed"`
-	Result  *datasets.HeldOutResult `json:"result"`
+	Seed    uint64                      `json:"seed"`
+	Result  *datasets.HeldOutResult     `json:"result"`
 	Metrics map[string]datasets.Metrics `json:"-"`
-	Bandits []banditRun `json:"bandits,omitempty"`
+	Bandits []banditRun                 `json:"bandits,omitempty"`
 }
 
 // banditRun is one bandit policy learnt online from bandit feedback on the
@@ -109,27 +109,27 @@ type banditRun struct {
 
 // heldoutSummary aggregates the runs over seeds.
 type heldoutSummary struct {
-	Table    string               `json:"table"`
-	Models   []string             `json:"models"`
-	Strong   string               `json:"strongest_model"`
-	Ref      string               `json:"reference_model"`
-	Seeds    []uint64             `json:"seeds"`
-	Runs     []heldoutRun         `json:"runs"`
-	Learners []learnerSummary     `json:"learners"`
-	Fixed    []fixedSummary       `json:"fixed"`
-	Hull     ival `json:"fixed_hull_aiq"`
-	Bandits  []banditSummary      `json:"bandits,omitempty"`
-	Lambda   float64              `json:"bandit_lambda"`
+	Table    string           `json:"table"`
+	Models   []string         `json:"models"`
+	Strong   string           `json:"strongest_model"`
+	Ref      string           `json:"reference_model"`
+	Seeds    []uint64         `json:"seeds"`
+	Runs     []heldoutRun     `json:"runs"`
+	Learners []learnerSummary `json:"learners"`
+	Fixed    []fixedSummary   `json:"fixed"`
+	Hull     ival             `json:"fixed_hull_aiq"`
+	Bandits  []banditSummary  `json:"bandits,omitempty"`
+	Lambda   float64          `json:"bandit_lambda"`
 }
 
 type learnerSummary struct {
-	Learner  string                 `json:"learner"`
-	AIQ      ival   `json:"aiq"`
-	APGR     ival   `json:"apgr"`
-	CPT      []ival `json:"cpt"`
-	AtBudget ival   `json:"quality_share_at_25pct_cost"`
-	AtRef    ival   `json:"gain_at_reference_cost"`
-	Curve    []datasets.Point       `json:"mean_curve"`
+	Learner  string           `json:"learner"`
+	AIQ      ival             `json:"aiq"`
+	APGR     ival             `json:"apgr"`
+	CPT      []ival           `json:"cpt"`
+	AtBudget ival             `json:"quality_share_at_25pct_cost"`
+	AtRef    ival             `json:"gain_at_reference_cost"`
+	Curve    []datasets.Point `json:"mean_curve"`
 }
 
 type fixedSummary struct {
@@ -139,15 +139,15 @@ type fixedSummary struct {
 }
 
 type banditSummary struct {
-	Policy    string               `json:"policy"`
-	Reward    ival `json:"test_reward"`
-	Score     ival `json:"test_score"`
-	Cost      ival `json:"test_cost"`
-	BestFixed ival `json:"best_fixed_test_reward"`
+	Policy    string `json:"policy"`
+	Reward    ival   `json:"test_reward"`
+	Score     ival   `json:"test_score"`
+	Cost      ival   `json:"test_cost"`
+	BestFixed ival   `json:"best_fixed_test_reward"`
 	// Margin is the policy's test reward minus the best fixed model's, per
 	// seed.
 	Margin ival `json:"margin_over_best_fixed"`
-	Beats  int                  `json:"seeds_beating_every_fixed"`
+	Beats  int  `json:"seeds_beating_every_fixed"`
 }
 
 // loadHeldout returns the train and test tables: --train/--test, or

@@ -71,6 +71,7 @@ reports: build
 		./$(BIN) experiment --spec $$r.yaml --out $$r >/dev/null || exit 1; \
 	done
 	bash scripts/routerbench-report.sh
+	bash scripts/routerbench-heldout-report.sh
 
 check-reports: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
@@ -80,6 +81,7 @@ check-reports: build
 		diff -r -x '*.parquet' $$r $$tmp/$$n >/dev/null || { echo "$$r: regenerated report differs from the committed one (run make reports)"; status=1; }; \
 	done; \
 	bash scripts/routerbench-report.sh --check || status=1; \
+	bash scripts/routerbench-heldout-report.sh --check || status=1; \
 	exit $$status
 
 # Executes notebooks/*.ipynb headlessly with the GoNB kernel and writes their

@@ -393,3 +393,33 @@ func Measure(pts, fixed []Point, ref int) Metrics {
 	}
 	return m
 }
+
+// StrongShare is RouteLLM's "calls to the strong model" figure: among the
+// curve points whose performance gap recovered, (quality −
+// cheapest's)/(strongest's − cheapest's), reaches level, the cheapest one's
+// share of test prompts sent to the strongest fixed model. NaN when no
+// point reaches level or the strongest model is not better than the
+// cheapest.
+func StrongShare(c *LearnerCurve, fixed []Point, level float64) float64 {
+	strong, cheap := Strongest(fixed)
+	qs, qw := fixed[strong].Quality, fixed[cheap].Quality
+	if !(qs > qw) {
+		return math.NaN()
+	}
+	best := -1
+	for l, p := range c.Points {
+		if (p.Quality-qw)/(qs-qw) >= level && (best < 0 || p.Cost < c.Points[best].Cost) {
+			best = l
+		}
+	}
+	if best < 0 || len(c.Choices) <= best || len(c.Choices[best]) == 0 {
+		return math.NaN()
+	}
+	n := 0
+	for _, m := range c.Choices[best] {
+		if m == strong {
+			n++
+		}
+	}
+	return float64(n) / float64(len(c.Choices[best]))
+}

@@ -171,3 +171,16 @@ func TestFrontierAndMeasure(t *testing.T) {
 	assert.InDelta(t, 0.5, m.AtBudget, 1e-12)
 	assert.InDelta(t, 0, m.AtRef, 1e-12)
 }
+
+func TestStrongShare(t *testing.T) {
+	fixed := []Point{{Cost: 1, Quality: 0.4}, {Cost: 10, Quality: 0.8}}
+	c := &LearnerCurve{
+		Points: []Point{{Cost: 10, Quality: 0.8}, {Cost: 4, Quality: 0.65}, {Cost: 2, Quality: 0.55}, {Cost: 1, Quality: 0.4}},
+		Choices: [][]int{{1, 1, 1, 1}, {1, 1, 0, 0}, {1, 0, 0, 0}, {0, 0, 0, 0}},
+	}
+	// PGRs 1, 0.625, 0.375, 0: the cheapest point reaching 0.5 is the
+	// second, which sends half the prompts to the strong model.
+	assert.InDelta(t, 0.5, StrongShare(c, fixed, 0.5), 1e-12)
+	assert.InDelta(t, 1, StrongShare(c, fixed, 0.9), 1e-12)
+	assert.True(t, math.IsNaN(StrongShare(c, []Point{{Cost: 1, Quality: 0.8}, {Cost: 2, Quality: 0.8}}, 0.5)))
+}

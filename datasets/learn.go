@@ -241,6 +241,10 @@ func (l *linear) predict(x spVec, _ string, q []float64) {
 	}
 }
 
+// maxIterations bounds L-BFGS's iterations per model: the validation
+// error no longer moves well before (measured on RouterBench).
+const maxIterations = 150
+
 // fitLinear fits one model per LLM minimising the mean loss (log loss with
 // the score as a soft label, or squared error) plus l2/2·|w|², by L-BFGS.
 func fitLinear(t *Table, X []spVec, dim int, logistic bool, l2 float64) (*linear, error) {
@@ -251,16 +255,29 @@ func fitLinear(t *Table, X []spVec, dim int, logistic bool, l2 float64) (*linear
 		for r := range t.Rows {
 			y[r] = t.Rows[r].Scores[m]
 		}
+		// Func and Grad are called at the same points: the margins of the
+		// last point are kept for both.
+		z := make([]float64, len(X))
+		var at []float64
+		margins := func(w []float64) {
+			if at != nil && slices.Equal(at, w) {
+				return
+			}
+			at = append(at[:0], w...)
+			for r, x := range X {
+				z[r] = x.dot(w)
+			}
+		}
 		p := optimize.Problem{
 			Func: func(w []float64) float64 {
+				margins(w)
 				f := 0.0
-				for r, x := range X {
-					z := x.dot(w)
+				for r, zr := range z {
 					if logistic {
 						// log(1+e^z) − y·z, stable for large |z|.
-						f += math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z))) - y[r]*z
+						f += math.Max(zr, 0) + math.Log1p(math.Exp(-math.Abs(zr))) - y[r]*zr
 					} else {
-						d := z - y[r]
+						d := zr - y[r]
 						f += d * d / 2
 					}
 				}
@@ -271,15 +288,16 @@ func fitLinear(t *Table, X []spVec, dim int, logistic bool, l2 float64) (*linear
 				return f/n + l2/2*ss
 			},
 			Grad: func(g, w []float64) {
+				margins(w)
 				for i := range g {
 					g[i] = l2 * w[i]
 				}
 				for r, x := range X {
-					z := x.dot(w)
+					zr := z[r]
 					if logistic {
-						z = sigmoid(z)
+						zr = sigmoid(zr)
 					}
-					d := (z - y[r]) / n
+					d := (zr - y[r]) / n
 					for j, i := range x.idx {
 						g[i] += d * x.val[j]
 					}
@@ -287,7 +305,7 @@ func fitLinear(t *Table, X []spVec, dim int, logistic bool, l2 float64) (*linear
 			},
 		}
 		res, err := optimize.Minimize(p, make([]float64, dim), &optimize.Settings{
-			GradientThreshold: 1e-6, MajorIterations: 300, Converger: &optimize.FunctionConverge{Absolute: 1e-9, Iterations: 20},
+			GradientThreshold: 1e-6, MajorIterations: maxIterations, Converger: &optimize.FunctionConverge{Absolute: 1e-9, Iterations: 20},
 		}, &optimize.LBFGS{})
 		if err != nil && res == nil {
 			return nil, fmt.Errorf("fit %s model of %s: %w", map[bool]string{true: "logistic", false: "ridge"}[logistic], t.Models[m], err)

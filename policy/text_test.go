@@ -177,12 +177,49 @@ func TestTextEncodeNoAlloc(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
+// BenchmarkTextEncode featurises a 2 KB prompt with the held-out report's
+// text block (2048 slots, word 1–2- and char 3–4-grams, markers), alone and
+// followed by the argmax of 11 linear quality models over the vector (what
+// serving benchdata's ridge router costs).
 func BenchmarkTextEncode(b *testing.B) {
-	e := textEncoder(b, policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true})
-	f := &decision.Features{Prompt: prompt2KB}
-	b.ReportAllocs()
-	for b.Loop() {
-		f.Vector = e.Encode(f, f.Vector)
+	for _, bc := range []struct {
+		name   string
+		ts     policy.TextSpec
+		argmax bool
+	}{
+		{"words1-2+chars3-4/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, false},
+		{"words1-2/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, Markers: true}, false},
+		{"words1-2+chars3-4/2048+argmax11", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := textEncoder(b, bc.ts)
+			f := &decision.Features{Prompt: prompt2KB}
+			w := make([][]float64, 11)
+			for m := range w {
+				w[m] = make([]float64, e.Dim())
+				for i := range w[m] {
+					w[m][i] = float64((i*7+m)%13) / 13
+				}
+			}
+			best := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				f.Vector = e.Encode(f, f.Vector)
+				if bc.argmax {
+					bv := math.Inf(-1)
+					for m := range w {
+						s := 0.0
+						for i, x := range f.Vector {
+							s += x * w[m][i]
+						}
+						if s > bv {
+							best, bv = m, s
+						}
+					}
+				}
+			}
+			_ = best
+		})
 	}
 }
 

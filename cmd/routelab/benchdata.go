@@ -100,18 +100,8 @@ func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(fl.prices) > 0 {
-		perK := make(map[string]float64, len(fl.prices))
-		for m, s := range fl.prices {
-			v, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				return fmt.Errorf("--price %s=%s: %w", m, s, err)
-			}
-			perK[m] = v
-		}
-		if err := tb.WithPromptPrices(perK); err != nil {
-			return fmt.Errorf("--price: %w", err)
-		}
+	if err := applyPrices(tb, fl.prices); err != nil {
+		return err
 	}
 	enc, err := policy.NewEncoder(tb.EncoderSpec())
 	if err != nil {
@@ -233,4 +223,23 @@ func writeBenchdataTable(out io.Writer, o *benchdataOutput) error {
 		fmt.Fprintf(w, "%s\t%.4f\t%.4f\t$%.4f\t\n", f.Model, f.MeanReward, f.MeanScore, f.CostTotal)
 	}
 	return w.Flush()
+}
+
+// applyPrices sets --price prompt prices (USD per 1,000 tokens) on tb.
+func applyPrices(tb *datasets.Table, prices map[string]string) error {
+	if len(prices) == 0 {
+		return nil
+	}
+	perK := make(map[string]float64, len(prices))
+	for m, s := range prices {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("--price %s=%s: %w", m, s, err)
+		}
+		perK[m] = v
+	}
+	if err := tb.WithPromptPrices(perK); err != nil {
+		return fmt.Errorf("--price: %w", err)
+	}
+	return nil
 }

@@ -123,12 +123,15 @@ type heldoutSummary struct {
 }
 
 type learnerSummary struct {
-	Learner  string           `json:"learner"`
-	AIQ      ival             `json:"aiq"`
-	APGR     ival             `json:"apgr"`
-	CPT      []ival           `json:"cpt"`
-	AtBudget ival             `json:"quality_share_at_25pct_cost"`
-	AtRef    ival             `json:"gain_at_reference_cost"`
+	Learner  string `json:"learner"`
+	AIQ      ival   `json:"aiq"`
+	APGR     ival   `json:"apgr"`
+	CPT      []ival `json:"cpt"`
+	AtBudget ival   `json:"quality_share_at_25pct_cost"`
+	AtRef    ival   `json:"gain_at_reference_cost"`
+	// Strong50 is the share of test prompts sent to the strongest model
+	// at the cheapest λ recovering 50% of the performance gap (RouteLLM).
+	Strong50 ival             `json:"strong_call_share_at_50pct_pgr"`
 	Curve    []datasets.Point `json:"mean_curve"`
 }
 
@@ -179,6 +182,9 @@ func loadHeldout(fl benchdataFlags, seed uint64) (*datasets.Table, *datasets.Tab
 	fl.strict = !ho.skipMissing
 	tb, err := loadBenchdata(fl)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := applyPrices(tb, fl.prices); err != nil {
 		return nil, nil, err
 	}
 	return tb.Split(ho.split, seed)
@@ -253,6 +259,7 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 				return err
 			}
 			for _, bs := range bandits {
+				name := bs.String()
 				bs = cloneSpec(bs)
 				if _, ok := bs.Params["seed"]; !ok {
 					bs.Params["seed"] = strconv.FormatUint(sim.PolicySeed(seed), 10)
@@ -272,7 +279,7 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 				if err != nil {
 					return fmt.Errorf("--bandit %s: %w", bs, err)
 				}
-				br := banditRun{Policy: bs.String(), TrainMean: tr.MeanReward, TestReward: te.MeanReward, TestScore: te.MeanScore,
+				br := banditRun{Policy: name, TrainMean: tr.MeanReward, TestReward: te.MeanReward, TestScore: te.MeanScore,
 					TestCost: te.CostTotal / float64(te.Decisions), BestFixed: te.BestFixed}
 				for _, f := range te.Fixed {
 					br.Fixed = append(br.Fixed, f.MeanReward)
@@ -374,6 +381,11 @@ func summarise(sum *heldoutSummary) {
 			AtBudget: collect(c.Learner, func(m datasets.Metrics) float64 { return m.AtBudget }),
 			AtRef:    collect(c.Learner, func(m datasets.Metrics) float64 { return m.AtRef }),
 		}
+		var sh []float64
+		for _, r := range sum.Runs {
+			sh = append(sh, datasets.StrongShare(&r.Result.Curves[li], r.Result.Fixed, 0.5))
+		}
+		ls.Strong50 = meanCI(sh)
 		for i := range datasets.CPTLevels {
 			ls.CPT = append(ls.CPT, collect(c.Learner, func(m datasets.Metrics) float64 { return m.CPT[i] }))
 		}
@@ -435,17 +447,18 @@ func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
 	fmt.Fprintf(out, "held-out: %s, %d training and %d test rows, seeds %v; strongest model %s, reference cheap model %s\n\n",
 		sum.Table, r0.TrainRows, r0.TestRows, sum.Seeds, sum.Strong, sum.Ref)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "learner\tAIQ\tAPGR\tCPT 50%\tCPT 80%\tCPT 90%\tCPT 95%\tquality @≤25% cost\tgain @ ref cost\t")
+	fmt.Fprintln(w, "learner\tAIQ\tAPGR\tCPT 50%\tCPT 80%\tCPT 90%\tCPT 95%\tquality @≤25% cost\tgain @ ref cost\tstrong calls @50% PGR\t")
 	for _, l := range sum.Learners {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Learner, ci(l.AIQ, 1, 4), ci(l.APGR, 1, 3),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Learner, ci(l.AIQ, 1, 4), ci(l.APGR, 1, 3),
 			ci(l.CPT[0], 100, 1)+"%", ci(l.CPT[1], 100, 1)+"%", ci(l.CPT[2], 100, 1)+"%", ci(l.CPT[3], 100, 1)+"%",
-			ci(l.AtBudget, 100, 1)+"%", ci(l.AtRef, 1, 4))
+			ci(l.AtBudget, 100, 1)+"%", ci(l.AtRef, 1, 4), ci(l.Strong50, 100, 1)+"%")
 	}
-	fmt.Fprintf(w, "fixed-model hull\t%s\t\t\t\t\t\t\t\t\n", ci(sum.Hull, 1, 4))
+	fmt.Fprintf(w, "fixed-model hull\t%s\t\t\t\t\t\t\t\t\t\n", ci(sum.Hull, 1, 4))
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nCPT: cost (share of the strongest model's) of the cheapest λ reaching that share of its quality; quality @≤25% cost: best λ costing at most 25% of the strongest model, as a share of its quality; gain @ ref cost: best quality at no more than the reference model's cost minus its quality.")
+	writeMustShow(out, sum)
+	fmt.Fprintln(out, "\nCPT: cost (share of the strongest model's) of the cheapest λ reaching that share of its quality; quality @≤25% cost: best λ costing at most 25% of the strongest model, as a share of its quality; gain @ ref cost: best quality at no more than the reference model's cost minus its quality; strong calls @50% PGR: share of prompts sent to the strongest model at the cheapest λ recovering half the gap between the cheapest and the strongest model (RouteLLM).")
 	fmt.Fprintln(out)
 	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "always model\tmean score\tmean cost\t")
@@ -565,4 +578,46 @@ func cloneSpec(s policy.Spec) policy.Spec {
 		c.Params[k] = v
 	}
 	return c
+}
+
+// writeMustShow states the issue's target figures against the results:
+// for each, the learner that does best, its mean over seeds and whether
+// the target is met by the mean.
+func writeMustShow(out io.Writer, sum *heldoutSummary) {
+	best := func(f func(l learnerSummary) float64) (int, float64) {
+		bi, bv := -1, math.Inf(-1)
+		for i, l := range sum.Learners {
+			if v := f(l); !math.IsNaN(v) && v > bv {
+				bi, bv = i, v
+			}
+		}
+		return bi, bv
+	}
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	var simple learnerSummary
+	for _, l := range sum.Learners {
+		if l.Learner == "task-mean" {
+			simple = l
+		}
+	}
+	fmt.Fprintln(out)
+	if i, v := best(func(l learnerSummary) float64 { return float64(l.AtBudget.Mean) }); i >= 0 {
+		l := sum.Learners[i]
+		fmt.Fprintf(out, "target 1: >= 95%% of %s's score at <= 25%% of its cost: %s reaches %s%% (task-mean %s%%): %s\n",
+			sum.Strong, l.Learner, ci(l.AtBudget, 100, 1), ci(simple.AtBudget, 100, 1), met(v >= 0.95))
+	}
+	if i, v := best(func(l learnerSummary) float64 { return float64(l.AtRef.Mean) }); i >= 0 {
+		l := sum.Learners[i]
+		fmt.Fprintf(out, "target 2: above %s's score at no more than its cost: %s gains %s (task-mean %s): %s\n",
+			sum.Ref, l.Learner, ci(l.AtRef, 1, 4), ci(simple.AtRef, 1, 4), met(v > 0))
+	}
+	for _, b := range sum.Bandits {
+		fmt.Fprintf(out, "target 3: bandit feedback only, %s beats every fixed model's reward at λ=%g in %d of %d seeds (margin over the best fixed model %s): %s\n",
+			b.Policy, sum.Lambda, b.Beats, len(sum.Runs), ci(b.Margin, 1, 4), met(b.Beats == len(sum.Runs)))
+	}
 }

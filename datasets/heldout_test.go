@@ -175,7 +175,7 @@ func TestFrontierAndMeasure(t *testing.T) {
 func TestStrongShare(t *testing.T) {
 	fixed := []Point{{Cost: 1, Quality: 0.4}, {Cost: 10, Quality: 0.8}}
 	c := &LearnerCurve{
-		Points: []Point{{Cost: 10, Quality: 0.8}, {Cost: 4, Quality: 0.65}, {Cost: 2, Quality: 0.55}, {Cost: 1, Quality: 0.4}},
+		Points:  []Point{{Cost: 10, Quality: 0.8}, {Cost: 4, Quality: 0.65}, {Cost: 2, Quality: 0.55}, {Cost: 1, Quality: 0.4}},
 		Choices: [][]int{{1, 1, 1, 1}, {1, 1, 0, 0}, {1, 0, 0, 0}, {0, 0, 0, 0}},
 	}
 	// PGRs 1, 0.625, 0.375, 0: the cheapest point reaching 0.5 is the

@@ -30,4 +30,15 @@
 // comes from Opts.LatencyMS (one default for every model otherwise), and
 // MMLU costs stay 0 unless Table.WithPromptPrices sets them from a price
 // profile.
+//
+// HeldOut is the held-out evaluation: Table.Split (stratified by task) or
+// two files, full-information quality learners (Learners) on the encoder's
+// features incl. prompt text (IDF fitted on the training part,
+// hyper-parameters on a validation part of it), a sweep of the
+// willingness to pay λ over the test part, and the figures of the routing
+// literature (Frontier, Measure: AIQ, APGR, CPT; StrongShare):
+//
+//	train, test, err := tb.Split(0.7, seed)
+//	res, err := datasets.HeldOut(ctx, train, test, datasets.HeldOutOpts{Text: ts, Seed: seed})
+//	m := datasets.Measure(res.Curves[0].Points, res.Fixed, ref)
 package datasets

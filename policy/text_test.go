@@ -263,3 +263,43 @@ func BenchmarkTextSelect(b *testing.B) {
 		})
 	}
 }
+
+// FuzzTextEncode: any prompt encodes without panicking, with an n-gram
+// block of L2 norm 1 (or 0 for no n-gram) and markers in [0,1], the same
+// way twice.
+func FuzzTextEncode(f *testing.F) {
+	for _, s := range []string{"", " ", "a", "def f():\n  return 1", "Ünïcödé ✓", "\x00\xff\xfe", prompt2KB} {
+		f.Add(s)
+	}
+	e := textEncoder(f, policy.TextSpec{Buckets: 64, WordNgrams: 3, CharMin: 1, CharMax: 8, Markers: true})
+	f.Fuzz(func(t *testing.T, s string) {
+		v := e.Encode(&decision.Features{Prompt: s}, nil)
+		ss := 0.0
+		for _, x := range v[1:65] {
+			ss += x * x
+		}
+		if ss != 0 && math.Abs(ss-1) > 1e-9 {
+			t.Fatalf("n-gram block norm² %v", ss)
+		}
+		for i, x := range v[65:] {
+			if !(x >= 0 && x <= 1) {
+				t.Fatalf("marker %s = %v", policy.TextMarkerNames[i], x)
+			}
+		}
+		if w := e.Encode(&decision.Features{Prompt: s}, nil); !slicesEqual(v, w) {
+			t.Fatal("two encodings differ")
+		}
+	})
+}
+
+func slicesEqual(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}

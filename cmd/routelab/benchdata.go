@@ -52,7 +52,19 @@ decision.DefaultReward with cost_ref $0.001 per prompt.
 
 Policies are specs as in "routelab policies", comma separated; a spec
 without a seed gets one derived from --seed. Contextual policies see an
-intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.`,
+intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.
+
+Held-out mode (--split SHARE, or --train PATH --test PATH): fit
+full-information learners (--learners) on prompt-text features (IDF fitted
+on the training part, hyper-parameters chosen on a validation part of it),
+sweep the willingness to pay λ (route each test prompt to argmax predicted
+score − λ·predicted cost) and report the cost–quality curve with every
+fixed model and their hull, AIQ, APGR, CPT at 50/80/90/95% of the strongest
+model, the strong-call share at 50% PGR, mean ± 95% CI over --seeds.
+--bandit SPECS also learns policies from bandit feedback only (reward
+quality − --bandit-lambda·cost) over --bandit-passes shuffled passes of
+the training part and scores them frozen on the test part. See
+docs/text-routing.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchdata(cmd.Context(), fl, cmd.OutOrStdout())

@@ -240,7 +240,7 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 		}
 		run := heldoutRun{Seed: seed, Result: res, Metrics: map[string]datasets.Metrics{}}
 		if s == 0 {
-			sum.Table, sum.Models = train.Name, res.Models
+			sum.Table, sum.Models = strings.TrimSuffix(train.Name, "/train"), res.Models
 		}
 		strong, _ := datasets.Strongest(res.Fixed)
 		ref := refModel(res)
@@ -522,7 +522,7 @@ func writeHeldoutReport(dir string, sum *heldoutSummary, fl benchdataFlags) erro
 	md := "# Held-out cost–quality evaluation\n\n```\n" + text.String() + "```\n\n![cost–quality curve](curve.svg)\n"
 	html := "<!doctype html><meta charset=utf-8><title>routelab held-out evaluation</title>\n<h1>Held-out cost–quality evaluation</h1>\n<pre>" +
 		htmlEscape(text.String()) + "</pre>\n" + string(svg) + "\n"
-	js, err := json.MarshalIndent(sum, "", " ")
+	js, err := json.Marshal(sum)
 	if err != nil {
 		return err
 	}
@@ -604,6 +604,9 @@ func writeMustShow(out io.Writer, sum *heldoutSummary) {
 		if l.Learner == "task-mean" {
 			simple = l
 		}
+	}
+	if !strings.HasPrefix(sum.Table, "routerbench") {
+		return // the targets are RouterBench's
 	}
 	fmt.Fprintln(out)
 	if i, v := best(func(l learnerSummary) float64 { return float64(l.AtBudget.Mean) }); i >= 0 {

@@ -154,7 +154,6 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 	Xfit, Xval, Xtrain, Xtest := encodeRows(fit, enc), encodeRows(val, enc), encodeRows(train, enc), encodeRows(test, enc)
 	cost := fitCost(train)
 	dim := enc.Dim()
-	q := make([]float64, k)
 	for _, name := range learners {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -163,24 +162,9 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 		if err != nil {
 			return nil, err
 		}
-		bestH, bestMSE := grid[0], math.Inf(1)
-		for _, h := range grid {
-			p, err := fitLearner(name, h, fit, Xfit, dim)
-			if err != nil {
-				return nil, err
-			}
-			mse := 0.0
-			for r, x := range Xval {
-				p.predict(x, val.Rows[r].Task, q)
-				for m := range k {
-					d := q[m] - val.Rows[r].Scores[m]
-					mse += d * d
-				}
-			}
-			mse /= float64(len(Xval) * k)
-			if mse < bestMSE {
-				bestH, bestMSE = h, mse
-			}
+		bestH, bestMSE, err := chooseHyperMSE(name, grid, fit, val, Xfit, Xval, dim)
+		if err != nil {
+			return nil, err
 		}
 		p, err := fitLearner(name, bestH, train, Xtrain, dim)
 		if err != nil {

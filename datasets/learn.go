@@ -439,3 +439,103 @@ func (cm *costModel) predict(row *Row, c []float64) {
 		c[m] = max(0, a[m]+b[m]*x)
 	}
 }
+
+// RouterLearners are the learners FitRouter can export: their predictions
+// are linear in the features (through the logistic function for
+// logistic), so policy.LinearRouter serves them.
+var RouterLearners = []string{"ridge", "logistic"}
+
+// FitRouter fits learner (ridge or logistic) on train as HeldOut does —
+// text IDF fitted on train, the hyper-parameter chosen on a validation
+// part of it (seed), then refitted on all of train — plus a per-model
+// ridge regression of the cost on the same features, and returns the
+// servable router at willingness to pay lambda with its encoder spec.
+func FitRouter(train *Table, ts policy.TextSpec, learner string, lambda float64, seed uint64) (*policy.LinearRouter, policy.EncoderSpec, error) {
+	if !slices.Contains(RouterLearners, learner) {
+		return nil, policy.EncoderSpec{}, fmt.Errorf("learner %q: cannot be served as a linear router (want one of %v)", learner, RouterLearners)
+	}
+	spec, err := train.TextEncoderSpec(ts)
+	if err != nil {
+		return nil, spec, err
+	}
+	enc, err := policy.NewEncoder(spec)
+	if err != nil {
+		return nil, spec, err
+	}
+	fit, val, err := train.Split(0.8, seed^0x76616c)
+	if err != nil {
+		return nil, spec, fmt.Errorf("validation split: %w", err)
+	}
+	grid, err := learnerGrid(learner)
+	if err != nil {
+		return nil, spec, err
+	}
+	h, err := chooseHyper(learner, grid, fit, val, enc)
+	if err != nil {
+		return nil, spec, err
+	}
+	X := encodeRows(train, enc)
+	dim := enc.Dim()
+	q, err := fitLinear(train, X, dim, learner == "logistic", h.value)
+	if err != nil {
+		return nil, spec, err
+	}
+	// Costs are about 1e-4..1e-2 dollars: fit them in thousandths so the
+	// L2 penalty does not swamp them, then scale the weights back.
+	const scale = 1000
+	ct := &Table{Name: train.Name, Models: train.Models, Rows: make([]Row, len(train.Rows))}
+	for r, row := range train.Rows {
+		s := make([]float64, len(row.Costs))
+		for m, c := range row.Costs {
+			s[m] = c * scale
+		}
+		ct.Rows[r] = Row{Task: row.Task, Scores: s}
+	}
+	c, err := fitLinear(ct, X, dim, false, 1e-4)
+	if err != nil {
+		return nil, spec, err
+	}
+	arms := make([]policy.RouterArm, len(train.Models))
+	for m, id := range train.Models {
+		cw := make([]float64, dim)
+		for i, w := range c.w[m] {
+			cw[i] = w / scale
+		}
+		arms[m] = policy.RouterArm{ID: id, Quality: q.w[m], Logistic: q.logistic, Cost: cw}
+	}
+	p, err := policy.NewLinearRouter(policy.LinearRouterOpts{Dim: dim, Lambda: lambda, Arms: arms})
+	return p, enc.Spec(), err
+}
+
+// chooseHyper fits learner with every value of grid on fit and returns
+// the one with the lowest mean squared error of predicted quality on val,
+// and that error.
+func chooseHyper(learner string, grid []hyper, fit, val *Table, enc *policy.FeatureEncoder) (hyper, error) {
+	h, _, err := chooseHyperMSE(learner, grid, fit, val, encodeRows(fit, enc), encodeRows(val, enc), enc.Dim())
+	return h, err
+}
+
+func chooseHyperMSE(learner string, grid []hyper, fit, val *Table, Xfit, Xval []spVec, dim int) (hyper, float64, error) {
+	k := len(fit.Models)
+	q := make([]float64, k)
+	bestH, bestMSE := grid[0], math.Inf(1)
+	for _, h := range grid {
+		p, err := fitLearner(learner, h, fit, Xfit, dim)
+		if err != nil {
+			return h, 0, err
+		}
+		mse := 0.0
+		for r, x := range Xval {
+			p.predict(x, val.Rows[r].Task, q)
+			for m := range k {
+				d := q[m] - val.Rows[r].Scores[m]
+				mse += d * d
+			}
+		}
+		mse /= float64(max(len(Xval)*k, 1))
+		if mse < bestMSE {
+			bestH, bestMSE = h, mse
+		}
+	}
+	return bestH, bestMSE, nil
+}

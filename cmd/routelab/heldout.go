@@ -14,6 +14,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/datasets"
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/experiments"
@@ -40,6 +41,9 @@ type heldoutFlags struct {
 	banditBuckets int
 	banditPasses  int
 	skipMissing   bool
+	savePolicy    string
+	saveLearner   string
+	saveLambda    float64
 }
 
 func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
@@ -58,6 +62,9 @@ func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
 	f.Float64Var(&fl.banditLambda, "bandit-lambda", 20, "held-out mode: the bandits' reward is quality − `λ`·cost (reward: {quality: 1, cost: 0, latency: 0, lambda: λ})")
 	f.IntVar(&fl.banditBuckets, "bandit-buckets", 32, "held-out mode: hashed n-gram slots of the bandits' text features (small: LinUCB keeps a d×d matrix per arm)")
 	f.IntVar(&fl.banditPasses, "bandit-passes", 3, "held-out mode: shuffled passes of the training part the bandits learn from")
+	f.StringVar(&fl.savePolicy, "save-policy", "", "held-out mode: also fit --save-learner on the first seed's training part and write it as a policy artifact (policy linear-router, its encoder with the fitted IDF, reward quality − --save-lambda·cost) to `FILE`, for the gateway's policy: {file: FILE}")
+	f.StringVar(&fl.saveLearner, "save-learner", "ridge", "held-out mode: the learner --save-policy exports: ridge or logistic")
+	f.Float64Var(&fl.saveLambda, "save-lambda", 20, "held-out mode: the willingness to pay `λ` of the --save-policy router")
 	f.BoolVar(&fl.skipMissing, "skip-missing", false, "held-out mode: skip rows with a missing score (counted) instead of failing")
 }
 
@@ -291,6 +298,11 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 		sum.Runs = append(sum.Runs, run)
 	}
 	summarise(sum)
+	if ho.savePolicy != "" {
+		if err := saveRouter(fl, ts); err != nil {
+			return err
+		}
+	}
 	if ho.exportChoices != "" {
 		if err := exportChoices(ho.exportChoices, sum); err != nil {
 			return err
@@ -623,4 +635,36 @@ func writeMustShow(out io.Writer, sum *heldoutSummary) {
 		fmt.Fprintf(out, "target 3: bandit feedback only, %s beats every fixed model's reward at λ=%g in %d of %d seeds (margin over the best fixed model %s): %s\n",
 			b.Policy, sum.Lambda, b.Beats, len(sum.Runs), ci(b.Margin, 1, 4), met(b.Beats == len(sum.Runs)))
 	}
+}
+
+// saveRouter fits --save-learner on the first seed's training part and
+// writes it as a linear-router policy artifact.
+func saveRouter(fl benchdataFlags, ts policy.TextSpec) error {
+	ho := fl.ho
+	if !(ho.saveLambda >= 0) || math.IsInf(ho.saveLambda, 1) {
+		return fmt.Errorf("--save-lambda %v: must be a finite number >= 0", ho.saveLambda)
+	}
+	train, _, err := loadHeldout(fl, fl.seed)
+	if err != nil {
+		return err
+	}
+	p, spec, err := datasets.FitRouter(train, ts, ho.saveLearner, ho.saveLambda, fl.seed)
+	if err != nil {
+		return fmt.Errorf("--save-policy: %w", err)
+	}
+	one, zero, lam := 1.0, 0.0, ho.saveLambda
+	rw, err := (&decision.RewardSpec{Quality: &one, Cost: &zero, Latency: &zero, Lambda: &lam}).Reward()
+	if err != nil {
+		return fmt.Errorf("--save-lambda: %w", err)
+	}
+	a, err := artifact.New(p, spec, rw, train.Models, artifact.Provenance{Source: "benchdata", Rows: int64(len(train.Rows)), Seed: fl.seed,
+		Data: train.Sources, Command: os.Args, CodeVersion: versionString(),
+		Note: fmt.Sprintf("%s router on the training part of %s (text IDF fitted on it)", ho.saveLearner, train.Name)})
+	if err != nil {
+		return fmt.Errorf("--save-policy: %w", err)
+	}
+	if err := artifact.Write(ho.savePolicy, a); err != nil {
+		return fmt.Errorf("--save-policy: %w", err)
+	}
+	return nil
 }

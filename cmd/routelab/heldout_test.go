@@ -6,12 +6,18 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/gateway"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -120,5 +126,63 @@ func TestBenchdataHeldoutErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
 		})
+	}
+}
+
+// TestSavedRouterServedByGateway: benchdata --save-policy writes a
+// linear-router artifact; a gateway with its encoder block (IDF included),
+// reward and models serves it and routes a "hard" prompt to the model that
+// solves it and an "easy" one to the cheap model.
+func TestSavedRouterServedByGateway(t *testing.T) {
+	dir := t.TempDir()
+	train, test := filepath.Join(dir, "train.csv"), filepath.Join(dir, "test.csv")
+	writeBench(t, train, 150, 0)
+	writeBench(t, test, 30, 1000)
+	art := filepath.Join(dir, "router.json")
+	fl := benchdataFlags{data: "routerbench", seed: 1, ho: heldoutFlags{train: train, test: test, seeds: 1,
+		learners: "task-mean", textBuckets: 64, textWords: 1, banditBuckets: 16, banditPasses: 1,
+		savePolicy: art, saveLearner: "logistic", saveLambda: 20}}
+	require.NoError(t, runBenchdata(context.Background(), fl, &bytes.Buffer{}))
+	a, err := artifact.Read(art)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(a.Spec, "linear-router"), a.Spec)
+	require.NotNil(t, a.Encoder.Text)
+	assert.Len(t, a.Encoder.Text.IDF, 64)
+
+	enc, err := json.Marshal(a.Encoder)
+	require.NoError(t, err)
+	rw, err := json.Marshal(a.Reward)
+	require.NoError(t, err)
+	cfg, err := gateway.ParseConfig([]byte(`providers: [{name: sim, type: sim, time_scale: 0.001}]
+models:
+  - {id: cheap, provider: sim, sim: {ttft_ms: 1, output_tokens: 2}}
+  - {id: dear, provider: sim, sim: {ttft_ms: 1, output_tokens: 2}}
+log: {dir: ""}
+encoder: ` + string(enc) + `
+reward: ` + string(rw) + `
+policy: {file: ` + art + `}
+`))
+	require.NoError(t, err)
+	srv, err := gateway.New(gateway.Opts{Config: cfg, Registry: newRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	for _, c := range []struct{ prompt, task, want string }{
+		{"question 2001 is hard", "qa", "dear"},
+		{"question 2002 is easy", "code", "cheap"},
+		{"question 2003 is hard", "code", "dear"},
+	} {
+		body := fmt.Sprintf(`{"model":"auto","messages":[{"role":"user","content":%q}]}`, c.prompt)
+		req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/chat/completions", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(gateway.HeaderTask, c.task)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		assert.Equal(t, c.want, res.Header.Get("X-Routelab-Model"), c.prompt)
+		assert.Equal(t, "linear-router", res.Header.Get("X-Routelab-Policy"))
 	}
 }

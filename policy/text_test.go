@@ -189,7 +189,6 @@ func BenchmarkTextEncode(b *testing.B) {
 	}{
 		{"words1-2+chars3-4/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, false},
 		{"words1-2/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, Markers: true}, false},
-		{"words1-2+chars3-4/2048+argmax11", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e := textEncoder(b, bc.ts)
@@ -237,12 +236,27 @@ func BenchmarkTextSelect(b *testing.B) {
 	}{
 		{"linucb/words1-2+chars3-4/32buckets", policy.TextSpec{Buckets: 32, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, "linucb"},
 		{"lin-thompson/words1-2/32buckets", policy.TextSpec{Buckets: 32, WordNgrams: 2, Markers: true}, "lin-thompson"},
+		{"linear-router/words1-2+chars3-4/2048buckets", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, "linear-router"},
+		{"linear-router/words1-2/2048buckets", policy.TextSpec{Buckets: 2048, WordNgrams: 2, Markers: true}, "linear-router"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			spec := policy.EncoderSpec{Intercept: true, Tasks: []string{"arc", "mbpp", "wino"}, TokenBuckets: []int{64, 256, 1024}, Text: &bc.ts}
 			e, err := policy.NewEncoder(spec)
 			require.NoError(b, err)
-			p, err := policy.NewBuiltinRegistry().NewFromString(bc.pol + "=seed:1;dim:" + strconv.Itoa(e.Dim()))
+			var p policy.Policy
+			if bc.pol == "linear-router" {
+				ra := make([]policy.RouterArm, len(arms))
+				for m := range ra {
+					ra[m] = policy.RouterArm{ID: arms[m].ID, Quality: make([]float64, e.Dim()), Cost: make([]float64, e.Dim())}
+					for i := range ra[m].Quality {
+						ra[m].Quality[i] = float64((i*7+m)%13) / 13
+						ra[m].Cost[i] = 1e-4 * float64((i+m)%5)
+					}
+				}
+				p, err = policy.NewLinearRouter(policy.LinearRouterOpts{Dim: e.Dim(), Lambda: 20, Arms: ra})
+			} else {
+				p, err = policy.NewBuiltinRegistry().NewFromString(bc.pol + "=seed:1;dim:" + strconv.Itoa(e.Dim()))
+			}
 			require.NoError(b, err)
 			f := &decision.Features{Task: "arc", PromptTokens: 512, Prompt: prompt2KB}
 			probs := make([]float64, len(arms))

@@ -186,3 +186,27 @@ policy: {file: ` + art + `}
 		assert.Equal(t, "linear-router", res.Header.Get("X-Routelab-Policy"))
 	}
 }
+
+// TestSimDataset: sim --dataset runs a benchmark table with sim's keys and
+// the table's references.
+func TestSimDataset(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "b.csv")
+	writeBench(t, path, 60, 0)
+	var out bytes.Buffer
+	require.NoError(t, runSim(context.Background(), simFlags{dataset: "routerbench:" + path, policy: "linucb", seed: 1, json: true}, nil, &out))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got))
+	for _, k := range []string{"policy", "scenario", "seed", "requests", "mean_reward", "oracle_mean_reward", "regret", "cost_total", "arm_shares",
+		"mean_quality", "best_single_model", "best_single_quality", "best_single_cost", "oracle_quality", "apgr"} {
+		assert.Contains(t, got, k)
+	}
+	assert.Equal(t, "dear", got["best_single_model"])
+	assert.InDelta(t, 1, got["best_single_quality"], 1e-12)
+	assert.InDelta(t, 0.01, got["best_single_cost"], 1e-12)
+	assert.InDelta(t, 1, got["oracle_quality"], 1e-12)
+	assert.InDelta(t, 60, got["requests"], 0)
+
+	err := runSim(context.Background(), simFlags{dataset: "nope:" + path, policy: "linucb"}, nil, &out)
+	assert.ErrorContains(t, err, "want routerbench:PATH or routellm:PATH")
+}

@@ -449,8 +449,9 @@ var RouterLearners = []string{"ridge", "logistic"}
 // text IDF fitted on train, the hyper-parameter chosen on a validation
 // part of it (seed), then refitted on all of train — plus a per-model
 // ridge regression of the cost on the same features, and returns the
-// servable router at willingness to pay lambda with its encoder spec.
-func FitRouter(train *Table, ts policy.TextSpec, learner string, lambda float64, seed uint64) (*policy.LinearRouter, policy.EncoderSpec, error) {
+// servable router with its encoder spec. ro sets the router's Lambda,
+// Budget and Eta (its Dim and Arms are filled in).
+func FitRouter(train *Table, ts policy.TextSpec, learner string, ro policy.LinearRouterOpts, seed uint64) (*policy.LinearRouter, policy.EncoderSpec, error) {
 	if !slices.Contains(RouterLearners, learner) {
 		return nil, policy.EncoderSpec{}, fmt.Errorf("learner %q: cannot be served as a linear router (want one of %v)", learner, RouterLearners)
 	}
@@ -503,7 +504,8 @@ func FitRouter(train *Table, ts policy.TextSpec, learner string, lambda float64,
 		}
 		arms[m] = policy.RouterArm{ID: id, Quality: q.w[m], Logistic: q.logistic, Cost: cw}
 	}
-	p, err := policy.NewLinearRouter(policy.LinearRouterOpts{Dim: dim, Lambda: lambda, Arms: arms})
+	ro.Dim, ro.Arms = dim, arms
+	p, err := policy.NewLinearRouter(ro)
 	return p, enc.Spec(), err
 }
 

@@ -32,6 +32,15 @@ type LinearRouterOpts struct {
 	// Arms are the trained predictors (usually set by Restore from an
 	// artifact written by `routelab benchdata --save-policy`).
 	Arms []RouterArm
+	// Budget, when > 0, is a spend target in US dollars per request,
+	// enforced online per tenant by a dual price: every decision adds
+	// Eta·(predicted cost − Budget)/Budget to the tenant's price (never
+	// below 0), and Select maximises predicted quality − (Lambda +
+	// price)·predicted cost. Spending above the budget raises the price
+	// until cheaper models win; spending below lowers it again.
+	Budget float64
+	// Eta is the dual step size (0 means 0.05).
+	Eta float64
 }
 
 // LinearRouter is the served form of a full-information router trained
@@ -46,8 +55,12 @@ type LinearRouter struct {
 	mu     sync.RWMutex
 	dim    int
 	lambda float64
+	budget float64
+	eta    float64
 	arms   map[string]*RouterArm
 	order  []string
+	// dual is the budget's price per tenant ("" = no tenant), guarded by mu.
+	dual map[string]float64
 }
 
 var (
@@ -63,7 +76,16 @@ func NewLinearRouter(o LinearRouterOpts) (*LinearRouter, error) {
 	if !(o.Lambda >= 0) || math.IsInf(o.Lambda, 1) {
 		return nil, fmt.Errorf("lambda %v: must be a finite number >= 0", o.Lambda)
 	}
-	p := &LinearRouter{dim: o.Dim, lambda: o.Lambda}
+	if !(o.Budget >= 0) || math.IsInf(o.Budget, 1) {
+		return nil, fmt.Errorf("budget %v: must be a finite number >= 0", o.Budget)
+	}
+	if !(o.Eta >= 0) || o.Eta > 10 {
+		return nil, fmt.Errorf("eta %v: must be in [0, 10]", o.Eta)
+	}
+	if o.Eta == 0 {
+		o.Eta = 0.05
+	}
+	p := &LinearRouter{dim: o.Dim, lambda: o.Lambda, budget: o.Budget, eta: o.Eta, dual: map[string]float64{}}
 	arms, order, err := routerArms(o.Dim, o.Arms)
 	if err != nil {
 		return nil, err
@@ -103,7 +125,11 @@ func routerArms(dim int, in []RouterArm) (map[string]*RouterArm, []string, error
 func (p *LinearRouter) Name() string { return "linear-router" }
 
 func (p *LinearRouter) spec() Spec {
-	return Spec{Name: "linear-router", Params: Params{"dim": strconv.Itoa(p.dim), "lambda": ff(p.lambda)}}
+	ps := Params{"dim": strconv.Itoa(p.dim), "lambda": ff(p.lambda)}
+	if p.budget > 0 {
+		ps["budget"], ps["eta"] = ff(p.budget), ff(p.eta)
+	}
+	return Spec{Name: "linear-router", Params: ps}
 }
 
 // checkVec validates f's vector against the router's dimension.
@@ -131,6 +157,11 @@ func (p *LinearRouter) checkVec(f *decision.Features) error {
 func (p *LinearRouter) Score(f *decision.Features, arm string) (quality, cost float64, ok bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	return p.score(f, arm)
+}
+
+// score is Score with p.mu held.
+func (p *LinearRouter) score(f *decision.Features, arm string) (quality, cost float64, ok bool) {
 	a, ok := p.arms[arm]
 	if !ok || f == nil || len(f.Vector) != len(a.Quality) {
 		return 0, 0, false
@@ -156,15 +187,26 @@ func (p *LinearRouter) Select(_ context.Context, f *decision.Features, cands []d
 	if err := p.checkVec(f); err != nil {
 		return 0, err
 	}
-	best, bv := 0, math.Inf(-1)
+	if p.budget > 0 {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	} else {
+		p.mu.RLock()
+		defer p.mu.RUnlock()
+	}
+	lam := p.lambda + p.dual[f.Tenant]
+	best, bv, bc := 0, math.Inf(-1), 0.0
 	for i := range cands {
-		q, c, ok := p.Score(f, cands[i].ID)
+		q, c, ok := p.score(f, cands[i].ID)
 		if !ok {
 			continue
 		}
-		if v := q - p.lambda*c; v > bv {
-			best, bv = i, v
+		if v := q - lam*c; v > bv {
+			best, bv, bc = i, v, c
 		}
+	}
+	if p.budget > 0 && !math.IsInf(bv, -1) {
+		p.dual[f.Tenant] = max(0, p.dual[f.Tenant]+p.eta*(bc-p.budget)/p.budget)
 	}
 	for i := range cands {
 		probs[i] = 0
@@ -184,6 +226,15 @@ func (p *LinearRouter) Update(f *decision.Features, cands []decision.Arm, chosen
 
 type routerState struct {
 	Arms []RouterArm `json:"arms"`
+	// Dual is the budget's price per tenant.
+	Dual map[string]float64 `json:"dual,omitempty"`
+}
+
+// Price returns the budget's current price (per dollar) for tenant.
+func (p *LinearRouter) Price(tenant string) float64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.dual[tenant]
 }
 
 // Snapshot implements Snapshotter.
@@ -192,6 +243,12 @@ func (p *LinearRouter) Snapshot(w io.Writer) error {
 	st := routerState{Arms: make([]RouterArm, 0, len(p.order))}
 	for _, id := range p.order {
 		st.Arms = append(st.Arms, *p.arms[id])
+	}
+	if len(p.dual) > 0 {
+		st.Dual = make(map[string]float64, len(p.dual))
+		for k, v := range p.dual {
+			st.Dual[k] = v
+		}
 	}
 	spec := p.spec()
 	p.mu.RUnlock()
@@ -208,8 +265,15 @@ func (p *LinearRouter) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
+	dual := map[string]float64{}
+	for k, v := range st.Dual {
+		if !(v >= 0) || math.IsInf(v, 1) {
+			return fmt.Errorf("%w: dual price %v of tenant %q", ErrSnapshot, v, k)
+		}
+		dual[k] = v
+	}
 	p.mu.Lock()
-	p.arms, p.order = arms, order
+	p.arms, p.order, p.dual = arms, order, dual
 	p.mu.Unlock()
 	return nil
 }

@@ -58,6 +58,18 @@ type Opts struct {
 	// Frozen evaluates p without letting it learn: its Update is never
 	// called (a policy trained elsewhere, scored on held-out rows).
 	Frozen bool
+	// CurveEvery, when > 0, records Result.Curve every that many decisions
+	// (and after the last): the online learning curve.
+	CurveEvery int
+}
+
+// CurvePoint is the learning curve after Decisions decisions: the running
+// means so far.
+type CurvePoint struct {
+	Decisions  int     `json:"decisions"`
+	MeanReward float64 `json:"mean_reward"`
+	MeanScore  float64 `json:"mean_score"`
+	MeanCost   float64 `json:"mean_cost"`
 }
 
 // frozenPolicy is a policy whose Update does nothing.
@@ -92,6 +104,8 @@ type Result struct {
 	// order; BestFixed names the one with the highest mean reward.
 	Fixed     []Fixed `json:"fixed"`
 	BestFixed string  `json:"best_fixed"`
+	// Curve is the online learning curve (Opts.CurveEvery).
+	Curve []CurvePoint `json:"curve,omitempty"`
 }
 
 // Share is one model's fraction of the decisions.
@@ -257,6 +271,13 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 			sumScore += row.Scores[i]
 			res.CostTotal += row.Costs[i]
 			res.Regret += oracleOf(rewards[r*k:(r+1)*k]) - v
+			if o.CurveEvery > 0 {
+				done := pass*n + step + 1
+				if done%o.CurveEvery == 0 || done == n*passes {
+					dn := float64(done)
+					res.Curve = append(res.Curve, CurvePoint{Decisions: done, MeanReward: sumReward / dn, MeanScore: sumScore / dn, MeanCost: res.CostTotal / dn})
+				}
+			}
 		}
 	}
 	d := float64(res.Decisions)

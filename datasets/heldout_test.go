@@ -184,3 +184,18 @@ func TestStrongShare(t *testing.T) {
 	assert.InDelta(t, 1, StrongShare(c, fixed, 0.9), 1e-12)
 	assert.True(t, math.IsNaN(StrongShare(c, []Point{{Cost: 1, Quality: 0.8}, {Cost: 2, Quality: 0.8}}, 0.5)))
 }
+
+func TestEvaluateLearningCurve(t *testing.T) {
+	tb := synthTable(25, 3)
+	p, err := policy.NewBuiltinRegistry().NewFromString("thompson=seed:1")
+	require.NoError(t, err)
+	res, err := Evaluate(context.Background(), tb, p, Opts{Seed: 1, Passes: 2, Shuffle: true, CurveEvery: 10})
+	require.NoError(t, err)
+	// 50 decisions: points after 10, 20, 30, 40 and 50.
+	require.Len(t, res.Curve, 5)
+	last := res.Curve[4]
+	assert.Equal(t, 50, last.Decisions)
+	assert.InDelta(t, res.MeanReward, last.MeanReward, 1e-12)
+	assert.InDelta(t, res.MeanScore, last.MeanScore, 1e-12)
+	assert.InDelta(t, res.CostTotal/50, last.MeanCost, 1e-12)
+}

@@ -114,6 +114,8 @@ type banditRun struct {
 	TestCost   float64   `json:"test_mean_cost"`
 	Fixed      []float64 `json:"fixed_test_rewards"`
 	BestFixed  string    `json:"best_fixed"`
+	// Curve is the online learning curve over the training stream.
+	Curve []datasets.CurvePoint `json:"learning_curve"`
 }
 
 // heldoutSummary aggregates the runs over seeds.
@@ -129,6 +131,7 @@ type heldoutSummary struct {
 	Hull     ival             `json:"fixed_hull_aiq"`
 	Bandits  []banditSummary  `json:"bandits,omitempty"`
 	Lambda   float64          `json:"bandit_lambda"`
+	Passes   int              `json:"bandit_passes"`
 }
 
 type learnerSummary struct {
@@ -236,7 +239,7 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 	if err != nil {
 		return fmt.Errorf("--bandit-lambda: %w", err)
 	}
-	sum := &heldoutSummary{Lambda: lam}
+	sum := &heldoutSummary{Lambda: lam, Passes: ho.banditPasses}
 	for s := range ho.seeds {
 		seed := fl.seed + uint64(s)
 		train, test, err := loadHeldout(fl, seed)
@@ -280,7 +283,7 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 				if err != nil {
 					return fmt.Errorf("--bandit %s: %w", bs, err)
 				}
-				tr, err := datasets.Evaluate(ctx, train, p, datasets.Opts{Seed: seed, Passes: ho.banditPasses, Shuffle: true, Encoder: enc, Reward: rw})
+				tr, err := datasets.Evaluate(ctx, train, p, datasets.Opts{Seed: seed, Passes: ho.banditPasses, Shuffle: true, Encoder: enc, Reward: rw, CurveEvery: 500})
 				if err != nil {
 					return fmt.Errorf("--bandit %s: %w", bs, err)
 				}
@@ -289,7 +292,7 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 					return fmt.Errorf("--bandit %s: %w", bs, err)
 				}
 				br := banditRun{Policy: name, TrainMean: tr.MeanReward, TestReward: te.MeanReward, TestScore: te.MeanScore,
-					TestCost: te.CostTotal / float64(te.Decisions), BestFixed: te.BestFixed}
+					TestCost: te.CostTotal / float64(te.Decisions), BestFixed: te.BestFixed, Curve: tr.Curve}
 				for _, f := range te.Fixed {
 					br.Fixed = append(br.Fixed, f.MeanReward)
 				}
@@ -489,6 +492,23 @@ func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
 		for _, b := range sum.Bandits {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t$%s\t\n", b.Policy, ci(b.Reward, 1, 4), ci(b.BestFixed, 1, 4), ci(b.Margin, 1, 4),
 				b.Beats, len(sum.Runs), ci(b.Score, 1, 4), ci(b.Cost, 1, 6))
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nonline learning curve of seed %d: running mean score / mean cost per request over the shuffled training stream (%d passes):\n\n", sum.Seeds[0], sum.Passes)
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(w, "decisions\t")
+		for _, b := range sum.Runs[0].Bandits {
+			fmt.Fprintf(w, "%s\t", b.Policy)
+		}
+		fmt.Fprintln(w)
+		for i, p := range sum.Runs[0].Bandits[0].Curve {
+			fmt.Fprintf(w, "%d\t", p.Decisions)
+			for _, b := range sum.Runs[0].Bandits {
+				fmt.Fprintf(w, "%.4f / $%.6f\t", b.Curve[i].MeanScore, b.Curve[i].MeanCost)
+			}
+			fmt.Fprintln(w)
 		}
 		if err := w.Flush(); err != nil {
 			return err

@@ -30,6 +30,7 @@ test:
 # synthetic bandit data and against the simulator's ground truth.
 test-long:
 	ROUTELAB_COVERAGE_REPS=100 $(GO) test -count=1 -run 'BootstrapCoverage|CoverageAgainstSimulatorTruth' -v ./replay/ ./replay/opebench/
+	ROUTELAB_HELDOUT_LONG=1 $(GO) test -count=1 -run 'HeldOutRouterBenchLong' -v ./datasets/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -196,13 +196,49 @@ func (p *LinearRouter) Select(_ context.Context, f *decision.Features, cands []d
 	}
 	lam := p.lambda + p.dual[f.Tenant]
 	best, bv, bc := 0, math.Inf(-1), 0.0
-	for i := range cands {
-		q, c, ok := p.score(f, cands[i].ID)
-		if !ok {
-			continue
-		}
+	consider := func(i int, q, c float64) {
 		if v := q - lam*c; v > bv {
 			best, bv, bc = i, v, c
+		}
+	}
+	if len(cands) <= maxFastCands {
+		// One pass over the vector's non-zero entries for every
+		// candidate at once (text vectors are mostly zero).
+		var (
+			as     [maxFastCands]*RouterArm
+			qs, cs [maxFastCands]float64
+		)
+		for i := range cands {
+			if a, ok := p.arms[cands[i].ID]; ok && len(a.Quality) == len(f.Vector) {
+				as[i] = a
+			}
+		}
+		for j, x := range f.Vector {
+			if x == 0 {
+				continue
+			}
+			for i, a := range as[:len(cands)] {
+				if a != nil {
+					qs[i] += a.Quality[j] * x
+					cs[i] += a.Cost[j] * x
+				}
+			}
+		}
+		for i, a := range as[:len(cands)] {
+			if a == nil {
+				continue
+			}
+			q := qs[i]
+			if a.Logistic {
+				q = 1 / (1 + math.Exp(-q))
+			}
+			consider(i, q, max(0, cs[i]))
+		}
+	} else {
+		for i := range cands {
+			if q, c, ok := p.score(f, cands[i].ID); ok {
+				consider(i, q, c)
+			}
 		}
 	}
 	if p.budget > 0 && !math.IsInf(bv, -1) {
@@ -223,6 +259,10 @@ func (p *LinearRouter) Update(f *decision.Features, cands []decision.Arm, chosen
 	}
 	return p.checkVec(f)
 }
+
+// maxFastCands bounds the candidates Select scores in one pass over the
+// vector (stack arrays); more take one pass each.
+const maxFastCands = 32
 
 type routerState struct {
 	Arms []RouterArm `json:"arms"`

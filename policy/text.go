@@ -125,15 +125,12 @@ func (s *TextSpec) names(name func(string)) {
 }
 
 // TextHash mixes a 64-bit n-gram hash; the slot of an n-gram is
-// TextSlot(TextHash(h), Buckets). It is the finaliser of SplitMix64 (fixed
-// constants), so slots are the same in every process and build.
+// TextSlot(TextHash(h), Buckets). It folds the high half into the low one
+// and multiplies by 2^64/φ (Fibonacci hashing), so the high bits TextSlot
+// uses depend on every bit of h; the constants are fixed, so slots are the
+// same in every process and build.
 func TextHash(h uint64) uint64 {
-	h ^= h >> 30
-	h *= 0xbf58476d1ce4e5b9
-	h ^= h >> 27
-	h *= 0x94d049bb133111eb
-	h ^= h >> 31
-	return h
+	return (h ^ h>>32) * 0x9e3779b97f4a7c15
 }
 
 // TextSlot maps a mixed hash to one of n slots: the high 32 bits scaled to
@@ -277,42 +274,73 @@ func (s *TextSpec) encodeText(prompt string, v []float64) {
 // codeMarkers are substrings that suggest source code.
 var codeMarkers = []string{"```", "def ", "return", "import ", "==", "{", "}", ";", "function", "class ", "print(", "=>", "#include"}
 
-// textMarkers fills m (len(TextMarkerNames)) for a non-empty prompt.
-func textMarkers(p string, m []float64) {
-	var nonSpace, digits, mathSyms, letters, upper, nonASCII, lines, words float64
-	inWord := false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c == '\n' {
-			lines++
-		}
-		if isWordByte(c) {
-			if !inWord {
-				words++
-			}
-			inWord = true
-		} else {
-			inWord = false
-		}
-		if isSpace(c) {
-			continue
-		}
-		nonSpace++
+// Byte classes of textMarkers, one table lookup per byte.
+const (
+	clsOther = iota
+	clsSpace
+	clsNewline
+	clsDigit
+	clsLower
+	clsUpper
+	clsNonASCII
+	clsMath
+	nClasses
+)
+
+// byteClass, wordByte (1 for bytes of words, isWordByte) and codeStart
+// (first bytes of codeMarkers) are textMarkers' lookup tables.
+var byteClass, wordByte, codeStart = byteTables()
+
+func byteTables() (byteClass, wordByte [256]uint8, codeStart [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
 		switch {
-		case '0' <= c && c <= '9':
-			digits++
-		case 'a' <= c && c <= 'z':
-			letters++
-		case 'A' <= c && c <= 'Z':
-			letters++
-			upper++
-		case c >= 0x80:
-			nonASCII++
-		case c == '+' || c == '-' || c == '*' || c == '/' || c == '=' || c == '^' || c == '<' || c == '>' || c == '%':
-			mathSyms++
+		case b == '\n':
+			byteClass[c] = clsNewline
+		case isSpace(b):
+			byteClass[c] = clsSpace
+		case '0' <= b && b <= '9':
+			byteClass[c] = clsDigit
+		case 'a' <= b && b <= 'z':
+			byteClass[c] = clsLower
+		case 'A' <= b && b <= 'Z':
+			byteClass[c] = clsUpper
+		case b >= 0x80:
+			byteClass[c] = clsNonASCII
+		case strings.IndexByte("+-*/=^<>%", b) >= 0:
+			byteClass[c] = clsMath
+		}
+		if isWordByte(b) {
+			wordByte[c] = 1
 		}
 	}
-	code := float64(countCode(p))
+	for _, cm := range codeMarkers {
+		codeStart[cm[0]] = true
+	}
+	return byteClass, wordByte, codeStart
+}
+
+// textMarkers fills m (len(TextMarkerNames)) for a non-empty prompt in
+// one pass: a class-table lookup per byte, and a code-marker comparison
+// only where a marker's first byte appears (at a word start for markers
+// that begin with a letter).
+func textMarkers(p string, m []float64) {
+	var cnt [nClasses]int
+	words, code := 0, 0
+	prevWord := uint8(0)
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		cnt[byteClass[c]]++
+		w := wordByte[c]
+		words += int(w &^ prevWord)
+		if codeStart[c] && (w == 0 || prevWord == 0) {
+			code += codeAt(p[i:])
+		}
+		prevWord = w
+	}
+	lines := float64(cnt[clsNewline])
+	nonSpace := float64(len(p) - cnt[clsSpace] - cnt[clsNewline])
+	letters := float64(cnt[clsLower] + cnt[clsUpper])
 	frac := func(a, b float64) float64 {
 		if b == 0 {
 			return 0
@@ -321,40 +349,24 @@ func textMarkers(p string, m []float64) {
 	}
 	logCap := func(x, ref float64) float64 { return min(1, math.Log1p(x)/math.Log1p(ref)) }
 	m[0] = logCap(float64(len(p)), 32768)
-	m[1] = logCap(words, 8192)
-	m[2] = frac(digits, nonSpace)
-	m[3] = min(1, code/(lines+1)/4)
-	m[4] = min(1, 5*frac(mathSyms, nonSpace))
-	m[5] = frac(upper, letters)
-	m[6] = frac(nonASCII, float64(len(p)))
+	m[1] = logCap(float64(words), 8192)
+	m[2] = frac(float64(cnt[clsDigit]), nonSpace)
+	m[3] = min(1, float64(code)/(lines+1)/4)
+	m[4] = min(1, 5*frac(float64(cnt[clsMath]), nonSpace))
+	m[5] = frac(float64(cnt[clsUpper]), letters)
+	m[6] = frac(float64(cnt[clsNonASCII]), float64(len(p)))
 	m[7] = logCap(lines, 1024)
 }
 
-// countCode counts occurrences of codeMarkers in s in one pass, without
-// allocating: only positions whose byte starts some marker are compared.
-func countCode(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !codeStart[s[i]] {
-			continue
-		}
-		for _, cm := range codeMarkers {
-			if cm[0] == s[i] && strings.HasPrefix(s[i:], cm) {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
-// codeStart marks the first bytes of codeMarkers.
-var codeStart = func() (t [256]bool) {
+// codeAt is 1 when s starts with one of codeMarkers, else 0.
+func codeAt(s string) int {
 	for _, cm := range codeMarkers {
-		t[cm[0]] = true
+		if cm[0] == s[0] && strings.HasPrefix(s, cm) {
+			return 1
+		}
 	}
-	return t
-}()
+	return 0
+}
 
 // FitTextIDF returns a copy of s with IDF fitted on the documents docs
 // yields (training prompts only: fitting on evaluation prompts would leak

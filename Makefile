@@ -30,6 +30,7 @@ test:
 # synthetic bandit data and against the simulator's ground truth.
 test-long:
 	ROUTELAB_COVERAGE_REPS=100 $(GO) test -count=1 -run 'BootstrapCoverage|CoverageAgainstSimulatorTruth' -v ./replay/ ./replay/opebench/
+	ROUTELAB_HELDOUT_LONG=1 $(GO) test -count=1 -run 'HeldOutRouterBenchLong' -v ./datasets/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -100,6 +101,7 @@ reports: build
 		./$(BIN) experiment --spec $$r.yaml --out $$r >/dev/null || exit 1; \
 	done
 	bash scripts/routerbench-report.sh
+	bash scripts/routerbench-heldout-report.sh
 
 check-reports: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
@@ -109,6 +111,7 @@ check-reports: build
 		diff -r -x '*.parquet' -x policies $$r $$tmp/$$n >/dev/null || { echo "$$r: regenerated report differs from the committed one (run make reports)"; status=1; }; \
 	done; \
 	bash scripts/routerbench-report.sh --check || status=1; \
+	bash scripts/routerbench-heldout-report.sh --check || status=1; \
 	exit $$status
 
 # Executes notebooks/*.ipynb headlessly with the GoNB kernel and writes their

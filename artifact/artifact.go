@@ -168,14 +168,20 @@ func sortedUnique(xs []string) []string {
 	return slices.Compact(out)
 }
 
-// SpecOf returns the RewardSpec with every field set to r's value.
+// SpecOf returns the RewardSpec with every field set to r's value (lambda
+// only when not 0, so artifacts without a willingness to pay read as
+// before).
 func SpecOf(r decision.Reward) decision.RewardSpec {
 	f := func(v float64) *float64 { return &v }
 	lr := decision.Duration(r.LatencyRef)
-	return decision.RewardSpec{
+	s := decision.RewardSpec{
 		Quality: f(r.Quality), Cost: f(r.Cost), Latency: f(r.Latency), Failure: f(r.Failure),
 		CostRef: f(r.CostRef), LatencyRef: &lr, UnknownQuality: f(r.UnknownQuality),
 	}
+	if r.Lambda != 0 {
+		s.Lambda = f(r.Lambda)
+	}
+	return s
 }
 
 // CodeVersion describes the running binary from its build information:
@@ -251,8 +257,12 @@ func (a *Artifact) Check(enc policy.EncoderSpec, reward decision.Reward, catalog
 }
 
 func rewardString(r decision.Reward) string {
-	return fmt.Sprintf("{quality %g cost %g latency %g failure %g cost_ref %g latency_ref %s unknown_quality %g}",
-		r.Quality, r.Cost, r.Latency, r.Failure, r.CostRef, r.LatencyRef, r.UnknownQuality)
+	lam := ""
+	if r.Lambda != 0 {
+		lam = fmt.Sprintf(" lambda %g", r.Lambda)
+	}
+	return fmt.Sprintf("{quality %g cost %g latency %g failure %g cost_ref %g latency_ref %s unknown_quality %g%s}",
+		r.Quality, r.Cost, r.Latency, r.Failure, r.CostRef, r.LatencyRef, r.UnknownQuality, lam)
 }
 
 // Encode writes a as indented JSON.

@@ -199,3 +199,38 @@ func flipDigitAfter(data []byte, marker string) []byte {
 	}
 	panic("no digit")
 }
+
+// TestRewardLambdaTravels: an artifact trained with a willingness to pay
+// records it, and a consumer with another λ is refused naming both.
+func TestRewardLambdaTravels(t *testing.T) {
+	p, enc := trained(t, "linucb=seed:1")
+	rw := decision.Reward{Quality: 1, Failure: 1, CostRef: 1, LatencyRef: 1e9, UnknownQuality: 0.5, Lambda: 20}
+	a, err := artifact.New(p, enc.Spec(), rw, []string{"a", "b", "c"}, artifact.Provenance{Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "a.json")
+	if err := artifact.Write(path, a); err != nil {
+		t.Fatal(err)
+	}
+	b, err := artifact.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.RewardFunc(); err != nil || got != rw {
+		t.Fatalf("reward read back %+v (%v), want %+v", got, err, rw)
+	}
+	if err := b.Check(enc.Spec(), rw, []string{"a", "b", "c"}); err != nil {
+		t.Fatal(err)
+	}
+	other := rw
+	other.Lambda = 5
+	err = b.Check(enc.Spec(), other, []string{"a", "b", "c"})
+	if err == nil || !strings.Contains(err.Error(), "lambda 20") || !strings.Contains(err.Error(), "lambda 5") {
+		t.Fatalf("err = %v, want a mismatch naming lambda 20 and lambda 5", err)
+	}
+	// Without λ the artifact's reward spec has no lambda field.
+	if artifact.SpecOf(decision.DefaultReward()).Lambda != nil {
+		t.Fatal("SpecOf(DefaultReward()) has a lambda")
+	}
+}

@@ -8,10 +8,10 @@
 //	tb, err := datasets.LoadRouterBench("../shared/data/routerbench") // 11 models, scores and costs
 //	tb, err := datasets.LoadRouteLLM("../shared/data/routellm/mmlu")   // 2 models, correctness only
 //
-// A Table keeps only numbers (scores, costs, the task and an estimate of
-// the prompt's size); prompt and response texts are read one record at a
-// time and dropped. Malformed input is a *ParseError naming file, line and
-// column.
+// A Table keeps scores, costs, the task, an estimate of the prompt's
+// size and the prompt text (for text features); response texts are read
+// one record at a time and dropped. Malformed input is a *ParseError naming
+// file, line and column.
 //
 // Because every model's outcome is known for every prompt, the evaluation
 // is full-information: Evaluate lets a policy choose on each row, pays it
@@ -30,4 +30,15 @@
 // comes from Opts.LatencyMS (one default for every model otherwise), and
 // MMLU costs stay 0 unless Table.WithPromptPrices sets them from a price
 // profile.
+//
+// HeldOut is the held-out evaluation: Table.Split (stratified by task) or
+// two files, full-information quality learners (Learners) on the encoder's
+// features incl. prompt text (IDF fitted on the training part,
+// hyper-parameters on a validation part of it), a sweep of the
+// willingness to pay λ over the test part, and the figures of the routing
+// literature (Frontier, Measure: AIQ, APGR, CPT; StrongShare):
+//
+//	train, test, err := tb.Split(0.7, seed)
+//	res, err := datasets.HeldOut(ctx, train, test, datasets.HeldOutOpts{Text: ts, Seed: seed})
+//	m := datasets.Measure(res.Curves[0].Points, res.Fixed, ref)
 package datasets

@@ -55,7 +55,27 @@ type Opts struct {
 	LatencyMS map[string]float64
 	// Encoder, when set, fills Features.Vector for contextual policies.
 	Encoder policy.Encoder
+	// Frozen evaluates p without letting it learn: its Update is never
+	// called (a policy trained elsewhere, scored on held-out rows).
+	Frozen bool
+	// CurveEvery, when > 0, records Result.Curve every that many decisions
+	// (and after the last): the online learning curve.
+	CurveEvery int
 }
+
+// CurvePoint is the learning curve after Decisions decisions: the running
+// means so far.
+type CurvePoint struct {
+	Decisions  int     `json:"decisions"`
+	MeanReward float64 `json:"mean_reward"`
+	MeanScore  float64 `json:"mean_score"`
+	MeanCost   float64 `json:"mean_cost"`
+}
+
+// frozenPolicy is a policy whose Update does nothing.
+type frozenPolicy struct{ policy.Policy }
+
+func (frozenPolicy) Update(*decision.Features, []decision.Arm, int, float64) error { return nil }
 
 // Result is the outcome of one Evaluate run. Rewards are per decision;
 // Regret is the sum over decisions of the oracle's reward minus the
@@ -84,6 +104,8 @@ type Result struct {
 	// order; BestFixed names the one with the highest mean reward.
 	Fixed     []Fixed `json:"fixed"`
 	BestFixed string  `json:"best_fixed"`
+	// Curve is the online learning curve (Opts.CurveEvery).
+	Curve []CurvePoint `json:"curve,omitempty"`
 }
 
 // Share is one model's fraction of the decisions.
@@ -147,6 +169,10 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 		}
 	}
 
+	orig := p
+	if o.Frozen {
+		p = frozenPolicy{p}
+	}
 	cands := make([]decision.Arm, k)
 	for m := range k {
 		cands[m] = decision.Arm{ID: t.Models[m]}
@@ -172,7 +198,7 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 	n := len(t.Rows)
 	rewards := make([]float64, n*k)
 	oracle := 0.0
-	res := &Result{Table: t.Name, Policy: p.Name(), PolicyVersion: policy.VersionOf(p), Seed: o.Seed,
+	res := &Result{Table: t.Name, Policy: orig.Name(), PolicyVersion: policy.VersionOf(orig), Seed: o.Seed,
 		Passes: passes, Rows: n, Decisions: n * passes, Fixed: make([]Fixed, k), Shares: make([]Share, k)}
 	crw := core.Reward()
 	for r := range t.Rows {
@@ -232,7 +258,8 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 				}
 			}
 			row := &t.Rows[r]
-			req.Features = decision.Features{Task: row.Task, PromptTokens: row.PromptTokens, Vector: rec.Request.Features.Vector[:0]}
+			req.Features = rowFeatures(row)
+			req.Features.Vector = rec.Request.Features.Vector[:0]
 			act.row = row
 			if err := core.Run(ctx, &req, act, &rec); err != nil {
 				return nil, fmt.Errorf("evaluate: row %s: %w", row.ID, err)
@@ -244,6 +271,13 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 			sumScore += row.Scores[i]
 			res.CostTotal += row.Costs[i]
 			res.Regret += oracleOf(rewards[r*k:(r+1)*k]) - v
+			if o.CurveEvery > 0 {
+				done := pass*n + step + 1
+				if done%o.CurveEvery == 0 || done == n*passes {
+					dn := float64(done)
+					res.Curve = append(res.Curve, CurvePoint{Decisions: done, MeanReward: sumReward / dn, MeanScore: sumScore / dn, MeanCost: res.CostTotal / dn})
+				}
+			}
 		}
 	}
 	d := float64(res.Decisions)

@@ -18,10 +18,10 @@ func TestLoadRouterBench(t *testing.T) {
 	assert.Equal(t, []string{"m1", "m2"}, tb.Models)
 	assert.Equal(t, 1, tb.Skipped, "row s.3 lacks m2's score")
 	want := []Row{
-		{ID: "s.1", Task: "arith", PromptTokens: 7, Scores: []float64{1, 0}, Costs: []float64{0.0001, 0.002}},
-		{ID: "s.2", Task: "arith", PromptTokens: 2, Scores: []float64{0.5, 1}, Costs: []float64{0.0002, 0.003}},
+		{ID: "s.1", Task: "arith", PromptTokens: 7, Prompt: "What is 2+2?\nSay \"4\", please.", Scores: []float64{1, 0}, Costs: []float64{0.0001, 0.002}},
+		{ID: "s.2", Task: "arith", PromptTokens: 2, Prompt: "abcdefgh", Scores: []float64{0.5, 1}, Costs: []float64{0.0002, 0.003}},
 		// file b lists m2 first: columns are matched by name.
-		{ID: "t.1", Task: "logic", PromptTokens: 3, Scores: []float64{1, 1}, Costs: []float64{1e-4, 0.004}},
+		{ID: "t.1", Task: "logic", PromptTokens: 3, Prompt: "twelve chars", Scores: []float64{1, 1}, Costs: []float64{1e-4, 0.004}},
 	}
 	assert.Equal(t, want, tb.Rows)
 	assert.Equal(t, []string{"arith", "logic"}, tb.Tasks())
@@ -33,9 +33,9 @@ func TestLoadRouteLLM(t *testing.T) {
 	assert.Equal(t, "routellm-mmlu", tb.Name)
 	assert.Equal(t, []string{"weak", "strong"}, tb.Models)
 	want := []Row{
-		{ID: "algebra/0", Task: "algebra", PromptTokens: 6, Scores: []float64{1, 1}, Costs: []float64{0, 0}},
-		{ID: "algebra/1", Task: "algebra", PromptTokens: 1, Scores: []float64{0, 1}, Costs: []float64{0, 0}},
-		{ID: "zoo/0", Task: "zoo", PromptTokens: 2, Scores: []float64{1, 0}, Costs: []float64{0, 0}},
+		{ID: "algebra/0", Task: "algebra", PromptTokens: 6, Prompt: "Q1, with comma\nA. x\nAnswer:", Scores: []float64{1, 1}, Costs: []float64{0, 0}},
+		{ID: "algebra/1", Task: "algebra", PromptTokens: 1, Prompt: "abcd", Scores: []float64{0, 1}, Costs: []float64{0, 0}},
+		{ID: "zoo/0", Task: "zoo", PromptTokens: 2, Prompt: "12345678", Scores: []float64{1, 0}, Costs: []float64{0, 0}},
 	}
 	assert.Equal(t, want, tb.Rows)
 
@@ -97,7 +97,8 @@ func TestLoadMismatchedModels(t *testing.T) {
 	require.NoError(t, os.WriteFile(b, []byte("prompt,eval_name,m2,m2|total_cost\np,t,1,0\n"), 0o644))
 	_, err := LoadRouterBench(a, b)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), b+":1:0: header: model \"m1\"")
+	// The error names the file, line 1 and the column of m2's score.
+	assert.Contains(t, err.Error(), b+":1:18: header: model \"m2\" is not one of the expected models [m1]")
 
 	_, err = LoadRouterBench(filepath.Join(dir, "missing.csv"))
 	assert.ErrorIs(t, err, os.ErrNotExist)

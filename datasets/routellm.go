@@ -63,7 +63,11 @@ func ParseRouteLLM(r io.Reader, name string, t *Table) error {
 			return fieldError(name, cr, i+1, "header: empty model name")
 		}
 	}
-	perm, err := matchModels(name, t, models)
+	cols := make([]int, len(models))
+	for i := range cols {
+		cols[i] = i + 1
+	}
+	perm, err := matchModels(name, cr, t, models, cols)
 	if err != nil {
 		return err
 	}
@@ -79,7 +83,7 @@ func ParseRouteLLM(r io.Reader, name string, t *Table) error {
 			return csvError(name, err)
 		}
 		vals := make([]float64, 2*k)
-		row := Row{ID: subj + "/" + strconv.Itoa(n), Task: subj, PromptTokens: len(rec[0]) / 4,
+		row := Row{ID: subj + "/" + strconv.Itoa(n), Task: subj, PromptTokens: len(rec[0]) / 4, Prompt: strings.Clone(rec[0]),
 			Scores: vals[:k:k], Costs: vals[k:]}
 		for j, fi := range perm {
 			b, err := strconv.ParseBool(rec[fi+1])

@@ -21,13 +21,29 @@ const costSuffix = "|total_cost"
 // the same models (in any column order); rows whose score is empty for some
 // model are skipped and counted in Table.Skipped.
 func LoadRouterBench(paths ...string) (*Table, error) {
+	return LoadRouterBenchOpts(LoadOpts{}, paths...)
+}
+
+// LoadOpts makes loading stricter than the defaults.
+type LoadOpts struct {
+	// RejectMissing makes a row with an empty score an error (naming file,
+	// line and column) instead of a skipped, counted row.
+	RejectMissing bool
+	// Models, when set, are the models the files must have (for example
+	// those of a training table or an artifact): a file with other models
+	// is an error naming the first column that differs.
+	Models []string
+}
+
+// LoadRouterBenchOpts is LoadRouterBench with options.
+func LoadRouterBenchOpts(o LoadOpts, paths ...string) (*Table, error) {
 	files, err := expand(paths)
 	if err != nil {
 		return nil, err
 	}
-	t := &Table{Name: "routerbench"}
+	t := &Table{Name: "routerbench", Models: slices.Clone(o.Models)}
 	for _, f := range files {
-		if err := readFile(f, t, ParseRouterBench); err != nil {
+		if err := readFile(f, t, func(r io.Reader, name string, t *Table) error { return parseRouterBench(r, name, t, o) }); err != nil {
 			return nil, err
 		}
 	}
@@ -74,14 +90,19 @@ func readFile(path string, t *Table, parse func(io.Reader, string, *Table) error
 // ParseRouterBench appends the rows of one RouterBench CSV, read from r and
 // called name in errors, to t. When t has no models yet the file's models
 // become t.Models; otherwise the file must have exactly those models. It
-// reads one record at a time and keeps no prompt or response text.
+// reads one record at a time and keeps the prompt text but no response.
 //
 // The header must hold "prompt" and "eval_name", and for every model both a
 // score column "<model>" and a cost column "<model>|total_cost"; the model
 // columns are the names with a matching cost column. "sample_id" is
 // optional (the line number stands in). Other columns (the index,
-// "<model>|model_response", "oracle_model_to_route_to") are ignored.
+// "<model>|model_response", "oracle_model_to_route_to") are ignored; any
+// other column is an error naming it.
 func ParseRouterBench(r io.Reader, name string, t *Table) error {
+	return parseRouterBench(r, name, t, LoadOpts{})
+}
+
+func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	hdr, err := cr.Read()
@@ -141,8 +162,17 @@ func ParseRouterBench(r io.Reader, name string, t *Table) error {
 	if len(models) == 0 {
 		return &ParseError{File: name, Line: 1, Err: errors.New(`header: no model columns ("<model>" with "<model>|total_cost")`)}
 	}
+	for i, h := range hdr {
+		switch {
+		case h == "" || h == "sample_id" || h == "prompt" || h == "eval_name" || h == "oracle_model_to_route_to":
+		case slices.Contains(models, h) || slices.Contains(models, strings.TrimSuffix(h, costSuffix)):
+		case strings.HasSuffix(h, "|model_response") && slices.Contains(models, strings.TrimSuffix(h, "|model_response")):
+		default:
+			return fieldError(name, cr, i, "header: unknown column %q (want sample_id, prompt, eval_name, oracle_model_to_route_to, or <model>, <model>|total_cost, <model>|model_response of models %v)", h, models)
+		}
+	}
 	// perm[j] is this file's index of t.Models[j].
-	perm, err := matchModels(name, t, models)
+	perm, err := matchModels(name, cr, t, models, scoreCol)
 	if err != nil {
 		return err
 	}
@@ -157,7 +187,7 @@ func ParseRouterBench(r io.Reader, name string, t *Table) error {
 			return csvError(name, err)
 		}
 		line, _ := cr.FieldPos(0)
-		row := Row{Task: rec[taskCol], PromptTokens: len(rec[promptCol]) / 4}
+		row := Row{Task: rec[taskCol], PromptTokens: len(rec[promptCol]) / 4, Prompt: strings.Clone(rec[promptCol])}
 		if hasID {
 			row.ID = rec[idCol]
 		} else {
@@ -169,6 +199,9 @@ func ParseRouterBench(r io.Reader, name string, t *Table) error {
 		for j, fi := range perm {
 			s := rec[scoreCol[fi]]
 			if s == "" {
+				if o.RejectMissing {
+					return fieldError(name, cr, scoreCol[fi], "score of model %q is empty: a full-information table needs every model's score (skip such rows to evaluate anyway)", t.Models[j])
+				}
 				skip = true
 				continue
 			}
@@ -194,10 +227,20 @@ func ParseRouterBench(r io.Reader, name string, t *Table) error {
 
 // matchModels makes t.Models the file's models when t has none, else
 // checks the file has the same set, and returns the file's index of every
-// t.Models entry.
-func matchModels(name string, t *Table, models []string) ([]int, error) {
+// t.Models entry. cols are the models' header columns (for the error's
+// position; nil for none).
+func matchModels(name string, cr *csv.Reader, t *Table, models []string, cols []int) ([]int, error) {
 	if len(t.Models) == 0 {
 		t.Models = slices.Clone(models)
+	}
+	for i, m := range models {
+		if !slices.Contains(t.Models, m) {
+			pe := &ParseError{File: name, Line: 1, Err: fmt.Errorf("header: model %q is not one of the expected models %v", m, t.Models)}
+			if cols != nil {
+				pe.Line, pe.Column = cr.FieldPos(cols[i])
+			}
+			return nil, pe
+		}
 	}
 	if len(models) != len(t.Models) {
 		return nil, &ParseError{File: name, Line: 1, Err: fmt.Errorf("header: models %v differ from the earlier files' %v", models, t.Models)}

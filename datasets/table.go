@@ -10,7 +10,8 @@ import (
 )
 
 // Table is a full-information outcome table: for every prompt (Row), the
-// score and cost of every model. Prompt and response texts are not kept.
+// score and cost of every model, and the prompt text (for text features).
+// Response texts are not kept.
 type Table struct {
 	// Name is the benchmark ("routerbench", "routellm-mmlu").
 	Name string
@@ -34,6 +35,8 @@ type Row struct {
 	Task string
 	// PromptTokens estimates the prompt's size: len(prompt)/4 bytes.
 	PromptTokens int
+	// Prompt is the prompt text, for encoders with a text block.
+	Prompt string
 	// Scores[i] in [0,1] is Models[i]'s score on the prompt.
 	Scores []float64
 	// Costs[i] >= 0 is what Models[i]'s answer cost in US dollars.
@@ -52,7 +55,6 @@ var BenchTokenBuckets = []int{64, 128, 256, 512, 1024, 2048}
 // the task and prompt size, so a policy fed one spec sees one vector.
 func (t *Table) EncoderSpec() policy.EncoderSpec {
 	return policy.EncoderSpec{
-		Version:      policy.EncoderSpecVersion,
 		Intercept:    true,
 		Tasks:        t.Tasks(),
 		TokenBuckets: append([]int(nil), BenchTokenBuckets...),

@@ -104,12 +104,16 @@ func ParseRewardSource(s string) (RewardSource, error) {
 
 // Reward turns an outcome into a scalar in [0,1]:
 //
-//	r = clamp01( Quality·q + Cost·1/(1+cost/CostRef) + Latency·1/(1+latency/LatencyRef) − Failure·failed )
+//	r = clamp01( Quality·q + Cost·1/(1+cost/CostRef) + Latency·1/(1+latency/LatencyRef) − Lambda·cost − Failure·failed )
 //
 // where the Quality, Cost and Latency weights are used as given (they
 // should sum to 1 for r to span [0,1]), q is the outcome's quality (or
 // UnknownQuality when not known, and 0 for a failure). Each term is bounded,
 // so the reward suits Beta-Bernoulli Thompson sampling.
+//
+// Lambda is a willingness to pay: the reward drops by Lambda per US dollar
+// spent, so {Quality: 1, Lambda: λ} (other weights 0) is the cost-aware
+// objective quality − λ·cost of the routing literature (clamped to [0,1]).
 //
 // The zero Reward means DefaultReward().
 type Reward struct {
@@ -120,6 +124,8 @@ type Reward struct {
 	LatencyRef time.Duration
 	// UnknownQuality stands in for q when the outcome's quality is unknown.
 	UnknownQuality float64
+	// Lambda is the reward lost per US dollar of cost (0 = none).
+	Lambda float64
 }
 
 // DefaultReward: quality 0.6, cost 0.2 (CostRef $0.002), latency 0.2
@@ -142,7 +148,7 @@ func (r Reward) Validate() error {
 	for _, w := range []struct {
 		name string
 		v    float64
-	}{{"quality", r.Quality}, {"cost", r.Cost}, {"latency", r.Latency}, {"failure", r.Failure}} {
+	}{{"quality", r.Quality}, {"cost", r.Cost}, {"latency", r.Latency}, {"failure", r.Failure}, {"lambda", r.Lambda}} {
 		if w.v < 0 || math.IsNaN(w.v) || math.IsInf(w.v, 0) {
 			return fmt.Errorf("reward weight %s: %v must be a finite number >= 0", w.name, w.v)
 		}
@@ -194,6 +200,7 @@ func (r *Reward) terms(quality, cost float64, latency time.Duration, failed floa
 	v := r.Quality*quality +
 		r.Cost/(1+cost/r.CostRef) +
 		r.Latency/(1+latency.Seconds()/r.LatencyRef.Seconds()) -
+		r.Lambda*cost -
 		r.Failure*failed
 	// Clamp to [0,1]; NaN passes through as math.Min/Max would pass it.
 	if v <= 0 {

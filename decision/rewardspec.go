@@ -18,6 +18,7 @@ import (
 //	  cost_ref: 0.002       # dollars that halve the cost term
 //	  latency_ref: 2s       # latency that halves the latency term
 //	  unknown_quality: 0.5
+//	  lambda: 0             # reward lost per dollar: quality − λ·cost
 type RewardSpec struct {
 	Quality        *float64  `yaml:"quality,omitempty" json:"quality,omitempty"`
 	Cost           *float64  `yaml:"cost,omitempty" json:"cost,omitempty"`
@@ -26,6 +27,7 @@ type RewardSpec struct {
 	CostRef        *float64  `yaml:"cost_ref,omitempty" json:"cost_ref,omitempty"`
 	LatencyRef     *Duration `yaml:"latency_ref,omitempty" json:"latency_ref,omitempty"`
 	UnknownQuality *float64  `yaml:"unknown_quality,omitempty" json:"unknown_quality,omitempty"`
+	Lambda         *float64  `yaml:"lambda,omitempty" json:"lambda,omitempty"`
 }
 
 // Reward resolves s over DefaultReward and validates the result; the error
@@ -44,6 +46,7 @@ func (s *RewardSpec) Reward() (Reward, error) {
 		set(&r.Latency, s.Latency)
 		set(&r.Failure, s.Failure)
 		set(&r.UnknownQuality, s.UnknownQuality)
+		set(&r.Lambda, s.Lambda)
 		if s.CostRef != nil && *s.CostRef != 0 {
 			r.CostRef = *s.CostRef
 		}
@@ -67,12 +70,13 @@ func (s *RewardSpec) UnmarshalYAML(unmarshal func(any) error) error {
 		CostRef        *float64 `yaml:"cost_ref"`
 		LatencyRef     any      `yaml:"latency_ref"`
 		UnknownQuality *float64 `yaml:"unknown_quality"`
+		Lambda         *float64 `yaml:"lambda"`
 	}
 	if err := unmarshal(&raw); err != nil {
 		return err
 	}
 	out := RewardSpec{Quality: raw.Quality, Cost: raw.Cost, Latency: raw.Latency, Failure: raw.Failure,
-		CostRef: raw.CostRef, UnknownQuality: raw.UnknownQuality}
+		CostRef: raw.CostRef, UnknownQuality: raw.UnknownQuality, Lambda: raw.Lambda}
 	switch v := raw.LatencyRef.(type) {
 	case nil:
 	case string:

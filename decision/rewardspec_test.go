@@ -2,6 +2,7 @@ package decision_test
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ func TestRewardSpec(t *testing.T) {
 		{`{"unknown_quality":2}`, "unknown_quality"},
 		{`{"failure":-1}`, "failure"},
 		{`{"latency_ref":"-1s"}`, "latency_ref"},
+		{`{"lambda":-1}`, "lambda"},
 	} {
 		var s decision.RewardSpec
 		if err := json.Unmarshal([]byte(c.in), &s); err != nil {
@@ -48,5 +50,27 @@ func TestRewardSpec(t *testing.T) {
 	var d decision.Duration
 	if err := d.UnmarshalText([]byte("soon")); err == nil {
 		t.Error("UnmarshalText(soon) succeeded")
+	}
+}
+
+// TestRewardLambda: the willingness-to-pay term makes quality − λ·cost.
+func TestRewardLambda(t *testing.T) {
+	one := 1.0
+	zero := 0.0
+	lam := 20.0
+	s := decision.RewardSpec{Quality: &one, Cost: &zero, Latency: &zero, Lambda: &lam}
+	r, err := s.Reward()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ q, cost, want float64 }{
+		{0.9, 0.005, 0.8},
+		{1, 0, 1},
+		{0.1, 0.01, 0}, // clamped
+	} {
+		got := r.Of(&decision.Outcome{Quality: c.q, QualityKnown: true, Cost: c.cost})
+		if math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("quality %v cost %v: reward %v, want %v", c.q, c.cost, got, c.want)
+		}
 	}
 }

@@ -16,6 +16,10 @@ type Features struct {
 	Time time.Time
 	// Tags are caller-supplied labels ("key=value"), in any order.
 	Tags []string
+	// Prompt is the request's prompt text (the gateway joins the messages'
+	// contents with newlines), for encoders with a text block; empty means
+	// unknown. It is never logged.
+	Prompt string
 	// Vector is the dense feature vector used by contextual policies. Its
 	// length must match the policy's dimension; nil for context-free policies.
 	Vector []float64

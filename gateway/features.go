@@ -71,6 +71,9 @@ func (s *Server) fillFeatures(f *decision.Features, hints *Hints, req *provider.
 		size += len(req.Messages[i].Content)
 	}
 	f.PromptTokens = 4*len(req.Messages) + size/4
+	if s.prompt {
+		f.Prompt = promptText(req.Messages)
+	}
 	switch {
 	case hints.Task != "":
 		f.Task = hints.Task
@@ -238,4 +241,21 @@ func GuessTask(msgs []provider.Message) string {
 	}
 	flush()
 	return taskNames[best]
+}
+
+// promptText is the prompt as text features see it: the messages' texts
+// joined with newlines (one message's text as is, so a benchmark prompt
+// sent as one user message encodes as the benchmark row does).
+func promptText(msgs []provider.Message) string {
+	if len(msgs) == 1 {
+		return msgs[0].Text()
+	}
+	var b strings.Builder
+	for i := range msgs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(msgs[i].Text())
+	}
+	return b.String()
 }

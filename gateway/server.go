@@ -92,6 +92,9 @@ type Server struct {
 	budget    *retryBudget
 	engine    *gin.Engine
 	ids       *idSource
+	// prompt: the encoder reads the prompt text (a text block), so
+	// fillFeatures fills Features.Prompt.
+	prompt bool
 	// requestsSeen counts chat requests given an id (checkpoint provenance).
 	requestsSeen atomic.Int64
 	draining     atomic.Bool
@@ -261,6 +264,7 @@ func New(o Opts) (*Server, error) {
 			return nil, fmt.Errorf("feature encoder: %w", err)
 		}
 	}
+	s.prompt = policy.NeedsPrompt(enc)
 	rw, _ := c.Reward.Reward() // validated
 	env := artifactEnv{enc: encoderSpecOf(enc, c), reward: rw}
 	for _, mc := range c.Models {

@@ -194,6 +194,28 @@ func Builtins() []Builtin {
 			}
 			return NewLinThompson(LinThompsonOpts{V: v, Draws: draws, Seed: seed, LinearOpts: o})
 		}},
+		{"linear-router", "frozen cost-aware router trained offline (routelab benchdata --save-policy): argmax predicted quality − lambda·predicted cost (dim=0: from the artifact, lambda=0; budget=USD per request enforced per tenant by an online dual price with step eta=0.05, 0 = none)", func(p Params) (Policy, error) {
+			dim, err := p.Int("dim", 0)
+			if err != nil {
+				return nil, err
+			}
+			lambda, err := p.Float("lambda", 0)
+			if err != nil {
+				return nil, err
+			}
+			budget, err := p.Float("budget", 0)
+			if err != nil {
+				return nil, err
+			}
+			eta, err := p.Float("eta", 0)
+			if err != nil {
+				return nil, err
+			}
+			if err := p.Check("dim", "lambda", "budget", "eta", "seed"); err != nil {
+				return nil, err
+			}
+			return NewLinearRouter(LinearRouterOpts{Dim: dim, Lambda: lambda, Budget: budget, Eta: eta})
+		}},
 		{"egreedy-ridge", "epsilon-greedy over per-arm ridge regressions on decision.Features.Vector (epsilon=0.05, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)
 			if err != nil {

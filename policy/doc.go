@@ -155,7 +155,8 @@
 // `encoder:` block of the same schema instead. FeatureEncoder.Spec returns
 // the spec (Version set) for saving beside a model; EncoderSpec.Canonical
 // and Equal compare two specs. The vector concatenates blocks in a fixed
-// order — intercept, task, tokens, hour, cyclic time, tenant, tags, crosses:
+// order — intercept, task, tokens, hour, cyclic time, tenant, tags, crosses,
+// text:
 //
 //   - intercept: one slot, always 1, so a linear model has a per-arm bias.
 //   - task: one-hot over EncoderSpec.Tasks plus a final "other" slot that
@@ -183,6 +184,12 @@
 //     interactions: on the simulator's tasks-nonlinear scenario LinUCB
 //     reaches 84% of the oracle with additive blocks and 99.9% with
 //     task×tokens×hour crossed.
+//   - text (EncoderSpec.Text, version 2): the prompt text's hashed word and
+//     character n-grams, TF-IDF weighted with an IDF fitted offline
+//     (FitTextIDF) and stored in the spec, L2-normalised, plus length,
+//     digit, code, math and language markers (TextMarkerNames); Encode
+//     reads Features.Prompt without allocating. NeedsPrompt tells callers
+//     whether to fill Features.Prompt at all.
 //
 // Names() labels every slot ("task=code", "tokens<=512", ...). Encode
 // allocates only when dst's capacity is below Dim(), so the decision core

@@ -12,9 +12,15 @@ import (
 
 // EncoderSpecVersion is the version of the vector layout NewEncoder builds
 // from an EncoderSpec. It changes whenever the same spec would produce a
-// different vector (slot order, hash, bucketing), so a saved spec of another
-// version is refused rather than silently misread.
-const EncoderSpecVersion = 1
+// different vector (slot order, hash, bucketing) or a spec gains a block an
+// older build would ignore, so a saved spec of another version is refused
+// rather than silently misread. Version 2 added the text block; a spec
+// without one encodes exactly as in version 1 and is written as version 1
+// (encoderVersionNoText), so specs saved before stay valid and equal.
+const EncoderSpecVersion = 2
+
+// encoderVersionNoText is the version a spec without a text block carries.
+const encoderVersionNoText = 1
 
 // EncoderSpec describes a feature encoder; it is the one serialisable form
 // (YAML and JSON) every caller builds its encoder from with NewEncoder —
@@ -30,6 +36,7 @@ const EncoderSpecVersion = 1
 //	tenant         TenantBuckets slots one-hot by TenantHash of the tenant; all 0 when unknown
 //	tags           len(Tags) slots, 1 when the request carries that exact tag
 //	crosses        per Crosses entry, one-hot over the product of its blocks
+//	text           the prompt's hashed TF-IDF n-grams and markers (Text, see TextSpec)
 //
 // A spec with no block at all is invalid (dimension 0). DefaultEncoderSpec
 // is the default every caller uses when no `encoder:` block is given.
@@ -71,6 +78,20 @@ type EncoderSpec struct {
 	// block is all 0 when one of its blocks is (unknown size, time or
 	// tenant). Its size is the product of the blocks' sizes.
 	Crosses [][]string `yaml:"crosses,omitempty" json:"crosses,omitempty"`
+	// Text adds features of the prompt text (decision.Features.Prompt):
+	// hashed word and character n-grams with TF-IDF weights fitted offline
+	// and length/digit/code/math/language markers; nil = none. A spec with
+	// a text block is version 2.
+	Text *TextSpec `yaml:"text,omitempty" json:"text,omitempty"`
+}
+
+// version is the version s is written as: encoderVersionNoText without a
+// text block, else EncoderSpecVersion.
+func (s EncoderSpec) version() int {
+	if s.Text == nil {
+		return encoderVersionNoText
+	}
+	return EncoderSpecVersion
 }
 
 // DefaultEncoderSpec is the encoder every caller uses when not configured
@@ -81,7 +102,7 @@ type EncoderSpec struct {
 // dataset's tasks); the spec copies it.
 func DefaultEncoderSpec(tasks []string) EncoderSpec {
 	return EncoderSpec{
-		Version:       EncoderSpecVersion,
+		Version:       encoderVersionNoText,
 		Intercept:     true,
 		Tasks:         append([]string(nil), tasks...),
 		TokenBuckets:  append([]int(nil), DefaultTokenBuckets...),
@@ -118,20 +139,22 @@ func (s EncoderSpec) Clone() EncoderSpec {
 	if len(c.Tags) == 0 {
 		c.Tags = nil
 	}
+	c.Text = s.Text.clone()
 	return c
 }
 
 // Canonical returns the canonical JSON form of s: Version filled in (0 →
-// EncoderSpecVersion), empty lists omitted, fields in declaration order.
+// 1 without a text block, 2 with one), empty lists omitted, fields in
+// declaration order.
 // Two specs build the same encoder exactly when their canonical forms are
 // equal, so it is what artifacts should store and compare.
 func (s EncoderSpec) Canonical() []byte {
 	c := s.Clone()
-	if c.Version == 0 {
-		c.Version = EncoderSpecVersion
+	if c.Version == 0 || (c.Version == EncoderSpecVersion && c.Text == nil) {
+		c.Version = c.version()
 	}
 	b, err := json.Marshal(c)
-	if err != nil { // cannot happen: only strings, ints and bools
+	if err != nil { // cannot happen: only strings, ints, bools and finite floats
 		panic("policy: EncoderSpec.Canonical: " + err.Error())
 	}
 	return b
@@ -174,6 +197,7 @@ type FeatureEncoder struct {
 	offTen   int
 	offTag   int
 	tasks    map[string]int
+	offText  int
 	tags     map[string]int
 	slotName []string
 	crosses  []crossBlock
@@ -193,11 +217,19 @@ var _ Encoder = (*FeatureEncoder)(nil)
 // encoder keeps a deep copy of spec (with Version set), returned by Spec.
 func NewEncoder(spec EncoderSpec) (*FeatureEncoder, error) {
 	o := spec.Clone()
-	if o.Version == 0 {
-		o.Version = EncoderSpecVersion
+	if o.Version == 0 || (o.Version == EncoderSpecVersion && o.Text == nil) {
+		o.Version = o.version()
 	}
-	if o.Version != EncoderSpecVersion {
-		return nil, fmt.Errorf("encoder version %d: unsupported (this build reads version %d)", o.Version, EncoderSpecVersion)
+	if o.Version != encoderVersionNoText && o.Version != EncoderSpecVersion {
+		return nil, fmt.Errorf("encoder version %d: unsupported (this build reads versions %d and %d)", o.Version, encoderVersionNoText, EncoderSpecVersion)
+	}
+	if o.Text != nil && o.Version < EncoderSpecVersion {
+		return nil, fmt.Errorf("encoder version %d: a text block needs version %d", o.Version, EncoderSpecVersion)
+	}
+	if o.Text != nil {
+		if err := o.Text.validate(); err != nil {
+			return nil, err
+		}
 	}
 	e := &FeatureEncoder{o: o}
 	var err error
@@ -256,6 +288,10 @@ func NewEncoder(spec EncoderSpec) (*FeatureEncoder, error) {
 	}
 	if err := e.buildCrosses(name); err != nil {
 		return nil, err
+	}
+	e.offText = len(e.slotName)
+	if o.Text != nil {
+		o.Text.names(name)
 	}
 	e.dim = len(e.slotName)
 	if e.dim == 0 {
@@ -434,6 +470,9 @@ cross:
 			idx = idx*e.blockSize(b) + active[b]
 		}
 		v[c.off+idx] = 1
+	}
+	if e.o.Text != nil {
+		e.o.Text.encodeText(f.Prompt, v[e.offText:])
 	}
 	return v
 }

@@ -89,7 +89,7 @@ func TestEncoderSpecRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	got := e.Spec()
 	assert.True(t, got.Equal(spec))
-	assert.Equal(t, policy.EncoderSpecVersion, got.Version)
+	assert.Equal(t, 1, got.Version, "a spec without a text block is version 1")
 	// Version 0 means the current version.
 	unversioned := spec.Clone()
 	unversioned.Version = 0
@@ -139,7 +139,8 @@ func TestFeatureEncoderErrors(t *testing.T) {
 		{policy.EncoderSpec{HourBuckets: 5}, "hour_buckets 5"},
 		{policy.EncoderSpec{TenantBuckets: -2}, "tenant_buckets -2"},
 		{policy.EncoderSpec{TenantBuckets: 1 << 20}, "tenant_buckets 1048576"},
-		{policy.EncoderSpec{Version: 2, Intercept: true}, "encoder version 2"},
+		{policy.EncoderSpec{Version: 3, Intercept: true}, "encoder version 3"},
+		{policy.EncoderSpec{Version: 1, Intercept: true, Text: &policy.TextSpec{Markers: true}}, "a text block needs version 2"},
 	} {
 		_, err := policy.NewEncoder(tc.o)
 		require.Error(t, err)

@@ -27,6 +27,9 @@ type benchdataFlags struct {
 	noShuf   bool
 	prices   map[string]string
 	json     bool
+	// strict: a missing score is an error (held-out mode).
+	strict bool
+	ho     heldoutFlags
 }
 
 func newBenchdataCmd() *cobra.Command {
@@ -49,7 +52,19 @@ decision.DefaultReward with cost_ref $0.001 per prompt.
 
 Policies are specs as in "routelab policies", comma separated; a spec
 without a seed gets one derived from --seed. Contextual policies see an
-intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.`,
+intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.
+
+Held-out mode (--split SHARE, or --train PATH --test PATH): fit
+full-information learners (--learners) on prompt-text features (IDF fitted
+on the training part, hyper-parameters chosen on a validation part of it),
+sweep the willingness to pay λ (route each test prompt to argmax predicted
+score − λ·predicted cost) and report the cost–quality curve with every
+fixed model and their hull, AIQ, APGR, CPT at 50/80/90/95% of the strongest
+model, the strong-call share at 50% PGR, mean ± 95% CI over --seeds.
+--bandit SPECS also learns policies from bandit feedback only (reward
+quality − --bandit-lambda·cost) over --bandit-passes shuffled passes of
+the training part and scores them frozen on the test part. See
+docs/text-routing.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBenchdata(cmd.Context(), fl, cmd.OutOrStdout())
@@ -64,6 +79,7 @@ intercept, the task (eval_name or MMLU subject) and the prompt-size bucket.`,
 	f.BoolVar(&fl.noShuf, "no-shuffle", false, "replay rows in file order (grouped by task) instead of a seeded random order")
 	f.StringToStringVar(&fl.prices, "price", nil, "prompt price per model in USD per 1,000 tokens, MODEL=USD (for routellm, which has no costs)")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
+	addHeldoutFlags(f, &fl.ho)
 	return cmd
 }
 
@@ -79,6 +95,9 @@ func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if fl.ho.active() {
+		return runHeldout(ctx, fl, newRegistry(), out)
+	}
 	if fl.passes < 1 {
 		return fmt.Errorf("--passes %d: must be >= 1", fl.passes)
 	}
@@ -93,18 +112,8 @@ func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if len(fl.prices) > 0 {
-		perK := make(map[string]float64, len(fl.prices))
-		for m, s := range fl.prices {
-			v, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				return fmt.Errorf("--price %s=%s: %w", m, s, err)
-			}
-			perK[m] = v
-		}
-		if err := tb.WithPromptPrices(perK); err != nil {
-			return fmt.Errorf("--price: %w", err)
-		}
+	if err := applyPrices(tb, fl.prices); err != nil {
+		return err
 	}
 	enc, err := policy.NewEncoder(tb.EncoderSpec())
 	if err != nil {
@@ -171,7 +180,7 @@ func loadBenchdata(fl benchdataFlags) (*datasets.Table, error) {
 		err error
 	)
 	if fl.data == "routerbench" {
-		tb, err = datasets.LoadRouterBench(path)
+		tb, err = datasets.LoadRouterBenchOpts(datasets.LoadOpts{RejectMissing: fl.strict}, path)
 	} else {
 		tb, err = datasets.LoadRouteLLM(path)
 	}
@@ -226,4 +235,23 @@ func writeBenchdataTable(out io.Writer, o *benchdataOutput) error {
 		fmt.Fprintf(w, "%s\t%.4f\t%.4f\t$%.4f\t\n", f.Model, f.MeanReward, f.MeanScore, f.CostTotal)
 	}
 	return w.Flush()
+}
+
+// applyPrices sets --price prompt prices (USD per 1,000 tokens) on tb.
+func applyPrices(tb *datasets.Table, prices map[string]string) error {
+	if len(prices) == 0 {
+		return nil
+	}
+	perK := make(map[string]float64, len(prices))
+	for m, s := range prices {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("--price %s=%s: %w", m, s, err)
+		}
+		perK[m] = v
+	}
+	if err := tb.WithPromptPrices(perK); err != nil {
+		return fmt.Errorf("--price: %w", err)
+	}
+	return nil
 }

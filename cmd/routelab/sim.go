@@ -37,6 +37,8 @@ type simFlags struct {
 	savePolicy string
 	// fixedArms runs every arm alone too (always on stateful scenarios).
 	fixedArms bool
+	// dataset runs a benchmark table instead of a scenario (simdataset.go).
+	dataset string
 }
 
 func newSimCmd() *cobra.Command {
@@ -98,6 +100,7 @@ must be the scenario's. --save-policy writes the policy after the run.`,
 	f.StringVar(&fl.savePolicy, "save-policy", "", "after the run, write the policy (with what it learned) as a policy artifact to this `FILE`")
 	f.BoolVar(&fl.fixedArms, "fixed-arms", false, "also run every arm alone on the same seed and report the best fixed arm (always on scenarios with rate limits or fillable queues, where % of oracle is state-dependent)")
 	f.BoolVar(&fl.appendTo, "append", false, "with --log, add to a directory that already holds decision-log files")
+	f.StringVar(&fl.dataset, "dataset", "", "run a benchmark table as the environment instead of --scenario: routerbench:PATH or routellm:PATH (see simdataset.go / docs/text-routing.md)")
 	return cmd
 }
 
@@ -109,6 +112,9 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	}
 	if fl.requests < 0 {
 		return fmt.Errorf("--requests %d: must be >= 0", fl.requests)
+	}
+	if fl.dataset != "" {
+		return runSimDataset(ctx, fl, out)
 	}
 	sc, err := sim.LoadScenario(fl.scenario)
 	if err != nil {

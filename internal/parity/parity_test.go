@@ -316,6 +316,7 @@ func TestRewardSchemaShared(t *testing.T) {
 	for _, block := range []string{
 		"reward: {quality: 0.5, cost: 0.3, latency: 0.2, cost_ref: 0.01, latency_ref: 1500ms, unknown_quality: 0.4}\n",
 		"reward: {failure: 0.5, latency_ref: \"3s\"}\n",
+		"reward: {quality: 1, cost: 0, latency: 0, lambda: 20}\n",
 		"reward: {}\n",
 	} {
 		sc, err := sim.ParseScenario("tasks", append(append([]byte(nil), scenario...), block...))
@@ -349,6 +350,7 @@ func TestRewardSchemaShared(t *testing.T) {
 		{"reward: {latency_ref: soon}\n", "latency_ref"},
 		{"reward: {latency_ref: 1.5}\n", "latency_ref"},
 		{"reward: {qualty: 1}\n", "qualty"},
+		{"reward: {lambda: -2}\n", "lambda"},
 		{"encoder: {token_buckets: [10, 10]}\n", "encoder token_buckets[1]"},
 		{"encoder: {version: 9, intercept: true}\n", "encoder version 9"},
 	} {
@@ -358,6 +360,114 @@ func TestRewardSchemaShared(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), bad.field) {
 				t.Errorf("%s: err = %v, want one naming %s", bad.block, err, bad.field)
 			}
+		}
+	}
+}
+
+// textEncoderBlock has a text block: the gateway (prompt from the request's
+// messages) and datasets (the row's prompt) must encode a prompt alike.
+const textEncoderBlock = `
+encoder:
+  version: 2
+  intercept: true
+  tasks: [code, chat, math, summarize]
+  text: {buckets: 64, word_ngrams: 2, char_min: 3, char_max: 4, idf: [` +
+	"1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4,1,2,3,4" +
+	`], markers: true}
+`
+
+// TestTextParity: prompts with code, digits, unicode and several lines,
+// each sent to the gateway as one user message, get the vectors and
+// decisions datasets gives the same prompts as benchmark rows.
+func TestTextParity(t *testing.T) {
+	prompts := []string{
+		"Write a python function to find the shared elements from the given two lists.\nassert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)",
+		"Question: Which gas do plants absorb? A. oxygen B. carbon dioxide C. nitrogen D. helium\nAnswer:",
+		"Ünïcödé prompt — with “quotes” and 12 + 30 = 42 maths; {braces}; ```code```",
+		"short",
+	}
+	tasks := []string{"code", "chat", "math", "other"}
+	var cfg strings.Builder
+	cfg.WriteString("providers: [{name: sim, type: sim, time_scale: 0.0001}]\nmodels:\n")
+	for _, m := range models {
+		fmt.Fprintf(&cfg, "  - {id: %s, provider: sim, price_in: 0.0005, price_out: 0.0015, context_window: 100000, sim: {ttft_ms: 1, output_tokens: 2}}\n", m)
+	}
+	cfg.WriteString("policy: {name: frozen}\nlog: {dir: \"\"}\n" + textEncoderBlock)
+	c, err := gateway.ParseConfig([]byte(cfg.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const spec = "linucb=seed:7"
+	p := newFrozen(t, spec)
+	reg := policy.NewBuiltinRegistry()
+	if err := reg.Register("frozen", "test wrapper", func(policy.Params) (policy.Policy, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := gateway.New(gateway.Opts{Config: c, Registry: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	for i, pr := range prompts {
+		body := fmt.Sprintf(`{"model":"auto","messages":[{"role":"user","content":%q}]}`, pr)
+		req, err := http.NewRequest(http.MethodPost, hs.URL+"/v1/chat/completions", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(gateway.HeaderTask, tasks[i])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, res.StatusCode)
+		}
+	}
+
+	var doc struct {
+		Encoder policy.EncoderSpec `yaml:"encoder"`
+	}
+	if err := yaml.Unmarshal([]byte(textEncoderBlock), &doc); err != nil {
+		t.Fatal(err)
+	}
+	e, err := policy.NewEncoder(doc.Encoder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &datasets.Table{Name: "parity", Models: models}
+	for i, pr := range prompts {
+		tb.Rows = append(tb.Rows, datasets.Row{ID: fmt.Sprint(i), Task: tasks[i], PromptTokens: len(pr) / 4, Prompt: pr,
+			Scores: make([]float64, len(models)), Costs: make([]float64, len(models))})
+	}
+	dp := newFrozen(t, spec)
+	if _, err := datasets.Evaluate(context.Background(), tb, dp, datasets.Opts{Seed: 1, Passes: 1, Encoder: e}); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.calls) != len(prompts) || len(dp.calls) != len(prompts) {
+		t.Fatalf("gateway made %d selections, datasets %d, for %d prompts", len(p.calls), len(dp.calls), len(prompts))
+	}
+	for i := range prompts {
+		g, d := p.calls[i], dp.calls[i]
+		if !sameBits(d.f.Vector, g.f.Vector) {
+			t.Fatalf("prompt %d: gateway vector\n%v\ndatasets\n%v", i, g.f.Vector, d.f.Vector)
+		}
+		nz := 0
+		for _, x := range g.f.Vector[1+len(tasks)+1:] {
+			if x != 0 {
+				nz++
+			}
+		}
+		if nz < 3 {
+			t.Fatalf("prompt %d: only %d text slots set: the prompt did not reach the encoder", i, nz)
+		}
+		if g.chosen != d.chosen || !sameBits(g.probs, d.probs) {
+			t.Fatalf("prompt %d: gateway chose %d %v, datasets %d %v", i, g.chosen, g.probs, d.chosen, d.probs)
 		}
 	}
 }

@@ -1,0 +1,692 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/routelab/routelab/artifact"
+	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/experiments"
+	"github.com/routelab/routelab/internal/atomicfile"
+	"github.com/routelab/routelab/policy"
+	"github.com/routelab/routelab/sim"
+	"github.com/spf13/pflag"
+)
+
+// heldoutFlags are the held-out evaluation flags of `routelab benchdata`.
+type heldoutFlags struct {
+	train, test   string
+	split         float64
+	seeds         int
+	learners      string
+	textBuckets   int
+	textWords     int
+	textChars     string
+	noMarkers     bool
+	exportChoices string
+	out           string
+	bandit        string
+	banditLambda  float64
+	banditBuckets int
+	banditPasses  int
+	skipMissing   bool
+	savePolicy    string
+	saveLearner   string
+	saveLambda    float64
+	saveBudget    float64
+}
+
+func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
+	f.StringVar(&fl.train, "train", "", "held-out mode: fit on this `PATH` (a RouterBench CSV or a directory of them) and evaluate on --test")
+	f.StringVar(&fl.test, "test", "", "held-out mode: evaluate on this `PATH` (its models must be --train's)")
+	f.Float64Var(&fl.split, "split", 0, "held-out mode: split the data (--path) stratified by task, this `SHARE` to training, the rest to test, seeded by --seed (one split per seed with --seeds)")
+	f.IntVar(&fl.seeds, "seeds", 1, "held-out mode: repeat with seeds --seed..--seed+N-1 (a new split per seed with --split) and report mean ± 95% CI")
+	f.StringVar(&fl.learners, "learners", strings.Join(datasets.Learners, ","), "held-out mode: full-information learners, comma separated")
+	f.IntVar(&fl.textBuckets, "text-buckets", 2048, "held-out mode: hashed n-gram slots of the text features (0 = none)")
+	f.IntVar(&fl.textWords, "text-words", 2, "held-out mode: longest word n-gram")
+	f.StringVar(&fl.textChars, "text-chars", "3-4", "held-out mode: character n-gram lengths MIN-MAX (\"\" = none)")
+	f.BoolVar(&fl.noMarkers, "no-text-markers", false, "held-out mode: leave out the length/digit/code/math markers")
+	f.StringVar(&fl.exportChoices, "export-choices", "", "held-out mode: write `FILE.csv` with sample_id,eval_name,lambda,model for every test prompt and λ (best learner by AIQ, first seed)")
+	f.StringVar(&fl.out, "out", "", "held-out mode: write report.md, report.html (SVG cost–quality curve) and heldout.json to `DIR`")
+	f.StringVar(&fl.bandit, "bandit", "", "held-out mode: also learn these policy specs (comma separated) online from bandit feedback only, over --bandit-passes shuffled passes of the training part, then score them frozen on the test part")
+	f.Float64Var(&fl.banditLambda, "bandit-lambda", 20, "held-out mode: the bandits' reward is quality − `λ`·cost (reward: {quality: 1, cost: 0, latency: 0, lambda: λ})")
+	f.IntVar(&fl.banditBuckets, "bandit-buckets", 32, "held-out mode: hashed n-gram slots of the bandits' text features (small: LinUCB keeps a d×d matrix per arm)")
+	f.IntVar(&fl.banditPasses, "bandit-passes", 3, "held-out mode: shuffled passes of the training part the bandits learn from")
+	f.StringVar(&fl.savePolicy, "save-policy", "", "held-out mode: also fit --save-learner on the first seed's training part and write it as a policy artifact (policy linear-router, its encoder with the fitted IDF, reward quality − --save-lambda·cost) to `FILE`, for the gateway's policy: {file: FILE}")
+	f.StringVar(&fl.saveLearner, "save-learner", "ridge", "held-out mode: the learner --save-policy exports: ridge or logistic")
+	f.Float64Var(&fl.saveLambda, "save-lambda", 20, "held-out mode: the willingness to pay `λ` of the --save-policy router")
+	f.Float64Var(&fl.saveBudget, "save-budget", 0, "held-out mode: a spend budget in `USD` per request the --save-policy router enforces per tenant with an online dual price (0 = none)")
+	f.BoolVar(&fl.skipMissing, "skip-missing", false, "held-out mode: skip rows with a missing score (counted) instead of failing")
+}
+
+func (fl *heldoutFlags) active() bool { return fl.train != "" || fl.test != "" || fl.split != 0 }
+
+// textSpec is the text block the flags describe.
+func (fl *heldoutFlags) textSpec(buckets int) (policy.TextSpec, error) {
+	ts := policy.TextSpec{Buckets: buckets, WordNgrams: fl.textWords, Markers: !fl.noMarkers}
+	if fl.textChars != "" {
+		lo, hi, ok := strings.Cut(fl.textChars, "-")
+		if !ok {
+			hi = lo
+		}
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if err1 != nil || err2 != nil {
+			return ts, fmt.Errorf("--text-chars %q: want MIN-MAX like 3-4", fl.textChars)
+		}
+		ts.CharMin, ts.CharMax = a, b
+	}
+	if buckets == 0 {
+		ts.WordNgrams, ts.CharMin, ts.CharMax = 0, 0, 0
+	}
+	if _, err := policy.NewEncoder(policy.EncoderSpec{Text: &ts}); err != nil {
+		return ts, fmt.Errorf("text features: %w", err)
+	}
+	return ts, nil
+}
+
+// heldoutRun is one seed's evaluation.
+type heldoutRun struct {
+	Seed    uint64                      `json:"seed"`
+	Result  *datasets.HeldOutResult     `json:"result"`
+	Metrics map[string]datasets.Metrics `json:"-"`
+	Bandits []banditRun                 `json:"bandits,omitempty"`
+}
+
+// banditRun is one bandit policy learnt online from bandit feedback on the
+// training part and scored frozen on the test part.
+type banditRun struct {
+	Policy     string    `json:"policy"`
+	TrainMean  float64   `json:"train_mean_reward"`
+	TestReward float64   `json:"test_mean_reward"`
+	TestScore  float64   `json:"test_mean_score"`
+	TestCost   float64   `json:"test_mean_cost"`
+	Fixed      []float64 `json:"fixed_test_rewards"`
+	BestFixed  string    `json:"best_fixed"`
+	// Curve is the online learning curve over the training stream.
+	Curve []datasets.CurvePoint `json:"learning_curve"`
+}
+
+// heldoutSummary aggregates the runs over seeds.
+type heldoutSummary struct {
+	Table    string           `json:"table"`
+	Models   []string         `json:"models"`
+	Strong   string           `json:"strongest_model"`
+	Ref      string           `json:"reference_model"`
+	Seeds    []uint64         `json:"seeds"`
+	Runs     []heldoutRun     `json:"runs"`
+	Learners []learnerSummary `json:"learners"`
+	Fixed    []fixedSummary   `json:"fixed"`
+	Hull     ival             `json:"fixed_hull_aiq"`
+	Bandits  []banditSummary  `json:"bandits,omitempty"`
+	Lambda   float64          `json:"bandit_lambda"`
+	Passes   int              `json:"bandit_passes"`
+}
+
+type learnerSummary struct {
+	Learner  string `json:"learner"`
+	AIQ      ival   `json:"aiq"`
+	APGR     ival   `json:"apgr"`
+	CPT      []ival `json:"cpt"`
+	AtBudget ival   `json:"quality_share_at_25pct_cost"`
+	AtRef    ival   `json:"gain_at_reference_cost"`
+	// Strong50 is the share of test prompts sent to the strongest model
+	// at the cheapest λ recovering 50% of the performance gap (RouteLLM).
+	Strong50 ival             `json:"strong_call_share_at_50pct_pgr"`
+	Curve    []datasets.Point `json:"mean_curve"`
+}
+
+type fixedSummary struct {
+	Model   string  `json:"model"`
+	Quality float64 `json:"quality"`
+	Cost    float64 `json:"cost"`
+}
+
+type banditSummary struct {
+	Policy    string `json:"policy"`
+	Reward    ival   `json:"test_reward"`
+	Score     ival   `json:"test_score"`
+	Cost      ival   `json:"test_cost"`
+	BestFixed ival   `json:"best_fixed_test_reward"`
+	// Margin is the policy's test reward minus the best fixed model's, per
+	// seed.
+	Margin ival `json:"margin_over_best_fixed"`
+	Beats  int  `json:"seeds_beating_every_fixed"`
+}
+
+// loadHeldout returns the train and test tables: --train/--test, or
+// --split of the --data table.
+func loadHeldout(fl benchdataFlags, seed uint64) (*datasets.Table, *datasets.Table, error) {
+	ho := fl.ho
+	if ho.train != "" || ho.test != "" {
+		if ho.train == "" || ho.test == "" {
+			return nil, nil, errors.New("--train and --test go together")
+		}
+		if ho.split != 0 {
+			return nil, nil, errors.New("--split: not with --train/--test")
+		}
+		if fl.data != "routerbench" {
+			return nil, nil, fmt.Errorf("--train/--test: only --data routerbench files (got %q)", fl.data)
+		}
+		lo := datasets.LoadOpts{RejectMissing: !ho.skipMissing}
+		train, err := datasets.LoadRouterBenchOpts(lo, ho.train)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--train %s: %w", ho.train, err)
+		}
+		lo.Models = train.Models
+		test, err := datasets.LoadRouterBenchOpts(lo, ho.test)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--test %s: %w", ho.test, err)
+		}
+		return train, test, nil
+	}
+	fl.strict = !ho.skipMissing
+	tb, err := loadBenchdata(fl)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := applyPrices(tb, fl.prices); err != nil {
+		return nil, nil, err
+	}
+	return tb.Split(ho.split, seed)
+}
+
+func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, out io.Writer) error {
+	ho := fl.ho
+	if ho.seeds < 1 {
+		return fmt.Errorf("--seeds %d: must be >= 1", ho.seeds)
+	}
+	if ho.banditPasses < 1 {
+		return fmt.Errorf("--bandit-passes %d: must be >= 1", ho.banditPasses)
+	}
+	if !(ho.banditLambda >= 0) || math.IsInf(ho.banditLambda, 1) {
+		return fmt.Errorf("--bandit-lambda %v: must be a finite number >= 0", ho.banditLambda)
+	}
+	ts, err := ho.textSpec(ho.textBuckets)
+	if err != nil {
+		return err
+	}
+	bts, err := ho.textSpec(ho.banditBuckets)
+	if err != nil {
+		return err
+	}
+	var learners []string
+	for _, l := range strings.Split(ho.learners, ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			learners = append(learners, l)
+		}
+	}
+	var bandits []policy.Spec
+	if ho.bandit != "" {
+		if bandits, err = policy.ParseSpecs(ho.bandit); err != nil {
+			return fmt.Errorf("--bandit: %w", err)
+		}
+	}
+	one, zero := 1.0, 0.0
+	lam := ho.banditLambda
+	rw, err := (&decision.RewardSpec{Quality: &one, Cost: &zero, Latency: &zero, Lambda: &lam}).Reward()
+	if err != nil {
+		return fmt.Errorf("--bandit-lambda: %w", err)
+	}
+	sum := &heldoutSummary{Lambda: lam, Passes: ho.banditPasses}
+	for s := range ho.seeds {
+		seed := fl.seed + uint64(s)
+		train, test, err := loadHeldout(fl, seed)
+		if err != nil {
+			return err
+		}
+		res, err := datasets.HeldOut(ctx, train, test, datasets.HeldOutOpts{Text: ts, Learners: learners, Seed: seed})
+		if err != nil {
+			return err
+		}
+		run := heldoutRun{Seed: seed, Result: res, Metrics: map[string]datasets.Metrics{}}
+		if s == 0 {
+			sum.Table, sum.Models = strings.TrimSuffix(train.Name, "/train"), res.Models
+		}
+		strong, _ := datasets.Strongest(res.Fixed)
+		ref := refModel(res)
+		sum.Strong, sum.Ref = res.Models[strong], res.Models[ref]
+		for _, c := range res.Curves {
+			run.Metrics[c.Learner] = datasets.Measure(c.Points, res.Fixed, ref)
+		}
+		run.Metrics["fixed-hull"] = datasets.Measure(res.Fixed, res.Fixed, ref)
+		if len(bandits) > 0 {
+			spec, err := train.TextEncoderSpec(bts)
+			if err != nil {
+				return err
+			}
+			enc, err := policy.NewEncoder(spec)
+			if err != nil {
+				return err
+			}
+			for _, bs := range bandits {
+				name := bs.String()
+				bs = cloneSpec(bs)
+				if _, ok := bs.Params["seed"]; !ok {
+					bs.Params["seed"] = strconv.FormatUint(sim.PolicySeed(seed), 10)
+				}
+				if _, ok := bs.Params["dim"]; !ok {
+					bs.Params["dim"] = strconv.Itoa(enc.Dim())
+				}
+				p, err := reg.New(bs)
+				if err != nil {
+					return fmt.Errorf("--bandit %s: %w", bs, err)
+				}
+				tr, err := datasets.Evaluate(ctx, train, p, datasets.Opts{Seed: seed, Passes: ho.banditPasses, Shuffle: true, Encoder: enc, Reward: rw, CurveEvery: 500})
+				if err != nil {
+					return fmt.Errorf("--bandit %s: %w", bs, err)
+				}
+				te, err := datasets.Evaluate(ctx, test, p, datasets.Opts{Seed: seed, Frozen: true, Encoder: enc, Reward: rw})
+				if err != nil {
+					return fmt.Errorf("--bandit %s: %w", bs, err)
+				}
+				br := banditRun{Policy: name, TrainMean: tr.MeanReward, TestReward: te.MeanReward, TestScore: te.MeanScore,
+					TestCost: te.CostTotal / float64(te.Decisions), BestFixed: te.BestFixed, Curve: tr.Curve}
+				for _, f := range te.Fixed {
+					br.Fixed = append(br.Fixed, f.MeanReward)
+				}
+				run.Bandits = append(run.Bandits, br)
+			}
+		}
+		sum.Seeds = append(sum.Seeds, seed)
+		sum.Runs = append(sum.Runs, run)
+	}
+	summarise(sum)
+	if ho.savePolicy != "" {
+		if err := saveRouter(fl, ts); err != nil {
+			return err
+		}
+	}
+	if ho.exportChoices != "" {
+		if err := exportChoices(ho.exportChoices, sum); err != nil {
+			return err
+		}
+	}
+	if ho.out != "" {
+		if err := writeHeldoutReport(ho.out, sum, fl); err != nil {
+			return err
+		}
+	}
+	if fl.json {
+		return json.NewEncoder(out).Encode(sum)
+	}
+	return writeHeldoutText(out, sum)
+}
+
+// refModel is the reference cheap model of the must-show figure: Yi-34B
+// when present, else the fixed model with the best quality per dollar
+// among those cheaper than the strongest.
+func refModel(res *datasets.HeldOutResult) int {
+	for m, name := range res.Models {
+		if strings.Contains(name, "Yi-34B") {
+			return m
+		}
+	}
+	strong, _ := datasets.Strongest(res.Fixed)
+	ref := strong
+	for m, f := range res.Fixed {
+		if f.Cost < res.Fixed[strong].Cost && (ref == strong || f.Quality > res.Fixed[ref].Quality) {
+			ref = m
+		}
+	}
+	return ref
+}
+
+// ival is a mean with its 95% interval over seeds; NaN (undefined) is
+// written as JSON null.
+type ival struct {
+	Mean jsonNum `json:"mean"`
+	Lo   jsonNum `json:"ci_low"`
+	Hi   jsonNum `json:"ci_high"`
+	N    int     `json:"n"`
+}
+
+func meanCI(xs []float64) ival {
+	iv := experiments.MeanCI(xs, 0.95)
+	return ival{Mean: jsonNum(iv.Mean), Lo: jsonNum(iv.Lo), Hi: jsonNum(iv.Hi), N: iv.N}
+}
+
+// HalfWidth is half the interval's width.
+func (iv ival) HalfWidth() float64 { return float64(iv.Hi-iv.Lo) / 2 }
+
+// jsonNum is a float64 written as null when NaN or infinite.
+type jsonNum float64
+
+func (x jsonNum) MarshalJSON() ([]byte, error) {
+	f := float64(x)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
+}
+
+func summarise(sum *heldoutSummary) {
+	first := sum.Runs[0].Result
+	k := len(first.Models)
+	for m := range k {
+		var q, c float64
+		for _, r := range sum.Runs {
+			q += r.Result.Fixed[m].Quality
+			c += r.Result.Fixed[m].Cost
+		}
+		n := float64(len(sum.Runs))
+		sum.Fixed = append(sum.Fixed, fixedSummary{Model: first.Models[m], Quality: q / n, Cost: c / n})
+	}
+	collect := func(name string, f func(datasets.Metrics) float64) ival {
+		var xs []float64
+		for _, r := range sum.Runs {
+			xs = append(xs, f(r.Metrics[name]))
+		}
+		return meanCI(xs)
+	}
+	sum.Hull = collect("fixed-hull", func(m datasets.Metrics) float64 { return m.AIQ })
+	for li, c := range first.Curves {
+		ls := learnerSummary{Learner: c.Learner,
+			AIQ:      collect(c.Learner, func(m datasets.Metrics) float64 { return m.AIQ }),
+			APGR:     collect(c.Learner, func(m datasets.Metrics) float64 { return m.APGR }),
+			AtBudget: collect(c.Learner, func(m datasets.Metrics) float64 { return m.AtBudget }),
+			AtRef:    collect(c.Learner, func(m datasets.Metrics) float64 { return m.AtRef }),
+		}
+		var sh []float64
+		for _, r := range sum.Runs {
+			sh = append(sh, datasets.StrongShare(&r.Result.Curves[li], r.Result.Fixed, 0.5))
+		}
+		ls.Strong50 = meanCI(sh)
+		for i := range datasets.CPTLevels {
+			ls.CPT = append(ls.CPT, collect(c.Learner, func(m datasets.Metrics) float64 { return m.CPT[i] }))
+		}
+		for p := range c.Points {
+			var pt datasets.Point
+			for _, r := range sum.Runs {
+				q := r.Result.Curves[li].Points[p]
+				pt.Lambda = q.Lambda
+				pt.Cost += q.Cost / float64(len(sum.Runs))
+				pt.Quality += q.Quality / float64(len(sum.Runs))
+			}
+			ls.Curve = append(ls.Curve, pt)
+		}
+		sum.Learners = append(sum.Learners, ls)
+	}
+	for bi, b := range sum.Runs[0].Bandits {
+		bs := banditSummary{Policy: b.Policy}
+		var rew, sc, co, bf, mg []float64
+		for _, r := range sum.Runs {
+			x := r.Bandits[bi]
+			best := math.Inf(-1)
+			for _, f := range x.Fixed {
+				best = max(best, f)
+			}
+			rew, sc, co, bf, mg = append(rew, x.TestReward), append(sc, x.TestScore), append(co, x.TestCost), append(bf, best), append(mg, x.TestReward-best)
+			if x.TestReward > best {
+				bs.Beats++
+			}
+		}
+		bs.Reward, bs.Score, bs.Cost, bs.BestFixed, bs.Margin = meanCI(rew), meanCI(sc), meanCI(co), meanCI(bf), meanCI(mg)
+		sum.Bandits = append(sum.Bandits, bs)
+	}
+}
+
+// bestLearner is the learner with the highest mean AIQ.
+func bestLearner(sum *heldoutSummary) int {
+	best := 0
+	for i, l := range sum.Learners {
+		if l.AIQ.Mean > sum.Learners[best].AIQ.Mean {
+			best = i
+		}
+	}
+	return best
+}
+
+func ci(iv ival, scale float64, prec int) string {
+	m := float64(iv.Mean)
+	if math.IsNaN(m) {
+		return "n/a"
+	}
+	if iv.N < 2 || math.IsNaN(float64(iv.Lo)) {
+		return strconv.FormatFloat(m*scale, 'f', prec, 64)
+	}
+	return fmt.Sprintf("%.*f ± %.*f", prec, m*scale, prec, iv.HalfWidth()*scale)
+}
+
+func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
+	r0 := sum.Runs[0].Result
+	fmt.Fprintf(out, "held-out: %s, %d training and %d test rows, seeds %v; strongest model %s, reference cheap model %s\n\n",
+		sum.Table, r0.TrainRows, r0.TestRows, sum.Seeds, sum.Strong, sum.Ref)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "learner\tAIQ\tAPGR\tCPT 50%\tCPT 80%\tCPT 90%\tCPT 95%\tquality @≤25% cost\tgain @ ref cost\tstrong calls @50% PGR\t")
+	for _, l := range sum.Learners {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", l.Learner, ci(l.AIQ, 1, 4), ci(l.APGR, 1, 3),
+			ci(l.CPT[0], 100, 1)+"%", ci(l.CPT[1], 100, 1)+"%", ci(l.CPT[2], 100, 1)+"%", ci(l.CPT[3], 100, 1)+"%",
+			ci(l.AtBudget, 100, 1)+"%", ci(l.AtRef, 1, 4), ci(l.Strong50, 100, 1)+"%")
+	}
+	fmt.Fprintf(w, "fixed-model hull\t%s\t\t\t\t\t\t\t\t\t\n", ci(sum.Hull, 1, 4))
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	writeMustShow(out, sum)
+	fmt.Fprintln(out, "\nCPT: cost (share of the strongest model's) of the cheapest λ reaching that share of its quality; quality @≤25% cost: best λ costing at most 25% of the strongest model, as a share of its quality; gain @ ref cost: best quality at no more than the reference model's cost minus its quality; strong calls @50% PGR: share of prompts sent to the strongest model at the cheapest λ recovering half the gap between the cheapest and the strongest model (RouteLLM).")
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "always model\tmean score\tmean cost\t")
+	for _, f := range sum.Fixed {
+		fmt.Fprintf(w, "%s\t%.4f\t$%.6f\t\n", f.Model, f.Quality, f.Cost)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(sum.Bandits) > 0 {
+		fmt.Fprintf(out, "\nbandit feedback only, reward quality − %g·cost, learnt online over the training part, scored frozen on the test part:\n\n", sum.Lambda)
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "policy\ttest reward\tbest fixed\tmargin\tseeds beating every fixed\tmean score\tmean cost\t")
+		for _, b := range sum.Bandits {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%s\t$%s\t\n", b.Policy, ci(b.Reward, 1, 4), ci(b.BestFixed, 1, 4), ci(b.Margin, 1, 4),
+				b.Beats, len(sum.Runs), ci(b.Score, 1, 4), ci(b.Cost, 1, 6))
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nonline learning curve of seed %d: running mean score / mean cost per request over the shuffled training stream (%d passes):\n\n", sum.Seeds[0], sum.Passes)
+		w = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(w, "decisions\t")
+		for _, b := range sum.Runs[0].Bandits {
+			fmt.Fprintf(w, "%s\t", b.Policy)
+		}
+		fmt.Fprintln(w)
+		for i, p := range sum.Runs[0].Bandits[0].Curve {
+			fmt.Fprintf(w, "%d\t", p.Decisions)
+			for _, b := range sum.Runs[0].Bandits {
+				fmt.Fprintf(w, "%.4f / $%.6f\t", b.Curve[i].MeanScore, b.Curve[i].MeanCost)
+			}
+			fmt.Fprintln(w)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exportChoices writes the best learner's choices on the first seed's
+// test rows: sample_id,eval_name,lambda,model.
+func exportChoices(path string, sum *heldoutSummary) error {
+	res := sum.Runs[0].Result
+	c := res.Curves[bestLearner(sum)]
+	return atomicfile.Write(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		if err := cw.Write([]string{"sample_id", "eval_name", "lambda", "model"}); err != nil {
+			return err
+		}
+		for l, lam := range res.Lambdas {
+			for i := range res.Test.Rows {
+				row := &res.Test.Rows[i]
+				if err := cw.Write([]string{row.ID, row.Task, strconv.FormatFloat(lam, 'g', -1, 64), res.Models[c.Choices[l][i]]}); err != nil {
+					return err
+				}
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
+// writeHeldoutReport writes report.md, report.html and heldout.json to dir.
+func writeHeldoutReport(dir string, sum *heldoutSummary, fl benchdataFlags) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("--out %s: %w", dir, err)
+	}
+	var text strings.Builder
+	if err := writeHeldoutText(&text, sum); err != nil {
+		return err
+	}
+	svg, err := experiments.CurveSVG(curveSeries(sum))
+	if err != nil {
+		return fmt.Errorf("cost–quality plot: %w", err)
+	}
+	md := "# Held-out cost–quality evaluation\n\n```\n" + text.String() + "```\n\n![cost–quality curve](curve.svg)\n"
+	html := "<!doctype html><meta charset=utf-8><title>routelab held-out evaluation</title>\n<h1>Held-out cost–quality evaluation</h1>\n<pre>" +
+		htmlEscape(text.String()) + "</pre>\n" + string(svg) + "\n"
+	js, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"report.md": []byte(md), "report.html": []byte(html), "curve.svg": svg, "heldout.json": js} {
+		if err := atomicfile.Write(filepath.Join(dir, name), func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	return nil
+}
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// curveSeries are the learners' mean curves and the fixed models.
+func curveSeries(sum *heldoutSummary) experiments.CurvePlot {
+	cp := experiments.CurvePlot{Title: "held-out cost–quality (" + sum.Table + ")"}
+	for _, l := range sum.Learners {
+		s := experiments.CurveSeries{Name: l.Learner}
+		for _, p := range datasets.Frontier(l.Curve) {
+			s.X = append(s.X, p.Cost)
+			s.Y = append(s.Y, p.Quality)
+		}
+		cp.Curves = append(cp.Curves, s)
+	}
+	hull := experiments.CurveSeries{Name: "fixed-model hull"}
+	var pts []datasets.Point
+	for _, f := range sum.Fixed {
+		pts = append(pts, datasets.Point{Cost: f.Cost, Quality: f.Quality})
+		cp.Points = append(cp.Points, experiments.CurvePoint{Name: shortModel(f.Model), X: f.Cost, Y: f.Quality})
+	}
+	for _, p := range datasets.Frontier(pts) {
+		hull.X = append(hull.X, p.Cost)
+		hull.Y = append(hull.Y, p.Quality)
+	}
+	cp.Curves = append(cp.Curves, hull)
+	return cp
+}
+
+func shortModel(m string) string {
+	if i := strings.LastIndex(m, "/"); i >= 0 {
+		return m[i+1:]
+	}
+	return m
+}
+
+// cloneSpec copies s with its own Params map.
+func cloneSpec(s policy.Spec) policy.Spec {
+	c := s
+	c.Params = make(map[string]string, len(s.Params))
+	for k, v := range s.Params {
+		c.Params[k] = v
+	}
+	return c
+}
+
+// writeMustShow states the issue's target figures against the results:
+// for each, the learner that does best, its mean over seeds and whether
+// the target is met by the mean.
+func writeMustShow(out io.Writer, sum *heldoutSummary) {
+	best := func(f func(l learnerSummary) float64) (int, float64) {
+		bi, bv := -1, math.Inf(-1)
+		for i, l := range sum.Learners {
+			if v := f(l); !math.IsNaN(v) && v > bv {
+				bi, bv = i, v
+			}
+		}
+		return bi, bv
+	}
+	met := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	var simple learnerSummary
+	for _, l := range sum.Learners {
+		if l.Learner == "task-mean" {
+			simple = l
+		}
+	}
+	if !strings.HasPrefix(sum.Table, "routerbench") {
+		return // the targets are RouterBench's
+	}
+	fmt.Fprintln(out)
+	if i, v := best(func(l learnerSummary) float64 { return float64(l.AtBudget.Mean) }); i >= 0 {
+		l := sum.Learners[i]
+		fmt.Fprintf(out, "target 1: >= 95%% of %s's score at <= 25%% of its cost: %s reaches %s%% (task-mean %s%%): %s\n",
+			sum.Strong, l.Learner, ci(l.AtBudget, 100, 1), ci(simple.AtBudget, 100, 1), met(v >= 0.95))
+	}
+	if i, v := best(func(l learnerSummary) float64 { return float64(l.AtRef.Mean) }); i >= 0 {
+		l := sum.Learners[i]
+		fmt.Fprintf(out, "target 2: above %s's score at no more than its cost: %s gains %s (task-mean %s): %s\n",
+			sum.Ref, l.Learner, ci(l.AtRef, 1, 4), ci(simple.AtRef, 1, 4), met(v > 0))
+	}
+	for _, b := range sum.Bandits {
+		fmt.Fprintf(out, "target 3: bandit feedback only, %s beats every fixed model's reward at λ=%g in %d of %d seeds (margin over the best fixed model %s): %s\n",
+			b.Policy, sum.Lambda, b.Beats, len(sum.Runs), ci(b.Margin, 1, 4), met(b.Beats == len(sum.Runs)))
+	}
+}
+
+// saveRouter fits --save-learner on the first seed's training part and
+// writes it as a linear-router policy artifact.
+func saveRouter(fl benchdataFlags, ts policy.TextSpec) error {
+	ho := fl.ho
+	if !(ho.saveLambda >= 0) || math.IsInf(ho.saveLambda, 1) {
+		return fmt.Errorf("--save-lambda %v: must be a finite number >= 0", ho.saveLambda)
+	}
+	train, _, err := loadHeldout(fl, fl.seed)
+	if err != nil {
+		return err
+	}
+	p, spec, err := datasets.FitRouter(train, ts, ho.saveLearner, policy.LinearRouterOpts{Lambda: ho.saveLambda, Budget: ho.saveBudget}, fl.seed)
+	if err != nil {
+		return fmt.Errorf("--save-policy: %w", err)
+	}
+	one, zero, lam := 1.0, 0.0, ho.saveLambda
+	rw, err := (&decision.RewardSpec{Quality: &one, Cost: &zero, Latency: &zero, Lambda: &lam}).Reward()
+	if err != nil {
+		return fmt.Errorf("--save-lambda: %w", err)
+	}
+	a, err := artifact.New(p, spec, rw, train.Models, artifact.Provenance{Source: "benchdata", Rows: int64(len(train.Rows)), Seed: fl.seed,
+		Data: train.Sources, Command: os.Args, CodeVersion: versionString(),
+		Note: fmt.Sprintf("%s router on the training part of %s (text IDF fitted on it)", ho.saveLearner, train.Name)})
+	if err != nil {
+		return fmt.Errorf("--save-policy: %w", err)
+	}
+	if err := artifact.Write(ho.savePolicy, a); err != nil {
+		return fmt.Errorf("--save-policy: %w", err)
+	}
+	return nil
+}

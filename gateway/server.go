@@ -122,7 +122,7 @@ type Server struct {
 	tlsr         *tlsReloader     // nil = no TLS (tls.go)
 	refusals     route.Sink       // decision log rows of refused requests (refused.go)
 	refused      *refusalCounters // routelab_refused_total{code} (refused.go)
-	shared       *sharedState // nil without state.redis (shared.go)
+	shared       *sharedState     // nil without state.redis (shared.go)
 }
 
 // New builds the gateway from a validated config.

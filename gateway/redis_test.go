@@ -395,6 +395,7 @@ func TestRedisOutageMidLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
+		target := rs[w%2] // rs grows below, while the load runs
 		go func() {
 			defer wg.Done()
 			for {
@@ -403,7 +404,7 @@ func TestRedisOutageMidLoad(t *testing.T) {
 					return
 				default:
 				}
-				if code, _ := rs[w%2].chat(t); code == http.StatusOK {
+				if code, _ := target.chat(t); code == http.StatusOK {
 					ok.Add(1)
 				} else {
 					failed.Add(1)

@@ -14,8 +14,8 @@ import (
 // TestHeldOutRouterBenchLong checks the README's held-out claims on the
 // real RouterBench tables, one seed (about a CPU minute, so behind
 // ROUTELAB_HELDOUT_LONG=1 and `make test-long`): with text features a
-// ridge router beats always-Yi-34B at no more than Yi's cost and beats
-// routing by task alone at a quarter of gpt-4's cost, and LinUCB learnt
+// ridge router beats always-Yi-34B, and routing by task alone, at no more
+// than Yi's cost, and LinUCB learnt
 // from bandit feedback only beats every fixed model at λ = 20.
 func TestHeldOutRouterBenchLong(t *testing.T) {
 	if os.Getenv("ROUTELAB_HELDOUT_LONG") == "" {
@@ -38,7 +38,12 @@ func TestHeldOutRouterBenchLong(t *testing.T) {
 	simple, ridge := Measure(res.Curves[0].Points, res.Fixed, yi), Measure(res.Curves[1].Points, res.Fixed, yi)
 	t.Logf("task-mean %+v\nridge %+v", simple, ridge)
 	assert.Greater(t, ridge.AtRef, 0.0, "ridge above Yi-34B at its cost")
-	assert.Greater(t, ridge.AtBudget, simple.AtBudget, "ridge vs task-mean at 25% of gpt-4's cost")
+	assert.Greater(t, ridge.AtRef, simple.AtRef, "ridge vs task-mean at Yi-34B's cost")
+	// At a quarter of gpt-4's cost the text features do not separate from
+	// routing by task alone (report: ridge 92.8 ± 2.2% vs task-mean
+	// 91.6 ± 1.7% over 5 seeds; on seed 1 both pick the same λ point), so
+	// that is reported, not asserted.
+	t.Logf("at 25%% of gpt-4's cost: ridge %.4f, task-mean %.4f", ridge.AtBudget, simple.AtBudget)
 
 	bts := ts
 	bts.Buckets = 32

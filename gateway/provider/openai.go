@@ -220,24 +220,17 @@ func (p *OpenAI) Stream(ctx context.Context, c *Call, emit func([]byte) error) (
 		if bytes.Equal(data, doneMarker) {
 			return r, nil
 		}
-		var v struct {
-			ID      string            `json:"id"`
-			Model   string            `json:"model"`
-			Created int64             `json:"created"`
-			Choices []json.RawMessage `json:"choices"`
-			Usage   *Usage            `json:"usage"`
-			Error   json.RawMessage   `json:"error"`
-		}
-		if err := json.Unmarshal(data, &v); err != nil {
+		v, err := parseChunk(data, r.TTFT == 0)
+		if err != nil {
 			return r, Malformed("stream chunk is not valid JSON", err)
 		}
-		if len(v.Error) > 0 && !isNull(v.Error) {
+		if v.Error {
 			return r, &Error{Status: StatusError(500, "").Status, Message: "upstream stream error: " + upstreamMessage(data)}
 		}
 		if v.Usage != nil {
 			r.Usage = *v.Usage
 		}
-		if len(v.Choices) == 0 {
+		if !v.Choices {
 			continue // the usage-only chunk; the gateway emits its own
 		}
 		if r.TTFT == 0 {

@@ -375,10 +375,17 @@ type ConditionsConfig struct {
 	ProbeRequests int64         `yaml:"probe_requests"`
 }
 
+// DefaultFeedbackMaxBytes is feedback.max_bytes' default: about 200k
+// decisions of a task-only encoder, 10–20k of a text-feature one.
+const DefaultFeedbackMaxBytes = 64 << 20
+
 // FeedbackConfig bounds the decisions kept for delayed rewards.
 type FeedbackConfig struct {
 	TTL        time.Duration `yaml:"ttl"`
 	MaxEntries int           `yaml:"max_entries"`
+	// MaxBytes bounds the memory of the kept decisions too (see
+	// route.PendingOpts.MaxBytes): default 64 MiB, -1 = no byte bound.
+	MaxBytes int64 `yaml:"max_bytes"`
 	// DeferUpdates (default true) holds the policy update of a routed
 	// request whose answer quality is unknown until its feedback arrives,
 	// or ttl passes (then it learns the immediate reward), so that each
@@ -525,6 +532,9 @@ func (c *Config) fillDefaults() {
 		c.Conditions.ProbeRequests = 20
 	}
 	def(&c.Feedback.TTL, 15*time.Minute)
+	if c.Feedback.MaxBytes == 0 {
+		c.Feedback.MaxBytes = DefaultFeedbackMaxBytes
+	}
 	if c.Feedback.MaxEntries == 0 {
 		c.Feedback.MaxEntries = 100_000
 	}
@@ -969,6 +979,9 @@ func (c *Config) validateConditions() error {
 func (c *Config) validateFeedback() error {
 	if err := nonNegative(namedDuration{"feedback.ttl", c.Feedback.TTL}); err != nil {
 		return err
+	}
+	if c.Feedback.MaxBytes < -1 {
+		return fmt.Errorf("feedback.max_bytes: %d must be > 0, or -1 for no byte bound", c.Feedback.MaxBytes)
 	}
 	if c.Feedback.MaxEntries < 0 {
 		return fmt.Errorf("feedback.max_entries: %d must be >= 0", c.Feedback.MaxEntries)

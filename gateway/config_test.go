@@ -46,6 +46,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"retries", base + "models: [{id: m, provider: p, sim: {}}]\nretries: {max: 50}\n", "retries.max"},
 		{"alias clash", base + "models: [{id: auto, provider: p, sim: {}}]\n", "models[0].id"},
 		{"bad duration", base + "models: [{id: m, provider: p, sim: {}}]\nrequest_timeout: soon\n", "request_timeout"},
+		{"feedback bytes", base + "models: [{id: m, provider: p, sim: {}}]\nfeedback: {max_bytes: -2}\n", "feedback.max_bytes"},
 		{"empty", "", "empty config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -99,7 +99,8 @@ func newMetrics(stats SinkStats) *metrics {
 
 // registerPending exports the decision core's pending-store counters:
 // routelab_deferred_updates_total{result} (waiting, feedback, default) and
-// routelab_feedback_evicted_total.
+// routelab_feedback_evicted_total, and the store's size
+// (routelab_feedback_waiting, routelab_feedback_bytes).
 func (m *metrics) registerPending(stats func() route.PendingStats) {
 	const help = "Policy updates deferred for feedback (waiting), then applied from feedback or, without it, from the immediate reward (default)."
 	for _, r := range []struct {
@@ -115,8 +116,14 @@ func (m *metrics) registerPending(stats func() route.PendingStats) {
 		}, func() float64 { return float64(r.get(stats())) }))
 	}
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "routelab_feedback_evicted_total", Help: "Decisions dropped from the feedback store because it was full (deferred ones learn their immediate reward).",
+		Name: "routelab_feedback_evicted_total", Help: "Decisions dropped from the feedback store because it was full, in entries or bytes (deferred ones learn their immediate reward).",
 	}, func() float64 { return float64(stats().Evicted) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "routelab_feedback_waiting", Help: "Decisions held in the feedback store (feedback.max_entries bounds it).",
+	}, func() float64 { return float64(stats().Waiting) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "routelab_feedback_bytes", Help: "Bytes the feedback store's decisions hold, as feedback.max_bytes counts them.",
+	}, func() float64 { return float64(stats().Bytes) }))
 }
 
 // successRates is route_success_rate{source}: an exponentially weighted

@@ -303,7 +303,7 @@ func New(o Opts) (*Server, error) {
 	s.core, err = route.NewCore(route.CoreOpts{
 		Catalogue: cat, Policy: pol, Shadow: shadow, Rules: rules, Reward: rw, Sink: promotionSink{s: s, next: s.refusals},
 		Profiles: route.NewProfiles(route.ProfileOpts{Priors: cat}), Encoder: enc, Now: s.now,
-		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates(), Backend: s.pendingBackend()},
+		Pending:     route.PendingOpts{MaxEntries: c.Feedback.MaxEntries, MaxBytes: max(c.Feedback.MaxBytes, 0), TTL: c.Feedback.TTL, Defer: c.Feedback.deferUpdates(), Backend: s.pendingBackend()},
 		ShadowLearn: c.shadowLearn(),
 	})
 	if err != nil {

@@ -162,6 +162,9 @@ func NewCore(o CoreOpts) (*Core, error) {
 	if o.Pending.MaxEntries < 0 {
 		return nil, fmt.Errorf("pending max entries: %d must be >= 0", o.Pending.MaxEntries)
 	}
+	if o.Pending.MaxBytes < 0 {
+		return nil, fmt.Errorf("pending max bytes: %d must be >= 0", o.Pending.MaxBytes)
+	}
 	if o.Pending.TTL < 0 {
 		return nil, fmt.Errorf("pending ttl: %v must be >= 0", o.Pending.TTL)
 	}
@@ -201,7 +204,7 @@ func NewCore(o CoreOpts) (*Core, error) {
 	if ttl == 0 {
 		ttl = DefaultPendingTTL
 	}
-	c.pending = newPendingStore(ttl, o.Pending.MaxEntries, c.expire, o.Pending.Backend)
+	c.pending = newPendingStore(ttl, o.Pending.MaxEntries, o.Pending.MaxBytes, c.expire, o.Pending.Backend)
 	c.pending.catalogue, c.pending.index = c.catalogue, c.index
 	c.deferOn = o.Pending.Defer && o.Pending.MaxEntries > 0
 	c.SetPolicy(o.Policy)

@@ -28,6 +28,14 @@ type PendingOpts struct {
 	// evicted (a deferred one is credited its immediate reward). 0 disables
 	// the store; negative is an error.
 	MaxEntries int
+	// MaxBytes, when > 0, also bounds the bytes the kept decisions hold
+	// (entryBytes each: the fixed part, the id and the encoded numbers,
+	// which grow with the feature vector's non-zero slots): when over it,
+	// the oldest are evicted as when MaxEntries is reached. A text-feature
+	// encoder's vectors make a decision 10–20× larger than a task-only
+	// one's, so a count alone does not bound the memory. Negative is an
+	// error.
+	MaxBytes int64
 	// TTL is how long a decision waits for feedback; 0 means
 	// DefaultPendingTTL; negative is an error.
 	TTL time.Duration
@@ -68,6 +76,8 @@ const pendingGrace = time.Minute
 type PendingStats struct {
 	// Waiting is the number of decisions held now.
 	Waiting int
+	// Bytes is what they hold, as PendingOpts.MaxBytes counts it.
+	Bytes int64
 	// Deferred counts policy updates held back for feedback; each ends as
 	// exactly one of FromFeedback or Expired.
 	Deferred uint64
@@ -76,7 +86,8 @@ type PendingStats struct {
 	// Expired counts deferred updates credited their immediate reward
 	// because no feedback came in time (TTL, eviction or Flush).
 	Expired uint64
-	// Evicted counts decisions dropped because the store was full.
+	// Evicted counts decisions dropped because the store was full (in
+	// entries or bytes).
 	Evicted uint64
 	// UpdateErrors counts expired updates whose policy Update failed.
 	UpdateErrors uint64
@@ -144,9 +155,10 @@ func decodeHeld(id string, data []byte) (*held, error) {
 // profile. Full, the store holds about 0.5 KB per decision
 // (TestPendingStoreMemory), which the garbage collector need not scan.
 type pendingStore struct {
-	ttl    time.Duration
-	max    int
-	expire func(*held)
+	ttl      time.Duration
+	max      int
+	maxBytes int64 // 0 = no byte bound
+	expire   func(*held)
 	// catalogue lets candidates that are catalogue arms be stored by
 	// index; nil stores every candidate in full.
 	catalogue []decision.Arm
@@ -156,8 +168,9 @@ type pendingStore struct {
 
 	deferred, fromFeedback, expired, evicted, updateErrors, remote, backendErrors atomic.Uint64
 
-	mu   sync.Mutex
-	m    map[string]int32 // request id → ring slot
+	mu    sync.Mutex
+	bytes int64            // entryBytes of the live entries, guarded by mu
+	m     map[string]int32 // request id → ring slot
 	ring []entry          // insertion order, len max; entry{} = free slot
 	head int              // next slot to write
 	size int              // slots in use, oldest at head-size
@@ -167,8 +180,29 @@ type pendingStore struct {
 	scratch sync.Pool // *held: decoded for expiry
 }
 
-func newPendingStore(ttl time.Duration, max int, expire func(*held), backend PendingBackend) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, expire: expire, backend: backend, m: make(map[string]int32, min(max, 1<<16)), ring: make([]entry, max)}
+func newPendingStore(ttl time.Duration, max int, maxBytes int64, expire func(*held), backend PendingBackend) *pendingStore {
+	return &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]int32, min(max, 1<<16)), ring: make([]entry, max)}
+}
+
+// entryFixedBytes is what a kept decision costs besides its id and
+// numbers: its ring slot, map slot and buffer header (about; measured by
+// TestPendingStoreMemory).
+const entryFixedBytes = 280
+
+// entryBytes is what e counts against PendingOpts.MaxBytes.
+func entryBytes(e *entry) int64 {
+	n := int64(entryFixedBytes + len(e.id))
+	if e.nums != nil {
+		n += int64(cap(*e.nums))
+	}
+	return n
+}
+
+// dropLocked removes the live entry of ring slot i from the index and the
+// byte count (the caller moves or clears the slot). Callers hold mu.
+func (p *pendingStore) dropLocked(i int) {
+	delete(p.m, p.ring[i].id)
+	p.bytes -= entryBytes(&p.ring[i])
 }
 
 // share puts d's copy in the backend.
@@ -223,26 +257,39 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 	if i, ok := p.m[e.id]; ok {
 		// A reused id replaces its older entry, which leaves unrated; its
 		// ring slot no longer counts (liveAt reports it free).
+		p.dropLocked(int(i))
 		out = append(out, p.ring[i])
 		p.ring[i] = entry{}
 	}
 	if p.size == p.max {
-		if p.liveAt(p.head) {
-			old := p.ring[p.head]
-			delete(p.m, old.id)
-			out = append(out, old)
-			p.evicted.Add(1)
-		} else {
-			p.release(&p.ring[p.head])
-		}
-		p.size--
+		out = p.evictOldestLocked(out)
 	}
 	p.ring[p.head] = e
 	p.m[e.id] = int32(p.head)
+	p.bytes += entryBytes(&e)
 	p.head = (p.head + 1) % p.max
 	p.size++
+	for p.maxBytes > 0 && p.bytes > p.maxBytes && p.size > 1 {
+		out = p.evictOldestLocked(out)
+	}
 	p.mu.Unlock()
 	p.expireAll(out)
+}
+
+// evictOldestLocked frees the oldest ring slot, evicting its decision
+// when it is still waiting. Callers hold mu; p.size > 0.
+func (p *pendingStore) evictOldestLocked(out []entry) []entry {
+	i := (p.head - p.size + p.max) % p.max
+	if p.liveAt(i) {
+		p.dropLocked(i)
+		out = append(out, p.ring[i])
+		p.evicted.Add(1)
+	} else {
+		p.release(&p.ring[i])
+	}
+	p.ring[i] = entry{}
+	p.size--
+	return out
 }
 
 // liveAt reports whether ring slot i holds a decision still waiting (not
@@ -266,7 +313,7 @@ func (p *pendingStore) sweepLocked(now time.Time, out []entry) []entry {
 			break
 		}
 		if live {
-			delete(p.m, p.ring[i].id)
+			p.dropLocked(i)
 			out = append(out, p.ring[i])
 		} else {
 			p.release(&p.ring[i])
@@ -315,7 +362,7 @@ func (p *pendingStore) take(id string, now time.Time) *held {
 	out := p.sweepLocked(now, nil)
 	i, ok := p.m[id]
 	if ok {
-		delete(p.m, id)
+		p.dropLocked(int(i))
 		e = p.ring[i]
 		p.ring[i] = entry{}
 	}
@@ -374,7 +421,7 @@ func (p *pendingStore) flush() {
 	for p.size > 0 { // oldest first
 		i := (p.head - p.size + p.max) % p.max
 		if p.liveAt(i) {
-			delete(p.m, p.ring[i].id)
+			p.dropLocked(i)
 			out = append(out, p.ring[i])
 		} else {
 			p.release(&p.ring[i])
@@ -388,9 +435,9 @@ func (p *pendingStore) flush() {
 
 func (p *pendingStore) stats() PendingStats {
 	p.mu.Lock()
-	n := len(p.m)
+	n, b := len(p.m), p.bytes
 	p.mu.Unlock()
-	return PendingStats{Waiting: n, Deferred: p.deferred.Load(), FromFeedback: p.fromFeedback.Load(),
+	return PendingStats{Waiting: n, Bytes: b, Deferred: p.deferred.Load(), FromFeedback: p.fromFeedback.Load(),
 		Expired: p.expired.Load(), Evicted: p.evicted.Load(), UpdateErrors: p.updateErrors.Load(),
 		Remote: p.remote.Load(), BackendErrors: p.backendErrors.Load()}
 }

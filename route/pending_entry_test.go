@@ -66,7 +66,7 @@ func TestPendingEntryRoundTrip(t *testing.T) {
 		{"catalogue id, other provider", func(r *decision.Record) { r.Decision.Candidates[1].Provider = "other" }},
 	}
 	for _, withCat := range []bool{true, false} {
-		p := newPendingStore(time.Hour, 4, nil, nil)
+		p := newPendingStore(time.Hour, 4, 0, nil, nil)
 		if withCat {
 			p.catalogue, p.index = cat, map[string]int{"a": 0, "b": 1}
 		}
@@ -93,7 +93,7 @@ func TestPendingEntryRoundTrip(t *testing.T) {
 // TestPendingEntryInternFull fills the intern table: strings past its
 // bound are kept in the entry's extra and still decode exactly.
 func TestPendingEntryInternFull(t *testing.T) {
-	p := newPendingStore(time.Hour, 4, nil, nil)
+	p := newPendingStore(time.Hour, 4, 0, nil, nil)
 	for i := range maxInterned {
 		assert.NotEqual(t, uint16(noString), p.strings.index(fmt.Sprint("task-", i)))
 	}

@@ -11,7 +11,7 @@ import (
 
 func TestPendingStoreBounds(t *testing.T) {
 	var expired []string
-	p := newPendingStore(time.Minute, 3, func(d *held) { expired = append(expired, d.features.Tenant) }, nil)
+	p := newPendingStore(time.Minute, 3, 0, func(d *held) { expired = append(expired, d.features.Tenant) }, nil)
 	now := time.Unix(0, 0)
 	put := func(i int, at time.Time, deferred bool) {
 		rec := &decision.Record{Request: decision.Request{ID: fmt.Sprint(i), Features: decision.Features{Tenant: fmt.Sprint(i)}},
@@ -38,7 +38,7 @@ func TestPendingStoreBounds(t *testing.T) {
 
 func TestPendingStoreReusedID(t *testing.T) {
 	var expired []float64
-	p := newPendingStore(time.Minute, 2, func(d *held) { expired = append(expired, d.reward) }, nil)
+	p := newPendingStore(time.Minute, 2, 0, func(d *held) { expired = append(expired, d.reward) }, nil)
 	now := time.Unix(0, 0)
 	put := func(id string, reward float64) {
 		p.put(&decision.Record{Request: decision.Request{ID: id}, Reward: reward,
@@ -55,7 +55,7 @@ func TestPendingStoreReusedID(t *testing.T) {
 }
 
 func TestPendingStoreDisabled(t *testing.T) {
-	p := newPendingStore(time.Minute, 0, func(*held) { t.Fatal("nothing to expire") }, nil)
+	p := newPendingStore(time.Minute, 0, 0, func(*held) { t.Fatal("nothing to expire") }, nil)
 	p.put(&decision.Record{Request: decision.Request{ID: "x"}}, time.Unix(0, 0), true)
 	assert.Nil(t, p.take("x", time.Unix(0, 0)))
 	p.flush()

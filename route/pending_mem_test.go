@@ -2,11 +2,14 @@ package route
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/routelab/routelab/decision"
+	"github.com/routelab/routelab/policy"
 )
 
 // pendingRecord is a record as the gateway completes it: three
@@ -54,7 +57,7 @@ func TestPendingStoreMemory(t *testing.T) {
 		recs[i] = pendingRecord(i)
 	}
 	before := heapInuse()
-	p := newPendingStore(time.Hour, n, nil, nil)
+	p := newPendingStore(time.Hour, n, 0, nil, nil)
 	p.catalogue = []decision.Arm{
 		{ID: "mock-small", Provider: "mock", PriceIn: 0.00015, PriceOut: 0.0006},
 		{ID: "mock-medium", Provider: "mock", PriceIn: 0.0005, PriceOut: 0.0015},
@@ -69,7 +72,95 @@ func TestPendingStoreMemory(t *testing.T) {
 	}
 	after := heapInuse()
 	per := float64(after-before) / n
-	t.Logf("pending store: %.0f bytes per decision held (%d held, %.1f MiB)", per, p.stats().Waiting, float64(after-before)/(1<<20))
+	counted := float64(p.stats().Bytes) / n
+	t.Logf("pending store: %.0f bytes per decision held (%d held, %.1f MiB); feedback.max_bytes counts %.0f", per, p.stats().Waiting, float64(after-before)/(1<<20), counted)
+	if counted < 0.8*per || counted > 1.25*per {
+		t.Fatalf("the byte bound counts %.0f bytes per decision where the heap holds %.0f: the bound would not be what it says", counted, per)
+	}
 	runtime.KeepAlive(p)
 	runtime.KeepAlive(recs)
+}
+
+// textRecord is pendingRecord with the vector a text-feature encoder
+// (word 1–2-grams, character 3–4-grams, 2048 slots, markers) gives a
+// prompt of about 2 KB.
+func textRecord(t testing.TB, i int) *decision.Record {
+	spec := policy.DefaultEncoderSpec([]string{"chat", "code"})
+	spec.Version = 2
+	spec.Text = &policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}
+	enc, err := policy.NewEncoder(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(i), 7))
+	var b strings.Builder
+	for b.Len() < 2048 { // varied English-like words, as benchmark prompts have
+		for range 3 + rng.IntN(7) {
+			b.WriteByte("etaoinshrdlucmfwypvbgkqjxz"[min(rng.IntN(26), rng.IntN(26))])
+		}
+		b.WriteString([]string{" ", " ", " ", ", ", ". ", "\n"}[rng.IntN(6)])
+	}
+	prompt := b.String()[:2048]
+	r := pendingRecord(i)
+	r.Request.Features.Prompt = prompt
+	r.Request.Features.Vector = enc.Encode(&r.Request.Features, nil)
+	return r
+}
+
+// TestPendingStoreByteBound: with text-feature vectors the count bound
+// alone lets the store grow 10–20× past the task-only figure; MaxBytes
+// holds it, evicting the oldest (counted) and keeping the newest.
+func TestPendingStoreByteBound(t *testing.T) {
+	p := newPendingStore(time.Hour, 10_000, 0, nil, nil)
+	p.put(pendingRecord(0), time.Unix(1700000000, 0), true)
+	taskOnly := p.stats().Bytes
+	rec := textRecord(t, 1)
+	p = newPendingStore(time.Hour, 10_000, 0, nil, nil)
+	p.put(rec, time.Unix(1700000000, 0), true)
+	per := p.stats().Bytes
+	nz := 0
+	for _, v := range rec.Request.Features.Vector {
+		if v != 0 {
+			nz++
+		}
+	}
+	t.Logf("text-feature decision: %d non-zero slots of %d, %d bytes counted; a task-only one %d",
+		nz, len(rec.Request.Features.Vector), per, taskOnly)
+	if per < 5*taskOnly {
+		t.Fatalf("a text-feature decision counts %d bytes: not the size the bound is for", per)
+	}
+
+	const limit = 1 << 20
+	var evicted []int
+	p = newPendingStore(time.Hour, 10_000, limit, func(h *held) { evicted = append(evicted, int(h.features.PromptTokens)) }, nil)
+	now := time.Unix(1700000000, 0)
+	for i := range 2000 {
+		rec.Request.ID = fmt.Sprintf("rl-%048d", i)
+		rec.Request.Features.PromptTokens = i
+		p.put(rec, now, true)
+		if b := p.stats().Bytes; b > limit {
+			t.Fatalf("after %d puts the store holds %d bytes, over its bound %d", i+1, b, limit)
+		}
+	}
+	st := p.stats()
+	if st.Waiting == 0 || st.Waiting > int(limit/per) || st.Evicted != uint64(2000-st.Waiting) || len(evicted) != int(st.Evicted) {
+		t.Fatalf("waiting %d, evicted %d (expired %d), %d bytes per decision", st.Waiting, st.Evicted, len(evicted), per)
+	}
+	for i, v := range evicted { // oldest first
+		if v != i {
+			t.Fatalf("eviction %d took decision %d, not the oldest", i, v)
+		}
+	}
+	if p.take(fmt.Sprintf("rl-%048d", 1999), now) == nil {
+		t.Fatal("the newest decision was evicted")
+	}
+	// Buffers come from a pool by size class, so decisions of one shape
+	// count within a size class of each other.
+	if freed := st.Bytes - p.stats().Bytes; freed < per-256 || freed > per+256 {
+		t.Fatalf("a take freed %d counted bytes of a %d-byte decision", freed, per)
+	}
+	p.flush()
+	if b := p.stats().Bytes; b != 0 {
+		t.Fatalf("an empty store counts %d bytes", b)
+	}
 }

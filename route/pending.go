@@ -171,9 +171,9 @@ type pendingStore struct {
 	mu    sync.Mutex
 	bytes int64            // entryBytes of the live entries, guarded by mu
 	m     map[string]int32 // request id → ring slot
-	ring []entry          // insertion order, len max; entry{} = free slot
-	head int              // next slot to write
-	size int              // slots in use, oldest at head-size
+	ring  []entry          // insertion order, len max; entry{} = free slot
+	head  int              // next slot to write
+	size  int              // slots in use, oldest at head-size
 
 	strings internTable
 	blobs   sync.Pool // *[]byte: entry.nums buffers

@@ -40,9 +40,9 @@ type mf struct {
 	// by task, and a heavily regularised fit falls back to task-mean.
 	base *taskMean
 	dim  int
-	p   []float64 // features × dim, row-major: the embedding of feature i is p[i*dim:(i+1)*dim]
-	v   []float64 // models × dim
-	b   []float64 // models
+	p    []float64 // features × dim, row-major: the embedding of feature i is p[i*dim:(i+1)*dim]
+	v    []float64 // models × dim
+	b    []float64 // models
 }
 
 // fitMF fits an mf to the scores of t (soft labels in [0,1]) on the

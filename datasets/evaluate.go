@@ -61,6 +61,11 @@ type Opts struct {
 	// CurveEvery, when > 0, records Result.Curve every that many decisions
 	// (and after the last): the online learning curve.
 	CurveEvery int
+	// Log, when set, is called with the core's record of every decision
+	// (what a decision log keeps: features, candidates, propensities,
+	// outcome, reward). The record is reused: Clone it to keep it. An
+	// error stops the run.
+	Log func(*decision.Record) error
 }
 
 // CurvePoint is the learning curve after Decisions decisions: the running
@@ -263,6 +268,11 @@ func Evaluate(ctx context.Context, t *Table, p policy.Policy, o Opts) (*Result, 
 			act.row = row
 			if err := core.Run(ctx, &req, act, &rec); err != nil {
 				return nil, fmt.Errorf("evaluate: row %s: %w", row.ID, err)
+			}
+			if o.Log != nil {
+				if err := o.Log(&rec); err != nil {
+					return nil, fmt.Errorf("evaluate: row %s: log: %w", row.ID, err)
+				}
 			}
 			i := act.chosen
 			v := rec.Reward

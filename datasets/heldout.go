@@ -170,10 +170,7 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 		if err != nil {
 			return nil, err
 		}
-		lc := LearnerCurve{Learner: name, ValidationMSE: bestMSE}
-		if bestH.name != "" {
-			lc.Hyper = fmt.Sprintf("%s=%g", bestH.name, bestH.value)
-		}
+		lc := LearnerCurve{Learner: name, ValidationMSE: bestMSE, Hyper: bestH.String()}
 		Q := make([]float64, len(test.Rows)*k)
 		C := make([]float64, len(test.Rows)*k)
 		for r, x := range Xtest {

@@ -28,6 +28,15 @@
 // policies fit weighted least squares. Rows are validated with
 // replay.CheckRecord.
 //
+// # Linear routers from logs
+//
+// FitRouter fits a frozen policy.LinearRouter from the logs alone (bandit
+// feedback): per arm, ridge regressions of the logged reward and cost on
+// the logged feature vector, inverse-propensity weighted (IPS), on doubly
+// robust pseudo-rewards around the unweighted fit (DR), or unweighted
+// (the direct method); "routelab train --learner" writes it as an
+// artifact.
+//
 // # Delayed rewards: the join rule
 //
 // With ReaderOpts.Feedback, Reader first loads every feedback file

@@ -16,7 +16,8 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 args=(benchdata --data routerbench --path "$data" --split 0.7 --seed 1 --seeds 5 --skip-missing
-	--learners task-mean,ridge,knn,ensemble --bandit linucb,lin-thompson --bandit-lambda 20)
+	--learners task-mean,ridge,knn,ensemble,mf --bandit linucb,lin-thompson --bandit-lambda 20
+	--logged ridge-ips,ridge-dr,ridge-dm)
 ./bin/routelab "${args[@]}" --out "$tmp/gen" >/dev/null
 cmd="routelab ${args[*]/#$data/\$ROUTELAB_DATA/routerbench} --out $out"
 {
@@ -43,12 +44,19 @@ convex hull (randomising between fixed models), and \`task-mean\`, which
 routes by task alone (the per-task mean score of each model). The
 learners: \`ridge\` (one ridge regression per model on the features), \`knn\`
 (cosine k-nearest prompts), \`ensemble\` (mean of per-task logistic,
-per-task ridge and knn). Features: intercept, task, prompt-size bucket, and
+per-task ridge and knn), \`mf\` (RouteLLM-style matrix factorisation on
+a task-mean offset; dimension, L2 and epochs chosen on validation). Features: intercept, task, prompt-size bucket, and
 the text block — hashed word 1–2-grams and character 3–4-grams (2048
 slots, TF-IDF) plus length/digit/code/math markers. The bandits
 (\`linucb\`, \`lin-thompson\`) see only the reward of the model they chose
 (quality − 20·cost), learn online from scratch over three shuffled passes of
 the 70% with a 32-slot text block, and are then scored frozen on the 30%.
+The routers "fitted from a decision log" see the same bandit feedback, but
+as a log: a uniform logger plays three shuffled passes of the 70%, and
+per-model ridge regressions are fitted to what it logged (\`ridge-ips\`
+weighted by 1/propensity, \`ridge-dr\` doubly robust, \`ridge-dm\`
+unweighted; L2 fixed at 0.01, not tuned). Under a uniform logger the IPS
+weights are equal within a model, so ridge-ips equals ridge-dm.
 
 Honesty notes: the learner list and the 2048-slot text block were chosen
 after looking at seed 1's results; \`ensemble\` was added then. The

@@ -45,6 +45,7 @@ type heldoutFlags struct {
 	saveLearner   string
 	saveLambda    float64
 	saveBudget    float64
+	logged        loggedFlags
 }
 
 func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
@@ -67,6 +68,7 @@ func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
 	f.StringVar(&fl.saveLearner, "save-learner", "ridge", "held-out mode: the learner --save-policy exports: ridge or logistic")
 	f.Float64Var(&fl.saveLambda, "save-lambda", 20, "held-out mode: the willingness to pay `λ` of the --save-policy router")
 	f.Float64Var(&fl.saveBudget, "save-budget", 0, "held-out mode: a spend budget in `USD` per request the --save-policy router enforces per tenant with an online dual price (0 = none)")
+	addLoggedFlags(f, &fl.logged)
 	f.BoolVar(&fl.skipMissing, "skip-missing", false, "held-out mode: skip rows with a missing score (counted) instead of failing")
 }
 
@@ -102,6 +104,7 @@ type heldoutRun struct {
 	Result  *datasets.HeldOutResult     `json:"result"`
 	Metrics map[string]datasets.Metrics `json:"-"`
 	Bandits []banditRun                 `json:"bandits,omitempty"`
+	Logged  []banditRun                 `json:"logged,omitempty"`
 }
 
 // banditRun is one bandit policy learnt online from bandit feedback on the
@@ -130,6 +133,7 @@ type heldoutSummary struct {
 	Fixed    []fixedSummary   `json:"fixed"`
 	Hull     ival             `json:"fixed_hull_aiq"`
 	Bandits  []banditSummary  `json:"bandits,omitempty"`
+	Logged   []banditSummary  `json:"logged,omitempty"`
 	Lambda   float64          `json:"bandit_lambda"`
 	Passes   int              `json:"bandit_passes"`
 }
@@ -299,10 +303,14 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 				run.Bandits = append(run.Bandits, br)
 			}
 		}
+		if run.Logged, err = runLogged(ctx, ho.logged, ho, reg, train, test, bts, rw, seed); err != nil {
+			return err
+		}
 		sum.Seeds = append(sum.Seeds, seed)
 		sum.Runs = append(sum.Runs, run)
 	}
 	summarise(sum)
+	summariseLogged(sum)
 	if ho.savePolicy != "" {
 		if err := saveRouter(fl, ts); err != nil {
 			return err
@@ -514,7 +522,7 @@ func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
 			return err
 		}
 	}
-	return nil
+	return writeLoggedText(out, sum)
 }
 
 // exportChoices writes the best learner's choices on the first seed's

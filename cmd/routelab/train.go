@@ -27,6 +27,8 @@ type trainFlags struct {
 	quiet      bool
 	scenario   string
 	config     string
+	learner    string
+	l2         float64
 }
 
 func newTrainCmd() *cobra.Command {
@@ -51,9 +53,19 @@ The output is a policy artifact: the learned state with the encoder,
 reward and arms it was trained with and its provenance; --scenario or
 --config say which encoder and reward the logs were written with. Serve it
 with "routelab sim --policy-file FILE" or the gateway's policy: {file: FILE};
-evaluate it with "routelab replay --policy-file FILE".`,
+evaluate it with "routelab replay --policy-file FILE".
+
+With --learner (instead of --policy/--init) it fits a frozen linear router
+(policy linear-router) from the logs: per arm, a ridge regression of the
+logged reward on the logged feature vector (and one of the cost), with
+ridge-ips weighting each row by its inverse propensity (--clip caps it),
+ridge-dr using doubly robust pseudo-rewards around the unweighted fit, and
+ridge-dm the unweighted fit (the direct method). The router picks the arm
+with the highest predicted reward. With --scenario or --config, a logged
+arm outside their catalogue is an error.`,
 		Example: `  routelab train --logs data/decisions --policy linucb=alpha:0.5 --out linucb.json
-  routelab replay --logs data/decisions --policy-file linucb.json --estimators snips,dr`,
+  routelab replay --logs data/decisions --policy-file linucb.json --estimators snips,dr
+  routelab train --logs data/decisions --config gateway.yaml --learner ridge-dr --out router.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runTrain(cmd.Context(), fl, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -70,6 +82,8 @@ evaluate it with "routelab replay --policy-file FILE".`,
 	f.Float64Var(&fl.clip, "clip", 0, "cap on a row's normalised weight (0 = no cap)")
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the stochastic rounding of weights")
 	f.BoolVar(&fl.quiet, "quiet", false, "no progress bar")
+	f.StringVar(&fl.learner, "learner", "", "fit a linear router instead of a --policy: ridge-ips, ridge-dr or ridge-dm")
+	f.Float64Var(&fl.l2, "l2", 0.01, "ridge penalty of --learner")
 	return cmd
 }
 
@@ -82,6 +96,9 @@ func runTrain(ctx context.Context, fl trainFlags, out, errOut io.Writer) error {
 	}
 	if fl.out == "" {
 		return fmt.Errorf("--out: no snapshot file given")
+	}
+	if fl.learner != "" {
+		return runTrainRouter(ctx, fl, out, errOut)
 	}
 	if (fl.policy == "") == (fl.init == "") {
 		return fmt.Errorf("--policy or --init: give exactly one")

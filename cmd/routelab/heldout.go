@@ -44,7 +44,7 @@ type heldoutFlags struct {
 	savePolicy    string
 	saveLearner   string
 	saveLambda    float64
-	saveBudget    float64
+	saveBudget    string
 }
 
 func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
@@ -66,7 +66,7 @@ func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
 	f.StringVar(&fl.savePolicy, "save-policy", "", "held-out mode: also fit --save-learner on the first seed's training part and write it as a policy artifact (policy linear-router, its encoder with the fitted IDF, reward quality − --save-lambda·cost) to `FILE`, for the gateway's policy: {file: FILE}")
 	f.StringVar(&fl.saveLearner, "save-learner", "ridge", "held-out mode: the learner --save-policy exports: ridge or logistic")
 	f.Float64Var(&fl.saveLambda, "save-lambda", 20, "held-out mode: the willingness to pay `λ` of the --save-policy router")
-	f.Float64Var(&fl.saveBudget, "save-budget", 0, "held-out mode: a spend budget in `USD` per request the --save-policy router enforces per tenant with an online dual price (0 = none)")
+	f.StringVar(&fl.saveBudget, "save-budget", "", "held-out mode: the spend `BUDGET` the --save-policy router enforces per tenant with a dual price on observed spend: USD per request, or per_request=USD,window=1h,limit=USD,eta=E (\"\" = none)")
 	f.BoolVar(&fl.skipMissing, "skip-missing", false, "held-out mode: skip rows with a missing score (counted) instead of failing")
 }
 
@@ -666,11 +666,15 @@ func saveRouter(fl benchdataFlags, ts policy.TextSpec) error {
 	if !(ho.saveLambda >= 0) || math.IsInf(ho.saveLambda, 1) {
 		return fmt.Errorf("--save-lambda %v: must be a finite number >= 0", ho.saveLambda)
 	}
+	budget, err := policy.ParseBudget(ho.saveBudget)
+	if err != nil {
+		return fmt.Errorf("--save-budget: %w", err)
+	}
 	train, _, err := loadHeldout(fl, fl.seed)
 	if err != nil {
 		return err
 	}
-	p, spec, err := datasets.FitRouter(train, ts, ho.saveLearner, policy.LinearRouterOpts{Lambda: ho.saveLambda, Budget: ho.saveBudget}, fl.seed)
+	p, spec, err := datasets.FitRouter(train, ts, ho.saveLearner, policy.LinearRouterOpts{Lambda: ho.saveLambda, Budget: budget}, fl.seed)
 	if err != nil {
 		return fmt.Errorf("--save-policy: %w", err)
 	}

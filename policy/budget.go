@@ -310,8 +310,8 @@ func ParseBudget(s string) (BudgetSpec, error) {
 // Every charge or correction of c USD moves the tenant's price by
 // Eta·(c − b)/b², b being the tenant's current per-request target: its
 // per_request limit, or, when smaller, what its window has left divided by
-// the requests the window is still expected to see (the previous window's
-// count, or the current window's pace). Spending above the target raises
+// the requests the window is still expected to see (at the current
+// window's pace, or the previous window's count if larger). Spending above the target raises
 // the price until cheaper models win; spending below lowers it (never
 // below 0). Summed over n requests the steps telescope: the mean spend
 // exceeds b by at most b²·(final price)/(Eta·n), so the overshoot

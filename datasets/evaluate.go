@@ -82,6 +82,13 @@ type frozenPolicy struct{ policy.Policy }
 
 func (frozenPolicy) Update(*decision.Features, []decision.Arm, int, float64) error { return nil }
 
+// ObserveSpend passes spend on: a frozen router still enforces its budget.
+func (p frozenPolicy) ObserveSpend(f *decision.Features, chosen string, routed bool, cost float64) {
+	if so, ok := p.Policy.(policy.SpendObserver); ok {
+		so.ObserveSpend(f, chosen, routed, cost)
+	}
+}
+
 // Result is the outcome of one Evaluate run. Rewards are per decision;
 // Regret is the sum over decisions of the oracle's reward minus the
 // policy's.

@@ -32,8 +32,15 @@ type HeldOutOpts struct {
 	// each learner's hyper-parameter (0 means 0.2); the chosen learner is
 	// then refitted on the whole training table. No test row is used.
 	Validation float64
-	// Seed drives the validation split.
+	// Seed drives the validation split and the budget router's order.
 	Seed uint64
+	// Budget is the budget router's spend limit as a share of the
+	// strongest model's mean cost per prompt on the training table (0
+	// means BudgetShare; negative, no budget router). See BudgetRun.
+	Budget float64
+	// BudgetEta is the budget router's dual step (0 means
+	// policy.DefaultBudgetEta).
+	BudgetEta float64
 }
 
 // DefaultLambdas sweep the willingness to pay from 0 (quality only) and 1
@@ -66,6 +73,8 @@ type LearnerCurve struct {
 	Points        []Point `json:"points"`
 	// Choices[l][i] is the model index chosen for test row i at Lambdas[l].
 	Choices [][]int `json:"-"`
+	// Budget is the learner's budget router streamed over the test rows.
+	Budget *BudgetRun `json:"budget_router,omitempty"`
 }
 
 // HeldOutResult is the held-out evaluation of every learner on one
@@ -79,6 +88,9 @@ type HeldOutResult struct {
 	Oracle    Point              `json:"oracle"`
 	Curves    []LearnerCurve     `json:"curves"`
 	Lambdas   []float64          `json:"lambdas"`
+	// BudgetUSD is the budget routers' limit in US dollars per prompt
+	// (HeldOutOpts.Budget of the strongest training model's mean cost).
+	BudgetUSD float64 `json:"budget_usd,omitempty"`
 	// Test is the test table (for choice export).
 	Test *Table `json:"-"`
 }
@@ -151,6 +163,11 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 	if err != nil {
 		return nil, fmt.Errorf("validation split: %w", err)
 	}
+	budget, err := trainBudget(train, o)
+	if err != nil {
+		return nil, err
+	}
+	res.BudgetUSD = budget.PerRequest
 	Xfit, Xval, Xtrain, Xtest := encodeRows(fit, enc), encodeRows(val, enc), encodeRows(train, enc), encodeRows(test, enc)
 	cost := fitCost(train)
 	dim := enc.Dim()
@@ -178,6 +195,17 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 			cost.predict(&test.Rows[r], C[r*k:(r+1)*k])
 		}
 		lc.Points, lc.Choices = sweep(test, Q, C, lambdas)
+		if budget.Active() {
+			Qtr := make([]float64, len(train.Rows)*k)
+			Ctr := make([]float64, len(train.Rows)*k)
+			for r, x := range Xtrain {
+				p.predict(x, train.Rows[r].Task, Qtr[r*k:(r+1)*k])
+				cost.predict(&train.Rows[r], Ctr[r*k:(r+1)*k])
+			}
+			if lc.Budget, err = budgetRouter(train, test, Qtr, Ctr, Q, C, budget, o.Seed); err != nil {
+				return nil, err
+			}
+		}
 		res.Curves = append(res.Curves, lc)
 	}
 	return res, nil
@@ -194,13 +222,7 @@ func sweep(test *Table, Q, C []float64, lambdas []float64) ([]Point, [][]int) {
 		ch[l] = make([]int, len(test.Rows))
 		var sq, sc float64
 		for r := range test.Rows {
-			best, bv := 0, math.Inf(-1)
-			for m := range k {
-				v := Q[r*k+m] - lam*C[r*k+m]
-				if v > bv || (v == bv && C[r*k+m] < C[r*k+best]) {
-					best, bv = m, v
-				}
-			}
+			best := choose(Q[r*k:(r+1)*k], C[r*k:(r+1)*k], lam)
 			ch[l][r] = best
 			sq += test.Rows[r].Scores[best]
 			sc += test.Rows[r].Costs[best]
@@ -209,6 +231,19 @@ func sweep(test *Table, Q, C []float64, lambdas []float64) ([]Point, [][]int) {
 		pts[l] = Point{Lambda: lam, Cost: sc / n, Quality: sq / n}
 	}
 	return pts, ch
+}
+
+// choose is the index of argmax q − lam·c (ties to the cheaper c, then
+// the lower index).
+func choose(q, c []float64, lam float64) int {
+	best, bv := 0, math.Inf(-1)
+	for m := range q {
+		v := q[m] - lam*c[m]
+		if v > bv || (v == bv && c[m] < c[best]) {
+			best, bv = m, v
+		}
+	}
+	return best
 }
 
 // Frontier is the non-decreasing upper convex hull of points in the
@@ -285,6 +320,11 @@ type Metrics struct {
 	// strongest model's quality; AtBudgetCost its cost share.
 	AtBudget     float64 `json:"at_budget"`
 	AtBudgetCost float64 `json:"at_budget_cost"`
+	// AtBudgetHull is the curve's frontier at BudgetShare of the
+	// strongest model's cost, as a share of its quality: a router that
+	// randomises between the two λ points around the budget (NaN when
+	// no point is that cheap).
+	AtBudgetHull float64 `json:"at_budget_hull"`
 	// AtRef is the best quality of a curve point costing at most the
 	// reference model's cost, minus the reference model's quality.
 	AtRef float64 `json:"at_ref_gain"`
@@ -359,6 +399,7 @@ func Measure(pts, fixed []Point, ref int) Metrics {
 		m.CPT = append(m.CPT, best/cs)
 	}
 	m.AtBudget, m.AtBudgetCost = math.NaN(), math.NaN()
+	m.AtBudgetHull = At(h, BudgetShare*cs) / qs
 	bestRef := math.Inf(-1)
 	for _, p := range pts {
 		if p.Cost <= BudgetShare*cs && (math.IsNaN(m.AtBudget) || p.Quality/qs > m.AtBudget) {

@@ -57,13 +57,29 @@ func buildPolicy(reg *policy.Registry, role string, pc *PolicyConfig, env artifa
 		if err != nil {
 			return nil, fmt.Errorf("%s.file: %w", role, err)
 		}
-		return p, nil
+		return p, applyBudget(p, role, pc)
 	}
 	p, err := reg.New(policy.Spec{Name: pc.Name, Params: policy.Params(pc.Params)})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", role, err)
 	}
-	return p, nil
+	return p, applyBudget(p, role, pc)
+}
+
+// applyBudget sets pc's budget block, if any, on p (role names the block
+// in errors).
+func applyBudget(p policy.Policy, role string, pc *PolicyConfig) error {
+	if pc == nil || pc.Budget == nil || p == nil {
+		return nil
+	}
+	b, ok := p.(policy.Budgeted)
+	if !ok {
+		return fmt.Errorf("%s.budget: policy %s enforces no spend budget (linear-router does)", role, p.Name())
+	}
+	if err := b.SetBudget(*pc.Budget); err != nil {
+		return fmt.Errorf("%s.%w", role, err)
+	}
+	return nil
 }
 
 // restoreCheckpoint returns the policy saved in dir/name, or nil when

@@ -236,6 +236,12 @@ type PolicyConfig struct {
 	// train, neural fit, sim --save-policy); its encoder, reward and
 	// catalogue must match this config's.
 	File string `yaml:"file"`
+	// Budget, optional, sets the spend budget of a policy that enforces
+	// one (linear-router), replacing the artifact's: per tenant, a mean
+	// per_request limit and/or a limit per window, enforced by a dual
+	// price updated from the realised cost of completed requests
+	// (policy.BudgetSpec). It also applies to a restored checkpoint.
+	Budget *policy.BudgetSpec `yaml:"budget"`
 }
 
 // CheckpointConfig is the `checkpoint:` block: where and how often the
@@ -997,7 +1003,15 @@ func (c *Config) validatePolicies() error {
 		path string
 		pc   *PolicyConfig
 	}{{"policy", &c.Policy}, {"shadow", c.Shadow}} {
-		if x.pc == nil || x.pc.File == "" {
+		if x.pc == nil {
+			continue
+		}
+		if x.pc.Budget != nil {
+			if err := x.pc.Budget.Validate(); err != nil {
+				return fmt.Errorf("%s.%w", x.path, err)
+			}
+		}
+		if x.pc.File == "" {
 			continue
 		}
 		if x.pc.Name != "" || len(x.pc.Params) > 0 {

@@ -276,6 +276,9 @@ func New(o Opts) (*Server, error) {
 		return nil, err
 	}
 	if p := s.restoreCheckpoint(ServingCheckpoint, env); p != nil {
+		if err := applyBudget(p, "policy", &c.Policy); err != nil {
+			return nil, err
+		}
 		pol = p
 	}
 	var shadow policy.Policy
@@ -289,6 +292,9 @@ func New(o Opts) (*Server, error) {
 	// config names none, so a restart after a promotion keeps the demoted
 	// policy under evaluation.
 	if p := s.restoreCheckpoint(ShadowCheckpoint, env); p != nil {
+		if err := applyBudget(p, "shadow", c.Shadow); err != nil {
+			return nil, err
+		}
 		shadow = p
 	}
 	if err := s.setupShared(); err != nil {

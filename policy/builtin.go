@@ -194,7 +194,7 @@ func Builtins() []Builtin {
 			}
 			return NewLinThompson(LinThompsonOpts{V: v, Draws: draws, Seed: seed, LinearOpts: o})
 		}},
-		{"linear-router", "frozen cost-aware router trained offline (routelab benchdata --save-policy): argmax predicted quality − lambda·predicted cost (dim=0: from the artifact, lambda=0; budget=USD per request enforced per tenant by an online dual price with step eta=0.05, 0 = none)", func(p Params) (Policy, error) {
+		{"linear-router", "frozen cost-aware router trained offline (routelab benchdata --save-policy): argmax predicted quality − lambda·predicted cost (dim=0: from the artifact, lambda=0; a spend budget enforced per tenant by an online dual price on observed spend: budget=USD per request, budget_window (e.g. 1h) with budget_limit=USD per window, budget_eta=0.001, budget_tenants=TENANT=PER_REQUEST/LIMIT separated by spaces; none by default)", func(p Params) (Policy, error) {
 			dim, err := p.Int("dim", 0)
 			if err != nil {
 				return nil, err
@@ -203,18 +203,14 @@ func Builtins() []Builtin {
 			if err != nil {
 				return nil, err
 			}
-			budget, err := p.Float("budget", 0)
+			budget, err := BudgetFromParams(p)
 			if err != nil {
 				return nil, err
 			}
-			eta, err := p.Float("eta", 0)
-			if err != nil {
+			if err := p.Check(append([]string{"dim", "lambda", "seed"}, BudgetParams...)...); err != nil {
 				return nil, err
 			}
-			if err := p.Check("dim", "lambda", "budget", "eta", "seed"); err != nil {
-				return nil, err
-			}
-			return NewLinearRouter(LinearRouterOpts{Dim: dim, Lambda: lambda, Budget: budget, Eta: eta})
+			return NewLinearRouter(LinearRouterOpts{Dim: dim, Lambda: lambda, Budget: budget})
 		}},
 		{"egreedy-ridge", "epsilon-greedy over per-arm ridge regressions on decision.Features.Vector (epsilon=0.05, " + linearDoc + ", seed)", func(p Params) (Policy, error) {
 			o, err := linearOpts(p)

@@ -58,6 +58,14 @@
 // ErrBadVector error naming both dimensions; the dimension is fixed by the
 // "dim" parameter or by the first vector seen.
 //
+// Spend budgets: Budget enforces a BudgetSpec (a mean per-request limit
+// and/or a limit per window, per tenant) with a dual price per tenant
+// that a cost-aware policy adds to its λ. LinearRouter charges its
+// predicted cost at Select; the decision core reports the realised cost
+// of every completed request through SpendObserver, which replaces it.
+// Budgeted policies take a budget after they are built (gateway config,
+// scenario).
+//
 // # Propensities and the exploration floor
 //
 // Select reports the probability of every candidate. Deterministic policies

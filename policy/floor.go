@@ -120,6 +120,32 @@ func (p *Floor) Update(f *decision.Features, cands []decision.Arm, chosen int, r
 	return p.inner.Update(f, cands, chosen, reward)
 }
 
+// ObserveSpend implements SpendObserver for an inner policy that enforces
+// a budget. (When the floor explored, the inner policy charged its own
+// choice's prediction and the served model's replaces it: the budget
+// counts the difference of the two predictions as spend.)
+func (p *Floor) ObserveSpend(f *decision.Features, chosen string, routed bool, cost float64) {
+	if so, ok := p.inner.(SpendObserver); ok {
+		so.ObserveSpend(f, chosen, routed, cost)
+	}
+}
+
+// SetBudget implements Budgeted when the inner policy does.
+func (p *Floor) SetBudget(s BudgetSpec) error {
+	if b, ok := p.inner.(Budgeted); ok {
+		return b.SetBudget(s)
+	}
+	return fmt.Errorf("policy %s enforces no spend budget (linear-router does)", p.inner.Name())
+}
+
+// BudgetSpec implements Budgeted: the inner policy's budget, if any.
+func (p *Floor) BudgetSpec() BudgetSpec {
+	if b, ok := p.inner.(Budgeted); ok {
+		return b.BudgetSpec()
+	}
+	return BudgetSpec{}
+}
+
 // spec is the inner policy's spec plus the floor parameter.
 func (p *Floor) spec() Spec {
 	s := Spec{Name: p.inner.Name(), Params: Params{}}

@@ -32,15 +32,12 @@ type LinearRouterOpts struct {
 	// Arms are the trained predictors (usually set by Restore from an
 	// artifact written by `routelab benchdata --save-policy`).
 	Arms []RouterArm
-	// Budget, when > 0, is a spend target in US dollars per request,
-	// enforced online per tenant by a dual price: every decision adds
-	// Eta·(predicted cost − Budget)/Budget to the tenant's price (never
-	// below 0), and Select maximises predicted quality − (Lambda +
-	// price)·predicted cost. Spending above the budget raises the price
-	// until cheaper models win; spending below lowers it again.
-	Budget float64
-	// Eta is the dual step size (0 means 0.05).
-	Eta float64
+	// Budget, when Active, is a spend budget enforced online per tenant
+	// by a dual price (see Budget): Select maximises predicted quality −
+	// (Lambda + price)·predicted cost and charges the chosen model's
+	// predicted cost; ObserveSpend (called by route.Core when a request
+	// completes) replaces it by the realised cost.
+	Budget BudgetSpec
 }
 
 // LinearRouter is the served form of a full-information router trained
@@ -55,17 +52,18 @@ type LinearRouter struct {
 	mu     sync.RWMutex
 	dim    int
 	lambda float64
-	budget float64
-	eta    float64
 	arms   map[string]*RouterArm
 	order  []string
-	// dual is the budget's price per tenant ("" = no tenant), guarded by mu.
-	dual map[string]float64
+	// budget enforces the spend budget (nil: none); the pointer is
+	// guarded by mu, the Budget locks itself.
+	budget *Budget
 }
 
 var (
-	_ Policy      = (*LinearRouter)(nil)
-	_ Snapshotter = (*LinearRouter)(nil)
+	_ Policy        = (*LinearRouter)(nil)
+	_ Snapshotter   = (*LinearRouter)(nil)
+	_ SpendObserver = (*LinearRouter)(nil)
+	_ Budgeted      = (*LinearRouter)(nil)
 )
 
 // NewLinearRouter validates o and builds the router.
@@ -76,16 +74,16 @@ func NewLinearRouter(o LinearRouterOpts) (*LinearRouter, error) {
 	if !(o.Lambda >= 0) || math.IsInf(o.Lambda, 1) {
 		return nil, fmt.Errorf("lambda %v: must be a finite number >= 0", o.Lambda)
 	}
-	if !(o.Budget >= 0) || math.IsInf(o.Budget, 1) {
-		return nil, fmt.Errorf("budget %v: must be a finite number >= 0", o.Budget)
+	p := &LinearRouter{dim: o.Dim, lambda: o.Lambda}
+	if o.Budget.Active() {
+		b, err := NewBudget(o.Budget)
+		if err != nil {
+			return nil, err
+		}
+		p.budget = b
+	} else if err := o.Budget.Validate(); err != nil {
+		return nil, err
 	}
-	if !(o.Eta >= 0) || o.Eta > 10 {
-		return nil, fmt.Errorf("eta %v: must be in [0, 10]", o.Eta)
-	}
-	if o.Eta == 0 {
-		o.Eta = 0.05
-	}
-	p := &LinearRouter{dim: o.Dim, lambda: o.Lambda, budget: o.Budget, eta: o.Eta, dual: map[string]float64{}}
 	arms, order, err := routerArms(o.Dim, o.Arms)
 	if err != nil {
 		return nil, err
@@ -126,8 +124,8 @@ func (p *LinearRouter) Name() string { return "linear-router" }
 
 func (p *LinearRouter) spec() Spec {
 	ps := Params{"dim": strconv.Itoa(p.dim), "lambda": ff(p.lambda)}
-	if p.budget > 0 {
-		ps["budget"], ps["eta"] = ff(p.budget), ff(p.eta)
+	if p.budget != nil {
+		p.budget.spec.params(ps)
 	}
 	return Spec{Name: "linear-router", Params: ps}
 }
@@ -187,14 +185,12 @@ func (p *LinearRouter) Select(_ context.Context, f *decision.Features, cands []d
 	if err := p.checkVec(f); err != nil {
 		return 0, err
 	}
-	if p.budget > 0 {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-	} else {
-		p.mu.RLock()
-		defer p.mu.RUnlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	lam := p.lambda
+	if p.budget != nil {
+		lam += p.budget.Price(f.Tenant, f.Time)
 	}
-	lam := p.lambda + p.dual[f.Tenant]
 	best, bv, bc := 0, math.Inf(-1), 0.0
 	consider := func(i int, q, c float64) {
 		if v := q - lam*c; v > bv {
@@ -241,8 +237,8 @@ func (p *LinearRouter) Select(_ context.Context, f *decision.Features, cands []d
 			}
 		}
 	}
-	if p.budget > 0 && !math.IsInf(bv, -1) {
-		p.dual[f.Tenant] = max(0, p.dual[f.Tenant]+p.eta*(bc-p.budget)/p.budget)
+	if p.budget != nil && !math.IsInf(bv, -1) {
+		p.budget.Charge(f.Tenant, f.Time, bc)
 	}
 	for i := range cands {
 		probs[i] = 0
@@ -266,15 +262,79 @@ const maxFastCands = 32
 
 type routerState struct {
 	Arms []RouterArm `json:"arms"`
-	// Dual is the budget's price per tenant.
+	// Dual is the budget's price per tenant (quality per USD).
 	Dual map[string]float64 `json:"dual,omitempty"`
+	// Budget is the budget's window accounts per tenant.
+	Budget map[string]BudgetState `json:"budget,omitempty"`
 }
 
-// Price returns the budget's current price (per dollar) for tenant.
+// Price returns the budget's current dual price (quality per USD) for
+// tenant, 0 without a budget.
 func (p *LinearRouter) Price(tenant string) float64 {
 	p.mu.RLock()
+	b := p.budget
+	p.mu.RUnlock()
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ts := b.tenants[tenant]; ts != nil {
+		return ts.price
+	}
+	return 0
+}
+
+// ObserveSpend implements SpendObserver: the realised cost of a completed
+// request replaces the predicted cost Select charged to the tenant's
+// budget (or counts in full when Select did not choose the model).
+func (p *LinearRouter) ObserveSpend(f *decision.Features, chosen string, routed bool, cost float64) {
+	if f == nil {
+		return
+	}
+	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.dual[tenant]
+	if p.budget == nil {
+		return
+	}
+	pred, charged := 0.0, false
+	if routed {
+		_, pred, charged = p.score(f, chosen)
+	}
+	p.budget.Observe(f.Tenant, f.Time, charged, pred, cost)
+}
+
+// BudgetSpec implements Budgeted.
+func (p *LinearRouter) BudgetSpec() BudgetSpec {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.budget == nil {
+		return BudgetSpec{}
+	}
+	return p.budget.Spec()
+}
+
+// SetBudget implements Budgeted: it replaces the budget (an inactive spec
+// removes it) and keeps the tenants' prices and windows.
+func (p *LinearRouter) SetBudget(s BudgetSpec) error {
+	var nb *Budget
+	if s.Active() {
+		var err error
+		if nb, err = NewBudget(s); err != nil {
+			return err
+		}
+	} else if err := s.Validate(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if nb != nil && p.budget != nil {
+		if err := nb.SetState(p.budget.State()); err != nil {
+			return err
+		}
+	}
+	p.budget = nb
+	return nil
 }
 
 // Snapshot implements Snapshotter.
@@ -284,10 +344,14 @@ func (p *LinearRouter) Snapshot(w io.Writer) error {
 	for _, id := range p.order {
 		st.Arms = append(st.Arms, *p.arms[id])
 	}
-	if len(p.dual) > 0 {
-		st.Dual = make(map[string]float64, len(p.dual))
-		for k, v := range p.dual {
-			st.Dual[k] = v
+	if p.budget != nil {
+		for k, v := range p.budget.State() {
+			if st.Dual == nil {
+				st.Dual, st.Budget = map[string]float64{}, map[string]BudgetState{}
+			}
+			st.Dual[k] = v.Price
+			v.Price = 0
+			st.Budget[k] = v
 		}
 	}
 	spec := p.spec()
@@ -305,15 +369,38 @@ func (p *LinearRouter) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSnapshot, err)
 	}
-	dual := map[string]float64{}
-	for k, v := range st.Dual {
-		if !(v >= 0) || math.IsInf(v, 1) {
-			return fmt.Errorf("%w: dual price %v of tenant %q", ErrSnapshot, v, k)
-		}
-		dual[k] = v
-	}
 	p.mu.Lock()
-	p.arms, p.order, p.dual = arms, order, dual
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.budget == nil {
+		if len(st.Dual) > 0 || len(st.Budget) > 0 {
+			return fmt.Errorf("%w: budget state for a router without a budget", ErrSnapshot)
+		}
+	} else {
+		bs := map[string]BudgetState{}
+		for k, v := range st.Dual {
+			w, ok := st.Budget[k]
+			if !ok {
+				w.PrevRequests = -1
+			}
+			w.Price = v
+			bs[k] = w
+		}
+		for k := range st.Budget {
+			if _, ok := st.Dual[k]; !ok {
+				return fmt.Errorf("%w: budget window of tenant %q without a dual price", ErrSnapshot, k)
+			}
+		}
+		// A fresh Budget takes the state, so that a bad state leaves the
+		// router unchanged.
+		nb, err := NewBudget(p.budget.spec)
+		if err != nil {
+			return err
+		}
+		if err := nb.SetState(bs); err != nil {
+			return fmt.Errorf("%w: %w", ErrSnapshot, err)
+		}
+		p.budget = nb
+	}
+	p.arms, p.order = arms, order
 	return nil
 }

@@ -54,14 +54,15 @@ func TestLinearRouterTradesQualityForCost(t *testing.T) {
 // TestLinearRouterBudget: a per-request spend budget, enforced by the
 // online dual price, holds a tenant's mean spend near the budget where the
 // unconstrained router would always pay for the dear model; another
-// tenant's price is its own.
+// tenant's price is its own; the prices and the budget survive a
+// snapshot.
 func TestLinearRouterBudget(t *testing.T) {
 	arms := []policy.RouterArm{
 		{ID: "cheap", Quality: []float64{0.7}, Cost: []float64{0.001}},
 		{ID: "dear", Quality: []float64{0.9}, Cost: []float64{0.01}},
 	}
 	cands := []decision.Arm{{ID: "cheap"}, {ID: "dear"}}
-	p, err := policy.NewLinearRouter(policy.LinearRouterOpts{Dim: 1, Arms: arms, Budget: 0.004})
+	p, err := policy.NewLinearRouter(policy.LinearRouterOpts{Dim: 1, Arms: arms, Budget: policy.BudgetSpec{PerRequest: 0.004}})
 	require.NoError(t, err)
 	probs := make([]float64, 2)
 	spend := 0.0
@@ -70,13 +71,14 @@ func TestLinearRouterBudget(t *testing.T) {
 		f := &decision.Features{Tenant: "a", Vector: []float64{1}}
 		c, err := p.Select(context.Background(), f, cands, probs)
 		require.NoError(t, err)
+		p.ObserveSpend(f, cands[c].ID, true, arms[c].Cost[0])
 		spend += arms[c].Cost[0]
 		if i == n/2 {
 			spend = 0 // measure after the price settled
 		}
 	}
 	mean := spend / (n / 2)
-	assert.InDelta(t, 0.004, mean, 0.0005, "tenant a's mean spend per request")
+	assert.InDelta(t, 0.004, mean, 0.0002, "tenant a's mean spend per request")
 	assert.Greater(t, p.Price("a"), 0.0)
 	assert.Zero(t, p.Price("b"))
 	i, err := p.Select(context.Background(), &decision.Features{Tenant: "b", Vector: []float64{1}}, cands, probs)
@@ -88,7 +90,8 @@ func TestLinearRouterBudget(t *testing.T) {
 	q, err := policy.Load(policy.NewBuiltinRegistry(), bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err)
 	assert.Equal(t, p.Price("a"), q.(*policy.LinearRouter).Price("a"), "the price survives a snapshot")
+	assert.Equal(t, 0.004, q.(policy.Budgeted).BudgetSpec().PerRequest, "the budget survives a snapshot")
 
-	_, err = policy.NewLinearRouter(policy.LinearRouterOpts{Dim: 1, Budget: -1})
-	assert.ErrorContains(t, err, "budget -1")
+	_, err = policy.NewLinearRouter(policy.LinearRouterOpts{Dim: 1, Budget: policy.BudgetSpec{PerRequest: -1}})
+	assert.ErrorContains(t, err, "budget.per_request: -1")
 }

@@ -366,9 +366,11 @@ func (c *Core) explainEmpty(f *decision.Features) error {
 }
 
 // Complete computes the reward of the record's outcome, records the outcome
-// in the profiles, updates the serving policy and the shadow policy (Learn), hands the record to the sink and, when the pending
-// store is on, keeps the decision for delayed feedback. It is the second
-// half of Run.
+// in the profiles, reports the request's realised cost to a serving policy
+// that enforces a spend budget (policy.SpendObserver), updates the serving
+// policy and the shadow policy (Learn), hands the record to the sink and,
+// when the pending store is on, keeps the decision for delayed feedback.
+// It is the second half of Run.
 //
 // Forced decisions never update a policy. With PendingOpts.Defer, a routed,
 // successful answer of unknown quality does not update the policy now: its
@@ -384,6 +386,12 @@ func (c *Core) Complete(rec *decision.Record) error {
 		rec.Time = c.now()
 	}
 	routed := d.Reason == decision.ReasonPolicy
+	box := c.serving.Load()
+	if so, ok := box.p.(policy.SpendObserver); ok && d.Chosen >= 0 && d.Chosen < len(d.Candidates) {
+		// Spend is observed whoever chose the model (forced requests cost
+		// the tenant too), by the policy serving now.
+		so.ObserveSpend(&rec.Request.Features, d.Arm().ID, routed && box.p.Name() == d.Policy, o.Cost)
+	}
 	keep := rec.Request.ID != "" // feedback finds decisions by request id
 	deferred := keep && routed && c.deferOn && o.Status == decision.StatusOK && !o.QualityKnown
 	var err error

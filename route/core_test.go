@@ -3,6 +3,7 @@ package route_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -591,4 +592,33 @@ func TestSameModelRetryEarnsTheOutcomeReward(t *testing.T) {
 	o.Arm = "b"
 	o.Attempts = append(o.Attempts, decision.Attempt{Arm: "b", Status: decision.StatusOK, Latency: time.Second, Fallback: 1})
 	assert.InDelta(t, r.Terms(0, 0, 200*time.Millisecond, 1), core.RewardFor(&d, &o), 1e-12)
+}
+
+// spender is fixed that also records the spend the core reports.
+type spender struct {
+	fixed
+	spends []string
+}
+
+func (p *spender) ObserveSpend(f *decision.Features, chosen string, routed bool, cost float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.spends = append(p.spends, fmt.Sprintf("%s %s routed=%v $%g", f.Tenant, chosen, routed, cost))
+}
+
+// TestCompleteReportsSpend: the core reports every completed request's
+// realised cost to a serving policy that enforces a budget — routed and
+// forced requests alike, the latter as not routed.
+func TestCompleteReportsSpend(t *testing.T) {
+	p := &spender{fixed: fixed{name: "p", pick: "b"}}
+	core, err := route.NewCore(route.CoreOpts{Catalogue: catalogue(), Policy: p})
+	require.NoError(t, err)
+	var rec decision.Record
+	out := okOutcome()
+	out.Cost = 0.007
+	req := decision.Request{Features: decision.Features{Tenant: "acme"}}
+	require.NoError(t, core.Run(context.Background(), &req, &scripted{out: out}, &rec))
+	req.Forced = "c"
+	require.NoError(t, core.Run(context.Background(), &req, &scripted{out: out}, &rec))
+	assert.Equal(t, []string{"acme b routed=true $0.007", "acme c routed=false $0.007"}, p.spends)
 }

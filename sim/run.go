@@ -278,6 +278,15 @@ func Run(ctx context.Context, o Opts) (*Result, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
+	if sc.Budget != nil {
+		b, ok := o.Policy.(policy.Budgeted)
+		if !ok {
+			return nil, fmt.Errorf("scenario %q budget: policy %s enforces no spend budget (linear-router does)", sc.Name, o.Policy.Name())
+		}
+		if err := b.SetBudget(*sc.Budget); err != nil {
+			return nil, fmt.Errorf("scenario %q: %w", sc.Name, err)
+		}
+	}
 	n := o.Requests
 	if n == 0 {
 		n = sc.Requests

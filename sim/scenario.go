@@ -57,8 +57,13 @@ type Scenario struct {
 	Encoder   *policy.EncoderSpec `yaml:"encoder"`
 	Traffic   Traffic             `yaml:"traffic"`
 	Providers []Provider          `yaml:"providers"`
-	start     time.Time           // parsed Start, set by Validate
-	reward    decision.Reward     // resolved Reward, set by Validate
+	// Budget, optional, is a spend budget set on the run's policy, which
+	// must enforce one (policy.Budgeted: linear-router); it is enforced
+	// on the realised cost of every completed request, per tenant, with
+	// windows on the virtual clock (policy.BudgetSpec).
+	Budget *policy.BudgetSpec `yaml:"budget"`
+	start  time.Time          // parsed Start, set by Validate
+	reward decision.Reward    // resolved Reward, set by Validate
 }
 
 // RewardSpec is the `reward:` block: decision.RewardSpec, the schema the
@@ -382,6 +387,11 @@ func (s *Scenario) validateReward() error {
 		return fmt.Errorf("reward: %w", err)
 	}
 	s.reward = r
+	if s.Budget != nil {
+		if err := s.Budget.Validate(); err != nil {
+			return fmt.Errorf("scenario %q: %w", s.Name, err)
+		}
+	}
 	return nil
 }
 

@@ -44,7 +44,9 @@ type heldoutFlags struct {
 	savePolicy    string
 	saveLearner   string
 	saveLambda    float64
-	saveBudget    float64
+	saveBudget    string
+	budgetShare   float64
+	budgetEta     float64
 	logged        loggedFlags
 }
 
@@ -67,7 +69,9 @@ func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
 	f.StringVar(&fl.savePolicy, "save-policy", "", "held-out mode: also fit --save-learner on the first seed's training part and write it as a policy artifact (policy linear-router, its encoder with the fitted IDF, reward quality − --save-lambda·cost) to `FILE`, for the gateway's policy: {file: FILE}")
 	f.StringVar(&fl.saveLearner, "save-learner", "ridge", "held-out mode: the learner --save-policy exports: ridge or logistic")
 	f.Float64Var(&fl.saveLambda, "save-lambda", 20, "held-out mode: the willingness to pay `λ` of the --save-policy router")
-	f.Float64Var(&fl.saveBudget, "save-budget", 0, "held-out mode: a spend budget in `USD` per request the --save-policy router enforces per tenant with an online dual price (0 = none)")
+	f.StringVar(&fl.saveBudget, "save-budget", "", "held-out mode: the spend `BUDGET` the --save-policy router enforces per tenant with a dual price on observed spend: USD per request, or per_request=USD,window=1h,limit=USD,eta=E (\"\" = none)")
+	f.Float64Var(&fl.budgetShare, "budget-share", datasets.BudgetShare, "held-out mode: every learner's budget router streams the test part under a spend limit of this `SHARE` of the strongest model's mean cost per prompt on the training part, enforced by a dual price on observed spend (<= 0: none)")
+	f.Float64Var(&fl.budgetEta, "budget-eta", 0, "held-out mode: the budget routers' dual step (0 = policy.DefaultBudgetEta)")
 	addLoggedFlags(f, &fl.logged)
 	f.BoolVar(&fl.skipMissing, "skip-missing", false, "held-out mode: skip rows with a missing score (counted) instead of failing")
 }
@@ -132,10 +136,14 @@ type heldoutSummary struct {
 	Learners []learnerSummary `json:"learners"`
 	Fixed    []fixedSummary   `json:"fixed"`
 	Hull     ival             `json:"fixed_hull_aiq"`
-	Bandits  []banditSummary  `json:"bandits,omitempty"`
-	Logged   []banditSummary  `json:"logged,omitempty"`
-	Lambda   float64          `json:"bandit_lambda"`
-	Passes   int              `json:"bandit_passes"`
+	// BudgetLimit is the budget routers' limit as a share of the
+	// strongest test model's mean cost (fitted on the training part).
+	BudgetLimit ival            `json:"budget_router_limit_share,omitzero"`
+	BudgetEta   float64         `json:"budget_router_eta,omitempty"`
+	Bandits     []banditSummary `json:"bandits,omitempty"`
+	Logged      []banditSummary `json:"logged,omitempty"`
+	Lambda      float64         `json:"bandit_lambda"`
+	Passes      int             `json:"bandit_passes"`
 }
 
 type learnerSummary struct {
@@ -149,6 +157,19 @@ type learnerSummary struct {
 	// at the cheapest λ recovering 50% of the performance gap (RouteLLM).
 	Strong50 ival             `json:"strong_call_share_at_50pct_pgr"`
 	Curve    []datasets.Point `json:"mean_curve"`
+	// AtBudgetHull is the frontier at 25% of the strongest model's cost:
+	// randomising between the two λ points around it.
+	AtBudgetHull ival `json:"quality_share_at_25pct_cost_hull"`
+	// Budget* is the budget router (datasets.BudgetRun): its realised
+	// quality and cost as shares of the strongest test model's, its
+	// realised cost over its limit (cost/limit − 1, per seed, and the
+	// largest), and its quality minus task-mean's budget router's, paired
+	// by seed.
+	BudgetQuality ival    `json:"budget_router_quality_share,omitzero"`
+	BudgetCost    ival    `json:"budget_router_cost_share,omitzero"`
+	BudgetOver    ival    `json:"budget_router_cost_over_limit,omitzero"`
+	BudgetMaxOver jsonNum `json:"budget_router_max_cost_over_limit,omitempty"`
+	BudgetGain    ival    `json:"budget_router_quality_share_minus_task_mean,omitzero"`
 }
 
 type fixedSummary struct {
@@ -250,7 +271,11 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 		if err != nil {
 			return err
 		}
-		res, err := datasets.HeldOut(ctx, train, test, datasets.HeldOutOpts{Text: ts, Learners: learners, Seed: seed})
+		bshare := ho.budgetShare
+		if bshare <= 0 {
+			bshare = -1
+		}
+		res, err := datasets.HeldOut(ctx, train, test, datasets.HeldOutOpts{Text: ts, Learners: learners, Seed: seed, Budget: bshare, BudgetEta: ho.budgetEta})
 		if err != nil {
 			return err
 		}
@@ -311,6 +336,12 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 	}
 	summarise(sum)
 	summariseLogged(sum)
+	if sum.BudgetLimit.N > 0 {
+		sum.BudgetEta = ho.budgetEta
+		if sum.BudgetEta == 0 {
+			sum.BudgetEta = policy.DefaultBudgetEta
+		}
+	}
 	if ho.savePolicy != "" {
 		if err := saveRouter(fl, ts); err != nil {
 			return err
@@ -399,6 +430,26 @@ func summarise(sum *heldoutSummary) {
 		return meanCI(xs)
 	}
 	sum.Hull = collect("fixed-hull", func(m datasets.Metrics) float64 { return m.AIQ })
+	// The strongest test model's quality and cost, per run, for the
+	// budget routers' shares.
+	strongQC := func(r heldoutRun) (float64, float64) {
+		s, _ := datasets.Strongest(r.Result.Fixed)
+		return r.Result.Fixed[s].Quality, r.Result.Fixed[s].Cost
+	}
+	if first.BudgetUSD > 0 {
+		var xs []float64
+		for _, r := range sum.Runs {
+			_, cs := strongQC(r)
+			xs = append(xs, r.Result.BudgetUSD/cs)
+		}
+		sum.BudgetLimit = meanCI(xs)
+	}
+	simpleBudget := -1
+	for li, c := range first.Curves {
+		if c.Learner == "task-mean" && c.Budget != nil {
+			simpleBudget = li
+		}
+	}
 	for li, c := range first.Curves {
 		ls := learnerSummary{Learner: c.Learner,
 			AIQ:      collect(c.Learner, func(m datasets.Metrics) float64 { return m.AIQ }),
@@ -411,6 +462,25 @@ func summarise(sum *heldoutSummary) {
 			sh = append(sh, datasets.StrongShare(&r.Result.Curves[li], r.Result.Fixed, 0.5))
 		}
 		ls.Strong50 = meanCI(sh)
+		ls.AtBudgetHull = collect(c.Learner, func(m datasets.Metrics) float64 { return m.AtBudgetHull })
+		if c.Budget != nil {
+			var bq, bc, bo, bg []float64
+			maxOver := math.Inf(-1)
+			for _, r := range sum.Runs {
+				qs, cs := strongQC(r)
+				b := r.Result.Curves[li].Budget
+				over := b.Cost/r.Result.BudgetUSD - 1
+				bq, bc, bo = append(bq, b.Quality/qs), append(bc, b.Cost/cs), append(bo, over)
+				maxOver = max(maxOver, over)
+				if simpleBudget >= 0 {
+					bg = append(bg, (b.Quality-r.Result.Curves[simpleBudget].Budget.Quality)/qs)
+				}
+			}
+			ls.BudgetQuality, ls.BudgetCost, ls.BudgetOver, ls.BudgetMaxOver = meanCI(bq), meanCI(bc), meanCI(bo), jsonNum(maxOver)
+			if simpleBudget >= 0 {
+				ls.BudgetGain = meanCI(bg)
+			}
+		}
 		for i := range datasets.CPTLevels {
 			ls.CPT = append(ls.CPT, collect(c.Learner, func(m datasets.Metrics) float64 { return m.CPT[i] }))
 		}
@@ -482,6 +552,9 @@ func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	if err := writeBudgetTable(out, sum); err != nil {
+		return err
+	}
 	writeMustShow(out, sum)
 	fmt.Fprintln(out, "\nCPT: cost (share of the strongest model's) of the cheapest λ reaching that share of its quality; quality @≤25% cost: best λ costing at most 25% of the strongest model, as a share of its quality; gain @ ref cost: best quality at no more than the reference model's cost minus its quality; strong calls @50% PGR: share of prompts sent to the strongest model at the cheapest λ recovering half the gap between the cheapest and the strongest model (RouteLLM).")
 	fmt.Fprintln(out)
@@ -523,6 +596,43 @@ func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
 		}
 	}
 	return writeLoggedText(out, sum)
+}
+
+// writeBudgetTable sets the budget routers (enforced online) beside the
+// two figures read off the λ curve at the same budget.
+func writeBudgetTable(out io.Writer, sum *heldoutSummary) error {
+	if sum.BudgetLimit.N == 0 {
+		return nil
+	}
+	fmt.Fprintf(out, "\nbudget router: test prompts streamed in a seeded random order, each routed to argmax predicted score − price·predicted cost; the dual price (eta %g) follows the realised cost of every routed prompt, warmed up by the same stream over the training part (in-sample predictions, recorded costs); limit %s%% of %s's mean cost per prompt (25%% of its mean cost on the training part). Beside it, read off the λ curve at 25%% of its test cost: step = best single λ point at or below it; hull = randomising between the two λ points around it (a randomised router).\n\n",
+		sum.BudgetEta, ci(sum.BudgetLimit, 100, 1), sum.Strong)
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "learner\tbudget router quality\trealised cost\tover limit (mean; worst seed)\tvs task-mean (paired)\tstep quality\thull quality (randomised)\t")
+	for _, l := range sum.Learners {
+		if l.BudgetQuality.N == 0 {
+			continue
+		}
+		gain := "—"
+		if l.BudgetGain.N > 0 && l.Learner != "task-mean" {
+			gain = signedCI(l.BudgetGain, 100, 1) + " pp"
+		}
+		fmt.Fprintf(w, "%s\t%s%%\t%s%%\t%s%%; %+.1f%%\t%s\t%s%%\t%s%%\t\n", l.Learner, ci(l.BudgetQuality, 100, 1), ci(l.BudgetCost, 100, 1),
+			signedCI(l.BudgetOver, 100, 1), 100*float64(l.BudgetMaxOver), gain, ci(l.AtBudget, 100, 1), ci(l.AtBudgetHull, 100, 1))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\nquality and cost as shares of the strongest model's on the test part; over limit: realised mean cost per prompt / limit − 1.")
+	return nil
+}
+
+// signedCI is ci with an explicit sign.
+func signedCI(iv ival, scale float64, prec int) string {
+	s := ci(iv, scale, prec)
+	if !strings.HasPrefix(s, "-") && s != "n/a" {
+		s = "+" + s
+	}
+	return s
 }
 
 // exportChoices writes the best learner's choices on the first seed's
@@ -653,8 +763,43 @@ func writeMustShow(out io.Writer, sum *heldoutSummary) {
 	fmt.Fprintln(out)
 	if i, v := best(func(l learnerSummary) float64 { return float64(l.AtBudget.Mean) }); i >= 0 {
 		l := sum.Learners[i]
-		fmt.Fprintf(out, "target 1: >= 95%% of %s's score at <= 25%% of its cost: %s reaches %s%% (task-mean %s%%): %s\n",
+		fmt.Fprintf(out, "target 1: >= 95%% of %s's score at <= 25%% of its cost: step (best λ point at or below it): %s reaches %s%% (task-mean %s%%): %s\n",
 			sum.Strong, l.Learner, ci(l.AtBudget, 100, 1), ci(simple.AtBudget, 100, 1), met(v >= 0.95))
+	}
+	// The budget routers and the hull: the best learned router beside the
+	// task-mean baseline, whether it beats it (paired over seeds), and
+	// whether the best of all meets the target.
+	learned := func(f func(l learnerSummary) float64) (int, float64) {
+		bi, bv := -1, math.Inf(-1)
+		for i, l := range sum.Learners {
+			if v := f(l); l.Learner != "task-mean" && !math.IsNaN(v) && v > bv {
+				bi, bv = i, v
+			}
+		}
+		return bi, bv
+	}
+	bq := func(l learnerSummary) float64 { return float64(l.BudgetQuality.Mean) }
+	if i, _ := learned(bq); i >= 0 && sum.BudgetLimit.N > 0 && simple.BudgetQuality.N > 0 {
+		l := sum.Learners[i]
+		verdict := "does not beat task-mean (paired interval includes 0)"
+		switch {
+		case float64(l.BudgetGain.Lo) > 0:
+			verdict = "beats task-mean (paired interval above 0)"
+		case float64(l.BudgetGain.Hi) < 0:
+			verdict = "is below task-mean (paired interval below 0)"
+		}
+		bi, _ := best(bq)
+		b := sum.Learners[bi]
+		fmt.Fprintf(out, "target 1, budget router enforced online: best learned router %s reaches %s%% at %s%% of the cost, task-mean %s%% at %s%%; %s %s pp: it %s; best of all (%s) %s (needs >= 95%% at <= 25%% of the cost)\n",
+			l.Learner, ci(l.BudgetQuality, 100, 1), ci(l.BudgetCost, 100, 1), ci(simple.BudgetQuality, 100, 1), ci(simple.BudgetCost, 100, 1),
+			l.Learner, signedCI(l.BudgetGain, 100, 1), verdict, b.Learner, met(bq(b) >= 0.95 && float64(b.BudgetCost.Mean) <= 0.25))
+	}
+	bh := func(l learnerSummary) float64 { return float64(l.AtBudgetHull.Mean) }
+	if i, _ := learned(bh); i >= 0 {
+		l := sum.Learners[i]
+		bi, v := best(bh)
+		fmt.Fprintf(out, "target 1, hull (randomising between the two λ points around 25%% of the cost): best learned router %s reaches %s%%, task-mean %s%%; best of all (%s): %s\n",
+			l.Learner, ci(l.AtBudgetHull, 100, 1), ci(simple.AtBudgetHull, 100, 1), sum.Learners[bi].Learner, met(v >= 0.95))
 	}
 	if i, v := best(func(l learnerSummary) float64 { return float64(l.AtRef.Mean) }); i >= 0 {
 		l := sum.Learners[i]
@@ -674,11 +819,15 @@ func saveRouter(fl benchdataFlags, ts policy.TextSpec) error {
 	if !(ho.saveLambda >= 0) || math.IsInf(ho.saveLambda, 1) {
 		return fmt.Errorf("--save-lambda %v: must be a finite number >= 0", ho.saveLambda)
 	}
+	budget, err := policy.ParseBudget(ho.saveBudget)
+	if err != nil {
+		return fmt.Errorf("--save-budget: %w", err)
+	}
 	train, _, err := loadHeldout(fl, fl.seed)
 	if err != nil {
 		return err
 	}
-	p, spec, err := datasets.FitRouter(train, ts, ho.saveLearner, policy.LinearRouterOpts{Lambda: ho.saveLambda, Budget: ho.saveBudget}, fl.seed)
+	p, spec, err := datasets.FitRouter(train, ts, ho.saveLearner, policy.LinearRouterOpts{Lambda: ho.saveLambda, Budget: budget}, fl.seed)
 	if err != nil {
 		return fmt.Errorf("--save-policy: %w", err)
 	}

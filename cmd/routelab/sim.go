@@ -39,6 +39,8 @@ type simFlags struct {
 	fixedArms bool
 	// dataset runs a benchmark table instead of a scenario (simdataset.go).
 	dataset string
+	// budget is a spend budget (policy.ParseBudget) set on the policy.
+	budget string
 }
 
 func newSimCmd() *cobra.Command {
@@ -100,6 +102,7 @@ must be the scenario's. --save-policy writes the policy after the run.`,
 	f.StringVar(&fl.savePolicy, "save-policy", "", "after the run, write the policy (with what it learned) as a policy artifact to this `FILE`")
 	f.BoolVar(&fl.fixedArms, "fixed-arms", false, "also run every arm alone on the same seed and report the best fixed arm (always on scenarios with rate limits or fillable queues, where % of oracle is state-dependent)")
 	f.BoolVar(&fl.appendTo, "append", false, "with --log, add to a directory that already holds decision-log files")
+	f.StringVar(&fl.budget, "budget", "", "a spend `BUDGET` the policy enforces per tenant on observed spend (linear-router): USD per request, or per_request=USD,window=1h,limit=USD,eta=E; replaces the scenario's budget: block")
 	f.StringVar(&fl.dataset, "dataset", "", "run a benchmark table as the environment instead of --scenario: routerbench:PATH or routellm:PATH (see simdataset.go / docs/text-routing.md)")
 	return cmd
 }
@@ -119,6 +122,13 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	sc, err := sim.LoadScenario(fl.scenario)
 	if err != nil {
 		return fmt.Errorf("--scenario: %w", err)
+	}
+	if fl.budget != "" {
+		b, err := policy.ParseBudget(fl.budget)
+		if err != nil {
+			return fmt.Errorf("--budget: %w", err)
+		}
+		sc.Budget = &b
 	}
 	p, err := simPolicy(fl, sc)
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/routelab/routelab/artifact"
 	"github.com/routelab/routelab/datasets"
+	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/policy"
 	"github.com/routelab/routelab/sim"
 )
@@ -52,33 +54,69 @@ func runSimDataset(ctx context.Context, fl simFlags, out io.Writer) error {
 	if !ok || path == "" || (kind != "routerbench" && kind != "routellm") {
 		return fmt.Errorf("--dataset %q: want routerbench:PATH or routellm:PATH", fl.dataset)
 	}
-	if fl.log != "" || fl.policyFile != "" || fl.savePolicy != "" {
-		return fmt.Errorf("--dataset: --log, --policy-file and --save-policy are for scenarios")
+	if fl.log != "" || fl.savePolicy != "" {
+		return fmt.Errorf("--dataset: --log and --save-policy are for scenarios")
 	}
 	tb, err := loadBenchdata(benchdataFlags{data: kind, path: path})
 	if err != nil {
 		return fmt.Errorf("--dataset: %w", err)
 	}
-	enc, err := policy.NewEncoder(tb.EncoderSpec())
+	var p policy.Policy
+	encSpec, rw := tb.EncoderSpec(), decision.Reward{}
+	if fl.policyFile != "" {
+		// A trained router (routelab benchdata --save-policy) with its
+		// encoder (text IDF included) and reward.
+		a, err := artifact.Read(fl.policyFile)
+		if err != nil {
+			return fmt.Errorf("--policy-file: %w", err)
+		}
+		if rw, err = a.RewardFunc(); err != nil {
+			return fmt.Errorf("--policy-file %s: %w", fl.policyFile, err)
+		}
+		if err := a.Check(a.Encoder, rw, tb.Models); err != nil {
+			return fmt.Errorf("--policy-file %s vs --dataset %s: %w", fl.policyFile, fl.dataset, err)
+		}
+		if p, err = a.Policy(newRegistry()); err != nil {
+			return fmt.Errorf("--policy-file: %w", err)
+		}
+		encSpec = a.Encoder
+	} else {
+		spec, err := policy.ParseSpec(fl.policy)
+		if err != nil {
+			return fmt.Errorf("--policy: %w", err)
+		}
+		if _, ok := spec.Params["seed"]; !ok {
+			spec.Params["seed"] = strconv.FormatUint(sim.PolicySeed(fl.seed), 10)
+		}
+		if p, err = newRegistry().New(spec); err != nil {
+			return fmt.Errorf("--policy %s: %w", spec, err)
+		}
+	}
+	if fl.budget != "" {
+		b, err := policy.ParseBudget(fl.budget)
+		if err != nil {
+			return fmt.Errorf("--budget: %w", err)
+		}
+		if b.Window > 0 {
+			return fmt.Errorf("--budget %q: benchmark rows have no time, so no window: give per_request", fl.budget)
+		}
+		bp, ok := p.(policy.Budgeted)
+		if !ok {
+			return fmt.Errorf("--budget: policy %s enforces no spend budget (linear-router does)", p.Name())
+		}
+		if err := bp.SetBudget(b); err != nil {
+			return fmt.Errorf("--budget: %w", err)
+		}
+	}
+	enc, err := policy.NewEncoder(encSpec)
 	if err != nil {
 		return fmt.Errorf("--dataset: feature encoder: %w", err)
-	}
-	spec, err := policy.ParseSpec(fl.policy)
-	if err != nil {
-		return fmt.Errorf("--policy: %w", err)
-	}
-	if _, ok := spec.Params["seed"]; !ok {
-		spec.Params["seed"] = strconv.FormatUint(sim.PolicySeed(fl.seed), 10)
-	}
-	p, err := newRegistry().New(spec)
-	if err != nil {
-		return fmt.Errorf("--policy %s: %w", spec, err)
 	}
 	passes := 1
 	if fl.requests > len(tb.Rows) {
 		passes = (fl.requests + len(tb.Rows) - 1) / len(tb.Rows)
 	}
-	r, err := datasets.Evaluate(ctx, tb, p, datasets.Opts{Seed: fl.seed, Passes: passes, Shuffle: true, Encoder: enc})
+	r, err := datasets.Evaluate(ctx, tb, p, datasets.Opts{Seed: fl.seed, Passes: passes, Shuffle: true, Encoder: enc, Reward: rw})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,100 @@
+package datasets
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/routelab/routelab/policy"
+)
+
+// BudgetRun is a learner's budget router on the test rows: the rows
+// stream in a seeded random order; on each the router picks argmax
+// predicted quality − price·predicted cost, charges the predicted cost to
+// a policy.Budget (the component the gateway's linear-router uses), and
+// the realised cost of the chosen model replaces it as soon as the row is
+// scored, so the dual price follows observed spend. The price is warmed
+// up on the training table first — the same stream over the training rows
+// (in-sample predictions, recorded costs), starting from 0 — as a router
+// deployed with the state it reached in training; on the test rows it
+// keeps adapting, and no test row informs anything before it is routed.
+type BudgetRun struct {
+	// Cost and Quality are the realised mean cost per prompt (US
+	// dollars) and mean score.
+	Cost    float64 `json:"cost"`
+	Quality float64 `json:"quality"`
+	// StartPrice is the dual price (quality per dollar) the training
+	// stream ended with and the test stream started from; Price the one
+	// it ended with.
+	StartPrice float64 `json:"start_price"`
+	Price      float64 `json:"final_price"`
+}
+
+// trainBudget is the budget routers' limit: o.Budget (default
+// BudgetShare) of the mean cost per prompt of the training table's
+// strongest model. Inactive when o.Budget < 0.
+func trainBudget(train *Table, o HeldOutOpts) (policy.BudgetSpec, error) {
+	share := o.Budget
+	if share < 0 {
+		return policy.BudgetSpec{}, nil
+	}
+	if share == 0 {
+		share = BudgetShare
+	}
+	if share > 1e3 {
+		return policy.BudgetSpec{}, fmt.Errorf("budget share %v: want a share of the strongest model's cost in (0, 1000]", share)
+	}
+	k := len(train.Models)
+	fixed := make([]Point, k)
+	for r := range train.Rows {
+		for m := range k {
+			fixed[m].Quality += train.Rows[r].Scores[m]
+			fixed[m].Cost += train.Rows[r].Costs[m]
+		}
+	}
+	strong, _ := Strongest(fixed)
+	spec := policy.BudgetSpec{PerRequest: share * fixed[strong].Cost / float64(len(train.Rows)), Eta: o.BudgetEta}
+	if err := spec.Validate(); err != nil {
+		return spec, err
+	}
+	return spec, nil
+}
+
+// budgetRouter warms a budget up on train's rows (predictions Qtr, Ctr)
+// and then streams test's rows (Q, C) under it, each in an order drawn
+// from seed.
+func budgetRouter(train, test *Table, Qtr, Ctr, Q, C []float64, b policy.BudgetSpec, seed uint64) (*BudgetRun, error) {
+	bud, err := policy.NewBudget(b)
+	if err != nil {
+		return nil, err
+	}
+	budgetStream(train, Qtr, Ctr, bud, seed^0x7472)
+	start := bud.State()[""].Price
+	run := budgetStream(test, Q, C, bud, seed)
+	run.StartPrice = start
+	return run, nil
+}
+
+// budgetStream routes t's rows, in an order drawn from seed, with
+// predicted qualities Q and costs C (row-major, len(t.Models) per row)
+// under bud, and reports the realised means.
+func budgetStream(test *Table, Q, C []float64, bud *policy.Budget, seed uint64) *BudgetRun {
+	k := len(test.Models)
+	order := rand.New(rand.NewPCG(seed, 0x62756467)).Perm(len(test.Rows))
+	var run BudgetRun
+	var none time.Time // benchmark rows have no time: per-request budgets only
+	for _, r := range order {
+		q, c := Q[r*k:(r+1)*k], C[r*k:(r+1)*k]
+		m := choose(q, c, bud.Price("", none))
+		bud.Charge("", none, c[m])
+		real := test.Rows[r].Costs[m]
+		bud.Observe("", none, true, c[m], real)
+		run.Cost += real
+		run.Quality += test.Rows[r].Scores[m]
+	}
+	n := float64(len(test.Rows))
+	run.Cost /= n
+	run.Quality /= n
+	run.Price = bud.State()[""].Price
+	return &run
+}

@@ -218,11 +218,18 @@ func bump(b []float64, h, nb uint64) {
 // the current byte, computed from the previous byte's (n-1)-gram as
 // g + charBase·h[n-1], g = textChar of the byte.
 func countChars(p string, lo, hi int, b []float64) {
-	if hi > 4 {
+	switch {
+	case hi > 4:
 		countCharsLong(p, lo, hi, b)
-		return
+	case lo == 3 && hi == 4:
+		countChars34(p, b)
+	default:
+		countChars4(p, lo, hi, b)
 	}
-	// n ≤ 4: the four hashes live in registers.
+}
+
+// countChars4 is countChars for n ≤ 4: the four hashes live in registers.
+func countChars4(p string, lo, hi int, b []float64) {
 	nb := uint64(len(b))
 	var h1, h2, h3 uint64
 	seen := 0
@@ -263,6 +270,36 @@ func countChars(p string, lo, hi int, b []float64) {
 		}
 		if e3 && seen >= 3 {
 			bump(b, h3^3<<56, nb)
+		}
+	}
+}
+
+// countChars34 is countChars4 for 3- and 4-grams (benchdata's default,
+// --text-chars 3-4) with the choice of n-grams fixed at compile time
+// rather than tested per byte: about 15% faster. Keep the two in
+// step; TestTextEncodeMatchesReference checks both.
+func countChars34(p string, b []float64) {
+	nb := uint64(len(b))
+	var h1, h2, h3 uint64
+	seen := 0
+	prevSpace := true // leading whitespace is dropped
+	for i := 0; i < len(p); i++ {
+		g := textChar[p[i]]
+		sp := g == ' '+1
+		if sp && prevSpace {
+			continue
+		}
+		prevSpace = sp
+		h4 := g + charBase*h3
+		h3 = g + charBase*h2
+		h2 = g + charBase*h1
+		h1 = g
+		seen++
+		if seen >= 3 {
+			bump(b, h3^3<<56, nb)
+			if seen >= 4 {
+				bump(b, h4^4<<56, nb)
+			}
 		}
 	}
 }

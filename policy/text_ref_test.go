@@ -227,6 +227,11 @@ func TestTextEncodeMatchesReference(t *testing.T) {
 		{Buckets: 64, CharMin: 2, CharMax: 5, Markers: true},
 		{Buckets: 4096, WordNgrams: 3},
 		{Buckets: 1, WordNgrams: 1, CharMin: 8, CharMax: 8},
+		{Buckets: 1, CharMin: 3, CharMax: 4},
+		{Buckets: 100, WordNgrams: 1, CharMin: 2, CharMax: 4}, // not a power of two
+		{Buckets: 3000, CharMin: 3, CharMax: 4},
+		{Buckets: 256, CharMin: 1, CharMax: 3},
+		{Buckets: 1 << 16, WordNgrams: 2, CharMin: 1, CharMax: 1},
 		{Markers: true},
 	}
 	// One spec with fitted IDF weights.

@@ -412,76 +412,56 @@ const (
 	nClasses
 )
 
-// classLane (1 in the 8-bit lane of the byte's class), markFlags (mfWord
-// for bytes of words, isWordByte; mfCode for first bytes of codeMarkers)
-// and codeByFirst (the codeMarkers by first byte) are textMarkers' lookup
-// tables.
-var classLane, markFlags, codeByFirst = byteTables()
+// byteClass, wordByte (1 for bytes of words, isWordByte) and codeStart
+// (first bytes of codeMarkers) are textMarkers' lookup tables.
+var byteClass, wordByte, codeStart = byteTables()
 
-const (
-	mfWord = 1 << iota
-	mfCode
-)
-
-func byteTables() (classLane [256]uint64, markFlags [256]uint8, codeByFirst [256][]string) {
+func byteTables() (byteClass, wordByte [256]uint8, codeStart [256]bool) {
 	for c := 0; c < 256; c++ {
 		b := byte(c)
-		cls := clsOther
 		switch {
 		case b == '\n':
-			cls = clsNewline
+			byteClass[c] = clsNewline
 		case isSpace(b):
-			cls = clsSpace
+			byteClass[c] = clsSpace
 		case '0' <= b && b <= '9':
-			cls = clsDigit
+			byteClass[c] = clsDigit
 		case 'a' <= b && b <= 'z':
-			cls = clsLower
+			byteClass[c] = clsLower
 		case 'A' <= b && b <= 'Z':
-			cls = clsUpper
+			byteClass[c] = clsUpper
 		case b >= 0x80:
-			cls = clsNonASCII
+			byteClass[c] = clsNonASCII
 		case strings.IndexByte("+-*/=^<>%", b) >= 0:
-			cls = clsMath
+			byteClass[c] = clsMath
 		}
-		classLane[c] = 1 << (8 * cls)
 		if isWordByte(b) {
-			markFlags[c] |= mfWord
+			wordByte[c] = 1
 		}
 	}
 	for _, cm := range codeMarkers {
-		markFlags[cm[0]] |= mfCode
-		codeByFirst[cm[0]] = append(codeByFirst[cm[0]], cm)
+		codeStart[cm[0]] = true
 	}
-	return classLane, markFlags, codeByFirst
+	return byteClass, wordByte, codeStart
 }
 
 // textMarkers fills m (len(TextMarkerNames)) for a non-empty prompt in
-// one pass: per byte, its class is counted in a lane of a packed counter
-// (8 lanes of 8 bits, emptied every 255 bytes), and the code markers that
-// begin with the byte are compared only where one can start (at a word
-// start for markers that begin with a letter).
+// one pass: a class-table lookup per byte, and a code-marker comparison
+// only where a marker's first byte appears (at a word start for markers
+// that begin with a letter).
 func textMarkers(p string, m []float64) {
 	var cnt [nClasses]int
 	words, code := 0, 0
 	prevWord := uint8(0)
-	for start := 0; start < len(p); start += 255 {
-		chunk := p[start:min(len(p), start+255)]
-		var lanes uint64
-		for i := 0; i < len(chunk); i++ {
-			c := chunk[i]
-			lanes += classLane[c]
-			f := markFlags[c]
-			w := f & mfWord
-			words += int(w &^ prevWord)
-			// A marker's first byte, not inside a word.
-			if f>>1&^(w&prevWord) != 0 {
-				code += codeAt(p[start+i:])
-			}
-			prevWord = w
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		cnt[byteClass[c]]++
+		w := wordByte[c]
+		words += int(w &^ prevWord)
+		if codeStart[c] && (w == 0 || prevWord == 0) {
+			code += codeAt(p[i:])
 		}
-		for k := range cnt {
-			cnt[k] += int(lanes >> (8 * k) & 0xff)
-		}
+		prevWord = w
 	}
 	lines := float64(cnt[clsNewline])
 	nonSpace := float64(len(p) - cnt[clsSpace] - cnt[clsNewline])
@@ -505,8 +485,8 @@ func textMarkers(p string, m []float64) {
 
 // codeAt is 1 when s starts with one of codeMarkers, else 0.
 func codeAt(s string) int {
-	for _, cm := range codeByFirst[s[0]] {
-		if strings.HasPrefix(s, cm) {
+	for _, cm := range codeMarkers {
+		if cm[0] == s[0] && strings.HasPrefix(s, cm) {
 			return 1
 		}
 	}

@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Prices per request (README: Prices of the RouteLLM MMLU models): list
 # prices per million tokens as RouteLLM quotes them ($24.7 gpt-4, $0.24
 # Mixtral-8x7B) × 120 tokens per request (the table's mean estimated prompt
-# length, 117 tokens, plus a short answer).
+# length, 116 tokens at 4 bytes a token, plus a short answer).
 args=(benchdata --data routellm --path "$data" --split 0.7 --seed 1 --seeds 5
 	--price gpt-4-1106-preview=0.002964/request --price mistralai/Mixtral-8x7B-Instruct-v0.1=0.0000288/request
 	--learners task-mean,logistic,ridge,knn,ensemble)
@@ -49,7 +49,8 @@ the five seeds.
 Prices are assumptions (the table records none), per request: $0.002964
 for gpt-4-1106-preview and $0.0000288 for Mixtral-8x7B — RouteLLM's quoted
 $24.7 and $0.24 per million tokens × 120 tokens per request (the mean
-estimated prompt length, 117 tokens, plus a short answer). With a flat
+prompt length, 116 tokens estimated at 4 bytes a token, plus a short
+answer). With a flat
 price per request a router's mean cost is affine in its share of calls to
 gpt-4, so the cost axis reads as RouteLLM's "% calls to GPT-4": APGR (the
 mean, over that axis, of the performance gap recovered, (quality −

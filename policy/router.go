@@ -203,7 +203,7 @@ func (p *LinearRouter) Select(_ context.Context, f *decision.Features, cands []d
 	}
 	if len(cands) <= maxFastCands {
 		// Dense dot products, four candidates per pass over the vector
-		// (routerDots).
+		// (routerDots), or over its non-zero slots when few.
 		var (
 			as     [maxFastCands]*RouterArm
 			qs, cs [maxFastCands]float64

@@ -12,11 +12,14 @@ import (
 // vectors with many zeros.
 func TestRouterDotsMatchSparseSums(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 13))
-	for trial := range 200 {
-		dim := 1 + rng.IntN(300)
+	for trial := range 300 {
+		// Up to 3000 slots and 1%–100% non-zero: both the sparse path
+		// (few non-zero slots) and the dense one.
+		dim := 1 + rng.IntN(3000)
 		x := make([]float64, dim)
+		density := 1 + rng.IntN(100)
 		for j := range x {
-			if rng.IntN(3) == 0 {
+			if rng.IntN(100) < density {
 				x[j] = rng.NormFloat64() * math.Pow(10, float64(rng.IntN(7)-3))
 			}
 		}

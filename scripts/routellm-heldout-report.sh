@@ -46,9 +46,9 @@ predicted correctness − λ·predicted cost, and is paid that model's
 recorded correctness and price. Figures are means ± 95% t-intervals over
 the five seeds.
 
-Prices are assumptions (the table records none), per request: $0.002964
-for gpt-4-1106-preview and $0.0000288 for Mixtral-8x7B — RouteLLM's quoted
-$24.7 and $0.24 per million tokens × 120 tokens per request (the mean
+Prices are assumptions (the table records none), per request: \$0.002964
+for gpt-4-1106-preview and \$0.0000288 for Mixtral-8x7B — RouteLLM's quoted
+\$24.7 and \$0.24 per million tokens × 120 tokens per request (the mean
 prompt length, 116 tokens estimated at 4 bytes a token, plus a short
 answer). With a flat
 price per request a router's mean cost is affine in its share of calls to

@@ -102,6 +102,7 @@ reports: build
 	done
 	bash scripts/routerbench-report.sh
 	bash scripts/routerbench-heldout-report.sh
+	bash scripts/routellm-heldout-report.sh
 
 check-reports: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
@@ -112,6 +113,7 @@ check-reports: build
 	done; \
 	bash scripts/routerbench-report.sh --check || status=1; \
 	bash scripts/routerbench-heldout-report.sh --check || status=1; \
+	bash scripts/routellm-heldout-report.sh --check || status=1; \
 	exit $$status
 
 # Executes notebooks/*.ipynb headlessly with the GoNB kernel and writes their

@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,14 @@ func TestLoadRouteLLM(t *testing.T) {
 	assert.Zero(t, tb.Rows[0].Costs[0])
 	assert.Error(t, tb.WithPromptPrices(map[string]float64{"nope": 1}))
 	assert.Error(t, tb.WithPromptPrices(map[string]float64{"weak": -1}))
+	// Per request: the same cost on every row, whatever its length.
+	require.NoError(t, tb.WithRequestPrices(map[string]float64{"weak": 0.002}))
+	for _, r := range tb.Rows {
+		assert.Equal(t, 0.002, r.Costs[0])
+	}
+	assert.ErrorContains(t, tb.WithRequestPrices(map[string]float64{"nope": 1}), `"nope": not a model`)
+	assert.ErrorContains(t, tb.WithRequestPrices(map[string]float64{"weak": math.Inf(1)}), "finite")
+	assert.Equal(t, 0.002, tb.Rows[0].Costs[0], "a rejected price changes nothing")
 }
 
 func TestParseErrors(t *testing.T) {

@@ -81,8 +81,23 @@ func (t *Table) Tasks() []string {
 // answers' lengths are not recorded. A price for an unknown model, or a
 // negative or non-finite price, is an error and changes nothing.
 func (t *Table) WithPromptPrices(perK map[string]float64) error {
-	idx := make(map[string]int, len(perK))
-	for m, p := range perK {
+	return t.withPrices(perK, func(r *Row, p float64) float64 { return float64(r.PromptTokens) / 1000 * p })
+}
+
+// WithRequestPrices sets every row's cost of each priced model to its
+// price in US dollars per request, whatever the prompt: with two models,
+// a router's mean cost is then affine in its share of calls to the
+// dearer one, so cost axes read as RouteLLM's "calls to the strong model".
+// Errors as WithPromptPrices.
+func (t *Table) WithRequestPrices(perReq map[string]float64) error {
+	return t.withPrices(perReq, func(_ *Row, p float64) float64 { return p })
+}
+
+// withPrices validates prices and sets each priced model's cost of every
+// row to cost(row, price).
+func (t *Table) withPrices(prices map[string]float64, cost func(*Row, float64) float64) error {
+	idx := make(map[string]int, len(prices))
+	for m, p := range prices {
 		i := slices.Index(t.Models, m)
 		if i < 0 {
 			return fmt.Errorf("price for model %q: not a model of table %s (models %v)", m, t.Name, t.Models)
@@ -94,7 +109,7 @@ func (t *Table) WithPromptPrices(perK map[string]float64) error {
 	}
 	for m, i := range idx {
 		for r := range t.Rows {
-			t.Rows[r].Costs[i] = float64(t.Rows[r].PromptTokens) / 1000 * perK[m]
+			t.Rows[r].Costs[i] = cost(&t.Rows[r], prices[m])
 		}
 	}
 	return nil

@@ -143,7 +143,7 @@ func (p *LinearRouter) checkVec(f *decision.Features) error {
 		return fmt.Errorf("%w: policy linear-router expects %d dims, got %d", ErrBadVector, p.dim, len(x))
 	}
 	for i, v := range x {
-		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > maxMagnitude {
+		if !(math.Abs(v) <= maxMagnitude) { // NaN, ±Inf or too large
 			return fmt.Errorf("%w: policy linear-router: Vector[%d] = %v", ErrBadVector, i, v)
 		}
 	}
@@ -198,8 +198,8 @@ func (p *LinearRouter) Select(_ context.Context, f *decision.Features, cands []d
 		}
 	}
 	if len(cands) <= maxFastCands {
-		// One pass over the vector's non-zero entries for every
-		// candidate at once (text vectors are mostly zero).
+		// Dense dot products, four candidates per pass over the vector
+		// (routerDots), or over its non-zero slots when few.
 		var (
 			as     [maxFastCands]*RouterArm
 			qs, cs [maxFastCands]float64
@@ -209,17 +209,7 @@ func (p *LinearRouter) Select(_ context.Context, f *decision.Features, cands []d
 				as[i] = a
 			}
 		}
-		for j, x := range f.Vector {
-			if x == 0 {
-				continue
-			}
-			for i, a := range as[:len(cands)] {
-				if a != nil {
-					qs[i] += a.Quality[j] * x
-					cs[i] += a.Cost[j] * x
-				}
-			}
-		}
+		routerDots(f.Vector, as[:len(cands)], qs[:], cs[:])
 		for i, a := range as[:len(cands)] {
 			if a == nil {
 				continue

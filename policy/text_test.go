@@ -169,6 +169,47 @@ var prompt2KB = func() string {
 	return b.String()[:2048]
 }()
 
+// realistic2KB is a 2 KB prompt of varied text (a reading passage, a
+// question with choices, a code fragment, numbers), so that most of its
+// n-grams are distinct, unlike prompt2KB's repeated sentence.
+var realistic2KB = func() string {
+	s := `Read the passage and answer the question that follows.
+
+In 1859, Edwin Drake drilled the first commercially successful oil well near Titusville,
+Pennsylvania. Within a decade, kerosene refined from crude petroleum had displaced whale oil
+as the dominant lamp fuel across North America and much of Europe. Historians often argue that
+the shift was driven less by scarcity of whales than by price: by 1865 a gallon of kerosene
+cost roughly a quarter of the equivalent quantity of sperm oil, and it burned brighter with
+less odour. Yet the early industry was chaotic. Wildcat producers flooded the market, prices
+collapsed from $20 a barrel in 1860 to 10 cents in 1861, and refiners competed on thin margins
+until consolidation under Standard Oil imposed a measure of order (and, its critics said, a
+monopoly). The Sherman Antitrust Act of 1890 was written with such trusts in mind, although
+the Supreme Court did not order Standard Oil's dissolution until 1911.
+
+Question: According to the passage, which factor best explains kerosene's rapid adoption?
+A. A sudden collapse in the global whale population
+B. Its lower price and better performance as a lamp fuel
+C. Federal legislation that banned the sale of whale oil
+D. The dissolution of Standard Oil in 1911
+
+A student wrote the following Python helper to check an answer key:
+
+def score(answers, key):
+    correct = sum(1 for a, k in zip(answers, key) if a.strip().upper() == k)
+    return correct / max(1, len(key))
+
+If answers = ["b", " B", "c"] and key = ["B", "B", "D"], what does score return?
+Show your reasoning briefly, then give the final answer on its own line as "Answer: X",
+where X is the letter of the correct choice for the passage question, followed by the value
+returned by score (for example 0.25 or 0.5). Explain any assumptions you make about
+whitespace, capitalisation and the handling of an empty key; note that 2/3 ≈ 0.667.
+`
+	for len(s) < 2048 {
+		s += s
+	}
+	return s[:2048]
+}()
+
 func TestTextEncodeNoAlloc(t *testing.T) {
 	e := textEncoder(t, policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true})
 	f := &decision.Features{Prompt: prompt2KB}
@@ -177,50 +218,33 @@ func TestTextEncodeNoAlloc(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
-// BenchmarkTextEncode featurises a 2 KB prompt with the held-out report's
-// text block (2048 slots, word 1–2- and char 3–4-grams, markers), alone and
-// followed by the argmax of 11 linear quality models over the vector (what
-// serving benchdata's ridge router costs).
+// BenchmarkTextEncode featurises a 2 KB prompt (prompt2KB: one sentence
+// repeated; realistic2KB: varied text) with the held-out report's text
+// block (2048 slots, word 1–2- and char 3–4-grams, markers), and with word
+// n-grams only.
 func BenchmarkTextEncode(b *testing.B) {
 	for _, bc := range []struct {
-		name   string
-		ts     policy.TextSpec
-		argmax bool
+		name string
+		ts   policy.TextSpec
 	}{
-		{"words1-2+chars3-4/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, false},
-		{"words1-2/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, Markers: true}, false},
+		{"words1-2+chars3-4/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}},
+		{"words1-2/2048", policy.TextSpec{Buckets: 2048, WordNgrams: 2, Markers: true}},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			e := textEncoder(b, bc.ts)
-			f := &decision.Features{Prompt: prompt2KB}
-			w := make([][]float64, 11)
-			for m := range w {
-				w[m] = make([]float64, e.Dim())
-				for i := range w[m] {
-					w[m][i] = float64((i*7+m)%13) / 13
+		for _, pc := range benchPrompts {
+			b.Run(bc.name+"/"+pc.name, func(b *testing.B) {
+				e := textEncoder(b, bc.ts)
+				f := &decision.Features{Prompt: pc.prompt}
+				b.ReportAllocs()
+				for b.Loop() {
+					f.Vector = e.Encode(f, f.Vector)
 				}
-			}
-			best := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				f.Vector = e.Encode(f, f.Vector)
-				if bc.argmax {
-					bv := math.Inf(-1)
-					for m := range w {
-						s := 0.0
-						for i, x := range f.Vector {
-							s += x * w[m][i]
-						}
-						if s > bv {
-							best, bv = m, s
-						}
-					}
-				}
-			}
-			_ = best
-		})
+			})
+		}
 	}
 }
+
+// benchPrompts are the 2 KB prompts of the text benchmarks.
+var benchPrompts = []struct{ name, prompt string }{{"repeated", prompt2KB}, {"varied", realistic2KB}}
 
 // BenchmarkTextSelect featurises a 2 KB prompt and selects among 11 arms:
 // the request-path cost of text features (target ≤ 20 µs, 0 allocs).
@@ -239,42 +263,44 @@ func BenchmarkTextSelect(b *testing.B) {
 		{"linear-router/words1-2+chars3-4/2048buckets", policy.TextSpec{Buckets: 2048, WordNgrams: 2, CharMin: 3, CharMax: 4, Markers: true}, "linear-router"},
 		{"linear-router/words1-2/2048buckets", policy.TextSpec{Buckets: 2048, WordNgrams: 2, Markers: true}, "linear-router"},
 	} {
-		b.Run(bc.name, func(b *testing.B) {
-			spec := policy.EncoderSpec{Intercept: true, Tasks: []string{"arc", "mbpp", "wino"}, TokenBuckets: []int{64, 256, 1024}, Text: &bc.ts}
-			e, err := policy.NewEncoder(spec)
-			require.NoError(b, err)
-			var p policy.Policy
-			if bc.pol == "linear-router" {
-				ra := make([]policy.RouterArm, len(arms))
-				for m := range ra {
-					ra[m] = policy.RouterArm{ID: arms[m].ID, Quality: make([]float64, e.Dim()), Cost: make([]float64, e.Dim())}
-					for i := range ra[m].Quality {
-						ra[m].Quality[i] = float64((i*7+m)%13) / 13
-						ra[m].Cost[i] = 1e-4 * float64((i+m)%5)
+		for _, pc := range benchPrompts {
+			b.Run(bc.name+"/"+pc.name, func(b *testing.B) {
+				spec := policy.EncoderSpec{Intercept: true, Tasks: []string{"arc", "mbpp", "wino"}, TokenBuckets: []int{64, 256, 1024}, Text: &bc.ts}
+				e, err := policy.NewEncoder(spec)
+				require.NoError(b, err)
+				var p policy.Policy
+				if bc.pol == "linear-router" {
+					ra := make([]policy.RouterArm, len(arms))
+					for m := range ra {
+						ra[m] = policy.RouterArm{ID: arms[m].ID, Quality: make([]float64, e.Dim()), Cost: make([]float64, e.Dim())}
+						for i := range ra[m].Quality {
+							ra[m].Quality[i] = float64((i*7+m)%13) / 13
+							ra[m].Cost[i] = 1e-4 * float64((i+m)%5)
+						}
+					}
+					p, err = policy.NewLinearRouter(policy.LinearRouterOpts{Dim: e.Dim(), Lambda: 20, Arms: ra})
+				} else {
+					p, err = policy.NewBuiltinRegistry().NewFromString(bc.pol + "=seed:1;dim:" + strconv.Itoa(e.Dim()))
+				}
+				require.NoError(b, err)
+				f := &decision.Features{Task: "arc", PromptTokens: 512, Prompt: pc.prompt}
+				probs := make([]float64, len(arms))
+				ctx := context.Background()
+				// Warm the policy so Select works on learned state.
+				for i := range 50 {
+					f.Vector = e.Encode(f, f.Vector)
+					require.NoError(b, p.Update(f, arms, i%len(arms), 0.5))
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					f.Vector = e.Encode(f, f.Vector)
+					if _, err := p.Select(ctx, f, arms, probs); err != nil {
+						b.Fatal(err)
 					}
 				}
-				p, err = policy.NewLinearRouter(policy.LinearRouterOpts{Dim: e.Dim(), Lambda: 20, Arms: ra})
-			} else {
-				p, err = policy.NewBuiltinRegistry().NewFromString(bc.pol + "=seed:1;dim:" + strconv.Itoa(e.Dim()))
-			}
-			require.NoError(b, err)
-			f := &decision.Features{Task: "arc", PromptTokens: 512, Prompt: prompt2KB}
-			probs := make([]float64, len(arms))
-			ctx := context.Background()
-			// Warm the policy so Select works on learned state.
-			for i := range 50 {
-				f.Vector = e.Encode(f, f.Vector)
-				require.NoError(b, p.Update(f, arms, i%len(arms), 0.5))
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				f.Vector = e.Encode(f, f.Vector)
-				if _, err := p.Select(ctx, f, arms, probs); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 

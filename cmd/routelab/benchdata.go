@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/routelab/routelab/datasets"
@@ -45,8 +47,8 @@ computed on the same prompts.
 
 --data routerbench reads the RouterBench zero-shot split (11 models, scores
 and per-prompt costs); --data routellm reads RouteLLM's MMLU responses (2
-models, correctness only: costs are 0 unless --price sets prompt prices in
-USD per 1,000 tokens). Neither records latency, so every model gets the
+models, correctness only: costs are 0 unless --price sets prices, MODEL=USD
+per 1,000 prompt tokens or MODEL=USD/request per call). Neither records latency, so every model gets the
 same 1 s and the latency term does not discriminate. The reward is
 decision.DefaultReward with cost_ref $0.001 per prompt.
 
@@ -77,7 +79,7 @@ docs/text-routing.md.`,
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the row order (and of the policies unless their spec sets one)")
 	f.IntVar(&fl.passes, "passes", 1, "replay the table this many times (the policy keeps learning)")
 	f.BoolVar(&fl.noShuf, "no-shuffle", false, "replay rows in file order (grouped by task) instead of a seeded random order")
-	f.StringToStringVar(&fl.prices, "price", nil, "prompt price per model in USD per 1,000 tokens, MODEL=USD (for routellm, which has no costs)")
+	f.StringToStringVar(&fl.prices, "price", nil, "price of a model: MODEL=USD per 1,000 prompt tokens, or MODEL=USD/request per call (for routellm, which has no costs); repeatable")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
 	addHeldoutFlags(f, &fl.ho)
 	return cmd
@@ -237,20 +239,34 @@ func writeBenchdataTable(out io.Writer, o *benchdataOutput) error {
 	return w.Flush()
 }
 
-// applyPrices sets --price prompt prices (USD per 1,000 tokens) on tb.
+// applyPrices sets the --price prices on tb: MODEL=USD is USD per 1,000
+// prompt tokens, MODEL=USD/request a flat USD per request.
 func applyPrices(tb *datasets.Table, prices map[string]string) error {
 	if len(prices) == 0 {
 		return nil
 	}
-	perK := make(map[string]float64, len(prices))
+	perK, perReq := map[string]float64{}, map[string]float64{}
 	for m, s := range prices {
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return fmt.Errorf("--price %s=%s: %w", m, s, err)
+		dst, num := perK, s
+		if v, ok := strings.CutSuffix(s, "/request"); ok {
+			dst, num = perReq, v
 		}
-		perK[m] = v
+		v, err := strconv.ParseFloat(num, 64)
+		if err != nil || m == "" {
+			return fmt.Errorf("--price %s=%s: want MODEL=USD (per 1,000 prompt tokens) or MODEL=USD/request", m, s)
+		}
+		if !slices.Contains(tb.Models, m) { // checked up front: a bad --price changes no cost
+			return fmt.Errorf("--price %s=%s: model %q: not a model of table %s (models %v)", m, s, m, tb.Name, tb.Models)
+		}
+		if !(v >= 0) || v > 1e9 {
+			return fmt.Errorf("--price %s=%s: must be a finite number >= 0", m, s)
+		}
+		dst[m] = v
 	}
 	if err := tb.WithPromptPrices(perK); err != nil {
+		return fmt.Errorf("--price: %w", err)
+	}
+	if err := tb.WithRequestPrices(perReq); err != nil {
 		return fmt.Errorf("--price: %w", err)
 	}
 	return nil

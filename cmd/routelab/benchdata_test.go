@@ -95,3 +95,55 @@ func TestBenchdataCmdFlags(t *testing.T) {
 	assert.Contains(t, out.String(), "table routellm-mmlu: 3 rows")
 	assert.Contains(t, out.String(), "2 pass(es)")
 }
+
+// TestBenchdataPrices: --price sets per-token or per-request costs, and a
+// model not in the table, a malformed or a negative price is an error
+// naming the flag and the value.
+func TestBenchdataPrices(t *testing.T) {
+	run := func(prices map[string]string) (float64, float64, error) {
+		var out bytes.Buffer
+		fl := benchdataFlags{data: "routellm", path: benchTestdata + "/mmlu", policies: "random", seed: 1, passes: 1, prices: prices, json: true}
+		if err := runBenchdata(context.Background(), fl, &out); err != nil {
+			return 0, 0, err
+		}
+		var got struct {
+			Results []struct {
+				Fixed []struct {
+					CostTotal float64 `json:"cost_total_usd"`
+				} `json:"fixed"`
+			} `json:"results"`
+		}
+		require.NoError(t, json.Unmarshal(out.Bytes(), &got))
+		return got.Results[0].Fixed[0].CostTotal, got.Results[0].Fixed[1].CostTotal, nil
+	}
+	// Three prompts: "strong" at $0.002 a call, "weak" at $0.01 per 1k
+	// prompt tokens (6+1+2 tokens).
+	weak, strong, err := run(map[string]string{"strong": "0.002/request", "weak": "0.01"})
+	require.NoError(t, err)
+	assert.InDelta(t, 3*0.002, strong, 1e-12)
+	assert.InDelta(t, 9.0/1000*0.01, weak, 1e-12)
+
+	for _, tc := range []struct {
+		price map[string]string
+		msg   string
+	}{
+		{map[string]string{"gpt-5": "0.01/request"}, `--price gpt-5=0.01/request: model "gpt-5": not a model of table routellm-mmlu (models [weak strong])`},
+		{map[string]string{"strong": "0.01/req"}, "--price strong=0.01/req: want MODEL=USD (per 1,000 prompt tokens) or MODEL=USD/request"},
+		{map[string]string{"strong": "cheap/request"}, "--price strong=cheap/request: want MODEL=USD"},
+		{map[string]string{"strong": ""}, "--price strong=: want MODEL=USD"},
+		{map[string]string{"": "1"}, "--price =1: want MODEL=USD"},
+		{map[string]string{"strong": "-1/request"}, "--price strong=-1/request: must be a finite number >= 0"},
+		{map[string]string{"strong": "NaN"}, "--price strong=NaN: must be a finite number >= 0"},
+		{map[string]string{"strong": "Inf"}, "--price strong=Inf: must be a finite number >= 0"},
+	} {
+		_, _, err := run(tc.price)
+		assert.ErrorContains(t, err, tc.msg, "%v", tc.price)
+	}
+	// Without "=", the flag parser rejects the value.
+	cmd := newBenchdataCmd()
+	cmd.SetOut(&bytes.Buffer{})
+	cmd.SetErr(&bytes.Buffer{})
+	cmd.SetArgs([]string{"--data", "routellm", "--path", benchTestdata + "/mmlu", "--price", "strong"})
+	err = cmd.Execute()
+	assert.ErrorContains(t, err, `"strong" for "--price" flag`)
+}

@@ -144,6 +144,11 @@ type heldoutSummary struct {
 	Logged      []banditSummary `json:"logged,omitempty"`
 	Lambda      float64         `json:"bandit_lambda"`
 	Passes      int             `json:"bandit_passes"`
+
+	// HullAPGR and HullStrong50 are the hull's APGR and strong-call share
+	// at 50% PGR: with two models, RouteLLM's random router (0.5, 50%).
+	HullAPGR     ival `json:"fixed_hull_apgr"`
+	HullStrong50 ival `json:"fixed_hull_strong_call_share_at_50pct_pgr"`
 }
 
 type learnerSummary struct {
@@ -430,6 +435,12 @@ func summarise(sum *heldoutSummary) {
 		return meanCI(xs)
 	}
 	sum.Hull = collect("fixed-hull", func(m datasets.Metrics) float64 { return m.AIQ })
+	sum.HullAPGR = collect("fixed-hull", func(m datasets.Metrics) float64 { return m.APGR })
+	var hs []float64
+	for _, r := range sum.Runs {
+		hs = append(hs, datasets.HullStrongShare(r.Result.Fixed, 0.5))
+	}
+	sum.HullStrong50 = meanCI(hs)
 	// The strongest test model's quality and cost, per run, for the
 	// budget routers' shares.
 	strongQC := func(r heldoutRun) (float64, float64) {
@@ -548,7 +559,7 @@ func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
 			ci(l.CPT[0], 100, 1)+"%", ci(l.CPT[1], 100, 1)+"%", ci(l.CPT[2], 100, 1)+"%", ci(l.CPT[3], 100, 1)+"%",
 			ci(l.AtBudget, 100, 1)+"%", ci(l.AtRef, 1, 4), ci(l.Strong50, 100, 1)+"%")
 	}
-	fmt.Fprintf(w, "fixed-model hull\t%s\t\t\t\t\t\t\t\t\t\n", ci(sum.Hull, 1, 4))
+	fmt.Fprintf(w, "fixed-model hull\t%s\t%s\t\t\t\t\t\t\t%s\t\n", ci(sum.Hull, 1, 4), ci(sum.HullAPGR, 1, 3), ci(sum.HullStrong50, 100, 1)+"%")
 	if err := w.Flush(); err != nil {
 		return err
 	}

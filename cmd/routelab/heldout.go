@@ -507,11 +507,18 @@ func summarise(sum *heldoutSummary) {
 		}
 		sum.Learners = append(sum.Learners, ls)
 	}
-	for bi, b := range sum.Runs[0].Bandits {
+	sum.Bandits = summariseBandits(sum.Runs, func(r heldoutRun) []banditRun { return r.Bandits })
+}
+
+// summariseBandits aggregates over seeds the per-run policies that pick
+// returns (the online bandits or the routers fitted from a log).
+func summariseBandits(runs []heldoutRun, pick func(heldoutRun) []banditRun) []banditSummary {
+	var out []banditSummary
+	for i, b := range pick(runs[0]) {
 		bs := banditSummary{Policy: b.Policy}
 		var rew, sc, co, bf, mg []float64
-		for _, r := range sum.Runs {
-			x := r.Bandits[bi]
+		for _, r := range runs {
+			x := pick(r)[i]
 			best := math.Inf(-1)
 			for _, f := range x.Fixed {
 				best = max(best, f)
@@ -522,8 +529,9 @@ func summarise(sum *heldoutSummary) {
 			}
 		}
 		bs.Reward, bs.Score, bs.Cost, bs.BestFixed, bs.Margin = meanCI(rew), meanCI(sc), meanCI(co), meanCI(bf), meanCI(mg)
-		sum.Bandits = append(sum.Bandits, bs)
+		out = append(out, bs)
 	}
+	return out
 }
 
 // bestLearner is the learner with the highest mean AIQ.

@@ -129,24 +129,7 @@ func runLogged(ctx context.Context, fl loggedFlags, ho heldoutFlags, reg *policy
 
 // summariseLogged aggregates the runs' Logged over seeds.
 func summariseLogged(sum *heldoutSummary) {
-	sum.Logged = nil
-	for i, b := range sum.Runs[0].Logged {
-		bs := banditSummary{Policy: b.Policy}
-		var rew, sc, co, bf, mg []float64
-		for _, r := range sum.Runs {
-			x := r.Logged[i]
-			best := math.Inf(-1)
-			for _, f := range x.Fixed {
-				best = max(best, f)
-			}
-			rew, sc, co, bf, mg = append(rew, x.TestReward), append(sc, x.TestScore), append(co, x.TestCost), append(bf, best), append(mg, x.TestReward-best)
-			if x.TestReward > best {
-				bs.Beats++
-			}
-		}
-		bs.Reward, bs.Score, bs.Cost, bs.BestFixed, bs.Margin = meanCI(rew), meanCI(sc), meanCI(co), meanCI(bf), meanCI(mg)
-		sum.Logged = append(sum.Logged, bs)
-	}
+	sum.Logged = summariseBandits(sum.Runs, func(r heldoutRun) []banditRun { return r.Logged })
 }
 
 // writeLoggedText writes the --logged table.

@@ -81,15 +81,5 @@ HDR
 	cat "$tmp/gen/report.md" | sed '1,2d'
 } >"$tmp/gen/report.full.md"
 mv "$tmp/gen/report.full.md" "$tmp/gen/report.md"
-if [ "${1:-}" = "--check" ]; then
-	if ! diff -r "$out" "$tmp/gen" >/dev/null; then
-		echo "$out: regenerated report differs from the committed one (run make reports)"
-		diff -r "$out" "$tmp/gen" | head -20
-		exit 1
-	fi
-	exit 0
-fi
-rm -rf "$out"
-mkdir -p "$(dirname "$out")"
-cp -r "$tmp/gen" "$out"
-echo "wrote $out"
+. scripts/report-place.sh
+place_report "$out" "$tmp/gen" "${1:-}"

@@ -55,15 +55,5 @@ MID
 	./bin/routelab benchdata --data routerbench --path "$data" --policy "$policies" --seed 1 --passes 3
 	echo '```'
 } >"$tmp"
-if [ "${1:-}" = "--check" ]; then
-	if ! cmp -s "$tmp" "$out"; then
-		echo "$out: regenerated report differs from the committed one (run make reports)"
-		diff "$out" "$tmp" | head -20
-		exit 1
-	fi
-	exit 0
-fi
-mkdir -p "$(dirname "$out")"
-mv "$tmp" "$out"
-trap - EXIT
-echo "wrote $out"
+. scripts/report-place.sh
+place_report "$out" "$tmp" "${1:-}"

@@ -146,7 +146,7 @@ func (s *Server) Checkpoint() error {
 			continue
 		}
 		a, err := artifact.New(x.p, s.ckpt.env.enc, s.ckpt.env.reward, s.ckpt.env.catalogue, artifact.Provenance{
-			Source: "checkpoint", Rows: s.requestsSeen.Load(), Command: os.Args, Created: s.now().UTC(),
+			Source: "checkpoint", Rows: s.requestsSeen.Load(), Command: os.Args, Created: s.now().UTC(), CodeVersion: s.codeVer,
 			Note: "gateway checkpoint (rows: requests routed by this process)"})
 		if err == nil {
 			err = artifact.Write(filepath.Join(dir, x.name), a)

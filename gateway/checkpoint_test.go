@@ -65,6 +65,7 @@ func TestCheckpointRestoresServingPolicy(t *testing.T) {
 	a, err := artifact.Read(filepath.Join(dir, ServingCheckpoint))
 	require.NoError(t, err)
 	assert.Equal(t, "checkpoint", a.Provenance.Source)
+	assert.Equal(t, artifact.CodeVersion(), a.Provenance.CodeVersion, "no Opts.CodeVersion: the build information")
 	assert.Equal(t, []string{"s1", "s2"}, a.Catalogue)
 	_, err = os.Stat(filepath.Join(dir, ShadowCheckpoint))
 	assert.True(t, os.IsNotExist(err), "no shadow, no shadow checkpoint")
@@ -93,6 +94,21 @@ func TestCheckpointRestoresServingPolicy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, logs.String(), "[s1 s9]")
 	assert.Equal(t, "thompson", srv4.Core().Policy().Name())
+}
+
+// TestCheckpointCodeVersion: checkpoints name the binary as the CLI's
+// other artifacts do (Opts.CodeVersion, from --version's string).
+func TestCheckpointCodeVersion(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := ParseConfig([]byte(fastSim + "policy: {name: thompson}\ncheckpoint: {dir: " + dir + "}\n"))
+	require.NoError(t, err)
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Logger: slog.New(slog.DiscardHandler), CodeVersion: "v9.9.9 abc123"})
+	require.NoError(t, err)
+	routeSome(t, srv, 3)
+	require.NoError(t, srv.Checkpoint())
+	a, err := artifact.Read(filepath.Join(dir, ServingCheckpoint))
+	require.NoError(t, err)
+	assert.Equal(t, "v9.9.9 abc123", a.Provenance.CodeVersion)
 }
 
 func TestCheckpointOnDrain(t *testing.T) {

@@ -71,6 +71,10 @@ type Opts struct {
 	// AuditLog and AccessLog, optional, replace the files named by the
 	// config's audit_log.path and access_log.path (tests).
 	AuditLog, AccessLog io.Writer
+	// CodeVersion, optional, names the binary in the provenance of the
+	// checkpoints the gateway writes (the CLI passes its --version string);
+	// empty = artifact.CodeVersion(), from the build information.
+	CodeVersion string
 }
 
 // Server is the gateway: an http.Handler plus its background loops.
@@ -81,6 +85,7 @@ type Server struct {
 	log       *slog.Logger
 	m         *metrics
 	now       func() time.Time
+	codeVer   string
 	feedback  FeedbackLogger
 	arms      map[string]*arm
 	armList   []*arm
@@ -137,7 +142,7 @@ func New(o Opts) (*Server, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
-	s := &Server{cfg: c, reg: o.Registry, log: o.Logger, now: o.Now, feedback: o.Feedback,
+	s := &Server{cfg: c, reg: o.Registry, log: o.Logger, now: o.Now, feedback: o.Feedback, codeVer: o.CodeVersion,
 		arms: map[string]*arm{}, aliases: map[string]bool{}, srv: c.Server, lim: c.Limits}
 	s.srv.fillDefaults()
 	s.lim.fillDefaults()

@@ -66,7 +66,7 @@ func (f feedbackLog) LogFeedback(id string, at time.Time, reward, quality *float
 }
 
 func serve(cmd *cobra.Command, cfg *gateway.Config, cfgPath string, log *slog.Logger) (err error) {
-	opts := gateway.Opts{Config: cfg, Registry: newRegistry(), Logger: log}
+	opts := gateway.Opts{Config: cfg, Registry: newRegistry(), Logger: log, CodeVersion: versionString()}
 	// Registered before the log's Close: runs after it, shipping its last files.
 	stopShip, shipMetrics, err := startLogShip(cfg, log)
 	if err != nil {

@@ -221,8 +221,8 @@ type RateLimitsConfig struct {
 	PerTenant *LimitConfig `yaml:"per_tenant"`
 }
 
-// PolicyConfig names a registered policy and its parameters, or (File) a
-// policy artifact to load (package artifact: from routelab train, neural
+// PolicyConfig names a registered policy and its parameters (or, in YAML,
+// a spec string: "NAME=key:value;..."), or (File) a policy artifact to load (package artifact: from routelab train, neural
 // fit, sim --save-policy or a checkpoint). File excludes Name and Params;
 // the artifact's encoder, reward and models must match the config's.
 type PolicyConfig struct {
@@ -242,6 +242,30 @@ type PolicyConfig struct {
 	// price updated from the realised cost of completed requests
 	// (policy.BudgetSpec). It also applies to a restored checkpoint.
 	Budget *policy.BudgetSpec `yaml:"budget"`
+}
+
+// UnmarshalYAML also reads a policy block written as a spec string, as
+// --policy and POST /admin/policy take it (`policy: "linucb=alpha:0.5"`).
+// The mapping form goes through the same decoder, so unknown fields stay
+// errors.
+func (p *PolicyConfig) UnmarshalYAML(unmarshal func(any) error) error {
+	var spec string
+	if unmarshal(&spec) == nil { // a scalar
+		if spec == "" { // null: no policy block
+			return nil
+		}
+		sp, err := policy.ParseSpec(spec)
+		if err != nil {
+			return err
+		}
+		*p = PolicyConfig{Name: sp.Name}
+		if len(sp.Params) > 0 {
+			p.Params = map[string]string(sp.Params)
+		}
+		return nil
+	}
+	type plain PolicyConfig
+	return unmarshal((*plain)(p))
 }
 
 // CheckpointConfig is the `checkpoint:` block: where and how often the

@@ -22,6 +22,20 @@ func TestDefaultConfigLoads(t *testing.T) {
 	assert.Empty(t, c.Auth.Keys)
 }
 
+// TestPolicySpecString: a policy block may be the CLI's spec string;
+// it reads as the equivalent name + params.
+func TestPolicySpecString(t *testing.T) {
+	const base = "providers: [{name: p, type: sim}]\nmodels: [{id: m, provider: p, sim: {}}]\n"
+	c, err := ParseConfig([]byte(base + "policy: \"linucb=alpha:0.5;floor:0.05\"\nshadow: thompson\n"))
+	require.NoError(t, err)
+	assert.Equal(t, PolicyConfig{Name: "linucb", Params: map[string]string{"alpha": "0.5", "floor": "0.05"}}, c.Policy)
+	require.NotNil(t, c.Shadow)
+	assert.Equal(t, PolicyConfig{Name: "thompson"}, *c.Shadow)
+	m, err := ParseConfig([]byte(base + "policy: {name: linucb, params: {alpha: \"0.5\", floor: \"0.05\"}}\n"))
+	require.NoError(t, err)
+	assert.Equal(t, m.Policy, c.Policy, "the two forms are the same config")
+}
+
 func TestConfigErrorsNameTheField(t *testing.T) {
 	const base = "providers: [{name: p, type: sim}]\n"
 	for _, tc := range []struct{ name, yaml, want string }{
@@ -48,6 +62,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad duration", base + "models: [{id: m, provider: p, sim: {}}]\nrequest_timeout: soon\n", "request_timeout"},
 		{"feedback bytes", base + "models: [{id: m, provider: p, sim: {}}]\nfeedback: {max_bytes: -2}\n", "feedback.max_bytes"},
 		{"empty", "", "empty config"},
+		{"unknown field in the policy block", base + "models: [{id: m, provider: p, sim: {}}]\npolicy: {name: thompson, bogus: 1}\n", "field bogus not found"},
+		{"unknown field in the policy's budget", base + "models: [{id: m, provider: p, sim: {}}]\npolicy: {name: thompson, budget: {per_reqest: 1}}\n", "field per_reqest not found"},
+		{"bad policy spec string", base + "models: [{id: m, provider: p, sim: {}}]\npolicy: \"linucb=alpha\"\n", `policy spec "linucb=alpha": parameter "alpha" is not key:value`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.yaml))

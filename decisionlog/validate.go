@@ -77,7 +77,7 @@ func checkPages(f *parquet.File, r io.ReaderAt, size int64) error {
 				if err != nil {
 					return fmt.Errorf("row group %d column %d page at %d: %w", gi, ci, pos, err)
 				}
-				if err := checkPageHeader(&h); err != nil {
+				if err := checkPageHeader(&h, cm, rg.NumRows); err != nil {
 					return fmt.Errorf("row group %d column %d page at %d: %w", gi, ci, pos, err)
 				}
 				pos += int64(hlen) + int64(h.CompressedPageSize)
@@ -115,12 +115,20 @@ func readPageHeader(proto *thrift.CompactProtocol, r io.ReaderAt, pos, end int64
 	}
 }
 
-func checkPageHeader(h *format.PageHeader) error {
+// checkPageHeader checks h against the fixed limits and against its
+// column chunk: a page holds no more values, and no more uncompressed
+// bytes, than the whole chunk (cm), and no more rows than its row group.
+func checkPageHeader(h *format.PageHeader, cm *format.ColumnMetaData, rows int64) error {
+	maxBytes := min(maxPageBytes, max(cm.TotalUncompressedSize, 0))
+	maxValues := min(maxPageValues, max(cm.NumValues, 0))
 	switch {
 	case h.CompressedPageSize < 0 || h.CompressedPageSize > maxPageBytes:
 		return fmt.Errorf("compressed size %d outside [0, %d]", h.CompressedPageSize, maxPageBytes)
-	case h.UncompressedPageSize < 0 || h.UncompressedPageSize > maxPageBytes:
-		return fmt.Errorf("uncompressed size %d outside [0, %d]", h.UncompressedPageSize, maxPageBytes)
+	case h.UncompressedPageSize < 0 || int64(h.UncompressedPageSize) > maxBytes:
+		return fmt.Errorf("uncompressed size %d outside [0, %d] (the chunk's total, at most %d)", h.UncompressedPageSize, maxBytes, maxPageBytes)
+	}
+	if p := h.DataPageHeaderV2; p.Valid && (int64(p.V.NumRows) > rows || p.V.NumNulls > p.V.NumValues) {
+		return fmt.Errorf("%d rows (%d nulls of %d values) do not fit a row group of %d rows", p.V.NumRows, p.V.NumNulls, p.V.NumValues, rows)
 	}
 	var values []int32
 	if p := h.DataPageHeader; p.Valid {
@@ -137,8 +145,8 @@ func checkPageHeader(h *format.PageHeader) error {
 		values = append(values, p.V.NumValues)
 	}
 	for _, v := range values {
-		if v < 0 || v > maxPageValues {
-			return fmt.Errorf("value count %d outside [0, %d]", v, maxPageValues)
+		if v < 0 || int64(v) > maxValues {
+			return fmt.Errorf("value count %d outside [0, %d] (the chunk's values, at most %d)", v, maxValues, maxPageValues)
 		}
 	}
 	return nil

@@ -39,6 +39,25 @@ type ReaderOpts struct {
 	// attempts, tags, vector) are reused by the next iteration: fewer
 	// allocations for callers that do not keep records.
 	Reuse bool
+	// Pin, optional, makes the Readers that share it see the same rows
+	// of a log that is still being written (see Pin).
+	Pin *Pin
+}
+
+// Pin holds what the first of several Readers saw, so that later passes
+// over a live log (IncludeOpen) read the same rows in the same order: the
+// first Reader that lists files records the decision and feedback files
+// it found and, when its Records runs to the end, how many rows it read of
+// each decision file; later Readers sharing the Pin read only those files
+// and at most those rows of each. A file finished between passes is read
+// from its Parquet file in place of its write-ahead segment (the same
+// rows, in the same order). Feedback of open files is never read, so the
+// pinned feedback files are complete. Use it from one goroutine.
+type Pin struct {
+	listed    bool
+	decs, fbs []string
+	counted   bool
+	rows      map[string]int64
 }
 
 func (o *ReaderOpts) validate() error {
@@ -89,7 +108,14 @@ func (r *Reader) files() (decs, fbs []string, errs []error) {
 	if err := r.o.validate(); err != nil {
 		return nil, nil, []error{err}
 	}
+	if pin := r.o.Pin; pin != nil && pin.listed {
+		r.decs, r.fbs = pin.decs, pin.fbs
+		return r.decs, r.fbs, nil
+	}
 	r.decs, r.fbs, errs = listFiles(r.o.Paths, r.o.IncludeOpen)
+	if pin := r.o.Pin; pin != nil {
+		pin.listed, pin.decs, pin.fbs = true, slices.Clone(r.decs), slices.Clone(r.fbs)
+	}
 	return r.decs, r.fbs, errs
 }
 
@@ -145,12 +171,29 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 		buf := make([]Row, r.o.BatchRows)
 		intern := map[string]string{}
 		out := &rowOut{}
+		// With a Pin: the first full pass counts each file's rows, later
+		// passes stop each file at that count.
+		pin := r.o.Pin
+		limited := pin != nil && pin.counted
+		var seen map[string]int64
+		if pin != nil && !limited {
+			seen = map[string]int64{}
+		}
 		for _, path := range decs {
 			if !partitionOverlaps(path, from, to) {
 				continue
 			}
+			n, limit, full := int64(0), int64(-1), false
+			if limited {
+				limit = pin.rows[path]
+			}
 			ok := scanAny(ctx, path, buf, intern, func(rows []Row) bool {
 				for i := range rows {
+					if n == limit {
+						full = true
+						return false
+					}
+					n++
 					row := &rows[i]
 					if row.Time < from || row.Time >= to {
 						continue
@@ -167,9 +210,15 @@ func (r *Reader) rows(ctx context.Context) iter.Seq2[*rowOut, error] {
 				}
 				return true
 			}, func(err error) bool { return yield(nil, err) })
-			if !ok {
+			if seen != nil {
+				seen[path] = n
+			}
+			if !ok && !full {
 				return
 			}
+		}
+		if seen != nil {
+			pin.counted, pin.rows = true, seen
 		}
 	}
 }

@@ -351,3 +351,44 @@ func BenchmarkWALEncode(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/row")
 	b.ReportMetric(float64(len(buf))/float64(len(rows)), "bytes/row")
 }
+
+// TestPinnedPassesOverALiveLog: Readers sharing a Pin see the rows the
+// first one saw, while the writer keeps appending and after the open file
+// is finished (read then from its Parquet file, not its segment).
+func TestPinnedPassesOverALiveLog(t *testing.T) {
+	root := t.TempDir()
+	w := mustWriter(t, WriterOpts{Root: root, FlushInterval: 10 * time.Millisecond})
+	rng := rand.New(rand.NewPCG(25, 25))
+	for i := range 100 {
+		rec := genRecord(rng, i, time.Millisecond)
+		w.Log(&rec)
+	}
+	waitWritten(t, w, 100)
+	ids := func(recs []decision.Record) []string {
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.Request.ID)
+		}
+		return out
+	}
+	pin := &Pin{}
+	first, errs := readAll(t, ReaderOpts{Paths: []string{root}, IncludeOpen: true, Pin: pin})
+	require.Empty(t, errs)
+	require.Len(t, first, 100)
+
+	for i := 100; i < 150; i++ {
+		rec := genRecord(rng, i, time.Millisecond)
+		w.Log(&rec)
+	}
+	waitWritten(t, w, 150)
+	unpinned, _ := readAll(t, ReaderOpts{Paths: []string{root}, IncludeOpen: true})
+	require.Len(t, unpinned, 150, "the log grew")
+	again, errs := readAll(t, ReaderOpts{Paths: []string{root}, IncludeOpen: true, Pin: pin})
+	require.Empty(t, errs)
+	assert.Equal(t, ids(first), ids(again), "a pinned pass reads the first pass's rows")
+
+	require.NoError(t, w.Close())
+	finished, errs := readAll(t, ReaderOpts{Paths: []string{root}, IncludeOpen: true, Pin: pin})
+	require.Empty(t, errs)
+	assert.Equal(t, ids(first), ids(finished), "the same rows once the file is finished")
+}

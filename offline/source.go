@@ -11,9 +11,11 @@ import (
 )
 
 // LogSource reads the decision log, feedback joined, as a replay.Source
-// (and a neural.RecordSource): one fresh Reader per pass, so the
-// evaluator's and the trainers' second passes see the same records in the
-// same order. The zero value is not usable: set Opts.Log.Paths.
+// (and a neural.RecordSource): one fresh Reader per pass, all sharing one
+// decisionlog.Pin (unless Opts.Log.Pin is set), so the evaluator's and the
+// trainers' second passes see the same records in the same order even
+// while a gateway is still writing the log. The zero value is not usable:
+// set Opts.Log.Paths.
 type LogSource struct {
 	// Opts configure each pass's Reader.
 	Opts ReaderOpts
@@ -32,6 +34,7 @@ type LogSource struct {
 
 	pass int
 	rows int64 // rows of the first pass
+	pin  decisionlog.Pin
 }
 
 // Passes returns how many times Scan has run.
@@ -49,7 +52,11 @@ func (s *LogSource) Scan(ctx context.Context, fn func(*decision.Record) error) e
 		add, done = s.Progress(s.pass, total)
 		defer done()
 	}
-	r := NewReader(s.Opts)
+	o := s.Opts
+	if o.Log.Pin == nil {
+		o.Log.Pin = &s.pin
+	}
+	r := NewReader(o)
 	var n, pending int64
 	for rec, err := range r.Records(ctx) {
 		if err != nil {

@@ -44,16 +44,9 @@ func trainBudget(train *Table, o HeldOutOpts) (policy.BudgetSpec, error) {
 	if share > 1e3 {
 		return policy.BudgetSpec{}, fmt.Errorf("budget share %v: want a share of the strongest model's cost in (0, 1000]", share)
 	}
-	k := len(train.Models)
-	fixed := make([]Point, k)
-	for r := range train.Rows {
-		for m := range k {
-			fixed[m].Quality += train.Rows[r].Scores[m]
-			fixed[m].Cost += train.Rows[r].Costs[m]
-		}
-	}
+	fixed := fixedMeans(train)
 	strong, _ := Strongest(fixed)
-	spec := policy.BudgetSpec{PerRequest: share * fixed[strong].Cost / float64(len(train.Rows)), Eta: o.BudgetEta}
+	spec := policy.BudgetSpec{PerRequest: share * fixed[strong].Cost, Eta: o.BudgetEta}
 	if err := spec.Validate(); err != nil {
 		return spec, err
 	}
@@ -97,4 +90,23 @@ func budgetStream(test *Table, Q, C []float64, bud *policy.Budget, seed uint64) 
 	run.Quality /= n
 	run.Price = bud.State()[""].Price
 	return &run
+}
+
+// fixedMeans is each model's mean score and mean cost per prompt over t:
+// the "always this model" routers.
+func fixedMeans(t *Table) []Point {
+	k := len(t.Models)
+	fixed := make([]Point, k)
+	for r := range t.Rows {
+		for m := range k {
+			fixed[m].Quality += t.Rows[r].Scores[m]
+			fixed[m].Cost += t.Rows[r].Costs[m]
+		}
+	}
+	n := float64(max(len(t.Rows), 1))
+	for m := range fixed {
+		fixed[m].Quality /= n
+		fixed[m].Cost /= n
+	}
+	return fixed
 }

@@ -135,13 +135,12 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 	}
 	k := len(train.Models)
 	res := &HeldOutResult{Models: train.Models, TrainRows: len(train.Rows), TestRows: len(test.Rows),
-		Encoder: enc.Spec(), Lambdas: lambdas, Test: test, Fixed: make([]Point, k)}
+		Encoder: enc.Spec(), Lambdas: lambdas, Test: test}
+	res.Fixed = fixedMeans(test)
 	for r := range test.Rows {
 		row := &test.Rows[r]
 		best, bestCost := -1.0, 0.0
 		for m := range k {
-			res.Fixed[m].Quality += row.Scores[m]
-			res.Fixed[m].Cost += row.Costs[m]
 			if row.Scores[m] > best || (row.Scores[m] == best && row.Costs[m] < bestCost) {
 				best, bestCost = row.Scores[m], row.Costs[m]
 			}
@@ -150,10 +149,6 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 		res.Oracle.Cost += bestCost
 	}
 	nt := float64(len(test.Rows))
-	for m := range k {
-		res.Fixed[m].Quality /= nt
-		res.Fixed[m].Cost /= nt
-	}
 	res.Oracle.Quality /= nt
 	res.Oracle.Cost /= nt
 

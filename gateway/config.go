@@ -167,8 +167,10 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes bounds a request's headers (431 above it).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxConnections caps open client connections; further connections
-	// wait in the kernel's accept queue. -1 = unlimited.
+	// MaxConnections caps open client connections; at the cap a new one
+	// takes the place of the keep-alive connection idle longest (see
+	// LimitListener), else waits in the kernel's accept queue. -1 =
+	// unlimited.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxInFlight caps requests being handled at once on /v1/*; above it
 	// requests get 503 server_busy. -1 = unlimited.
@@ -626,7 +628,7 @@ const (
 	defWriteTimeout      = 30 * time.Second
 	defIdleTimeout       = 120 * time.Second
 	defMaxHeaderBytes    = 64 << 10
-	defMaxConnections    = 4096
+	defMaxConnections    = 1024
 	defMaxInFlight       = 1024
 	defMaxTags           = 16
 	defMaxTagBytes       = 128

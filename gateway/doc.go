@@ -10,7 +10,7 @@
 //
 // One request takes this path:
 //
-//	connection cap (LimitListener) → TLS/mTLS (tls.go, optional) →
+//	connection cap (LimitListener; idle keep-alive connections make room) → TLS/mTLS (tls.go, optional) →
 //	header/body read timeouts → in-flight cap → auth (hashed API keys, or
 //	JWTs verified against a JWKS file) → scope → per-key and per-tenant token
 //	buckets (429 with the bucket's real wait as Retry-After) →

@@ -262,6 +262,79 @@ func TestLimitListenerCapsOpenConnections(t *testing.T) {
 	}
 }
 
+// At the connection cap, a new connection takes the place of the one idle
+// longest between keep-alive requests; a connection with a request in
+// flight is never closed for it, and with every place busy the newcomer
+// waits until one turns idle.
+func TestLimitListenerReclaimsIdleConnections(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	lim := LimitListener(raw, 2).(*ConnLimiter)
+	release := make(chan struct{})
+	hs := &http.Server{ConnState: lim.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
+	go func() { _ = hs.Serve(lim) }()
+	defer hs.Close()
+	url := "http://" + raw.Addr().String()
+	get := func(path string) (string, error) {
+		// One client per call: its own keep-alive connection, left idle.
+		c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{}}
+		res, err := c.Get(url + path)
+		if err != nil {
+			return "", err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		return string(b), err
+	}
+	slow := make(chan string, 1)
+	go func() { b, err := get("/slow"); slow <- fmt.Sprint(b, err) }()
+	require.Eventually(t, func() bool { return lim.Open() == 1 }, 2*time.Second, 5*time.Millisecond)
+	b, err := get("/") // the second place, then idle
+	require.NoError(t, err)
+	assert.Equal(t, "ok", b)
+	assert.Equal(t, 2, lim.Open())
+
+	b, err = get("/") // at the cap: takes the idle connection's place
+	require.NoError(t, err)
+	assert.Equal(t, "ok", b)
+	assert.Equal(t, uint64(1), lim.Reclaimed())
+	assert.Equal(t, 2, lim.Open())
+
+	// The slow request's connection is busy and the last one idle: one
+	// more reclaims the idle one again, never the busy one.
+	b, err = get("/")
+	require.NoError(t, err)
+	assert.Equal(t, "ok", b)
+	assert.Equal(t, uint64(2), lim.Reclaimed())
+	select {
+	case r := <-slow:
+		t.Fatalf("the busy connection was closed: %s", r)
+	default:
+	}
+
+	// Both places busy: a newcomer waits, and gets in once the slow
+	// request ends and its connection turns idle.
+	go func() { b, err := get("/slow"); slow <- fmt.Sprint(b, err) }()
+	require.Eventually(t, func() bool { return lim.Reclaimed() == 3 }, 2*time.Second, 5*time.Millisecond)
+	waiting := make(chan string, 1)
+	go func() { b, err := get("/"); waiting <- fmt.Sprint(b, err) }()
+	select {
+	case r := <-waiting:
+		t.Fatalf("a third connection was served with both places busy: %s", r)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release <- struct{}{}
+	assert.Equal(t, "ok<nil>", <-slow)
+	assert.Equal(t, "ok<nil>", <-waiting)
+	close(release)
+	assert.Equal(t, "ok<nil>", <-slow)
+}
+
 func TestOversizedHeadersGet431(t *testing.T) {
 	_, url := serveGateway(t, `
 providers: [{name: sim, type: sim, time_scale: 0.001}]

@@ -126,6 +126,18 @@ func (m *metrics) registerPending(stats func() route.PendingStats) {
 	}, func() float64 { return float64(stats().Bytes) }))
 }
 
+// registerConnLimiter exports the HTTP listener's connection cap
+// (server.max_connections): routelab_connections_open and
+// routelab_connections_reclaimed_total.
+func (m *metrics) registerConnLimiter(l *ConnLimiter) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "routelab_connections_open", Help: "Client connections open on the HTTP listener (server.max_connections bounds it).",
+	}, func() float64 { return float64(l.Open()) }))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "routelab_connections_reclaimed_total", Help: "Idle keep-alive connections closed to make room for a new one at server.max_connections.",
+	}, func() float64 { return float64(l.Reclaimed()) }))
+}
+
 // successRates is route_success_rate{source}: an exponentially weighted
 // success rate (weight 0.01 per request, so roughly the last 100
 // requests) per decision source ("policy", "forced"). The two known

@@ -398,11 +398,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	s.Start(bg)
 	ln = LimitListener(ln, s.srv.MaxConnections)
+	lim, _ := ln.(*ConnLimiter)
 	ln, err := s.wrapTLS(bg, ln)
 	if err != nil {
 		return err
 	}
 	hs := s.httpServer()
+	if lim != nil {
+		hs.ConnState = lim.ConnState
+		s.m.registerConnLimiter(lim)
+	}
 	errc := make(chan error, 1)
 	// The drain listener keeps the socket open through Shutdown: /readyz
 	// (every path) answers 503 during the drain instead of refusing.
@@ -483,54 +488,6 @@ func (s *Server) limitInFlight(c *gin.Context) {
 	}
 	defer s.leave()
 	c.Next()
-}
-
-// LimitListener returns a listener that keeps at most n connections open
-// at once: Accept waits while n are open. n <= 0 returns ln unchanged.
-func LimitListener(ln net.Listener, n int) net.Listener {
-	if n <= 0 {
-		return ln
-	}
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
-}
-
-type limitListener struct {
-	net.Listener
-	sem       chan struct{}
-	closeOnce sync.Once
-	done      chan struct{}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case l.sem <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.sem
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
-}
-
-func (l *limitListener) Close() error {
-	err := l.Listener.Close()
-	l.closeOnce.Do(func() { close(l.done) })
-	return err
-}
-
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }
 
 func (s *Server) routes() *gin.Engine {

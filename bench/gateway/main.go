@@ -195,7 +195,8 @@ models:
 fallbacks:
   - {name: all, models: [mock-medium, mock-small, mock-large], when: ["status in (429, 5xx, timeout)", "error_rate > 0.05"]}
 log: {dir: %q}
-`, addr, upstream, logDir)))
+%s
+`, addr, upstream, logDir, os.Getenv("ROUTELAB_BENCH_EXTRA_CONFIG"))))
 	if err != nil {
 		return err
 	}

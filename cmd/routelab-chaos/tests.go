@@ -147,11 +147,14 @@ func testAborts(e *env) []row {
 }
 
 // Finding 2a: 2000 connections declaring a 1 MiB body and trickling it
-// were never cut and reserved 2.15 GB.
+// were never cut and reserved 2.15 GB. With the default max_connections
+// (1024), the connections past it wait in the accept queue until the
+// first ones are cut (a connection reading its body is never reclaimed
+// as idle), so the last are cut within two read timeouts of their write.
 func testSlowBodies(e *env) []row {
 	const n, readTimeout = 2000, 3 * time.Second
 	name := fmt.Sprintf("f2: %d slow 1 MiB bodies", n)
-	want := fmt.Sprintf("all cut within read_timeout %v (+2s); VmHWM < 300 MB", readTimeout)
+	want := fmt.Sprintf("all cut within 2 × read_timeout %v (+2s; past max_connections they wait for a place); VmHWM < 300 MB", readTimeout)
 	g, err := startProd(e, func(c map[string]any) { serverBlock(c, "read_timeout", readTimeout.String()) })
 	if err != nil {
 		return failed(name, want, err)
@@ -218,7 +221,7 @@ func testSlowBodies(e *env) []row {
 	}
 	wg.Wait()
 	hwm := g.procKB("VmHWM")
-	ok := outcome["NOT CUT"] == 0 && outcome["dial error"] == 0 && worst <= readTimeout+2*time.Second && hwm > 0 && hwm < 300*1024
+	ok := outcome["NOT CUT"] == 0 && outcome["dial error"] == 0 && worst <= 2*readTimeout+2*time.Second && hwm > 0 && hwm < 300*1024
 	keys := make([]string, 0, len(outcome))
 	for k := range outcome {
 		keys = append(keys, fmt.Sprintf("%s: %d", k, outcome[k]))

@@ -5,7 +5,14 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// minReclaimIdle is how long a connection must have been idle before it
+// may be closed to make room: a client that has just been answered may be
+// writing its next request on it already (and a client cannot safely
+// retry a POST the server closed under it).
+const minReclaimIdle = time.Second
 
 // LimitListener returns a listener that keeps at most n connections open
 // at once. n <= 0 returns ln unchanged.
@@ -22,7 +29,8 @@ func LimitListener(ln net.Listener, n int) net.Listener {
 	if n <= 0 {
 		return ln
 	}
-	return &ConnLimiter{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), idleCh: make(chan struct{}, 1)}
+	return &ConnLimiter{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), idleCh: make(chan struct{}, 1),
+		minIdle: minReclaimIdle}
 }
 
 // ConnLimiter is the listener LimitListener returns. Its ConnState, set
@@ -35,6 +43,7 @@ type ConnLimiter struct {
 	closeOnce sync.Once
 	done      chan struct{}
 	idleCh    chan struct{} // poked when a connection turns idle
+	minIdle   time.Duration // minReclaimIdle; shorter in tests
 
 	mu         sync.Mutex
 	head, tail *limitConn // idle connections, longest idle first
@@ -47,19 +56,36 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	var wait *time.Timer
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
 	for {
 		select {
 		case l.sem <- struct{}{}:
 			return &limitConn{Conn: c, l: l}, nil
 		default:
 		}
-		if l.reclaimIdle() {
+		reclaimed, retry := l.reclaimIdle(time.Now())
+		if reclaimed {
 			continue
+		}
+		var again <-chan time.Time
+		if retry > 0 {
+			if wait == nil {
+				wait = time.NewTimer(retry)
+			} else {
+				wait.Reset(retry)
+			}
+			again = wait.C
 		}
 		select {
 		case l.sem <- struct{}{}:
 			return &limitConn{Conn: c, l: l}, nil
 		case <-l.idleCh:
+		case <-again:
 		case <-l.done:
 			c.Close()
 			return nil, net.ErrClosed
@@ -103,7 +129,7 @@ func (l *ConnLimiter) ConnState(c net.Conn, st http.ConnState) {
 		} else {
 			l.head = lc
 		}
-		l.tail, lc.idle = lc, true
+		l.tail, lc.idle, lc.idleSince = lc, true, time.Now()
 	}
 	l.mu.Unlock()
 	if st == http.StateIdle {
@@ -132,21 +158,30 @@ func (l *ConnLimiter) unlink(c *limitConn) {
 	c.prev, c.next, c.idle = nil, nil, false
 }
 
-// reclaimIdle closes the connection idle longest, if any; its place frees
-// as it closes.
-func (l *ConnLimiter) reclaimIdle() bool {
+// reclaimIdle closes the connection idle longest, if it has been idle at
+// least minReclaimIdle and its client has not begun a new request (no
+// bytes waiting on the socket); its place frees as it closes. Otherwise
+// retry, when > 0, is how long until the one idle longest is old enough.
+func (l *ConnLimiter) reclaimIdle(now time.Time) (reclaimed bool, retry time.Duration) {
 	l.mu.Lock()
-	c := l.head
-	if c != nil {
-		l.unlink(c)
+	var c *limitConn
+	for c = l.head; c != nil; c = c.next {
+		if wait := l.minIdle - now.Sub(c.idleSince); wait > 0 {
+			l.mu.Unlock()
+			return false, wait
+		}
+		if !hasPendingInput(c.Conn) {
+			l.unlink(c)
+			break
+		}
 	}
 	l.mu.Unlock()
 	if c == nil {
-		return false
+		return false, 0
 	}
 	l.reclaimed.Add(1)
 	_ = c.Close()
-	return true
+	return true, 0
 }
 
 type limitConn struct {
@@ -155,6 +190,7 @@ type limitConn struct {
 	once       sync.Once
 	prev, next *limitConn // on l's idle list (l.mu)
 	idle       bool       // l.mu
+	idleSince  time.Time  // l.mu
 	closed     bool       // l.mu
 }
 

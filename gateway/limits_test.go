@@ -270,6 +270,7 @@ func TestLimitListenerReclaimsIdleConnections(t *testing.T) {
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	lim := LimitListener(raw, 2).(*ConnLimiter)
+	lim.minIdle = 100 * time.Millisecond
 	release := make(chan struct{})
 	hs := &http.Server{ConnState: lim.ConnState, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -299,8 +300,10 @@ func TestLimitListenerReclaimsIdleConnections(t *testing.T) {
 	assert.Equal(t, "ok", b)
 	assert.Equal(t, 2, lim.Open())
 
-	b, err = get("/") // at the cap: takes the idle connection's place
+	t0 := time.Now()
+	b, err = get("/") // at the cap: takes the idle connection's place, once idle for minIdle
 	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(t0), 50*time.Millisecond, "reclaimed a connection idle for less than minIdle")
 	assert.Equal(t, "ok", b)
 	assert.Equal(t, uint64(1), lim.Reclaimed())
 	assert.Equal(t, 2, lim.Open())
@@ -334,6 +337,45 @@ func TestLimitListenerReclaimsIdleConnections(t *testing.T) {
 	close(release)
 	assert.Equal(t, "ok<nil>", <-slow)
 }
+
+// A connection whose client has sent bytes the server has not read yet
+// (the next request) is not idle, whatever ConnState last said; the peek
+// does not wait for the Read the server has pending on it.
+func TestHasPendingInput(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer raw.Close()
+	client, err := net.Dial("tcp", raw.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := raw.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+	assert.False(t, hasPendingInput(server))
+	_, err = client.Write([]byte("POST"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return hasPendingInput(server) }, 2*time.Second, time.Millisecond)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(server, buf)
+	require.NoError(t, err)
+	assert.False(t, hasPendingInput(server), "read")
+	read := make(chan error, 1)
+	go func() { _, err := server.Read(buf); read <- err }()
+	time.Sleep(20 * time.Millisecond) // the Read is pending
+	done := make(chan bool, 1)
+	go func() { done <- hasPendingInput(server) }()
+	select {
+	case p := <-done:
+		assert.False(t, p)
+	case <-time.After(2 * time.Second):
+		t.Fatal("hasPendingInput waited for the pending Read")
+	}
+	_, _ = client.Write([]byte("x"))
+	require.NoError(t, <-read)
+	assert.False(t, hasPendingInput(&limitConn{Conn: fakeConn{}}), "a conn without a socket")
+}
+
+type fakeConn struct{ net.Conn }
 
 func TestOversizedHeadersGet431(t *testing.T) {
 	_, url := serveGateway(t, `

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -118,6 +119,11 @@ func measureStream(t target, rate int, d time.Duration, chunks int) StreamResult
 			}
 			now := time.Now()
 			if bytes.HasPrefix(line, []byte("data: [DONE]")) {
+				// Read to the end of the response, as the official
+				// OpenAI SDKs do after [DONE], so that the connection
+				// is reused: closing it early would make every stream
+				// open a new connection to the target.
+				_, _ = io.Copy(io.Discard, br)
 				break
 			}
 			if n == 0 {

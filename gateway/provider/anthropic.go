@@ -218,6 +218,8 @@ func (p *Anthropic) Complete(ctx context.Context, c *Call) (Result, error) {
 // Stream implements Provider.
 func (p *Anthropic) Stream(ctx context.Context, c *Call, emit func([]byte) error) (Result, error) {
 	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	res, err := p.post(ctx, c, true)
 	if err != nil {
 		return Result{}, err
@@ -289,6 +291,7 @@ func (p *Anthropic) Stream(ctx context.Context, c *Call, emit func([]byte) error
 			}
 		case "message_stop":
 			r.Usage.TotalTokens = r.Usage.PromptTokens + r.Usage.CompletionTokens
+			drainBody(res.Body, cancel)
 			return r, nil
 		case "error":
 			code := 500

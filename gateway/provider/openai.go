@@ -203,6 +203,8 @@ var (
 // Stream implements Provider.
 func (p *OpenAI) Stream(ctx context.Context, c *Call, emit func([]byte) error) (Result, error) {
 	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	res, err := p.post(ctx, c, true)
 	if err != nil {
 		return Result{}, err
@@ -218,6 +220,7 @@ func (p *OpenAI) Stream(ctx context.Context, c *Call, emit func([]byte) error) (
 		}
 		data := bytes.TrimSpace(line[len(dataPrefix):])
 		if bytes.Equal(data, doneMarker) {
+			drainBody(res.Body, cancel)
 			return r, nil
 		}
 		v, err := parseChunk(data, r.TTFT == 0)
@@ -245,6 +248,25 @@ func (p *OpenAI) Stream(ctx context.Context, c *Call, emit func([]byte) error) (
 		return r, TransportError(ctx, fmt.Errorf("stream cut: %w", err))
 	}
 	return r, &Error{Status: StatusError(502, "").Status, Message: "stream ended before [DONE]", Err: io.ErrUnexpectedEOF}
+}
+
+// drainWait and drainMax bound what drainBody reads after [DONE].
+const (
+	drainWait = 10 * time.Millisecond
+	drainMax  = 64 << 10
+)
+
+// drainBody reads what follows [DONE] (Anthropic: message_stop) (the end of the chunked body, a
+// few bytes, normally already on their way) so that the upstream
+// connection goes back to the pool: a body closed before its end closes
+// the connection, and the next stream would pay a new TCP (and TLS)
+// handshake in its time to first byte. It gives up after drainWait or
+// drainMax bytes by cancelling the request (the connection is then closed,
+// as before).
+func drainBody(body io.Reader, cancel context.CancelFunc) {
+	t := time.AfterFunc(drainWait, cancel)
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainMax))
+	t.Stop()
 }
 
 // Health implements HealthChecker: GET {base}/models must answer below 500.

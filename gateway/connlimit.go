@@ -12,7 +12,7 @@ import (
 // may be closed to make room: a client that has just been answered may be
 // writing its next request on it already (and a client cannot safely
 // retry a POST the server closed under it).
-const minReclaimIdle = time.Second
+const minReclaimIdle = 100 * time.Millisecond
 
 // LimitListener returns a listener that keeps at most n connections open
 // at once. n <= 0 returns ln unchanged.
@@ -43,7 +43,7 @@ type ConnLimiter struct {
 	closeOnce sync.Once
 	done      chan struct{}
 	idleCh    chan struct{} // poked when a connection turns idle
-	minIdle   time.Duration // minReclaimIdle; shorter in tests
+	minIdle   time.Duration // minReclaimIdle; changed in tests
 
 	mu         sync.Mutex
 	head, tail *limitConn // idle connections, longest idle first

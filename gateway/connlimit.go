@@ -12,19 +12,22 @@ import (
 // may be closed to make room: a client that has just been answered may be
 // writing its next request on it already (and a client cannot safely
 // retry a POST the server closed under it).
-const minReclaimIdle = 100 * time.Millisecond
+const minReclaimIdle = time.Second
 
 // LimitListener returns a listener that keeps at most n connections open
 // at once. n <= 0 returns ln unchanged.
 //
 // It takes a connection from the kernel before it has a place for it.
-// When n are open, it closes the connection that has been idle longest
-// between requests (an HTTP keep-alive connection, as its ConnState hook
-// reports: see ConnLimiter) to make room, as nginx reuses keep-alive
-// connections when it runs out; with none idle it waits until one closes
-// or turns idle. Without the reclaim, clients that keep idle connections
-// open (every HTTP client's pool) would hold every place while other
-// connections waited in the accept queue until their requests timed out.
+// While one waits for a place, Crowded is true, and the gateway answers
+// every request with "Connection: close", so that connections free their
+// places as their answers end (the client knows not to reuse them, so no
+// request is lost). A connection that stays idle between requests (an
+// HTTP keep-alive connection, as the ConnState hook reports: see
+// ConnLimiter) for minReclaimIdle is closed to make room, the one idle
+// longest first, as nginx reuses keep-alive connections when it runs out.
+// Without these, clients that keep idle connections open (every HTTP
+// client's pool) would hold every place while other connections waited in
+// the accept queue until their requests timed out.
 func LimitListener(ln net.Listener, n int) net.Listener {
 	if n <= 0 {
 		return ln
@@ -48,7 +51,12 @@ type ConnLimiter struct {
 	mu         sync.Mutex
 	head, tail *limitConn // idle connections, longest idle first
 	reclaimed  atomic.Uint64
+	waiting    atomic.Int32 // connections accepted, waiting for a place
 }
+
+// Crowded reports whether a connection is waiting for a place: answers
+// should then close their connections ("Connection: close").
+func (l *ConnLimiter) Crowded() bool { return l.waiting.Load() > 0 }
 
 // Accept returns the next connection once there is a place for it.
 func (l *ConnLimiter) Accept() (net.Conn, error) {
@@ -56,6 +64,13 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	select {
+	case l.sem <- struct{}{}:
+		return &limitConn{Conn: c, l: l}, nil
+	default:
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
 	var wait *time.Timer
 	defer func() {
 		if wait != nil {

@@ -338,6 +338,47 @@ func TestLimitListenerReclaimsIdleConnections(t *testing.T) {
 	assert.Equal(t, "ok<nil>", <-slow)
 }
 
+// While a connection waits for a place, the gateway answers with
+// "Connection: close": the client's next request goes on a new connection
+// and the waiting one gets the place, before any idle connection would be
+// reclaimed (1 s) and without closing a connection under a client.
+func TestCrowdedAnswersCloseTheirConnection(t *testing.T) {
+	srv, url := serveGateway(t, `
+server: {max_connections: 1}
+providers: [{name: sim, type: sim, time_scale: 0.001}]
+models: [{id: s, provider: sim, sim: {ttft_ms: 1, output_tokens: 2}}]
+log: {dir: ""}
+`, nil, nil)
+	a := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	postOn := func(c *http.Client) (*http.Response, error) {
+		res, err := c.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(msgBody, "s", "")))
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		return res, err
+	}
+	res, err := postOn(a)
+	require.NoError(t, err)
+	assert.Equal(t, 200, res.StatusCode)
+	assert.False(t, res.Close, "not crowded: the connection stays open")
+
+	b := make(chan error, 1)
+	go func() {
+		res, err := postOn(&http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second})
+		if err == nil && res.StatusCode != 200 {
+			err = fmt.Errorf("status %d", res.StatusCode)
+		}
+		b <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // b's connection is accepted and waits for the place
+	res, err = postOn(a)
+	require.NoError(t, err)
+	assert.True(t, res.Close, "crowded: the answer closes its connection")
+	require.NoError(t, <-b)
+	assert.Zero(t, srv.connLimiter.Load().Reclaimed(), "b got the place when a's answer closed its connection, not by the idle reclaim")
+}
+
 // A connection whose client has sent bytes the server has not read yet
 // (the next request) is not idle, whatever ConnState last said; the peek
 // does not wait for the Read the server has pending on it.

@@ -103,6 +103,7 @@ type Server struct {
 	// requestsSeen counts chat requests given an id (checkpoint provenance).
 	requestsSeen atomic.Int64
 	draining     atomic.Bool
+	connLimiter  atomic.Pointer[ConnLimiter] // the HTTP listener's, once Serve runs
 	recs         sync.Pool
 	policyMu     sync.Mutex // serialises admin swaps
 	promo        *promoter
@@ -407,6 +408,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if lim != nil {
 		hs.ConnState = lim.ConnState
 		s.m.registerConnLimiter(lim)
+		s.connLimiter.Store(lim)
 	}
 	errc := make(chan error, 1)
 	// The drain listener keeps the socket open through Shutdown: /readyz
@@ -473,6 +475,17 @@ func (s *Server) bodyDeadline(c *gin.Context) {
 	c.Next()
 }
 
+// closeWhenCrowded answers with "Connection: close" while a client
+// connection waits for a place at server.max_connections (see
+// LimitListener): this connection then frees its place when the answer
+// ends.
+func (s *Server) closeWhenCrowded(c *gin.Context) {
+	if l := s.connLimiter.Load(); l != nil && l.Crowded() {
+		c.Header("Connection", "close")
+	}
+	c.Next()
+}
+
 // limitInFlight answers 503 server_busy beyond server.max_inflight
 // concurrent /v1/* requests.
 func (s *Server) limitInFlight(c *gin.Context) {
@@ -511,7 +524,7 @@ func (s *Server) routes() *gin.Engine {
 		}
 		return s.adminGuard(path, h)
 	}
-	e.Use(s.bodyDeadline)
+	e.Use(s.bodyDeadline, s.closeWhenCrowded)
 	e.POST("/v1/chat/completions", s.limitInFlight, s.handleChat)
 	e.GET("/v1/models", s.handleModels)
 	e.POST("/v1/feedback", s.limitInFlight, s.handleFeedback)

@@ -485,7 +485,8 @@ func gatewayCounters(w io.Writer, base string) {
 	fmt.Fprintln(w, "\ngateway counters:")
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "routelab_upstream_attempts_total") || strings.HasPrefix(l, "routelab_fallbacks_total") ||
-			strings.HasPrefix(l, "routelab_retries_total") || strings.HasPrefix(l, "routelab_log_dropped_total") {
+			strings.HasPrefix(l, "routelab_retries_total") || strings.HasPrefix(l, "routelab_log_dropped_total") ||
+			strings.HasPrefix(l, "routelab_connections_") {
 			fmt.Fprintln(w, "  "+l)
 		}
 	}

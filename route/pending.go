@@ -171,7 +171,7 @@ type pendingStore struct {
 	mu    sync.Mutex
 	bytes int64            // entryBytes of the live entries, guarded by mu
 	m     map[string]int32 // request id → ring slot
-	ring  []entry          // insertion order, len ≤ max (growLocked); entry{} = free slot
+	ring  []entry          // insertion order, len max; entry{} = free slot
 	head  int              // next slot to write
 	size  int              // slots in use, oldest at head-size
 
@@ -181,34 +181,7 @@ type pendingStore struct {
 }
 
 func newPendingStore(ttl time.Duration, max int, maxBytes int64, expire func(*held), backend PendingBackend) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]int32, min(max, 1<<16)),
-		ring: make([]entry, min(max, pendingFirstSlots))}
-}
-
-// pendingFirstSlots is the ring's first length; it doubles as decisions
-// arrive, up to PendingOpts.MaxEntries, so that a store that never fills
-// (a gateway below max_entries/ttl requests per second) neither holds
-// nor has the garbage collector scan the slots it does not use.
-const pendingFirstSlots = 1024
-
-// growLocked doubles the ring (at most to max), keeping its slots in
-// order from the oldest, and points the index at their new places.
-// Callers hold mu; p.size == len(p.ring) < p.max.
-func (p *pendingStore) growLocked() {
-	n := len(p.ring)
-	live := make([]bool, p.size)
-	for k := range p.size {
-		live[k] = p.liveAt((p.head - p.size + k + n) % n)
-	}
-	ring := make([]entry, min(2*n, p.max))
-	for k := range p.size {
-		i := (p.head - p.size + k + n) % n
-		ring[k] = p.ring[i]
-		if live[k] {
-			p.m[ring[k].id] = int32(k)
-		}
-	}
-	p.ring, p.head = ring, p.size
+	return &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]int32, min(max, 1<<16)), ring: make([]entry, max)}
 }
 
 // entryFixedBytes is what a kept decision costs besides its id and
@@ -290,13 +263,11 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 	}
 	if p.size == p.max {
 		out = p.evictOldestLocked(out)
-	} else if p.size == len(p.ring) {
-		p.growLocked()
 	}
 	p.ring[p.head] = e
 	p.m[e.id] = int32(p.head)
 	p.bytes += entryBytes(&e)
-	p.head = (p.head + 1) % len(p.ring)
+	p.head = (p.head + 1) % p.max
 	p.size++
 	for p.maxBytes > 0 && p.bytes > p.maxBytes && p.size > 1 {
 		out = p.evictOldestLocked(out)
@@ -308,7 +279,7 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 // evictOldestLocked frees the oldest ring slot, evicting its decision
 // when it is still waiting. Callers hold mu; p.size > 0.
 func (p *pendingStore) evictOldestLocked(out []entry) []entry {
-	i := (p.head - p.size + len(p.ring)) % len(p.ring)
+	i := (p.head - p.size + p.max) % p.max
 	if p.liveAt(i) {
 		p.dropLocked(i)
 		out = append(out, p.ring[i])
@@ -336,7 +307,7 @@ func (p *pendingStore) liveAt(i int) bool {
 // them to out. Callers hold mu.
 func (p *pendingStore) sweepLocked(now time.Time, out []entry) []entry {
 	for p.size > 0 {
-		i := (p.head - p.size + len(p.ring)) % len(p.ring)
+		i := (p.head - p.size + p.max) % p.max
 		live := p.liveAt(i)
 		if live && now.Sub(p.ring[i].at) <= p.ttl {
 			break
@@ -448,7 +419,7 @@ func (p *pendingStore) flush() {
 	p.mu.Lock()
 	out := make([]entry, 0, len(p.m))
 	for p.size > 0 { // oldest first
-		i := (p.head - p.size + len(p.ring)) % len(p.ring)
+		i := (p.head - p.size + p.max) % p.max
 		if p.liveAt(i) {
 			p.dropLocked(i)
 			out = append(out, p.ring[i])

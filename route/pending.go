@@ -149,8 +149,10 @@ func decodeHeld(id string, data []byte) (*held, error) {
 // and take, so with no traffic at all an expired update waits for the next
 // request (or Flush).
 //
-// Decisions are stored compactly (entry): a ring of values, not pointers,
-// whose numbers live in a pointer-free byte slice that is recycled when
+// Decisions are stored compactly (entry): values, not pointers, in
+// insertion order, in chunks of pendingChunk added as decisions arrive and
+// dropped once their decisions have all left (so a store that never fills
+// costs what it holds, and it grows without moving an entry); their numbers live in a pointer-free byte slice that is recycled when
 // the entry leaves, and candidates as catalogue indexes plus their live
 // profile. Full, the store holds about 0.5 KB per decision
 // (TestPendingStoreMemory), which the garbage collector need not scan.
@@ -169,11 +171,16 @@ type pendingStore struct {
 	deferred, fromFeedback, expired, evicted, updateErrors, remote, backendErrors atomic.Uint64
 
 	mu    sync.Mutex
-	bytes int64            // entryBytes of the live entries, guarded by mu
-	m     map[string]int32 // request id → ring slot
-	ring  []entry          // insertion order, len max; entry{} = free slot
-	head  int              // next slot to write
-	size  int              // slots in use, oldest at head-size
+	bytes int64             // entryBytes of the live entries, guarded by mu
+	m     map[string]uint64 // request id → its slot's sequence number
+	// The slot of sequence number q is chunks[q/pendingChunk-first]
+	// [q%pendingChunk]; entry{} = free. next is the sequence number of
+	// the next decision; size the slots in use, the oldest next-size.
+	chunks []*[pendingChunk]entry
+	first  uint64
+	next   uint64
+	size   int
+	spare  []*[pendingChunk]entry // emptied chunks kept for reuse (≤ 2)
 
 	strings internTable
 	blobs   sync.Pool // *[]byte: entry.nums buffers
@@ -181,11 +188,62 @@ type pendingStore struct {
 }
 
 func newPendingStore(ttl time.Duration, max int, maxBytes int64, expire func(*held), backend PendingBackend) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]int32, min(max, 1<<16)), ring: make([]entry, max)}
+	return &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]uint64, min(max, 1<<16))}
+}
+
+// pendingChunk is how many slots the store adds or drops at a time.
+const (
+	pendingChunkShift = 10
+	pendingChunk      = 1 << pendingChunkShift
+)
+
+// slot is the slot of sequence number q, which must be in use. Callers
+// hold mu.
+func (p *pendingStore) slot(q uint64) *entry {
+	return &p.chunks[q>>pendingChunkShift-p.first][q&(pendingChunk-1)]
+}
+
+// oldest is the sequence number of the oldest slot in use. Callers hold mu.
+func (p *pendingStore) oldest() uint64 { return p.next - uint64(p.size) }
+
+// pushLocked returns the slot for sequence number next, adding a chunk
+// when it begins one. Callers hold mu and then advance next and size.
+func (p *pendingStore) pushLocked() *entry {
+	c := p.next >> pendingChunkShift
+	if len(p.chunks) == 0 {
+		p.first = c
+	}
+	if c-p.first == uint64(len(p.chunks)) {
+		var ch *[pendingChunk]entry
+		if n := len(p.spare); n > 0 {
+			ch, p.spare = p.spare[n-1], p.spare[:n-1]
+		} else {
+			ch = new([pendingChunk]entry)
+		}
+		p.chunks = append(p.chunks, ch)
+	}
+	return p.slot(p.next)
+}
+
+// popLocked clears the oldest slot and drops the chunks before the new
+// oldest (every one of their slots was cleared as it was popped). Callers
+// hold mu; p.size > 0.
+func (p *pendingStore) popLocked() {
+	*p.slot(p.oldest()) = entry{}
+	p.size--
+	for len(p.chunks) > 0 && p.first < p.oldest()>>pendingChunkShift {
+		ch := p.chunks[0]
+		p.chunks[0] = nil
+		p.chunks = p.chunks[1:]
+		p.first++
+		if len(p.spare) < 2 {
+			p.spare = append(p.spare, ch)
+		}
+	}
 }
 
 // entryFixedBytes is what a kept decision costs besides its id and
-// numbers: its ring slot, map slot and buffer header (about; measured by
+// numbers: its slot, map slot and buffer header (about; measured by
 // TestPendingStoreMemory).
 const entryFixedBytes = 280
 
@@ -198,11 +256,12 @@ func entryBytes(e *entry) int64 {
 	return n
 }
 
-// dropLocked removes the live entry of ring slot i from the index and the
+// dropLocked removes the live entry of slot q from the index and the
 // byte count (the caller moves or clears the slot). Callers hold mu.
-func (p *pendingStore) dropLocked(i int) {
-	delete(p.m, p.ring[i].id)
-	p.bytes -= entryBytes(&p.ring[i])
+func (p *pendingStore) dropLocked(q uint64) {
+	e := p.slot(q)
+	delete(p.m, e.id)
+	p.bytes -= entryBytes(e)
 }
 
 // share puts d's copy in the backend.
@@ -254,20 +313,20 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 	var outBuf [2]entry
 	p.mu.Lock()
 	out := p.sweepLocked(now, outBuf[:0])
-	if i, ok := p.m[e.id]; ok {
+	if q, ok := p.m[e.id]; ok {
 		// A reused id replaces its older entry, which leaves unrated; its
-		// ring slot no longer counts (liveAt reports it free).
-		p.dropLocked(int(i))
-		out = append(out, p.ring[i])
-		p.ring[i] = entry{}
+		// slot no longer counts (liveAt reports it free).
+		p.dropLocked(q)
+		out = append(out, *p.slot(q))
+		*p.slot(q) = entry{}
 	}
 	if p.size == p.max {
 		out = p.evictOldestLocked(out)
 	}
-	p.ring[p.head] = e
-	p.m[e.id] = int32(p.head)
+	*p.pushLocked() = e
+	p.m[e.id] = p.next
 	p.bytes += entryBytes(&e)
-	p.head = (p.head + 1) % p.max
+	p.next++
 	p.size++
 	for p.maxBytes > 0 && p.bytes > p.maxBytes && p.size > 1 {
 		out = p.evictOldestLocked(out)
@@ -279,47 +338,45 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 // evictOldestLocked frees the oldest ring slot, evicting its decision
 // when it is still waiting. Callers hold mu; p.size > 0.
 func (p *pendingStore) evictOldestLocked(out []entry) []entry {
-	i := (p.head - p.size + p.max) % p.max
-	if p.liveAt(i) {
-		p.dropLocked(i)
-		out = append(out, p.ring[i])
+	q := p.oldest()
+	if p.liveAt(q) {
+		p.dropLocked(q)
+		out = append(out, *p.slot(q))
 		p.evicted.Add(1)
 	} else {
-		p.release(&p.ring[i])
+		p.release(p.slot(q))
 	}
-	p.ring[i] = entry{}
-	p.size--
+	p.popLocked()
 	return out
 }
 
-// liveAt reports whether ring slot i holds a decision still waiting (not
+// liveAt reports whether slot q holds a decision still waiting (not
 // taken, replaced or swept). Callers hold mu.
-func (p *pendingStore) liveAt(i int) bool {
-	e := &p.ring[i]
+func (p *pendingStore) liveAt(q uint64) bool {
+	e := p.slot(q)
 	if e.id == "" {
 		return false
 	}
 	j, ok := p.m[e.id]
-	return ok && int(j) == i
+	return ok && j == q
 }
 
 // sweepLocked removes the entries older than ttl, oldest first, appending
 // them to out. Callers hold mu.
 func (p *pendingStore) sweepLocked(now time.Time, out []entry) []entry {
 	for p.size > 0 {
-		i := (p.head - p.size + p.max) % p.max
-		live := p.liveAt(i)
-		if live && now.Sub(p.ring[i].at) <= p.ttl {
+		q := p.oldest()
+		live := p.liveAt(q)
+		if live && now.Sub(p.slot(q).at) <= p.ttl {
 			break
 		}
 		if live {
-			p.dropLocked(i)
-			out = append(out, p.ring[i])
+			p.dropLocked(q)
+			out = append(out, *p.slot(q))
 		} else {
-			p.release(&p.ring[i])
+			p.release(p.slot(q))
 		}
-		p.ring[i] = entry{}
-		p.size--
+		p.popLocked()
 	}
 	return out
 }
@@ -360,11 +417,11 @@ func (p *pendingStore) take(id string, now time.Time) *held {
 	var e entry
 	p.mu.Lock()
 	out := p.sweepLocked(now, nil)
-	i, ok := p.m[id]
+	q, ok := p.m[id]
 	if ok {
-		p.dropLocked(int(i))
-		e = p.ring[i]
-		p.ring[i] = entry{}
+		p.dropLocked(q)
+		e = *p.slot(q)
+		*p.slot(q) = entry{}
 	}
 	p.mu.Unlock()
 	p.expireAll(out)
@@ -419,15 +476,14 @@ func (p *pendingStore) flush() {
 	p.mu.Lock()
 	out := make([]entry, 0, len(p.m))
 	for p.size > 0 { // oldest first
-		i := (p.head - p.size + p.max) % p.max
-		if p.liveAt(i) {
-			p.dropLocked(i)
-			out = append(out, p.ring[i])
+		q := p.oldest()
+		if p.liveAt(q) {
+			p.dropLocked(q)
+			out = append(out, *p.slot(q))
 		} else {
-			p.release(&p.ring[i])
+			p.release(p.slot(q))
 		}
-		p.ring[i] = entry{}
-		p.size--
+		p.popLocked()
 	}
 	p.mu.Unlock()
 	p.expireAll(out)

@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -60,4 +61,79 @@ func TestPendingStoreDisabled(t *testing.T) {
 	assert.Nil(t, p.take("x", time.Unix(0, 0)))
 	p.flush()
 	assert.Equal(t, PendingStats{}, p.stats())
+}
+
+// Slots come in chunks added as decisions arrive and dropped once empty: a
+// random mix of new ids, reused ids and takes gives what a plain FIFO of
+// max slots gives (dead slots at the front swept, the oldest slot evicted
+// when full), across many chunk boundaries; then the chunks go.
+func TestPendingStoreChunksInOrder(t *testing.T) {
+	const max = 3*pendingChunk - 100
+	var expired []float64
+	p := newPendingStore(time.Hour, max, 0, func(d *held) { expired = append(expired, d.reward) }, nil)
+	now := time.Unix(0, 0)
+	type slot struct {
+		id     string
+		reward float64
+		live   bool
+	}
+	var ref []*slot // oldest first
+	refLive := map[string]*slot{}
+	var refExpired []float64
+	sweep := func() {
+		for len(ref) > 0 && !ref[0].live {
+			ref = ref[1:]
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for op := range 40_000 {
+		id := fmt.Sprint(rng.IntN(2 * max))
+		if rng.IntN(4) == 0 {
+			h := p.take(id, now)
+			sweep()
+			want, ok := refLive[id]
+			if !ok {
+				assert.Nil(t, h, "op %d: take %s", op, id)
+				continue
+			}
+			want.live = false
+			delete(refLive, id)
+			if assert.NotNil(t, h, "op %d: take %s", op, id) {
+				assert.Equal(t, want.reward, h.reward, "op %d", op)
+			}
+			sweep()
+			continue
+		}
+		reward := float64(op)
+		p.put(&decision.Record{Request: decision.Request{ID: id}, Reward: reward,
+			Decision: decision.Decision{Candidates: []decision.Arm{{ID: "a"}}, Probs: []float64{1}}}, now, true)
+		sweep()
+		if old, ok := refLive[id]; ok {
+			old.live = false
+			refExpired = append(refExpired, old.reward)
+		}
+		if len(ref) == max {
+			if ref[0].live {
+				delete(refLive, ref[0].id)
+				refExpired = append(refExpired, ref[0].reward)
+			}
+			ref = ref[1:]
+		}
+		s := &slot{id: id, reward: reward, live: true}
+		ref = append(ref, s)
+		refLive[id] = s
+	}
+	assert.LessOrEqual(t, len(p.chunks), max/pendingChunk+2, "chunks for at most max slots")
+	assert.Equal(t, refExpired, expired, "replaced and evicted decisions, in order")
+	assert.Equal(t, len(refLive), p.stats().Waiting)
+	for id, s := range refLive {
+		h := p.take(id, now)
+		if assert.NotNil(t, h, id) {
+			assert.Equal(t, s.reward, h.reward, id)
+		}
+	}
+	p.put(&decision.Record{Request: decision.Request{ID: "last"}, Decision: decision.Decision{Candidates: []decision.Arm{{ID: "a"}}, Probs: []float64{1}}}, now, false)
+	assert.Len(t, p.chunks, 1, "every taken slot swept, the emptied chunks dropped")
+	assert.LessOrEqual(t, len(p.spare), 2)
+	assert.NotNil(t, p.take("last", now))
 }

@@ -63,3 +63,39 @@ func TestOpenAIStreamReusesConnection(t *testing.T) {
 	require.NoError(t, err)
 	assert.Less(t, time.Since(t0), 500*time.Millisecond)
 }
+
+// The same for Anthropic's stream, which ends with message_stop.
+func TestAnthropicStreamReusesConnection(t *testing.T) {
+	var conns atomic.Int64
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		for _, ev := range []string{
+			`{"type":"message_start","message":{"usage":{"input_tokens":3}}}`,
+			`{"type":"content_block_delta","delta":{"type":"text_delta","text":"hi"}}`,
+			`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":1}}`,
+			`{"type":"message_stop"}`,
+		} {
+			fmt.Fprintf(w, "event: x\ndata: %s\n\n", ev)
+			f.Flush()
+		}
+		time.Sleep(2 * time.Millisecond) // the end of the chunked body comes in a later segment
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	defer up.Close()
+	p, err := NewAnthropic(AnthropicOpts{Name: "a", BaseURL: up.URL})
+	require.NoError(t, err)
+	req, err := ParseRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	for range 5 {
+		res, err := p.Stream(context.Background(), &Call{Req: req, Model: "claude", ID: "x"}, func([]byte) error { return nil })
+		require.NoError(t, err)
+		assert.Equal(t, 4, res.Usage.TotalTokens)
+	}
+	assert.Equal(t, int64(1), conns.Load(), "upstream connections for 5 sequential streams")
+}

@@ -150,9 +150,10 @@ func decodeHeld(id string, data []byte) (*held, error) {
 // request (or Flush).
 //
 // Decisions are stored compactly (entry): values, not pointers, in
-// insertion order, in chunks of pendingChunk added as decisions arrive and
-// dropped once their decisions have all left (so a store that never fills
-// costs what it holds, and it grows without moving an entry); their numbers live in a pointer-free byte slice that is recycled when
+// insertion order, in chunks of pendingChunk slots added as decisions
+// arrive and dropped once their decisions have all left (so a store that
+// never fills costs what it holds, and it grows without moving an entry);
+// their numbers live in a pointer-free byte slice that is recycled when
 // the entry leaves, and candidates as catalogue indexes plus their live
 // profile. Full, the store holds about 0.5 KB per decision
 // (TestPendingStoreMemory), which the garbage collector need not scan.
@@ -335,7 +336,7 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 	p.expireAll(out)
 }
 
-// evictOldestLocked frees the oldest ring slot, evicting its decision
+// evictOldestLocked frees the oldest slot, evicting its decision
 // when it is still waiting. Callers hold mu; p.size > 0.
 func (p *pendingStore) evictOldestLocked(out []entry) []entry {
 	q := p.oldest()

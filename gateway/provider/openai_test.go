@@ -18,10 +18,9 @@ import (
 // pool: the next stream reuses it instead of dialling (a new connection per
 // stream put a TCP handshake into every stream's time to first byte).
 func TestOpenAIStreamReusesConnection(t *testing.T) {
-	var conns atomic.Int64
 	var late atomic.Value
 	late.Store(2 * time.Millisecond)
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		f := w.(http.Flusher)
 		for i := range 3 {
@@ -33,18 +32,10 @@ func TestOpenAIStreamReusesConnection(t *testing.T) {
 		fmt.Fprint(w, "data: [DONE]\n\n")
 		f.Flush()
 		time.Sleep(late.Load().(time.Duration)) // the end of the chunked body comes in a later segment
-	}))
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	up.Start()
-	defer up.Close()
+	})
 	p, err := NewOpenAI(OpenAIOpts{Name: "up", BaseURL: up.URL})
 	require.NoError(t, err)
-	req, err := ParseRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	require.NoError(t, err)
+	req := streamRequest(t)
 	for range 5 {
 		var chunks int
 		res, err := p.Stream(context.Background(), &Call{Req: req, Model: "m", ID: "x"}, func([]byte) error { chunks++; return nil })
@@ -66,8 +57,7 @@ func TestOpenAIStreamReusesConnection(t *testing.T) {
 
 // The same for Anthropic's stream, which ends with message_stop.
 func TestAnthropicStreamReusesConnection(t *testing.T) {
-	var conns atomic.Int64
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		f := w.(http.Flusher)
 		for _, ev := range []string{
@@ -80,22 +70,36 @@ func TestAnthropicStreamReusesConnection(t *testing.T) {
 			f.Flush()
 		}
 		time.Sleep(2 * time.Millisecond) // the end of the chunked body comes in a later segment
-	}))
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	up.Start()
-	defer up.Close()
+	})
 	p, err := NewAnthropic(AnthropicOpts{Name: "a", BaseURL: up.URL})
 	require.NoError(t, err)
-	req, err := ParseRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
-	require.NoError(t, err)
+	req := streamRequest(t)
 	for range 5 {
 		res, err := p.Stream(context.Background(), &Call{Req: req, Model: "claude", ID: "x"}, func([]byte) error { return nil })
 		require.NoError(t, err)
 		assert.Equal(t, 4, res.Usage.TotalTokens)
 	}
 	assert.Equal(t, int64(1), conns.Load(), "upstream connections for 5 sequential streams")
+}
+
+// countingServer serves h and counts the connections it accepts.
+func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	up := httptest.NewUnstartedServer(h)
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	return up, &conns
+}
+
+func streamRequest(t *testing.T) *Request {
+	t.Helper()
+	req, err := ParseRequest([]byte(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	return req
 }

@@ -168,8 +168,8 @@ type ServerConfig struct {
 	// MaxHeaderBytes bounds a request's headers (431 above it).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxConnections caps open client connections; at the cap a new one
-	// takes the place of the keep-alive connection idle longest (see
-	// LimitListener), else waits in the kernel's accept queue. -1 =
+	// waits for a place while answers close their connections and idle
+	// keep-alive connections are reclaimed (see LimitListener). -1 =
 	// unlimited.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxInFlight caps requests being handled at once on /v1/*; above it

@@ -256,9 +256,9 @@ const (
 	drainMax  = 64 << 10
 )
 
-// drainBody reads what follows [DONE] (Anthropic: message_stop) (the end of the chunked body, a
-// few bytes, normally already on their way) so that the upstream
-// connection goes back to the pool: a body closed before its end closes
+// drainBody reads what follows [DONE] (Anthropic: message_stop): the end
+// of the chunked body, a few bytes, normally already on their way, so
+// that the upstream connection goes back to the pool: a body closed before its end closes
 // the connection, and the next stream would pay a new TCP (and TLS)
 // handshake in its time to first byte. It gives up after drainWait or
 // drainMax bytes by cancelling the request (the connection is then closed,

@@ -107,6 +107,15 @@ func walFiles(t *testing.T, root string) (wals, tmps []string) {
 
 // waitWritten waits until the disk goroutine has written (and fsynced)
 // every logged row.
+// logGenerated logs generated records from..to-1 (genRecord, a
+// millisecond apart) to w.
+func logGenerated(w *Writer, rng *rand.Rand, from, to int) {
+	for i := from; i < to; i++ {
+		rec := genRecord(rng, i, time.Millisecond)
+		w.Log(&rec)
+	}
+}
+
 func waitWritten(t *testing.T, w *Writer, n uint64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
@@ -193,11 +202,7 @@ func TestRecoverTornWAL(t *testing.T) {
 func TestOrphanTmpAndLiveSegment(t *testing.T) {
 	root := t.TempDir()
 	a := mustWriter(t, WriterOpts{Root: root, FlushInterval: 10 * time.Millisecond})
-	rng := rand.New(rand.NewPCG(24, 24))
-	for i := range 100 {
-		rec := genRecord(rng, i, time.Millisecond)
-		a.Log(&rec)
-	}
+	logGenerated(a, rand.New(rand.NewPCG(24, 24)), 0, 100)
 	waitWritten(t, a, 100)
 	wals, _ := walFiles(t, root)
 	require.Len(t, wals, 1)
@@ -234,11 +239,7 @@ func TestIncludeOpenVisibility(t *testing.T) {
 	root := t.TempDir()
 	w := mustWriter(t, WriterOpts{Root: root, FlushInterval: 100 * time.Millisecond})
 	defer w.Close()
-	rng := rand.New(rand.NewPCG(25, 25))
-	for i := range 20 {
-		rec := genRecord(rng, i, time.Millisecond)
-		w.Log(&rec)
-	}
+	logGenerated(w, rand.New(rand.NewPCG(25, 25)), 0, 20)
 	start := time.Now()
 	require.Eventually(t, func() bool {
 		s, err := Inspect(t.Context(), root)
@@ -359,10 +360,7 @@ func TestPinnedPassesOverALiveLog(t *testing.T) {
 	root := t.TempDir()
 	w := mustWriter(t, WriterOpts{Root: root, FlushInterval: 10 * time.Millisecond})
 	rng := rand.New(rand.NewPCG(25, 25))
-	for i := range 100 {
-		rec := genRecord(rng, i, time.Millisecond)
-		w.Log(&rec)
-	}
+	logGenerated(w, rng, 0, 100)
 	waitWritten(t, w, 100)
 	ids := func(recs []decision.Record) []string {
 		var out []string
@@ -376,10 +374,7 @@ func TestPinnedPassesOverALiveLog(t *testing.T) {
 	require.Empty(t, errs)
 	require.Len(t, first, 100)
 
-	for i := 100; i < 150; i++ {
-		rec := genRecord(rng, i, time.Millisecond)
-		w.Log(&rec)
-	}
+	logGenerated(w, rng, 100, 150)
 	waitWritten(t, w, 150)
 	unpinned, _ := readAll(t, ReaderOpts{Paths: []string{root}, IncludeOpen: true})
 	require.Len(t, unpinned, 150, "the log grew")

@@ -100,7 +100,8 @@ func newMetrics(stats SinkStats) *metrics {
 // registerPending exports the decision core's pending-store counters:
 // routelab_deferred_updates_total{result} (waiting, feedback, default) and
 // routelab_feedback_evicted_total, and the store's size
-// (routelab_feedback_waiting, routelab_feedback_bytes).
+// (routelab_feedback_waiting, routelab_feedback_bytes,
+// routelab_feedback_offheap_bytes).
 func (m *metrics) registerPending(stats func() route.PendingStats) {
 	const help = "Policy updates deferred for feedback (waiting), then applied from feedback or, without it, from the immediate reward (default)."
 	for _, r := range []struct {
@@ -124,6 +125,9 @@ func (m *metrics) registerPending(stats func() route.PendingStats) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "routelab_feedback_bytes", Help: "Bytes the feedback store's decisions hold, as feedback.max_bytes counts them.",
 	}, func() float64 { return float64(stats().Bytes) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "routelab_feedback_offheap_bytes", Help: "Memory the feedback store has mapped outside the Go heap for its decisions' ids and numbers (in the process's RSS, not in Go's heap statistics).",
+	}, func() float64 { return float64(stats().Mapped) }))
 }
 
 // registerConnLimiter exports the HTTP listener's connection cap

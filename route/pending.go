@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/routelab/routelab/decision"
 )
@@ -76,8 +78,13 @@ const pendingGrace = time.Minute
 type PendingStats struct {
 	// Waiting is the number of decisions held now.
 	Waiting int
-	// Bytes is what they hold, as PendingOpts.MaxBytes counts it.
+	// Bytes is what they hold, as PendingOpts.MaxBytes counts it (a
+	// decision taken by feedback counts until the older ones have left).
 	Bytes int64
+	// Mapped is the memory the store has mapped outside the Go heap for
+	// its decisions' ids and numbers (part of Bytes, plus up to 1 MiB of
+	// blocks kept for reuse); 0 where the platform maps none.
+	Mapped int64
 	// Deferred counts policy updates held back for feedback; each ends as
 	// exactly one of FromFeedback or Expired.
 	Deferred uint64
@@ -153,10 +160,11 @@ func decodeHeld(id string, data []byte) (*held, error) {
 // insertion order, in chunks of pendingChunk slots added as decisions
 // arrive and dropped once their decisions have all left (so a store that
 // never fills costs what it holds, and it grows without moving an entry);
-// their numbers live in a pointer-free byte slice that is recycled when
-// the entry leaves, and candidates as catalogue indexes plus their live
-// profile. Full, the store holds about 0.5 KB per decision
-// (TestPendingStoreMemory), which the garbage collector need not scan.
+// the repeated strings are interned, candidates stored as catalogue
+// indexes plus their live profile, and each decision's id and numbers
+// go to its chunk's arena, outside the Go heap (see offheap). Full, the
+// store holds about 0.5 KB per decision (TestPendingStoreMemory), of which
+// the garbage collector sees about a third.
 type pendingStore struct {
 	ttl      time.Duration
 	max      int
@@ -171,25 +179,37 @@ type pendingStore struct {
 
 	deferred, fromFeedback, expired, evicted, updateErrors, remote, backendErrors atomic.Uint64
 
-	mu    sync.Mutex
-	bytes int64             // entryBytes of the live entries, guarded by mu
-	m     map[string]uint64 // request id → its slot's sequence number
+	mu sync.Mutex
+	// bytes is what the slots in use count (entry.n, taken or not: their
+	// bytes stay in the arena until the slot is popped), guarded by mu.
+	bytes int64
+	m     map[string]uint64 // request id (in the arena) → its slot's sequence number
 	// The slot of sequence number q is chunks[q/pendingChunk-first]
-	// [q%pendingChunk]; entry{} = free. next is the sequence number of
-	// the next decision; size the slots in use, the oldest next-size.
-	chunks []*[pendingChunk]entry
+	// .slots[q%pendingChunk]; a slot with no id is free. next is the
+	// sequence number of the next decision; size the slots in use, the
+	// oldest next-size.
+	chunks []*pendingChunkSlots
 	first  uint64
 	next   uint64
 	size   int
-	spare  []*[pendingChunk]entry // emptied chunks kept for reuse (≤ 2)
+	spare  []*pendingChunkSlots // emptied chunks kept for reuse (≤ 2)
+	mem    *offheap             // the chunks' arena blocks
 
 	strings internTable
-	blobs   sync.Pool // *[]byte: entry.nums buffers
+	blobs   sync.Pool // *[]byte: copies of nums taken out of the store
 	scratch sync.Pool // *held: decoded for expiry
 }
 
+// pendingChunkSlots is a chunk of slots and the arena of their bytes.
+type pendingChunkSlots struct {
+	slots [pendingChunk]entry
+	arena chunkArena
+}
+
 func newPendingStore(ttl time.Duration, max int, maxBytes int64, expire func(*held), backend PendingBackend) *pendingStore {
-	return &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]uint64, min(max, 1<<16))}
+	p := &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]uint64, min(max, 1<<16)), mem: newOffheap()}
+	keepOffheapUntilUnreachable(p, p.mem)
+	return p
 }
 
 // pendingChunk is how many slots the store adds or drops at a time.
@@ -201,42 +221,60 @@ const (
 // slot is the slot of sequence number q, which must be in use. Callers
 // hold mu.
 func (p *pendingStore) slot(q uint64) *entry {
-	return &p.chunks[q>>pendingChunkShift-p.first][q&(pendingChunk-1)]
+	return &p.chunks[q>>pendingChunkShift-p.first].slots[q&(pendingChunk-1)]
 }
 
 // oldest is the sequence number of the oldest slot in use. Callers hold mu.
 func (p *pendingStore) oldest() uint64 { return p.next - uint64(p.size) }
 
-// pushLocked returns the slot for sequence number next, adding a chunk
-// when it begins one. Callers hold mu and then advance next and size.
-func (p *pendingStore) pushLocked() *entry {
+// pushLocked stores e in the slot of sequence number next, adding a
+// chunk when it begins one, with its id and nums copied to the chunk's
+// arena, and indexes it. Callers hold mu.
+func (p *pendingStore) pushLocked(e *entry, nums []byte) {
 	c := p.next >> pendingChunkShift
 	if len(p.chunks) == 0 {
 		p.first = c
 	}
 	if c-p.first == uint64(len(p.chunks)) {
-		var ch *[pendingChunk]entry
+		var ch *pendingChunkSlots
 		if n := len(p.spare); n > 0 {
 			ch, p.spare = p.spare[n-1], p.spare[:n-1]
 		} else {
-			ch = new([pendingChunk]entry)
+			ch = new(pendingChunkSlots)
 		}
 		p.chunks = append(p.chunks, ch)
 	}
-	return p.slot(p.next)
+	ch := p.chunks[c-p.first]
+	b := ch.arena.alloc(p.mem, len(e.id)+len(nums))
+	copy(b, e.id)
+	copy(b[len(e.id):], nums)
+	if len(e.id) > 0 {
+		e.id = unsafe.String(&b[0], len(e.id))
+	}
+	e.nums = b[len(e.id):]
+	e.n = uint32(entryFixedBytes + len(b))
+	*p.slot(p.next) = *e
+	p.m[e.id] = p.next
+	p.bytes += int64(e.n)
+	p.next++
+	p.size++
 }
 
-// popLocked clears the oldest slot and drops the chunks before the new
-// oldest (every one of their slots was cleared as it was popped). Callers
-// hold mu; p.size > 0.
+// popLocked frees the oldest slot and drops the chunks before the new
+// oldest, giving their arenas back (every one of their decisions has
+// left: removed from the index, and copied out when still needed).
+// Callers hold mu; p.size > 0.
 func (p *pendingStore) popLocked() {
-	*p.slot(p.oldest()) = entry{}
+	e := p.slot(p.oldest())
+	p.bytes -= int64(e.n)
+	*e = entry{}
 	p.size--
-	for len(p.chunks) > 0 && p.first < p.oldest()>>pendingChunkShift {
+	for len(p.chunks) > 0 && (p.size == 0 || p.first < p.oldest()>>pendingChunkShift) {
 		ch := p.chunks[0]
 		p.chunks[0] = nil
 		p.chunks = p.chunks[1:]
 		p.first++
+		ch.arena.free(p.mem)
 		if len(p.spare) < 2 {
 			p.spare = append(p.spare, ch)
 		}
@@ -244,25 +282,65 @@ func (p *pendingStore) popLocked() {
 }
 
 // entryFixedBytes is what a kept decision costs besides its id and
-// numbers: its slot, map slot and buffer header (about; measured by
+// numbers: its slot and map slot (about; measured by
 // TestPendingStoreMemory).
-const entryFixedBytes = 280
+const entryFixedBytes = 176
 
-// entryBytes is what e counts against PendingOpts.MaxBytes.
-func entryBytes(e *entry) int64 {
-	n := int64(entryFixedBytes + len(e.id))
-	if e.nums != nil {
-		n += int64(cap(*e.nums))
-	}
-	return n
+// dropLocked removes the live entry of slot q from the index (its bytes
+// count until the slot is popped). Callers hold mu.
+func (p *pendingStore) dropLocked(q uint64) {
+	delete(p.m, p.slot(q).id)
 }
 
-// dropLocked removes the live entry of slot q from the index and the
-// byte count (the caller moves or clears the slot). Callers hold mu.
-func (p *pendingStore) dropLocked(q uint64) {
+// clearLocked empties slot q, whose entry was dropped, keeping what it
+// counts until it is popped. Callers hold mu.
+func (p *pendingStore) clearLocked(q uint64) {
 	e := p.slot(q)
-	delete(p.m, e.id)
-	p.bytes -= entryBytes(e)
+	*e = entry{n: e.n}
+}
+
+// outEntry is a decision copied out of the store: its numbers in a
+// pooled buffer (buf), since the arena they were in may be given back
+// before they are read.
+type outEntry struct {
+	entry
+	buf *[]byte
+}
+
+// outLocked appends the dropped entry of slot q to out when it still
+// has work to do once mu is released (a deferred update to expire).
+// Callers hold mu.
+func (p *pendingStore) outLocked(out []outEntry, q uint64) []outEntry {
+	e := p.slot(q)
+	if !e.deferred {
+		return out
+	}
+	o := p.copyOut(e)
+	if e.shared {
+		o.id = strings.Clone(e.id) // claimed from the backend by id
+	}
+	return append(out, o)
+}
+
+// copyOut copies e without its id, its numbers to a pooled buffer
+// (given back by release). Callers hold mu.
+func (p *pendingStore) copyOut(e *entry) outEntry {
+	bp, _ := p.blobs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = append((*bp)[:0], e.nums...)
+	o := outEntry{entry: *e, buf: bp}
+	o.id, o.nums = "", *bp
+	return o
+}
+
+// release gives o's buffer back; o must not be decoded afterwards.
+func (p *pendingStore) release(o *outEntry) {
+	if o.buf != nil {
+		p.blobs.Put(o.buf)
+		o.buf, o.nums = nil, nil
+	}
 }
 
 // share puts d's copy in the backend.
@@ -299,36 +377,33 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 		return
 	}
 	var e entry
-	p.encode(&e, rec, now, deferred)
+	var scratch [512]byte
+	nums := p.encode(&e, rec, now, deferred, scratch[:0])
 	if deferred {
 		p.deferred.Add(1)
 	}
 	if p.backend != nil {
-		// The backend gets the full decision (encoded); the ring keeps
+		// The backend gets the full decision (encoded); the store keeps
 		// whether it did, which decides who owns the decision later.
 		h := new(held)
-		p.decode(h, &e)
+		p.decode(h, &e, nums)
 		p.share(h)
 		e.shared = h.shared
 	}
-	var outBuf [2]entry
+	var outBuf [2]outEntry
 	p.mu.Lock()
 	out := p.sweepLocked(now, outBuf[:0])
 	if q, ok := p.m[e.id]; ok {
 		// A reused id replaces its older entry, which leaves unrated; its
-		// slot no longer counts (liveAt reports it free).
+		// slot no longer holds a decision (liveAt reports it free).
 		p.dropLocked(q)
-		out = append(out, *p.slot(q))
-		*p.slot(q) = entry{}
+		out = p.outLocked(out, q)
+		p.clearLocked(q)
 	}
 	if p.size == p.max {
 		out = p.evictOldestLocked(out)
 	}
-	*p.pushLocked() = e
-	p.m[e.id] = p.next
-	p.bytes += entryBytes(&e)
-	p.next++
-	p.size++
+	p.pushLocked(&e, nums)
 	for p.maxBytes > 0 && p.bytes > p.maxBytes && p.size > 1 {
 		out = p.evictOldestLocked(out)
 	}
@@ -338,14 +413,12 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 
 // evictOldestLocked frees the oldest slot, evicting its decision
 // when it is still waiting. Callers hold mu; p.size > 0.
-func (p *pendingStore) evictOldestLocked(out []entry) []entry {
+func (p *pendingStore) evictOldestLocked(out []outEntry) []outEntry {
 	q := p.oldest()
 	if p.liveAt(q) {
 		p.dropLocked(q)
-		out = append(out, *p.slot(q))
+		out = p.outLocked(out, q)
 		p.evicted.Add(1)
-	} else {
-		p.release(p.slot(q))
 	}
 	p.popLocked()
 	return out
@@ -363,8 +436,8 @@ func (p *pendingStore) liveAt(q uint64) bool {
 }
 
 // sweepLocked removes the entries older than ttl, oldest first, appending
-// them to out. Callers hold mu.
-func (p *pendingStore) sweepLocked(now time.Time, out []entry) []entry {
+// those with work left to out. Callers hold mu.
+func (p *pendingStore) sweepLocked(now time.Time, out []outEntry) []outEntry {
 	for p.size > 0 {
 		q := p.oldest()
 		live := p.liveAt(q)
@@ -373,37 +446,33 @@ func (p *pendingStore) sweepLocked(now time.Time, out []entry) []entry {
 		}
 		if live {
 			p.dropLocked(q)
-			out = append(out, *p.slot(q))
-		} else {
-			p.release(p.slot(q))
+			out = p.outLocked(out, q)
 		}
 		p.popLocked()
 	}
 	return out
 }
 
-// expireAll credits the deferred entries of out their immediate reward
-// and recycles every entry's buffer. A deferred entry whose copy is in the
-// backend is claimed first: when another process took it, that process
-// got the feedback and learned.
-func (p *pendingStore) expireAll(out []entry) {
+// expireAll credits the entries of out (deferred, dropped from the store)
+// their immediate reward and gives their buffers back. An entry whose copy
+// is in the backend is claimed first: when another process took it, that
+// process got the feedback and learned.
+func (p *pendingStore) expireAll(out []outEntry) {
 	for i := range out {
 		e := &out[i]
-		if e.deferred && e.shared && !p.claimID(e.id) {
+		if e.shared && !p.claimID(e.id) {
 			p.release(e)
 			continue
 		}
-		if e.deferred {
-			p.expired.Add(1)
-			if p.expire != nil {
-				h, _ := p.scratch.Get().(*held)
-				if h == nil {
-					h = new(held)
-				}
-				p.decode(h, e)
-				p.expire(h)
-				p.scratch.Put(h)
+		p.expired.Add(1)
+		if p.expire != nil {
+			h, _ := p.scratch.Get().(*held)
+			if h == nil {
+				h = new(held)
 			}
+			p.decode(h, &e.entry, e.nums)
+			p.expire(h)
+			p.scratch.Put(h)
 		}
 		p.release(e)
 	}
@@ -415,22 +484,23 @@ func (p *pendingStore) take(id string, now time.Time) *held {
 	if p.max == 0 {
 		return nil
 	}
-	var e entry
+	var o outEntry
 	p.mu.Lock()
 	out := p.sweepLocked(now, nil)
 	q, ok := p.m[id]
 	if ok {
 		p.dropLocked(q)
-		e = *p.slot(q)
-		*p.slot(q) = entry{}
+		o = p.copyOut(p.slot(q))
+		p.clearLocked(q)
 	}
 	p.mu.Unlock()
 	p.expireAll(out)
 	var d *held
 	if ok {
+		o.id = id
 		d = new(held)
-		p.decode(d, &e)
-		p.release(&e)
+		p.decode(d, &o.entry, o.nums)
+		p.release(&o)
 	}
 	if p.backend != nil {
 		d = p.takeShared(id, d)
@@ -469,24 +539,24 @@ func (p *pendingStore) takeShared(id string, local *held) *held {
 	return d
 }
 
-// flush expires every entry still waiting, so deferred updates are not lost.
+// flush expires every entry still waiting, so deferred updates are not
+// lost, and empties the store.
 func (p *pendingStore) flush() {
 	if p.max == 0 {
 		return
 	}
 	p.mu.Lock()
-	out := make([]entry, 0, len(p.m))
+	out := make([]outEntry, 0, len(p.m))
 	for p.size > 0 { // oldest first
 		q := p.oldest()
 		if p.liveAt(q) {
 			p.dropLocked(q)
-			out = append(out, *p.slot(q))
-		} else {
-			p.release(p.slot(q))
+			out = p.outLocked(out, q)
 		}
 		p.popLocked()
 	}
 	p.mu.Unlock()
+	p.mem.trim() // empty: no memory kept for reuse
 	p.expireAll(out)
 }
 
@@ -494,7 +564,7 @@ func (p *pendingStore) stats() PendingStats {
 	p.mu.Lock()
 	n, b := len(p.m), p.bytes
 	p.mu.Unlock()
-	return PendingStats{Waiting: n, Bytes: b, Deferred: p.deferred.Load(), FromFeedback: p.fromFeedback.Load(),
+	return PendingStats{Waiting: n, Bytes: b, Mapped: p.mem.mapped.Load(), Deferred: p.deferred.Load(), FromFeedback: p.fromFeedback.Load(),
 		Expired: p.expired.Load(), Evicted: p.evicted.Load(), UpdateErrors: p.updateErrors.Load(),
 		Remote: p.remote.Load(), BackendErrors: p.backendErrors.Load()}
 }

@@ -10,21 +10,22 @@ import (
 	"github.com/routelab/routelab/decision"
 )
 
-// entry is one decision in the pending store's ring. The strings that
-// repeat across requests (policy, version, reason, task, arm ids) are
-// indexes into the store's intern table; the numbers go to nums, a
-// pointer-free buffer; what is rare (tags, a fallback chain, candidates
-// that are not catalogue arms, strings past the intern table's bound) to
-// extra.
+// entry is one decision in the pending store. The strings that repeat
+// across requests (tenant, task, policy, version, reason, arm ids) are
+// indexes into the store's intern table; the id and the numbers are in
+// the chunk's arena (outside the Go heap) while the entry is in the
+// store; what is rare (tags, a fallback chain, candidates that are not
+// catalogue arms, strings past the intern table's bound) goes to extra.
 type entry struct {
-	id, tenant string
-	at, time   time.Time
-	reward     float64
-	strs       [nStrs]uint16 // intern indexes; noString = in extra.strs
-	deferred   bool
-	shared     bool // a copy went to PendingOpts.Backend (held.shared)
-	nums       *[]byte
-	extra      *entryExtra
+	id       string
+	at, time time.Time
+	reward   float64
+	nums     []byte
+	extra    *entryExtra
+	n        uint32        // bytes counted against PendingOpts.MaxBytes
+	strs     [nStrs]uint16 // intern indexes; noString = in extra.strs
+	deferred bool
+	shared   bool // a copy went to PendingOpts.Backend (held.shared)
 }
 
 // The interned strings of an entry, by position in entry.strs.
@@ -36,6 +37,7 @@ const (
 	sShadowPolicy
 	sShadowArm
 	sFinalArm
+	sTenant
 	nStrs
 )
 
@@ -56,11 +58,11 @@ const (
 // encode fills e from rec: exactly what the store's copy of rec used to
 // keep (slices copied, nil when empty; attempts only when there was more
 // than one).
-func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, deferred bool) {
+func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, deferred bool, b []byte) []byte {
 	f, d, o := &rec.Request.Features, &rec.Decision, &rec.Outcome
-	*e = entry{id: rec.Request.ID, tenant: f.Tenant, at: now, time: f.Time, reward: rec.Reward, deferred: deferred}
+	*e = entry{id: rec.Request.ID, at: now, time: f.Time, reward: rec.Reward, deferred: deferred}
 	strs := [nStrs]string{sTask: f.Task, sPolicy: d.Policy, sVersion: d.PolicyVersion, sReason: d.Reason,
-		sShadowPolicy: d.Shadow.Policy, sShadowArm: d.Shadow.Arm, sFinalArm: o.Arm}
+		sShadowPolicy: d.Shadow.Policy, sShadowArm: d.Shadow.Arm, sFinalArm: o.Arm, sTenant: f.Tenant}
 	overflow := false
 	for i, v := range strs {
 		e.strs[i] = p.strings.index(v)
@@ -100,10 +102,9 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 		flags |= flagQualityKnown
 	}
 
-	// Encode on the stack, then copy into a pooled buffer of the exact
-	// size class: no buffer grows, and none is larger than it must be.
-	var scratch [512]byte
-	b := append(scratch[:0], flags, byte(o.Status))
+	// Encoded into b (the caller's stack buffer); the store copies the
+	// bytes into its arena.
+	b = append(b, flags, byte(o.Status))
 	b = binary.AppendVarint(b, int64(f.PromptTokens))
 	b = binary.AppendVarint(b, int64(d.Chosen))
 	b = appendFloats(b, d.Probs)
@@ -122,15 +123,7 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 	b = binary.AppendVarint(b, int64(o.TokensIn))
 	b = binary.AppendVarint(b, int64(o.TokensOut))
 	b = appendFloat(appendFloat(b, o.Cost), o.Quality)
-	bp, _ := p.blobs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	if cap(*bp) < len(b) {
-		*bp = make([]byte, 0, len(b))
-	}
-	*bp = append((*bp)[:0], b...)
-	e.nums = bp
+	return b
 }
 
 // catalogueIndex returns the catalogue index of a when a is that
@@ -149,9 +142,10 @@ func (p *pendingStore) catalogueIndex(a *decision.Arm) int {
 	return i
 }
 
-// decode fills h from e, reusing h's slices.
-func (p *pendingStore) decode(h *held, e *entry) {
-	b := *e.nums
+// decode fills h from e and its encoded numbers (e.nums, or a copy),
+// reusing h's slices. h.id is e.id, which must not be in the arena.
+func (p *pendingStore) decode(h *held, e *entry, nums []byte) {
+	b := nums
 	flags, status := b[0], decision.Status(b[1])
 	b = b[2:]
 	prompt, b := varint(b)
@@ -198,21 +192,13 @@ func (p *pendingStore) decode(h *held, e *entry) {
 		}
 	}
 	*h = held{id: e.id, at: e.at, reward: e.reward, deferred: e.deferred, shared: e.shared}
-	h.features = decision.Features{Tenant: e.tenant, Task: strs[sTask], PromptTokens: int(prompt), Time: e.time,
+	h.features = decision.Features{Tenant: strs[sTenant], Task: strs[sTask], PromptTokens: int(prompt), Time: e.time,
 		Tags: x.tags, Vector: nilIfEmpty(vector)}
 	h.decision = decision.Decision{Policy: strs[sPolicy], PolicyVersion: strs[sVersion], Reason: strs[sReason], Candidates: nilIfEmptyArms(cands),
 		Probs: nilIfEmpty(probs), Chosen: int(chosen),
 		Shadow: decision.Shadow{Policy: strs[sShadowPolicy], Arm: strs[sShadowArm], Prob: sp, LoggedProb: slp, LoggedProbKnown: flags&flagShadowKnown != 0}}
 	h.outcome = decision.Outcome{Arm: strs[sFinalArm], Status: status, Latency: time.Duration(lat), TTFT: time.Duration(ttft),
 		TokensIn: int(tin), TokensOut: int(tout), Cost: cost, Quality: quality, QualityKnown: flags&flagQualityKnown != 0, Attempts: x.attempts}
-}
-
-// release recycles e's buffer; e must not be decoded afterwards.
-func (p *pendingStore) release(e *entry) {
-	if e.nums != nil {
-		p.blobs.Put(e.nums)
-		e.nums = nil
-	}
 }
 
 func appendFloat(b []byte, v float64) []byte {

@@ -77,14 +77,13 @@ func TestPendingEntryRoundTrip(t *testing.T) {
 				tt.edit(rec)
 				now := time.Unix(1700000000, 5)
 				var e entry
-				p.encode(&e, rec, now, true)
+				nums := p.encode(&e, rec, now, true, nil)
 				want := copyHeld(rec, now, true)
 				got := new(held)
-				p.decode(got, &e)
+				p.decode(got, &e, nums)
 				assert.Equal(t, want, *got, "catalogue %v", withCat)
-				p.decode(scratch, &e)
+				p.decode(scratch, &e, nums)
 				assert.Equal(t, want, *scratch, "catalogue %v, reused held", withCat)
-				p.release(&e)
 			})
 		}
 	}
@@ -102,9 +101,9 @@ func TestPendingEntryInternFull(t *testing.T) {
 	rec.Request.Features.Task = "a task never seen"
 	now := time.Unix(1700000000, 0)
 	var e entry
-	p.encode(&e, rec, now, false)
+	nums := p.encode(&e, rec, now, false, nil)
 	assert.NotNil(t, e.extra, "the overflowing string goes to extra")
 	var got held
-	p.decode(&got, &e)
+	p.decode(&got, &e, nums)
 	assert.Equal(t, copyHeld(rec, now, false), got)
 }

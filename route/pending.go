@@ -196,6 +196,7 @@ type pendingStore struct {
 	mem    *offheap             // the chunks' arena blocks
 
 	strings internTable
+	tenants internTable
 	blobs   sync.Pool // *[]byte: copies of nums taken out of the store
 	scratch sync.Pool // *held: decoded for expiry
 }

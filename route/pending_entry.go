@@ -11,19 +11,23 @@ import (
 )
 
 // entry is one decision in the pending store. The strings that repeat
-// across requests (tenant, task, policy, version, reason, arm ids) are
-// indexes into the store's intern table; the id and the numbers are in
-// the chunk's arena (outside the Go heap) while the entry is in the
-// store; what is rare (tags, a fallback chain, candidates that are not
+// across requests (task, policy, version, reason, arm ids) are indexes
+// into the store's intern table, and tenants into a table of their own
+// (a flood of tenants must not crowd the others out); the id and the
+// numbers are in the chunk's arena (outside the Go heap) while the entry
+// is in the store, and so is a tenant past its table's bound, before the
+// numbers; what is rare (tags, a fallback chain, candidates that are not
 // catalogue arms, strings past the intern table's bound) goes to extra.
 type entry struct {
 	id       string
 	at, time time.Time
 	reward   float64
-	nums     []byte
+	nums     []byte // the tenant's bytes (tlen) when not interned, then the numbers
 	extra    *entryExtra
 	n        uint32        // bytes counted against PendingOpts.MaxBytes
+	tlen     uint32        // bytes of the tenant at the start of nums
 	strs     [nStrs]uint16 // intern indexes; noString = in extra.strs
+	tenant   uint16        // index in the tenant table; noString = in nums
 	deferred bool
 	shared   bool // a copy went to PendingOpts.Backend (held.shared)
 }
@@ -37,7 +41,6 @@ const (
 	sShadowPolicy
 	sShadowArm
 	sFinalArm
-	sTenant
 	nStrs
 )
 
@@ -62,7 +65,7 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 	f, d, o := &rec.Request.Features, &rec.Decision, &rec.Outcome
 	*e = entry{id: rec.Request.ID, at: now, time: f.Time, reward: rec.Reward, deferred: deferred}
 	strs := [nStrs]string{sTask: f.Task, sPolicy: d.Policy, sVersion: d.PolicyVersion, sReason: d.Reason,
-		sShadowPolicy: d.Shadow.Policy, sShadowArm: d.Shadow.Arm, sFinalArm: o.Arm, sTenant: f.Tenant}
+		sShadowPolicy: d.Shadow.Policy, sShadowArm: d.Shadow.Arm, sFinalArm: o.Arm}
 	overflow := false
 	for i, v := range strs {
 		e.strs[i] = p.strings.index(v)
@@ -104,6 +107,10 @@ func (p *pendingStore) encode(e *entry, rec *decision.Record, now time.Time, def
 
 	// Encoded into b (the caller's stack buffer); the store copies the
 	// bytes into its arena.
+	if e.tenant = p.tenants.index(f.Tenant); e.tenant == noString {
+		e.tlen = uint32(len(f.Tenant))
+		b = append(b, f.Tenant...)
+	}
 	b = append(b, flags, byte(o.Status))
 	b = binary.AppendVarint(b, int64(f.PromptTokens))
 	b = binary.AppendVarint(b, int64(d.Chosen))
@@ -146,6 +153,13 @@ func (p *pendingStore) catalogueIndex(a *decision.Arm) int {
 // reusing h's slices. h.id is e.id, which must not be in the arena.
 func (p *pendingStore) decode(h *held, e *entry, nums []byte) {
 	b := nums
+	var tenant string
+	if e.tenant == noString {
+		tenant = string(b[:e.tlen]) // a copy: the arena's bytes are reused
+		b = b[e.tlen:]
+	} else {
+		tenant = p.tenants.get(e.tenant)
+	}
 	flags, status := b[0], decision.Status(b[1])
 	b = b[2:]
 	prompt, b := varint(b)
@@ -192,7 +206,7 @@ func (p *pendingStore) decode(h *held, e *entry, nums []byte) {
 		}
 	}
 	*h = held{id: e.id, at: e.at, reward: e.reward, deferred: e.deferred, shared: e.shared}
-	h.features = decision.Features{Tenant: strs[sTenant], Task: strs[sTask], PromptTokens: int(prompt), Time: e.time,
+	h.features = decision.Features{Tenant: tenant, Task: strs[sTask], PromptTokens: int(prompt), Time: e.time,
 		Tags: x.tags, Vector: nilIfEmpty(vector)}
 	h.decision = decision.Decision{Policy: strs[sPolicy], PolicyVersion: strs[sVersion], Reason: strs[sReason], Candidates: nilIfEmptyArms(cands),
 		Probs: nilIfEmpty(probs), Chosen: int(chosen),

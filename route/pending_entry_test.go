@@ -107,3 +107,41 @@ func TestPendingEntryInternFull(t *testing.T) {
 	p.decode(&got, &e, nums)
 	assert.Equal(t, copyHeld(rec, now, false), got)
 }
+
+// TestPendingEntryTenantFlood: tenants have an intern table of their own;
+// past its bound a tenant is kept in the entry's bytes, and the other
+// strings are still interned.
+func TestPendingEntryTenantFlood(t *testing.T) {
+	p := newPendingStore(time.Hour, 10, 0, nil, nil)
+	now := time.Unix(1700000000, 0)
+	for i := range maxInterned {
+		rec := pendingRecord(i)
+		rec.Request.Features.Tenant = fmt.Sprint("tenant-", i)
+		p.put(rec, now, false)
+	}
+	rec := pendingRecord(1)
+	rec.Request.Features.Tenant = "one tenant too many"
+	rec.Request.Features.Task = "a new task"
+	var e entry
+	nums := p.encode(&e, rec, now, true, nil)
+	assert.Equal(t, uint16(noString), e.tenant, "the tenant table is full")
+	assert.NotEqual(t, uint16(noString), e.strs[sTask], "tenants do not fill the other table")
+	assert.True(t, e.extra == nil || e.extra.strs == nil, "no string overflowed")
+	var got held
+	p.decode(&got, &e, nums)
+	assert.Equal(t, copyHeld(rec, now, true), got)
+
+	rec.Request.ID = "flooded"
+	p.put(rec, now, true)
+	for i := range 3 * pendingChunk { // its chunk's blocks given back and reused
+		r := pendingRecord(i)
+		r.Request.Features.Tenant = fmt.Sprint("later-", i)
+		p.put(r, now, false)
+		if i == 5 {
+			h := p.take("flooded", now)
+			if assert.NotNil(t, h) {
+				assert.Equal(t, "one tenant too many", h.features.Tenant)
+			}
+		}
+	}
+}

@@ -94,9 +94,7 @@ func TestPendingStoreCopiesOutOfTheArena(t *testing.T) {
 	const workers, each = 4, 6000
 	var wg sync.WaitGroup
 	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			vec := make([]float64, 40)
 			for i := range each {
 				n := w*each + i
@@ -112,7 +110,7 @@ func TestPendingStoreCopiesOutOfTheArena(t *testing.T) {
 					}
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	p.flush()

@@ -26,6 +26,7 @@ import (
 //	  client_auth: require                      # none (default) | request | require
 //	  min_version: "1.2"                        # "1.2" (default) or "1.3"
 //	  reload_interval: 5s                       # how often the files' mtimes are checked (default 5s)
+//	  http2: true                               # offer HTTP/2 (ALPN "h2") beside HTTP/1.1 (default true)
 //
 // The certificate, key and client CAs are reloaded without a restart when
 // a file's modification time or size changes (checked every
@@ -41,6 +42,19 @@ type TLSConfig struct {
 	ClientAuth     string        `yaml:"client_auth"`
 	MinVersion     string        `yaml:"min_version"`
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// HTTP2 offers HTTP/2 in the handshake (ALPN "h2", then "http/1.1"):
+	// a client multiplexes its requests and streams on one connection,
+	// which is one place at server.max_connections. Default true; false
+	// offers HTTP/1.1 only.
+	HTTP2 *bool `yaml:"http2"`
+}
+
+// nextProtos is what the handshake offers (ALPN).
+func (t *TLSConfig) nextProtos() []string {
+	if t.HTTP2 != nil && !*t.HTTP2 {
+		return []string{"http/1.1"}
+	}
+	return []string{"h2", "http/1.1"}
 }
 
 func (t *TLSConfig) clientAuth() tls.ClientAuthType {
@@ -125,7 +139,7 @@ func loadTLSFiles(t *TLSConfig) (*tlsFiles, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls.cert_file %s / tls.key_file %s: %w", t.CertFile, t.KeyFile, err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: t.minVersion(), ClientAuth: t.clientAuth()}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: t.minVersion(), ClientAuth: t.clientAuth(), NextProtos: t.nextProtos()}
 	if t.ClientCAFile != "" {
 		pem, err := os.ReadFile(t.ClientCAFile)
 		if err != nil {
@@ -166,6 +180,7 @@ func newTLSReloader(c *TLSConfig, log *slog.Logger) (*tlsReloader, error) {
 func (r *tlsReloader) config() *tls.Config {
 	return &tls.Config{
 		MinVersion: r.cfg.minVersion(),
+		NextProtos: r.cfg.nextProtos(),
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return r.cur.Load().cfg, nil
 		},

@@ -17,9 +17,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -220,4 +223,78 @@ func TestTLSConfigErrors(t *testing.T) {
 		require.Error(t, err, tc.tls)
 		assert.Contains(t, err.Error(), tc.want, tc.tls)
 	}
+}
+
+// TestTLSHTTP2: over TLS the gateway speaks HTTP/2 (ALPN) — requests and
+// streams multiplexed on one connection, one place at max_connections —
+// and HTTP/1.1 to clients that ask for it (WebSocket included); when a
+// connection waits for a place, an HTTP/2 connection's place is freed (the
+// crowded answer's "Connection: close" becomes a GOAWAY, and Go's HTTP/2
+// server closes the connection a second after its last stream; the idle
+// reclaim takes it as soon); http2: false offers HTTP/1.1 only.
+func TestTLSHTTP2(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "server-ca")
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	c, k := ca.issue(t, "gateway", 7, true)
+	writeFile(t, certFile, c)
+	writeFile(t, keyFile, k)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	h2Client := func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+	}
+	post := func(c *http.Client, addr string) (*http.Response, error) {
+		res, err := c.Post("https://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(msgBody, "s", `,"stream":true`)))
+		if err == nil {
+			_, err = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		return res, err
+	}
+
+	srv, addr := serveTLS(t, fmt.Sprintf("{cert_file: %s, key_file: %s}\nserver: {max_connections: 1}", certFile, keyFile))
+	a := h2Client()
+	res, err := post(a, addr) // the connection, before streams share it
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.ProtoMajor, "HTTP/2")
+	var wg sync.WaitGroup
+	for range 4 { // concurrent streams on a's one connection
+		wg.Go(func() {
+			res, err := post(a, addr)
+			if assert.NoError(t, err) {
+				assert.Equal(t, 200, res.StatusCode)
+				assert.Equal(t, 2, res.ProtoMajor, "HTTP/2")
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 1, srv.connLimiter.Load().Open(), "four streams, one connection")
+
+	// A WebSocket upgrade goes over HTTP/1.1 (Go's client asks for it in
+	// the handshake, as browsers do), from an HTTP/2-capable client too.
+	h1 := h2Client()
+	b := make(chan error, 1)
+	go func() {
+		ws, _, err := websocket.Dial(context.Background(), "wss://"+addr+"/v1/ws", &websocket.DialOptions{HTTPClient: h1})
+		if err == nil {
+			ws.Close(websocket.StatusNormalClosure, "")
+		}
+		b <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // b's connection is accepted and waits for a's place
+	res, err = post(a, addr)
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.ProtoMajor)
+	select {
+	case err := <-b:
+		require.NoError(t, err, "a's place went to b's WebSocket")
+	case <-time.After(5 * time.Second):
+		t.Fatal("a's HTTP/2 connection kept its place while b waited")
+	}
+
+	_, addr = serveTLS(t, fmt.Sprintf("{cert_file: %s, key_file: %s, http2: false}", certFile, keyFile))
+	res, err = post(h2Client(), addr)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.ProtoMajor, "http2: false")
 }

@@ -84,11 +84,15 @@ type FrontLimits struct {
 	// MaxConnections is server.max_connections (-1 = unlimited), for
 	// LimitListener: each listener gets its own allowance.
 	MaxConnections int
+	// IdleTimeout is server.idle_timeout: how long a connection with no
+	// request in progress stays open.
+	IdleTimeout time.Duration
 }
 
 // FrontLimits returns the configured limits for front ends.
 func (s *Server) FrontLimits() FrontLimits {
-	return FrontLimits{MaxBodyBytes: s.cfg.MaxBodyBytes, WriteTimeout: s.srv.WriteTimeout, MaxConnections: s.srv.MaxConnections}
+	return FrontLimits{MaxBodyBytes: s.cfg.MaxBodyBytes, WriteTimeout: s.srv.WriteTimeout, MaxConnections: s.srv.MaxConnections,
+		IdleTimeout: s.srv.IdleTimeout}
 }
 
 // accessSink notes what the access log line of a request needs.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
@@ -93,12 +94,28 @@ func New(o Opts) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.gs = grpc.NewServer(grpc.MaxRecvMsgSize(int(min(s.lim.MaxBodyBytes, 1<<30))))
+	opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(int(min(s.lim.MaxBodyBytes, 1<<30)))}
+	if lim.IdleTimeout > 0 {
+		// A connection without a call for server.idle_timeout is sent a
+		// GOAWAY (the client reconnects when it next calls), so idle
+		// clients do not hold the listener's places.
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: lim.IdleTimeout}))
+	}
+	s.gs = grpc.NewServer(opts...)
 	routelabv1.RegisterChatServer(s.gs, s)
 	s.health = health.NewServer() // "" and routelab.v1.Chat: SERVING until the drain
 	healthpb.RegisterHealthServer(s.gs, s.health)
 	reflection.Register(s.gs)
 	return s, nil
+}
+
+// OpenConnections is the number of client connections open on the
+// listener (server.max_connections bounds it).
+func (s *Service) OpenConnections() int {
+	if l, ok := s.ln.(*gateway.ConnLimiter); ok {
+		return l.Open()
+	}
+	return 0
 }
 
 // Addr is the address the service listens on.

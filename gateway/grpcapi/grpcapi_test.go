@@ -101,6 +101,7 @@ log: {dir: ""}
 
 type testGW struct {
 	srv  *gateway.Server
+	svc  *grpcapi.Service
 	sink *recSink
 	conn *grpc.ClientConn
 	chat routelabv1.ChatClient
@@ -163,7 +164,7 @@ func startWith(t *testing.T, extra string) *testGW {
 			t.Error("Serve did not return")
 		}
 	})
-	return &testGW{srv: srv, sink: sink, conn: conn, chat: routelabv1.NewChatClient(conn), http: "http://" + hln.Addr().String(),
+	return &testGW{srv: srv, svc: svc, sink: sink, conn: conn, chat: routelabv1.NewChatClient(conn), http: "http://" + hln.Addr().String(),
 		addr: svc.Addr().String(), access: access}
 }
 
@@ -487,4 +488,29 @@ func TestAccessLog(t *testing.T) {
 	assert.True(t, strings.HasPrefix(ok.Remote, "127.0.0.1:"), ok.Remote)
 	assert.Equal(t, "unknown", denied.Key)
 	assert.Equal(t, 401, denied.Status)
+}
+
+// TestIdleConnectionsFreeTheirPlace: a gRPC connection without a call for
+// server.idle_timeout is sent a GOAWAY and closes, so an idle client does
+// not hold one of the listener's max_connections places; its next call
+// reconnects.
+func TestIdleConnectionsFreeTheirPlace(t *testing.T) {
+	gw := startWith(t, "server: {max_connections: 1, idle_timeout: 300ms}")
+	_, err := gw.chat.Complete(withKey("sk-team-a"), request("fast"))
+	require.NoError(t, err)
+	assert.Equal(t, 1, gw.svc.OpenConnections())
+	require.Eventually(t, func() bool { return gw.svc.OpenConnections() == 0 }, 5*time.Second, 20*time.Millisecond,
+		"the idle connection kept its place")
+
+	other, err := grpc.NewClient(gw.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer other.Close()
+	ctx, cancel := context.WithTimeout(withKey("sk-team-a"), 5*time.Second)
+	defer cancel()
+	_, err = routelabv1.NewChatClient(other).Complete(ctx, request("fast"))
+	require.NoError(t, err, "a new client gets the freed place")
+	require.NoError(t, other.Close())
+	require.Eventually(t, func() bool { return gw.svc.OpenConnections() == 0 }, 5*time.Second, 20*time.Millisecond)
+	_, err = gw.chat.Complete(withKey("sk-team-a"), request("fast"))
+	require.NoError(t, err, "the first client reconnects")
 }

@@ -482,11 +482,14 @@ func gatewayCounters(w io.Writer, base string) {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	fmt.Fprintln(w, "\ngateway counters:")
+	fmt.Fprintln(w, "\ngateway counters (and, at the end, where its memory is):")
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(l, "routelab_upstream_attempts_total") || strings.HasPrefix(l, "routelab_fallbacks_total") ||
 			strings.HasPrefix(l, "routelab_retries_total") || strings.HasPrefix(l, "routelab_log_dropped_total") ||
-			strings.HasPrefix(l, "routelab_connections_") {
+			strings.HasPrefix(l, "routelab_connections_") || strings.HasPrefix(l, "routelab_feedback_") ||
+			strings.HasPrefix(l, "go_memstats_heap_inuse_bytes") || strings.HasPrefix(l, "go_memstats_stack_inuse_bytes") ||
+			strings.HasPrefix(l, "go_memstats_next_gc_bytes") || strings.HasPrefix(l, "go_goroutines") ||
+			strings.HasPrefix(l, "process_resident_memory_bytes") {
 			fmt.Fprintln(w, "  "+l)
 		}
 	}

@@ -298,3 +298,37 @@ func TestTLSHTTP2(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.ProtoMajor, "http2: false")
 }
+
+// TestTLSHTTP2SlowBody: an HTTP/2 stream whose body stalls is cut at
+// server.read_timeout, as an HTTP/1.1 request is (408), and the connection
+// keeps serving its other streams.
+func TestTLSHTTP2SlowBody(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "server-ca")
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	c, k := ca.issue(t, "gateway", 8, true)
+	writeFile(t, certFile, c)
+	writeFile(t, keyFile, k)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	_, addr := serveTLS(t, fmt.Sprintf("{cert_file: %s, key_file: %s}\nserver: {read_timeout: 300ms}", certFile, keyFile))
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = io.WriteString(pw, `{"model":`) }() // and nothing more
+	start := time.Now()
+	res, err := client.Post("https://"+addr+"/v1/chat/completions", "application/json", pr)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	assert.Equal(t, 2, res.ProtoMajor)
+	assert.Equal(t, http.StatusRequestTimeout, res.StatusCode)
+	assert.Less(t, time.Since(start), 3*time.Second)
+
+	res, err = client.Post("https://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(msgBody, "s", "")))
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode, "the connection still serves")
+}

@@ -225,6 +225,22 @@ func TestTLSConfigErrors(t *testing.T) {
 	}
 }
 
+// serverCert writes a server certificate for 127.0.0.1 and its key, and
+// returns them with a constructor of HTTP/2-capable clients that trust it.
+func serverCert(t *testing.T) (certFile, keyFile string, client func() *http.Client) {
+	dir := t.TempDir()
+	ca := newTestCA(t, "server-ca")
+	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	c, k := ca.issue(t, "gateway", 7, true)
+	writeFile(t, certFile, c)
+	writeFile(t, keyFile, k)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	return certFile, keyFile, func() *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+	}
+}
+
 // TestTLSHTTP2: over TLS the gateway speaks HTTP/2 (ALPN) — requests and
 // streams multiplexed on one connection, one place at max_connections —
 // and HTTP/1.1 to clients that ask for it (WebSocket included); when a
@@ -233,17 +249,7 @@ func TestTLSConfigErrors(t *testing.T) {
 // server closes the connection a second after its last stream; the idle
 // reclaim takes it as soon); http2: false offers HTTP/1.1 only.
 func TestTLSHTTP2(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, "server-ca")
-	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	c, k := ca.issue(t, "gateway", 7, true)
-	writeFile(t, certFile, c)
-	writeFile(t, keyFile, k)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	h2Client := func() *http.Client {
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
-	}
+	certFile, keyFile, h2Client := serverCert(t)
 	post := func(c *http.Client, addr string) (*http.Response, error) {
 		res, err := c.Post("https://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(msgBody, "s", `,"stream":true`)))
 		if err == nil {
@@ -303,16 +309,9 @@ func TestTLSHTTP2(t *testing.T) {
 // server.read_timeout, as an HTTP/1.1 request is (408), and the connection
 // keeps serving its other streams.
 func TestTLSHTTP2SlowBody(t *testing.T) {
-	dir := t.TempDir()
-	ca := newTestCA(t, "server-ca")
-	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	c, k := ca.issue(t, "gateway", 8, true)
-	writeFile(t, certFile, c)
-	writeFile(t, keyFile, k)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	certFile, keyFile, h2Client := serverCert(t)
 	_, addr := serveTLS(t, fmt.Sprintf("{cert_file: %s, key_file: %s}\nserver: {read_timeout: 300ms}", certFile, keyFile))
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
+	client := h2Client()
 
 	pr, pw := io.Pipe()
 	defer pw.Close()

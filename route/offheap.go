@@ -137,13 +137,3 @@ func (a *chunkArena) free(o *offheap) {
 func keepOffheapUntilUnreachable[T any](owner *T, o *offheap) {
 	runtime.AddCleanup(owner, func(o *offheap) { o.release() }, o)
 }
-
-// mapBlockWorks reports whether this platform maps blocks outside the Go
-// heap.
-func mapBlockWorks() bool {
-	b, ok := mapBlock(arenaBlock)
-	if ok {
-		unmapBlock(b)
-	}
-	return ok
-}

@@ -13,6 +13,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// mapBlockWorks reports whether this platform maps blocks outside the Go
+// heap.
+func mapBlockWorks() bool {
+	b, ok := mapBlock(arenaBlock)
+	if ok {
+		unmapBlock(b)
+	}
+	return ok
+}
+
 func TestOffheapBlocks(t *testing.T) {
 	if !mapBlockWorks() {
 		t.Skip("this platform maps no memory outside the Go heap")

@@ -1,7 +1,6 @@
 package route
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -75,8 +74,13 @@ func (o *offheap) put(b []byte) {
 		o.spare = append(o.spare, b)
 		return
 	}
+	o.unmapLocked(b)
+}
+
+// unmapLocked returns an owned block to the kernel (o.mu held).
+func (o *offheap) unmapLocked(b []byte) {
 	delete(o.owned, &b[0])
-	o.mapped.Add(-int64(n))
+	o.mapped.Add(-int64(len(b)))
 	unmapBlock(b)
 }
 
@@ -85,25 +89,22 @@ func (o *offheap) trim() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, b := range o.spare {
-		delete(o.owned, &b[0])
-		o.mapped.Add(-int64(len(b)))
-		unmapBlock(b)
+		o.unmapLocked(b)
 	}
 	o.spare = nil
 }
 
 // release unmaps every block still owned: called when the store is no
-// longer reachable (runtime.AddCleanup), so a discarded Core does not
-// leak the memory the garbage collector does not manage.
+// longer reachable (runtime.AddCleanup in newPendingStore), so a
+// discarded Core does not leak the memory the garbage collector does not
+// manage.
 func (o *offheap) release() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for p, n := range o.owned {
-		unmapBlock(unsafeBytes(p, n))
+		o.unmapLocked(unsafeBytes(p, n))
 	}
-	clear(o.owned)
 	o.spare = nil
-	o.mapped.Store(0)
 }
 
 // chunkArena is one chunk's bump allocator over blocks from an offheap.
@@ -131,9 +132,4 @@ func (a *chunkArena) free(o *offheap) {
 	}
 	a.blocks = a.blocks[:0]
 	a.used = 0
-}
-
-// keepOffheapUntilUnreachable unmaps o's blocks once owner is garbage.
-func keepOffheapUntilUnreachable[T any](owner *T, o *offheap) {
-	runtime.AddCleanup(owner, func(o *offheap) { o.release() }, o)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,7 +210,9 @@ type pendingChunkSlots struct {
 
 func newPendingStore(ttl time.Duration, max int, maxBytes int64, expire func(*held), backend PendingBackend) *pendingStore {
 	p := &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]uint64, min(max, 1<<16)), mem: newOffheap()}
-	keepOffheapUntilUnreachable(p, p.mem)
+	// The garbage collector does not manage the blocks: a store that
+	// becomes garbage unmaps them.
+	runtime.AddCleanup(p, (*offheap).release, p.mem)
 	return p
 }
 
@@ -415,14 +418,24 @@ func (p *pendingStore) put(rec *decision.Record, now time.Time, deferred bool) {
 // evictOldestLocked frees the oldest slot, evicting its decision
 // when it is still waiting. Callers hold mu; p.size > 0.
 func (p *pendingStore) evictOldestLocked(out []outEntry) []outEntry {
-	q := p.oldest()
-	if p.liveAt(q) {
-		p.dropLocked(q)
-		out = p.outLocked(out, q)
+	out, live := p.popOldestLocked(out)
+	if live {
 		p.evicted.Add(1)
 	}
-	p.popLocked()
 	return out
+}
+
+// popOldestLocked frees the oldest slot; a decision still waiting there
+// leaves the store (appended to out when it has work left) and live
+// reports it. Callers hold mu; p.size > 0.
+func (p *pendingStore) popOldestLocked(out []outEntry) (_ []outEntry, live bool) {
+	q := p.oldest()
+	if live = p.liveAt(q); live {
+		p.dropLocked(q)
+		out = p.outLocked(out, q)
+	}
+	p.popLocked()
+	return out, live
 }
 
 // liveAt reports whether slot q holds a decision still waiting (not
@@ -440,16 +453,10 @@ func (p *pendingStore) liveAt(q uint64) bool {
 // those with work left to out. Callers hold mu.
 func (p *pendingStore) sweepLocked(now time.Time, out []outEntry) []outEntry {
 	for p.size > 0 {
-		q := p.oldest()
-		live := p.liveAt(q)
-		if live && now.Sub(p.slot(q).at) <= p.ttl {
+		if q := p.oldest(); p.liveAt(q) && now.Sub(p.slot(q).at) <= p.ttl {
 			break
 		}
-		if live {
-			p.dropLocked(q)
-			out = p.outLocked(out, q)
-		}
-		p.popLocked()
+		out, _ = p.popOldestLocked(out)
 	}
 	return out
 }
@@ -549,12 +556,7 @@ func (p *pendingStore) flush() {
 	p.mu.Lock()
 	out := make([]outEntry, 0, len(p.m))
 	for p.size > 0 { // oldest first
-		q := p.oldest()
-		if p.liveAt(q) {
-			p.dropLocked(q)
-			out = p.outLocked(out, q)
-		}
-		p.popLocked()
+		out, _ = p.popOldestLocked(out)
 	}
 	p.mu.Unlock()
 	p.mem.trim() // empty: no memory kept for reuse

@@ -180,7 +180,6 @@ func newTLSReloader(c *TLSConfig, log *slog.Logger) (*tlsReloader, error) {
 func (r *tlsReloader) config() *tls.Config {
 	return &tls.Config{
 		MinVersion: r.cfg.minVersion(),
-		NextProtos: r.cfg.nextProtos(),
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return r.cur.Load().cfg, nil
 		},

@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -474,6 +475,12 @@ func measure(t target, rate int, d time.Duration) Result {
 }
 
 // gatewayCounters prints the gateway's attempt, fallback and retry counters.
+// reportedMetrics are the prefixes of the gateway's metrics the report
+// prints: its counters, and where its memory is.
+var reportedMetrics = []string{"routelab_upstream_attempts_total", "routelab_fallbacks_total", "routelab_retries_total",
+	"routelab_log_dropped_total", "routelab_connections_", "routelab_feedback_", "go_memstats_heap_inuse_bytes",
+	"go_memstats_stack_inuse_bytes", "go_memstats_next_gc_bytes", "go_goroutines", "process_resident_memory_bytes"}
+
 func gatewayCounters(w io.Writer, base string) {
 	res, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -484,12 +491,7 @@ func gatewayCounters(w io.Writer, base string) {
 	b, _ := io.ReadAll(res.Body)
 	fmt.Fprintln(w, "\ngateway counters (and, at the end, where its memory is):")
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "routelab_upstream_attempts_total") || strings.HasPrefix(l, "routelab_fallbacks_total") ||
-			strings.HasPrefix(l, "routelab_retries_total") || strings.HasPrefix(l, "routelab_log_dropped_total") ||
-			strings.HasPrefix(l, "routelab_connections_") || strings.HasPrefix(l, "routelab_feedback_") ||
-			strings.HasPrefix(l, "go_memstats_heap_inuse_bytes") || strings.HasPrefix(l, "go_memstats_stack_inuse_bytes") ||
-			strings.HasPrefix(l, "go_memstats_next_gc_bytes") || strings.HasPrefix(l, "go_goroutines") ||
-			strings.HasPrefix(l, "process_resident_memory_bytes") {
+		if slices.ContainsFunc(reportedMetrics, func(p string) bool { return strings.HasPrefix(l, p) }) {
 			fmt.Fprintln(w, "  "+l)
 		}
 	}

@@ -2,8 +2,10 @@ package route
 
 import (
 	"fmt"
+	"reflect"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,4 +134,81 @@ func TestPendingStoreCopiesOutOfTheArena(t *testing.T) {
 	if mapBlockWorks() {
 		assert.Zero(t, st.Mapped, "an empty store keeps no blocks")
 	}
+}
+
+// TestSlotHoldsNoHeapPointer: the slots are in memory the garbage
+// collector does not scan, so a slot may hold pointers only into its
+// chunk's arena — the id and the numbers (pushLocked puts them there).
+// A new pointer-bearing field (a string, slice, map, pointer) would be a
+// pointer the collector cannot see: add it to entryExtra instead.
+func TestSlotHoldsNoHeapPointer(t *testing.T) {
+	st := reflect.TypeFor[slot]()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		switch f.Name {
+		case "id", "nums": // into the arena
+			continue
+		}
+		if hasPointers(f.Type) {
+			t.Errorf("slot.%s (%s) holds pointers the garbage collector does not see", f.Name, f.Type)
+		}
+	}
+}
+
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return false
+	}
+	return true
+}
+
+// TestPendingStoreKeepsWhatTheCollectorCannotSee: the heap objects a
+// decision refers to — its extra (tags, a fallback chain) and the zone of
+// its times — are kept alive by the store (the chunk's extras, the
+// store's zones), not by the slots the collector does not scan. Every
+// decision here has tags, two attempts and a zone of its own (more than
+// the store's table holds, so most times go to the extra; some years
+// are past what UnixNano holds), and the
+// collector runs while they wait; each must come back exactly.
+func TestPendingStoreKeepsWhatTheCollectorCannotSee(t *testing.T) {
+	const n = 1500
+	p := newPendingStore(time.Hour, n, 0, nil, nil)
+	now := time.Now()
+	want := make([]held, n)
+	for i := range n {
+		rec := pendingRecord(i)
+		rec.Request.Features.Tags = []string{fmt.Sprint("tag-", i), strings.Repeat("x", i%40)}
+		rec.Request.Features.Time = time.Date(2026, 12, 4, i%24, i%60, 0, i, time.FixedZone(fmt.Sprint("zone-", i), (i%48-24)*1800))
+		if i%7 == 0 { // years from 1500 to 2999: some UnixNano cannot hold
+			rec.Request.Features.Time = time.Date(1500+i, 1, 2, 3, 4, 5, 6, time.UTC)
+		}
+		rec.Outcome.Attempts = []decision.Attempt{{Arm: "mock-small", Status: decision.StatusError, Latency: time.Duration(i)}, rec.Outcome.Attempts[0]}
+		p.put(rec, now, i%2 == 0)
+		want[i] = copyHeld(rec, now, i%2 == 0)
+		want[i].at = time.Unix(0, now.UnixNano()).In(now.Location())
+		if i%100 == 0 {
+			runtime.GC()
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	for i := range n {
+		got := p.take(want[i].id, now)
+		require.NotNil(t, got, "decision %d", i)
+		assert.Equal(t, want[i], *got, "decision %d", i)
+		assert.Equal(t, want[i].features.Time.Location().String(), got.features.Time.Location().String())
+	}
+	assert.Equal(t, 0, p.stats().Waiting)
 }

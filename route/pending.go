@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,9 +165,11 @@ func decodeHeld(id string, data []byte) (*held, error) {
 // never fills costs what it holds, and it grows without moving an entry);
 // the repeated strings are interned, candidates stored as catalogue
 // indexes plus their live profile, and each decision's id and numbers
-// go to its chunk's arena, outside the Go heap (see offheap). Full, the
-// store holds about 0.5 KB per decision (TestPendingStoreMemory), of which
-// the garbage collector sees about a third.
+// go to its chunk's arena, outside the Go heap (see offheap), and so do
+// the chunk's slots themselves (slot: values only, no pointer into the Go
+// heap). Full, the store holds about 0.5 KB per decision
+// (TestPendingStoreMemory), of which the garbage collector sees only the
+// map of ids.
 type pendingStore struct {
 	ttl      time.Duration
 	max      int
@@ -185,6 +189,12 @@ type pendingStore struct {
 	// bytes stay in the arena until the slot is popped), guarded by mu.
 	bytes int64
 	m     map[string]uint64 // request id (in the arena) → its slot's sequence number
+	// epoch is when the store was made: slots keep when they were stored
+	// as the (monotonic) time since, for the TTL.
+	epoch time.Time
+	// locs are the time zones of the times in the slots (slot.atLoc,
+	// slot.tLoc), at most maxLocs; guarded by mu.
+	locs []*time.Location
 	// The slot of sequence number q is chunks[q/pendingChunk-first]
 	// .slots[q%pendingChunk]; a slot with no id is free. next is the
 	// sequence number of the next decision; size the slots in use, the
@@ -193,7 +203,7 @@ type pendingStore struct {
 	first  uint64
 	next   uint64
 	size   int
-	spare  []*pendingChunkSlots // emptied chunks kept for reuse (≤ 2)
+	spare  []*pendingChunkSlots // emptied chunks kept for reuse (≤ pendingSpareChunks)
 	mem    *offheap             // the chunks' arena blocks
 
 	strings internTable
@@ -202,14 +212,30 @@ type pendingStore struct {
 	scratch sync.Pool // *held: decoded for expiry
 }
 
-// pendingChunkSlots is a chunk of slots and the arena of their bytes.
+// pendingChunkSlots is a chunk of slots, in a block of the store's
+// offheap (mem), the arena of their bytes, and the rare parts of their
+// decisions (slot.extra), which are on the Go heap and so referenced from
+// here, where the garbage collector sees them.
 type pendingChunkSlots struct {
-	slots [pendingChunk]entry
-	arena chunkArena
+	slots  *[pendingChunk]slot
+	mem    []byte
+	arena  chunkArena
+	extras []*entryExtra
+}
+
+// pendingSpareChunks bounds the emptied chunks a store keeps for reuse.
+const pendingSpareChunks = 2
+
+// newChunk returns an empty chunk, its slots in a block from mem.
+func newChunk(mem *offheap) *pendingChunkSlots {
+	b := mem.get(int(unsafe.Sizeof(slot{})) * pendingChunk)
+	clear(b)
+	return &pendingChunkSlots{slots: (*[pendingChunk]slot)(unsafe.Pointer(&b[0])), mem: b}
 }
 
 func newPendingStore(ttl time.Duration, max int, maxBytes int64, expire func(*held), backend PendingBackend) *pendingStore {
-	p := &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]uint64, min(max, 1<<16)), mem: newOffheap()}
+	p := &pendingStore{ttl: ttl, max: max, maxBytes: maxBytes, expire: expire, backend: backend, m: make(map[string]uint64, min(max, 1<<16)), mem: newOffheap(),
+		epoch: time.Now()}
 	// The garbage collector does not manage the blocks: a store that
 	// becomes garbage unmaps them.
 	runtime.AddCleanup(p, (*offheap).release, p.mem)
@@ -222,10 +248,16 @@ const (
 	pendingChunk      = 1 << pendingChunkShift
 )
 
+// chunk is the chunk of sequence number q, which must be in use.
+// Callers hold mu.
+func (p *pendingStore) chunk(q uint64) *pendingChunkSlots {
+	return p.chunks[q>>pendingChunkShift-p.first]
+}
+
 // slot is the slot of sequence number q, which must be in use. Callers
 // hold mu.
-func (p *pendingStore) slot(q uint64) *entry {
-	return &p.chunks[q>>pendingChunkShift-p.first].slots[q&(pendingChunk-1)]
+func (p *pendingStore) slot(q uint64) *slot {
+	return &p.chunk(q).slots[q&(pendingChunk-1)]
 }
 
 // oldest is the sequence number of the oldest slot in use. Callers hold mu.
@@ -233,7 +265,7 @@ func (p *pendingStore) oldest() uint64 { return p.next - uint64(p.size) }
 
 // pushLocked stores e in the slot of sequence number next, adding a
 // chunk when it begins one, with its id and nums copied to the chunk's
-// arena, and indexes it. Callers hold mu.
+// arena and its extra kept by the chunk, and indexes it. Callers hold mu.
 func (p *pendingStore) pushLocked(e *entry, nums []byte) {
 	c := p.next >> pendingChunkShift
 	if len(p.chunks) == 0 {
@@ -244,7 +276,7 @@ func (p *pendingStore) pushLocked(e *entry, nums []byte) {
 		if n := len(p.spare); n > 0 {
 			ch, p.spare = p.spare[n-1], p.spare[:n-1]
 		} else {
-			ch = new(pendingChunkSlots)
+			ch = newChunk(p.mem)
 		}
 		p.chunks = append(p.chunks, ch)
 	}
@@ -252,16 +284,77 @@ func (p *pendingStore) pushLocked(e *entry, nums []byte) {
 	b := ch.arena.alloc(p.mem, len(e.id)+len(nums))
 	copy(b, e.id)
 	copy(b[len(e.id):], nums)
+	// Every pointer in a slot points into the arena (an empty id is
+	// nil, not an empty string into the heap): the collector does not
+	// see the slots.
+	s := slot{nums: b[len(e.id):], reward: e.reward, n: uint32(entryFixedBytes + len(b)), tlen: e.tlen,
+		strs: e.strs, tenant: e.tenant, deferred: e.deferred, shared: e.shared, mono: int64(e.at.Sub(p.epoch))}
 	if len(e.id) > 0 {
-		e.id = unsafe.String(&b[0], len(e.id))
+		s.id = unsafe.String(&b[0], len(e.id))
 	}
-	e.nums = b[len(e.id):]
-	e.n = uint32(entryFixedBytes + len(b))
-	*p.slot(p.next) = *e
-	p.m[e.id] = p.next
-	p.bytes += int64(e.n)
+	s.at, s.atLoc = p.packTime(e.at)
+	s.tns, s.tLoc = p.packTime(e.time)
+	if x := e.extra; x != nil || s.atLoc == locExtra || s.tLoc == locExtra {
+		if x == nil {
+			x = new(entryExtra)
+		}
+		if s.atLoc == locExtra || s.tLoc == locExtra {
+			cp := *x
+			cp.times = &[2]time.Time{e.at, e.time}
+			x = &cp
+		}
+		ch.extras = append(ch.extras, x)
+		s.extra = uint32(len(ch.extras))
+	}
+	*p.slot(p.next) = s
+	p.m[s.id] = p.next
+	p.bytes += int64(s.n)
 	p.next++
 	p.size++
+}
+
+// Slot time zones: slot.atLoc and slot.tLoc are 0 for the zero time,
+// locExtra when the time is in the decision's extra (more than maxLocs
+// zones, or a year UnixNano cannot hold), else 1 + the zone's index in
+// the store's locs.
+const (
+	maxLocs  = 254
+	locExtra = 255
+)
+
+// The times UnixNano can hold.
+var minUnixNano, maxUnixNano = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// packTime is t as a slot keeps it. Callers hold mu.
+func (p *pendingStore) packTime(t time.Time) (int64, uint8) {
+	if t.IsZero() {
+		return 0, 0
+	}
+	if t.Before(minUnixNano) || t.After(maxUnixNano) {
+		return 0, locExtra
+	}
+	loc := t.Location()
+	i := slices.Index(p.locs, loc)
+	if i < 0 {
+		if len(p.locs) == maxLocs {
+			return 0, locExtra
+		}
+		p.locs = append(p.locs, loc)
+		i = len(p.locs) - 1
+	}
+	return t.UnixNano(), uint8(i + 1)
+}
+
+// unpackTime is the time packTime kept (times: the decision's extra
+// times, when it has them). Callers hold mu.
+func (p *pendingStore) unpackTime(ns int64, loc uint8, times *[2]time.Time, k int) time.Time {
+	switch loc {
+	case 0:
+		return time.Time{}
+	case locExtra:
+		return times[k]
+	}
+	return time.Unix(0, ns).In(p.locs[loc-1])
 }
 
 // popLocked frees the oldest slot and drops the chunks before the new
@@ -269,9 +362,9 @@ func (p *pendingStore) pushLocked(e *entry, nums []byte) {
 // left: removed from the index, and copied out when still needed).
 // Callers hold mu; p.size > 0.
 func (p *pendingStore) popLocked() {
-	e := p.slot(p.oldest())
-	p.bytes -= int64(e.n)
-	*e = entry{}
+	s := p.slot(p.oldest())
+	p.bytes -= int64(s.n)
+	*s = slot{}
 	p.size--
 	for len(p.chunks) > 0 && (p.size == 0 || p.first < p.oldest()>>pendingChunkShift) {
 		ch := p.chunks[0]
@@ -279,16 +372,20 @@ func (p *pendingStore) popLocked() {
 		p.chunks = p.chunks[1:]
 		p.first++
 		ch.arena.free(p.mem)
-		if len(p.spare) < 2 {
+		clear(ch.extras)
+		ch.extras = ch.extras[:0]
+		if len(p.spare) < pendingSpareChunks {
 			p.spare = append(p.spare, ch)
+		} else {
+			p.mem.put(ch.mem)
 		}
 	}
 }
 
 // entryFixedBytes is what a kept decision costs besides its id and
-// numbers: its slot and map slot (about; measured by
-// TestPendingStoreMemory).
-const entryFixedBytes = 176
+// numbers: its slot (104 B, outside the heap) and its place in the map
+// of ids (~40 B; measured by TestPendingStoreMemory).
+const entryFixedBytes = 144
 
 // dropLocked removes the live entry of slot q from the index (its bytes
 // count until the slot is popped). Callers hold mu.
@@ -299,8 +396,8 @@ func (p *pendingStore) dropLocked(q uint64) {
 // clearLocked empties slot q, whose entry was dropped, keeping what it
 // counts until it is popped. Callers hold mu.
 func (p *pendingStore) clearLocked(q uint64) {
-	e := p.slot(q)
-	*e = entry{n: e.n}
+	s := p.slot(q)
+	*s = slot{n: s.n}
 }
 
 // outEntry is a decision copied out of the store: its numbers in a
@@ -315,27 +412,36 @@ type outEntry struct {
 // has work to do once mu is released (a deferred update to expire).
 // Callers hold mu.
 func (p *pendingStore) outLocked(out []outEntry, q uint64) []outEntry {
-	e := p.slot(q)
-	if !e.deferred {
+	s := p.slot(q)
+	if !s.deferred {
 		return out
 	}
-	o := p.copyOut(e)
-	if e.shared {
-		o.id = strings.Clone(e.id) // claimed from the backend by id
+	o := p.copyOut(q)
+	if s.shared {
+		o.id = strings.Clone(s.id) // claimed from the backend by id
 	}
 	return append(out, o)
 }
 
-// copyOut copies e without its id, its numbers to a pooled buffer
-// (given back by release). Callers hold mu.
-func (p *pendingStore) copyOut(e *entry) outEntry {
+// copyOut copies the entry of slot q without its id, its numbers to a
+// pooled buffer (given back by release). Callers hold mu.
+func (p *pendingStore) copyOut(q uint64) outEntry {
+	ch := p.chunk(q)
+	s := &ch.slots[q&(pendingChunk-1)]
 	bp, _ := p.blobs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	*bp = append((*bp)[:0], e.nums...)
-	o := outEntry{entry: *e, buf: bp}
-	o.id, o.nums = "", *bp
+	*bp = append((*bp)[:0], s.nums...)
+	o := outEntry{entry: entry{reward: s.reward, nums: *bp, n: s.n, tlen: s.tlen, strs: s.strs, tenant: s.tenant,
+		deferred: s.deferred, shared: s.shared}, buf: bp}
+	var times *[2]time.Time
+	if s.extra > 0 {
+		o.extra = ch.extras[s.extra-1]
+		times = o.extra.times
+	}
+	o.at = p.unpackTime(s.at, s.atLoc, times, 0)
+	o.time = p.unpackTime(s.tns, s.tLoc, times, 1)
 	return o
 }
 
@@ -441,11 +547,11 @@ func (p *pendingStore) popOldestLocked(out []outEntry) (_ []outEntry, live bool)
 // liveAt reports whether slot q holds a decision still waiting (not
 // taken, replaced or swept). Callers hold mu.
 func (p *pendingStore) liveAt(q uint64) bool {
-	e := p.slot(q)
-	if e.id == "" {
+	s := p.slot(q)
+	if s.id == "" {
 		return false
 	}
-	j, ok := p.m[e.id]
+	j, ok := p.m[s.id]
 	return ok && j == q
 }
 
@@ -453,7 +559,7 @@ func (p *pendingStore) liveAt(q uint64) bool {
 // those with work left to out. Callers hold mu.
 func (p *pendingStore) sweepLocked(now time.Time, out []outEntry) []outEntry {
 	for p.size > 0 {
-		if q := p.oldest(); p.liveAt(q) && now.Sub(p.slot(q).at) <= p.ttl {
+		if q := p.oldest(); p.liveAt(q) && int64(now.Sub(p.epoch))-p.slot(q).mono <= int64(p.ttl) {
 			break
 		}
 		out, _ = p.popOldestLocked(out)
@@ -498,7 +604,7 @@ func (p *pendingStore) take(id string, now time.Time) *held {
 	q, ok := p.m[id]
 	if ok {
 		p.dropLocked(q)
-		o = p.copyOut(p.slot(q))
+		o = p.copyOut(q)
 		p.clearLocked(q)
 	}
 	p.mu.Unlock()
@@ -558,6 +664,10 @@ func (p *pendingStore) flush() {
 	for p.size > 0 { // oldest first
 		out, _ = p.popOldestLocked(out)
 	}
+	for _, ch := range p.spare {
+		p.mem.put(ch.mem)
+	}
+	p.spare = nil
 	p.mu.Unlock()
 	p.mem.trim() // empty: no memory kept for reuse
 	p.expireAll(out)

@@ -49,6 +49,30 @@ type entryExtra struct {
 	attempts   []decision.Attempt
 	candidates []decision.Arm // when not stored by catalogue index
 	strs       *[nStrs]string // when a string did not fit the intern table
+	times      *[2]time.Time  // entry.at and entry.time, when a slot cannot hold them (packTime)
+}
+
+// slot is an entry as its chunk keeps it, in memory the garbage collector
+// does not scan (pendingChunkSlots): no pointer into the Go heap. The id
+// and numbers point into the chunk's arena, the times are numbers (with
+// their zones in the store's table), and the extra is an index into the
+// chunk's extras.
+type slot struct {
+	id     string // in the arena; "" when the slot holds no decision
+	nums   []byte // in the arena
+	at     int64  // entry.at, UnixNano
+	mono   int64  // entry.at since the store's epoch (monotonic when the clock gives it): the TTL
+	tns    int64  // entry.time, UnixNano
+	reward float64
+	n      uint32
+	tlen   uint32
+	extra  uint32 // 1 + index in the chunk's extras; 0 for none
+	strs   [nStrs]uint16
+	tenant uint16
+	atLoc  uint8 // zones of at and tns (packTime)
+	tLoc   uint8
+	// deferred and shared are entry's.
+	deferred, shared bool
 }
 
 // Flags in the first byte of nums.

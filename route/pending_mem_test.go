@@ -81,8 +81,8 @@ func TestPendingStoreMemory(t *testing.T) {
 	if counted < 0.8*per || counted > 1.25*per {
 		t.Fatalf("the byte bound counts %.0f bytes per decision where the store holds %.0f: the bound would not be what it says", counted, per)
 	}
-	if mapBlockWorks() && heap > off {
-		t.Fatalf("%.0f bytes per decision on the Go heap, %.0f outside it: ids and numbers should be off the heap", heap, off)
+	if mapBlockWorks() && heap > 80 {
+		t.Fatalf("%.0f bytes per decision on the Go heap, %.0f outside it: only the map of ids should be on the heap (~40 B a decision)", heap, off)
 	}
 	runtime.KeepAlive(p)
 	runtime.KeepAlive(recs)

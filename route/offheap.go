@@ -37,6 +37,9 @@ type offheap struct {
 	owned  map[*byte]int // first byte → length, of every mapped block
 	spare  [][]byte
 	mapped atomic.Int64 // bytes mapped outside the Go heap now
+	// heapOnly makes every block an ordinary byte slice, as where
+	// mapping is unavailable or refused (tests set it).
+	heapOnly bool
 }
 
 func newOffheap() *offheap { return &offheap{owned: map[*byte]int{}} }
@@ -53,7 +56,10 @@ func (o *offheap) get(n int) []byte {
 		return b
 	}
 	b, ok := mapBlock(size)
-	if !ok {
+	if !ok || o.heapOnly {
+		if ok {
+			unmapBlock(b)
+		}
 		return make([]byte, size) // the Go heap: correct, only not off it
 	}
 	o.owned[&b[0]] = len(b)

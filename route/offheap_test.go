@@ -183,8 +183,18 @@ func hasPointers(t reflect.Type) bool {
 // are past what UnixNano holds), and the
 // collector runs while they wait; each must come back exactly.
 func TestPendingStoreKeepsWhatTheCollectorCannotSee(t *testing.T) {
+	for _, heapOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("heap blocks ", heapOnly), func(t *testing.T) { testKeepsWhatTheCollectorCannotSee(t, heapOnly) })
+	}
+}
+
+// testKeepsWhatTheCollectorCannotSee: heapOnly puts the blocks (slots and
+// arena) on the Go heap, as where mapping is refused: byte slices, which
+// the collector does not scan either.
+func testKeepsWhatTheCollectorCannotSee(t *testing.T, heapOnly bool) {
 	const n = 1500
 	p := newPendingStore(time.Hour, n, 0, nil, nil)
+	p.mem.heapOnly = heapOnly
 	now := time.Now()
 	want := make([]held, n)
 	for i := range n {
@@ -210,5 +220,9 @@ func TestPendingStoreKeepsWhatTheCollectorCannotSee(t *testing.T) {
 		assert.Equal(t, want[i], *got, "decision %d", i)
 		assert.Equal(t, want[i].features.Time.Location().String(), got.features.Time.Location().String())
 	}
-	assert.Equal(t, 0, p.stats().Waiting)
+	st := p.stats()
+	assert.Equal(t, 0, st.Waiting)
+	if heapOnly {
+		assert.Zero(t, st.Mapped)
+	}
 }

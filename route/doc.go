@@ -45,13 +45,13 @@
 //     deferred decision that gets no rating — expired, evicted, or still
 //     waiting at Flush — is credited its immediate reward. Every routed
 //     request thus updates the policy exactly once. PendingStats counts it.
-//     The store keeps decisions compactly (about 430 bytes each with three
+//     The store keeps decisions compactly (about 400 bytes each with three
 //     candidates and the default encoder's vector: catalogue candidates by
-//     index, repeated strings interned, vectors sparse), their ids and
-//     numbers in blocks mapped outside the Go heap (about 250 of the 430
-//     bytes: the garbage collector neither marks them nor doubles them in
-//     its heap goal; PendingStats.Mapped), and allocates nothing per
-//     request once full.
+//     index, repeated strings interned, vectors sparse), their slots, ids
+//     and numbers in blocks mapped outside the Go heap (all but the ~37
+//     bytes of the map of ids: the garbage collector neither marks them
+//     nor doubles them in its heap goal; PendingStats.Mapped), and
+//     allocates nothing per request once full.
 //
 // The value types it passes around — Features, Arm, Decision, Outcome,
 // Status, Attempt, Reward, Record — live in the leaf package decision;

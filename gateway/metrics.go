@@ -126,7 +126,7 @@ func (m *metrics) registerPending(stats func() route.PendingStats) {
 		Name: "routelab_feedback_bytes", Help: "Bytes the feedback store's decisions hold, as feedback.max_bytes counts them.",
 	}, func() float64 { return float64(stats().Bytes) }))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "routelab_feedback_offheap_bytes", Help: "Memory the feedback store has mapped outside the Go heap for its decisions' ids and numbers (in the process's RSS, not in Go's heap statistics).",
+		Name: "routelab_feedback_offheap_bytes", Help: "Memory the feedback store has mapped outside the Go heap for its decisions' slots, ids and numbers (in the process's RSS, not in Go's heap statistics).",
 	}, func() float64 { return float64(stats().Mapped) }))
 }
 

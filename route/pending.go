@@ -85,8 +85,9 @@ type PendingStats struct {
 	// decision taken by feedback counts until the older ones have left).
 	Bytes int64
 	// Mapped is the memory the store has mapped outside the Go heap for
-	// its decisions' ids and numbers (part of Bytes, plus up to 1 MiB of
-	// blocks kept for reuse); 0 where the platform maps none.
+	// its decisions' slots, ids and numbers (part of Bytes, plus up to
+	// 1 MiB of blocks and two chunks of slots kept for reuse); 0 where the
+	// platform maps none.
 	Mapped int64
 	// Deferred counts policy updates held back for feedback; each ends as
 	// exactly one of FromFeedback or Expired.

@@ -44,27 +44,44 @@ type offheap struct {
 
 func newOffheap() *offheap { return &offheap{owned: map[*byte]int{}} }
 
-// get returns a zeroed-or-reused block of at least n bytes (arenaBlock
-// unless n is larger).
+// get returns a block of at least n bytes (arenaBlock unless n is
+// larger): a reused spare, whose bytes are what they were, or a new one,
+// zeroed.
 func (o *offheap) get(n int) []byte {
+	b, _ := o.getBlock(n)
+	return b
+}
+
+// getZeroed is get with every byte of the block zero. A new block is
+// already (the kernel's, or make's), so only a reused one is cleared:
+// clearing a new mapping would fault in all its pages at once.
+func (o *offheap) getZeroed(n int) []byte {
+	b, reused := o.getBlock(n)
+	if reused {
+		clear(b)
+	}
+	return b
+}
+
+func (o *offheap) getBlock(n int) (_ []byte, reused bool) {
 	size := max(n, arenaBlock)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if size == arenaBlock && len(o.spare) > 0 {
 		b := o.spare[len(o.spare)-1]
 		o.spare = o.spare[:len(o.spare)-1]
-		return b
+		return b, true
 	}
 	b, ok := mapBlock(size)
 	if !ok || o.heapOnly {
 		if ok {
 			unmapBlock(b)
 		}
-		return make([]byte, size) // the Go heap: correct, only not off it
+		return make([]byte, size), false // the Go heap: correct, only not off it
 	}
 	o.owned[&b[0]] = len(b)
 	o.mapped.Add(int64(len(b)))
-	return b
+	return b, false
 }
 
 // put gives a block back: kept as a spare, or unmapped.

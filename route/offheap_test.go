@@ -60,6 +60,28 @@ func TestOffheapBlocks(t *testing.T) {
 	assert.Empty(t, o.owned)
 }
 
+// TestOffheapGetZeroed: a reused spare has its old bytes; getZeroed
+// clears it (the chunks' slots count on zero for "free"), a new block is
+// zero without it.
+func TestOffheapGetZeroed(t *testing.T) {
+	for _, heapOnly := range []bool{false, true} {
+		o := newOffheap()
+		o.heapOnly = heapOnly
+		b := o.get(arenaBlock)
+		assert.Equal(t, make([]byte, arenaBlock), b, "a new block is zero")
+		for i := range b {
+			b[i] = 0xAB
+		}
+		o.put(b)
+		if !heapOnly {
+			assert.Equal(t, byte(0xAB), o.get(arenaBlock)[7], "get reuses the spare as it is")
+			o.put(b)
+		}
+		assert.Equal(t, make([]byte, arenaBlock), o.getZeroed(arenaBlock), "heap only %v", heapOnly)
+		o.release()
+	}
+}
+
 // TestPendingStoreUnmapsWhenUnreachable: a discarded store's blocks,
 // which the garbage collector does not manage, are unmapped once the store
 // is garbage.

@@ -229,8 +229,7 @@ const pendingSpareChunks = 2
 
 // newChunk returns an empty chunk, its slots in a block from mem.
 func newChunk(mem *offheap) *pendingChunkSlots {
-	b := mem.get(int(unsafe.Sizeof(slot{})) * pendingChunk)
-	clear(b)
+	b := mem.getZeroed(int(unsafe.Sizeof(slot{})) * pendingChunk)
 	return &pendingChunkSlots{slots: (*[pendingChunk]slot)(unsafe.Pointer(&b[0])), mem: b}
 }
 

@@ -168,7 +168,7 @@ func decodeHeld(id string, data []byte) (*held, error) {
 // indexes plus their live profile, and each decision's id and numbers
 // go to its chunk's arena, outside the Go heap (see offheap), and so do
 // the chunk's slots themselves (slot: values only, no pointer into the Go
-// heap). Full, the store holds about 0.5 KB per decision
+// heap). Full, the store holds about 0.4 KB per decision
 // (TestPendingStoreMemory), of which the garbage collector sees only the
 // map of ids.
 type pendingStore struct {

@@ -8,10 +8,10 @@ import (
 // The pending store keeps its decisions — their slots (pointer-free, see
 // slot), request ids and encoded numbers: all but the map of ids — in
 // blocks of memory mapped outside the Go heap (where the platform allows;
-// elsewhere in ordinary byte slices). The garbage collector neither scans them nor
-// counts them in its heap goal, so a full store costs its bytes once
-// instead of about twice (GOGC=100 lets the heap grow to twice what is
-// live before collecting), and the collector's mark work does not grow
+// elsewhere in ordinary byte slices). The garbage collector neither scans
+// them nor counts them in its heap goal, so a full store costs its bytes
+// once instead of about twice (GOGC=100 lets the heap grow to twice what
+// is live before collecting), and the collector's mark work does not grow
 // with the store.
 //
 // Blocks are filled in order by the chunk of slots they belong to (a bump

@@ -186,7 +186,7 @@ type pendingStore struct {
 	deferred, fromFeedback, expired, evicted, updateErrors, remote, backendErrors atomic.Uint64
 
 	mu sync.Mutex
-	// bytes is what the slots in use count (entry.n, taken or not: their
+	// bytes is what the slots in use count (slot.n, taken or not: their
 	// bytes stay in the arena until the slot is popped), guarded by mu.
 	bytes int64
 	m     map[string]uint64 // request id (in the arena) → its slot's sequence number
@@ -294,15 +294,14 @@ func (p *pendingStore) pushLocked(e *entry, nums []byte) {
 	}
 	s.at, s.atLoc = p.packTime(e.at)
 	s.tns, s.tLoc = p.packTime(e.time)
-	if x := e.extra; x != nil || s.atLoc == locExtra || s.tLoc == locExtra {
+	x := e.extra // encode's own: the store may add to it
+	if s.atLoc == locExtra || s.tLoc == locExtra {
 		if x == nil {
 			x = new(entryExtra)
 		}
-		if s.atLoc == locExtra || s.tLoc == locExtra {
-			cp := *x
-			cp.times = &[2]time.Time{e.at, e.time}
-			x = &cp
-		}
+		x.times = &[2]time.Time{e.at, e.time}
+	}
+	if x != nil {
 		ch.extras = append(ch.extras, x)
 		s.extra = uint32(len(ch.extras))
 	}
@@ -433,7 +432,7 @@ func (p *pendingStore) copyOut(q uint64) outEntry {
 		bp = new([]byte)
 	}
 	*bp = append((*bp)[:0], s.nums...)
-	o := outEntry{entry: entry{reward: s.reward, nums: *bp, n: s.n, tlen: s.tlen, strs: s.strs, tenant: s.tenant,
+	o := outEntry{entry: entry{reward: s.reward, nums: *bp, tlen: s.tlen, strs: s.strs, tenant: s.tenant,
 		deferred: s.deferred, shared: s.shared}, buf: bp}
 	var times *[2]time.Time
 	if s.extra > 0 {

@@ -10,21 +10,20 @@ import (
 	"github.com/routelab/routelab/decision"
 )
 
-// entry is one decision in the pending store. The strings that repeat
+// entry is one decision of the pending store as encode makes it and
+// decode reads it (the store keeps it as a slot). The strings that repeat
 // across requests (task, policy, version, reason, arm ids) are indexes
 // into the store's intern table, and tenants into a table of their own
-// (a flood of tenants must not crowd the others out); the id and the
-// numbers are in the chunk's arena (outside the Go heap) while the entry
-// is in the store, and so is a tenant past its table's bound, before the
-// numbers; what is rare (tags, a fallback chain, candidates that are not
-// catalogue arms, strings past the intern table's bound) goes to extra.
+// (a flood of tenants must not crowd the others out); a tenant past its
+// table's bound goes into the encoded bytes, before the numbers; what is
+// rare (tags, a fallback chain, candidates that are not catalogue arms,
+// strings past the intern table's bound) goes to extra.
 type entry struct {
 	id       string
 	at, time time.Time
 	reward   float64
 	nums     []byte // the tenant's bytes (tlen) when not interned, then the numbers
 	extra    *entryExtra
-	n        uint32        // bytes counted against PendingOpts.MaxBytes
 	tlen     uint32        // bytes of the tenant at the start of nums
 	strs     [nStrs]uint16 // intern indexes; noString = in extra.strs
 	tenant   uint16        // index in the tenant table; noString = in nums
@@ -64,7 +63,7 @@ type slot struct {
 	mono   int64  // entry.at since the store's epoch (monotonic when the clock gives it): the TTL
 	tns    int64  // entry.time, UnixNano
 	reward float64
-	n      uint32
+	n      uint32 // bytes counted against PendingOpts.MaxBytes
 	tlen   uint32
 	extra  uint32 // 1 + index in the chunk's extras; 0 for none
 	strs   [nStrs]uint16

@@ -474,13 +474,13 @@ func measure(t target, rate int, d time.Duration) Result {
 	return r
 }
 
-// gatewayCounters prints the gateway's attempt, fallback and retry counters.
 // reportedMetrics are the prefixes of the gateway's metrics the report
 // prints: its counters, and where its memory is.
 var reportedMetrics = []string{"routelab_upstream_attempts_total", "routelab_fallbacks_total", "routelab_retries_total",
 	"routelab_log_dropped_total", "routelab_connections_", "routelab_feedback_", "go_memstats_heap_inuse_bytes",
 	"go_memstats_stack_inuse_bytes", "go_memstats_next_gc_bytes", "go_goroutines", "process_resident_memory_bytes"}
 
+// gatewayCounters prints the gateway's metrics named in reportedMetrics.
 func gatewayCounters(w io.Writer, base string) {
 	res, err := http.Get(base + "/metrics")
 	if err != nil {

@@ -60,6 +60,9 @@ type Point struct {
 	Lambda  float64 `json:"lambda"`
 	Cost    float64 `json:"cost"`
 	Quality float64 `json:"quality"`
+	// Cascade marks a fixed point that is an agreement cascade (a model
+	// Table.AddCascades added), not one model: Strongest never picks it.
+	Cascade bool `json:"cascade,omitempty"`
 }
 
 // LearnerCurve is one learner's held-out curve and the choices behind it.
@@ -332,9 +335,19 @@ var CPTLevels = []float64{0.5, 0.8, 0.9, 0.95}
 const BudgetShare = 0.25
 
 // Strongest returns the index of the fixed model with the highest quality
-// (ties: cheaper) and of the cheapest.
+// (ties: cheaper) and of the cheapest, among the single models (not
+// cascades).
 func Strongest(fixed []Point) (strong, cheap int) {
 	for m, p := range fixed {
+		if !p.Cascade {
+			strong, cheap = m, m
+			break
+		}
+	}
+	for m, p := range fixed {
+		if p.Cascade {
+			continue
+		}
 		if p.Quality > fixed[strong].Quality || (p.Quality == fixed[strong].Quality && p.Cost < fixed[strong].Cost) {
 			strong = m
 		}

@@ -11,9 +11,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/routelab/routelab/decision"
 )
 
-const costSuffix = "|total_cost"
+const (
+	costSuffix = "|total_cost"
+	respSuffix = "|model_response"
+)
 
 // LoadRouterBench reads RouterBench CSV files (the RouterDC redistribution
 // of the zero-shot split) into one Table named "routerbench". A path that is
@@ -95,9 +100,11 @@ func readFile(path string, t *Table, parse func(io.Reader, string, *Table) error
 // The header must hold "prompt" and "eval_name", and for every model both a
 // score column "<model>" and a cost column "<model>|total_cost"; the model
 // columns are the names with a matching cost column. "sample_id" is
-// optional (the line number stands in). Other columns (the index,
-// "<model>|model_response", "oracle_model_to_route_to") are ignored; any
-// other column is an error naming it.
+// optional (the line number stands in). "<model>|model_response" columns,
+// when every model has one, are kept as each answer's AnswerKey hash
+// (Row.Answers, for agreement cascades); the index and
+// "oracle_model_to_route_to" are ignored; any other column is an error
+// naming it.
 func ParseRouterBench(r io.Reader, name string, t *Table) error {
 	return parseRouterBench(r, name, t, LoadOpts{})
 }
@@ -136,7 +143,7 @@ func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 	}
 	idCol, hasID := col["sample_id"]
 	var models []string
-	var scoreCol, costCol []int
+	var scoreCol, costCol, respCol []int
 	for i, h := range hdr {
 		m, ok := strings.CutSuffix(h, costSuffix)
 		if !ok {
@@ -146,9 +153,14 @@ func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 		if !ok || m == "" {
 			return fieldError(name, cr, i, "header: cost column %q has no score column %q", h, m)
 		}
+		rc, ok := col[m+respSuffix]
+		if !ok {
+			rc = -1
+		}
 		models = append(models, m)
 		scoreCol = append(scoreCol, sc)
 		costCol = append(costCol, i)
+		respCol = append(respCol, rc)
 	}
 	// Models keep the order of their score columns, not of the cost columns.
 	order := make([]int, len(models))
@@ -159,6 +171,7 @@ func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 	models = permute(models, order)
 	scoreCol = permute(scoreCol, order)
 	costCol = permute(costCol, order)
+	respCol = permute(respCol, order)
 	if len(models) == 0 {
 		return &ParseError{File: name, Line: 1, Err: errors.New(`header: no model columns ("<model>" with "<model>|total_cost")`)}
 	}
@@ -166,7 +179,7 @@ func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 		switch {
 		case h == "" || h == "sample_id" || h == "prompt" || h == "eval_name" || h == "oracle_model_to_route_to":
 		case slices.Contains(models, h) || slices.Contains(models, strings.TrimSuffix(h, costSuffix)):
-		case strings.HasSuffix(h, "|model_response") && slices.Contains(models, strings.TrimSuffix(h, "|model_response")):
+		case strings.HasSuffix(h, respSuffix) && slices.Contains(models, strings.TrimSuffix(h, respSuffix)):
 		default:
 			return fieldError(name, cr, i, "header: unknown column %q (want sample_id, prompt, eval_name, oracle_model_to_route_to, or <model>, <model>|total_cost, <model>|model_response of models %v)", h, models)
 		}
@@ -175,6 +188,15 @@ func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 	perm, err := matchModels(name, cr, t, models, scoreCol)
 	if err != nil {
 		return err
+	}
+	// Answers are kept (as AnswerKey hashes, for agreement cascades) when
+	// every model has a response column in every file.
+	hasAnswers := !slices.Contains(respCol, -1) && (len(t.Sources) == 0 || t.Answers)
+	t.Answers = hasAnswers
+	if !hasAnswers {
+		for i := range t.Rows {
+			t.Rows[i].Answers = nil
+		}
 	}
 	t.Sources = append(t.Sources, name)
 	k := len(t.Models)
@@ -195,6 +217,9 @@ func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 		}
 		vals := make([]float64, 2*k)
 		row.Scores, row.Costs = vals[:k:k], vals[k:]
+		if hasAnswers {
+			row.Answers = make([]uint64, k)
+		}
 		skip := false
 		for j, fi := range perm {
 			s := rec[scoreCol[fi]]
@@ -216,6 +241,9 @@ func parseRouterBench(r io.Reader, name string, t *Table, o LoadOpts) error {
 				return fieldError(name, cr, costCol[fi], "cost %q of model %q: want a finite number >= 0", c, t.Models[j])
 			}
 			row.Costs[j] = v
+			if hasAnswers {
+				row.Answers[j] = answerHash(decision.AnswerKey(unwrapPyList(rec[respCol[fi]])))
+			}
 		}
 		if skip {
 			t.Skipped++

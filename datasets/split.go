@@ -53,7 +53,7 @@ func (t *Table) Split(frac float64, seed uint64) (train, test *Table, err error)
 // subset is a table of t's rows idx (shared, not copied), named
 // "<t.Name>/<part>".
 func (t *Table) subset(idx []int, part string) *Table {
-	s := &Table{Name: t.Name + "/" + part, Sources: t.Sources, Models: t.Models}
+	s := &Table{Name: t.Name + "/" + part, Sources: t.Sources, Models: t.Models, Answers: t.Answers, Cascades: t.Cascades}
 	s.Rows = make([]Row, len(idx))
 	for j, i := range idx {
 		s.Rows[j] = t.Rows[i]

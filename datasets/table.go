@@ -11,7 +11,8 @@ import (
 
 // Table is a full-information outcome table: for every prompt (Row), the
 // score and cost of every model, and the prompt text (for text features).
-// Response texts are not kept.
+// Response texts are not kept, only a hash of each answer's
+// decision.AnswerKey when the files have them (Answers).
 type Table struct {
 	// Name is the benchmark ("routerbench", "routellm-mmlu").
 	Name string
@@ -24,6 +25,12 @@ type Table struct {
 	// (RouterBench has a few prompts some models never answered); a
 	// full-information evaluation needs every model's outcome.
 	Skipped int
+	// Answers is true when every row has Row.Answers (RouterBench files
+	// with every model's response column).
+	Answers bool
+	// Cascades are the agreement cascades added as models (AddCascades):
+	// the last len(Cascades) entries of Models, in order.
+	Cascades []Cascade
 }
 
 // Row is one prompt's outcome for every model of its Table.
@@ -41,6 +48,9 @@ type Row struct {
 	Scores []float64
 	// Costs[i] >= 0 is what Models[i]'s answer cost in US dollars.
 	Costs []float64
+	// Answers[i] is a hash of decision.AnswerKey of Models[i]'s answer (0
+	// for a blank one); nil when the table has no responses.
+	Answers []uint64
 }
 
 // BenchTokenBuckets split benchmark prompts (a few tokens to about 2k)

@@ -31,7 +31,9 @@ type benchdataFlags struct {
 	json     bool
 	// strict: a missing score is an error (held-out mode).
 	strict bool
-	ho     heldoutFlags
+	// cascades are --cascade's specs: "auto" or AGREE+AGREE>ESCALATE.
+	cascades []string
+	ho       heldoutFlags
 }
 
 func newBenchdataCmd() *cobra.Command {
@@ -81,6 +83,7 @@ docs/text-routing.md.`,
 	f.BoolVar(&fl.noShuf, "no-shuffle", false, "replay rows in file order (grouped by task) instead of a seeded random order")
 	f.StringToStringVar(&fl.prices, "price", nil, "price of a model: MODEL=USD per 1,000 prompt tokens, or MODEL=USD/request per call (for routellm, which has no costs); repeatable")
 	f.BoolVar(&fl.json, "json", false, "print one JSON object instead of a table")
+	f.StringArrayVar(&fl.cascades, "cascade", nil, "add an agreement cascade as one more model: `A+B>C` asks A and B and serves A's answer when they agree (same decision.AnswerKey), else asks C; cost is what was asked. \"auto\" picks it from the (training) data: the two best models costing at most a tenth of the strongest agree, the strongest is escalated to. Needs the tables' response columns (routerbench); repeatable")
 	addHeldoutFlags(f, &fl.ho)
 	return cmd
 }
@@ -115,6 +118,9 @@ func runBenchdata(ctx context.Context, fl benchdataFlags, out io.Writer) error {
 		return err
 	}
 	if err := applyPrices(tb, fl.prices); err != nil {
+		return err
+	}
+	if err := addCascades(fl.cascades, tb); err != nil {
 		return err
 	}
 	enc, err := policy.NewEncoder(tb.EncoderSpec())
@@ -268,6 +274,32 @@ func applyPrices(tb *datasets.Table, prices map[string]string) error {
 	}
 	if err := tb.WithRequestPrices(perReq); err != nil {
 		return fmt.Errorf("--price: %w", err)
+	}
+	return nil
+}
+
+// addCascades adds --cascade's cascades to every table, "auto" chosen on
+// the first (the training table in held-out mode), so all tables keep the
+// same models.
+func addCascades(specs []string, tables ...*datasets.Table) error {
+	var cs []datasets.Cascade
+	for _, s := range specs {
+		var c datasets.Cascade
+		var err error
+		if strings.TrimSpace(s) == "auto" {
+			c, err = datasets.AutoCascade(tables[0])
+		} else {
+			c, err = datasets.ParseCascade(s)
+		}
+		if err != nil {
+			return fmt.Errorf("--cascade %q: %w", s, err)
+		}
+		cs = append(cs, c)
+	}
+	for _, t := range tables {
+		if err := t.AddCascades(cs); err != nil {
+			return fmt.Errorf("--cascade: %w", err)
+		}
 	}
 	return nil
 }

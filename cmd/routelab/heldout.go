@@ -276,6 +276,9 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 		if err != nil {
 			return err
 		}
+		if err := addCascades(fl.cascades, train, test); err != nil {
+			return err
+		}
 		bshare := ho.budgetShare
 		if bshare <= 0 {
 			bshare = -1
@@ -373,14 +376,14 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 // among those cheaper than the strongest.
 func refModel(res *datasets.HeldOutResult) int {
 	for m, name := range res.Models {
-		if strings.Contains(name, "Yi-34B") {
+		if strings.Contains(name, "Yi-34B") && !res.Fixed[m].Cascade {
 			return m
 		}
 	}
 	strong, _ := datasets.Strongest(res.Fixed)
 	ref := strong
 	for m, f := range res.Fixed {
-		if f.Cost < res.Fixed[strong].Cost && (ref == strong || f.Quality > res.Fixed[ref].Quality) {
+		if !f.Cascade && f.Cost < res.Fixed[strong].Cost && (ref == strong || f.Quality > res.Fixed[ref].Quality) {
 			ref = m
 		}
 	}

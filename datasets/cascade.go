@@ -8,55 +8,16 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/routelab/routelab/decision"
 )
 
-// Cascade is an agreement cascade: ask every Agree model; when their
-// answers share one decision.AnswerKey, serve the first one's answer;
-// otherwise ask Escalate and serve its answer. It is the routing move the
-// gateway makes for a catalogue model with a cascade: block (the same
-// AnswerKey decides agreement there), and a table can carry it as one
-// more model (AddCascades) whose score and cost on each prompt are what
-// the cascade would have got: all Agree models' costs, plus Escalate's
-// when they disagree.
-type Cascade struct {
-	Agree    []string `json:"agree"`
-	Escalate string   `json:"escalate"`
-}
+// Cascade is decision.Cascade: the gateway's cascade models and the
+// benchmark tables' cascade columns are one definition.
+type Cascade = decision.Cascade
 
-// Name is the cascade's model name in a table: "cascade(A+B>C)".
-func (c Cascade) Name() string {
-	return "cascade(" + strings.Join(c.Agree, "+") + ">" + c.Escalate + ")"
-}
-
-// ParseCascade reads "A+B>C" (agree on A and B, else escalate to C), the
-// form of `routelab benchdata --cascade`. Model names may not hold '+' or
-// '>'.
-func ParseCascade(s string) (Cascade, error) {
-	ag, esc, ok := strings.Cut(s, ">")
-	if !ok || strings.Contains(esc, ">") {
-		return Cascade{}, fmt.Errorf("cascade %q: want AGREE+AGREE>ESCALATE (one '>')", s)
-	}
-	c := Cascade{Escalate: strings.TrimSpace(esc)}
-	for _, m := range strings.Split(ag, "+") {
-		c.Agree = append(c.Agree, strings.TrimSpace(m))
-	}
-	return c, c.validate()
-}
-
-func (c Cascade) validate() error {
-	if len(c.Agree) < 2 {
-		return fmt.Errorf("cascade %s: needs at least two models to agree", c.Name())
-	}
-	for i, m := range append(slices.Clone(c.Agree), c.Escalate) {
-		if m == "" {
-			return fmt.Errorf("cascade %s: empty model name", c.Name())
-		}
-		if slices.Contains(c.Agree[:min(i, len(c.Agree))], m) {
-			return fmt.Errorf("cascade %s: model %q twice", c.Name(), m)
-		}
-	}
-	return nil
-}
+// ParseCascade is decision.ParseCascade.
+func ParseCascade(s string) (Cascade, error) { return decision.ParseCascade(s) }
 
 // AutoCascade picks a cascade from t alone (call it on the training
 // table): the two models with the highest mean score among those whose
@@ -104,7 +65,7 @@ func (t *Table) AddCascades(cs []Cascade) error {
 	}
 	idx := make([][]int, len(cs))
 	for i, c := range cs {
-		if err := c.validate(); err != nil {
+		if err := c.Validate(); err != nil {
 			return err
 		}
 		if slices.Contains(t.Models, c.Name()) {

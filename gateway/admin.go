@@ -30,7 +30,11 @@ func (s *Server) modelList() []byte {
 		data = append(data, modelEntry{ID: a, Object: "model", Created: s.created, OwnedBy: "routelab"})
 	}
 	for _, m := range s.cfg.Models {
-		data = append(data, modelEntry{ID: m.ID, Object: "model", Created: s.created, OwnedBy: m.Provider})
+		owner := m.Provider
+		if m.Cascade != nil {
+			owner = "cascade"
+		}
+		data = append(data, modelEntry{ID: m.ID, Object: "model", Created: s.created, OwnedBy: owner})
 	}
 	b, _ := json.Marshal(struct { // plain strings always marshal
 		Object string       `json:"object"`

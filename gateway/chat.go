@@ -245,7 +245,7 @@ func (s *Server) chat(cctx context.Context, in *chatIn, out ChatSink) *caller {
 			o.TTFT = o.Latency
 		}
 		o.TokensIn, o.TokensOut = ar.res.Usage.PromptTokens, ar.res.Usage.CompletionTokens
-		o.Cost = (final.spec.PriceIn*float64(o.TokensIn) + final.spec.PriceOut*float64(o.TokensOut)) / 1000
+		o.Cost = final.cost(&ar.res)
 		o.Quality, o.QualityKnown = ar.res.Quality, ar.res.QualityKnown
 	} else {
 		o.Status = perr.Status

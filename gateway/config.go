@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -330,6 +331,13 @@ type ModelConfig struct {
 	LatencyMS float64 `yaml:"latency_ms"`
 	// Sim describes the model's behaviour on a sim provider.
 	Sim *SimModelConfig `yaml:"sim"`
+	// Cascade, instead of a provider, makes the model an agreement
+	// cascade over other catalogue models: ask every agree model at once;
+	// when their answers share one decision.AnswerKey, serve the first
+	// one's; otherwise ask escalate and serve its answer. Its cost is what
+	// was asked (each member priced by its own entry); price_in/price_out
+	// are then unused.
+	Cascade *decision.Cascade `yaml:"cascade"`
 }
 
 // SimModelConfig mirrors provider.SimModel.
@@ -576,6 +584,10 @@ func (c *Config) fillDefaults() {
 var (
 	hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@-]*$`)
+	// validModel also takes '+', '>' and parentheses, so a benchmark
+	// table's cascade column ("cascade(a+b>c)", datasets.Cascade) can be
+	// a catalogue id and a router trained on the table served as is.
+	validModel = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+>()-]*$`)
 )
 
 // Validate reports the first problem, naming its field path. Each config
@@ -816,8 +828,8 @@ func (c *Config) validateModels() error {
 	for i := range c.Models {
 		m := &c.Models[i]
 		path := fmt.Sprintf("models[%d]", i)
-		if !validName.MatchString(m.ID) {
-			return fmt.Errorf("%s.id: %q must be a non-empty name of letters, digits and ._:/@-", path, m.ID)
+		if !validModel.MatchString(m.ID) {
+			return fmt.Errorf("%s.id: %q must be a non-empty name of letters, digits and ._:/@-+>() starting with a letter or digit", path, m.ID)
 		}
 		if models[m.ID] {
 			return fmt.Errorf("%s.id: duplicate model %q", path, m.ID)
@@ -829,7 +841,11 @@ func (c *Config) validateModels() error {
 			}
 		}
 		p := provs[m.Provider]
-		if p == nil {
+		if m.Cascade != nil {
+			if err := c.validateCascade(path, m); err != nil {
+				return err
+			}
+		} else if p == nil {
 			return fmt.Errorf("%s.provider: %q is not a defined provider", path, m.Provider)
 		}
 		for _, f := range []struct {
@@ -846,8 +862,31 @@ func (c *Config) validateModels() error {
 		if m.ContextWindow < 0 {
 			return fmt.Errorf("%s.context_window: %d must be >= 0", path, m.ContextWindow)
 		}
-		if err := m.validateSim(path, p); err != nil {
-			return err
+		if m.Cascade == nil {
+			if err := m.validateSim(path, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validateCascade checks a cascade model: no provider of its own, members
+// that are catalogue models served by a provider (not cascades).
+func (c *Config) validateCascade(path string, m *ModelConfig) error {
+	if m.Provider != "" || m.Upstream != "" || m.Sim != nil {
+		return fmt.Errorf("%s: a cascade model has no provider, upstream or sim settings (its members do)", path)
+	}
+	if err := m.Cascade.Validate(); err != nil {
+		return fmt.Errorf("%s.cascade: %w", path, err)
+	}
+	for _, id := range append(slices.Clone(m.Cascade.Agree), m.Cascade.Escalate) {
+		i := slices.IndexFunc(c.Models, func(x ModelConfig) bool { return x.ID == id })
+		switch {
+		case i < 0:
+			return fmt.Errorf("%s.cascade: %q is not a model of the catalogue", path, id)
+		case c.Models[i].Cascade != nil:
+			return fmt.Errorf("%s.cascade: %q is itself a cascade; members must be provider models", path, id)
 		}
 	}
 	return nil

@@ -25,6 +25,7 @@ type metrics struct {
 	decisions   *prometheus.CounterVec
 	attempts    *prometheus.CounterVec
 	fallbacks   *prometheus.CounterVec
+	cascades    *prometheus.CounterVec
 	retries     prometheus.Counter
 	breaker     *prometheus.GaugeVec
 	health      *prometheus.GaugeVec
@@ -59,6 +60,9 @@ func newMetrics(stats SinkStats) *metrics {
 	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "routelab_fallbacks_total", Help: "Moves from a failed model to the next in its fallback group.",
 	}, []string{"from", "to"})
+	m.cascades = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "routelab_cascade_total", Help: "Requests served by a cascade model, by how: agreed (its agree models gave one answer), escalated, or failed.",
+	}, []string{"model", "outcome"})
 	m.retries = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "routelab_retries_total", Help: "Same-model retries (within the retry budget).",
 	})
@@ -81,7 +85,7 @@ func newMetrics(stats SinkStats) *metrics {
 	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "routelab_inflight_requests", Help: "Chat completion requests in flight.",
 	})
-	reg.MustRegister(m.requests, m.latency, m.ttft, m.success, m.decisions, m.attempts, m.fallbacks, m.retries,
+	reg.MustRegister(m.requests, m.latency, m.ttft, m.success, m.decisions, m.attempts, m.fallbacks, m.cascades, m.retries,
 		m.breaker, m.health, m.rateLimited, m.overhead, m.feedback, m.inflight,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if stats != nil {

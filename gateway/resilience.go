@@ -74,6 +74,9 @@ type arm struct {
 	breaker      *gobreaker.TwoStepCircuitBreaker[struct{}]
 	group        *group // nil: no fallbacks
 	chain        []*arm // this arm, then the rest of its group in order
+	// members are a cascade model's agree and escalate models (nil for a
+	// provider's model): the cascade is available while they all are.
+	members []*arm
 
 	// condOut is set while a profile condition holds (condition loop).
 	condOut atomic.Bool
@@ -148,10 +151,16 @@ func (g *group) fallsBackOn(e *provider.Error) bool {
 }
 
 // available reports whether a is worth calling now: breaker not open,
-// provider not down, no profile condition holding.
+// provider not down, no profile condition holding (for a cascade: for it
+// and for every member).
 func (a *arm) available() bool {
 	if a.up.down.Load() || a.condOut.Load() {
 		return false
+	}
+	for _, m := range a.members {
+		if !m.available() {
+			return false
+		}
 	}
 	// Only a tripped breaker needs asking: State moves it from open to
 	// half-open once its timeout has passed.

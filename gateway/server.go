@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -225,6 +226,16 @@ func New(o Opts) (*Server, error) {
 		s.armList = append(s.armList, a)
 		cat = append(cat, decision.Arm{ID: mc.ID, Provider: mc.Provider, PriceIn: mc.PriceIn, PriceOut: mc.PriceOut,
 			ContextWindow: mc.ContextWindow, Quality: mc.Quality, LatencyMS: mc.LatencyMS})
+	}
+	// Cascade models call other catalogue models: built once all arms are.
+	for _, mc := range c.Models {
+		if mc.Cascade == nil {
+			continue
+		}
+		a := s.arms[mc.ID]
+		cp, timeout := s.newCascade(mc.ID, mc.Cascade)
+		a.up = &upstream{name: "cascade", p: cp, timeout: timeout}
+		a.members = append(slices.Clone(cp.agree), cp.esc)
 	}
 	for _, fc := range c.Fallbacks {
 		g := &group{name: fc.Name}

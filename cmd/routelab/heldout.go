@@ -845,8 +845,11 @@ func saveRouter(fl benchdataFlags, ts policy.TextSpec) error {
 	if err != nil {
 		return fmt.Errorf("--save-budget: %w", err)
 	}
-	train, _, err := loadHeldout(fl, fl.seed)
+	train, test, err := loadHeldout(fl, fl.seed)
 	if err != nil {
+		return err
+	}
+	if err := addCascades(fl.cascades, train, test); err != nil {
 		return err
 	}
 	p, spec, err := datasets.FitRouter(train, ts, ho.saveLearner, policy.LinearRouterOpts{Lambda: ho.saveLambda, Budget: budget}, fl.seed)

@@ -69,6 +69,12 @@ type Result struct {
 	ChunkID    string
 	ChunkModel string
 	Created    int64
+	// Cost, when CostKnown, is what the answer cost in US dollars, set by a
+	// provider that prices its own answer (a cascade model: what its
+	// members cost, each at its own price); otherwise the gateway prices
+	// Usage at the model's price_in/price_out.
+	Cost      float64
+	CostKnown bool
 	// Quality is a judged answer quality in [0,1], valid when QualityKnown;
 	// only the simulated provider knows it at answer time.
 	Quality      float64

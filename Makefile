@@ -102,6 +102,7 @@ reports: build
 	done
 	bash scripts/routerbench-report.sh
 	bash scripts/routerbench-heldout-report.sh
+	bash scripts/routerbench-cascade-report.sh
 	bash scripts/routellm-heldout-report.sh
 
 # The held-out benchmark reports (single-threaded, 2–4 minutes each) are
@@ -110,6 +111,7 @@ check-reports: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
 	bash scripts/routerbench-heldout-report.sh --check & rb=$$!; \
 	bash scripts/routellm-heldout-report.sh --check & rl=$$!; \
+	bash scripts/routerbench-cascade-report.sh --check & rc=$$!; \
 	for r in $(REPORTS); do \
 		n=$$(basename $$r); \
 		if ! ./$(BIN) experiment --spec $$r.yaml --out $$tmp/$$n >/dev/null; then \
@@ -120,6 +122,7 @@ check-reports: build
 	bash scripts/routerbench-report.sh --check || status=1; \
 	wait $$rb || status=1; \
 	wait $$rl || status=1; \
+	wait $$rc || status=1; \
 	exit $$status
 
 # Executes notebooks/*.ipynb headlessly with the GoNB kernel and writes their

@@ -10,7 +10,9 @@
 //
 // A Table keeps scores, costs, the task, an estimate of the prompt's
 // size and the prompt text (for text features); response texts are read
-// one record at a time and dropped. Malformed input is a *ParseError naming
+// one record at a time and kept only as a hash of their
+// decision.AnswerKey, so that Table.AddCascades can add agreement
+// cascades (decision.Cascade, the gateway's cascade models) as columns. Malformed input is a *ParseError naming
 // file, line and column.
 //
 // Because every model's outcome is known for every prompt, the evaluation

@@ -29,6 +29,11 @@
 // chain, metrics) and reads prices from the core's catalogue arm. A forced
 // model outside the tenant's allowlist is answered 404 model_not_found;
 // any other rule rejection 503 no_model_available, naming the rule.
+// A cascade model (decision.Cascade, cascade.go) is an arm whose upstream
+// is the cascade itself: it asks its agree members at once through their
+// own breakers and limits, compares their answers with
+// decision.AnswerKey, escalates on disagreement and prices the answer at
+// what was asked (provider.Result.Cost).
 // Breakers count only the model's own failures: client errors, clients
 // leaving and local queue limits are excluded.
 //

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -127,18 +128,24 @@ type banditRun struct {
 
 // heldoutSummary aggregates the runs over seeds.
 type heldoutSummary struct {
-	Table    string           `json:"table"`
-	Models   []string         `json:"models"`
-	Strong   string           `json:"strongest_model"`
-	Ref      string           `json:"reference_model"`
-	Seeds    []uint64         `json:"seeds"`
+	Table  string   `json:"table"`
+	Models []string `json:"models"`
+	Strong string   `json:"strongest_model"`
+	Ref    string   `json:"reference_model"`
+	Seeds  []uint64 `json:"seeds"`
+	// Cascades are the cascades (--cascade) each seed's table carried, by
+	// seed: "auto" may choose differently on each seed's training part.
+	Cascades [][]string       `json:"cascades_per_seed,omitempty"`
 	Runs     []heldoutRun     `json:"runs"`
 	Learners []learnerSummary `json:"learners"`
 	Fixed    []fixedSummary   `json:"fixed"`
 	Hull     ival             `json:"fixed_hull_aiq"`
 	// BudgetLimit is the budget routers' limit as a share of the
 	// strongest test model's mean cost (fitted on the training part).
-	BudgetLimit ival            `json:"budget_router_limit_share,omitzero"`
+	BudgetLimit ival `json:"budget_router_limit_share,omitzero"`
+	// BudgetShare is --budget-share: the limit as a share of the
+	// strongest model's mean cost on the training part.
+	BudgetShare float64         `json:"budget_router_share,omitempty"`
 	BudgetEta   float64         `json:"budget_router_eta,omitempty"`
 	Bandits     []banditSummary `json:"bandits,omitempty"`
 	Logged      []banditSummary `json:"logged,omitempty"`
@@ -340,11 +347,16 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 			return err
 		}
 		sum.Seeds = append(sum.Seeds, seed)
+		if n := len(train.Cascades); n > 0 {
+			sum.Cascades = append(sum.Cascades, train.Models[len(train.Models)-n:])
+		}
 		sum.Runs = append(sum.Runs, run)
 	}
 	summarise(sum)
 	summariseLogged(sum)
+	nameCascades(sum)
 	if sum.BudgetLimit.N > 0 {
+		sum.BudgetShare = ho.budgetShare
 		sum.BudgetEta = ho.budgetEta
 		if sum.BudgetEta == 0 {
 			sum.BudgetEta = policy.DefaultBudgetEta
@@ -559,10 +571,40 @@ func ci(iv ival, scale float64, prec int) string {
 	return fmt.Sprintf("%.*f ± %.*f", prec, m*scale, prec, iv.HalfWidth()*scale)
 }
 
+// nameCascades renames, in the summary's models and fixed rows, a
+// cascade that is not the same on every seed ("auto" chose differently):
+// its averaged row then stands for "cascade N (auto)"; the choices are in
+// Cascades.
+func nameCascades(sum *heldoutSummary) {
+	if len(sum.Cascades) == 0 {
+		return
+	}
+	real := len(sum.Models) - len(sum.Cascades[0])
+	sum.Models = slices.Clone(sum.Models)
+	for j := range sum.Cascades[0] {
+		for _, cs := range sum.Cascades[1:] {
+			if cs[j] != sum.Cascades[0][j] {
+				name := fmt.Sprintf("cascade %d (chosen per seed)", j+1)
+				sum.Models[real+j] = name
+				if real+j < len(sum.Fixed) {
+					sum.Fixed[real+j].Model = name
+				}
+				break
+			}
+		}
+	}
+}
+
 func writeHeldoutText(out io.Writer, sum *heldoutSummary) error {
 	r0 := sum.Runs[0].Result
 	fmt.Fprintf(out, "held-out: %s, %d training and %d test rows, seeds %v; strongest model %s, reference cheap model %s\n\n",
 		sum.Table, r0.TrainRows, r0.TestRows, sum.Seeds, sum.Strong, sum.Ref)
+	for i, cs := range sum.Cascades {
+		fmt.Fprintf(out, "seed %d: cascades %s\n", sum.Seeds[i], strings.Join(cs, ", "))
+	}
+	if len(sum.Cascades) > 0 {
+		fmt.Fprintln(out)
+	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "learner\tAIQ\tAPGR\tCPT 50%\tCPT 80%\tCPT 90%\tCPT 95%\tquality @≤25% cost\tgain @ ref cost\tstrong calls @50% PGR\t")
 	for _, l := range sum.Learners {
@@ -626,8 +668,8 @@ func writeBudgetTable(out io.Writer, sum *heldoutSummary) error {
 	if sum.BudgetLimit.N == 0 {
 		return nil
 	}
-	fmt.Fprintf(out, "\nbudget router: test prompts streamed in a seeded random order, each routed to argmax predicted score − price·predicted cost; the dual price (eta %g) follows the realised cost of every routed prompt, warmed up by the same stream over the training part (in-sample predictions, recorded costs); limit %s%% of %s's mean cost per prompt (25%% of its mean cost on the training part). Beside it, read off the λ curve at 25%% of its test cost: step = best single λ point at or below it; hull = randomising between the two λ points around it (a randomised router).\n\n",
-		sum.BudgetEta, ci(sum.BudgetLimit, 100, 1), sum.Strong)
+	fmt.Fprintf(out, "\nbudget router: test prompts streamed in a seeded random order, each routed to argmax predicted score − price·predicted cost; the dual price (eta %g) follows the realised cost of every routed prompt, warmed up by the same stream over the training part (in-sample predictions, recorded costs); limit %s%% of %s's mean cost per prompt (%g%% of its mean cost on the training part). Beside it, read off the λ curve at 25%% of its test cost: step = best single λ point at or below it; hull = randomising between the two λ points around it (a randomised router).\n\n",
+		sum.BudgetEta, ci(sum.BudgetLimit, 100, 1), sum.Strong, 100*sum.BudgetShare)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "learner\tbudget router quality\trealised cost\tover limit (mean; worst seed)\tvs task-mean (paired)\tstep quality\thull quality (randomised)\t")
 	for _, l := range sum.Learners {

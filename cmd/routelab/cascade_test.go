@@ -147,3 +147,33 @@ policy: {file: ` + art + `}
 		assert.Equal(t, c.answer, v.Choices[0].Message.Content, c.prompt)
 	}
 }
+
+// TestSimDatasetCascade: sim --dataset --cascade runs the cascade as one
+// more arm; the best single model is a model, never the cascade.
+func TestSimDatasetCascade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "b.csv")
+	writeCascadeBench(t, path, 60, 0)
+	var out bytes.Buffer
+	require.NoError(t, runSim(context.Background(), simFlags{dataset: "routerbench:" + path, policy: "linucb", seed: 1, json: true,
+		cascades: []string{"c1+c2>dear"}}, nil, &out))
+	var got struct {
+		Shares map[string]float64 `json:"arm_shares"`
+		Best   string             `json:"best_single_model"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got))
+	assert.Contains(t, got.Shares, "cascade(c1+c2>dear)")
+	assert.Equal(t, "dear", got.Best)
+
+	// On this table the cascade's mean score (0.875) beats every model's
+	// (c: 0.75); the best single model is still c.
+	out.Reset()
+	require.NoError(t, runSim(context.Background(), simFlags{dataset: "routerbench:../../datasets/testdata/routerbench_cascade.csv", policy: "random", seed: 1, json: true,
+		cascades: []string{"a+b>c"}}, nil, &out))
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got))
+	assert.Equal(t, "c", got.Best, "a cascade is not a single model")
+
+	err := runSim(context.Background(), simFlags{scenario: "steady", policy: "random", cascades: []string{"auto"}}, nil, &out)
+	assert.ErrorContains(t, err, "only with --dataset")
+	err = runSim(context.Background(), simFlags{dataset: "routerbench:" + path, policy: "random", cascades: []string{"c1+zz>dear"}}, nil, &out)
+	assert.ErrorContains(t, err, `model "zz" is not one of`)
+}

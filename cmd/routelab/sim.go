@@ -39,6 +39,8 @@ type simFlags struct {
 	fixedArms bool
 	// dataset runs a benchmark table instead of a scenario (simdataset.go).
 	dataset string
+	// cascades are --cascade's specs, for --dataset (as benchdata's).
+	cascades []string
 	// budget is a spend budget (policy.ParseBudget) set on the policy.
 	budget string
 }
@@ -104,6 +106,7 @@ must be the scenario's. --save-policy writes the policy after the run.`,
 	f.BoolVar(&fl.appendTo, "append", false, "with --log, add to a directory that already holds decision-log files")
 	f.StringVar(&fl.budget, "budget", "", "a spend `BUDGET` the policy enforces per tenant on observed spend (linear-router): USD per request, or per_request=USD,window=1h,limit=USD,eta=E; replaces the scenario's budget: block")
 	f.StringVar(&fl.dataset, "dataset", "", "run a benchmark table as the environment instead of --scenario: routerbench:PATH or routellm:PATH (see simdataset.go / docs/text-routing.md)")
+	f.StringArrayVar(&fl.cascades, "cascade", nil, "with --dataset: add an agreement cascade `A+B>C` (or \"auto\") as one more arm, as benchdata --cascade does; repeatable")
 	return cmd
 }
 
@@ -118,6 +121,9 @@ func runSim(ctx context.Context, fl simFlags, sink route.Sink, out io.Writer) er
 	}
 	if fl.dataset != "" {
 		return runSimDataset(ctx, fl, out)
+	}
+	if len(fl.cascades) > 0 {
+		return errors.New("--cascade: only with --dataset (a scenario's simulated providers give no answers to compare)")
 	}
 	sc, err := sim.LoadScenario(fl.scenario)
 	if err != nil {

@@ -61,6 +61,9 @@ func runSimDataset(ctx context.Context, fl simFlags, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--dataset: %w", err)
 	}
+	if err := addCascades(fl.cascades, tb); err != nil {
+		return err
+	}
 	var p policy.Policy
 	encSpec, rw := tb.EncoderSpec(), decision.Reward{}
 	if fl.policyFile != "" {
@@ -126,8 +129,9 @@ func runSimDataset(ctx context.Context, fl simFlags, out io.Writer) error {
 	for _, s := range r.Shares {
 		v.ArmShares[s.Model] = s.Share
 	}
+	// Single models only: a cascade (--cascade) is not one.
 	best, cheap := 0, 0
-	for m, f := range r.Fixed {
+	for m, f := range r.Fixed[:len(r.Fixed)-len(tb.Cascades)] {
 		if f.MeanScore > r.Fixed[best].MeanScore {
 			best = m
 		}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/routelab/routelab/decision"
 	"github.com/routelab/routelab/gateway/provider"
 )
@@ -26,7 +28,7 @@ type cascade struct {
 	id                        string
 	agree                     []*arm
 	esc                       *arm
-	agreed, escalated, failed interface{ Inc() }
+	agreed, escalated, failed prometheus.Counter
 }
 
 var _ provider.Provider = (*cascade)(nil)
@@ -161,8 +163,8 @@ func served(total provider.Result, r *provider.Result) provider.Result {
 	return total
 }
 
-// cost is what an answer of a cost: its own figure when the provider
-// priced it, else its usage at the model's prices.
+// cost is what answer r of a cost: the provider's own figure when it
+// priced the answer (a cascade), else r's usage at a's prices.
 func (a *arm) cost(r *provider.Result) float64 {
 	if r.CostKnown {
 		return r.Cost

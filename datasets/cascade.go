@@ -68,13 +68,17 @@ func (t *Table) AddCascades(cs []Cascade) error {
 		if err := c.Validate(); err != nil {
 			return err
 		}
-		if slices.Contains(t.Models, c.Name()) {
+		if slices.Contains(t.Models, c.Name()) || slices.ContainsFunc(cs[:i], func(o Cascade) bool { return o.Name() == c.Name() }) {
 			return fmt.Errorf("cascade %s: already a model of %s", c.Name(), t.Name)
 		}
+		single := len(t.Models) - len(t.Cascades)
 		for _, m := range append(slices.Clone(c.Agree), c.Escalate) {
 			j := slices.Index(t.Models, m)
-			if j < 0 {
-				return fmt.Errorf("cascade %s: model %q is not one of %s's models %v", c.Name(), m, t.Name, t.Models)
+			switch {
+			case j < 0:
+				return fmt.Errorf("cascade %s: model %q is not one of %s's models %v", c.Name(), m, t.Name, t.Models[:single])
+			case j >= single:
+				return fmt.Errorf("cascade %s: %q is itself a cascade; members must be single models (as in the gateway)", c.Name(), m)
 			}
 			idx[i] = append(idx[i], j)
 		}

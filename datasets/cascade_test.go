@@ -37,6 +37,9 @@ func TestAddCascades(t *testing.T) {
 
 	assert.ErrorContains(t, tb.AddCascades([]Cascade{c}), "already a model")
 	assert.ErrorContains(t, tb.AddCascades([]Cascade{{Agree: []string{"a", "x"}, Escalate: "c"}}), `model "x" is not one of`)
+	assert.ErrorContains(t, tb.AddCascades([]Cascade{{Agree: []string{"a", c.Name()}, Escalate: "c"}}), "is itself a cascade")
+	d := Cascade{Agree: []string{"b", "a"}, Escalate: "c"}
+	assert.ErrorContains(t, tb.AddCascades([]Cascade{d, d}), "already a model", "the same cascade twice in one call")
 	assert.Len(t, tb.Models, 4, "a failed AddCascades changes nothing")
 
 	noResp, err := LoadRouterBench("testdata/routerbench_b.csv")

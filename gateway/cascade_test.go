@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/routelab/routelab/policy"
 )
 
 // answerUpstream is an OpenAI-format upstream whose answer depends on the
@@ -177,4 +182,27 @@ models:
 	_, err := ParseConfig([]byte(base + "  - {id: x, cascade: {agree: [a, b], escalate: c}}\n  - {id: y, cascade: {agree: [x, b], escalate: c}}\n"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"x" is itself a cascade`)
+}
+
+// TestExampleConfigsValidate: every example gateway config parses and
+// validates (examples/gateway/cascade.yaml among them), and the cascade
+// example builds a server whose catalogue lists the cascade.
+func TestExampleConfigsValidate(t *testing.T) {
+	files, err := filepath.Glob("../examples/gateway/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		_, err = ParseConfig(b)
+		assert.NoError(t, err, f)
+	}
+	b, err := os.ReadFile("../examples/gateway/cascade.yaml")
+	require.NoError(t, err)
+	cfg, err := ParseConfig(b)
+	require.NoError(t, err)
+	cfg.Log.Dir = ""
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	assert.Contains(t, string(srv.models), `"id":"vote"`)
 }

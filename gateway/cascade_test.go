@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
@@ -30,6 +32,10 @@ type answerUpstream struct {
 	mu    sync.Mutex
 	calls map[string]int
 	fail  map[string]bool
+	// hang makes every call wait for its client to go away; gone counts
+	// the calls that saw it.
+	hang bool
+	gone int
 }
 
 func newAnswerUpstream(t *testing.T) *answerUpstream {
@@ -48,8 +54,18 @@ func newAnswerUpstream(t *testing.T) *answerUpstream {
 		}
 		u.mu.Lock()
 		u.calls[body.Model]++
-		fail := u.fail[body.Model]
+		fail, hang := u.fail[body.Model], u.hang
 		u.mu.Unlock()
+		if hang {
+			select {
+			case <-r.Context().Done():
+				u.mu.Lock()
+				u.gone++
+				u.mu.Unlock()
+			case <-time.After(10 * time.Second):
+			}
+			return
+		}
 		if fail {
 			http.Error(w, `{"error":{"message":"boom"}}`, 500)
 			return
@@ -205,4 +221,37 @@ func TestExampleConfigsValidate(t *testing.T) {
 	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	assert.Contains(t, string(srv.models), `"id":"vote"`)
+}
+
+// TestCascadeClientAbort: a client that gives up while the cascade's
+// members are still answering cancels both member calls at once, the
+// request leaves the in-flight gauge, and the cascade counts it failed.
+func TestCascadeClientAbort(t *testing.T) {
+	up := newAnswerUpstream(t)
+	up.hang = true
+	gw := startGateway(t, `
+providers: [{name: up, type: openai, base_url: "`+up.srv.URL+`", health_check: false}]
+models:
+  - {id: a, provider: up}
+  - {id: b, provider: up}
+  - {id: c, provider: up}
+  - {id: cas, cascade: {agree: [a, b], escalate: c}}
+log: {dir: ""}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gw.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"cas","messages":[{"role":"user","content":"hi"}]}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	_, err = http.DefaultClient.Do(req)
+	require.Error(t, err, "the client gave up")
+	require.Eventually(t, func() bool {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		return up.gone == 2
+	}, 5*time.Second, 5*time.Millisecond, "both member calls cancelled")
+	require.Eventually(t, func() bool { return testutil.ToFloat64(gw.srv.m.inflight) == 0 }, 5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, 0, up.count("c"), "no escalation for a client that is gone")
+	assert.Equal(t, 1.0, testutil.ToFloat64(gw.srv.m.cascades.WithLabelValues("cas", "failed")))
 }

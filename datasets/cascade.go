@@ -25,8 +25,8 @@ func ParseCascade(s string) (Cascade, error) { return decision.ParseCascade(s) }
 // and the strongest model (highest mean score) is escalated to. It is an
 // error when fewer than two models are that cheap.
 func AutoCascade(t *Table) (Cascade, error) {
-	real := len(t.Models) - len(t.Cascades)
-	fixed := fixedMeans(t)[:real]
+	single := len(t.Models) - len(t.Cascades)
+	fixed := fixedMeans(t)[:single]
 	strong, _ := Strongest(fixed)
 	var cheap []int
 	for m, f := range fixed {

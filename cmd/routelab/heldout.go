@@ -573,21 +573,21 @@ func ci(iv ival, scale float64, prec int) string {
 
 // nameCascades renames, in the summary's models and fixed rows, a
 // cascade that is not the same on every seed ("auto" chose differently):
-// its averaged row then stands for "cascade N (auto)"; the choices are in
-// Cascades.
+// its averaged row then stands for "cascade N (chosen per seed)"; the
+// choices are in Cascades.
 func nameCascades(sum *heldoutSummary) {
 	if len(sum.Cascades) == 0 {
 		return
 	}
-	real := len(sum.Models) - len(sum.Cascades[0])
+	single := len(sum.Models) - len(sum.Cascades[0])
 	sum.Models = slices.Clone(sum.Models)
 	for j := range sum.Cascades[0] {
 		for _, cs := range sum.Cascades[1:] {
 			if cs[j] != sum.Cascades[0][j] {
 				name := fmt.Sprintf("cascade %d (chosen per seed)", j+1)
-				sum.Models[real+j] = name
-				if real+j < len(sum.Fixed) {
-					sum.Fixed[real+j].Model = name
+				sum.Models[single+j] = name
+				if single+j < len(sum.Fixed) {
+					sum.Fixed[single+j].Model = name
 				}
 				break
 			}

@@ -40,7 +40,11 @@ func AnswerKey(answer string) string {
 		}
 		b.WriteRune(unicode.ToLower(r))
 	}
-	return strings.TrimRight(b.String(), ".")
+	k := strings.TrimRight(b.String(), ".")
+	if k == "text:" {
+		return "" // only full stops: no answer
+	}
+	return k
 }
 
 // Agree reports whether two answers are the same by AnswerKey. Blank

@@ -23,6 +23,7 @@ func TestAnswerKey(t *testing.T) {
 		{"", ""},
 		{" \n\t", ""},
 		{"(", "text:("},
+		{"...", ""},
 	} {
 		assert.Equal(t, c.want, AnswerKey(c.in), "AnswerKey(%q)", c.in)
 	}

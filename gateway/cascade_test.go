@@ -255,3 +255,33 @@ log: {dir: ""}
 	assert.Equal(t, 0, up.count("c"), "no escalation for a client that is gone")
 	assert.Equal(t, 1.0, testutil.ToFloat64(gw.srv.m.cascades.WithLabelValues("cas", "failed")))
 }
+
+// TestCascadeCatalogueTerms: a cascade without prices is priced in the
+// catalogue at all its members' prices summed (what weighted and other
+// pricing policies see; never free), its context window is its smallest
+// member's, and prices or a window it sets itself are kept.
+func TestCascadeCatalogueTerms(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+providers: [{name: up, type: openai, base_url: "http://127.0.0.1:1"}]
+models:
+  - {id: a, provider: up, price_in: 0.001, price_out: 0.002, context_window: 8000}
+  - {id: b, provider: up, price_in: 0.01, price_out: 0.02}
+  - {id: c, provider: up, price_in: 0.1, price_out: 0.2, context_window: 128000}
+  - {id: cas, cascade: {agree: [a, b], escalate: c}}
+  - {id: own, price_in: 0.05, price_out: 0.06, context_window: 4000, cascade: {agree: [a, b], escalate: c}}
+log: {dir: ""}
+`))
+	require.NoError(t, err)
+	in, out, w := cfg.catalogueTerms(&cfg.Models[3])
+	assert.InDelta(t, 0.111, in, 1e-12)
+	assert.InDelta(t, 0.222, out, 1e-12)
+	assert.Equal(t, 8000, w)
+	in, out, w = cfg.catalogueTerms(&cfg.Models[4])
+	assert.Equal(t, []any{0.05, 0.06, 4000}, []any{in, out, w})
+	srv, err := New(Opts{Config: cfg, Registry: policy.NewBuiltinRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	arm := srv.core.Arm("cas")
+	require.NotNil(t, arm)
+	assert.InDelta(t, 0.111, arm.PriceIn, 1e-12, "the core's catalogue uses them")
+	assert.Equal(t, 8000, arm.ContextWindow)
+}

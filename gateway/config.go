@@ -334,9 +334,11 @@ type ModelConfig struct {
 	// Cascade, instead of a provider, makes the model an agreement
 	// cascade over other catalogue models: ask every agree model at once;
 	// when their answers share one decision.AnswerKey, serve the first
-	// one's; otherwise ask escalate and serve its answer. Its cost is what
-	// was asked (each member priced by its own entry); price_in/price_out
-	// are then unused.
+	// one's; otherwise ask escalate and serve its answer. Its logged cost
+	// is what was asked (each member priced by its own entry); its
+	// price_in/price_out are only the catalogue's expected price (default:
+	// all members' summed) and its context_window defaults to the
+	// smallest of its members' (catalogueTerms).
 	Cascade *decision.Cascade `yaml:"cascade"`
 }
 
@@ -890,6 +892,41 @@ func (c *Config) validateCascade(path string, m *ModelConfig) error {
 		}
 	}
 	return nil
+}
+
+// catalogueTerms are the prices and context window of m's catalogue arm:
+// m's own, except for a cascade without them: its prices default to the
+// sum of all its members' (the most it can cost; a policy that prices arms
+// before calling them, such as weighted, must not see a cascade as free)
+// and its context window to the smallest of its members' (every member
+// must hold the prompt). The cost logged for a cascade is always what was
+// asked.
+func (c *Config) catalogueTerms(m *ModelConfig) (priceIn, priceOut float64, window int) {
+	priceIn, priceOut, window = m.PriceIn, m.PriceOut, m.ContextWindow
+	if m.Cascade == nil {
+		return priceIn, priceOut, window
+	}
+	var sumIn, sumOut float64
+	minWindow := 0
+	for _, id := range append(slices.Clone(m.Cascade.Agree), m.Cascade.Escalate) {
+		i := slices.IndexFunc(c.Models, func(x ModelConfig) bool { return x.ID == id })
+		if i < 0 {
+			continue // validated: not reached
+		}
+		mm := &c.Models[i]
+		sumIn += mm.PriceIn
+		sumOut += mm.PriceOut
+		if w := mm.ContextWindow; w > 0 && (minWindow == 0 || w < minWindow) {
+			minWindow = w
+		}
+	}
+	if priceIn == 0 && priceOut == 0 {
+		priceIn, priceOut = sumIn, sumOut
+	}
+	if window == 0 {
+		window = minWindow
+	}
+	return priceIn, priceOut, window
 }
 
 // validateSim checks a model's sim settings, which only models on a sim

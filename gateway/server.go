@@ -224,8 +224,9 @@ func New(o Opts) (*Server, error) {
 		a.chain = []*arm{a}
 		s.arms[mc.ID] = a
 		s.armList = append(s.armList, a)
-		cat = append(cat, decision.Arm{ID: mc.ID, Provider: mc.Provider, PriceIn: mc.PriceIn, PriceOut: mc.PriceOut,
-			ContextWindow: mc.ContextWindow, Quality: mc.Quality, LatencyMS: mc.LatencyMS})
+		priceIn, priceOut, window := c.catalogueTerms(&mc)
+		cat = append(cat, decision.Arm{ID: mc.ID, Provider: mc.Provider, PriceIn: priceIn, PriceOut: priceOut,
+			ContextWindow: window, Quality: mc.Quality, LatencyMS: mc.LatencyMS})
 	}
 	// Cascade models call other catalogue models: built once all arms are.
 	for _, mc := range c.Models {

@@ -140,14 +140,16 @@ func TestCascadeOnRouterBench(t *testing.T) {
 // TestCascadeBudgetRouter checks the cascade report's headline on seeds
 // 1–5 (a fraction of a second: task-mean needs no text features): with the
 // auto cascade (chosen on each training part) among the choices, routing
-// by task alone under a budget of 22.5% of gpt-4's training cost reaches
-// at least 95% of gpt-4's test score on the mean over seeds (report:
-// 95.8 ± 0.8%), at most 25% of its test cost on every seed (report:
-// 22.7–22.8%), and no seed below 94.5% (report: 95.0–96.6%).
+// by task alone under a limit calibrated on the training part's
+// validation rows to spend at most 25% of gpt-4's cost there reaches at
+// least 95% of gpt-4's test score and at most 25% of its test cost on the
+// mean over seeds; single seeds may overshoot the cost a little (report:
+// 23.3–25.3%), none by more than a point, and none falls below 94.5% of
+// the score.
 func TestCascadeBudgetRouter(t *testing.T) {
 	tb, err := LoadRouterBench(sharedData(t, "routerbench"))
 	require.NoError(t, err)
-	var mean float64
+	var meanQ, meanC float64
 	for seed := uint64(1); seed <= 5; seed++ {
 		train, test, err := tb.Split(0.7, seed)
 		require.NoError(t, err)
@@ -155,16 +157,21 @@ func TestCascadeBudgetRouter(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, train.AddCascades([]Cascade{c}))
 		require.NoError(t, test.AddCascades([]Cascade{c}))
-		res, err := HeldOut(context.Background(), train, test, HeldOutOpts{Learners: []string{"task-mean"}, Seed: seed, Budget: 0.225})
+		res, err := HeldOut(context.Background(), train, test, HeldOutOpts{Learners: []string{"task-mean"}, Seed: seed, BudgetTarget: 0.25})
 		require.NoError(t, err)
 		strong, _ := Strongest(res.Fixed)
 		require.Equal(t, "gpt-4-1106-preview", res.Models[strong], "the reference is a model, not the cascade")
-		b := res.Curves[0].Budget
+		lc := res.Curves[0]
+		b := lc.Budget
 		q, cost := b.Quality/res.Fixed[strong].Quality, b.Cost/res.Fixed[strong].Cost
-		t.Logf("seed %d %s: %.4f of gpt-4's score at %.4f of its cost", seed, c.Name(), q, cost)
-		assert.LessOrEqual(t, cost, 0.25, "seed %d: cost share", seed)
+		t.Logf("seed %d %s: %.4f of gpt-4's score at %.4f of its cost (limit %.4f, validation spend %.4f)", seed, c.Name(), q, cost,
+			b.LimitUSD/res.Fixed[strong].Cost, lc.BudgetValidationCost)
+		assert.LessOrEqual(t, lc.BudgetValidationCost, 0.25, "seed %d: calibrated within the target on validation", seed)
+		assert.LessOrEqual(t, cost, 0.26, "seed %d: cost share", seed)
 		assert.GreaterOrEqual(t, q, 0.945, "seed %d: quality share", seed)
-		mean += q / 5
+		meanQ += q / 5
+		meanC += cost / 5
 	}
-	assert.GreaterOrEqual(t, mean, 0.95, "mean quality share over seeds")
+	assert.GreaterOrEqual(t, meanQ, 0.95, "mean quality share over seeds")
+	assert.LessOrEqual(t, meanC, 0.25, "mean cost share over seeds")
 }

@@ -41,6 +41,14 @@ type HeldOutOpts struct {
 	// BudgetEta is the budget router's dual step (0 means
 	// policy.DefaultBudgetEta).
 	BudgetEta float64
+	// BudgetTarget, when > 0, replaces Budget by a limit calibrated per
+	// learner on the validation part of the training table: the largest
+	// share of the strongest model's cost (in steps of 1% of the target,
+	// down to 60% of it) whose budget router, fitted on the rest of the
+	// training table, spends on the validation part no more than
+	// BudgetTarget of the strongest model's mean cost there (averaged over
+	// budgetCalibOrders stream orders). No test row is used.
+	BudgetTarget float64
 }
 
 // DefaultLambdas sweep the willingness to pay from 0 (quality only) and 1
@@ -78,6 +86,10 @@ type LearnerCurve struct {
 	Choices [][]int `json:"-"`
 	// Budget is the learner's budget router streamed over the test rows.
 	Budget *BudgetRun `json:"budget_router,omitempty"`
+	// BudgetValidationCost is, with HeldOutOpts.BudgetTarget, the
+	// calibrated router's mean cost on the validation part as a share of
+	// the strongest model's mean cost there.
+	BudgetValidationCost float64 `json:"budget_validation_cost_share,omitempty"`
 }
 
 // HeldOutResult is the held-out evaluation of every learner on one
@@ -92,7 +104,9 @@ type HeldOutResult struct {
 	Curves    []LearnerCurve     `json:"curves"`
 	Lambdas   []float64          `json:"lambdas"`
 	// BudgetUSD is the budget routers' limit in US dollars per prompt
-	// (HeldOutOpts.Budget of the strongest training model's mean cost).
+	// (HeldOutOpts.Budget of the strongest training model's mean cost);
+	// with HeldOutOpts.BudgetTarget, that target's, and each learner's
+	// enforced limit is its BudgetRun.LimitUSD.
 	BudgetUSD float64 `json:"budget_usd,omitempty"`
 	// Test is the test table (for choice export).
 	Test *Table `json:"-"`
@@ -168,6 +182,10 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 	res.BudgetUSD = budget.PerRequest
 	Xfit, Xval, Xtrain, Xtest := encodeRows(fit, enc), encodeRows(val, enc), encodeRows(train, enc), encodeRows(test, enc)
 	cost := fitCost(train)
+	var costFit *costModel
+	if o.BudgetTarget > 0 {
+		costFit = fitCost(fit)
+	}
 	dim := enc.Dim()
 	for _, name := range learners {
 		if err := ctx.Err(); err != nil {
@@ -186,23 +204,34 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 			return nil, err
 		}
 		lc := LearnerCurve{Learner: name, ValidationMSE: bestMSE, Hyper: bestH.String()}
-		Q := make([]float64, len(test.Rows)*k)
-		C := make([]float64, len(test.Rows)*k)
-		for r, x := range Xtest {
-			p.predict(x, test.Rows[r].Task, Q[r*k:(r+1)*k])
-			cost.predict(&test.Rows[r], C[r*k:(r+1)*k])
-		}
+		Q, C := predictRows(p, cost, test, Xtest)
 		lc.Points, lc.Choices = sweep(test, Q, C, lambdas)
 		if budget.Active() {
-			Qtr := make([]float64, len(train.Rows)*k)
-			Ctr := make([]float64, len(train.Rows)*k)
-			for r, x := range Xtrain {
-				p.predict(x, train.Rows[r].Task, Qtr[r*k:(r+1)*k])
-				cost.predict(&train.Rows[r], Ctr[r*k:(r+1)*k])
+			b := budget
+			if o.BudgetTarget > 0 {
+				// The limit is calibrated on the validation part, by the
+				// learner fitted without it, as the one below is on all
+				// of train.
+				pf, err := fitLearner(name, bestH, fit, Xfit, dim)
+				if err != nil {
+					return nil, err
+				}
+				Qf, Cf := predictRows(pf, costFit, fit, Xfit)
+				Qv, Cv := predictRows(pf, costFit, val, Xval)
+				share, vcost, err := calibrateBudget(fit, val, Qf, Cf, Qv, Cv, o.BudgetTarget, o.BudgetEta, o.Seed)
+				if err != nil {
+					return nil, err
+				}
+				if b, err = budgetSpec(train, share, o.BudgetEta); err != nil {
+					return nil, err
+				}
+				lc.BudgetValidationCost = vcost
 			}
-			if lc.Budget, err = budgetRouter(train, test, Qtr, Ctr, Q, C, budget, o.Seed); err != nil {
+			Qtr, Ctr := predictRows(p, cost, train, Xtrain)
+			if lc.Budget, err = budgetRouter(train, test, Qtr, Ctr, Q, C, b, o.Seed); err != nil {
 				return nil, err
 			}
+			lc.Budget.LimitUSD = b.PerRequest
 		}
 		res.Curves = append(res.Curves, lc)
 	}

@@ -18,7 +18,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 args=(benchdata --data routerbench --path "$data" --split 0.7 --seed 1 --seeds 5 --skip-missing
-	--cascade auto --learners task-mean,ridge,mf --budget-share 0.225
+	--cascade auto --learners task-mean,ridge,mf --budget-target 0.25
 	--bandit linucb --bandit-lambda 20)
 ./bin/routelab "${args[@]}" --out "$tmp/gen" >/dev/null
 cmd="routelab ${args[*]/#$data/\$ROUTELAB_DATA/routerbench} --out $out"
@@ -64,23 +64,35 @@ on ARC and Winogrande) does as well as \`mf\` and \`ridge\` (paired
 column). The fixed-model rows and their hull include "always the
 cascade", so every router is compared with it too.
 
-Budget routers are held to 22.5% of gpt-4's mean cost per prompt on the
-70% (the other report uses 25%): the limit is set on the training part,
-where gpt-4's mean cost is about 1% above the test part's, and the dual
-price overshoots a limit by up to about 1.5% on a seed (routerbench-heldout,
-"over limit" column), so a router that must stay within 25% of gpt-4's
-cost on the test part is given 22.5%. The step and hull figures read off
-the λ curve do not depend on it.
+Budget routers are held to a limit calibrated on the training part alone
+(\`--budget-target 0.25\`): for each learner and seed, the learner is
+fitted on the training part without its validation rows (20%, the ones
+that choose its hyper-parameter), and its budget router, warmed up on the
+rest, streams those rows under each limit from 25% of gpt-4's training
+cost down in steps of 0.25 points; the largest limit whose spend there,
+averaged over 4 stream orders, is at most 25% of gpt-4's mean cost on
+those rows is the one the router is held to on the test part. No test
+row informs it. The dual price still overshoots a little on some seeds,
+and gpt-4's mean cost on a seed's test part differs from its training
+part's by about 1%, so single seeds land between 23.3% and 25.5% of
+gpt-4's test cost (the "realised cost" column shows the mean; the "limit"
+column the calibrated limits and their validation spend). The step and
+hull figures read off the λ curve do not depend on it.
 
 Honesty notes: the cascade (two cheap models agreeing, else the
 strongest) was designed after an exploratory look at all rows of the
 three shared tables (what each model answered and scored), not only at
 training rows; the auto rule and its "a tenth of the strongest's cost" cut
-were written once and not tuned. The 22.5% budget was chosen after a run
-at 25% realised 25.2–25.3% of gpt-4's test cost (quality 96.2–96.3%). With
-a cascade among the choices, linucb learning from bandit feedback beats
-every fixed model (the cascade included) on 4 of 5 seeds, against 5 of 5
-without it (routerbench-heldout).
+were written once and not tuned. An earlier version of this report held
+the budget routers to a fixed 22.5% of gpt-4's training cost, a margin
+chosen after a run at 25% realised 25.2–25.3% of gpt-4's test cost: that
+choice looked at test results, so the report now calibrates the limit on
+training rows instead. For comparison, that setting
+(\`--budget-share 0.225\` in place of \`--budget-target 0.25\`) gives mf
+95.8 ± 0.5% of gpt-4's score at 22.7 ± 0.3% of its cost, every seed at or
+below 22.9%. With a cascade among the choices, linucb learning from
+bandit feedback beats every fixed model (the cascade included) on 4 of 5
+seeds, against 5 of 5 without it (routerbench-heldout).
 
 HDR
 	cat "$tmp/gen/report.md" | sed '1,2d'

@@ -47,6 +47,7 @@ type heldoutFlags struct {
 	saveLambda    float64
 	saveBudget    string
 	budgetShare   float64
+	budgetTarget  float64
 	budgetEta     float64
 	logged        loggedFlags
 }
@@ -72,6 +73,7 @@ func addHeldoutFlags(f *pflag.FlagSet, fl *heldoutFlags) {
 	f.Float64Var(&fl.saveLambda, "save-lambda", 20, "held-out mode: the willingness to pay `λ` of the --save-policy router")
 	f.StringVar(&fl.saveBudget, "save-budget", "", "held-out mode: the spend `BUDGET` the --save-policy router enforces per tenant with a dual price on observed spend: USD per request, or per_request=USD,window=1h,limit=USD,eta=E (\"\" = none)")
 	f.Float64Var(&fl.budgetShare, "budget-share", datasets.BudgetShare, "held-out mode: every learner's budget router streams the test part under a spend limit of this `SHARE` of the strongest model's mean cost per prompt on the training part, enforced by a dual price on observed spend (<= 0: none)")
+	f.Float64Var(&fl.budgetTarget, "budget-target", 0, "held-out mode: instead of --budget-share, calibrate each learner's budget-router limit on the validation part of the training part (no test row) so that its spend there stays within this `SHARE` of the strongest model's mean cost (0 = off)")
 	f.Float64Var(&fl.budgetEta, "budget-eta", 0, "held-out mode: the budget routers' dual step (0 = policy.DefaultBudgetEta)")
 	addLoggedFlags(f, &fl.logged)
 	f.BoolVar(&fl.skipMissing, "skip-missing", false, "held-out mode: skip rows with a missing score (counted) instead of failing")
@@ -145,12 +147,15 @@ type heldoutSummary struct {
 	BudgetLimit ival `json:"budget_router_limit_share,omitzero"`
 	// BudgetShare is --budget-share: the limit as a share of the
 	// strongest model's mean cost on the training part.
-	BudgetShare float64         `json:"budget_router_share,omitempty"`
-	BudgetEta   float64         `json:"budget_router_eta,omitempty"`
-	Bandits     []banditSummary `json:"bandits,omitempty"`
-	Logged      []banditSummary `json:"logged,omitempty"`
-	Lambda      float64         `json:"bandit_lambda"`
-	Passes      int             `json:"bandit_passes"`
+	BudgetShare float64 `json:"budget_router_share,omitempty"`
+	// BudgetTarget is --budget-target: each learner's limit calibrated on
+	// the training part's validation rows to spend at most this share.
+	BudgetTarget float64         `json:"budget_router_target,omitempty"`
+	BudgetEta    float64         `json:"budget_router_eta,omitempty"`
+	Bandits      []banditSummary `json:"bandits,omitempty"`
+	Logged       []banditSummary `json:"logged,omitempty"`
+	Lambda       float64         `json:"bandit_lambda"`
+	Passes       int             `json:"bandit_passes"`
 
 	// HullAPGR and HullStrong50 are the hull's APGR and strong-call share
 	// at 50% PGR: with two models, RouteLLM's random router (0.5, 50%).
@@ -182,6 +187,12 @@ type learnerSummary struct {
 	BudgetOver    ival    `json:"budget_router_cost_over_limit,omitzero"`
 	BudgetMaxOver jsonNum `json:"budget_router_max_cost_over_limit,omitempty"`
 	BudgetGain    ival    `json:"budget_router_quality_share_minus_task_mean,omitzero"`
+	// BudgetLimit is the limit the budget router was held to as a share
+	// of the strongest test model's mean cost; BudgetValCost, with
+	// --budget-target, the calibrated router's spend on the validation
+	// part as a share of the strongest model's there.
+	BudgetLimit   ival `json:"budget_router_limit_share,omitzero"`
+	BudgetValCost ival `json:"budget_router_validation_cost_share,omitzero"`
 }
 
 type fixedSummary struct {
@@ -290,7 +301,8 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 		if bshare <= 0 {
 			bshare = -1
 		}
-		res, err := datasets.HeldOut(ctx, train, test, datasets.HeldOutOpts{Text: ts, Learners: learners, Seed: seed, Budget: bshare, BudgetEta: ho.budgetEta})
+		res, err := datasets.HeldOut(ctx, train, test, datasets.HeldOutOpts{Text: ts, Learners: learners, Seed: seed, Budget: bshare,
+			BudgetTarget: ho.budgetTarget, BudgetEta: ho.budgetEta})
 		if err != nil {
 			return err
 		}
@@ -356,7 +368,10 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 	summariseLogged(sum)
 	nameCascades(sum)
 	if sum.BudgetLimit.N > 0 {
-		sum.BudgetShare = ho.budgetShare
+		sum.BudgetShare, sum.BudgetTarget = ho.budgetShare, ho.budgetTarget
+		if ho.budgetTarget > 0 {
+			sum.BudgetShare = 0
+		}
 		sum.BudgetEta = ho.budgetEta
 		if sum.BudgetEta == 0 {
 			sum.BudgetEta = policy.DefaultBudgetEta
@@ -490,19 +505,24 @@ func summarise(sum *heldoutSummary) {
 		ls.Strong50 = meanCI(sh)
 		ls.AtBudgetHull = collect(c.Learner, func(m datasets.Metrics) float64 { return m.AtBudgetHull })
 		if c.Budget != nil {
-			var bq, bc, bo, bg []float64
+			var bq, bc, bo, bg, bl, bv []float64
 			maxOver := math.Inf(-1)
 			for _, r := range sum.Runs {
 				qs, cs := strongQC(r)
 				b := r.Result.Curves[li].Budget
-				over := b.Cost/r.Result.BudgetUSD - 1
+				over := b.Cost/b.LimitUSD - 1
 				bq, bc, bo = append(bq, b.Quality/qs), append(bc, b.Cost/cs), append(bo, over)
+				bl, bv = append(bl, b.LimitUSD/cs), append(bv, r.Result.Curves[li].BudgetValidationCost)
 				maxOver = max(maxOver, over)
 				if simpleBudget >= 0 {
 					bg = append(bg, (b.Quality-r.Result.Curves[simpleBudget].Budget.Quality)/qs)
 				}
 			}
 			ls.BudgetQuality, ls.BudgetCost, ls.BudgetOver, ls.BudgetMaxOver = meanCI(bq), meanCI(bc), meanCI(bo), jsonNum(maxOver)
+			ls.BudgetLimit = meanCI(bl)
+			if slices.ContainsFunc(bv, func(x float64) bool { return x != 0 }) { // calibrated (--budget-target)
+				ls.BudgetValCost = meanCI(bv)
+			}
 			if simpleBudget >= 0 {
 				ls.BudgetGain = meanCI(bg)
 			}
@@ -668,10 +688,19 @@ func writeBudgetTable(out io.Writer, sum *heldoutSummary) error {
 	if sum.BudgetLimit.N == 0 {
 		return nil
 	}
-	fmt.Fprintf(out, "\nbudget router: test prompts streamed in a seeded random order, each routed to argmax predicted score − price·predicted cost; the dual price (eta %g) follows the realised cost of every routed prompt, warmed up by the same stream over the training part (in-sample predictions, recorded costs); limit %s%% of %s's mean cost per prompt (%g%% of its mean cost on the training part). Beside it, read off the λ curve at 25%% of its test cost: step = best single λ point at or below it; hull = randomising between the two λ points around it (a randomised router).\n\n",
-		sum.BudgetEta, ci(sum.BudgetLimit, 100, 1), sum.Strong, 100*sum.BudgetShare)
+	limit := fmt.Sprintf("limit %s%% of %s's mean cost per prompt (%g%% of its mean cost on the training part)", ci(sum.BudgetLimit, 100, 1), sum.Strong, 100*sum.BudgetShare)
+	calibrated := sum.BudgetTarget > 0
+	if calibrated {
+		limit = fmt.Sprintf("each learner's limit calibrated on the training part alone: fitted without its validation rows, the largest limit (in steps of 1%% of the target) whose router spends on those rows, averaged over 4 orders, at most %g%% of %s's mean cost there; column \"limit\": that limit as a share of %s's mean test cost, and its validation spend", 100*sum.BudgetTarget, sum.Strong, sum.Strong)
+	}
+	fmt.Fprintf(out, "\nbudget router: test prompts streamed in a seeded random order, each routed to argmax predicted score − price·predicted cost; the dual price (eta %g) follows the realised cost of every routed prompt, warmed up by the same stream over the training part (in-sample predictions, recorded costs); %s. Beside it, read off the λ curve at 25%% of its test cost: step = best single λ point at or below it; hull = randomising between the two λ points around it (a randomised router).\n\n",
+		sum.BudgetEta, limit)
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "learner\tbudget router quality\trealised cost\tover limit (mean; worst seed)\tvs task-mean (paired)\tstep quality\thull quality (randomised)\t")
+	head := "learner\tbudget router quality\trealised cost\tover limit (mean; worst seed)\tvs task-mean (paired)\tstep quality\thull quality (randomised)\t"
+	if calibrated {
+		head += "limit (validation spend)\t"
+	}
+	fmt.Fprintln(w, head)
 	for _, l := range sum.Learners {
 		if l.BudgetQuality.N == 0 {
 			continue
@@ -680,8 +709,12 @@ func writeBudgetTable(out io.Writer, sum *heldoutSummary) error {
 		if l.BudgetGain.N > 0 && l.Learner != "task-mean" {
 			gain = signedCI(l.BudgetGain, 100, 1) + " pp"
 		}
-		fmt.Fprintf(w, "%s\t%s%%\t%s%%\t%s%%; %+.1f%%\t%s\t%s%%\t%s%%\t\n", l.Learner, ci(l.BudgetQuality, 100, 1), ci(l.BudgetCost, 100, 1),
+		fmt.Fprintf(w, "%s\t%s%%\t%s%%\t%s%%; %+.1f%%\t%s\t%s%%\t%s%%\t", l.Learner, ci(l.BudgetQuality, 100, 1), ci(l.BudgetCost, 100, 1),
 			signedCI(l.BudgetOver, 100, 1), 100*float64(l.BudgetMaxOver), gain, ci(l.AtBudget, 100, 1), ci(l.AtBudgetHull, 100, 1))
+		if calibrated {
+			fmt.Fprintf(w, "%s%% (%s%%)\t", ci(l.BudgetLimit, 100, 1), ci(l.BudgetValCost, 100, 1))
+		}
+		fmt.Fprintln(w)
 	}
 	if err := w.Flush(); err != nil {
 		return err

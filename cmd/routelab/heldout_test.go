@@ -116,6 +116,7 @@ func TestBenchdataHeldoutErrors(t *testing.T) {
 		{"bad split", func(h *heldoutFlags) { h.split = 1.5 }, "split 1.5"},
 		{"bad chars", func(h *heldoutFlags) { h.train, h.test, h.textChars = train, train, "x" }, "--text-chars"},
 		{"unknown learner", func(h *heldoutFlags) { h.train, h.test, h.learners = train, train, "magic" }, `learner "magic"`},
+		{"bad budget target", func(h *heldoutFlags) { h.train, h.test, h.budgetTarget = train, train, -0.5 }, "budget target -0.5"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +128,45 @@ func TestBenchdataHeldoutErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestBenchdataBudgetTarget: --budget-target calibrates each learner's
+// limit on the training part; the summary gives the target, each
+// learner's limit and validation spend, and the text a "limit" column.
+func TestBenchdataBudgetTarget(t *testing.T) {
+	dir := t.TempDir()
+	train, test := filepath.Join(dir, "train.csv"), filepath.Join(dir, "test.csv")
+	writeBench(t, train, 120, 0)
+	writeBench(t, test, 30, 1000)
+	ho := heldoutFlags{train: train, test: test, seeds: 2, learners: "task-mean,ridge", textBuckets: 64, textWords: 1,
+		budgetShare: datasets.BudgetShare, budgetTarget: 0.2, banditBuckets: 16, banditPasses: 1}
+	var out bytes.Buffer
+	require.NoError(t, runBenchdata(context.Background(), benchdataFlags{data: "routerbench", seed: 1, json: true, ho: ho}, &out))
+	type iv struct {
+		Mean *float64 `json:"mean"`
+	}
+	var got struct {
+		Target   float64 `json:"budget_router_target"`
+		Share    float64 `json:"budget_router_share"`
+		Learners []struct {
+			Limit   iv `json:"budget_router_limit_share"`
+			ValCost iv `json:"budget_router_validation_cost_share"`
+		} `json:"learners"`
+	}
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got), out.String())
+	assert.Equal(t, 0.2, got.Target)
+	assert.Zero(t, got.Share, "no fixed share when calibrated")
+	require.Len(t, got.Learners, 2)
+	for _, l := range got.Learners {
+		require.NotNil(t, l.Limit.Mean)
+		require.NotNil(t, l.ValCost.Mean)
+		assert.LessOrEqual(t, *l.ValCost.Mean, 0.2+1e-9, "validation spend within the target")
+		assert.Greater(t, *l.Limit.Mean, 0.0)
+	}
+	out.Reset()
+	require.NoError(t, runBenchdata(context.Background(), benchdataFlags{data: "routerbench", seed: 1, ho: ho}, &out))
+	assert.Contains(t, out.String(), "limit (validation spend)")
+	assert.Contains(t, out.String(), "each learner's limit calibrated on the training part alone")
 }
 
 // TestSavedRouterServedByGateway: benchdata --save-policy writes a

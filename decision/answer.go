@@ -16,7 +16,8 @@ import (
 // "B", "B)", "(B)", "B.", "B: Logan", "B\n…" — is the multiple-choice
 // answer "choice:B". Any other answer is its text, case-folded, with runs
 // of white space made one space and trailing full stops dropped:
-// "text:…". An empty or all-blank answer is "" and agrees with nothing.
+// "text:…". An empty or all-blank answer, or one of only full stops, is
+// "" and agrees with nothing.
 func AnswerKey(answer string) string {
 	s := strings.TrimSpace(answer)
 	if s == "" {

@@ -172,7 +172,7 @@ func fixedMeans(t *Table) []Point {
 	for m := range fixed {
 		fixed[m].Quality /= n
 		fixed[m].Cost /= n
-		fixed[m].Cascade = m >= k-len(t.Cascades)
+		fixed[m].Cascade = m >= t.SingleModels()
 	}
 	return fixed
 }

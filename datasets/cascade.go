@@ -25,8 +25,7 @@ func ParseCascade(s string) (Cascade, error) { return decision.ParseCascade(s) }
 // and the strongest model (highest mean score) is escalated to. It is an
 // error when fewer than two models are that cheap.
 func AutoCascade(t *Table) (Cascade, error) {
-	single := len(t.Models) - len(t.Cascades)
-	fixed := fixedMeans(t)[:single]
+	fixed := fixedMeans(t)[:t.SingleModels()]
 	strong, _ := Strongest(fixed)
 	var cheap []int
 	for m, f := range fixed {
@@ -71,8 +70,8 @@ func (t *Table) AddCascades(cs []Cascade) error {
 		if slices.Contains(t.Models, c.Name()) || slices.ContainsFunc(cs[:i], func(o Cascade) bool { return o.Name() == c.Name() }) {
 			return fmt.Errorf("cascade %s: already a model of %s", c.Name(), t.Name)
 		}
-		single := len(t.Models) - len(t.Cascades)
-		for _, m := range append(slices.Clone(c.Agree), c.Escalate) {
+		single := t.SingleModels()
+		for _, m := range c.Members() {
 			j := slices.Index(t.Models, m)
 			switch {
 			case j < 0:

@@ -33,6 +33,10 @@ type Table struct {
 	Cascades []Cascade
 }
 
+// SingleModels is how many of Models are single models: the first ones,
+// before the cascades.
+func (t *Table) SingleModels() int { return len(t.Models) - len(t.Cascades) }
+
 // Row is one prompt's outcome for every model of its Table.
 type Row struct {
 	// ID is the benchmark's sample id (RouterBench) or "subject/index"

@@ -24,6 +24,12 @@ func (c Cascade) Name() string {
 	return "cascade(" + strings.Join(c.Agree, "+") + ">" + c.Escalate + ")"
 }
 
+// Members are every model the cascade may ask: the agree models, then
+// the escalate model (a new slice).
+func (c Cascade) Members() []string {
+	return append(slices.Clone(c.Agree), c.Escalate)
+}
+
 // ParseCascade reads "A+B>C" (agree on A and B, else escalate to C).
 // Model names may not hold '+' or '>'.
 func ParseCascade(s string) (Cascade, error) {
@@ -44,7 +50,7 @@ func (c Cascade) Validate() error {
 	if len(c.Agree) < 2 {
 		return fmt.Errorf("cascade %s: needs at least two models to agree, has %d", c.Name(), len(c.Agree))
 	}
-	all := append(slices.Clone(c.Agree), c.Escalate)
+	all := c.Members()
 	for i, m := range all {
 		if m == "" {
 			return fmt.Errorf("cascade %s: empty model name", c.Name())

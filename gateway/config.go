@@ -882,14 +882,21 @@ func (c *Config) validateCascade(path string, m *ModelConfig) error {
 	if err := m.Cascade.Validate(); err != nil {
 		return fmt.Errorf("%s.cascade: %w", path, err)
 	}
-	for _, id := range append(slices.Clone(m.Cascade.Agree), m.Cascade.Escalate) {
-		i := slices.IndexFunc(c.Models, func(x ModelConfig) bool { return x.ID == id })
-		switch {
-		case i < 0:
+	for _, id := range m.Cascade.Members() {
+		switch mm := c.model(id); {
+		case mm == nil:
 			return fmt.Errorf("%s.cascade: %q is not a model of the catalogue", path, id)
-		case c.Models[i].Cascade != nil:
+		case mm.Cascade != nil:
 			return fmt.Errorf("%s.cascade: %q is itself a cascade; members must be provider models", path, id)
 		}
+	}
+	return nil
+}
+
+// model is the catalogue model id (nil when there is none).
+func (c *Config) model(id string) *ModelConfig {
+	if i := slices.IndexFunc(c.Models, func(x ModelConfig) bool { return x.ID == id }); i >= 0 {
+		return &c.Models[i]
 	}
 	return nil
 }
@@ -908,12 +915,11 @@ func (c *Config) catalogueTerms(m *ModelConfig) (priceIn, priceOut float64, wind
 	}
 	var sumIn, sumOut float64
 	minWindow := 0
-	for _, id := range append(slices.Clone(m.Cascade.Agree), m.Cascade.Escalate) {
-		i := slices.IndexFunc(c.Models, func(x ModelConfig) bool { return x.ID == id })
-		if i < 0 {
+	for _, id := range m.Cascade.Members() {
+		mm := c.model(id)
+		if mm == nil {
 			continue // validated: not reached
 		}
-		mm := &c.Models[i]
 		sumIn += mm.PriceIn
 		sumOut += mm.PriceOut
 		if w := mm.ContextWindow; w > 0 && (minWindow == 0 || w < minWindow) {

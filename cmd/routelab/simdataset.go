@@ -131,7 +131,7 @@ func runSimDataset(ctx context.Context, fl simFlags, out io.Writer) error {
 	}
 	// Single models only: a cascade (--cascade) is not one.
 	best, cheap := 0, 0
-	for m, f := range r.Fixed[:len(r.Fixed)-len(tb.Cascades)] {
+	for m, f := range r.Fixed[:tb.SingleModels()] {
 		if f.MeanScore > r.Fixed[best].MeanScore {
 			best = m
 		}

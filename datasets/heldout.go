@@ -195,7 +195,7 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 		if err != nil {
 			return nil, err
 		}
-		bestH, bestMSE, err := chooseHyperMSE(name, grid, fit, val, Xfit, Xval, dim)
+		bestH, bestMSE, pf, err := chooseHyperMSE(name, grid, fit, val, Xfit, Xval, dim)
 		if err != nil {
 			return nil, err
 		}
@@ -210,12 +210,8 @@ func HeldOut(ctx context.Context, train, test *Table, o HeldOutOpts) (*HeldOutRe
 			b := budget
 			if o.BudgetTarget > 0 {
 				// The limit is calibrated on the validation part, by the
-				// learner fitted without it, as the one below is on all
-				// of train.
-				pf, err := fitLearner(name, bestH, fit, Xfit, dim)
-				if err != nil {
-					return nil, err
-				}
+				// chosen learner as fitted without it (pf), as the one
+				// below is on all of train.
 				Qf, Cf := predictRows(pf, costFit, fit, Xfit)
 				Qv, Cv := predictRows(pf, costFit, val, Xval)
 				share, vcost, err := calibrateBudget(fit, val, Qf, Cf, Qv, Cv, o.BudgetTarget, o.BudgetEta, o.Seed)

@@ -552,18 +552,21 @@ func FitRouter(train *Table, ts policy.TextSpec, learner string, ro policy.Linea
 // the one with the lowest mean squared error of predicted quality on val,
 // and that error.
 func chooseHyper(learner string, grid []hyper, fit, val *Table, enc *policy.FeatureEncoder) (hyper, error) {
-	h, _, err := chooseHyperMSE(learner, grid, fit, val, encodeRows(fit, enc), encodeRows(val, enc), enc.Dim())
+	h, _, _, err := chooseHyperMSE(learner, grid, fit, val, encodeRows(fit, enc), encodeRows(val, enc), enc.Dim())
 	return h, err
 }
 
-func chooseHyperMSE(learner string, grid []hyper, fit, val *Table, Xfit, Xval []spVec, dim int) (hyper, float64, error) {
+// chooseHyperMSE is chooseHyper on encoded rows; it also returns the
+// chosen learner as fitted on fit.
+func chooseHyperMSE(learner string, grid []hyper, fit, val *Table, Xfit, Xval []spVec, dim int) (hyper, float64, predictor, error) {
 	k := len(fit.Models)
 	q := make([]float64, k)
 	bestH, bestMSE := grid[0], math.Inf(1)
+	var best predictor
 	for _, h := range grid {
 		p, err := fitLearner(learner, h, fit, Xfit, dim)
 		if err != nil {
-			return h, 0, err
+			return h, 0, nil, err
 		}
 		mse := 0.0
 		for r, x := range Xval {
@@ -575,8 +578,12 @@ func chooseHyperMSE(learner string, grid []hyper, fit, val *Table, Xfit, Xval []
 		}
 		mse /= float64(max(len(Xval)*k, 1))
 		if mse < bestMSE {
-			bestH, bestMSE = h, mse
+			bestH, bestMSE, best = h, mse, p
 		}
 	}
-	return bestH, bestMSE, nil
+	if best == nil { // no finite error: grid[0], as chosen
+		p, err := fitLearner(learner, bestH, fit, Xfit, dim)
+		return bestH, bestMSE, p, err
+	}
+	return bestH, bestMSE, best, nil
 }

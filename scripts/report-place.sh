@@ -1,4 +1,16 @@
-# Sourced by the report scripts. place_report OUT GEN [--check]: with
+# Sourced by the report scripts.
+
+# put_header MD: replaces MD's first two lines (the generated title) by
+# the text on standard input.
+put_header() {
+	{
+		cat
+		sed '1,2d' "$1"
+	} >"$1.full"
+	mv "$1.full" "$1"
+}
+
+# place_report OUT GEN [--check]: with
 # --check, fails (status 1) when GEN, a regenerated report file or
 # directory, differs from the committed OUT; otherwise replaces OUT with GEN.
 place_report() {

@@ -64,7 +64,8 @@ func BenchmarkThroughput(b *testing.B) {
 	for i := range pool {
 		pool[i] = genRecord(rng, i, time.Microsecond)
 	}
-	w := mustWriter(b, WriterOpts{Root: b.TempDir(), Full: FullBlock})
+	root := b.TempDir()
+	w := mustWriter(b, WriterOpts{Root: root, Full: FullBlock})
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -75,8 +76,16 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	require.NoError(b, w.Close())
 	el := time.Since(start)
+	b.StopTimer()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
 	require.Equal(b, uint64(b.N), w.Stats().Committed)
+	var size int64
+	for _, p := range listDecisionFiles(b, root) {
+		st, err := os.Stat(p)
+		require.NoError(b, err)
+		size += st.Size()
+	}
+	b.ReportMetric(float64(size)/float64(b.N), "file-B/row")
 }
 
 // TestThroughput10M writes 10M rows with FullBlock and reports rows/s and

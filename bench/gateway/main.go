@@ -295,6 +295,37 @@ func (p *proc) cpu() (time.Duration, error) {
 	return time.Duration(ut+st) * time.Second / hz, nil
 }
 
+// machineCPU returns the machine's idle and total CPU time in clock
+// ticks, from the first line of /proc/stat (idle counts iowait).
+func machineCPU() (idle, total uint64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseProcStat(string(b))
+}
+
+func parseProcStat(s string) (idle, total uint64, err error) {
+	line, _, _ := strings.Cut(s, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: first line %q is not the cpu totals", line)
+	}
+	// user nice system idle iowait irq softirq steal (guest time is
+	// already counted in user).
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: cpu field %d %q: %w", i+1, v, err)
+		}
+		total += n
+		if i == 3 || i == 4 {
+			idle += n
+		}
+	}
+	return idle, total, nil
+}
+
 func attack(target string, rate int, d time.Duration) vegeta.Metrics {
 	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodPost, URL: target + "/v1/chat/completions", Body: requestBody,
 		Header: http.Header{"Content-Type": {"application/json"}}})
@@ -455,6 +486,7 @@ func measure(t target, rate int, d time.Duration) Result {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "warning:", err)
 	}
+	i0, n0, errIdle := machineCPU()
 	m := attack(t.url, rate, d)
 	r := Result{Target: t.name, Rate: rate, Requests: m.Requests, Achieved: m.Rate, Throughput: m.Throughput,
 		Codes: m.StatusCodes, P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99, Max: m.Latencies.Max}
@@ -467,6 +499,10 @@ func measure(t target, rate int, d time.Duration) Result {
 		fmt.Fprintln(os.Stderr, "warning:", err)
 	} else if m.Requests > 0 && c0 > 0 {
 		r.CPUPerReq = (c1 - c0) / time.Duration(m.Requests)
+	}
+	if i1, n1, err := machineCPU(); err == nil && errIdle == nil && n1 > n0 {
+		idle := float64(i1-i0) / float64(n1-n0)
+		r.MachineIdle = &idle
 	}
 	if _, rss, err := t.p.mem(); err == nil {
 		r.RSS = rss

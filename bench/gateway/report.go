@@ -44,6 +44,31 @@ type Result struct {
 	CPUPerReq  time.Duration  `json:"cpu_per_request_ns"`
 	// RSS is the process's resident set (VmRSS, bytes) right after the attack.
 	RSS int64 `json:"rss_bytes"`
+	// MachineIdle is the share of the machine's CPU time left idle during
+	// the attack (/proc/stat; every process, the load generator's too).
+	// Near 0 the machine was saturated: what falls behind then depends on
+	// the scheduler as much as on the target.
+	MachineIdle *float64 `json:"machine_idle_share,omitempty"`
+}
+
+// saturatedIdle is the idle share under which a phase counts as run on a
+// saturated machine.
+const saturatedIdle = 0.05
+
+// saturation says, for a check's detail, that the gateway's phase ran on
+// a saturated machine; "" otherwise.
+func saturation(g Result) string {
+	if g.MachineIdle == nil || *g.MachineIdle >= saturatedIdle {
+		return ""
+	}
+	return fmt.Sprintf(" [machine saturated: %.1f%% idle during the gateway's phase]", 100**g.MachineIdle)
+}
+
+func idlePct(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", 100**v)
 }
 
 // Check is one of the issue's targets, judged on this run.
@@ -143,7 +168,7 @@ func checks(rep Report) []Check {
 		if f, ok := find(rep.Results, k, "floor", 5000); ok {
 			if g, ok := find(rep.Results, k, "gateway", 5000); ok {
 				name := fmt.Sprintf("rep %d: 5000/s with 0 errors and p99 < 50 ms", k)
-				detail := fmt.Sprintf("gateway %d errors, p99 %s ms; floor %d errors, p99 %s ms", g.Errors, ms(g.P99), f.Errors, ms(f.P99))
+				detail := fmt.Sprintf("gateway %d errors, p99 %s ms; floor %d errors, p99 %s ms", g.Errors, ms(g.P99), f.Errors, ms(f.P99)) + saturation(g)
 				if f.Errors == 0 && f.P99 < 50*time.Millisecond {
 					add(name, detail, g.Errors == 0 && g.P99 < 50*time.Millisecond)
 				} else {
@@ -156,7 +181,7 @@ func checks(rep Report) []Check {
 			g, ok2 := find(rep.Results, k, "gateway", rate)
 			if ok1 && ok2 && f.CPUPerReq > 0 {
 				add(fmt.Sprintf("rep %d: CPU/request @%d/s <= 1.15x floor", k, rate),
-					fmt.Sprintf("gateway %s µs, floor %s µs (%s×)", us(g.CPUPerReq), us(f.CPUPerReq), ratio(g.CPUPerReq, f.CPUPerReq)),
+					fmt.Sprintf("gateway %s µs, floor %s µs (%s×)", us(g.CPUPerReq), us(f.CPUPerReq), ratio(g.CPUPerReq, f.CPUPerReq))+saturation(g),
 					float64(g.CPUPerReq) <= 1.15*float64(f.CPUPerReq))
 			}
 		}
@@ -190,14 +215,14 @@ func report(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "\n## Gateway benchmark (%v per target and rate, %d repetition(s), loopback, vegeta open loop)\n", rep.Duration, rep.Reps)
 	fmt.Fprintf(w, "load average: %s at the start, %s at the end\n\n", rep.LoadBefore, rep.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "rep\ttarget\trate/s\tachieved/s\terrors\tp50 ms\tp90 ms\tp99 ms\tmax ms\tadded p50 ms\tCPU µs/req\tRSS MiB\t")
+	fmt.Fprintln(tw, "rep\ttarget\trate/s\tachieved/s\terrors\tp50 ms\tp90 ms\tp99 ms\tmax ms\tadded p50 ms\tCPU µs/req\tRSS MiB\tidle %\t")
 	for _, r := range rep.Results {
 		added := "-"
 		if r.Target != "direct" {
 			added = ms(r.AddedP50)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Rep, r.Target, r.Rate, r.Achieved, r.Errors,
-			ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), added, us(r.CPUPerReq), mib(r.RSS))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Rep, r.Target, r.Rate, r.Achieved, r.Errors,
+			ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), added, us(r.CPUPerReq), mib(r.RSS), idlePct(r.MachineIdle))
 	}
 	tw.Flush()
 

@@ -359,8 +359,8 @@ func runHeldout(ctx context.Context, fl benchdataFlags, reg *policy.Registry, ou
 			return err
 		}
 		sum.Seeds = append(sum.Seeds, seed)
-		if n := len(train.Cascades); n > 0 {
-			sum.Cascades = append(sum.Cascades, train.Models[len(train.Models)-n:])
+		if len(train.Cascades) > 0 {
+			sum.Cascades = append(sum.Cascades, train.Models[train.SingleModels():])
 		}
 		sum.Runs = append(sum.Runs, run)
 	}
